@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates the demo prompts: espeak-ng speaks, sox converts to 8 kHz mono 16-bit PCM.
+# sox -D (no dither) keeps the output identical from run to run.
+set -euo pipefail
+cd "$(dirname "$0")"
+say() {
+  local name=$1 text=$2 tmp
+  tmp=$(mktemp --suffix=.wav)
+  espeak-ng -v en-us -s 165 -w "$tmp" "$text"
+  sox -D "$tmp" -r 8000 -c 1 -b 16 -e signed-integer "$name.wav"
+  rm -f "$tmp"
+}
+say welcome "Welcome to Acme support. You can press zero at any time to speak to a person."
+say main_menu "For sales, press 1. For billing, press 2. For our opening hours, press 3. To speak to a person, press 0, or stay on the line."
+say invalid "Sorry, that is not an option."
+say hours "We are open Monday to Thursday from nine to six, and Friday from nine to five, Madrid time."
+say anything_else "To go back to the main menu, press 1. To end the call, press 9. Or stay on the line for a person."
+say after_hours "We are closed right now. To leave a message, press 1. To have us call you back, press 2."
+say leave_message "Please leave your message after the tone, and we will call you back."
+say callback_confirm "Thank you. We will call you back as soon as a person is free."
+say goodbye "Thank you for calling Acme. Goodbye."
+say enter_account "Please type your account number, then press the hash key. Press zero to speak to a person."
+# Hold music: a gentle repeating chord, 8 seconds.
+sox -D -n -r 8000 -c 1 -b 16 -e signed-integer hold.wav \
+  synth 2 sine 392 sine 494 sine 587 remix - fade 0.2 2 0.2 gain -12 repeat 3

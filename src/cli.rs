@@ -1,0 +1,263 @@
+//! The commands behind `hotline validate | simulate | graph`: argument handling, loading, and
+//! mapping results to the exit codes of SPEC §1.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use jiff::Timestamp;
+
+use crate::config::Loaded;
+use crate::engine::simulate;
+use crate::flow::check::{self, Context};
+use crate::flow::load;
+use crate::flow::report::{self, Format};
+use crate::flow::{FlowSet, Severity, render};
+
+/// What a command ends with: its output and exit code.
+pub struct Exit {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exit {
+    fn usage(msg: impl Into<String>) -> Exit {
+        Exit {
+            code: 2,
+            stdout: String::new(),
+            stderr: format!("hotline: {}\n", msg.into()),
+        }
+    }
+}
+
+fn context(config: Option<&Loaded>, max_steps: Option<u32>) -> Context {
+    Context {
+        queues: config.map(|c| c.queue_names().into_iter().collect::<HashSet<_>>()),
+        calendars: config.map(|c| c.calendars.keys().cloned().collect()),
+        max_steps,
+    }
+}
+
+pub struct Validated {
+    pub set: FlowSet,
+    pub diagnostics: Vec<crate::flow::Diagnostic>,
+    pub summaries: Vec<check::FlowSummary>,
+    pub files: Vec<String>,
+}
+
+/// Loads and checks flows: the work of `validate`, shared with `simulate` and `serve`.
+pub fn validate_paths(
+    paths: &[PathBuf],
+    config: Option<&Loaded>,
+    max_steps: Option<u32>,
+) -> Result<Validated, load::LoadError> {
+    let files = load::collect_files(paths)?;
+    let prompts = config.map(|c| c.config.paths.prompts.as_path());
+    let (set, mut diagnostics) = load::load_files(&files, prompts);
+    let report = check::check(&set, &context(config, max_steps));
+    diagnostics.extend(report.diagnostics);
+    check::sort(&mut diagnostics);
+    let files = files
+        .iter()
+        .filter(|f| f.1)
+        .map(|f| f.0.display().to_string())
+        .collect();
+    Ok(Validated {
+        set,
+        diagnostics,
+        summaries: report.summaries,
+        files,
+    })
+}
+
+pub fn validate(
+    paths: Vec<PathBuf>,
+    config: Option<&Path>,
+    max_steps: Option<u32>,
+    format: Format,
+) -> Exit {
+    let config = match Loaded::find(config) {
+        Ok(c) => c,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    if max_steps == Some(0) {
+        return Exit::usage("--max-steps must be at least 1");
+    }
+    let paths = if paths.is_empty() {
+        vec![
+            config
+                .as_ref()
+                .map_or(PathBuf::from("flows"), |c| c.config.paths.flows.clone()),
+        ]
+    } else {
+        paths
+    };
+    let v = match validate_paths(&paths, config.as_ref(), max_steps) {
+        Ok(v) => v,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    let (errors, _) = report::counts(&v.diagnostics);
+    let stdout = match format {
+        Format::Text => report::text(&v.diagnostics, &v.summaries, v.files.len()),
+        Format::Json => report::json(&v.diagnostics),
+        Format::Junit => report::junit(&v.diagnostics, &v.files),
+        Format::Github => report::github(&v.diagnostics),
+    };
+    Exit {
+        code: i32::from(errors > 0),
+        stdout,
+        stderr: String::new(),
+    }
+}
+
+/// A flow file path, or a flow name under the flows folder.
+fn flow_file(reference: &str, config: Option<&Loaded>) -> Result<PathBuf, String> {
+    let p = PathBuf::from(reference);
+    if p.is_file() {
+        return Ok(p);
+    }
+    if reference.ends_with(".toml") || reference.contains('/') {
+        return Err(format!("{reference}: no such flow file"));
+    }
+    let dir = config.map_or(PathBuf::from("flows"), |c| c.config.paths.flows.clone());
+    let f = dir.join(format!("{reference}.toml"));
+    if f.is_file() {
+        Ok(f)
+    } else {
+        Err(format!(
+            "no flow \"{reference}\": {} does not exist",
+            f.display()
+        ))
+    }
+}
+
+fn parse_at(s: &str) -> Result<Timestamp, String> {
+    s.parse::<Timestamp>()
+        .or_else(|_| s.parse::<jiff::Zoned>().map(|z| z.timestamp()))
+        .map_err(|_| format!("--at \"{s}\" is not a time like 2026-11-23T10:00:00+01:00"))
+}
+
+/// Loads one flow (with its neighbours) for simulate and graph; errors are for the caller.
+fn load_one(file: &Path, config: Option<&Loaded>) -> Result<Validated, Exit> {
+    validate_paths(&[file.to_path_buf()], config, None).map_err(|e| Exit::usage(e.to_string()))
+}
+
+#[allow(clippy::disallowed_methods)] // the edge: the default --at is the real clock
+pub fn simulate(
+    flow: &str,
+    input: Option<&str>,
+    at: Option<&str>,
+    config: Option<&Path>,
+    json: bool,
+) -> Exit {
+    let found = match Loaded::find(config) {
+        Ok(c) => c,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    let file = match flow_file(flow, found.as_ref()) {
+        Ok(f) => f,
+        Err(e) => return Exit::usage(e),
+    };
+    let script = match simulate::parse_script(input.unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => return Exit::usage(e),
+    };
+    let wall = match at.map(parse_at).transpose() {
+        Ok(t) => t.unwrap_or_else(Timestamp::now),
+        Err(e) => return Exit::usage(e),
+    };
+    let v = match load_one(&file, found.as_ref()) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let errors: Vec<_> = v
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        let mut stderr = report::text(&errors, &[], 1);
+        stderr.push_str("hotline: the flow is invalid; fix it before simulating\n");
+        return Exit {
+            code: 1,
+            stdout: String::new(),
+            stderr,
+        };
+    }
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(line) = v.set.flow_by_name(&name) else {
+        return Exit::usage(format!("{}: no flow loaded", file.display()));
+    };
+    let calendars = found
+        .map(|c| c.calendars)
+        .unwrap_or_else(|| Loaded::embedded().calendars);
+    let run = simulate::run(&v.set, &calendars, line, &script, wall, Instant::now());
+    let stdout = if json {
+        serde_json::to_string_pretty(&run.to_json()).unwrap_or_default() + "\n"
+    } else {
+        let mut s = format!("path: {}\n", report::path_text(&run.path));
+        s.push_str(&format!(
+            "outcome: {} at {} after {} step{} and {:.1} s\n",
+            run.outcome.as_str(),
+            run.node,
+            run.steps,
+            if run.steps == 1 { "" } else { "s" },
+            run.seconds
+        ));
+        if run.escape {
+            s.push_str("the caller pressed the escape digit\n");
+        }
+        if run.watchdog {
+            s.push_str("the watchdog stepped in and sent the caller to a live human\n");
+        }
+        for (k, val) in &run.variables {
+            s.push_str(&format!("variable {k} = {val}\n"));
+        }
+        s
+    };
+    Exit {
+        code: 0,
+        stdout,
+        stderr: String::new(),
+    }
+}
+
+pub fn graph(file: &Path, format: render::Format) -> Exit {
+    if !file.is_file() {
+        return Exit::usage(format!("{}: no such flow file", file.display()));
+    }
+    let v = match load_one(file, None) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(flow) = v
+        .set
+        .flow_by_name(&name)
+        .filter(|&f| v.set.flows[f].reported)
+    else {
+        let errors = report::text(&v.diagnostics, &[], 1);
+        return Exit {
+            code: 2,
+            stdout: String::new(),
+            stderr: format!("{errors}hotline: cannot draw {}\n", file.display()),
+        };
+    };
+    let stdout = match format {
+        render::Format::Dot => render::dot(&v.set, flow),
+        render::Format::Mermaid => render::mermaid(&v.set, flow),
+    };
+    Exit {
+        code: 0,
+        stdout,
+        stderr: String::new(),
+    }
+}

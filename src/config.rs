@@ -1,0 +1,311 @@
+//! `hotline.toml`: the server's config (SPEC §4). With no file, the embedded demo config is
+//! used so `hotline serve` in the repository root answers the demo line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::flow::calendar::Calendar;
+
+/// The demo line's config, used when no `hotline.toml` exists.
+pub const EMBEDDED: &str = include_str!("../examples/hotline.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sip: Sip,
+    pub rtp: Rtp,
+    pub http: Http,
+    pub paths: Paths,
+    pub lines: BTreeMap<String, String>,
+    pub routing: Routing,
+    pub agents: Vec<Agent>,
+    pub queues: Vec<Queue>,
+    pub calendars: BTreeMap<String, CalendarConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: Sip::default(),
+            rtp: Rtp::default(),
+            http: Http::default(),
+            paths: Paths::default(),
+            lines: BTreeMap::from([("default".to_string(), "main".to_string())]),
+            routing: Routing::default(),
+            agents: Vec::new(),
+            queues: Vec::new(),
+            calendars: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    pub listen: String,
+    pub domain: String,
+    pub advertise: String,
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        Sip {
+            listen: "127.0.0.1:5060".into(),
+            domain: "hotline.local".into(),
+            advertise: "127.0.0.1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rtp {
+    pub address: String,
+    pub ports: [u16; 2],
+}
+
+impl Default for Rtp {
+    fn default() -> Self {
+        Rtp {
+            address: "127.0.0.1".into(),
+            ports: [20000, 29999],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: String,
+    pub token_env: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: "127.0.0.1:8080".into(),
+            token_env: "HOTLINE_TOKEN".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    pub flows: PathBuf,
+    pub prompts: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            flows: "flows".into(),
+            prompts: "prompts".into(),
+            data: "data".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    pub ready_on_register: bool,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            ready_on_register: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub id: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub skills: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    pub name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_s: u32,
+    #[serde(default = "default_wrap_up")]
+    pub wrap_up_s: u32,
+}
+
+fn default_strategy() -> String {
+    "longest-idle".into()
+}
+fn default_ring_timeout() -> u32 {
+    15
+}
+fn default_wrap_up() -> u32 {
+    10
+}
+
+const STRATEGIES: [&str; 5] = [
+    "longest-idle",
+    "round-robin",
+    "fewest-calls",
+    "skill-weighted",
+    "ring-all",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    pub timezone: String,
+    #[serde(default)]
+    pub open: BTreeMap<String, String>,
+    #[serde(default)]
+    pub closed_dates: Vec<String>,
+}
+
+/// A config file that could not be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A parsed config with the calendars built and paths made absolute against its folder.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The file it came from; `None` for the embedded defaults.
+    pub file: Option<PathBuf>,
+    pub calendars: HashMap<String, Calendar>,
+}
+
+impl Loaded {
+    /// `--config FILE`, else `hotline.toml` in the working directory, else nothing.
+    pub fn find(explicit: Option<&Path>) -> Result<Option<Loaded>, ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("hotline.toml");
+                if !p.exists() {
+                    return Ok(None);
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("{}: cannot read the config: {e}", path.display())))?;
+        Loaded::parse(&text, Some(path)).map(Some)
+    }
+
+    /// The demo defaults, relative to the working directory.
+    pub fn embedded() -> Loaded {
+        // The embedded file is tested to parse; failing here is a build mistake.
+        Loaded::parse(EMBEDDED, None).expect("the embedded config parses")
+    }
+
+    pub fn parse(text: &str, file: Option<PathBuf>) -> Result<Loaded, ConfigError> {
+        let name = file
+            .as_ref()
+            .map_or("<embedded hotline.toml>".to_string(), |p| {
+                p.display().to_string()
+            });
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| crate::flow::source::Source::new(&name, text.to_string()).pos(s.start));
+            let loc = at.map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
+            ConfigError(format!("{name}{loc}: {}", e.message()))
+        })?;
+        let mut calendars = HashMap::new();
+        for (cal_name, c) in &config.calendars {
+            let open: Vec<(String, String)> =
+                c.open.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+            let cal = Calendar::new(&c.timezone, &open, &c.closed_dates)
+                .map_err(|e| ConfigError(format!("{name}: calendar \"{cal_name}\": {e}")))?;
+            calendars.insert(cal_name.clone(), cal);
+        }
+        for q in &config.queues {
+            if !STRATEGIES.contains(&q.strategy.as_str()) {
+                return Err(ConfigError(format!(
+                    "{name}: queue \"{}\": unknown strategy \"{}\" (one of {})",
+                    q.name,
+                    q.strategy,
+                    STRATEGIES.join(", ")
+                )));
+            }
+        }
+        if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
+            for p in [
+                &mut config.paths.flows,
+                &mut config.paths.prompts,
+                &mut config.paths.data,
+            ] {
+                if p.is_relative() && !dir.as_os_str().is_empty() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(Loaded {
+            config,
+            file,
+            calendars,
+        })
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        self.config.queues.iter().map(|q| q.name.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_parses_and_has_the_demo_queues() {
+        let c = Loaded::embedded();
+        assert!(!c.config.queues.is_empty());
+        assert!(c.calendars.contains_key("business"));
+        assert_eq!(
+            c.config.lines.get("default").map(String::as_str),
+            Some("main")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_calendars_are_reported_with_their_place() {
+        let e = Loaded::parse("[sip]\nlisen = \"x\"\n", Some("h.toml".into())).unwrap_err();
+        assert!(e.0.starts_with("h.toml:2:1"), "{e}");
+        let e = Loaded::parse(
+            "[calendars.b]\ntimezone = \"Nowhere/Town\"\n",
+            Some("h.toml".into()),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("Nowhere/Town"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = Loaded::parse(
+            "[paths]\nflows = \"f\"\n",
+            Some("/etc/hotline/h.toml".into()),
+        )
+        .unwrap();
+        assert_eq!(c.config.paths.flows, PathBuf::from("/etc/hotline/f"));
+        assert_eq!(
+            c.config.paths.prompts,
+            PathBuf::from("/etc/hotline/prompts")
+        );
+    }
+}

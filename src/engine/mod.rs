@@ -1,0 +1,718 @@
+//! The call-flow interpreter: one `Call` per phone call, a pure state machine.
+//! `handle(event, now)` returns what to do; `poll_timeout()` says when to call back with
+//! `Event::Timeout`. It owns retries, timeouts, type-ahead, the escape digit and the watchdog,
+//! so the validator's promises hold on a live line. No clock, no IO.
+
+pub mod simulate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::flow::calendar::Calendar;
+use crate::flow::model::{Class, FlowSet, NodeId, Prompt, Target};
+use crate::flow::node::NodeKind;
+
+/// What happened on the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The call was answered; `wall` is the wall-clock time, for schedules.
+    Start {
+        wall: Timestamp,
+    },
+    /// The prompts of the last `Play` finished.
+    PromptFinished,
+    /// A key from the keypad (RFC 4733, SIP INFO or in-band).
+    Digit(char),
+    /// `poll_timeout()` has passed.
+    Timeout,
+    CallerHangup,
+    /// The queue's wait ran out, or no agent is logged in.
+    QueueTimedOut,
+    TransferFailed,
+    /// A live human answered (queue or transfer).
+    Connected,
+    /// The voicemail was recorded, or the callback stored and confirmed.
+    Finished,
+}
+
+/// What the call needs done, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Play these prompts in order, replacing anything playing.
+    Play(Vec<String>),
+    StopPlayback,
+    EnterQueue {
+        queue: String,
+        priority: u32,
+        max_wait_s: u32,
+        announce_position_every_s: u32,
+        offer_callback_after_s: u32,
+    },
+    Transfer {
+        to: String,
+        ring_timeout_s: u32,
+    },
+    RecordVoicemail {
+        mailbox: String,
+        prompts: Vec<String>,
+        max_length_s: u32,
+    },
+    /// Store the request durably, then play `prompts`, then report `Finished`.
+    RegisterCallback {
+        queue: String,
+        prompts: Vec<String>,
+    },
+    Hangup,
+}
+
+/// How a call ended up, as `simulate` and the call records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Queue,
+    Transfer,
+    Voicemail,
+    Callback,
+    Hangup,
+    CallerHangup,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Queue => "queue",
+            Outcome::Transfer => "transfer",
+            Outcome::Voicemail => "voicemail",
+            Outcome::Callback => "callback",
+            Outcome::Hangup => "hangup",
+            Outcome::CallerHangup => "caller-hangup",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    NotStarted,
+    Play {
+        node: NodeId,
+    },
+    Menu {
+        node: NodeId,
+        attempt: u32,
+        prompting: bool,
+    },
+    Collect {
+        node: NodeId,
+        attempt: u32,
+        digits: String,
+        prompting: bool,
+    },
+    /// Waiting for a queue or transfer outcome.
+    Human {
+        node: NodeId,
+    },
+    /// Recording, or storing a callback and confirming it.
+    FollowUp {
+        node: NodeId,
+    },
+    /// A hangup node's goodbye prompt.
+    Goodbye {
+        node: NodeId,
+    },
+    Ended,
+}
+
+/// Most keys kept for the next menu while a play runs.
+const MAX_TYPEAHEAD: usize = 32;
+/// Invisible nodes passed in a row before the call is judged to be looping.
+const MAX_HOPS: u32 = 256;
+
+pub struct Call<'a> {
+    set: &'a FlowSet,
+    calendars: &'a HashMap<String, Calendar>,
+    /// The flow the call started in: its `max_steps_to_human` bounds the watchdog.
+    line: usize,
+    state: State,
+    steps: u32,
+    path: Vec<String>,
+    vars: BTreeMap<String, String>,
+    typeahead: String,
+    start: Option<(Instant, Timestamp)>,
+    deadline: Option<Instant>,
+    /// Steps and time when a live human was first offered.
+    human_offered: Option<(u32, Instant)>,
+    watchdog_used: bool,
+    escape_used: bool,
+    outcome: Option<(Outcome, NodeId, Instant)>,
+    /// Bumps at every step, so a driver can tell one prompt from the next.
+    attempt_id: u64,
+}
+
+impl<'a> Call<'a> {
+    /// A call on the flow `line` (an index into `set.flows`).
+    pub fn new(
+        set: &'a FlowSet,
+        calendars: &'a HashMap<String, Calendar>,
+        line: usize,
+    ) -> Call<'a> {
+        Call {
+            set,
+            calendars,
+            line,
+            state: State::NotStarted,
+            steps: 0,
+            path: Vec::new(),
+            vars: BTreeMap::new(),
+            typeahead: String::new(),
+            start: None,
+            deadline: None,
+            human_offered: None,
+            watchdog_used: false,
+            escape_used: false,
+            outcome: None,
+            attempt_id: 0,
+        }
+    }
+
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+    /// Node names alternating with the caller action taken there.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+    pub fn variables(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+    pub fn watchdog_used(&self) -> bool {
+        self.watchdog_used
+    }
+    pub fn escape_used(&self) -> bool {
+        self.escape_used
+    }
+    pub fn outcome(&self) -> Option<(Outcome, NodeId, Instant)> {
+        self.outcome
+    }
+    pub fn human_offered(&self) -> Option<(u32, Instant)> {
+        self.human_offered
+    }
+    pub fn attempt_id(&self) -> u64 {
+        self.attempt_id
+    }
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+    /// Whether the call waits for the caller's keys (a menu or collect).
+    pub fn awaiting_input(&self) -> bool {
+        matches!(self.state, State::Menu { .. } | State::Collect { .. })
+    }
+    /// Whether a prompt the engine asked for is still expected to be playing.
+    pub fn prompting(&self) -> bool {
+        match self.state {
+            State::Menu { prompting, .. } | State::Collect { prompting, .. } => prompting,
+            State::Play { .. } | State::Goodbye { .. } => true,
+            _ => false,
+        }
+    }
+    /// The node the call is at.
+    pub fn node(&self) -> Option<NodeId> {
+        match self.state {
+            State::Play { node }
+            | State::Menu { node, .. }
+            | State::Collect { node, .. }
+            | State::Human { node }
+            | State::FollowUp { node }
+            | State::Goodbye { node } => Some(node),
+            _ => self.outcome.map(|o| o.1),
+        }
+    }
+
+    /// When to call back with `Event::Timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == State::Ended {
+            return out;
+        }
+        if let Event::Start { wall } = event {
+            if self.state == State::NotStarted {
+                self.start = Some((now, wall));
+                match self.set.entry(self.line) {
+                    Some(entry) => self.enter(Some(entry), now, &mut out),
+                    None => self.end(&mut out),
+                }
+            }
+            return out;
+        }
+        if event == Event::CallerHangup {
+            if self.outcome.is_none() {
+                let node = self.node().unwrap_or(0);
+                self.outcome = Some((Outcome::CallerHangup, node, now));
+            }
+            self.deadline = None;
+            self.state = State::Ended;
+            return out;
+        }
+        match self.state.clone() {
+            State::Play { node } => match event {
+                Event::Digit(d) if d == self.escape_digit(node) => {
+                    self.escape(node, d, now, &mut out)
+                }
+                Event::Digit(d) if self.typeahead.len() < MAX_TYPEAHEAD => self.typeahead.push(d),
+                Event::PromptFinished => {
+                    let next = match &self.set.nodes[node].kind {
+                        NodeKind::Play(p) => target(&p.next),
+                        _ => None,
+                    };
+                    self.go("done", next, now, &mut out);
+                }
+                _ => {}
+            },
+            State::Menu { node, attempt, .. } => match event {
+                Event::Digit(d) => self.menu_key(node, attempt, d, now, &mut out),
+                Event::PromptFinished => self.prompt_done(node, now),
+                Event::Timeout if self.due(now) => self.retry(node, attempt, "_", now, &mut out),
+                _ => {}
+            },
+            State::Collect {
+                node,
+                attempt,
+                digits,
+                prompting,
+            } => match event {
+                Event::Digit(d) => {
+                    self.collect_key(node, attempt, digits, prompting, d, now, &mut out)
+                }
+                Event::PromptFinished => self.prompt_done(node, now),
+                Event::Timeout if self.due(now) => {
+                    if digits.is_empty() {
+                        self.retry(node, attempt, "_", now, &mut out);
+                    } else {
+                        self.collect_done(node, attempt, digits, now, &mut out);
+                    }
+                }
+                _ => {}
+            },
+            State::Human { node } => match (event, &self.set.nodes[node].kind) {
+                (Event::QueueTimedOut, NodeKind::Queue(q)) => {
+                    self.go("timeout", target(&q.on_timeout), now, &mut out)
+                }
+                (Event::TransferFailed, NodeKind::Transfer(t)) => {
+                    self.go("failure", target(&t.on_failure), now, &mut out)
+                }
+                // Connected: the human has the call; the server bridges and ends it.
+                _ => {}
+            },
+            State::FollowUp { .. } => {
+                if event == Event::Finished {
+                    self.end(&mut out);
+                }
+            }
+            State::Goodbye { node } => match event {
+                Event::Digit(d) if d == self.escape_digit(node) => {
+                    self.escape(node, d, now, &mut out)
+                }
+                Event::PromptFinished => self.end(&mut out),
+                _ => {}
+            },
+            State::NotStarted | State::Ended => {}
+        }
+        out
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    fn escape_digit(&self, node: NodeId) -> char {
+        self.set.flow_of(node).escape_digit
+    }
+
+    fn end(&mut self, out: &mut Vec<Action>) {
+        self.deadline = None;
+        self.state = State::Ended;
+        out.push(Action::Hangup);
+    }
+
+    fn prompt_done(&mut self, node: NodeId, now: Instant) {
+        let timeout = match &self.set.nodes[node].kind {
+            NodeKind::Menu(m) => m.timeout_s,
+            NodeKind::Collect(c) => c.timeout_s,
+            _ => return,
+        };
+        match &mut self.state {
+            State::Menu { prompting, .. } | State::Collect { prompting, .. } => *prompting = false,
+            _ => return,
+        }
+        self.deadline = Some(now + Duration::from_secs(u64::from(timeout)));
+    }
+
+    /// Records the action taken and moves on to `target`.
+    fn go(&mut self, label: &str, target: Option<NodeId>, now: Instant, out: &mut Vec<Action>) {
+        self.path.push(label.to_string());
+        self.enter(target, now, out);
+    }
+
+    fn escape(&mut self, from: NodeId, digit: char, now: Instant, out: &mut Vec<Action>) {
+        if self.prompting() {
+            out.push(Action::StopPlayback);
+        }
+        self.escape_used = true;
+        self.typeahead.clear();
+        let to = self.set.escape_to(self.set.nodes[from].flow);
+        self.go(&digit.to_string(), to, now, out);
+    }
+
+    fn menu_key(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        d: char,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let NodeKind::Menu(m) = &self.set.nodes[node].kind else {
+            return;
+        };
+        let prompting = self.prompting();
+        if let Some(t) = m.option(d) {
+            if prompting {
+                out.push(Action::StopPlayback);
+            }
+            self.go(&d.to_string(), t.node, now, out);
+        } else if d == self.escape_digit(node) {
+            self.escape(node, d, now, out);
+        } else if let Some(t) = &m.on_invalid {
+            if prompting {
+                out.push(Action::StopPlayback);
+            }
+            self.go("wrong", t.node, now, out);
+        } else {
+            self.retry(node, attempt, "wrong", now, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn collect_key(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        mut digits: String,
+        prompting: bool,
+        d: char,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let NodeKind::Collect(c) = &self.set.nodes[node].kind else {
+            return;
+        };
+        if digits.is_empty() && d == self.escape_digit(node) {
+            return self.escape(node, d, now, out);
+        }
+        if Some(d) == c.terminator {
+            return self.collect_done(node, attempt, digits, now, out);
+        }
+        if prompting {
+            out.push(Action::StopPlayback);
+        }
+        digits.push(d);
+        if digits.chars().count() as u32 >= c.max_digits {
+            return self.collect_done(node, attempt, digits, now, out);
+        }
+        // Each key restarts the wait for the next one.
+        self.deadline = Some(now + Duration::from_secs(u64::from(c.timeout_s)));
+        self.state = State::Collect {
+            node,
+            attempt,
+            digits,
+            prompting: false,
+        };
+    }
+
+    fn collect_done(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        digits: String,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let NodeKind::Collect(c) = &self.set.nodes[node].kind else {
+            return;
+        };
+        if c.accepts(&digits) {
+            if let Some(var) = &c.variable {
+                self.vars.insert(var.clone(), digits);
+            }
+            self.go("digits", target(&c.next), now, out);
+        } else {
+            self.retry(node, attempt, "wrong", now, out);
+        }
+    }
+
+    /// Plays a menu or collect again, or leaves by `on_exhausted` when retries are used up.
+    fn retry(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        label: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let n = &self.set.nodes[node];
+        let (retries, exhausted, invalid) = match &n.kind {
+            NodeKind::Menu(m) => (
+                m.max_retries,
+                target(&m.on_exhausted),
+                &m.invalid_prompt[..],
+            ),
+            NodeKind::Collect(c) => (c.max_retries, target(&c.on_exhausted), &[][..]),
+            _ => return,
+        };
+        self.deadline = None;
+        if attempt >= retries {
+            if self.prompting() {
+                out.push(Action::StopPlayback);
+            }
+            return self.go(label, exhausted, now, out);
+        }
+        self.path.push(label.to_string());
+        let before: Vec<String> = if label == "wrong" {
+            names(invalid)
+        } else {
+            Vec::new()
+        };
+        self.start_attempt(node, attempt + 1, before, now, out);
+    }
+
+    /// Begins a step at a menu or collect: the watchdog may send the caller on instead.
+    fn start_attempt(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        before: Vec<String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if self.watchdog_due() {
+            return self.watchdog(node, now, out);
+        }
+        self.path.push(self.set.nodes[node].full_name.clone());
+        self.step();
+        let (prompts, is_menu) = match &self.set.nodes[node].kind {
+            NodeKind::Menu(m) => (&m.prompts, true),
+            NodeKind::Collect(c) => (&c.prompts, false),
+            _ => return,
+        };
+        let mut play = before;
+        play.extend(names(prompts));
+        self.deadline = None;
+        self.state = if is_menu {
+            State::Menu {
+                node,
+                attempt,
+                prompting: true,
+            }
+        } else {
+            State::Collect {
+                node,
+                attempt,
+                digits: String::new(),
+                prompting: true,
+            }
+        };
+        // Keys typed during an earlier play act now, before the prompt.
+        if !self.typeahead.is_empty() {
+            let keys = std::mem::take(&mut self.typeahead);
+            for d in keys.chars() {
+                if !self.awaiting_input() || self.node() != Some(node) {
+                    break;
+                }
+                let before = self.attempt_id;
+                let mut sub = Vec::new();
+                let _ = self.handle_typeahead(d, now, &mut sub);
+                let moved = self.attempt_id != before || !self.awaiting_input();
+                if moved {
+                    out.extend(sub.into_iter().filter(|a| *a != Action::StopPlayback));
+                    return;
+                }
+            }
+            if matches!(self.state, State::Collect { ref digits, .. } if !digits.is_empty()) {
+                return;
+            }
+        }
+        out.push(Action::Play(play));
+    }
+
+    fn handle_typeahead(&mut self, d: char, now: Instant, out: &mut Vec<Action>) -> Option<()> {
+        match self.state.clone() {
+            State::Menu { node, attempt, .. } => self.menu_key(node, attempt, d, now, out),
+            State::Collect {
+                node,
+                attempt,
+                digits,
+                prompting,
+            } => self.collect_key(node, attempt, digits, prompting, d, now, out),
+            _ => {}
+        }
+        Some(())
+    }
+
+    fn step(&mut self) {
+        self.steps += 1;
+        self.attempt_id += 1;
+    }
+
+    fn watchdog_due(&self) -> bool {
+        let bound = self.set.flows[self.line].max_steps_to_human;
+        self.human_offered.is_none() && !self.watchdog_used && self.steps >= bound
+    }
+
+    fn watchdog(&mut self, at: NodeId, now: Instant, out: &mut Vec<Action>) {
+        self.watchdog_used = true;
+        self.typeahead.clear();
+        // The node the caller would have heard is where the watchdog stepped in.
+        self.path.push(self.set.nodes[at].full_name.clone());
+        let to = self.set.escape_to(self.set.nodes[at].flow);
+        self.go("watchdog", to, now, out);
+    }
+
+    fn wall(&self, now: Instant) -> Timestamp {
+        match self.start {
+            Some((t0, wall)) => {
+                let elapsed = SignedDuration::try_from(now.saturating_duration_since(t0))
+                    .unwrap_or(SignedDuration::ZERO);
+                wall.checked_add(elapsed).unwrap_or(wall)
+            }
+            None => Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// Arrives at a node: passes schedules and branches, starts what the caller meets.
+    fn enter(&mut self, mut target: Option<NodeId>, now: Instant, out: &mut Vec<Action>) {
+        let mut hops = 0;
+        loop {
+            let Some(node) = target else {
+                // Only an invalid flow gets here; the server refuses to run those.
+                return self.end(out);
+            };
+            hops += 1;
+            if hops > MAX_HOPS {
+                return self.end(out);
+            }
+            let n = &self.set.nodes[node];
+            if n.class() == Class::CallerFacing && self.watchdog_due() {
+                return self.watchdog(node, now, out);
+            }
+            match &n.kind {
+                NodeKind::Schedule(s) => {
+                    self.path.push(n.full_name.clone());
+                    let open = s
+                        .calendar
+                        .as_ref()
+                        .and_then(|(name, _)| self.calendars.get(name))
+                        .is_none_or(|c| c.is_open(self.wall(now)));
+                    let (label, next) = if open {
+                        ("open", &s.open)
+                    } else {
+                        ("closed", &s.closed)
+                    };
+                    self.path.push(label.to_string());
+                    target = self::target(next);
+                }
+                NodeKind::Branch(b) => {
+                    self.path.push(n.full_name.clone());
+                    let value = b
+                        .variable
+                        .as_ref()
+                        .and_then(|(v, _)| self.vars.get(v))
+                        .map(String::as_str);
+                    let (action, next) = b.select(value);
+                    self.path.push(action.to_string());
+                    target = next.and_then(|t| t.node);
+                }
+                NodeKind::Play(p) => {
+                    self.path.push(n.full_name.clone());
+                    self.step();
+                    self.state = State::Play { node };
+                    out.push(Action::Play(names(&p.prompts)));
+                    return;
+                }
+                NodeKind::Menu(_) | NodeKind::Collect(_) => {
+                    return self.start_attempt(node, 0, Vec::new(), now, out);
+                }
+                NodeKind::Queue(q) => {
+                    self.reach(node, Outcome::Queue, now);
+                    self.human_offered.get_or_insert((self.steps, now));
+                    self.state = State::Human { node };
+                    out.push(Action::EnterQueue {
+                        queue: q.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
+                        priority: q.priority,
+                        max_wait_s: q.max_wait_s,
+                        announce_position_every_s: q.announce_position_every_s,
+                        offer_callback_after_s: q.offer_callback_after_s,
+                    });
+                    return;
+                }
+                NodeKind::Transfer(t) => {
+                    self.reach(node, Outcome::Transfer, now);
+                    self.human_offered.get_or_insert((self.steps, now));
+                    self.state = State::Human { node };
+                    out.push(Action::Transfer {
+                        to: t.to.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                        ring_timeout_s: t.ring_timeout_s,
+                    });
+                    return;
+                }
+                NodeKind::Voicemail(v) => {
+                    self.reach(node, Outcome::Voicemail, now);
+                    self.state = State::FollowUp { node };
+                    out.push(Action::RecordVoicemail {
+                        mailbox: v.mailbox.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
+                        prompts: names(&v.prompts),
+                        max_length_s: v.max_length_s,
+                    });
+                    return;
+                }
+                NodeKind::Callback(c) => {
+                    self.reach(node, Outcome::Callback, now);
+                    self.state = State::FollowUp { node };
+                    out.push(Action::RegisterCallback {
+                        queue: c.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
+                        prompts: names(&c.prompts),
+                    });
+                    return;
+                }
+                NodeKind::Hangup(h) => {
+                    self.reach(node, Outcome::Hangup, now);
+                    if h.prompts.is_empty() {
+                        return self.end(out);
+                    }
+                    self.state = State::Goodbye { node };
+                    out.push(Action::Play(names(&h.prompts)));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records the node and the first outcome the call reached.
+    fn reach(&mut self, node: NodeId, outcome: Outcome, now: Instant) {
+        self.path.push(self.set.nodes[node].full_name.clone());
+        self.deadline = None;
+        // A human or follow-up reached after a queue timed out is the newer outcome.
+        self.outcome = Some((outcome, node, now));
+    }
+}
+
+fn target(t: &Option<Target>) -> Option<NodeId> {
+    t.as_ref().and_then(|t| t.node)
+}
+
+fn names(prompts: &[Prompt]) -> Vec<String> {
+    prompts.iter().map(|p| p.name.clone()).collect()
+}

@@ -1,0 +1,94 @@
+//! `silent-caller-stranded` and `lost-caller-stranded`: from every caller-facing node met before
+//! a live human, a caller who falls silent (or presses only wrong keys) there must reach a live
+//! human within N steps, on every branch.
+
+use std::collections::HashMap;
+
+use super::Checker;
+use super::graph::Vertex;
+use super::reach::Reach;
+use super::walk::{Caller, Cost, End, Outcome, Walker};
+use crate::flow::diagnostic::Rule;
+
+fn fails(o: &Outcome, bound: u32) -> bool {
+    match o.end {
+        // Missing targets are reported by their own rules.
+        End::Stuck => false,
+        _ => !o.ok() || o.cost > u64::from(bound),
+    }
+}
+
+pub(crate) fn check(c: &mut Checker, caller: Caller) {
+    let g = c.g;
+    let rule = match caller {
+        Caller::Silent => Rule::SilentCallerStranded,
+        _ => Rule::LostCallerStranded,
+    };
+    let mut w = Walker::new(g, caller, Cost::Steps);
+    // Each entry's reach, and every failing first attempt: (vertex, state, which reach).
+    let mut reaches: Vec<Reach> = Vec::new();
+    let mut failing: Vec<(Vertex, u32, usize)> = Vec::new();
+    let mut order_of: HashMap<Vertex, usize> = HashMap::new();
+    for fi in 0..c.set.flows.len() {
+        let Some(entry) = c.set.entry(fi) else {
+            continue;
+        };
+        let reach = Reach::from(g, &[g.base[entry]], true);
+        for &s in &reach.order {
+            let v = s / 2;
+            if !g.is_first_attempt(v) || order_of.contains_key(&v) {
+                continue;
+            }
+            order_of.insert(v, order_of.len());
+            let bound = c.steps_bound(c.set.nodes[g.node_of(v)].flow);
+            if fails(&w.eval(s), bound) {
+                failing.push((v, s, reaches.len()));
+            }
+        }
+        reaches.push(reach);
+    }
+    let failing_states: HashMap<Vertex, u32> = failing.iter().map(|(v, s, ..)| (*v, *s)).collect();
+    for &(v, s, r) in &failing {
+        let reach = &reaches[r];
+        let walk = w.walk(s);
+        // Report where the trouble is: skip a node whose walk first passes another failing
+        // node, unless they go round together and this one comes first.
+        let downstream = walk
+            .hops
+            .iter()
+            .map(|h| h.1)
+            .find(|&y| y != v && g.is_first_attempt(y) && failing_states.contains_key(&y));
+        if let Some(y) = downstream {
+            let y_walk = w.walk(failing_states[&y]);
+            let round = y_walk.vertices().any(|x| x == v);
+            if !round || order_of.get(&y) < order_of.get(&v) {
+                continue;
+            }
+        }
+        let o = w.eval(s);
+        let node = g.node_of(v);
+        let bound = c.steps_bound(c.set.nodes[node].flow);
+        let steps = walk.steps(g);
+        let who = caller.describe();
+        let end = g.node_of(o.at);
+        let msg = match o.end {
+            End::Hangup => format!("{who} reaches {} after {steps} steps", c.describe(end)),
+            End::FollowUp => format!(
+                "{who} ends at {} after {steps} steps, while the line is open: not a live human",
+                c.describe(end)
+            ),
+            End::Loop => format!(
+                "{who} goes round back to {} and never reaches a live human",
+                c.set.nodes[end].full_name
+            ),
+            _ => format!(
+                "{who} takes {} steps to reach {}; the bound is {bound}",
+                o.cost,
+                c.describe(end)
+            ),
+        };
+        let path = reach.path_to(s).then(&walk).to_path(g);
+        let d = c.at_node(rule, node, msg).with_path(path);
+        c.diags.push(d);
+    }
+}

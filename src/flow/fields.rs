@@ -1,0 +1,251 @@
+//! Typed reads from a spanned TOML table. Every mistake becomes an `invalid-flow` diagnostic at
+//! the offending value, every key not read is reported as unknown, and reading goes on, so an
+//! ops team sees all their mistakes at once.
+
+use std::sync::Arc;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::{Diagnostic, Rule};
+use super::model::{Prompt, Target};
+use super::source::{Pos, Source};
+
+/// The keys a caller may press.
+pub fn is_key(c: char) -> bool {
+    c.is_ascii_digit() || c == '*' || c == '#'
+}
+
+pub struct Fields<'a, 'i> {
+    table: &'a DeTable<'i>,
+    source: &'a Arc<Source>,
+    /// What the table is, for messages: `node main.menu`, `[flow]`.
+    owner: String,
+    node: Option<String>,
+    used: Vec<String>,
+    pub diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a, 'i> Fields<'a, 'i> {
+    pub fn new(
+        table: &'a DeTable<'i>,
+        source: &'a Arc<Source>,
+        owner: impl Into<String>,
+        node: Option<String>,
+        diags: &'a mut Vec<Diagnostic>,
+    ) -> Self {
+        Fields {
+            table,
+            source,
+            owner: owner.into(),
+            node,
+            used: Vec::new(),
+            diags,
+        }
+    }
+
+    pub fn source(&self) -> &Arc<Source> {
+        self.source
+    }
+
+    pub fn pos_of<T>(&self, s: &Spanned<T>) -> Pos {
+        self.source.pos(s.span().start)
+    }
+
+    /// Reports a mistake in this table's value at `pos`.
+    pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        let mut d = Diagnostic::new(Rule::InvalidFlow, self.source, pos, message);
+        d.node = self.node.clone();
+        self.diags.push(d);
+    }
+
+    fn take(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        let v = self.table.get(key)?;
+        self.used.push(key.to_string());
+        Some(v)
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    pub fn missing(&mut self, key: &str, at: Pos) {
+        let owner = self.owner.clone();
+        self.error(at, format!("{owner}: missing required field `{key}`"));
+    }
+
+    fn wrong_type(&mut self, key: &str, v: &Spanned<DeValue<'_>>, want: &str) {
+        let pos = self.pos_of(v);
+        let owner = self.owner.clone();
+        self.error(
+            pos,
+            format!(
+                "{owner}: `{key}` must be {want}, found {}",
+                v.get_ref().type_str()
+            ),
+        );
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<(String, Pos)> {
+        let v = self.take(key)?;
+        match v.get_ref().as_str() {
+            Some(s) => Some((s.to_string(), self.pos_of(v))),
+            None => {
+                self.wrong_type(key, v, "a string");
+                None
+            }
+        }
+    }
+
+    pub fn required_string(&mut self, key: &str, at: Pos) -> Option<(String, Pos)> {
+        if !self.table.contains_key(key) {
+            self.missing(key, at);
+            return None;
+        }
+        self.string(key)
+    }
+
+    pub fn target(&mut self, key: &str) -> Option<Target> {
+        let (text, pos) = self.string(key)?;
+        Some(Target::new(text, pos))
+    }
+
+    pub fn required_target(&mut self, key: &str, at: Pos) -> Option<Target> {
+        if !self.table.contains_key(key) {
+            self.missing(key, at);
+            return None;
+        }
+        self.target(key)
+    }
+
+    /// A non-negative whole number no larger than `max`.
+    pub fn number(&mut self, key: &str, default: u32, max: u32) -> u32 {
+        let Some(v) = self.take(key) else {
+            return default;
+        };
+        let Some(int) = v.get_ref().as_integer() else {
+            self.wrong_type(key, v, "a whole number");
+            return default;
+        };
+        let pos = self.pos_of(v);
+        match i64::from_str_radix(int.as_str(), int.radix()) {
+            Ok(n) if (0..=i64::from(max)).contains(&n) => n as u32,
+            _ => {
+                let owner = self.owner.clone();
+                self.error(
+                    pos,
+                    format!("{owner}: `{key}` must be between 0 and {max}, found {int}"),
+                );
+                default
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, key: &str, default: bool) -> bool {
+        let Some(v) = self.take(key) else {
+            return default;
+        };
+        match v.get_ref().as_bool() {
+            Some(b) => b,
+            None => {
+                self.wrong_type(key, v, "true or false");
+                default
+            }
+        }
+    }
+
+    /// One key of the keypad: `0`-`9`, `*` or `#`.
+    pub fn key(&mut self, key: &str) -> Option<char> {
+        let (s, pos) = self.string(key)?;
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if is_key(c) => Some(c),
+            _ => {
+                let owner = self.owner.clone();
+                self.error(
+                    pos,
+                    format!("{owner}: `{key}` must be one key of 0-9, * or #, found \"{s}\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// A prompt name or a list of them, played in order.
+    pub fn prompts(&mut self, key: &str) -> Vec<Prompt> {
+        let Some(v) = self.take(key) else {
+            return Vec::new();
+        };
+        let pos = self.pos_of(v);
+        match v.get_ref() {
+            DeValue::String(s) => vec![Prompt {
+                name: s.to_string(),
+                pos,
+            }],
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref().as_str() {
+                        Some(s) => out.push(Prompt {
+                            name: s.to_string(),
+                            pos: self.pos_of(item),
+                        }),
+                        None => self.wrong_type(key, item, "a prompt name"),
+                    }
+                }
+                if out.is_empty() && items.is_empty() {
+                    let owner = self.owner.clone();
+                    self.error(pos, format!("{owner}: `{key}` is an empty list"));
+                }
+                out
+            }
+            _ => {
+                self.wrong_type(key, v, "a prompt name or a list of them");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A table of string keys to node references (`cases`, `options`).
+    pub fn target_map(&mut self, key: &str) -> Option<Vec<(String, Pos, Target)>> {
+        let v = self.take(key)?;
+        let Some(table) = v.get_ref().as_table() else {
+            self.wrong_type(key, v, "a table");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, val) in table.iter() {
+            let kpos = self.pos_of(k);
+            match val.get_ref().as_str() {
+                Some(s) => out.push((
+                    k.get_ref().to_string(),
+                    kpos,
+                    Target::new(s.to_string(), self.pos_of(val)),
+                )),
+                None => self.wrong_type(&format!("{key}.{}", k.get_ref()), val, "a node name"),
+            }
+        }
+        Some(out)
+    }
+
+    /// Reports every key that was not read: unknown keys are errors.
+    pub fn finish(self, allowed_elsewhere: &[&str]) {
+        let mut unknown = Vec::new();
+        for (k, _) in self.table.iter() {
+            let name = k.get_ref();
+            if !self.used.iter().any(|u| u == name) && !allowed_elsewhere.contains(&name.as_ref()) {
+                unknown.push((name.to_string(), self.source.pos(k.span().start)));
+            }
+        }
+        for (name, pos) in unknown {
+            let mut d = Diagnostic::new(
+                Rule::InvalidFlow,
+                self.source,
+                pos,
+                format!("{}: unknown key `{name}`", self.owner),
+            );
+            d.node = self.node.clone();
+            self.diags.push(d);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The flow language: loading flow files, the typed graph, the checks that prove no caller is
+//! trapped, and diagrams.
+
+pub mod calendar;
+pub mod check;
+pub mod diagnostic;
+pub mod fields;
+pub mod load;
+pub mod model;
+pub mod node;
+pub mod render;
+pub mod report;
+pub mod source;
+
+pub use diagnostic::{Diagnostic, Rule, Severity};
+pub use model::{FlowSet, NodeId};

@@ -1,0 +1,175 @@
+//! The node kinds of the flow language, one file each: fields, parsing, and the edges leaving
+//! the node with the caller action on each.
+
+mod branch;
+mod callback;
+mod collect;
+mod hangup;
+mod menu;
+mod play;
+mod queue;
+mod schedule;
+mod transfer;
+mod voicemail;
+
+pub use branch::{Branch, CaseMatch};
+pub use callback::Callback;
+pub use collect::Collect;
+pub use hangup::Hangup;
+pub use menu::Menu;
+pub use play::Play;
+pub use queue::Queue;
+pub use schedule::Schedule;
+pub use transfer::Transfer;
+pub use voicemail::Voicemail;
+
+use super::fields::Fields;
+use super::model::{Class, Edge, Prompt, Target};
+use super::source::Pos;
+
+/// The `type` names, in the order the contract lists them.
+pub const TYPES: [&str; 10] = [
+    "play",
+    "menu",
+    "collect",
+    "schedule",
+    "branch",
+    "queue",
+    "transfer",
+    "voicemail",
+    "callback",
+    "hangup",
+];
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Play(Play),
+    Menu(Menu),
+    Collect(Collect),
+    Schedule(Schedule),
+    Branch(Branch),
+    Queue(Queue),
+    Transfer(Transfer),
+    Voicemail(Voicemail),
+    Callback(Callback),
+    Hangup(Hangup),
+}
+
+impl NodeKind {
+    /// Parses the fields of a node of type `ty`; `None` for an unknown type.
+    pub fn parse(ty: &str, f: &mut Fields, at: Pos) -> Option<NodeKind> {
+        Some(match ty {
+            "play" => NodeKind::Play(Play::parse(f, at)),
+            "menu" => NodeKind::Menu(Menu::parse(f, at)),
+            "collect" => NodeKind::Collect(Collect::parse(f, at)),
+            "schedule" => NodeKind::Schedule(Schedule::parse(f, at)),
+            "branch" => NodeKind::Branch(Branch::parse(f, at)),
+            "queue" => NodeKind::Queue(Queue::parse(f, at)),
+            "transfer" => NodeKind::Transfer(Transfer::parse(f, at)),
+            "voicemail" => NodeKind::Voicemail(Voicemail::parse(f, at)),
+            "callback" => NodeKind::Callback(Callback::parse(f, at)),
+            "hangup" => NodeKind::Hangup(Hangup::parse(f, at)),
+            _ => return None,
+        })
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeKind::Play(_) => "play",
+            NodeKind::Menu(_) => "menu",
+            NodeKind::Collect(_) => "collect",
+            NodeKind::Schedule(_) => "schedule",
+            NodeKind::Branch(_) => "branch",
+            NodeKind::Queue(_) => "queue",
+            NodeKind::Transfer(_) => "transfer",
+            NodeKind::Voicemail(_) => "voicemail",
+            NodeKind::Callback(_) => "callback",
+            NodeKind::Hangup(_) => "hangup",
+        }
+    }
+
+    pub fn class(&self) -> Class {
+        match self {
+            NodeKind::Play(_) | NodeKind::Menu(_) | NodeKind::Collect(_) => Class::CallerFacing,
+            NodeKind::Schedule(_) | NodeKind::Branch(_) => Class::Invisible,
+            NodeKind::Queue(_) | NodeKind::Transfer(_) => Class::LiveHuman,
+            NodeKind::Voicemail(_) | NodeKind::Callback(_) => Class::FollowUp,
+            NodeKind::Hangup(_) => Class::Hangup,
+        }
+    }
+
+    /// Every edge leaving the node, with the action that takes it.
+    pub fn edges(&self) -> Vec<Edge<'_>> {
+        match self {
+            NodeKind::Play(n) => n.edges(),
+            NodeKind::Menu(n) => n.edges(),
+            NodeKind::Collect(n) => n.edges(),
+            NodeKind::Schedule(n) => n.edges(),
+            NodeKind::Branch(n) => n.edges(),
+            NodeKind::Queue(n) => n.edges(),
+            NodeKind::Transfer(n) => n.edges(),
+            NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => Vec::new(),
+        }
+    }
+
+    /// Every reference the node makes, for resolution.
+    pub fn targets_mut(&mut self) -> Vec<&mut Target> {
+        let mut out: Vec<&mut Target> = Vec::new();
+        match self {
+            NodeKind::Play(n) => out.extend(n.next.as_mut()),
+            NodeKind::Menu(n) => {
+                out.extend(n.options.iter_mut().map(|(_, t)| t));
+                out.extend(n.on_invalid.as_mut());
+                out.extend(n.on_exhausted.as_mut());
+            }
+            NodeKind::Collect(n) => {
+                out.extend(n.next.as_mut());
+                out.extend(n.on_exhausted.as_mut());
+            }
+            NodeKind::Schedule(n) => {
+                out.extend(n.open.as_mut());
+                out.extend(n.closed.as_mut());
+            }
+            NodeKind::Branch(n) => {
+                out.extend(n.cases.iter_mut().map(|(_, t)| t));
+                out.extend(n.default.as_mut());
+            }
+            NodeKind::Queue(n) => out.extend(n.on_timeout.as_mut()),
+            NodeKind::Transfer(n) => out.extend(n.on_failure.as_mut()),
+            NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => {}
+        }
+        out
+    }
+
+    /// Every prompt the node may play, for the prompt checks.
+    pub fn prompts(&self) -> Vec<&Prompt> {
+        match self {
+            NodeKind::Play(n) => n.prompts.iter().collect(),
+            NodeKind::Menu(n) => n.prompts.iter().chain(&n.invalid_prompt).collect(),
+            NodeKind::Collect(n) => n.prompts.iter().collect(),
+            NodeKind::Voicemail(n) => n.prompts.iter().collect(),
+            NodeKind::Callback(n) => n.prompts.iter().collect(),
+            NodeKind::Hangup(n) => n.prompts.iter().collect(),
+            NodeKind::Schedule(_) | NodeKind::Branch(_) => Vec::new(),
+            NodeKind::Queue(_) | NodeKind::Transfer(_) => Vec::new(),
+        }
+    }
+
+    /// How often a menu or collect plays its prompt again (0 for other nodes).
+    pub fn retries(&self) -> u32 {
+        match self {
+            NodeKind::Menu(n) => n.max_retries,
+            NodeKind::Collect(n) => n.max_retries,
+            _ => 0,
+        }
+    }
+}
+
+/// A required prompt: missing is a schema error.
+fn required_prompts(f: &mut Fields, key: &str, at: Pos) -> Vec<Prompt> {
+    let prompts = f.prompts(key);
+    if prompts.is_empty() && !f.has(key) {
+        f.missing(key, at);
+    }
+    prompts
+}

@@ -1,0 +1,39 @@
+//! `queue`: a live human. The caller waits for an agent of the queue; `on_timeout` when the
+//! wait runs out or nobody is logged in.
+
+use crate::flow::fields::Fields;
+use crate::flow::model::{Action, Edge, Target};
+use crate::flow::source::Pos;
+
+#[derive(Debug)]
+pub struct Queue {
+    pub queue: Option<(String, Pos)>,
+    pub priority: u32,
+    pub max_wait_s: u32,
+    pub announce_position_every_s: u32,
+    pub offer_callback_after_s: u32,
+    pub on_timeout: Option<Target>,
+}
+
+impl Queue {
+    pub fn parse(f: &mut Fields, at: Pos) -> Queue {
+        Queue {
+            queue: f.required_string("queue", at),
+            priority: f.number("priority", 0, 1000),
+            max_wait_s: f.number("max_wait_s", 600, 86_400),
+            announce_position_every_s: f.number("announce_position_every_s", 0, 86_400),
+            offer_callback_after_s: f.number("offer_callback_after_s", 0, 86_400),
+            on_timeout: f.required_target("on_timeout", at),
+        }
+    }
+
+    pub fn edges(&self) -> Vec<Edge<'_>> {
+        self.on_timeout
+            .iter()
+            .map(|target| Edge {
+                action: Action::Timeout,
+                target,
+            })
+            .collect()
+    }
+}

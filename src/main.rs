@@ -1,0 +1,93 @@
+//! `hotline`: the command line. Parses arguments and maps results to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hotline::cli;
+use hotline::flow::{render, report};
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "A phone-line engine where no caller is ever trapped in a phone menu"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prove that every caller of the flows reaches a live human (exit 0 ok, 1 errors, 2 could not run)
+    Validate {
+        /// Flow files or folders (default: flows/)
+        paths: Vec<PathBuf>,
+        /// Server config, for queue and calendar names (default: ./hotline.toml if it exists)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override every flow's max_steps_to_human
+        #[arg(long, value_name = "N")]
+        max_steps: Option<u32>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: report::Format,
+    },
+    /// Walk a flow as a caller would, with no network
+    Simulate {
+        /// A flow file, or a flow name under flows/
+        flow: String,
+        /// Caller actions, one per menu or collect: keys 0-9*#, _ silence, ! hang up (e.g. "1,_,123456#")
+        #[arg(long)]
+        input: Option<String>,
+        /// The time of the call, for schedules (default: now), e.g. 2026-11-23T10:00:00+01:00
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: SimFormat,
+    },
+    /// Print a flow as a diagram
+    Graph {
+        flow_file: PathBuf,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: render::Format,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let exit = match args.command {
+        Command::Validate {
+            paths,
+            config,
+            max_steps,
+            format,
+        } => cli::validate(paths, config.as_deref(), max_steps, format),
+        Command::Simulate {
+            flow,
+            input,
+            at,
+            config,
+            format,
+        } => cli::simulate(
+            &flow,
+            input.as_deref(),
+            at.as_deref(),
+            config.as_deref(),
+            matches!(format, SimFormat::Json),
+        ),
+        Command::Graph { flow_file, format } => cli::graph(&flow_file, format),
+    };
+    print!("{}", exit.stdout);
+    eprint!("{}", exit.stderr);
+    ExitCode::from(exit.code as u8)
+}
