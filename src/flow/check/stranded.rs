@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::Checker;
-use super::graph::Vertex;
+use super::graph::{Label, Vertex};
 use super::reach::Reach;
 use super::walk::{Caller, Cost, End, Outcome, Walker};
 use crate::flow::diagnostic::Rule;
@@ -16,6 +16,12 @@ fn fails(o: &Outcome, bound: u32) -> bool {
         End::Stuck => false,
         _ => !o.ok() || o.cost > u64::from(bound),
     }
+}
+
+/// A play on the way to a hangup the caller chose (nothing but plays from here to it): the
+/// `forced-hangup` rule proves the caller got here by pressing an option.
+fn chosen_goodbye(w: &mut Walker, s: u32) -> bool {
+    w.eval(s).end == End::Hangup && w.walk(s).hops.iter().all(|h| h.0 == Label::Done)
 }
 
 pub(crate) fn check(c: &mut Checker, caller: Caller) {
@@ -41,7 +47,7 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
             }
             order_of.insert(v, order_of.len());
             let bound = c.steps_bound(c.set.nodes[g.node_of(v)].flow);
-            if fails(&w.eval(s), bound) {
+            if fails(&w.eval(s), bound) && !chosen_goodbye(&mut w, s) {
                 failing.push((v, s, reaches.len()));
             }
         }

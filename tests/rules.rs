@@ -1,0 +1,504 @@
+//! Every validator rule, through the real binary: one flow that fires it and a near miss that
+//! must not. Each case is a small edit of `VALID`, a line where every caller reaches a person.
+
+mod common;
+
+use common::Fixture;
+
+const VALID: &str = r#"
+[flow]
+entry = "welcome"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.welcome]
+type = "play"
+prompt = "hello"
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompt = "menu"
+options = { "1" = "agents", "2" = "vm", "9" = "goodbye" }
+on_exhausted = "agents"
+
+[nodes.goodbye]
+type = "play"
+prompt = "bye"
+next = "bye"
+
+[nodes.bye]
+type = "hangup"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+prompt = "hello"
+"#;
+
+const CONFIG: &str = r#"
+[[queues]]
+name = "support"
+skills = ["support"]
+
+[calendars.business]
+timezone = "Europe/Madrid"
+open = { mon = "09:00-18:00" }
+"#;
+
+fn edit(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "VALID has no {from:?}");
+    VALID.replacen(from, to, 1)
+}
+
+fn findings(flow: &str) -> Vec<(String, Option<String>)> {
+    Fixture::new().flow("main", flow).findings()
+}
+
+/// Asserts `rule` is reported at `node`, and returns every finding.
+fn fires(flow: &str, rule: &str, node: Option<&str>) -> Vec<(String, Option<String>)> {
+    let f = findings(flow);
+    assert!(
+        f.iter().any(|(r, n)| r == rule && n.as_deref() == node),
+        "expected {rule} at {node:?}, got {f:?}"
+    );
+    f
+}
+
+fn quiet(flow: &str, rule: &str) {
+    let f = findings(flow);
+    assert!(
+        !f.iter().any(|(r, _)| r == rule),
+        "{rule} must not fire, got {f:?}"
+    );
+}
+
+#[test]
+fn the_valid_line_is_clean() {
+    let (code, v) = Fixture::new().flow("main", VALID).validate();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["warnings"], 0);
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn invalid_flow_unknown_key() {
+    let f = fires(
+        &edit(
+            "mailbox = \"support\"",
+            "mailbox = \"support\"\ncolour = \"red\"",
+        ),
+        "invalid-flow",
+        Some("main.vm"),
+    );
+    assert_eq!(f.len(), 1, "{f:?}");
+}
+
+#[test]
+fn invalid_flow_bad_digit_wrong_type_unknown_type_and_missing_field() {
+    fires(
+        &edit("\"9\" = \"goodbye\"", "\"99\" = \"goodbye\""),
+        "invalid-flow",
+        Some("main.menu"),
+    );
+    fires(
+        &edit("type = \"menu\"", "type = \"menu\"\ntimeout_s = \"five\""),
+        "invalid-flow",
+        Some("main.menu"),
+    );
+    fires(
+        &edit("type = \"voicemail\"", "type = \"mailbox\""),
+        "invalid-flow",
+        Some("main.vm"),
+    );
+    fires(
+        &edit("on_timeout = \"vm\"", ""),
+        "invalid-flow",
+        Some("main.agents"),
+    );
+    fires(
+        &edit("escape_digit = \"0\"", "escape_digit = \"x\""),
+        "invalid-flow",
+        None,
+    );
+}
+
+#[test]
+fn invalid_flow_duplicate_option() {
+    let f = findings(&edit(
+        "\"9\" = \"goodbye\"",
+        "\"9\" = \"goodbye\", \"1\" = \"vm\"",
+    ));
+    assert!(f.iter().any(|(r, _)| r == "invalid-flow"), "{f:?}");
+}
+
+#[test]
+fn unknown_node_in_this_flow_and_in_another() {
+    fires(
+        &edit("next = \"menu\"", "next = \"menuu\""),
+        "unknown-node",
+        Some("main.welcome"),
+    );
+    fires(
+        &edit("next = \"menu\"", "next = \"billing.start\""),
+        "unknown-node",
+        Some("main.welcome"),
+    );
+    // Near miss: the other flow exists.
+    let fx = Fixture::new();
+    fx.flow("main", &edit("\"2\" = \"vm\"", "\"2\" = \"billing.start\""));
+    fx.flow(
+        "billing",
+        &VALID
+            .replace("entry = \"welcome\"", "entry = \"start\"")
+            .replace("[nodes.welcome]", "[nodes.start]"),
+    );
+    let f = fx.findings();
+    assert!(!f.iter().any(|(r, _)| r == "unknown-node"), "{f:?}");
+}
+
+#[test]
+fn unknown_queue_only_checked_with_a_config() {
+    let flow = edit("queue = \"support\"", "queue = \"suport\"");
+    quiet(&flow, "unknown-queue");
+    let fx = Fixture::new();
+    fx.flow("main", &flow).config(CONFIG);
+    let f = fx.findings();
+    assert!(
+        f.contains(&("unknown-queue".into(), Some("main.agents".into()))),
+        "{f:?}"
+    );
+    let fx = Fixture::new();
+    fx.flow("main", VALID).config(CONFIG);
+    assert!(fx.findings().is_empty());
+}
+
+#[test]
+fn unknown_calendar() {
+    let flow = edit(
+        "next = \"menu\"",
+        "next = \"hours\"\n[nodes.hours]\ntype = \"schedule\"\ncalendar = \"weekdays\"\nopen = \"menu\"\nclosed = \"vm\"",
+    );
+    let fx = Fixture::new();
+    fx.flow("main", &flow).config(CONFIG);
+    let f = fx.findings();
+    assert!(
+        f.contains(&("unknown-calendar".into(), Some("main.hours".into()))),
+        "{f:?}"
+    );
+    let fx = Fixture::new();
+    fx.flow("main", &flow.replace("weekdays", "business"))
+        .config(CONFIG);
+    assert!(fx.findings().is_empty(), "{:?}", fx.findings());
+}
+
+#[test]
+fn missing_prompt_and_prompts_escaping_the_folder() {
+    fires(
+        &edit("prompt = \"hello\"", "prompt = \"helo\""),
+        "missing-prompt",
+        Some("main.welcome"),
+    );
+    fires(
+        &edit("prompt = \"hello\"", "prompt = \"../flows/main\""),
+        "missing-prompt",
+        Some("main.welcome"),
+    );
+    fires(
+        &edit("prompt = \"hello\"", "prompt = \"/etc/passwd\""),
+        "missing-prompt",
+        Some("main.welcome"),
+    );
+    quiet(
+        &edit("prompt = \"hello\"", "prompt = [\"hello\", \"bye\"]"),
+        "missing-prompt",
+    );
+}
+
+#[test]
+fn bad_prompt_stereo_or_not_8khz() {
+    fires(
+        &edit("prompt = \"hello\"", "prompt = \"stereo\""),
+        "bad-prompt",
+        Some("main.welcome"),
+    );
+    fires(
+        &edit("prompt = \"hello\"", "prompt = \"wide\""),
+        "bad-prompt",
+        Some("main.welcome"),
+    );
+    quiet(VALID, "bad-prompt");
+}
+
+#[test]
+fn no_escape_missing_or_not_leading_to_a_human() {
+    fires(&edit("escape_to = \"agents\"", ""), "no-escape", None);
+    fires(
+        &edit("escape_to = \"agents\"", "escape_to = \"menu\""),
+        "no-escape",
+        None,
+    );
+    fires(
+        &edit("escape_to = \"agents\"", "escape_to = \"vm\""),
+        "no-escape",
+        None,
+    );
+}
+
+#[test]
+fn no_escape_through_a_schedule_closed_branch_may_end_in_a_follow_up() {
+    let sched = |closed: &str| {
+        edit("escape_to = \"agents\"", "escape_to = \"open_now\"")
+            + &format!(
+                "\n[nodes.open_now]\ntype = \"schedule\"\ncalendar = \"business\"\nopen = \"agents\"\nclosed = \"{closed}\"\n"
+            )
+    };
+    quiet(&sched("vm"), "no-escape");
+    fires(&sched("menu"), "no-escape", None);
+}
+
+#[test]
+fn escape_conflict() {
+    fires(
+        &edit("\"2\" = \"vm\"", "\"0\" = \"vm\""),
+        "escape-conflict",
+        Some("main.menu"),
+    );
+    quiet(
+        &edit("\"2\" = \"vm\"", "\"0\" = \"agents\""),
+        "escape-conflict",
+    );
+}
+
+#[test]
+fn silent_caller_stranded_at_a_hangup_with_the_counterexample() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &edit("on_exhausted = \"agents\"", "on_exhausted = \"goodbye\""),
+    );
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1);
+    let d = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "silent-caller-stranded")
+        .expect("silent-caller-stranded");
+    assert_eq!(d["node"], "main.menu");
+    assert_eq!(d["file"], "flows/main.toml");
+    assert_eq!(d["line"], 12);
+    assert_eq!(d["column"], 1);
+    let path: Vec<&str> = d["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "main.welcome",
+            "done",
+            "main.menu",
+            "_",
+            "main.menu",
+            "_",
+            "main.menu",
+            "_",
+            "main.goodbye",
+            "done",
+            "main.bye"
+        ]
+    );
+}
+
+#[test]
+fn silent_caller_stranded_at_a_voicemail_while_open_or_past_the_bound() {
+    fires(
+        &edit("on_exhausted = \"agents\"", "on_exhausted = \"vm\""),
+        "silent-caller-stranded",
+        Some("main.menu"),
+    );
+    // 3 attempts of the menu are 3 steps: over a bound of 2.
+    fires(
+        &edit(
+            "escape_to = \"agents\"",
+            "escape_to = \"agents\"\nmax_steps_to_human = 2",
+        ),
+        "silent-caller-stranded",
+        Some("main.menu"),
+    );
+    quiet(
+        &edit(
+            "escape_to = \"agents\"",
+            "escape_to = \"agents\"\nmax_steps_to_human = 4",
+        ),
+        "silent-caller-stranded",
+    );
+}
+
+#[test]
+fn max_steps_flag_overrides_the_flow() {
+    let fx = Fixture::new();
+    fx.flow("main", VALID);
+    let out = fx.run(&["validate", "--format", "json", "--max-steps", "2"]);
+    assert_eq!(out.code, 1);
+    assert!(common::rules(&out.json()).contains(&"silent-caller-stranded".to_string()));
+    assert_eq!(fx.run(&["validate", "--max-steps", "4"]).code, 0);
+}
+
+#[test]
+fn silent_caller_after_hours_may_end_in_a_follow_up() {
+    let flow = edit("next = \"menu\"", "next = \"open_now\"")
+        + "\n[nodes.open_now]\ntype = \"schedule\"\ncalendar = \"business\"\nopen = \"menu\"\nclosed = \"night\"\n"
+        + "\n[nodes.night]\ntype = \"menu\"\nprompt = \"menu\"\noptions = { \"1\" = \"vm\" }\non_exhausted = \"vm\"\n";
+    quiet(&flow, "silent-caller-stranded");
+    quiet(&flow, "lost-caller-stranded");
+}
+
+#[test]
+fn lost_caller_stranded_but_not_the_silent_one() {
+    let flow = edit(
+        "on_exhausted = \"agents\"",
+        "on_exhausted = \"agents\"\non_invalid = \"goodbye\"",
+    );
+    let f = fires(&flow, "lost-caller-stranded", Some("main.menu"));
+    assert!(
+        !f.iter().any(|(r, _)| r == "silent-caller-stranded"),
+        "{f:?}"
+    );
+    quiet(
+        &edit(
+            "on_exhausted = \"agents\"",
+            "on_exhausted = \"agents\"\non_invalid = \"agents\"",
+        ),
+        "lost-caller-stranded",
+    );
+}
+
+#[test]
+fn forced_hangup_from_a_timeout_but_not_from_a_chosen_option() {
+    let f = fires(
+        &edit("on_exhausted = \"agents\"", "on_exhausted = \"goodbye\""),
+        "forced-hangup",
+        Some("main.bye"),
+    );
+    assert_eq!(
+        f.iter().filter(|(r, _)| r == "forced-hangup").count(),
+        1,
+        "{f:?}"
+    );
+    // VALID itself hangs up only when the caller presses 9.
+    quiet(VALID, "forced-hangup");
+    // A hangup as the entry is never chosen.
+    fires(
+        &edit("entry = \"welcome\"", "entry = \"goodbye\""),
+        "forced-hangup",
+        Some("main.bye"),
+    );
+}
+
+#[test]
+fn no_fallback_queue_to_menu_or_transfer_to_hangup() {
+    fires(
+        &edit("on_timeout = \"vm\"", "on_timeout = \"menu\""),
+        "no-fallback",
+        Some("main.agents"),
+    );
+    let transfer = edit("\"2\" = \"vm\"", "\"2\" = \"desk\"")
+        + "\n[nodes.desk]\ntype = \"transfer\"\nto = \"sip:desk@pbx.example.com\"\non_failure = \"bye\"\n";
+    fires(&transfer, "no-fallback", Some("main.desk"));
+    // Through a play to a voicemail is fine.
+    let via_play = edit("on_timeout = \"vm\"", "on_timeout = \"sorry\"")
+        + "\n[nodes.sorry]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"vm\"\n";
+    quiet(&via_play, "no-fallback");
+}
+
+#[test]
+fn too_slow_counts_prompts_and_timeouts() {
+    // hello 1 s + 3 x (menu 2 s + 5 s timeout) = 22 s to the queue.
+    let bound = |s: u32| {
+        edit(
+            "escape_to = \"agents\"",
+            &format!("escape_to = \"agents\"\nmax_seconds_to_human = {s}"),
+        )
+    };
+    let f = fires(&bound(21), "too-slow", Some("main.welcome"));
+    assert!(
+        !f.iter().any(|(r, _)| r == "silent-caller-stranded"),
+        "{f:?}"
+    );
+    quiet(&bound(22), "too-slow");
+}
+
+#[test]
+fn dead_ends() {
+    fires(
+        &edit("next = \"menu\"", ""),
+        "dead-end",
+        Some("main.welcome"),
+    );
+    fires(
+        &edit(
+            "options = { \"1\" = \"agents\", \"2\" = \"vm\", \"9\" = \"goodbye\" }",
+            "options = {}",
+        ),
+        "dead-end",
+        Some("main.menu"),
+    );
+    let looped = edit("next = \"menu\"", "next = \"a\"")
+        + "\n[nodes.a]\ntype = \"branch\"\nvariable = \"x\"\ncases = { \"1\" = \"menu\" }\ndefault = \"b\"\n"
+        + "\n[nodes.b]\ntype = \"branch\"\nvariable = \"y\"\ndefault = \"a\"\n";
+    let f = findings(&looped);
+    assert_eq!(
+        f.iter().filter(|(r, _)| r == "dead-end").count(),
+        1,
+        "{f:?}"
+    );
+    quiet(VALID, "dead-end");
+}
+
+#[test]
+fn unreachable_node_is_a_warning_and_exits_0() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &(VALID.to_string()
+            + "\n[nodes.spare]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n"),
+    );
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0);
+    assert_eq!(
+        common::findings(&v),
+        vec![(
+            "unreachable-node".to_string(),
+            Some("main.spare".to_string())
+        )]
+    );
+    assert_eq!(v["diagnostics"][0]["severity"], "warning");
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn watchdog_reachable_when_choices_can_loop() {
+    let flow = edit(
+        "\"9\" = \"goodbye\"",
+        "\"9\" = \"goodbye\", \"3\" = \"info\"",
+    ) + "\n[nodes.info]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n";
+    let fx = Fixture::new();
+    fx.flow("main", &flow);
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0, "{v}");
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["rule"], "watchdog-reachable");
+    // welcome, menu, info, menu, info: five steps; the sixth is the watchdog's.
+    assert_eq!(d["path"].as_array().unwrap().len(), 11, "{d}");
+    quiet(VALID, "watchdog-reachable");
+}
