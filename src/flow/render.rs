@@ -14,13 +14,16 @@ pub enum Format {
     Mermaid,
 }
 
-/// The fewest steps from each node's first play to a live human (a caller pressing the right
-/// keys), `None` where no human can be reached.
+/// The fewest steps from each node's first play to a live human for a caller pressing the
+/// right keys, `None` where none can be reached. The escape digit is left out: it makes every
+/// prompt one step from a human, which says nothing about the flow's own design.
 pub fn steps_to_human(g: &Graph) -> Vec<Option<u32>> {
     let mut rev: Vec<Vec<Vertex>> = vec![Vec::new(); g.len()];
     for u in 0..g.len() as Vertex {
         for e in g.edges(u) {
-            rev[e.to as usize].push(u);
+            if !matches!(e.label, super::check::graph::Label::Escape(_)) {
+                rev[e.to as usize].push(u);
+            }
         }
     }
     let mut dist = vec![u32::MAX; g.len()];

@@ -1,0 +1,477 @@
+//! The command line as users and CI meet it: output formats, exit codes, hostile input,
+//! simulate, graph, and the demo line.
+
+mod common;
+
+use common::{Fixture, repo, run_in};
+
+const LINE: &str = r##"
+[flow]
+entry = "welcome"
+escape_digit = "0"
+escape_to = "agents"
+max_steps_to_human = 5
+
+[nodes.welcome]
+type = "play"
+prompt = "hello"
+next = "open_now"
+
+[nodes.open_now]
+type = "schedule"
+calendar = "business"
+open = "menu"
+closed = "night"
+
+[nodes.menu]
+type = "menu"
+prompt = "menu"
+options = { "1" = "agents", "2" = "account", "3" = "info", "9" = "bye" }
+invalid_prompt = "hello"
+on_exhausted = "agents"
+
+[nodes.info]
+type = "play"
+prompt = "hello"
+next = "menu"
+
+[nodes.account]
+type = "collect"
+prompt = "menu"
+min_digits = 4
+max_digits = 6
+terminator = "#"
+variable = "account"
+next = "vip"
+on_exhausted = "agents"
+
+[nodes.vip]
+type = "branch"
+variable = "account"
+cases = { "prefix:99" = "priority" }
+default = "agents"
+
+[nodes.priority]
+type = "queue"
+queue = "support"
+priority = 10
+on_timeout = "vm"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.night]
+type = "menu"
+prompt = "menu"
+options = { "1" = "vm" }
+max_retries = 1
+on_exhausted = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+
+[nodes.bye]
+type = "hangup"
+prompt = "bye"
+"##;
+
+const CONFIG: &str = r#"
+[[queues]]
+name = "support"
+
+[calendars.business]
+timezone = "Europe/Madrid"
+open = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-17:00" }
+"#;
+
+/// Monday 10:00 and Sunday 10:00 in Madrid.
+const OPEN: &str = "2026-11-23T10:00:00+01:00";
+const CLOSED: &str = "2026-11-22T10:00:00+01:00";
+
+fn line() -> Fixture {
+    let fx = Fixture::new();
+    fx.flow("main", LINE).config(CONFIG);
+    fx
+}
+
+fn simulate(fx: &Fixture, input: &str, at: &str) -> serde_json::Value {
+    let out = fx.run(&[
+        "simulate", "main", "--input", input, "--at", at, "--format", "json",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.json()
+}
+
+#[test]
+fn json_output_has_the_contract_fields() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &LINE.replace(
+            "on_exhausted = \"agents\"\n\n[nodes.info]",
+            "on_exhausted = \"bye\"\n\n[nodes.info]",
+        ),
+    );
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1);
+    assert_eq!(v["ok"], false);
+    assert!(v["errors"].as_u64().unwrap() >= 1);
+    assert!(v["warnings"].is_u64());
+    for d in v["diagnostics"].as_array().unwrap() {
+        for key in [
+            "rule", "severity", "file", "line", "column", "node", "message", "path",
+        ] {
+            assert!(d.get(key).is_some(), "{key} missing in {d}");
+        }
+        assert!(d["line"].as_u64().unwrap() >= 1 && d["column"].as_u64().unwrap() >= 1);
+    }
+}
+
+#[test]
+fn text_output_quotes_the_line_with_a_caret_and_summarises_each_flow() {
+    let fx = line();
+    let ok = fx.run(&["validate"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(
+        ok.stdout
+            .contains("main (flows/main.toml): entry main.welcome, 11 nodes"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout.contains("worst silent path 4 steps"),
+        "{}",
+        ok.stdout
+    );
+    fx.flow("main", &LINE.replace("next = \"vip\"", "next = \"vipp\""));
+    let bad = fx.run(&["validate"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stdout.contains("error[unknown-node]"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("--> flows/main.toml:38:8"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("38 | next = \"vipp\"\n   |        ^"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("FAILED: 1 flow file checked, 1 error"),
+        "{}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn junit_has_a_testcase_per_flow_file_and_a_failure_per_error() {
+    let fx = line();
+    fx.flow(
+        "other",
+        &LINE
+            .replace("escape_to = \"agents\"", "escape_to = \"menu\"")
+            .replace("next = \"vip\"", "next = \"nope\""),
+    );
+    let out = fx.run(&["validate", "--format", "junit"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stdout.matches("<testcase ").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches("<failure ").count(), 2, "{}", out.stdout);
+    assert!(out.stdout.contains("type=\"no-escape\""));
+    assert!(
+        out.stdout.contains("tests=\"2\" failures=\"1\""),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.starts_with("<?xml"));
+}
+
+#[test]
+fn github_annotations() {
+    let fx = line();
+    fx.flow(
+        "main",
+        &LINE.replace("escape_to = \"agents\"", "escape_to = \"menu\""),
+    );
+    let out = fx.run(&["validate", "--format", "github"]);
+    assert_eq!(out.code, 1);
+    let first = out.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("::error file=flows/main.toml,line=5,col=13,title=no-escape::"),
+        "{first}"
+    );
+    assert!(!first.contains('\n'));
+}
+
+#[test]
+fn malformed_toml_is_an_error_with_its_position() {
+    let fx = Fixture::new();
+    fx.flow("main", "[flow]\nentry = \"a\"\n[nodes.a\ntype = \"play\"\n");
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1);
+    assert_eq!(v["diagnostics"][0]["rule"], "invalid-flow");
+    assert_eq!(v["diagnostics"][0]["line"], 3);
+}
+
+#[test]
+fn non_utf8_bytes_are_an_error_at_the_first_bad_byte() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.path().join("flows/main.toml"),
+        b"[flow]\nentry = \"caf\xe9\"\n",
+    )
+    .unwrap();
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["rule"], "invalid-flow");
+    assert!(d["message"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(2), Some(13))
+    );
+}
+
+#[test]
+fn a_10_mb_file_is_refused_without_parsing() {
+    let fx = Fixture::new();
+    let big = format!(
+        "[flow]\nentry = \"a\"\n# {}\n",
+        "x".repeat(10 * 1024 * 1024)
+    );
+    std::fs::write(fx.path().join("flows/main.toml"), big).unwrap();
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1);
+    assert!(
+        v["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1 MiB"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_missing_or_empty_folder_cannot_run() {
+    let fx = Fixture::new();
+    let out = fx.run(&["validate", "nowhere"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("nowhere: no such file or folder"),
+        "{}",
+        out.stderr
+    );
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no flow files"), "{}", out.stderr);
+    let out = fx.run(&["validate", "--format", "yaml", "flows"]);
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn a_bad_config_cannot_run() {
+    let fx = line();
+    fx.config("[sip]\nlisen = 1\n");
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("hotline.toml:2:1"), "{}", out.stderr);
+}
+
+#[test]
+fn a_single_file_resolves_references_to_its_neighbours() {
+    let fx = line();
+    fx.flow(
+        "billing",
+        &LINE.replace("\"2\" = \"account\"", "\"2\" = \"main.account\""),
+    );
+    let out = fx.run(&["validate", "flows/billing.toml", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn simulate_a_choice_reaches_the_queue() {
+    let v = simulate(&line(), "1", OPEN);
+    assert_eq!(v["outcome"], "queue");
+    assert_eq!(v["node"], "main.agents");
+    assert_eq!(v["steps"], 2);
+    // hello 1 s + menu 2 s, then the key.
+    assert_eq!(v["seconds"], 3.0);
+    assert_eq!(
+        v["path"],
+        serde_json::json!([
+            "main.welcome",
+            "done",
+            "main.open_now",
+            "open",
+            "main.menu",
+            "1",
+            "main.agents"
+        ])
+    );
+    assert!(v.get("watchdog").is_none());
+}
+
+#[test]
+fn simulate_silence_walks_the_retries() {
+    let v = simulate(&line(), "", OPEN);
+    assert_eq!(v["outcome"], "queue");
+    assert_eq!(v["node"], "main.agents");
+    assert_eq!(v["steps"], 4);
+    assert_eq!(v["seconds"], 22.0);
+}
+
+#[test]
+fn simulate_escape_digit_wrong_keys_and_hangup() {
+    let fx = line();
+    assert_eq!(simulate(&fx, "0", OPEN)["node"], "main.agents");
+    let v = simulate(&fx, "7,7,7", OPEN);
+    assert_eq!(v["node"], "main.agents");
+    assert_eq!(v["path"][5], "wrong");
+    let v = simulate(&fx, "!", OPEN);
+    assert_eq!(v["outcome"], "caller-hangup");
+    assert_eq!(v["node"], "main.menu");
+    let v = simulate(&fx, "9", OPEN);
+    assert_eq!(v["outcome"], "hangup");
+}
+
+#[test]
+fn simulate_collect_branch_and_schedule() {
+    let fx = line();
+    let v = simulate(&fx, "2,9912#", OPEN);
+    assert_eq!(v["node"], "main.priority");
+    assert_eq!(simulate(&fx, "2,1234", OPEN)["node"], "main.agents");
+    let closed = simulate(&fx, "", CLOSED);
+    assert_eq!(closed["outcome"], "voicemail");
+    assert!(
+        closed["path"]
+            .as_array()
+            .unwrap()
+            .contains(&"closed".into())
+    );
+}
+
+#[test]
+fn simulate_the_watchdog_steps_in() {
+    let v = simulate(&line(), "3,3,3", OPEN);
+    assert_eq!(v["outcome"], "queue");
+    assert_eq!(v["watchdog"], true);
+    assert_eq!(v["steps"], 5);
+}
+
+#[test]
+fn simulate_refuses_invalid_flows_and_bad_arguments() {
+    let fx = line();
+    fx.flow("main", &LINE.replace("next = \"vip\"", "next = \"vipp\""));
+    let out = fx.run(&["simulate", "main"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("unknown-node"), "{}", out.stderr);
+    let fx = line();
+    assert_eq!(fx.run(&["simulate", "nosuch"]).code, 2);
+    assert_eq!(fx.run(&["simulate", "main", "--input", "1,x"]).code, 2);
+    assert_eq!(fx.run(&["simulate", "main", "--at", "tomorrow"]).code, 2);
+    assert_eq!(
+        fx.run(&["simulate", "flows/main.toml", "--input", "1", "--at", OPEN])
+            .code,
+        0
+    );
+}
+
+#[test]
+fn graph_dot_renders_with_graphviz() {
+    let fx = line();
+    let out = fx.run(&["graph", "flows/main.toml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("doubleoctagon"),
+        "live humans stand out"
+    );
+    assert!(
+        out.stdout.contains("[label=\"9\"]"),
+        "edges carry the caller action"
+    );
+    assert!(out.stdout.contains("2 steps to a human"), "{}", out.stdout);
+    let dot = fx.path().join("main.dot");
+    std::fs::write(&dot, &out.stdout).unwrap();
+    let svg = std::process::Command::new("dot")
+        .args(["-Tsvg", dot.to_str().unwrap()])
+        .output()
+        .expect("Graphviz `dot` must be installed (.ci/run installs it)");
+    assert!(
+        svg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
+}
+
+#[test]
+fn graph_mermaid_and_bad_files() {
+    let fx = line();
+    let out = fx.run(&["graph", "flows/main.toml", "--format", "mermaid"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.starts_with("flowchart TD\n"));
+    assert!(out.stdout.contains("-->|\"1\"|"), "{}", out.stdout);
+    assert_eq!(fx.run(&["graph", "flows/none.toml"]).code, 2);
+    fx.flow("broken", "[flow\n");
+    assert_eq!(fx.run(&["graph", "flows/broken.toml"]).code, 2);
+}
+
+#[test]
+fn the_demo_line_validates_with_and_without_its_config() {
+    let out = run_in(&repo(), &["validate", "flows"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("0 errors"), "{}", out.stdout);
+    let out = run_in(&repo(), &["validate", "--format", "json"]);
+    assert_eq!(out.json()["errors"], 0);
+    // With the demo config, queue and calendar names are checked too.
+    let fx = Fixture::new();
+    let cfg = std::fs::read_to_string(repo().join("examples/hotline.toml")).unwrap();
+    fx.config(&cfg);
+    for f in ["main", "billing"] {
+        fx.flow(
+            f,
+            &std::fs::read_to_string(repo().join(format!("flows/{f}.toml"))).unwrap(),
+        );
+    }
+    std::fs::remove_dir_all(fx.path().join("prompts")).unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().extension().is_some_and(|x| x == "wav") {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    };
+    copy(&repo().join("prompts"), &fx.path().join("prompts"));
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["errors"], 0);
+}
+
+#[test]
+fn the_demo_line_answers_callers() {
+    let sim = |input: &str| {
+        let out = run_in(
+            &repo(),
+            &[
+                "simulate", "main", "--input", input, "--at", OPEN, "--format", "json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()
+    };
+    assert_eq!(sim("1")["node"], "main.sales");
+    assert_eq!(sim("0")["node"], "main.agents");
+    assert_eq!(sim("")["node"], "main.agents");
+    assert_eq!(sim("2,123456#")["node"], "billing.billing_queue");
+    assert_eq!(sim("2,100000#")["node"], "billing.priority_queue");
+}
