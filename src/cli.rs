@@ -196,7 +196,15 @@ pub fn simulate(
     let calendars = found
         .map(|c| c.calendars)
         .unwrap_or_else(|| Loaded::embedded().calendars);
-    let run = simulate::run(&v.set, &calendars, line, &script, wall, Instant::now());
+    let run = simulate::run(
+        &v.set,
+        &calendars,
+        line,
+        &script,
+        wall,
+        Instant::now(),
+        true,
+    );
     let stdout = if json {
         serde_json::to_string_pretty(&run.to_json()).unwrap_or_default() + "\n"
     } else {

@@ -42,7 +42,9 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
         let reach = Reach::from(g, &[g.base[entry]], true);
         for &s in &reach.order {
             let v = s / 2;
-            if !g.is_first_attempt(v) || order_of.contains_key(&v) {
+            // Every caller-facing node, and the entry whatever it is: no choice was made there.
+            let judged = g.is_first_attempt(v) || v == g.base[entry];
+            if !judged || order_of.contains_key(&v) {
                 continue;
             }
             order_of.insert(v, order_of.len());

@@ -46,14 +46,10 @@ impl Collect {
         }
     }
 
-    /// Whether an entry (without terminator) is acceptable.
+    /// Whether an entry (without terminator) is acceptable: digits only, within the bounds.
     pub fn accepts(&self, digits: &str) -> bool {
         let n = digits.chars().count() as u32;
-        n >= self.min_digits
-            && n <= self.max_digits
-            && digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        n >= self.min_digits && n <= self.max_digits && digits.chars().all(|c| c.is_ascii_digit())
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {

@@ -1,0 +1,345 @@
+//! The engine on a fake clock: every timer is jumped, not waited for.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{Action, Call, Event, Outcome};
+use crate::flow::load;
+use crate::flow::model::FlowSet;
+
+const FLOW: &str = r##"
+[flow]
+entry = "welcome"
+escape_digit = "0"
+escape_to = "agents"
+max_steps_to_human = 4
+
+[nodes.welcome]
+type = "play"
+prompt = "welcome"
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompt = "main_menu"
+options = { "1" = "agents", "2" = "account", "3" = "info", "4" = "desk", "5" = "vm", "6" = "cb", "9" = "bye" }
+timeout_s = 5
+max_retries = 1
+invalid_prompt = "invalid"
+on_exhausted = "agents"
+
+[nodes.info]
+type = "play"
+prompt = "hours"
+next = "menu"
+
+[nodes.account]
+type = "collect"
+prompt = "enter_account"
+min_digits = 3
+max_digits = 5
+terminator = "#"
+timeout_s = 4
+max_retries = 1
+variable = "account"
+next = "agents"
+on_exhausted = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+max_wait_s = 60
+on_timeout = "vm"
+
+[nodes.desk]
+type = "transfer"
+to = "sip:desk@pbx.example.com"
+on_failure = "agents"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+prompt = "leave_message"
+
+[nodes.cb]
+type = "callback"
+queue = "support"
+prompt = "callback_confirm"
+
+[nodes.bye]
+type = "hangup"
+prompt = "goodbye"
+"##;
+
+fn set() -> FlowSet {
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/main.toml"), FLOW, &mut diags);
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    load::finish(&mut set, Some(&prompts), &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    set
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn at(&self, secs: f64) -> Instant {
+        self.0 + Duration::from_secs_f64(secs)
+    }
+}
+
+fn start<'a>(
+    set: &'a FlowSet,
+    cals: &'a HashMap<String, crate::flow::calendar::Calendar>,
+) -> (Call<'a>, Clock, Vec<Action>) {
+    #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+    let clock = Clock(Instant::now());
+    let mut call = Call::new(set, cals, 0);
+    let out = call.handle(
+        Event::Start {
+            wall: jiff::Timestamp::UNIX_EPOCH,
+        },
+        clock.at(0.0),
+    );
+    (call, clock, out)
+}
+
+fn play(names: &[&str]) -> Action {
+    Action::Play(names.iter().map(|s| s.to_string()).collect())
+}
+
+fn node(call: &Call, set: &FlowSet) -> String {
+    set.nodes[call.node().unwrap()].full_name.clone()
+}
+
+#[test]
+fn a_menu_waits_for_its_timeout_after_the_prompt_then_retries_then_leaves() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, out) = start(&set, &cals);
+    assert_eq!(out, vec![play(&["welcome"])]);
+    assert_eq!(
+        call.handle(Event::PromptFinished, c.at(3.0)),
+        vec![play(&["main_menu"])]
+    );
+    assert_eq!(
+        call.poll_timeout(),
+        None,
+        "no timeout while the prompt plays"
+    );
+    call.handle(Event::PromptFinished, c.at(10.0));
+    assert_eq!(call.poll_timeout(), Some(c.at(15.0)));
+    assert!(
+        call.handle(Event::Timeout, c.at(14.9)).is_empty(),
+        "an early timer does nothing"
+    );
+    assert_eq!(
+        call.handle(Event::Timeout, c.at(15.0)),
+        vec![play(&["main_menu"])]
+    );
+    call.handle(Event::PromptFinished, c.at(22.0));
+    let out = call.handle(Event::Timeout, c.at(27.0));
+    assert!(
+        matches!(&out[..], [Action::EnterQueue { queue, max_wait_s: 60, .. }] if queue == "support"),
+        "{out:?}"
+    );
+    assert_eq!(call.steps(), 3);
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Queue));
+    assert_eq!(
+        call.path(),
+        [
+            "main.welcome",
+            "done",
+            "main.menu",
+            "_",
+            "main.menu",
+            "_",
+            "main.agents"
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_key_plays_the_invalid_prompt_before_the_retry() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    let out = call.handle(Event::Digit('7'), c.at(4.0));
+    assert_eq!(out, vec![play(&["invalid", "main_menu"])]);
+    assert_eq!(call.steps(), 3);
+}
+
+#[test]
+fn keys_pressed_during_a_play_act_at_the_next_menu() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    assert!(
+        call.handle(Event::Digit('1'), c.at(1.0)).is_empty(),
+        "kept, not acted on"
+    );
+    let out = call.handle(Event::PromptFinished, c.at(3.0));
+    assert!(matches!(&out[..], [Action::EnterQueue { .. }]), "{out:?}");
+    assert_eq!(node(&call, &set), "main.agents");
+}
+
+#[test]
+fn the_escape_digit_acts_at_once_during_a_play_and_a_goodbye() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    let out = call.handle(Event::Digit('0'), c.at(1.0));
+    assert_eq!(out[0], Action::StopPlayback);
+    assert!(matches!(out[1], Action::EnterQueue { .. }));
+    assert!(call.escape_used());
+    assert_eq!(call.path(), ["main.welcome", "0", "main.agents"]);
+
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    assert_eq!(
+        call.handle(Event::Digit('9'), c.at(4.0)),
+        vec![Action::StopPlayback, play(&["goodbye"])]
+    );
+    let out = call.handle(Event::Digit('0'), c.at(5.0));
+    assert!(
+        matches!(out[..], [Action::StopPlayback, Action::EnterQueue { .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_collect_ends_at_the_terminator_at_max_digits_or_after_a_pause() {
+    let (set, cals) = (set(), HashMap::new());
+    let enter = |keys: &str| {
+        let (mut call, c, _) = start(&set, &cals);
+        call.handle(Event::PromptFinished, c.at(3.0));
+        call.handle(Event::Digit('2'), c.at(4.0));
+        let mut t = 5.0;
+        for k in keys.chars() {
+            call.handle(Event::Digit(k), c.at(t));
+            t += 0.5;
+        }
+        (call, c, t)
+    };
+    let (call, ..) = enter("123#");
+    assert_eq!(
+        call.variables().get("account").map(String::as_str),
+        Some("123")
+    );
+    let (call, ..) = enter("123456");
+    assert_eq!(
+        call.variables().get("account").map(String::as_str),
+        Some("12345"),
+        "max_digits ends it"
+    );
+    let (mut call, c, t) = enter("1234");
+    assert_eq!(
+        call.poll_timeout(),
+        Some(c.at(t - 0.5 + 4.0)),
+        "each key restarts the wait"
+    );
+    call.handle(Event::Timeout, c.at(t + 4.0));
+    assert_eq!(
+        call.variables().get("account").map(String::as_str),
+        Some("1234")
+    );
+    // Too short: the collect plays again.
+    let (mut call, c, t) = enter("12");
+    let out = call.handle(Event::Timeout, c.at(t + 4.0));
+    assert_eq!(out, vec![play(&["enter_account"])]);
+    assert!(call.variables().is_empty());
+}
+
+#[test]
+fn the_escape_digit_escapes_a_collect_only_as_its_first_key() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    call.handle(Event::Digit('2'), c.at(4.0));
+    for k in "100#".chars() {
+        call.handle(Event::Digit(k), c.at(5.0));
+    }
+    assert_eq!(
+        call.variables().get("account").map(String::as_str),
+        Some("100")
+    );
+    assert!(!call.escape_used());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    call.handle(Event::Digit('2'), c.at(4.0));
+    call.handle(Event::Digit('0'), c.at(5.0));
+    assert!(call.escape_used());
+    assert!(call.variables().is_empty());
+}
+
+#[test]
+fn the_watchdog_replaces_the_step_after_the_bound() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    let mut t = 0.0;
+    // welcome, menu, info, menu: 4 steps; the next (info) is the watchdog's.
+    for _ in 0..2 {
+        t += 1.0;
+        call.handle(Event::PromptFinished, c.at(t));
+        call.handle(Event::Digit('3'), c.at(t));
+    }
+    assert_eq!(call.steps(), 4);
+    assert!(call.watchdog_used());
+    assert_eq!(node(&call, &set), "main.agents");
+    assert_eq!(
+        call.path().iter().rev().nth(1).map(String::as_str),
+        Some("watchdog")
+    );
+}
+
+#[test]
+fn queue_timeout_transfer_failure_and_follow_ups() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    call.handle(Event::Digit('4'), c.at(2.0));
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Transfer));
+    call.handle(Event::TransferFailed, c.at(30.0));
+    assert_eq!(node(&call, &set), "main.agents");
+    let out = call.handle(Event::QueueTimedOut, c.at(90.0));
+    assert!(
+        matches!(&out[..], [Action::RecordVoicemail { mailbox, .. }] if mailbox == "support"),
+        "{out:?}"
+    );
+    assert_eq!(
+        call.human_offered().map(|h| h.0),
+        Some(2),
+        "first offered at the transfer"
+    );
+    assert_eq!(
+        call.handle(Event::Finished, c.at(120.0)),
+        vec![Action::Hangup]
+    );
+    assert!(call.is_ended());
+
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    let out = call.handle(Event::Digit('6'), c.at(2.0));
+    assert!(
+        matches!(&out[1], Action::RegisterCallback { queue, prompts } if queue == "support" && prompts == &["callback_confirm"]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_caller_hanging_up_ends_the_call_where_it_is() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    call.handle(Event::CallerHangup, c.at(2.0));
+    assert!(call.is_ended());
+    assert_eq!(call.poll_timeout(), None);
+    let o = call.outcome().unwrap();
+    assert_eq!(
+        (o.0, set.nodes[o.1].full_name.as_str()),
+        (Outcome::CallerHangup, "main.menu")
+    );
+    assert!(
+        call.handle(Event::Digit('1'), c.at(3.0)).is_empty(),
+        "an ended call does nothing"
+    );
+}
