@@ -254,7 +254,7 @@ fn a_10_mb_file_is_refused_without_parsing() {
         v["diagnostics"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("at most 1 MiB"),
+            .contains("at most 8 MiB"),
         "{v}"
     );
 }

@@ -22,7 +22,7 @@ pub struct Fields<'a, 'i> {
     /// What the table is, for messages: `node main.menu`, `[flow]`.
     owner: String,
     node: Option<String>,
-    used: Vec<String>,
+    used: Vec<&'static str>,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -59,9 +59,9 @@ impl<'a, 'i> Fields<'a, 'i> {
         self.diags.push(d);
     }
 
-    fn take(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+    fn take(&mut self, key: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
         let v = self.table.get(key)?;
-        self.used.push(key.to_string());
+        self.used.push(key);
         Some(v)
     }
 
@@ -86,7 +86,7 @@ impl<'a, 'i> Fields<'a, 'i> {
         );
     }
 
-    pub fn string(&mut self, key: &str) -> Option<(String, Pos)> {
+    pub fn string(&mut self, key: &'static str) -> Option<(String, Pos)> {
         let v = self.take(key)?;
         match v.get_ref().as_str() {
             Some(s) => Some((s.to_string(), self.pos_of(v))),
@@ -97,7 +97,7 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
-    pub fn required_string(&mut self, key: &str, at: Pos) -> Option<(String, Pos)> {
+    pub fn required_string(&mut self, key: &'static str, at: Pos) -> Option<(String, Pos)> {
         if !self.table.contains_key(key) {
             self.missing(key, at);
             return None;
@@ -105,12 +105,12 @@ impl<'a, 'i> Fields<'a, 'i> {
         self.string(key)
     }
 
-    pub fn target(&mut self, key: &str) -> Option<Target> {
+    pub fn target(&mut self, key: &'static str) -> Option<Target> {
         let (text, pos) = self.string(key)?;
         Some(Target::new(text, pos))
     }
 
-    pub fn required_target(&mut self, key: &str, at: Pos) -> Option<Target> {
+    pub fn required_target(&mut self, key: &'static str, at: Pos) -> Option<Target> {
         if !self.table.contains_key(key) {
             self.missing(key, at);
             return None;
@@ -119,7 +119,7 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     /// A non-negative whole number no larger than `max`.
-    pub fn number(&mut self, key: &str, default: u32, max: u32) -> u32 {
+    pub fn number(&mut self, key: &'static str, default: u32, max: u32) -> u32 {
         let Some(v) = self.take(key) else {
             return default;
         };
@@ -141,21 +141,8 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
-    pub fn boolean(&mut self, key: &str, default: bool) -> bool {
-        let Some(v) = self.take(key) else {
-            return default;
-        };
-        match v.get_ref().as_bool() {
-            Some(b) => b,
-            None => {
-                self.wrong_type(key, v, "true or false");
-                default
-            }
-        }
-    }
-
     /// One key of the keypad: `0`-`9`, `*` or `#`.
-    pub fn key(&mut self, key: &str) -> Option<char> {
+    pub fn key(&mut self, key: &'static str) -> Option<char> {
         let (s, pos) = self.string(key)?;
         let mut chars = s.chars();
         match (chars.next(), chars.next()) {
@@ -172,7 +159,7 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     /// A prompt name or a list of them, played in order.
-    pub fn prompts(&mut self, key: &str) -> Vec<Prompt> {
+    pub fn prompts(&mut self, key: &'static str) -> Vec<Prompt> {
         let Some(v) = self.take(key) else {
             return Vec::new();
         };
@@ -207,7 +194,7 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     /// A table of string keys to node references (`cases`, `options`).
-    pub fn target_map(&mut self, key: &str) -> Option<Vec<(String, Pos, Target)>> {
+    pub fn target_map(&mut self, key: &'static str) -> Option<Vec<(String, Pos, Target)>> {
         let v = self.take(key)?;
         let Some(table) = v.get_ref().as_table() else {
             self.wrong_type(key, v, "a table");
@@ -233,7 +220,9 @@ impl<'a, 'i> Fields<'a, 'i> {
         let mut unknown = Vec::new();
         for (k, _) in self.table.iter() {
             let name = k.get_ref();
-            if !self.used.iter().any(|u| u == name) && !allowed_elsewhere.contains(&name.as_ref()) {
+            if !self.used.iter().any(|u| *u == name.as_ref())
+                && !allowed_elsewhere.contains(&name.as_ref())
+            {
                 unknown.push((name.to_string(), self.source.pos(k.span().start)));
             }
         }

@@ -14,7 +14,7 @@ use super::node::{NodeKind, TYPES};
 use super::source::{Pos, Source};
 
 /// A flow file larger than this is refused before parsing.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Why a check could not run at all (exit code 2), as opposed to finding errors in flows.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ fn load_file(
             &s,
             start,
             format!(
-                "the file is {:.1} MB; a flow file may be at most 1 MiB",
+                "the file is {:.1} MB; a flow file may be at most 8 MiB",
                 size as f64 / 1e6
             ),
         ));
@@ -327,8 +327,7 @@ fn parse_flow(
         match NodeKind::parse(&ty, &mut f, at) {
             Some(kind) => {
                 f.finish(&[]);
-                let id = set.nodes.len();
-                set.nodes.push(Node {
+                let id = set.add_node(Node {
                     flow: flow_id,
                     name: node_name,
                     full_name,
@@ -487,17 +486,20 @@ pub fn read_prompt(dir: &Path, name: &str) -> PromptFile {
 
 fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<Diagnostic>) {
     let mut seen: HashSet<(usize, String)> = HashSet::new();
+    let dirs: Vec<PathBuf> = set
+        .flows
+        .iter()
+        .map(|f| prompts_dir.map_or_else(|| default_prompts_dir(&f.source.path), Path::to_path_buf))
+        .collect();
     for id in 0..set.nodes.len() {
         let node = &set.nodes[id];
         let flow = &set.flows[node.flow];
-        let dir = prompts_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| default_prompts_dir(&flow.source.path));
+        let dir = &dirs[node.flow];
         for p in node.kind.prompts() {
             let file = set
                 .prompts
                 .entry(p.name.clone())
-                .or_insert_with(|| read_prompt(&dir, &p.name))
+                .or_insert_with(|| read_prompt(dir, &p.name))
                 .clone();
             let (rule, msg) = match file {
                 PromptFile::Ok { .. } => continue,

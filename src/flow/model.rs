@@ -132,6 +132,8 @@ pub struct FlowSet {
     pub flows: Vec<Flow>,
     pub nodes: Vec<Node>,
     pub prompts: HashMap<String, PromptFile>,
+    /// Per flow, node name to id.
+    by_name: Vec<HashMap<String, NodeId>>,
 }
 
 impl FlowSet {
@@ -147,17 +149,24 @@ impl FlowSet {
         &self.flows[self.nodes[id].flow]
     }
 
+    /// Adds a node to its flow (the flow must be pushed already, or be the next one).
+    pub fn add_node(&mut self, node: Node) -> NodeId {
+        let id = self.nodes.len();
+        if self.by_name.len() <= node.flow {
+            self.by_name.resize_with(node.flow + 1, HashMap::new);
+        }
+        self.by_name[node.flow].insert(node.name.clone(), id);
+        self.nodes.push(node);
+        id
+    }
+
     /// Finds `node` in `from`'s flow, or `flow.node` anywhere.
     pub fn find(&self, from: FlowId, reference: &str) -> Option<NodeId> {
         let (flow, node) = match reference.split_once('.') {
             Some((f, n)) => (self.flow_by_name(f)?, n),
             None => (from, reference),
         };
-        self.flows[flow]
-            .nodes
-            .iter()
-            .copied()
-            .find(|&id| self.nodes[id].name == node)
+        self.by_name.get(flow)?.get(node).copied()
     }
 
     pub fn entry(&self, flow: FlowId) -> Option<NodeId> {

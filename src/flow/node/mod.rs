@@ -166,7 +166,7 @@ impl NodeKind {
 }
 
 /// A required prompt: missing is a schema error.
-fn required_prompts(f: &mut Fields, key: &str, at: Pos) -> Vec<Prompt> {
+fn required_prompts(f: &mut Fields, key: &'static str, at: Pos) -> Vec<Prompt> {
     let prompts = f.prompts(key);
     if prompts.is_empty() && !f.has(key) {
         f.missing(key, at);
