@@ -130,7 +130,15 @@ impl<'a> Graph<'a> {
         let node = &set.nodes[id];
         let flow = &set.flows[node.flow];
         let at = |t: &Target| t.node;
-        let retry = |k: u32| self.base[id] + k;
+        // The next attempt of this menu or collect, or `on_exhausted` after the last one.
+        let retries = node.kind.retries();
+        let next_attempt = |exhausted: &Option<Target>| {
+            if attempt < retries {
+                Some(self.base[id] + attempt + 1)
+            } else {
+                exhausted.as_ref().and_then(at).map(|t| self.base[t])
+            }
+        };
         let mut out: Vec<(Option<Vertex>, Label<'a>)> = Vec::new();
         let escape = set.escape_to(node.flow).map(|e| self.base[e]);
         let digit = flow.escape_digit;
@@ -149,12 +157,7 @@ impl<'a> Graph<'a> {
                 if n.option(digit).is_none() {
                     out.push((escape, Label::Escape(digit)));
                 }
-                let exhausted = n.on_exhausted.as_ref().and_then(at).map(|t| self.base[t]);
-                let again = if attempt < n.max_retries {
-                    Some(retry(attempt + 1))
-                } else {
-                    exhausted
-                };
+                let again = next_attempt(&n.on_exhausted);
                 out.push((again, Label::Silence));
                 match &n.on_invalid {
                     Some(t) => out.push((at(t).map(|t| self.base[t]), Label::Wrong)),
@@ -167,12 +170,7 @@ impl<'a> Graph<'a> {
                     n.next.as_ref().and_then(at).map(|t| self.base[t]),
                     Label::Digits,
                 ));
-                let exhausted = n.on_exhausted.as_ref().and_then(at).map(|t| self.base[t]);
-                let again = if attempt < n.max_retries {
-                    Some(retry(attempt + 1))
-                } else {
-                    exhausted
-                };
+                let again = next_attempt(&n.on_exhausted);
                 out.push((again, Label::Silence));
                 out.push((again, Label::Wrong));
             }
