@@ -238,16 +238,20 @@ fn bad_prompt_stereo_or_not_8khz() {
 
 #[test]
 fn no_escape_missing_or_not_leading_to_a_human() {
-    fires(&edit("escape_to = \"agents\"", ""), "no-escape", None);
+    fires(
+        &edit("escape_to = \"agents\"", ""),
+        "no-escape",
+        Some("main.welcome"),
+    );
     fires(
         &edit("escape_to = \"agents\"", "escape_to = \"menu\""),
         "no-escape",
-        None,
+        Some("main.menu"),
     );
     fires(
         &edit("escape_to = \"agents\"", "escape_to = \"vm\""),
         "no-escape",
-        None,
+        Some("main.vm"),
     );
 }
 
@@ -260,7 +264,7 @@ fn no_escape_through_a_schedule_closed_branch_may_end_in_a_follow_up() {
             )
     };
     quiet(&sched("vm"), "no-escape");
-    fires(&sched("menu"), "no-escape", None);
+    fires(&sched("menu"), "no-escape", Some("main.open_now"));
 }
 
 #[test]

@@ -25,15 +25,19 @@ pub(crate) fn check(c: &mut Checker) {
     let mut w = Walker::new(c.g, Caller::Invisible, Cost::Steps);
     for (fi, flow) in c.set.flows.iter().enumerate() {
         match &flow.escape_to {
-            None => c.diags.push(Diagnostic::new(
-                Rule::NoEscape,
-                &flow.source,
-                flow.pos,
-                format!(
-                    "flow {} has no escape_to: pressing {} must take a caller to a live human",
-                    flow.name, flow.escape_digit
-                ),
-            )),
+            None => {
+                let mut d = Diagnostic::new(
+                    Rule::NoEscape,
+                    &flow.source,
+                    flow.pos,
+                    format!(
+                        "flow {} has no escape_to: pressing {} must take a caller to a live human",
+                        flow.name, flow.escape_digit
+                    ),
+                );
+                d.node = c.set.entry(fi).map(|e| c.set.nodes[e].full_name.clone());
+                c.diags.push(d);
+            }
             Some(t) => {
                 let Some(target) = t.node else { continue };
                 if let Err(walk) = leads_to_human(c, &mut w, target) {
@@ -49,6 +53,7 @@ pub(crate) fn check(c: &mut Checker) {
                                 c.describe(end)
                             ),
                         )
+                        .at_node(c.set.nodes[target].full_name.clone())
                         .with_path(walk.to_path(c.g)),
                     );
                 }
