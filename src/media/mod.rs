@@ -1,0 +1,4 @@
+//! Media: G.711 codecs, RTP packets, DTMF detection.
+
+pub mod g711;
+pub mod rtp;
