@@ -1,4 +1,5 @@
 //! Media: G.711 codecs, RTP packets, DTMF detection.
 
+pub mod dtmf;
 pub mod g711;
 pub mod rtp;
