@@ -1,0 +1,4 @@
+//! SIP: the wire format, SDP, transactions and dialogs. Pure state machines; only
+//! `transport.rs` touches sockets.
+
+pub mod wire;
