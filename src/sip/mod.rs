@@ -1,4 +1,5 @@
 //! SIP: the wire format, SDP, transactions and dialogs. Pure state machines; only
 //! `transport.rs` touches sockets.
 
+pub mod sdp;
 pub mod wire;
