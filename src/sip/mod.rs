@@ -2,4 +2,5 @@
 //! `transport.rs` touches sockets.
 
 pub mod sdp;
+pub mod transaction;
 pub mod wire;
