@@ -269,3 +269,121 @@ pub fn graph(file: &Path, format: render::Format) -> Exit {
         stderr: String::new(),
     }
 }
+
+/// `hotline serve`: checks everything it can before binding a socket, so a bad config or an
+/// invalid flow stops it with exit 2 and a clear message, never half-started.
+pub fn serve(config: Option<&Path>) -> i32 {
+    let fail = |msg: String| {
+        eprintln!("hotline: {msg}");
+        2
+    };
+    let loaded = match Loaded::find(config) {
+        Ok(Some(c)) => c,
+        Ok(None) => Loaded::embedded(),
+        Err(e) => return fail(e.to_string()),
+    };
+    let flows_dir = loaded.config.paths.flows.clone();
+    let v = match validate_paths(std::slice::from_ref(&flows_dir), Some(&loaded), None) {
+        Ok(v) => v,
+        Err(e) => return fail(e.to_string()),
+    };
+    let (errors, _) = report::counts(&v.diagnostics);
+    if errors > 0 {
+        eprint!(
+            "{}",
+            report::text(&v.diagnostics, &v.summaries, v.files.len())
+        );
+        return fail(format!(
+            "refusing to start: the flows in {} have {errors} error(s)",
+            flows_dir.display()
+        ));
+    }
+    for (user, flow) in &loaded.config.lines {
+        if v.set.flow_by_name(flow).is_none() {
+            return fail(format!(
+                "[lines] {user} = \"{flow}\": no flow named \"{flow}\" in {}",
+                flows_dir.display()
+            ));
+        }
+    }
+    let prompts_dir = loaded.config.paths.prompts.clone();
+    let mut names: Vec<&str> = v.set.prompts.keys().map(String::as_str).collect();
+    if prompts_dir.join("hold.wav").is_file() {
+        names.push("hold");
+    } else {
+        eprintln!(
+            "hotline: warning: {} is missing: callers in a queue hear silence",
+            prompts_dir.join("hold.wav").display()
+        );
+    }
+    let prompts = match crate::media::player::Prompts::load(&prompts_dir, names) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    let store = match crate::store::Store::open(&loaded.config.paths.data) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    init_logging();
+    let flows = crate::server::Flows {
+        set: v.set,
+        calendars: loaded.calendars.clone(),
+        prompts,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let result = runtime.block_on(crate::server::run(
+        loaded.config.clone(),
+        flows,
+        store,
+        shutdown_signal(),
+    ));
+    match result {
+        Ok(()) => 0,
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs to stderr; `HOTLINE_LOG=debug|info|warn|error` picks the level (default info).
+fn init_logging() {
+    let level = match std::env::var("HOTLINE_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .try_init();
+}

@@ -47,6 +47,11 @@ pub struct Sip {
     pub listen: String,
     pub domain: String,
     pub advertise: String,
+    /// How long an incoming call rings (180) before it is answered: the window in which a
+    /// caller's CANCEL is honoured. 0 answers at once.
+    pub answer_after_ms: u32,
+    /// On SIGINT/SIGTERM, how long live calls may go on before they are sent BYE.
+    pub shutdown_grace_s: u32,
 }
 
 impl Default for Sip {
@@ -55,6 +60,8 @@ impl Default for Sip {
             listen: "127.0.0.1:5060".into(),
             domain: "hotline.local".into(),
             advertise: "127.0.0.1".into(),
+            answer_after_ms: 500,
+            shutdown_grace_s: 30,
         }
     }
 }

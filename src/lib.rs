@@ -5,4 +5,6 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod media;
+pub mod server;
 pub mod sip;
+pub mod store;

@@ -21,6 +21,12 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Answer calls: the SIP/RTP server running the flows (exit 0 after a clean shutdown, 2 bad config)
+    Serve {
+        /// Server config (default: ./hotline.toml if it exists, else the embedded demo defaults)
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Prove that every caller of the flows reaches a live human (exit 0 ok, 1 errors, 2 could not run)
     Validate {
         /// Flow files or folders (default: flows/)
@@ -66,6 +72,7 @@ enum SimFormat {
 fn main() -> ExitCode {
     let args = Args::parse();
     let exit = match args.command {
+        Command::Serve { config } => return ExitCode::from(cli::serve(config.as_deref()) as u8),
         Command::Validate {
             paths,
             config,

@@ -2,4 +2,6 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod player;
+pub mod recorder;
 pub mod rtp;

@@ -1,6 +1,8 @@
 //! SIP: the wire format, SDP, transactions and dialogs. Pure state machines; only
 //! `transport.rs` touches sockets.
 
+pub mod dialog;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
 pub mod wire;

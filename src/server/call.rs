@@ -1,0 +1,526 @@
+//! One task per answered call: it drives the flow engine with what the caller does (keys from
+//! RTP, SIP INFO or in-band tones; silence; hanging up) and carries out what the engine asks
+//! (prompts through the pacer, hold music, voicemail recording, callback requests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::pacer::PacerCommand;
+use super::signalling::SipCommand;
+use crate::engine::{Action, Call, Event, Outcome};
+use crate::media::dtmf::{EventReceiver, ToneDetector};
+use crate::media::g711::Law;
+use crate::media::player::BEEP;
+use crate::media::recorder::{Recorder, write_wav};
+use crate::media::rtp::{self, MAX_PACKET};
+use crate::sip::sdp::{Agreed, Direction};
+use crate::store::{CallbackRequest, VoicemailRecord};
+
+/// What reaches a call task from outside.
+#[derive(Debug)]
+pub enum CallInput {
+    /// The pacer finished the playback with this tag.
+    PromptDone(u64),
+    /// A key from SIP INFO.
+    Digit(char),
+    /// The caller hung up (BYE), or the INVITE timed out waiting for the ACK.
+    Hangup,
+    /// A re-INVITE moved or held the media.
+    Media {
+        remote: SocketAddr,
+        direction: Direction,
+    },
+    /// The server is shutting down and the grace period is over.
+    Shutdown,
+}
+
+pub struct CallSetup {
+    pub id: u64,
+    pub call_id: String,
+    /// The caller's From URI: the number a callback dials.
+    pub caller: String,
+    pub line: usize,
+    pub socket: Arc<UdpSocket>,
+    pub agreed: Agreed,
+    pub inputs: mpsc::UnboundedReceiver<CallInput>,
+    pub notify: mpsc::UnboundedSender<CallInput>,
+}
+
+/// Ends a voicemail recording.
+const END_RECORDING: char = '#';
+
+enum Voicemail {
+    Greeting {
+        mailbox: String,
+        max_length_s: u32,
+    },
+    Recording {
+        mailbox: String,
+        recorder: Recorder,
+        started: Timestamp,
+        until: Instant,
+    },
+}
+
+struct Media {
+    law: Law,
+    telephone_event: Option<u8>,
+    events: EventReceiver,
+    /// In-band detection, only for callers that offered no telephone-event (gateways that
+    /// leave tones in the audio): decoding every packet of every call costs CPU.
+    tones: Option<ToneDetector>,
+    latched: bool,
+}
+
+pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
+    let CallSetup {
+        id,
+        call_id,
+        caller,
+        line,
+        socket,
+        agreed,
+        mut inputs,
+        notify,
+    } = setup;
+    let flows = Arc::clone(&shared.flows);
+    let flow_name = flows
+        .set
+        .flows
+        .get(line)
+        .map(|f| f.name.clone())
+        .unwrap_or_default();
+    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+    let _ = shared.pacer.send(PacerCommand::Add {
+        id,
+        socket: Arc::clone(&socket),
+        remote,
+        law: agreed.law,
+        ssrc: super::random() as u32,
+        sequence: super::random() as u16,
+        timestamp: super::random() as u32,
+        notify,
+    });
+    sending(&shared, id, remote, agreed.direction);
+    let mut media = Media {
+        law: agreed.law,
+        telephone_event: agreed.telephone_event,
+        events: EventReceiver::default(),
+        tones: agreed.telephone_event.is_none().then(ToneDetector::default),
+        latched: false,
+    };
+    let mut call = Call::new(&flows.set, &flows.calendars, line);
+    let mut tag: u64 = 0;
+    let mut queue_until: Option<Instant> = None;
+    let mut voicemail: Option<Voicemail> = None;
+    let mut confirming: Option<u64> = None;
+    let mut we_hang_up = false;
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+
+    let mut pending = call.handle(
+        Event::Start {
+            wall: Timestamp::now(),
+        },
+        Instant::now(),
+    );
+    loop {
+        // Carry out what the engine asked, feeding back what finishes at once.
+        while !pending.is_empty() {
+            let now = Instant::now();
+            let mut next = Vec::new();
+            for action in pending.drain(..) {
+                match action {
+                    Action::Play(prompts) => {
+                        tag += 1;
+                        play(
+                            &shared,
+                            id,
+                            flows.prompts.frames(&prompts, media.law),
+                            false,
+                            tag,
+                        );
+                    }
+                    Action::StopPlayback => {
+                        tag += 1;
+                        let _ = shared.pacer.send(PacerCommand::Stop { id });
+                    }
+                    Action::EnterQueue {
+                        queue, max_wait_s, ..
+                    } => {
+                        tracing::info!(queue, max_wait_s, "caller waits for a live human");
+                        tag += 1;
+                        let hold = flows.prompts.frames(&["hold".to_string()], media.law);
+                        play(&shared, id, hold, true, tag);
+                        queue_until = Some(now + Duration::from_secs(u64::from(max_wait_s)));
+                    }
+                    Action::Transfer { to, .. } => {
+                        // Outbound legs arrive with agent phones; until then the flow's
+                        // on_failure path takes the caller on.
+                        tracing::warn!(to, "transfer not dialled: outbound calls are not enabled");
+                        next.extend(call.handle(Event::TransferFailed, now));
+                    }
+                    Action::RecordVoicemail {
+                        mailbox,
+                        prompts,
+                        max_length_s,
+                    } => {
+                        tag += 1;
+                        let mut names = prompts;
+                        names.push(BEEP.to_string());
+                        play(
+                            &shared,
+                            id,
+                            flows.prompts.frames(&names, media.law),
+                            false,
+                            tag,
+                        );
+                        voicemail = Some(Voicemail::Greeting {
+                            mailbox,
+                            max_length_s,
+                        });
+                    }
+                    Action::RegisterCallback { queue, prompts } => {
+                        let request = CallbackRequest {
+                            call_id: call_id.clone(),
+                            caller: caller.clone(),
+                            queue: queue.clone(),
+                            flow: flow_name.clone(),
+                            requested_at: Timestamp::now().to_string(),
+                        };
+                        // Committed before the caller hears the confirmation.
+                        match store(&shared, move |s| s.add_callback(&request)).await {
+                            Ok(_) => {
+                                tracing::info!(queue, "callback request stored");
+                                tag += 1;
+                                play(
+                                    &shared,
+                                    id,
+                                    flows.prompts.frames(&prompts, media.law),
+                                    false,
+                                    tag,
+                                );
+                                confirming = Some(tag);
+                            }
+                            Err(e) => {
+                                tracing::error!(queue, "callback request NOT stored: {e}");
+                                next.extend(call.handle(Event::Finished, now));
+                            }
+                        }
+                    }
+                    Action::Hangup => {
+                        we_hang_up = true;
+                    }
+                }
+            }
+            pending = next;
+        }
+        if call.is_ended() || we_hang_up {
+            break;
+        }
+
+        let recording_until = match &voicemail {
+            Some(Voicemail::Recording { until, .. }) => Some(*until),
+            _ => None,
+        };
+        let deadline = [call.poll_timeout(), queue_until, recording_until]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            input = inputs.recv() => {
+                let now = Instant::now();
+                match input {
+                    Some(CallInput::PromptDone(t)) if t == tag => {
+                        if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
+                            tracing::info!(mailbox, "recording a voicemail");
+                            voicemail = Some(Voicemail::Recording {
+                                mailbox,
+                                recorder: Recorder::new(max_length_s),
+                                started: Timestamp::now(),
+                                until: now + Duration::from_secs(u64::from(max_length_s)),
+                            });
+                        } else if confirming == Some(t) {
+                            confirming = None;
+                            pending = call.handle(Event::Finished, now);
+                        } else {
+                            pending = call.handle(Event::PromptFinished, now);
+                        }
+                    }
+                    Some(CallInput::PromptDone(_)) => {}
+                    Some(CallInput::Digit(d)) => {
+                        pending = digit(&mut call, &mut voicemail, d, now);
+                    }
+                    Some(CallInput::Media { remote, direction }) => {
+                        sending(&shared, id, remote, direction);
+                    }
+                    Some(CallInput::Hangup) | None => {
+                        call.handle(Event::CallerHangup, now);
+                        break;
+                    }
+                    Some(CallInput::Shutdown) => {
+                        we_hang_up = true;
+                        break;
+                    }
+                }
+            }
+            received = socket.recv_from(&mut buf) => {
+                let now = Instant::now();
+                if let Ok((n, from)) = received {
+                    for d in on_rtp(&shared, id, &mut media, &mut voicemail, &buf[..n], from) {
+                        pending.extend(digit(&mut call, &mut voicemail, d, now));
+                    }
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                if queue_until.is_some_and(|t| t <= now) {
+                    queue_until = None;
+                    pending = call.handle(Event::QueueTimedOut, now);
+                } else if recording_until.is_some_and(|t| t <= now) {
+                    pending = finish_voicemail(&shared, &mut call, &mut voicemail, &call_id, &caller, now).await;
+                } else {
+                    pending = call.handle(Event::Timeout, now);
+                }
+            }
+        }
+        if matches!(&voicemail, Some(Voicemail::Recording { recorder, .. }) if recorder.is_full()) {
+            pending = finish_voicemail(
+                &shared,
+                &mut call,
+                &mut voicemail,
+                &call_id,
+                &caller,
+                Instant::now(),
+            )
+            .await;
+        }
+    }
+    // A caller who hangs up while recording has left a message: keep it.
+    if matches!(voicemail, Some(Voicemail::Recording { .. })) {
+        finish_voicemail(
+            &shared,
+            &mut call,
+            &mut voicemail,
+            &call_id,
+            &caller,
+            Instant::now(),
+        )
+        .await;
+    }
+    let _ = shared.pacer.send(PacerCommand::Remove { id });
+    if we_hang_up {
+        let _ = shared.sip.send(SipCommand::Hangup {
+            call_id: call_id.clone(),
+        });
+    }
+    let outcome = call
+        .outcome()
+        .map_or(Outcome::Hangup.as_str(), |o| o.0.as_str());
+    tracing::info!(
+        outcome,
+        steps = call.steps(),
+        path = call.path().join(" "),
+        escape = call.escape_used(),
+        watchdog = call.watchdog_used(),
+        "call ended"
+    );
+    let _ = shared.sip.send(SipCommand::Ended { call_id });
+}
+
+fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64) {
+    let _ = shared.pacer.send(PacerCommand::Play {
+        id,
+        items,
+        looped,
+        tag,
+    });
+}
+
+fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: Direction) {
+    let on = matches!(direction, Direction::SendRecv | Direction::SendOnly)
+        && !remote.ip().is_unspecified()
+        && remote.port() != 0;
+    let _ = shared.pacer.send(PacerCommand::Media {
+        id,
+        remote,
+        sending: on,
+    });
+}
+
+fn digit(call: &mut Call, voicemail: &mut Option<Voicemail>, d: char, now: Instant) -> Vec<Action> {
+    match voicemail {
+        Some(Voicemail::Recording { until, .. }) => {
+            if d == END_RECORDING {
+                // Ends the recording at the next wake-up, through the same path as its limit.
+                *until = now;
+            }
+            Vec::new()
+        }
+        _ => call.handle(Event::Digit(d), now),
+    }
+}
+
+/// One RTP packet from the caller: digits it carries, and audio for a recording.
+fn on_rtp(
+    shared: &Shared,
+    id: u64,
+    media: &mut Media,
+    voicemail: &mut Option<Voicemail>,
+    bytes: &[u8],
+    from: SocketAddr,
+) -> Vec<char> {
+    let Some(p) = rtp::parse(bytes) else {
+        return Vec::new();
+    };
+    if !media.latched {
+        // Symmetric RTP (RFC 4961): answer where the caller's media comes from, which is
+        // right behind NAT even when the SDP says otherwise.
+        media.latched = true;
+        let _ = shared.pacer.send(PacerCommand::Media {
+            id,
+            remote: from,
+            sending: true,
+        });
+    }
+    if Some(p.payload_type) == media.telephone_event {
+        return media
+            .events
+            .on_packet(p.timestamp, p.payload)
+            .into_iter()
+            .collect();
+    }
+    let Some(law) = Law::from_payload_type(p.payload_type) else {
+        return Vec::new();
+    };
+    if let Some(Voicemail::Recording { recorder, .. }) = voicemail {
+        recorder.push(p.sequence, law, p.payload);
+    }
+    match &mut media.tones {
+        Some(t) => {
+            let samples: Vec<i16> = p.payload.iter().map(|&b| law.decode(b)).collect();
+            t.feed(&samples)
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Saves the recording (WAV, sidecar JSON, index row), then tells the engine.
+async fn finish_voicemail(
+    shared: &Arc<Shared>,
+    call: &mut Call<'_>,
+    voicemail: &mut Option<Voicemail>,
+    call_id: &str,
+    caller: &str,
+    now: Instant,
+) -> Vec<Action> {
+    let Some(Voicemail::Recording {
+        mailbox,
+        recorder,
+        started,
+        ..
+    }) = voicemail.take()
+    else {
+        return Vec::new();
+    };
+    let samples = recorder.finish();
+    let dir = shared.data.join("voicemail").join(safe_name(&mailbox));
+    let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let base = format!("{stamp}-{}", safe_name(call_id));
+    let wav = dir.join(format!("{base}.wav"));
+    let duration_ms = samples.len() as u64 / 8;
+    let record = VoicemailRecord {
+        call_id: call_id.to_string(),
+        caller: caller.to_string(),
+        mailbox: mailbox.clone(),
+        file: wav.display().to_string(),
+        recorded_at: started.to_string(),
+        duration_ms,
+    };
+    let sidecar = serde_json::json!({
+        "call_id": call_id,
+        "caller": caller,
+        "mailbox": mailbox,
+        "time": started.to_string(),
+        "duration_s": duration_ms as f64 / 1000.0,
+        "file": format!("{base}.wav"),
+    });
+    let json_path: PathBuf = dir.join(format!("{base}.json"));
+    let write = {
+        let record = record.clone();
+        move |s: &crate::store::Store| -> Result<(), String> {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            write_wav(&wav, &samples).map_err(|e| format!("{}: {e}", wav.display()))?;
+            let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
+            std::fs::write(&json_path, text + "\n")
+                .map_err(|e| format!("{}: {e}", json_path.display()))?;
+            s.add_voicemail(&record).map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    };
+    match store(shared, write).await {
+        Ok(()) => tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved"),
+        Err(e) => tracing::error!(mailbox, "voicemail NOT saved: {e}"),
+    }
+    call.handle(Event::Finished, now)
+}
+
+/// Runs a blocking store operation off the async threads.
+async fn store<T, E>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&crate::store::Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let store = Arc::clone(&shared.store);
+    let r = tokio::task::spawn_blocking(move || {
+        let guard = store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())?;
+        f(&guard).map_err(|e| e.to_string())
+    })
+    .await;
+    r.map_err(|e| e.to_string())?
+}
+
+/// A file-name-safe version of a mailbox or Call-ID: no separators, no dot-dot.
+fn safe_name(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if out.is_empty() { "_".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_from_the_network_cannot_leave_the_voicemail_folder() {
+        assert_eq!(safe_name("../../etc/passwd"), "______etc_passwd");
+        assert_eq!(safe_name("abc-123@host"), "abc-123_host");
+        assert_eq!(safe_name(""), "_");
+    }
+}

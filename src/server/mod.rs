@@ -1,0 +1,196 @@
+//! `hotline serve`: the tokio edge. It owns the sockets, the tasks and the clock, and wires the
+//! pure cores together: the signalling task (SIP transactions and dialogs), one task per call
+//! (the flow engine), and one pacing tick for all RTP.
+#![allow(clippy::disallowed_methods)] // the one place the clock is read
+
+pub mod call;
+pub mod pacer;
+pub mod signalling;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::flow::calendar::Calendar;
+use crate::flow::model::FlowSet;
+use crate::media::player::Prompts;
+use crate::sip::transaction;
+use crate::sip::transport::{INBOUND_QUEUE, Transport};
+use crate::store::Store;
+
+/// The flows a server runs, with their calendars and encoded prompts.
+pub struct Flows {
+    pub set: FlowSet,
+    pub calendars: HashMap<String, Calendar>,
+    pub prompts: Prompts,
+}
+
+/// Counters the server keeps (metrics arrive with the HTTP API).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub retransmissions: AtomicU64,
+}
+
+/// What every task of the server shares.
+pub struct Shared {
+    pub config: Config,
+    pub flows: Arc<Flows>,
+    pub store: Arc<Mutex<Store>>,
+    pub data: PathBuf,
+    pub pacer: mpsc::UnboundedSender<pacer::PacerCommand>,
+    pub sip: mpsc::UnboundedSender<signalling::SipCommand>,
+    pub ports: Ports,
+    pub media_ip: IpAddr,
+    pub tx_config: transaction::Config,
+    pub stats: Stats,
+}
+
+impl Shared {
+    /// The flow a Request-URI user is answered by: its `[lines]` entry, else `default`.
+    pub fn line_for(&self, user: &str) -> Option<usize> {
+        let lines = &self.config.lines;
+        let name = lines.get(user).or_else(|| lines.get("default"))?;
+        self.flows.set.flow_by_name(name)
+    }
+}
+
+/// RTP ports handed out round-robin over the configured range, even numbers only
+/// (RFC 3550 §11 leaves the odd one to RTCP).
+pub struct Ports {
+    address: IpAddr,
+    low: u16,
+    high: u16,
+    next: AtomicU32,
+}
+
+impl Ports {
+    pub fn new(address: IpAddr, range: [u16; 2]) -> Ports {
+        let low = range[0].max(1024) & !1;
+        Ports {
+            address,
+            low,
+            high: range[1].max(low),
+            next: AtomicU32::new(0),
+        }
+    }
+
+    /// A bound socket on a free port, or `None` when the range is exhausted.
+    pub fn open(&self) -> Option<Arc<UdpSocket>> {
+        let slots = u32::from((self.high - self.low) / 2 + 1);
+        for _ in 0..slots {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % slots;
+            let port = self.low + (i * 2) as u16;
+            if let Ok(s) = StdUdpSocket::bind(SocketAddr::new(self.address, port))
+                && s.set_nonblocking(true).is_ok()
+                && let Ok(s) = UdpSocket::from_std(s)
+            {
+                return Some(Arc::new(s));
+            }
+        }
+        None
+    }
+}
+
+/// A random number for tags, branches and RTP SSRCs (unpredictable, not cryptographic).
+pub fn random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the server until `shutdown` resolves and the live calls have drained.
+pub async fn run(
+    config: Config,
+    flows: Flows,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let listen: SocketAddr = config.sip.listen.parse().map_err(|_| {
+        ServeError::Config(format!(
+            "[sip] listen = \"{}\" is not an address:port",
+            config.sip.listen
+        ))
+    })?;
+    let media_ip: IpAddr = config.rtp.address.parse().map_err(|_| {
+        ServeError::Config(format!(
+            "[rtp] address = \"{}\" is not an IP address",
+            config.rtp.address
+        ))
+    })?;
+    let advertised: IpAddr = config.sip.advertise.parse().unwrap_or(media_ip);
+    // The SDP carries the address the caller can reach: the advertised one unless media
+    // listens on a specific address.
+    let sdp_ip = if media_ip.is_unspecified() {
+        advertised
+    } else {
+        media_ip
+    };
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let transport = Transport::bind(listen, inbound_tx)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
+    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    let pacer_stats = Arc::new(pacer::PacerStats::default());
+    let pacer_task = tokio::spawn(pacer::run(pacer_rx, Arc::clone(&pacer_stats)));
+    let shared = Arc::new(Shared {
+        ports: Ports::new(media_ip, config.rtp.ports),
+        data: config.paths.data.clone(),
+        config,
+        flows: Arc::new(flows),
+        store: Arc::new(Mutex::new(store)),
+        pacer: pacer_tx,
+        sip: sip_tx,
+        media_ip: sdp_ip,
+        tx_config: transaction::Config::default(),
+        stats: Stats::default(),
+    });
+    let lines: Vec<String> = shared
+        .config
+        .lines
+        .iter()
+        .map(|(u, f)| format!("{u} -> {f}"))
+        .collect();
+    tracing::info!(
+        "listening for SIP on udp and tcp {} (lines: {})",
+        transport.local_addr(),
+        lines.join(", ")
+    );
+    signalling::Signalling::new(Arc::clone(&shared), transport)
+        .run(inbound_rx, sip_rx, shutdown)
+        .await;
+    pacer_task.abort();
+    tracing::info!(
+        rtp_packets = pacer_stats.packets.load(Ordering::Relaxed),
+        late_ticks = pacer_stats.late_ticks.load(Ordering::Relaxed),
+        sip_retransmissions = shared.stats.retransmissions.load(Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,926 @@
+//! The signalling task: one task owns every SIP transaction and dialog. It answers INVITEs
+//! (ringing, then 200 with our SDP), starts a call task per answered call, handles CANCEL,
+//! BYE, re-INVITE, OPTIONS and INFO, retransmits on the transaction timers, and drains calls
+//! on shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::call::{self, CallInput, CallSetup};
+use crate::media::dtmf;
+use crate::sip::dialog::{self, ACCEPT, ALLOW, Dialog};
+use crate::sip::sdp::{self, Agreed, Offer, SdpError};
+use crate::sip::transaction::{self, Key, Output, Transaction};
+use crate::sip::transport::{Inbound, Link, Transport};
+use crate::sip::wire::{self, Message, Reject, Start};
+
+/// What call tasks tell the signalling task.
+#[derive(Debug)]
+pub enum SipCommand {
+    /// Send BYE: the flow hung up, or the server is shutting down.
+    Hangup { call_id: String },
+    /// The call task has finished.
+    Ended { call_id: String },
+}
+
+struct TxEntry {
+    tx: Transaction,
+    link: Link,
+    peer: SocketAddr,
+    /// The call an INVITE transaction belongs to, to end it if the ACK never comes.
+    call_id: Option<String>,
+}
+
+enum Phase {
+    /// Answered after `answer_after_ms`, unless cancelled first.
+    Ringing {
+        socket: Arc<UdpSocket>,
+        offer: Offer,
+        agreed: Agreed,
+        line: usize,
+    },
+    Answered {
+        to_call: mpsc::UnboundedSender<CallInput>,
+    },
+}
+
+struct CallEntry {
+    dialog: Dialog,
+    invite: Key,
+    invite_request: Box<Message>,
+    link: Link,
+    peer: SocketAddr,
+    phase: Phase,
+    rtp_port: u16,
+    session: u64,
+    sdp_version: u64,
+    /// Our last SDP, sent again on a re-INVITE without an offer.
+    last_sdp: String,
+}
+
+enum TimerRef {
+    Transaction(Key),
+    Answer(String),
+}
+
+pub struct Signalling {
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    transactions: HashMap<Key, TxEntry>,
+    timers: BTreeMap<(Instant, u64), TimerRef>,
+    timer_seq: u64,
+    calls: HashMap<String, CallEntry>,
+    next_call: u64,
+    draining: bool,
+}
+
+impl Signalling {
+    pub fn new(shared: Arc<Shared>, transport: Arc<Transport>) -> Signalling {
+        Signalling {
+            shared,
+            transport,
+            transactions: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            calls: HashMap::new(),
+            next_call: 1,
+            draining: false,
+        }
+    }
+
+    /// Runs until shutdown has been asked for and every call has ended.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::UnboundedReceiver<SipCommand>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let grace = Duration::from_secs(u64::from(self.shared.config.sip.shutdown_grace_s));
+        let mut grace_end: Option<Instant> = None;
+        let mut hard_end: Option<Instant> = None;
+        loop {
+            let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
+            let sleep = async {
+                match next_timer {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let grace_sleep = async {
+                match grace_end {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(m) = inbound.recv() => self.on_inbound(m, Instant::now()),
+                Some(c) = commands.recv() => self.on_command(c, Instant::now()),
+                _ = sleep => self.on_timers(Instant::now()),
+                _ = &mut shutdown, if !self.draining => {
+                    self.draining = true;
+                    let now = Instant::now();
+                    tracing::info!(
+                        calls = self.calls.len(),
+                        grace_s = grace.as_secs(),
+                        "shutting down: new calls get 503, live calls may finish"
+                    );
+                    grace_end = Some(now + grace);
+                }
+                _ = grace_sleep => {
+                    grace_end = None;
+                    hard_end = Some(Instant::now() + Duration::from_secs(5));
+                    self.end_all(Instant::now());
+                }
+            }
+            if self.draining && self.calls.is_empty() {
+                // Let our BYEs finish, within reason.
+                let byes_pending = self.transactions.values().any(|t| {
+                    t.call_id.is_none()
+                        && !t.tx.is_terminated()
+                        && t.tx.kind() == transaction::Kind::ClientNonInvite
+                });
+                if !byes_pending || hard_end.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
+                hard_end.get_or_insert(Instant::now() + Duration::from_secs(5));
+            }
+            if let Some(t) = hard_end
+                && Instant::now() >= t
+            {
+                break;
+            }
+        }
+        self.transport.close();
+    }
+
+    fn tx_config(&self, link: Link) -> transaction::Config {
+        let mut c = self.shared.tx_config;
+        c.reliable = link.is_reliable();
+        c
+    }
+
+    fn schedule(&mut self, at: Instant, what: TimerRef) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), what);
+    }
+
+    fn schedule_tx(&mut self, key: &Key) {
+        if let Some(t) = self.transactions.get(key).and_then(|e| e.tx.poll_timeout()) {
+            self.schedule(t, TimerRef::Transaction(key.clone()));
+        }
+    }
+
+    fn send(&self, link: Link, peer: SocketAddr, bytes: Arc<[u8]>) {
+        self.transport.send(link, peer, bytes);
+    }
+
+    /// Sends a transaction's outputs; returns whether it timed out.
+    fn emit(&self, link: Link, peer: SocketAddr, outputs: Vec<Output>) -> bool {
+        let mut timed_out = false;
+        for o in outputs {
+            match o {
+                Output::Send(b) => self.send(link, peer, b),
+                Output::Resend(b) => {
+                    self.shared
+                        .stats
+                        .retransmissions
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.send(link, peer, b)
+                }
+                Output::TimedOut => timed_out = true,
+                Output::Response(_) => {}
+            }
+        }
+        timed_out
+    }
+
+    fn on_inbound(&mut self, m: Inbound, now: Instant) {
+        let Inbound {
+            message,
+            source,
+            link,
+        } = m;
+        let msg = match message.and_then(|m| wire::validate(&m).map(|()| m)) {
+            Ok(m) => m,
+            Err(reject) => return self.reject(reject, link, source),
+        };
+        match &msg.start {
+            Start::Response { .. } => self.on_response(msg, now),
+            Start::Request { method, .. } => {
+                let method = method.clone();
+                self.on_request(msg, &method, link, source, now)
+            }
+        }
+    }
+
+    /// Answers a malformed request statelessly (RFC 3261 §8.2) and keeps serving.
+    fn reject(&self, r: Reject, link: Link, source: SocketAddr) {
+        tracing::info!(%source, status = r.status, reason = r.reason, "malformed SIP message");
+        let Some(req) = r.message else { return };
+        if r.status == 0 || req.method() == Some("ACK") {
+            return;
+        }
+        let resp = wire::response_to(
+            &req,
+            r.status,
+            &r.reason,
+            Some(&tag()),
+            &r.extra,
+            Vec::new(),
+        );
+        self.send(link, source, resp.to_bytes().into());
+    }
+
+    fn on_response(&mut self, msg: Message, now: Instant) {
+        let Some(method) = msg.get("CSeq").and_then(wire::parse_cseq).map(|c| c.1) else {
+            return;
+        };
+        let Some(key) = Key::of(&msg, &method) else {
+            return;
+        };
+        let Some(entry) = self.transactions.get_mut(&key) else {
+            return;
+        };
+        let (link, peer) = (entry.link, entry.peer);
+        let out = entry.tx.on_response(msg, |_| Vec::new(), now);
+        self.emit(link, peer, out);
+        self.cleanup(&key);
+        self.schedule_tx(&key);
+    }
+
+    fn cleanup(&mut self, key: &Key) {
+        if self
+            .transactions
+            .get(key)
+            .is_some_and(|e| e.tx.is_terminated())
+        {
+            self.transactions.remove(key);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        req: Message,
+        method: &str,
+        link: Link,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        if method == "ACK" {
+            return self.on_ack(&req, now);
+        }
+        let Some(key) = Key::of(&req, method) else {
+            return self.stateless(&req, link, peer, 400, "Malformed Via Header", &[]);
+        };
+        // A retransmission: the transaction answers it.
+        if let Some(entry) = self.transactions.get_mut(&key) {
+            let (l, p) = (entry.link, entry.peer);
+            let out = entry.tx.on_request(false, now);
+            self.emit(l, p, out);
+            return;
+        }
+        let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
+        self.transactions.insert(
+            key.clone(),
+            TxEntry {
+                tx,
+                link,
+                peer,
+                call_id: None,
+            },
+        );
+        self.emit(link, peer, out);
+
+        if method != "CANCEL"
+            && let Some(required) = req.get("Require")
+        {
+            // We support no extensions (RFC 3261 §8.2.2.3).
+            let unsupported = vec![("Unsupported".to_string(), required.to_string())];
+            return self.respond(
+                &key,
+                &req,
+                420,
+                "Bad Extension",
+                None,
+                &unsupported,
+                Vec::new(),
+                now,
+            );
+        }
+        let to_tag = req
+            .get("To")
+            .and_then(wire::parse_name_addr)
+            .and_then(|n| n.param("tag").map(str::to_string));
+        if to_tag.is_some() {
+            return self.in_dialog(key, req, method, now);
+        }
+        match method {
+            "INVITE" => self.on_invite(key, req, link, peer, now),
+            "CANCEL" => self.on_cancel(key, req, now),
+            "OPTIONS" => self.options(&key, &req, now),
+            "BYE" | "INFO" | "PRACK" | "UPDATE" => self.respond(
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+                Vec::new(),
+                now,
+            ),
+            _ => self.respond(
+                &key,
+                &req,
+                501,
+                "Not Implemented",
+                None,
+                &[("Allow".into(), ALLOW.into())],
+                Vec::new(),
+                now,
+            ),
+        }
+    }
+
+    fn stateless(
+        &self,
+        req: &Message,
+        link: Link,
+        peer: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: &[(String, String)],
+    ) {
+        let resp = wire::response_to(req, code, reason, Some(&tag()), extra, Vec::new());
+        self.send(link, peer, resp.to_bytes().into());
+    }
+
+    /// Sends a response through the request's server transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        key: &Key,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(String, String)],
+        body: Vec<u8>,
+        now: Instant,
+    ) {
+        let fresh;
+        let to_tag = match to_tag {
+            Some(t) => Some(t),
+            None if code > 100 => {
+                fresh = tag();
+                Some(fresh.as_str())
+            }
+            None => None,
+        };
+        let mut headers: Vec<(String, String)> = extra.to_vec();
+        headers.push(("Server".into(), "hotline".into()));
+        if !body.is_empty() {
+            headers.push(("Content-Type".into(), "application/sdp".into()));
+        }
+        let resp = wire::response_to(req, code, reason, to_tag, &headers, body);
+        let Some(entry) = self.transactions.get_mut(key) else {
+            return;
+        };
+        let (link, peer) = (entry.link, entry.peer);
+        let out = entry.tx.respond(code, resp.to_bytes(), now);
+        self.emit(link, peer, out);
+        self.cleanup(key);
+        self.schedule_tx(key);
+    }
+
+    fn options(&mut self, key: &Key, req: &Message, now: Instant) {
+        let extra = [
+            ("Allow".to_string(), ALLOW.to_string()),
+            ("Accept".to_string(), ACCEPT.to_string()),
+            ("Supported".to_string(), String::new()),
+        ];
+        let extra: Vec<_> = extra.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        self.respond(key, req, 200, "OK", None, &extra, Vec::new(), now);
+    }
+
+    fn on_invite(&mut self, key: Key, req: Message, link: Link, peer: SocketAddr, now: Instant) {
+        let fail = |s: &mut Self, code, reason: &str| {
+            s.respond(&key, &req, code, reason, None, &[], Vec::new(), now)
+        };
+        if self.draining {
+            let extra = [("Retry-After".to_string(), "60".to_string())];
+            return self.respond(
+                &key,
+                &req,
+                503,
+                "Service Unavailable",
+                None,
+                &extra,
+                Vec::new(),
+                now,
+            );
+        }
+        let call_id = req.get("Call-ID").unwrap_or_default().to_string();
+        if self.calls.contains_key(&call_id) {
+            // A second INVITE of a dialog we know, without the tag: a loop or a fork.
+            return fail(self, 482, "Loop Detected");
+        }
+        let uri = match &req.start {
+            Start::Request { uri, .. } => uri.clone(),
+            Start::Response { .. } => String::new(),
+        };
+        let user = dialog::uri_user(&uri);
+        let Some(line) = self.shared.line_for(user) else {
+            tracing::info!(user, "INVITE for a line that does not exist");
+            return fail(self, 404, "No Such Line");
+        };
+        let is_sdp = req
+            .get("Content-Type")
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));
+        if req.body.is_empty() || !is_sdp {
+            return fail(self, 488, "An SDP Offer Is Required");
+        }
+        let body = String::from_utf8_lossy(&req.body);
+        let offer = match sdp::parse_offer(&body) {
+            Ok(o) => o,
+            Err(SdpError::Malformed(why)) => {
+                tracing::info!("malformed SDP: {why}");
+                return fail(self, 400, "Malformed SDP");
+            }
+            Err(e) => {
+                tracing::info!("{e}");
+                return fail(self, 488, "Not Acceptable Here");
+            }
+        };
+        let agreed = match offer.negotiate() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!("{e}");
+                return fail(self, 488, "Not Acceptable Here");
+            }
+        };
+        let local_tag = tag();
+        let dialog = match Dialog::from_invite(&req, &local_tag) {
+            Ok(d) => d,
+            Err(r) => return fail(self, r.status, r.reason),
+        };
+        let Some(socket) = self.shared.ports.open() else {
+            tracing::warn!("no free RTP port");
+            return fail(self, 503, "Out Of Media Ports");
+        };
+        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        if let Some(e) = self.transactions.get_mut(&key) {
+            e.call_id = Some(call_id.clone());
+        }
+        let session = random() & 0xFFFF_FFFF;
+        self.calls.insert(
+            call_id.clone(),
+            CallEntry {
+                dialog,
+                invite: key.clone(),
+                invite_request: Box::new(req.clone()),
+                link,
+                peer,
+                phase: Phase::Ringing {
+                    socket,
+                    offer,
+                    agreed,
+                    line,
+                },
+                rtp_port,
+                session,
+                sdp_version: 1,
+                last_sdp: String::new(),
+            },
+        );
+        let delay = Duration::from_millis(u64::from(self.shared.config.sip.answer_after_ms));
+        if delay.is_zero() {
+            self.answer(&call_id, now);
+        } else {
+            let contact = self.contact(link);
+            self.respond(
+                &key,
+                &req,
+                180,
+                "Ringing",
+                Some(&local_tag),
+                &[("Contact".into(), contact)],
+                Vec::new(),
+                now,
+            );
+            self.schedule(now + delay, TimerRef::Answer(call_id));
+        }
+    }
+
+    fn contact(&self, link: Link) -> String {
+        let port = self.transport.local_addr().port();
+        let adv = &self.shared.config.sip.advertise;
+        match link {
+            Link::Udp => format!("<sip:hotline@{adv}:{port}>"),
+            Link::Tcp(_) => format!("<sip:hotline@{adv}:{port};transport=tcp>"),
+        }
+    }
+
+    /// Answers a ringing call: 200 with our SDP, and its call task starts.
+    fn answer(&mut self, call_id: &str, now: Instant) {
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Phase::Ringing { .. } = &entry.phase else {
+            return;
+        };
+        let (tx_in, rx_in) = mpsc::unbounded_channel();
+        let Phase::Ringing {
+            socket,
+            offer,
+            agreed,
+            line,
+        } = std::mem::replace(
+            &mut entry.phase,
+            Phase::Answered {
+                to_call: tx_in.clone(),
+            },
+        )
+        else {
+            return;
+        };
+        let address: IpAddr = self.shared.media_ip;
+        let sdp = sdp::describe(
+            entry.session,
+            entry.sdp_version,
+            address,
+            entry.rtp_port,
+            Some((&offer, &agreed)),
+        );
+        entry.last_sdp = sdp.clone();
+        let key = entry.invite.clone();
+        let req = entry.invite_request.clone();
+        let local_tag = entry.dialog.local_tag.clone();
+        let caller = req
+            .get("From")
+            .and_then(wire::parse_name_addr)
+            .map(|n| n.uri)
+            .unwrap_or_default();
+        let link = entry.link;
+        let extra = [
+            ("Contact".to_string(), self.contact(link)),
+            ("Allow".to_string(), ALLOW.to_string()),
+        ];
+        self.respond(
+            &key,
+            &req,
+            200,
+            "OK",
+            Some(&local_tag),
+            &extra,
+            sdp.into_bytes(),
+            now,
+        );
+        let id = self.next_call;
+        self.next_call += 1;
+        let span = tracing::info_span!("call", id, call_id, caller);
+        let setup = CallSetup {
+            id,
+            call_id: call_id.to_string(),
+            caller,
+            line,
+            socket,
+            agreed,
+            inputs: rx_in,
+            notify: tx_in,
+        };
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(tracing::Instrument::instrument(
+            call::run(shared, setup),
+            span,
+        ));
+    }
+
+    fn on_cancel(&mut self, key: Key, req: Message, now: Instant) {
+        let invite_key = Key::of(&req, "INVITE");
+        let call_id = invite_key
+            .as_ref()
+            .and_then(|k| self.transactions.get(k))
+            .and_then(|e| e.call_id.clone());
+        let Some(call_id) = call_id else {
+            return self.respond(
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+                Vec::new(),
+                now,
+            );
+        };
+        self.respond(&key, &req, 200, "OK", None, &[], Vec::new(), now);
+        let ringing = self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| matches!(c.phase, Phase::Ringing { .. }));
+        if ringing && let Some(entry) = self.calls.remove(&call_id) {
+            tracing::info!(call_id, "caller cancelled before answer");
+            let tag = entry.dialog.local_tag.clone();
+            self.respond(
+                &entry.invite,
+                &entry.invite_request,
+                487,
+                "Request Terminated",
+                Some(&tag),
+                &[],
+                Vec::new(),
+                now,
+            );
+        }
+    }
+
+    fn on_ack(&mut self, req: &Message, now: Instant) {
+        // The ACK of a failure shares the INVITE's branch; the ACK of a 2xx is its own
+        // transaction and finds the INVITE through the dialog.
+        let key = Key::of(req, "INVITE")
+            .filter(|k| self.transactions.contains_key(k))
+            .or_else(|| {
+                let call_id = req.get("Call-ID")?;
+                self.calls
+                    .get(call_id)
+                    .filter(|c| c.dialog.matches(req))
+                    .map(|c| c.invite.clone())
+            });
+        let Some(key) = key else { return };
+        if let Some(e) = self.transactions.get_mut(&key) {
+            e.tx.on_request(true, now);
+        }
+        self.cleanup(&key);
+        self.schedule_tx(&key);
+    }
+
+    fn in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
+        let call_id = req.get("Call-ID").unwrap_or_default().to_string();
+        let known = self
+            .calls
+            .get_mut(&call_id)
+            .filter(|c| c.dialog.matches(&req));
+        let Some(entry) = known else {
+            return self.respond(
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+                Vec::new(),
+                now,
+            );
+        };
+        if let Err(r) = entry.dialog.accept_cseq(&req) {
+            return self.respond(&key, &req, r.status, r.reason, None, &[], Vec::new(), now);
+        }
+        let local_tag = entry.dialog.local_tag.clone();
+        let to_call = match &entry.phase {
+            Phase::Answered { to_call } => Some(to_call.clone()),
+            Phase::Ringing { .. } => None,
+        };
+        match method {
+            "BYE" => {
+                self.respond(
+                    &key,
+                    &req,
+                    200,
+                    "OK",
+                    Some(&local_tag),
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+                match to_call {
+                    Some(c) => {
+                        let _ = c.send(CallInput::Hangup);
+                    }
+                    None => {
+                        self.calls.remove(&call_id);
+                    }
+                }
+            }
+            "INFO" => {
+                let ct = req.get("Content-Type").unwrap_or_default();
+                let body = String::from_utf8_lossy(&req.body);
+                if let (Some(d), Some(c)) = (dtmf::from_info(ct, &body), &to_call) {
+                    let _ = c.send(CallInput::Digit(d));
+                }
+                self.respond(
+                    &key,
+                    &req,
+                    200,
+                    "OK",
+                    Some(&local_tag),
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+            }
+            "OPTIONS" => self.options(&key, &req, now),
+            "INVITE" => self.reinvite(key, req, &call_id, now),
+            "CANCEL" => self.on_cancel(key, req, now),
+            _ => self.respond(
+                &key,
+                &req,
+                501,
+                "Not Implemented",
+                Some(&local_tag),
+                &[("Allow".into(), ALLOW.into())],
+                Vec::new(),
+                now,
+            ),
+        }
+    }
+
+    /// Hold, unhold or a media move (RFC 3264 §8).
+    fn reinvite(&mut self, key: Key, req: Message, call_id: &str, now: Instant) {
+        let media_ip = self.shared.media_ip;
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let local_tag = entry.dialog.local_tag.clone();
+        let body = String::from_utf8_lossy(&req.body).to_string();
+        let sdp = if body.trim().is_empty() {
+            // An offerless re-INVITE: our SDP is the offer, the answer comes in the ACK.
+            entry.last_sdp.clone()
+        } else {
+            let negotiated = sdp::parse_offer(&body).and_then(|o| o.negotiate().map(|a| (o, a)));
+            match negotiated {
+                Ok((offer, agreed)) => {
+                    entry.sdp_version += 1;
+                    let s = sdp::describe(
+                        entry.session,
+                        entry.sdp_version,
+                        media_ip,
+                        entry.rtp_port,
+                        Some((&offer, &agreed)),
+                    );
+                    entry.last_sdp = s.clone();
+                    if let Phase::Answered { to_call } = &entry.phase {
+                        let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+                        let _ = to_call.send(CallInput::Media {
+                            remote,
+                            direction: agreed.direction,
+                        });
+                    }
+                    s
+                }
+                Err(e) => {
+                    tracing::info!("re-INVITE refused: {e}");
+                    return self.respond(
+                        &key,
+                        &req,
+                        488,
+                        "Not Acceptable Here",
+                        Some(&local_tag),
+                        &[],
+                        Vec::new(),
+                        now,
+                    );
+                }
+            }
+        };
+        let link = entry.link;
+        let extra = [("Contact".to_string(), self.contact(link))];
+        self.respond(
+            &key,
+            &req,
+            200,
+            "OK",
+            Some(&local_tag),
+            &extra,
+            sdp.into_bytes(),
+            now,
+        );
+    }
+
+    fn on_command(&mut self, c: SipCommand, now: Instant) {
+        match c {
+            SipCommand::Ended { call_id } => {
+                self.calls.remove(&call_id);
+            }
+            SipCommand::Hangup { call_id } => self.bye(&call_id, now),
+        }
+    }
+
+    /// Sends BYE in a call's dialog.
+    fn bye(&mut self, call_id: &str, now: Instant) {
+        let via_host = self.shared.config.sip.advertise.clone();
+        let port = self.transport.local_addr().port();
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let (link, peer) = (entry.link, entry.peer);
+        let via = format!(
+            "SIP/2.0/{} {via_host}:{port};branch={}{:x};rport",
+            link.name(),
+            transaction::MAGIC_COOKIE,
+            random()
+        );
+        let contact = self.contact(link);
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let bye = entry.dialog.request("BYE", &via, &contact);
+        let Some(key) = Key::of(&bye, "BYE") else {
+            return;
+        };
+        let (tx, out) = Transaction::client(false, bye.to_bytes(), self.tx_config(link), now);
+        self.transactions.insert(
+            key.clone(),
+            TxEntry {
+                tx,
+                link,
+                peer,
+                call_id: None,
+            },
+        );
+        self.emit(link, peer, out);
+        self.schedule_tx(&key);
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            match entry.remove() {
+                TimerRef::Answer(call_id) => self.answer(&call_id, now),
+                TimerRef::Transaction(key) => {
+                    let Some(e) = self.transactions.get_mut(&key) else {
+                        continue;
+                    };
+                    if e.tx.poll_timeout().is_none_or(|t| t > now) {
+                        continue; // superseded
+                    }
+                    let (link, peer, call_id) = (e.link, e.peer, e.call_id.clone());
+                    let out = e.tx.on_timer(now);
+                    let timed_out = self.emit(link, peer, out);
+                    if timed_out && let Some(call_id) = call_id {
+                        self.invite_timed_out(&call_id, now);
+                    }
+                    self.cleanup(&key);
+                    self.schedule_tx(&key);
+                }
+            }
+        }
+    }
+
+    /// No ACK for our 200 (RFC 3261 §13.3.1.4): the call is over; tell the caller with a BYE.
+    fn invite_timed_out(&mut self, call_id: &str, now: Instant) {
+        tracing::info!(call_id, "no ACK for the 200 OK: ending the call");
+        if let Some(Phase::Answered { to_call }) = self.calls.get(call_id).map(|c| &c.phase) {
+            let _ = to_call.send(CallInput::Hangup);
+        }
+        self.bye(call_id, now);
+    }
+
+    /// The grace period is over: every live call gets a BYE, ringing ones a 503.
+    fn end_all(&mut self, now: Instant) {
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        tracing::info!(calls = ids.len(), "grace period over: ending live calls");
+        for id in ids {
+            let Some(entry) = self.calls.get(&id) else {
+                continue;
+            };
+            match &entry.phase {
+                Phase::Answered { to_call } => {
+                    let _ = to_call.send(CallInput::Shutdown);
+                }
+                Phase::Ringing { .. } => {
+                    if let Some(e) = self.calls.remove(&id) {
+                        let tag = e.dialog.local_tag.clone();
+                        self.respond(
+                            &e.invite,
+                            &e.invite_request,
+                            503,
+                            "Service Unavailable",
+                            Some(&tag),
+                            &[],
+                            Vec::new(),
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fresh tag for To headers.
+fn tag() -> String {
+    format!("{:x}", random())
+}
+
+fn random() -> u64 {
+    super::random()
+}

@@ -1,0 +1,260 @@
+//! UAS dialogs (RFC 3261 §12): the state an answered INVITE creates, the checks an in-dialog
+//! request must pass, and the requests we send inside it (BYE). Pure: no IO, no clock.
+
+use std::fmt::Write;
+
+use super::wire::{self, Header, Message, Start};
+
+/// The methods a caller may send us; anything else is answered 501.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// What we accept in a body.
+pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+
+/// One call's dialog, seen from our side (we are the UAS).
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+    /// Our From in requests we send: the caller's To, with our tag.
+    local: String,
+    /// Our To in requests we send: the caller's From.
+    remote: String,
+    /// Where in-dialog requests go: the caller's Contact URI.
+    remote_target: String,
+    /// Record-Route of the INVITE, in order (§12.1.1).
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+}
+
+/// Why an in-dialog request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+impl Dialog {
+    /// The dialog an INVITE creates when we answer it with `local_tag`. `None` when the
+    /// INVITE lacks what a dialog needs (a From tag, a Contact): the caller gets a 400.
+    pub fn from_invite(req: &Message, local_tag: &str) -> Result<Dialog, Refusal> {
+        let bad = |reason| Refusal {
+            status: 400,
+            reason,
+        };
+        let from = req.get("From").ok_or(bad("Missing From Header"))?;
+        let remote_tag = wire::parse_name_addr(from)
+            .and_then(|n| n.param("tag").map(str::to_string))
+            .unwrap_or_default();
+        let contact = req
+            .get("Contact")
+            .and_then(|c| wire::split_list(c).first().copied())
+            .and_then(wire::parse_name_addr)
+            .ok_or(bad("Missing Contact Header"))?;
+        let to = req.get("To").ok_or(bad("Missing To Header"))?;
+        let (cseq, _) = req
+            .get("CSeq")
+            .and_then(wire::parse_cseq)
+            .ok_or(bad("Malformed CSeq Header"))?;
+        let mut local = to.to_string();
+        if wire::parse_name_addr(to).is_some_and(|n| n.param("tag").is_none()) {
+            let _ = write!(local, ";tag={local_tag}");
+        }
+        Ok(Dialog {
+            call_id: req.get("Call-ID").unwrap_or_default().to_string(),
+            local_tag: local_tag.to_string(),
+            remote_tag,
+            local,
+            remote: from.to_string(),
+            remote_target: contact.uri,
+            route_set: req
+                .all("Record-Route")
+                .flat_map(wire::split_list)
+                .map(str::to_string)
+                .collect(),
+            local_cseq: 0,
+            remote_cseq: cseq,
+        })
+    }
+
+    /// Whether a request belongs to this dialog (§12.2.2): Call-ID and both tags.
+    pub fn matches(&self, req: &Message) -> bool {
+        let tag = |name| {
+            req.get(name)
+                .and_then(wire::parse_name_addr)
+                .and_then(|n| n.param("tag").map(str::to_string))
+                .unwrap_or_default()
+        };
+        req.get("Call-ID") == Some(self.call_id.as_str())
+            && tag("From") == self.remote_tag
+            && tag("To") == self.local_tag
+    }
+
+    /// Checks an in-dialog request's CSeq (§12.2.2): a lower one than already seen is out of
+    /// order (500). ACK and CANCEL reuse the INVITE's number and are not checked.
+    pub fn accept_cseq(&mut self, req: &Message) -> Result<(), Refusal> {
+        let Some((n, method)) = req.get("CSeq").and_then(wire::parse_cseq) else {
+            return Err(Refusal {
+                status: 400,
+                reason: "Malformed CSeq Header",
+            });
+        };
+        if method == "ACK" || method == "CANCEL" {
+            return Ok(());
+        }
+        if n <= self.remote_cseq && method != "INVITE" || n < self.remote_cseq {
+            return Err(Refusal {
+                status: 500,
+                reason: "CSeq Out Of Order",
+            });
+        }
+        self.remote_cseq = n;
+        // A target refresh (re-INVITE) may move the caller's Contact (§12.2.2).
+        if method == "INVITE"
+            && let Some(c) = req
+                .get("Contact")
+                .and_then(|c| wire::split_list(c).first().copied())
+                .and_then(wire::parse_name_addr)
+        {
+            self.remote_target = c.uri;
+        }
+        Ok(())
+    }
+
+    /// A request we send inside the dialog (BYE), from `via` (our Via value with its branch).
+    pub fn request(&mut self, method: &str, via: &str, contact: &str) -> Message {
+        self.local_cseq += 1;
+        // Loose routing (RFC 3261 §12.2.1.1): the target stays the Request-URI; strict
+        // routers are long gone from the field.
+        let mut headers = vec![
+            header("Via", via),
+            header("Max-Forwards", "70"),
+            header("From", &self.local),
+            header("To", &self.remote),
+            header("Call-ID", &self.call_id),
+            header("CSeq", &format!("{} {method}", self.local_cseq)),
+            header("Contact", contact),
+        ];
+        for r in &self.route_set {
+            headers.push(header("Route", r));
+        }
+        headers.push(header("User-Agent", "hotline"));
+        Message {
+            start: Start::Request {
+                method: method.to_string(),
+                uri: self.remote_target.clone(),
+            },
+            headers,
+            body: Vec::new(),
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header {
+        name: name.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// The user part of a Request-URI (`sip:support@host` → `support`, `tel:+3491...` → the
+/// number): it picks the line.
+pub fn uri_user(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.split_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or(user),
+        None if uri.to_ascii_lowercase().starts_with("tel:") => {
+            rest.split(';').next().unwrap_or(rest)
+        }
+        None => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite() -> Message {
+        wire::parse_datagram(
+            b"INVITE sip:support@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+From: \"Ana\" <sip:ana@127.0.0.1:5070>;tag=abc\r\n\
+To: <sip:support@127.0.0.1>\r\n\
+Call-ID: c1@x\r\n\
+CSeq: 7 INVITE\r\n\
+Contact: <sip:ana@127.0.0.1:5070;transport=udp>\r\n\
+Record-Route: <sip:proxy.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+    }
+
+    fn in_dialog(method: &str, cseq: u32, to_tag: &str) -> Message {
+        let text = format!(
+            "{method} sip:hotline@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{cseq}\r\n\
+From: <sip:ana@127.0.0.1:5070>;tag=abc\r\n\
+To: <sip:support@127.0.0.1>;tag={to_tag}\r\n\
+Call-ID: c1@x\r\n\
+CSeq: {cseq} {method}\r\n\
+Contact: <sip:ana@10.0.0.9:5070>\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+        wire::parse_datagram(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_bye_we_send_goes_to_the_contact_with_swapped_headers_and_the_route_set() {
+        let mut d = Dialog::from_invite(&invite(), "us1").unwrap();
+        let bye = d.request(
+            "BYE",
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-b",
+            "<sip:h@x>",
+        );
+        let text = String::from_utf8(bye.to_bytes()).unwrap();
+        assert!(text.starts_with("BYE sip:ana@127.0.0.1:5070;transport=udp SIP/2.0\r\n"));
+        assert!(text.contains("From: <sip:support@127.0.0.1>;tag=us1\r\n"));
+        assert!(text.contains("To: \"Ana\" <sip:ana@127.0.0.1:5070>;tag=abc\r\n"));
+        assert!(text.contains("CSeq: 1 BYE\r\n"));
+        assert!(text.contains("Route: <sip:proxy.example.com;lr>\r\n"));
+        let again = d.request("BYE", "v", "c");
+        assert_eq!(again.get("CSeq"), Some("2 BYE"));
+    }
+
+    #[test]
+    fn in_dialog_requests_match_on_both_tags_and_keep_cseq_order() {
+        let mut d = Dialog::from_invite(&invite(), "us1").unwrap();
+        assert!(d.matches(&in_dialog("BYE", 8, "us1")));
+        assert!(!d.matches(&in_dialog("BYE", 8, "other")));
+        assert_eq!(d.accept_cseq(&in_dialog("INFO", 8, "us1")), Ok(()));
+        assert_eq!(
+            d.accept_cseq(&in_dialog("INFO", 8, "us1"))
+                .unwrap_err()
+                .status,
+            500
+        );
+        // A re-INVITE moves the target.
+        assert_eq!(d.accept_cseq(&in_dialog("INVITE", 9, "us1")), Ok(()));
+        let bye = d.request("BYE", "v", "c");
+        assert!(
+            matches!(bye.start, Start::Request { ref uri, .. } if uri == "sip:ana@10.0.0.9:5070")
+        );
+    }
+
+    #[test]
+    fn an_invite_without_contact_cannot_make_a_dialog() {
+        let mut m = invite();
+        m.headers.retain(|h| h.name != "Contact");
+        assert_eq!(Dialog::from_invite(&m, "t").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn the_line_is_the_request_uri_user() {
+        assert_eq!(uri_user("sip:support@127.0.0.1:5060"), "support");
+        assert_eq!(uri_user("sips:sales;x=1@h"), "sales");
+        assert_eq!(uri_user("tel:+34910000000;phone-context=x"), "+34910000000");
+        assert_eq!(uri_user("sip:127.0.0.1"), "");
+    }
+}

@@ -1,0 +1,256 @@
+//! SIP over UDP and TCP on tokio: the only file in `sip/` that does IO. Each datagram, and each
+//! message framed out of a TCP stream, is parsed by `wire` and handed to the signalling task as
+//! an `Inbound`; answers go back over the same link they came on.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::wire::{self, Framed, Message, Reject};
+
+/// How a message reached us, and so how its answers leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    Udp,
+    /// A TCP connection, by its number.
+    Tcp(u64),
+}
+
+impl Link {
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Link::Tcp(_))
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Udp => "UDP",
+            Link::Tcp(_) => "TCP",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Inbound {
+    pub message: Result<Message, Reject>,
+    pub source: SocketAddr,
+    pub link: Link,
+}
+
+/// Queued messages per TCP connection before its writer is considered stuck.
+const TCP_QUEUE: usize = 256;
+/// Inbound messages waiting for the signalling task; beyond this, datagrams are dropped
+/// (the sender retransmits) rather than memory growing.
+pub const INBOUND_QUEUE: usize = 8192;
+/// Open TCP connections at most.
+const MAX_TCP: usize = 1024;
+
+pub struct Transport {
+    udp: Arc<UdpSocket>,
+    local: SocketAddr,
+    tcp: Mutex<HashMap<u64, mpsc::Sender<Arc<[u8]>>>>,
+    next_conn: AtomicU64,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Transport {
+    /// Binds UDP and TCP on `addr` and starts receiving into `inbound`.
+    pub async fn bind(
+        addr: SocketAddr,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> io::Result<Arc<Transport>> {
+        let udp = Arc::new(UdpSocket::bind(addr).await?);
+        let local = udp.local_addr()?;
+        let listener = TcpListener::bind(local).await?;
+        let t = Arc::new(Transport {
+            udp: Arc::clone(&udp),
+            local,
+            tcp: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let udp_task = tokio::spawn(udp_loop(udp, inbound.clone()));
+        let tcp_task = tokio::spawn(accept_loop(Arc::clone(&t), listener, inbound));
+        if let Ok(mut tasks) = t.tasks.lock() {
+            tasks.push(udp_task);
+            tasks.push(tcp_task);
+        }
+        Ok(t)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends without waiting: a full UDP buffer or a stuck TCP peer loses this message, and
+    /// the transaction layer's retransmission (UDP) or the peer's own timeout deals with it.
+    pub fn send(&self, link: Link, to: SocketAddr, bytes: Arc<[u8]>) {
+        match link {
+            Link::Udp => {
+                if let Err(e) = self.udp.try_send_to(&bytes, to) {
+                    tracing::debug!(%to, "SIP send failed: {e}");
+                }
+            }
+            Link::Tcp(id) => {
+                let tx = self.tcp.lock().ok().and_then(|m| m.get(&id).cloned());
+                match tx {
+                    Some(tx) => {
+                        if tx.try_send(bytes).is_err() {
+                            tracing::debug!(%to, "TCP connection {id} is not keeping up");
+                        }
+                    }
+                    None => tracing::debug!(%to, "TCP connection {id} is gone"),
+                }
+            }
+        }
+    }
+
+    /// Stops receiving.
+    pub fn close(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+    }
+}
+
+async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+    let mut buf = vec![0u8; wire::MAX_MESSAGE + 1];
+    loop {
+        let (n, source) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable from an earlier send shows up here on some systems.
+            Err(e) => {
+                tracing::debug!("UDP receive: {e}");
+                continue;
+            }
+        };
+        // Keep-alives (RFC 5626 CRLF) and stray bytes.
+        if buf[..n].iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let message = wire::parse_datagram(&buf[..n]);
+        let item = Inbound {
+            message,
+            source,
+            link: Link::Udp,
+        };
+        match inbound.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("signalling queue full: datagram from {source} dropped")
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: mpsc::Sender<Inbound>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("TCP accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let open = t.tcp.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+        if open >= MAX_TCP {
+            tracing::warn!("too many TCP connections: {peer} refused");
+            continue;
+        }
+        let id = t.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(TCP_QUEUE);
+        if let Ok(mut m) = t.tcp.lock() {
+            m.insert(id, tx);
+        }
+        let t2 = Arc::clone(&t);
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            connection(stream, peer, id, rx, inbound).await;
+            if let Ok(mut m) = t2.tcp.lock() {
+                m.remove(&id);
+            }
+        });
+    }
+}
+
+/// One TCP connection: messages framed by Content-Length in, queued messages out.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    mut outgoing: mpsc::Receiver<Arc<[u8]>>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let write = async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    };
+    let read = async {
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            // Frame every whole message in the buffer before reading more.
+            loop {
+                // Leading CRLFs are keep-alives between messages.
+                let skip = buf
+                    .iter()
+                    .take_while(|b| **b == b'\r' || **b == b'\n')
+                    .count();
+                buf.drain(..skip);
+                if buf.is_empty() {
+                    break;
+                }
+                match wire::parse_stream(&buf) {
+                    Ok(Framed::Complete(m, used)) => {
+                        buf.drain(..used.min(buf.len()));
+                        let item = Inbound {
+                            message: Ok(m),
+                            source: peer,
+                            link: Link::Tcp(id),
+                        };
+                        if inbound.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Framed::Incomplete) => break,
+                    Err(reject) => {
+                        // The stream cannot be re-synchronised: answer if we can, then close.
+                        let item = Inbound {
+                            message: Err(reject),
+                            source: peer,
+                            link: Link::Tcp(id),
+                        };
+                        let _ = inbound.send(item).await;
+                        // Give the writer a moment to send the 400 before the socket closes.
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        return;
+                    }
+                }
+            }
+            if buf.len() > wire::MAX_MESSAGE {
+                return;
+            }
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::select! {
+        _ = read => {}
+        _ = write => {}
+    }
+}
