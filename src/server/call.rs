@@ -456,6 +456,9 @@ async fn finish_voicemail(
         "time": started.to_string(),
         "duration_s": duration_ms as f64 / 1000.0,
         "file": format!("{base}.wav"),
+        // How the caller got here, so whoever calls back needs ask nothing twice.
+        "path": call.path(),
+        "variables": call.variables(),
     });
     let json_path: PathBuf = dir.join(format!("{base}.json"));
     let write = {

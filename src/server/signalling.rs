@@ -222,7 +222,11 @@ impl Signalling {
 
     /// Answers a malformed request statelessly (RFC 3261 §8.2) and keeps serving.
     fn reject(&self, r: Reject, link: Link, source: SocketAddr) {
-        tracing::info!(%source, status = r.status, reason = r.reason, "malformed SIP message");
+        let start = r.message.as_ref().map(|m| match &m.start {
+            Start::Request { method, uri } => format!("{method} {uri}"),
+            Start::Response { code, .. } => code.to_string(),
+        });
+        tracing::info!(%source, status = r.status, reason = r.reason, start, "malformed SIP message");
         let Some(req) = r.message else { return };
         if r.status == 0 || req.method() == Some("ACK") {
             return;
@@ -789,7 +793,12 @@ impl Signalling {
                 }
             }
         };
+        // The ACK for this 200 comes on its own branch and finds it through the dialog.
+        entry.invite = key.clone();
         let link = entry.link;
+        if let Some(t) = self.transactions.get_mut(&key) {
+            t.call_id = Some(call_id.to_string());
+        }
         let extra = [("Contact".to_string(), self.contact(link))];
         self.respond(
             &key,
