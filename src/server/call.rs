@@ -1,6 +1,7 @@
 //! One task per answered call: it drives the flow engine with what the caller does (keys from
 //! RTP, SIP INFO or in-band tones; silence; hanging up) and carries out what the engine asks
-//! (prompts through the pacer, hold music, voicemail recording, callback requests).
+//! (prompts through the media loop, hold music, voicemail recording, callback requests). It
+//! wakes on events, never per packet: the media loop reads the RTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,18 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Shared;
 use super::pacer::PacerCommand;
 use super::signalling::SipCommand;
 use crate::engine::{Action, Call, Event, Outcome};
-use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, write_wav};
-use crate::media::rtp::{self, MAX_PACKET};
 use crate::sip::sdp::{Agreed, Direction};
 use crate::store::{CallbackRequest, VoicemailRecord};
 
@@ -28,8 +26,14 @@ use crate::store::{CallbackRequest, VoicemailRecord};
 pub enum CallInput {
     /// The pacer finished the playback with this tag.
     PromptDone(u64),
-    /// A key from SIP INFO.
+    /// A key: RFC 4733 or in-band (from the media loop), or SIP INFO.
     Digit(char),
+    /// The caller's audio, while a voicemail records.
+    Audio {
+        sequence: u16,
+        law: Law,
+        payload: Vec<u8>,
+    },
     /// The caller hung up (BYE), or the INVITE timed out waiting for the ACK.
     Hangup,
     /// A re-INVITE moved or held the media.
@@ -47,7 +51,7 @@ pub struct CallSetup {
     /// The caller's From URI: the number a callback dials.
     pub caller: String,
     pub line: usize,
-    pub socket: Arc<UdpSocket>,
+    pub socket: Arc<std::net::UdpSocket>,
     pub agreed: Agreed,
     pub inputs: mpsc::UnboundedReceiver<CallInput>,
     pub notify: mpsc::UnboundedSender<CallInput>,
@@ -67,16 +71,6 @@ enum Voicemail {
         started: Timestamp,
         until: Instant,
     },
-}
-
-struct Media {
-    law: Law,
-    telephone_event: Option<u8>,
-    events: EventReceiver,
-    /// In-band detection, only for callers that offered no telephone-event (gateways that
-    /// leave tones in the audio): decoding every packet of every call costs CPU.
-    tones: Option<ToneDetector>,
-    latched: bool,
 }
 
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
@@ -100,29 +94,23 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
     let _ = shared.pacer.send(PacerCommand::Add {
         id,
-        socket: Arc::clone(&socket),
+        socket,
         remote,
         law: agreed.law,
+        telephone_event: agreed.telephone_event,
         ssrc: super::random() as u32,
         sequence: super::random() as u16,
         timestamp: super::random() as u32,
         notify,
     });
     sending(&shared, id, remote, agreed.direction);
-    let mut media = Media {
-        law: agreed.law,
-        telephone_event: agreed.telephone_event,
-        events: EventReceiver::default(),
-        tones: agreed.telephone_event.is_none().then(ToneDetector::default),
-        latched: false,
-    };
+    let law = agreed.law;
     let mut call = Call::new(&flows.set, &flows.calendars, line);
     let mut tag: u64 = 0;
     let mut queue_until: Option<Instant> = None;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
-    let mut buf = vec![0u8; MAX_PACKET + 1];
 
     let mut pending = call.handle(
         Event::Start {
@@ -139,13 +127,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 match action {
                     Action::Play(prompts) => {
                         tag += 1;
-                        play(
-                            &shared,
-                            id,
-                            flows.prompts.frames(&prompts, media.law),
-                            false,
-                            tag,
-                        );
+                        play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                     }
                     Action::StopPlayback => {
                         tag += 1;
@@ -156,7 +138,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     } => {
                         tracing::info!(queue, max_wait_s, "caller waits for a live human");
                         tag += 1;
-                        let hold = flows.prompts.frames(&["hold".to_string()], media.law);
+                        let hold = flows.prompts.frames(&["hold".to_string()], law);
                         play(&shared, id, hold, true, tag);
                         queue_until = Some(now + Duration::from_secs(u64::from(max_wait_s)));
                     }
@@ -174,13 +156,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         tag += 1;
                         let mut names = prompts;
                         names.push(BEEP.to_string());
-                        play(
-                            &shared,
-                            id,
-                            flows.prompts.frames(&names, media.law),
-                            false,
-                            tag,
-                        );
+                        play(&shared, id, flows.prompts.frames(&names, law), false, tag);
                         voicemail = Some(Voicemail::Greeting {
                             mailbox,
                             max_length_s,
@@ -199,13 +175,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             Ok(_) => {
                                 tracing::info!(queue, "callback request stored");
                                 tag += 1;
-                                play(
-                                    &shared,
-                                    id,
-                                    flows.prompts.frames(&prompts, media.law),
-                                    false,
-                                    tag,
-                                );
+                                play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                                 confirming = Some(tag);
                             }
                             Err(e) => {
@@ -246,6 +216,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::PromptDone(t)) if t == tag => {
                         if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
                             tracing::info!(mailbox, "recording a voicemail");
+                            let _ = shared.pacer.send(PacerCommand::Record { id, on: true });
                             voicemail = Some(Voicemail::Recording {
                                 mailbox,
                                 recorder: Recorder::new(max_length_s),
@@ -263,6 +234,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::Digit(d)) => {
                         pending = digit(&mut call, &mut voicemail, d, now);
                     }
+                    Some(CallInput::Audio { sequence, law, payload }) => {
+                        if let Some(Voicemail::Recording { recorder, .. }) = &mut voicemail {
+                            recorder.push(sequence, law, &payload);
+                        }
+                    }
                     Some(CallInput::Media { remote, direction }) => {
                         sending(&shared, id, remote, direction);
                     }
@@ -273,14 +249,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::Shutdown) => {
                         we_hang_up = true;
                         break;
-                    }
-                }
-            }
-            received = socket.recv_from(&mut buf) => {
-                let now = Instant::now();
-                if let Ok((n, from)) = received {
-                    for d in on_rtp(&shared, id, &mut media, &mut voicemail, &buf[..n], from) {
-                        pending.extend(digit(&mut call, &mut voicemail, d, now));
                     }
                 }
             }
@@ -370,50 +338,6 @@ fn digit(call: &mut Call, voicemail: &mut Option<Voicemail>, d: char, now: Insta
             Vec::new()
         }
         _ => call.handle(Event::Digit(d), now),
-    }
-}
-
-/// One RTP packet from the caller: digits it carries, and audio for a recording.
-fn on_rtp(
-    shared: &Shared,
-    id: u64,
-    media: &mut Media,
-    voicemail: &mut Option<Voicemail>,
-    bytes: &[u8],
-    from: SocketAddr,
-) -> Vec<char> {
-    let Some(p) = rtp::parse(bytes) else {
-        return Vec::new();
-    };
-    if !media.latched {
-        // Symmetric RTP (RFC 4961): answer where the caller's media comes from, which is
-        // right behind NAT even when the SDP says otherwise.
-        media.latched = true;
-        let _ = shared.pacer.send(PacerCommand::Media {
-            id,
-            remote: from,
-            sending: true,
-        });
-    }
-    if Some(p.payload_type) == media.telephone_event {
-        return media
-            .events
-            .on_packet(p.timestamp, p.payload)
-            .into_iter()
-            .collect();
-    }
-    let Some(law) = Law::from_payload_type(p.payload_type) else {
-        return Vec::new();
-    };
-    if let Some(Voicemail::Recording { recorder, .. }) = voicemail {
-        recorder.push(p.sequence, law, p.payload);
-    }
-    match &mut media.tones {
-        Some(t) => {
-            let samples: Vec<i16> = p.payload.iter().map(|&b| law.decode(b)).collect();
-            t.feed(&samples)
-        }
-        None => Vec::new(),
     }
 }
 

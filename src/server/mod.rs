@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -81,15 +80,15 @@ impl Ports {
         }
     }
 
-    /// A bound socket on a free port, or `None` when the range is exhausted.
-    pub fn open(&self) -> Option<Arc<UdpSocket>> {
+    /// A bound non-blocking socket on a free port, or `None` when the range is exhausted.
+    /// The media loop polls it each tick; it is never registered with the reactor.
+    pub fn open(&self) -> Option<Arc<StdUdpSocket>> {
         let slots = u32::from((self.high - self.low) / 2 + 1);
         for _ in 0..slots {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % slots;
             let port = self.low + (i * 2) as u16;
             if let Ok(s) = StdUdpSocket::bind(SocketAddr::new(self.address, port))
                 && s.set_nonblocking(true).is_ok()
-                && let Ok(s) = UdpSocket::from_std(s)
             {
                 return Some(Arc::new(s));
             }

@@ -1,22 +1,29 @@
-//! The pacing tick: one 20 ms timer sends the next frame of every live call, so pacing does
-//! not depend on how many calls there are (no timer or task per packet). Frames come from
-//! the shared pre-encoded prompts; packets are built into one reused buffer and sent without
-//! awaiting. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
-//! alive, as on a classic PBX.
+//! The media loop: one 20 ms tick drives the RTP of every live call, so its cost does not
+//! depend on timers or tasks per packet. Each tick, for each call, it reads what the caller
+//! sent (non-blocking sockets, never registered with the reactor: no wake-up per packet),
+//! turns RFC 4733 events and in-band tones into digits, and sends the next frame of what the
+//! call hears. Frames come from the shared pre-encoded prompts and are built into one reused
+//! buffer. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
+//! alive, as on a classic PBX. The call task hears only about digits, the end of a prompt,
+//! and, while it records, the caller's audio.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::call::CallInput;
+use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
 use crate::media::player::Playback;
-use crate::media::rtp::{MAX_PACKET, SAMPLES_PER_PACKET, Stream};
+use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
+
+/// Packets read per call per tick at most: a caller on 20 ms ptime sends one; the bound
+/// keeps one flooding caller from starving the others.
+const MAX_READS_PER_TICK: usize = 8;
 
 pub const TICK: Duration = Duration::from_millis(20);
 
@@ -26,10 +33,18 @@ pub enum PacerCommand {
         socket: Arc<UdpSocket>,
         remote: SocketAddr,
         law: Law,
+        /// The payload type the caller sends RFC 4733 events with, if any; without one,
+        /// keys are listened for in the audio.
+        telephone_event: Option<u8>,
         ssrc: u32,
         sequence: u16,
         timestamp: u32,
         notify: mpsc::UnboundedSender<CallInput>,
+    },
+    /// Forward the caller's audio to the call task (voicemail), or stop.
+    Record {
+        id: u64,
+        on: bool,
     },
     /// Replaces what the call hears; `PromptDone(tag)` is sent when it ends.
     Play {
@@ -60,12 +75,20 @@ struct Leg {
     notify: mpsc::UnboundedSender<CallInput>,
     sending: bool,
     silence: [u8; SAMPLES_PER_PACKET],
+    telephone_event: Option<u8>,
+    events: EventReceiver,
+    tones: Option<ToneDetector>,
+    /// Symmetric RTP (RFC 4961): once the caller's media arrives, answer where it comes from,
+    /// which is right behind NAT even when the SDP says otherwise.
+    latched: bool,
+    recording: bool,
 }
 
 /// What the pacing loop counts, for the metrics and the benchmark.
 #[derive(Debug, Default)]
 pub struct PacerStats {
     pub packets: AtomicU64,
+    pub received: AtomicU64,
     pub send_errors: AtomicU64,
     /// Ticks that ran more than 5 ms after their time.
     pub late_ticks: AtomicU64,
@@ -91,7 +114,9 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc
             }
         }
         let mut sent = 0;
+        let mut received = 0;
         for leg in legs.values_mut() {
+            received += receive(leg, &mut buf);
             let mut finished = None;
             let frame: &[u8] = match &mut leg.playing {
                 Some((playback, tag)) => match playback.next_frame() {
@@ -108,7 +133,7 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc
                     .stream
                     .next_into(frame, SAMPLES_PER_PACKET as u32, &mut buf)
                 {
-                    match leg.socket.try_send_to(&buf[..n], leg.remote) {
+                    match leg.socket.send_to(&buf[..n], leg.remote) {
                         Ok(_) => sent += 1,
                         Err(_) => {
                             stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +149,51 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc
             }
         }
         stats.packets.fetch_add(sent, Ordering::Relaxed);
+        stats.received.fetch_add(received, Ordering::Relaxed);
     }
+}
+
+/// Reads what the caller sent since the last tick; returns how many packets.
+fn receive(leg: &mut Leg, buf: &mut [u8; MAX_PACKET]) -> u64 {
+    let mut count = 0;
+    for _ in 0..MAX_READS_PER_TICK {
+        let (n, from) = match leg.socket.recv_from(buf) {
+            Ok(r) => r,
+            // WouldBlock: nothing more; other errors (ICMP unreachable) end this tick's reads.
+            Err(_) => break,
+        };
+        count += 1;
+        let Some(p) = rtp::parse(&buf[..n]) else {
+            continue;
+        };
+        if !leg.latched {
+            leg.latched = true;
+            leg.remote = from;
+        }
+        if Some(p.payload_type) == leg.telephone_event {
+            if let Some(d) = leg.events.on_packet(p.timestamp, p.payload) {
+                let _ = leg.notify.send(CallInput::Digit(d));
+            }
+            continue;
+        }
+        let Some(law) = Law::from_payload_type(p.payload_type) else {
+            continue;
+        };
+        if leg.recording {
+            let _ = leg.notify.send(CallInput::Audio {
+                sequence: p.sequence,
+                law,
+                payload: p.payload.to_vec(),
+            });
+        }
+        if let Some(t) = &mut leg.tones {
+            let samples: Vec<i16> = p.payload.iter().map(|&b| law.decode(b)).collect();
+            for d in t.feed(&samples) {
+                let _ = leg.notify.send(CallInput::Digit(d));
+            }
+        }
+    }
+    count
 }
 
 fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
@@ -134,6 +203,7 @@ fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
             socket,
             remote,
             law,
+            telephone_event,
             ssrc,
             sequence,
             timestamp,
@@ -149,6 +219,14 @@ fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
                     notify,
                     sending: true,
                     silence: [law.encode(0); SAMPLES_PER_PACKET],
+                    telephone_event,
+                    events: EventReceiver::default(),
+                    // In-band detection only for callers that offered no telephone-event
+                    // (gateways that leave tones in the audio): decoding every packet of
+                    // every call costs CPU.
+                    tones: telephone_event.is_none().then(ToneDetector::default),
+                    latched: false,
+                    recording: false,
                 },
             );
         }
@@ -175,6 +253,12 @@ fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
             if let Some(leg) = legs.get_mut(&id) {
                 leg.remote = remote;
                 leg.sending = sending;
+                leg.latched = false;
+            }
+        }
+        PacerCommand::Record { id, on } => {
+            if let Some(leg) = legs.get_mut(&id) {
+                leg.recording = on;
             }
         }
         PacerCommand::Remove { id } => {

@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Shared;
@@ -40,7 +39,7 @@ struct TxEntry {
 enum Phase {
     /// Answered after `answer_after_ms`, unless cancelled first.
     Ringing {
-        socket: Arc<UdpSocket>,
+        socket: Arc<std::net::UdpSocket>,
         offer: Offer,
         agreed: Agreed,
         line: usize,
