@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod pacer;
+mod rtp_io;
 pub mod signalling;
 
 use std::collections::HashMap;
@@ -157,7 +158,8 @@ pub async fn run(
     let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let pacer_stats = Arc::new(pacer::PacerStats::default());
-    let pacer_task = tokio::spawn(pacer::run(pacer_rx, Arc::clone(&pacer_stats)));
+    let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats))
+        .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
     let shared = Arc::new(Shared {
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
@@ -184,7 +186,8 @@ pub async fn run(
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, shutdown)
         .await;
-    pacer_task.abort();
+    let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);
+    let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
     tracing::info!(
         rtp_packets = pacer_stats.packets.load(Ordering::Relaxed),
         late_ticks = pacer_stats.late_ticks.load(Ordering::Relaxed),

@@ -7,11 +7,11 @@
 //! alive, as on a classic PBX. The call task hears only about digits, the end of a prompt,
 //! and, while it records, the caller's audio.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -21,9 +21,7 @@ use crate::media::g711::Law;
 use crate::media::player::Playback;
 use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
 
-/// Packets read per call per tick at most: a caller on 20 ms ptime sends one; the bound
-/// keeps one flooding caller from starving the others.
-const MAX_READS_PER_TICK: usize = 8;
+use super::rtp_io::{self, Batch, Poller};
 
 pub const TICK: Duration = Duration::from_millis(20);
 
@@ -65,6 +63,8 @@ pub enum PacerCommand {
     Remove {
         id: u64,
     },
+    /// Stop the loop (server shutdown).
+    Shutdown,
 }
 
 struct Leg {
@@ -94,20 +94,47 @@ pub struct PacerStats {
     pub late_ticks: AtomicU64,
 }
 
-pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStats>) {
-    let mut legs: HashMap<u64, Leg> = HashMap::new();
-    let mut interval = tokio::time::interval(TICK);
-    // A late tick is caught up at once: the far end's jitter buffer absorbs a burst, while a
-    // skipped frame would be a gap in the audio.
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+/// Starts the media loop on its own thread: a plain OS thread sleeping to absolute deadlines
+/// keeps 20 ms far more exactly than the async timer wheel (1 ms granularity), and the loop
+/// never awaits anything.
+pub fn spawn(
+    commands: mpsc::UnboundedReceiver<PacerCommand>,
+    stats: Arc<PacerStats>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("hotline-media".into())
+        .spawn(move || run(commands, stats))
+}
+
+/// Behind by more than this (the machine stalled), the loop starts its clock again rather
+/// than sending a burst of frames.
+const RESYNC: Duration = Duration::from_millis(200);
+
+fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStats>) {
+    // Ordered by call: each call keeps its place in the tick, so its packets keep their
+    // spacing as calls come and go.
+    let mut legs: BTreeMap<u64, Leg> = BTreeMap::new();
     let mut buf = [0u8; MAX_PACKET];
+    let mut batch = Batch::default();
+    let mut poller = Poller::default();
+    let mut start = Instant::now();
+    let mut tick: u32 = 0;
     loop {
-        let scheduled = interval.tick().await;
-        if tokio::time::Instant::now().duration_since(scheduled) > Duration::from_millis(5) {
+        tick = tick.wrapping_add(1);
+        let due = start + TICK * tick;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else if now - due > RESYNC {
+            start = now;
+            tick = 0;
+            stats.late_ticks.fetch_add(1, Ordering::Relaxed);
+        } else if now - due > Duration::from_millis(5) {
             stats.late_ticks.fetch_add(1, Ordering::Relaxed);
         }
         loop {
             match commands.try_recv() {
+                Ok(PacerCommand::Shutdown) => return,
                 Ok(c) => apply(&mut legs, c),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
@@ -115,8 +142,11 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc
         }
         let mut sent = 0;
         let mut received = 0;
-        for leg in legs.values_mut() {
-            received += receive(leg, &mut buf);
+        let ready = poller.poll(legs.values().map(|l| &*l.socket));
+        for (leg, &readable) in legs.values_mut().zip(ready) {
+            if readable {
+                received += receive(leg, &mut batch);
+            }
             let mut finished = None;
             let frame: &[u8] = match &mut leg.playing {
                 Some((playback, tag)) => match playback.next_frame() {
@@ -154,16 +184,13 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc
 }
 
 /// Reads what the caller sent since the last tick; returns how many packets.
-fn receive(leg: &mut Leg, buf: &mut [u8; MAX_PACKET]) -> u64 {
-    let mut count = 0;
-    for _ in 0..MAX_READS_PER_TICK {
-        let (n, from) = match leg.socket.recv_from(buf) {
-            Ok(r) => r,
-            // WouldBlock: nothing more; other errors (ICMP unreachable) end this tick's reads.
-            Err(_) => break,
+fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
+    rtp_io::receive(&leg.socket, batch);
+    for i in 0..batch.len() {
+        let Some((bytes, from)) = batch.get(i) else {
+            continue;
         };
-        count += 1;
-        let Some(p) = rtp::parse(&buf[..n]) else {
+        let Some(p) = rtp::parse(bytes) else {
             continue;
         };
         if !leg.latched {
@@ -193,10 +220,10 @@ fn receive(leg: &mut Leg, buf: &mut [u8; MAX_PACKET]) -> u64 {
             }
         }
     }
-    count
+    batch.len() as u64
 }
 
-fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
+fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
     match c {
         PacerCommand::Add {
             id,
@@ -264,5 +291,6 @@ fn apply(legs: &mut HashMap<u64, Leg>, c: PacerCommand) {
         PacerCommand::Remove { id } => {
             legs.remove(&id);
         }
+        PacerCommand::Shutdown => {}
     }
 }
