@@ -1092,3 +1092,88 @@ fn a_call_over_tcp_works() {
     let needle = "path=\"main.welcome done main.menu 3 main.bye\"";
     assert!(server.log_with(needle).contains(needle), "{}", r.text);
 }
+
+/// An INVITE without SDP (a delayed offer) gets our offer in the 200; the caller's answer in
+/// the ACK picks A-law, and the audio arrives in A-law where that answer says.
+#[test]
+fn a_delayed_offer_is_answered_in_the_ack() {
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    let rtp = server.ports.listen_rtp;
+    let listen = UdpSocket::bind(("127.0.0.1", rtp)).unwrap();
+    listen
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let steps = format!(
+        r#"  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]D[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true">
+    <action>
+      <ereg regexp="m=audio [0-9]+ RTP/AVP 0 8 101" search_in="body" check_it="true" assign_to="offer"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio {rtp} RTP/AVP 8
+      a=rtpmap:8 PCMA/8000
+    ]]>
+  </send>
+  <pause milliseconds="1500"/>
+  <Reference variables="offer"/>
+"#
+    );
+    let xml = scenario(&[steps, CALLER_BYE.to_string()]);
+    let file = server.path().join("delayed.xml");
+    std::fs::write(&file, xml).unwrap();
+    let sipp = sipp_command(&server, &file, "main", &[], 0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut alaw = 0;
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && alaw < 40 {
+        if let Ok((n, _)) = listen.recv_from(&mut buf)
+            && n > 12
+            && buf[1] & 0x7f == 8
+        {
+            alaw += 1;
+        }
+    }
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIPp failed:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(alaw >= 40, "only {alaw} A-law packets\n{}", server.log());
+}

@@ -4,7 +4,7 @@
 //! on shutdown.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,13 @@ enum Phase {
     /// Answered after `answer_after_ms`, unless cancelled first.
     Ringing {
         socket: Arc<std::net::UdpSocket>,
-        offer: Offer,
-        agreed: Agreed,
+        /// `None` for a delayed offer: our 200 carries the offer, the ACK the answer.
+        offer: Option<(Offer, Agreed)>,
+        line: usize,
+    },
+    /// A delayed offer was answered with ours; the call starts when the ACK's answer comes.
+    AwaitingAnswer {
+        socket: Arc<std::net::UdpSocket>,
         line: usize,
     },
     Answered {
@@ -446,26 +451,25 @@ impl Signalling {
         let is_sdp = req
             .get("Content-Type")
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));
-        if req.body.is_empty() || !is_sdp {
-            return fail(self, 488, "An SDP Offer Is Required");
+        if !req.body.is_empty() && !is_sdp {
+            let accept = [("Accept".to_string(), "application/sdp".to_string())];
+            return self.respond(
+                &key,
+                &req,
+                415,
+                "Unsupported Media Type",
+                None,
+                &accept,
+                Vec::new(),
+                now,
+            );
         }
-        let body = String::from_utf8_lossy(&req.body);
-        let offer = match sdp::parse_offer(&body) {
-            Ok(o) => o,
-            Err(SdpError::Malformed(why)) => {
-                tracing::info!("malformed SDP: {why}");
-                return fail(self, 400, "Malformed SDP");
-            }
-            Err(e) => {
-                tracing::info!("{e}");
-                return fail(self, 488, "Not Acceptable Here");
-            }
-        };
-        let agreed = match offer.negotiate() {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::info!("{e}");
-                return fail(self, 488, "Not Acceptable Here");
+        let offer = if req.body.is_empty() {
+            None // a delayed offer (RFC 3261 §13.2.1): ours goes in the 200
+        } else {
+            match negotiate(&req.body) {
+                Ok(o) => Some(o),
+                Err((code, reason)) => return fail(self, code, reason),
             }
         };
         let local_tag = tag();
@@ -493,7 +497,6 @@ impl Signalling {
                 phase: Phase::Ringing {
                     socket,
                     offer,
-                    agreed,
                     line,
                 },
                 rtp_port,
@@ -530,51 +533,44 @@ impl Signalling {
         }
     }
 
-    /// Answers a ringing call: 200 with our SDP, and its call task starts.
+    /// Answers a ringing call: 200 with our SDP, and its call task starts (or, for a delayed
+    /// offer, the 200 carries our offer and the call starts on the ACK's answer).
     fn answer(&mut self, call_id: &str, now: Instant) {
-        let Some(entry) = self.calls.get_mut(call_id) else {
+        // Out of the map while its phase changes hands; back in before anything else runs.
+        let Some(mut entry) = self.calls.remove(call_id) else {
             return;
         };
-        let Phase::Ringing { .. } = &entry.phase else {
-            return;
-        };
-        let (tx_in, rx_in) = mpsc::unbounded_channel();
         let Phase::Ringing {
             socket,
             offer,
-            agreed,
             line,
-        } = std::mem::replace(
-            &mut entry.phase,
-            Phase::Answered {
-                to_call: tx_in.clone(),
-            },
-        )
+        } = entry.phase
         else {
-            return;
+            return; // cancelled or answered already: dropped as it was
         };
-        let address: IpAddr = self.shared.media_ip;
         let sdp = sdp::describe(
             entry.session,
             entry.sdp_version,
-            address,
+            self.shared.media_ip,
             entry.rtp_port,
-            Some((&offer, &agreed)),
+            offer.as_ref().map(|(o, a)| (o, a)),
         );
         entry.last_sdp = sdp.clone();
+        entry.phase = Phase::AwaitingAnswer {
+            socket: Arc::clone(&socket),
+            line,
+        };
         let key = entry.invite.clone();
         let req = entry.invite_request.clone();
         let local_tag = entry.dialog.local_tag.clone();
-        let caller = req
-            .get("From")
-            .and_then(wire::parse_name_addr)
-            .map(|n| n.uri)
-            .unwrap_or_default();
-        let link = entry.link;
         let extra = [
-            ("Contact".to_string(), self.contact(link)),
+            ("Contact".to_string(), self.contact(entry.link)),
             ("Allow".to_string(), ALLOW.to_string()),
         ];
+        self.calls.insert(call_id.to_string(), entry);
+        if let Some((_, agreed)) = offer {
+            self.start_call(call_id, socket, agreed, line);
+        }
         self.respond(
             &key,
             &req,
@@ -585,6 +581,29 @@ impl Signalling {
             sdp.into_bytes(),
             now,
         );
+    }
+
+    /// The call is up: its task starts driving the flow.
+    fn start_call(
+        &mut self,
+        call_id: &str,
+        socket: Arc<std::net::UdpSocket>,
+        agreed: Agreed,
+        line: usize,
+    ) {
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let (tx_in, rx_in) = mpsc::unbounded_channel();
+        entry.phase = Phase::Answered {
+            to_call: tx_in.clone(),
+        };
+        let caller = entry
+            .invite_request
+            .get("From")
+            .and_then(wire::parse_name_addr)
+            .map(|n| n.uri)
+            .unwrap_or_default();
         let id = self.next_call;
         self.next_call += 1;
         let span = tracing::info_span!("call", id, call_id, caller);
@@ -662,6 +681,40 @@ impl Signalling {
         }
         self.cleanup(&key);
         self.schedule_tx(&key);
+        self.delayed_answer(req, now);
+    }
+
+    /// The ACK of a delayed offer carries the caller's answer: the call starts, or, with no
+    /// usable answer, ends (RFC 3261 §13.2.1 leaves no other way out).
+    fn delayed_answer(&mut self, ack: &Message, now: Instant) {
+        let Some(call_id) = ack.get("Call-ID").map(str::to_string) else {
+            return;
+        };
+        let waiting = self.calls.get(&call_id).is_some_and(|c| {
+            c.dialog.matches(ack) && matches!(c.phase, Phase::AwaitingAnswer { .. })
+        });
+        if !waiting {
+            return;
+        }
+        let Some(entry) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let Phase::AwaitingAnswer { socket, line } = &entry.phase else {
+            return;
+        };
+        let (socket, line) = (Arc::clone(socket), *line);
+        match negotiate(&ack.body) {
+            Ok((_, agreed)) => self.start_call(&call_id, socket, agreed, line),
+            Err((_, reason)) => {
+                tracing::info!(
+                    call_id,
+                    reason,
+                    "the ACK carried no usable SDP answer: ending the call"
+                );
+                self.bye(&call_id, now);
+                self.calls.remove(&call_id);
+            }
+        }
     }
 
     fn in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
@@ -688,7 +741,7 @@ impl Signalling {
         let local_tag = entry.dialog.local_tag.clone();
         let to_call = match &entry.phase {
             Phase::Answered { to_call } => Some(to_call.clone()),
-            Phase::Ringing { .. } => None,
+            Phase::Ringing { .. } | Phase::AwaitingAnswer { .. } => None,
         };
         match method {
             "BYE" => {
@@ -904,6 +957,10 @@ impl Signalling {
                 Phase::Answered { to_call } => {
                     let _ = to_call.send(CallInput::Shutdown);
                 }
+                Phase::AwaitingAnswer { .. } => {
+                    self.bye(&id, now);
+                    self.calls.remove(&id);
+                }
                 Phase::Ringing { .. } => {
                     if let Some(e) = self.calls.remove(&id) {
                         let tag = e.dialog.local_tag.clone();
@@ -920,6 +977,30 @@ impl Signalling {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Reads an SDP offer (or a delayed offer's answer) and agrees on the media; the status and
+/// reason to refuse it with otherwise.
+fn negotiate(body: &[u8]) -> Result<(Offer, Agreed), (u16, &'static str)> {
+    let text = String::from_utf8_lossy(body);
+    let offer = match sdp::parse_offer(&text) {
+        Ok(o) => o,
+        Err(SdpError::Malformed(why)) => {
+            tracing::info!("malformed SDP: {why}");
+            return Err((400, "Malformed SDP"));
+        }
+        Err(e) => {
+            tracing::info!("{e}");
+            return Err((488, "Not Acceptable Here"));
+        }
+    };
+    match offer.negotiate() {
+        Ok(a) => Ok((offer, a)),
+        Err(e) => {
+            tracing::info!("{e}");
+            Err((488, "Not Acceptable Here"))
         }
     }
 }
