@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod media;
+pub mod routing;
 pub mod server;
 pub mod sip;
 pub mod store;

@@ -1,0 +1,749 @@
+//! The routing core (ACD): agents, queues, strategies, priorities, ring-no-answer, wrap-up,
+//! callbacks and wait estimates. Pure: `Router::handle(event, now)` returns what to do, and
+//! `poll_timeout()` when to call back with `RouterEvent::Timer`. Every event costs a few
+//! ordered-map operations — no scan over all agents or all calls — so it holds 10k agents and
+//! 100k waiting calls.
+
+pub mod estimate;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use estimate::HandleTimes;
+
+pub type AgentId = usize;
+pub type QueueId = usize;
+pub type CallId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    LongestIdle,
+    RoundRobin,
+    FewestCalls,
+    SkillWeighted,
+    RingAll,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "longest-idle" => Strategy::LongestIdle,
+            "round-robin" => Strategy::RoundRobin,
+            "fewest-calls" => Strategy::FewestCalls,
+            "skill-weighted" => Strategy::SkillWeighted,
+            "ring-all" => Strategy::RingAll,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub id: String,
+    pub skills: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub name: String,
+    /// An agent serves the queue when it has every one of these skills.
+    pub skills: Vec<String>,
+    pub strategy: Strategy,
+    pub ring_timeout: Duration,
+    pub wrap_up: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    Offline,
+    Available,
+    Ringing,
+    Busy,
+    WrapUp,
+    NotReady,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Offline => "offline",
+            AgentState::Available => "available",
+            AgentState::Ringing => "ringing",
+            AgentState::Busy => "busy",
+            AgentState::WrapUp => "wrap-up",
+            AgentState::NotReady => "not-ready",
+        }
+    }
+}
+
+/// What an agent (or a supervisor) may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Available,
+    NotReady,
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouterEvent {
+    /// The agent's phone registered (digest-authenticated).
+    Registered {
+        agent: AgentId,
+    },
+    Unregistered {
+        agent: AgentId,
+    },
+    SetState {
+        agent: AgentId,
+        state: Requested,
+    },
+    /// A caller waits for an agent of `queue`.
+    Enqueue {
+        call: CallId,
+        queue: QueueId,
+        priority: u32,
+    },
+    /// The waiting caller chose to be called back: the entry keeps its place in line.
+    ToCallback {
+        call: CallId,
+    },
+    /// The caller left the queue: hung up, or `max_wait_s` ran out.
+    Abandon {
+        call: CallId,
+    },
+    Answered {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// The agent's phone was busy or declined.
+    Declined {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// The bridged call ended.
+    Ended {
+        call: CallId,
+    },
+    /// `poll_timeout()` has passed.
+    Timer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouterAction {
+    /// Ring the agent's phone for this call. For a callback, the agent is rung first and the
+    /// caller's number dialled once the agent answers.
+    Ring {
+        call: CallId,
+        agent: AgentId,
+        callback: bool,
+    },
+    /// Stop ringing: another agent answered (ring-all), the agent did not answer in time, or
+    /// the caller left.
+    CancelRing { call: CallId, agent: AgentId },
+}
+
+/// A waiting call's place in its queue: higher priority first, then first come.
+type Place = (Reverse<u32>, u64);
+
+#[derive(Debug, Clone)]
+enum CallState {
+    Waiting,
+    Ringing {
+        agents: Vec<AgentId>,
+        until: Instant,
+    },
+    Connected {
+        agent: AgentId,
+        since: Instant,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    queue: QueueId,
+    place: Place,
+    state: CallState,
+    callback: bool,
+    /// Agents that declined or did not answer this call: not rung for it again.
+    tried: Vec<AgentId>,
+    entered: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    state: AgentState,
+    since: Instant,
+    registered: bool,
+    /// What the agent asked for while on a call; applied when it ends.
+    after_call: Option<Requested>,
+    queues: Vec<QueueId>,
+    /// Its place in each queue's available set, while available.
+    keys: Vec<(QueueId, (u64, u64))>,
+    handled: u64,
+    last_rung: u64,
+    call: Option<CallId>,
+    skills: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Queue {
+    config: QueueConfig,
+    waiting: BTreeMap<Place, CallId>,
+    available: BTreeSet<((u64, u64), AgentId)>,
+    /// Agents serving the queue who are logged in (not offline).
+    staffed: u32,
+    handle_times: HandleTimes,
+}
+
+/// Live figures for one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFigures {
+    pub waiting: usize,
+    pub longest_wait: Duration,
+    pub available: usize,
+    pub staffed: u32,
+    pub average_handle: Option<Duration>,
+}
+
+pub struct Router {
+    agents: Vec<Agent>,
+    queues: Vec<Queue>,
+    calls: HashMap<CallId, Call>,
+    ready_on_register: bool,
+    seq: u64,
+    origin: Instant,
+    ring_deadlines: BTreeSet<(Instant, CallId, AgentId)>,
+    wrap_deadlines: BTreeSet<(Instant, AgentId)>,
+}
+
+impl Router {
+    pub fn new(
+        agents: &[AgentConfig],
+        queues: &[QueueConfig],
+        ready_on_register: bool,
+        now: Instant,
+    ) -> Router {
+        let queues: Vec<Queue> = queues
+            .iter()
+            .map(|q| Queue {
+                config: q.clone(),
+                waiting: BTreeMap::new(),
+                available: BTreeSet::new(),
+                staffed: 0,
+                handle_times: HandleTimes::default(),
+            })
+            .collect();
+        let agents = agents
+            .iter()
+            .map(|a| Agent {
+                state: AgentState::Offline,
+                since: now,
+                registered: false,
+                after_call: None,
+                queues: queues
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| q.config.skills.iter().all(|s| a.skills.contains_key(s)))
+                    .map(|(i, _)| i)
+                    .collect(),
+                keys: Vec::new(),
+                handled: 0,
+                last_rung: 0,
+                call: None,
+                skills: a.skills.clone(),
+            })
+            .collect();
+        Router {
+            agents,
+            queues,
+            calls: HashMap::new(),
+            ready_on_register,
+            seq: 0,
+            origin: now,
+            ring_deadlines: BTreeSet::new(),
+            wrap_deadlines: BTreeSet::new(),
+        }
+    }
+
+    pub fn agent_state(&self, agent: AgentId) -> Option<(AgentState, Instant, Option<CallId>)> {
+        self.agents.get(agent).map(|a| (a.state, a.since, a.call))
+    }
+
+    /// The agent a call is connected to.
+    pub fn connected_agent(&self, call: CallId) -> Option<AgentId> {
+        match self.calls.get(&call)?.state {
+            CallState::Connected { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// Whether the call still waits in its queue (not ringing, not connected).
+    pub fn is_waiting(&self, call: CallId) -> bool {
+        matches!(
+            self.calls.get(&call).map(|c| &c.state),
+            Some(CallState::Waiting)
+        )
+    }
+
+    /// How many callers are ahead of this one (0 = next). Costs the number ahead.
+    pub fn position(&self, call: CallId) -> Option<usize> {
+        let c = self.calls.get(&call)?;
+        let q = &self.queues[c.queue];
+        Some(q.waiting.range(..c.place).count())
+    }
+
+    /// The caller's estimated wait: Erlang C when staffing and history allow, else the
+    /// position times the average handle time.
+    pub fn expected_wait(&self, call: CallId) -> Option<Duration> {
+        let c = self.calls.get(&call)?;
+        let q = &self.queues[c.queue];
+        let aht = q.handle_times.average()?;
+        Some(estimate::position_wait(
+            self.position(call)?,
+            q.staffed,
+            aht,
+        ))
+    }
+
+    pub fn queue_figures(&self, queue: QueueId, now: Instant) -> Option<QueueFigures> {
+        let q = self.queues.get(queue)?;
+        let longest = q
+            .waiting
+            .values()
+            .take(64)
+            .filter_map(|c| self.calls.get(c))
+            .map(|c| now.saturating_duration_since(c.entered))
+            .max()
+            .unwrap_or_default();
+        Some(QueueFigures {
+            waiting: q.waiting.len(),
+            longest_wait: longest,
+            available: q.available.len(),
+            staffed: q.staffed,
+            average_handle: q.handle_times.average(),
+        })
+    }
+
+    /// When to call back with `RouterEvent::Timer`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self.ring_deadlines.first().map(|d| d.0);
+        let wrap = self.wrap_deadlines.first().map(|d| d.0);
+        match (ring, wrap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle(&mut self, event: RouterEvent, now: Instant) -> Vec<RouterAction> {
+        let mut out = Vec::new();
+        match event {
+            RouterEvent::Registered { agent } => {
+                let Some(a) = self.agents.get_mut(agent) else {
+                    return out;
+                };
+                a.registered = true;
+                if a.state == AgentState::Offline {
+                    let next = if self.ready_on_register {
+                        AgentState::Available
+                    } else {
+                        AgentState::NotReady
+                    };
+                    self.set_state(agent, next, now, &mut out);
+                }
+            }
+            RouterEvent::Unregistered { agent } => {
+                if agent >= self.agents.len() {
+                    return out;
+                }
+                self.agents[agent].registered = false;
+                self.request(agent, Requested::Offline, now, &mut out);
+            }
+            RouterEvent::SetState { agent, state } => {
+                if agent >= self.agents.len() {
+                    return out;
+                }
+                // Available needs a phone to ring.
+                if state == Requested::Available && !self.agents[agent].registered {
+                    return out;
+                }
+                self.request(agent, state, now, &mut out);
+            }
+            RouterEvent::Enqueue {
+                call,
+                queue,
+                priority,
+            } => {
+                if queue >= self.queues.len() || self.calls.contains_key(&call) {
+                    return out;
+                }
+                self.seq += 1;
+                let place = (Reverse(priority), self.seq);
+                self.calls.insert(
+                    call,
+                    Call {
+                        queue,
+                        place,
+                        state: CallState::Waiting,
+                        callback: false,
+                        tried: Vec::new(),
+                        entered: now,
+                    },
+                );
+                self.queues[queue].waiting.insert(place, call);
+                self.dispatch(queue, now, &mut out);
+            }
+            RouterEvent::ToCallback { call } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.callback = true;
+                }
+            }
+            RouterEvent::Abandon { call } => {
+                let Some(c) = self.calls.remove(&call) else {
+                    return out;
+                };
+                match c.state {
+                    CallState::Waiting => {
+                        self.queues[c.queue].waiting.remove(&c.place);
+                    }
+                    CallState::Ringing { agents, until } => {
+                        for a in agents {
+                            self.ring_deadlines.remove(&(until, call, a));
+                            self.stop_ringing(call, a, now, &mut out);
+                            self.set_state(a, AgentState::Available, now, &mut out);
+                        }
+                    }
+                    CallState::Connected { agent, since } => {
+                        self.finish(c.queue, agent, since, now, &mut out);
+                    }
+                }
+            }
+            RouterEvent::Answered { call, agent } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return out;
+                };
+                let CallState::Ringing { agents, until } = &c.state else {
+                    return out;
+                };
+                if !agents.contains(&agent) {
+                    return out;
+                }
+                let until = *until;
+                let others: Vec<AgentId> = agents.iter().copied().filter(|&a| a != agent).collect();
+                c.state = CallState::Connected { agent, since: now };
+                self.ring_deadlines.remove(&(until, call, agent));
+                for &a in &others {
+                    self.ring_deadlines.remove(&(until, call, a));
+                }
+                self.set_state(agent, AgentState::Busy, now, &mut out);
+                self.agents[agent].call = Some(call);
+                for a in others {
+                    self.stop_ringing(call, a, now, &mut out);
+                    self.set_state(a, AgentState::Available, now, &mut out);
+                }
+            }
+            RouterEvent::Declined { call, agent } => {
+                if self.ringing(call, agent) {
+                    self.unring(call, agent);
+                    self.agents[agent].call = None;
+                    self.set_state(agent, AgentState::Available, now, &mut out);
+                    self.give_back(call, agent, now, &mut out);
+                }
+            }
+            RouterEvent::Ended { call } => {
+                if let Some(c) = self.calls.remove(&call)
+                    && let CallState::Connected { agent, since } = c.state
+                {
+                    self.finish(c.queue, agent, since, now, &mut out);
+                }
+            }
+            RouterEvent::Timer => self.timers(now, &mut out),
+        }
+        out
+    }
+
+    fn ringing(&self, call: CallId, agent: AgentId) -> bool {
+        matches!(self.calls.get(&call).map(|c| &c.state),
+            Some(CallState::Ringing { agents, .. }) if agents.contains(&agent))
+    }
+
+    /// Forgets the ring timer of one agent for a call.
+    fn unring(&mut self, call: CallId, agent: AgentId) {
+        let until = match self.calls.get(&call).map(|c| &c.state) {
+            Some(CallState::Ringing { until, .. }) => *until,
+            _ => return,
+        };
+        self.ring_deadlines.remove(&(until, call, agent));
+    }
+
+    fn stop_ringing(
+        &mut self,
+        call: CallId,
+        agent: AgentId,
+        _now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        self.unring(call, agent);
+        self.agents[agent].call = None;
+        out.push(RouterAction::CancelRing { call, agent });
+    }
+
+    /// A ring ended without an answer from `agent`: the call goes back to its own place in
+    /// line, unless other agents still ring for it.
+    fn give_back(
+        &mut self,
+        call: CallId,
+        agent: AgentId,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if !c.tried.contains(&agent) {
+            c.tried.push(agent);
+        }
+        let queue = c.queue;
+        if let CallState::Ringing { agents, .. } = &mut c.state {
+            agents.retain(|&a| a != agent);
+            if agents.is_empty() {
+                c.state = CallState::Waiting;
+                let place = c.place;
+                self.queues[queue].waiting.insert(place, call);
+            }
+        }
+        self.dispatch(queue, now, out);
+    }
+
+    /// The agent's wish, now or after the current call.
+    fn request(&mut self, agent: AgentId, r: Requested, now: Instant, out: &mut Vec<RouterAction>) {
+        let a = &mut self.agents[agent];
+        match a.state {
+            AgentState::Ringing | AgentState::Busy | AgentState::WrapUp => {
+                a.after_call = Some(r);
+                if a.state == AgentState::Ringing && r == Requested::Offline {
+                    // The phone is gone: this ring cannot be answered.
+                    if let Some(call) = a.call {
+                        self.stop_ringing(call, agent, now, out);
+                        self.give_back(call, agent, now, out);
+                        let next = self.agents[agent].after_call.take();
+                        self.apply(agent, next.unwrap_or(Requested::Offline), now, out);
+                    }
+                }
+            }
+            _ => self.apply(agent, r, now, out),
+        }
+    }
+
+    fn apply(&mut self, agent: AgentId, r: Requested, now: Instant, out: &mut Vec<RouterAction>) {
+        let state = match r {
+            Requested::Available if self.agents[agent].registered => AgentState::Available,
+            Requested::Available | Requested::NotReady => AgentState::NotReady,
+            Requested::Offline => AgentState::Offline,
+        };
+        self.set_state(agent, state, now, out);
+    }
+
+    /// The one place an agent's state changes: keeps the queues' available sets and staffing
+    /// in step, and offers a newly available agent to the waiting calls.
+    fn set_state(
+        &mut self,
+        agent: AgentId,
+        state: AgentState,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        let before = self.agents[agent].state;
+        if before == AgentState::Available {
+            for (q, key) in std::mem::take(&mut self.agents[agent].keys) {
+                self.queues[q].available.remove(&(key, agent));
+            }
+        }
+        let was_staffed = before != AgentState::Offline;
+        let staffed = state != AgentState::Offline;
+        if was_staffed != staffed {
+            for &q in &self.agents[agent].queues {
+                let s = &mut self.queues[q].staffed;
+                *s = if staffed { *s + 1 } else { s.saturating_sub(1) };
+            }
+        }
+        let a = &mut self.agents[agent];
+        if before != state {
+            a.since = now;
+        }
+        a.state = state;
+        if state == AgentState::Available {
+            let idle = now.saturating_duration_since(self.origin).as_nanos() as u64;
+            let queues = self.agents[agent].queues.clone();
+            let mut keys = Vec::with_capacity(queues.len());
+            for &q in &queues {
+                let a = &self.agents[agent];
+                let key = match self.queues[q].config.strategy {
+                    Strategy::LongestIdle | Strategy::RingAll => (idle, 0),
+                    Strategy::RoundRobin => (a.last_rung, 0),
+                    Strategy::FewestCalls => (a.handled, idle),
+                    Strategy::SkillWeighted => {
+                        let level: u64 = self.queues[q]
+                            .config
+                            .skills
+                            .iter()
+                            .map(|s| u64::from(a.skills.get(s).copied().unwrap_or(0)))
+                            .sum();
+                        (u64::MAX - level, idle)
+                    }
+                };
+                self.queues[q].available.insert((key, agent));
+                keys.push((q, key));
+            }
+            self.agents[agent].keys = keys;
+            // The queue whose first caller is most urgent is served first.
+            let mut order: Vec<(Place, QueueId)> = queues
+                .iter()
+                .filter_map(|&q| self.queues[q].waiting.keys().next().map(|p| (*p, q)))
+                .collect();
+            order.sort();
+            for (_, q) in order {
+                if self.agents[agent].state != AgentState::Available {
+                    break;
+                }
+                self.dispatch(q, now, out);
+            }
+        }
+    }
+
+    /// Hands the queue's first callers to its available agents.
+    fn dispatch(&mut self, queue: QueueId, now: Instant, out: &mut Vec<RouterAction>) {
+        // A caller every available agent already declined waits; the ones behind are still
+        // served. The skip is bounded, so a dispatch never walks a long queue.
+        const LOOK_AHEAD: usize = 16;
+        let mut skipped = 0;
+        let mut cursor: Option<Place> = None;
+        while skipped < LOOK_AHEAD {
+            let q = &self.queues[queue];
+            if q.available.is_empty() {
+                return;
+            }
+            let next = match cursor {
+                None => q.waiting.iter().next(),
+                Some(p) => q
+                    .waiting
+                    .range((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded))
+                    .next(),
+            };
+            let Some((&place, &call)) = next else {
+                return;
+            };
+            let Some(c) = self.calls.get(&call) else {
+                self.queues[queue].waiting.remove(&place);
+                continue;
+            };
+            let ring_all = q.config.strategy == Strategy::RingAll;
+            let pick: Vec<AgentId> = q
+                .available
+                .iter()
+                .map(|&(_, a)| a)
+                .filter(|a| !c.tried.contains(a))
+                .take(if ring_all { usize::MAX } else { 1 })
+                .collect();
+            if pick.is_empty() {
+                skipped += 1;
+                cursor = Some(place);
+                continue;
+            }
+            let callback = c.callback;
+            let until = now + q.config.ring_timeout;
+            self.queues[queue].waiting.remove(&place);
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.state = CallState::Ringing {
+                    agents: pick.clone(),
+                    until,
+                };
+            }
+            for a in pick {
+                self.seq += 1;
+                self.agents[a].last_rung = self.seq;
+                self.set_state(a, AgentState::Ringing, now, out);
+                self.agents[a].call = Some(call);
+                self.ring_deadlines.insert((until, call, a));
+                out.push(RouterAction::Ring {
+                    call,
+                    agent: a,
+                    callback,
+                });
+            }
+        }
+    }
+
+    /// A connected call ended: wrap-up, then what the agent asked for meanwhile.
+    fn finish(
+        &mut self,
+        queue: QueueId,
+        agent: AgentId,
+        since: Instant,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        self.queues[queue]
+            .handle_times
+            .record(now.saturating_duration_since(since));
+        let a = &mut self.agents[agent];
+        a.handled += 1;
+        a.call = None;
+        let wrap = self.queues[queue].config.wrap_up;
+        if wrap.is_zero() {
+            self.after_wrap_up(agent, now, out);
+        } else {
+            self.set_state(agent, AgentState::WrapUp, now, out);
+            self.wrap_deadlines.insert((now + wrap, agent));
+        }
+    }
+
+    fn after_wrap_up(&mut self, agent: AgentId, now: Instant, out: &mut Vec<RouterAction>) {
+        let next = self.agents[agent]
+            .after_call
+            .take()
+            .unwrap_or(Requested::Available);
+        self.apply(agent, next, now, out);
+    }
+
+    fn timers(&mut self, now: Instant, out: &mut Vec<RouterAction>) {
+        while let Some(&(at, call, agent)) = self.ring_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.ring_deadlines.pop_first();
+            // Ring-no-answer: the agent is set not-ready (they are away), the call goes back to
+            // its own place. Under ring-all nobody is to blame: they stay available.
+            out.push(RouterAction::CancelRing { call, agent });
+            let ring_all = self
+                .calls
+                .get(&call)
+                .is_some_and(|c| self.queues[c.queue].config.strategy == Strategy::RingAll);
+            self.agents[agent].call = None;
+            self.agents[agent].after_call = None;
+            let next = if ring_all {
+                AgentState::Available
+            } else {
+                AgentState::NotReady
+            };
+            // Back in line first, so the agent just freed is not offered the same call.
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.tried.push(agent);
+            }
+            self.give_back(call, agent, now, out);
+            self.set_state(agent, next, now, out);
+        }
+        while let Some(&(at, agent)) = self.wrap_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.wrap_deadlines.pop_first();
+            if self.agents[agent].state == AgentState::WrapUp {
+                self.after_wrap_up(agent, now, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
