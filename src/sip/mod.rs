@@ -2,6 +2,7 @@
 //! `transport.rs` touches sockets.
 
 pub mod dialog;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;

@@ -1,0 +1,531 @@
+//! The registrar (RFC 3261 §10) for agent phones, with digest authentication (RFC 7616, and
+//! RFC 8760 for SHA-256 in SIP): qop=auth, nonces that expire (`stale=true`), nonce counts
+//! that must rise (a replayed request is refused), and a limit on failed attempts per source
+//! address. An unknown user and a wrong password get the same answers (401, then 403), so the
+//! registrar never tells which agent ids exist. Pure: the clock comes in as `now`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use super::transport::Link;
+use super::wire::{self, Message, Start};
+
+/// How long a nonce may be used; after that the phone is told `stale=true` and retries
+/// without asking its user anything.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// Nonces remembered at once (oldest forgotten first): bounds memory under a flood.
+pub const MAX_NONCES: usize = 10_000;
+/// Failed attempts from one address within `FAILURE_WINDOW` before it is refused outright.
+pub const MAX_FAILURES: u32 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose failures are remembered at once.
+pub const MAX_TRACKED_SOURCES: usize = 10_000;
+/// Registration lifetimes: a phone asking for less gets 423, more is cut to the maximum.
+pub const MIN_EXPIRES: u32 = 60;
+pub const MAX_EXPIRES: u32 = 3600;
+pub const DEFAULT_EXPIRES: u32 = 3600;
+/// Contacts one agent may register (a desk phone, a softphone, a mobile...).
+pub const MAX_CONTACTS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha256,
+    Md5,
+}
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Md5 => "MD5",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Algorithm> {
+        if s.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else if s.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else {
+            None
+        }
+    }
+
+    fn hash(self, data: &str) -> String {
+        match self {
+            Algorithm::Sha256 => hex(&Sha256::digest(data.as_bytes())),
+            Algorithm::Md5 => hex(&Md5::digest(data.as_bytes())),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One registered contact of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The Contact URI, where the agent's calls are addressed.
+    pub uri: String,
+    /// Where the REGISTER came from: calls are sent there (the phone may be behind NAT).
+    pub source: SocketAddr,
+    pub link: Link,
+    pub expires: Instant,
+    /// When it was first registered: the newest binding is the one rung.
+    pub since: Instant,
+}
+
+/// A change in whether an agent has a phone registered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Registered(usize),
+    Unregistered(usize),
+}
+
+/// What to answer a REGISTER with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub reason: &'static str,
+    pub headers: Vec<(String, String)>,
+    /// The agent, once authenticated.
+    pub agent: Option<usize>,
+    pub change: Option<Change>,
+}
+
+impl Answer {
+    fn new(status: u16, reason: &'static str) -> Answer {
+        Answer {
+            status,
+            reason,
+            headers: Vec::new(),
+            agent: None,
+            change: None,
+        }
+    }
+}
+
+pub struct User {
+    pub id: String,
+    pub password: String,
+}
+
+struct Nonce {
+    issued: Instant,
+    /// The highest nonce count used with it (RFC 7616 §3.4: a repeat is a replay).
+    last_nc: u32,
+}
+
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+pub struct Registrar {
+    realm: String,
+    users: Vec<User>,
+    secret: [u8; 16],
+    issued: u64,
+    nonces: HashMap<String, Nonce>,
+    nonce_order: VecDeque<String>,
+    failures: HashMap<IpAddr, Failures>,
+    bindings: Vec<Vec<Binding>>,
+    expiry: BTreeSet<(Instant, usize, String)>,
+}
+
+impl Registrar {
+    /// `secret` seeds the nonces: unpredictable values make them unguessable.
+    pub fn new(realm: &str, users: Vec<User>, secret: [u8; 16]) -> Registrar {
+        let n = users.len();
+        Registrar {
+            realm: realm.to_string(),
+            users,
+            secret,
+            issued: 0,
+            nonces: HashMap::new(),
+            nonce_order: VecDeque::new(),
+            failures: HashMap::new(),
+            bindings: vec![Vec::new(); n],
+            expiry: BTreeSet::new(),
+        }
+    }
+
+    /// The agent's registered contacts, newest first.
+    pub fn bindings(&self, agent: usize) -> Vec<&Binding> {
+        let mut b: Vec<&Binding> = self.bindings.get(agent).into_iter().flatten().collect();
+        b.sort_by_key(|x| std::cmp::Reverse(x.since));
+        b
+    }
+
+    pub fn is_registered(&self, agent: usize) -> bool {
+        self.bindings.get(agent).is_some_and(|b| !b.is_empty())
+    }
+
+    /// When the next binding expires.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.expiry.first().map(|e| e.0)
+    }
+
+    /// Drops the bindings whose time is up; the agents left with none.
+    pub fn expire(&mut self, now: Instant) -> Vec<Change> {
+        let mut out = Vec::new();
+        while let Some(first) = self.expiry.first().cloned() {
+            if first.0 > now {
+                break;
+            }
+            self.expiry.remove(&first);
+            let (_, agent, uri) = first;
+            if let Some(list) = self.bindings.get_mut(agent) {
+                let before = list.len();
+                list.retain(|b| !(b.uri == uri && b.expires <= now));
+                if before > 0 && list.is_empty() {
+                    out.push(Change::Unregistered(agent));
+                }
+            }
+        }
+        out
+    }
+
+    /// Answers a REGISTER that came from `source` over `link`.
+    pub fn register(
+        &mut self,
+        req: &Message,
+        source: SocketAddr,
+        link: Link,
+        now: Instant,
+    ) -> Answer {
+        if self.too_many_failures(source.ip(), now) {
+            return Answer::new(403, "Too Many Failed Attempts");
+        }
+        let Start::Request { uri, .. } = &req.start else {
+            return Answer::new(400, "Not A Request");
+        };
+        let credentials = req
+            .all("Authorization")
+            .filter_map(parse_credentials)
+            .find(|c| c.get("realm") == Some(self.realm.as_str()));
+        let Some(c) = credentials else {
+            return self.challenge(false, now);
+        };
+        let agent = match self.check(&c, "REGISTER", uri, now) {
+            Check::Ok(agent) => agent,
+            Check::Stale => return self.challenge(true, now),
+            Check::Malformed(reason) => return Answer::new(400, reason),
+            Check::Refused => {
+                self.failed(source.ip(), now);
+                return Answer::new(403, "Forbidden");
+            }
+        };
+        let mut answer = self.bind(agent, req, source, link, now);
+        answer.agent = Some(agent);
+        answer
+    }
+
+    fn too_many_failures(&mut self, ip: IpAddr, now: Instant) -> bool {
+        match self.failures.get(&ip) {
+            Some(f) if now.saturating_duration_since(f.since) >= FAILURE_WINDOW => {
+                self.failures.remove(&ip);
+                false
+            }
+            Some(f) => f.count >= MAX_FAILURES,
+            None => false,
+        }
+    }
+
+    fn failed(&mut self, ip: IpAddr, now: Instant) {
+        if self.failures.len() >= MAX_TRACKED_SOURCES && !self.failures.contains_key(&ip) {
+            self.failures
+                .retain(|_, f| now.saturating_duration_since(f.since) < FAILURE_WINDOW);
+            if self.failures.len() >= MAX_TRACKED_SOURCES {
+                return; // a flood from many addresses: the nonce checks still hold
+            }
+        }
+        let f = self.failures.entry(ip).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        f.count += 1;
+    }
+
+    /// 401 with a fresh nonce, SHA-256 offered first (RFC 8760 §2.4: in order of preference).
+    fn challenge(&mut self, stale: bool, now: Instant) -> Answer {
+        let nonce = self.fresh_nonce(now);
+        let mut a = Answer::new(401, "Unauthorized");
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let mut v = format!(
+                "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
+                self.realm,
+                alg.name()
+            );
+            if stale {
+                v.push_str(", stale=true");
+            }
+            a.headers.push(("WWW-Authenticate".into(), v));
+        }
+        a
+    }
+
+    fn fresh_nonce(&mut self, now: Instant) -> String {
+        self.issued += 1;
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(self.issued.to_be_bytes());
+        let nonce = hex(&h.finalize()[..16]);
+        while self.nonce_order.len() >= MAX_NONCES {
+            if let Some(old) = self.nonce_order.pop_front() {
+                self.nonces.remove(&old);
+            }
+        }
+        self.nonce_order.push_back(nonce.clone());
+        self.nonces.insert(
+            nonce.clone(),
+            Nonce {
+                issued: now,
+                last_nc: 0,
+            },
+        );
+        nonce
+    }
+
+    fn check(&mut self, c: &Credentials, method: &str, req_uri: &str, now: Instant) -> Check {
+        let (Some(username), Some(nonce), Some(uri), Some(response)) = (
+            c.get("username"),
+            c.get("nonce"),
+            c.get("uri"),
+            c.get("response"),
+        ) else {
+            return Check::Malformed("Incomplete Authorization Header");
+        };
+        let Some(algorithm) = Algorithm::parse(c.get("algorithm").unwrap_or("MD5")) else {
+            return Check::Refused;
+        };
+        let (Some(qop), Some(nc), Some(cnonce)) = (c.get("qop"), c.get("nc"), c.get("cnonce"))
+        else {
+            return Check::Refused; // we asked for qop=auth: without it there is no replay guard
+        };
+        if !qop.eq_ignore_ascii_case("auth") {
+            return Check::Refused;
+        }
+        let Ok(nc_value) = u32::from_str_radix(nc, 16) else {
+            return Check::Malformed("Malformed Nonce Count");
+        };
+        // The digest covers the URI it names; it must be this request's.
+        if uri != req_uri {
+            return Check::Refused;
+        }
+        let Some(state) = self.nonces.get(nonce) else {
+            // Not one of ours, or forgotten: a fresh challenge costs the phone nothing.
+            return Check::Stale;
+        };
+        if now.saturating_duration_since(state.issued) > NONCE_LIFETIME {
+            return Check::Stale;
+        }
+        // An unknown user is checked against a password nobody has, in the same time.
+        let user = self.users.iter().position(|u| u.id == username);
+        let password = user.map_or("\u{0}no such user", |i| self.users[i].password.as_str());
+        let ha1 = algorithm.hash(&format!("{username}:{}:{password}", self.realm));
+        let ha2 = algorithm.hash(&format!("{method}:{uri}"));
+        let expected = algorithm.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
+        let matches = constant_time_eq(
+            expected.as_bytes(),
+            response.to_ascii_lowercase().as_bytes(),
+        );
+        match user {
+            Some(i) if matches => {
+                if let Some(state) = self.nonces.get_mut(nonce) {
+                    if nc_value <= state.last_nc {
+                        return Check::Refused; // a replay
+                    }
+                    state.last_nc = nc_value;
+                }
+                Check::Ok(i)
+            }
+            _ => Check::Refused,
+        }
+    }
+
+    /// Adds, refreshes or removes the agent's bindings as the REGISTER asks, and lists them.
+    fn bind(
+        &mut self,
+        agent: usize,
+        req: &Message,
+        source: SocketAddr,
+        link: Link,
+        now: Instant,
+    ) -> Answer {
+        let header_expires = match req.get("Expires") {
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) => return Answer::new(400, "Malformed Expires Header"),
+            },
+            None => None,
+        };
+        let contacts: Vec<&str> = req.all("Contact").flat_map(wire::split_list).collect();
+        let had = self.is_registered(agent);
+        if contacts.iter().any(|c| c.trim() == "*") {
+            // Remove all (RFC 3261 §10.3 step 6): only alone and with Expires: 0.
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Answer::new(400, "Invalid Wildcard Contact");
+            }
+            for b in std::mem::take(&mut self.bindings[agent]) {
+                self.expiry.remove(&(b.expires, agent, b.uri));
+            }
+        } else {
+            let mut wanted = Vec::new();
+            for c in &contacts {
+                let Some(na) = wire::parse_name_addr(c) else {
+                    return Answer::new(400, "Malformed Contact Header");
+                };
+                let expires = match na.param("expires") {
+                    Some(v) => match v.parse::<u32>() {
+                        Ok(n) => n,
+                        Err(_) => return Answer::new(400, "Malformed Contact Expires"),
+                    },
+                    None => header_expires.unwrap_or(DEFAULT_EXPIRES),
+                };
+                if expires != 0 && expires < MIN_EXPIRES {
+                    let mut a = Answer::new(423, "Interval Too Brief");
+                    a.headers
+                        .push(("Min-Expires".into(), MIN_EXPIRES.to_string()));
+                    return a;
+                }
+                wanted.push((na.uri, expires.min(MAX_EXPIRES)));
+            }
+            for (uri, expires) in wanted {
+                let list = &mut self.bindings[agent];
+                let mut since = now;
+                if let Some(i) = list.iter().position(|b| b.uri == uri) {
+                    let b = list.remove(i);
+                    since = b.since;
+                    self.expiry.remove(&(b.expires, agent, b.uri));
+                }
+                if expires == 0 {
+                    continue;
+                }
+                let list = &mut self.bindings[agent];
+                if list.len() >= MAX_CONTACTS {
+                    return Answer::new(403, "Too Many Contacts");
+                }
+                let at = now + Duration::from_secs(u64::from(expires));
+                list.push(Binding {
+                    uri: uri.clone(),
+                    source,
+                    link,
+                    expires: at,
+                    since,
+                });
+                self.expiry.insert((at, agent, uri));
+            }
+        }
+        let mut a = Answer::new(200, "OK");
+        for b in &self.bindings[agent] {
+            let left = b.expires.saturating_duration_since(now).as_secs();
+            a.headers
+                .push(("Contact".into(), format!("<{}>;expires={left}", b.uri)));
+        }
+        let has = self.is_registered(agent);
+        a.change = match (had, has) {
+            (false, true) => Some(Change::Registered(agent)),
+            (true, false) => Some(Change::Unregistered(agent)),
+            _ => None,
+        };
+        a
+    }
+}
+
+enum Check {
+    Ok(usize),
+    Stale,
+    Malformed(&'static str),
+    Refused,
+}
+
+/// The parameters of a `Digest` Authorization header.
+struct Credentials(Vec<(String, String)>);
+
+impl Credentials {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_credentials(value: &str) -> Option<Credentials> {
+    let v = value.trim();
+    let (scheme, rest) = v.split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return None;
+    }
+    let mut params = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut name = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            name.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return None;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => val.push(chars.next()?),
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    _ => val.push(c),
+                }
+            }
+            if !closed {
+                return None;
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    break;
+                }
+                val.push(c);
+                chars.next();
+            }
+        }
+        if name.is_empty() || params.len() >= 32 || val.len() > 1024 {
+            return None;
+        }
+        params.push((name, val));
+    }
+    Some(Credentials(params))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

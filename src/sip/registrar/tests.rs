@@ -1,0 +1,376 @@
+use super::*;
+use crate::sip::wire::parse_datagram;
+
+const REALM: &str = "hotline.local";
+
+fn registrar() -> Registrar {
+    Registrar::new(
+        REALM,
+        vec![
+            User {
+                id: "alice".into(),
+                password: "change-me".into(),
+            },
+            User {
+                id: "bob".into(),
+                password: "s3cret".into(),
+            },
+        ],
+        [7; 16],
+    )
+}
+
+fn source() -> SocketAddr {
+    "127.0.0.1:5070".parse().unwrap()
+}
+
+/// A REGISTER as a phone sends it, with `extra` header lines.
+fn register(extra: &str) -> Message {
+    let text = format!(
+        "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=1\r\nTo: <sip:alice@{REALM}>\r\nCall-ID: reg1\r\nCSeq: 1 REGISTER\r\n{extra}Content-Length: 0\r\n\r\n"
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+fn nonce_of(a: &Answer, alg: &str) -> String {
+    let h = a
+        .headers
+        .iter()
+        .find(|(k, v)| k == "WWW-Authenticate" && v.contains(&format!("algorithm={alg}")))
+        .map(|(_, v)| v.clone())
+        .expect("a challenge for the algorithm");
+    let start = h.find("nonce=\"").unwrap() + 7;
+    h[start..][..h[start..].find('"').unwrap()].to_string()
+}
+
+/// What a phone answers a challenge with.
+fn authorization(user: &str, password: &str, alg: Algorithm, nonce: &str, nc: u32) -> String {
+    let uri = format!("sip:{REALM}");
+    let cnonce = "0a4f113b";
+    let nc = format!("{nc:08x}");
+    let ha1 = alg.hash(&format!("{user}:{REALM}:{password}"));
+    let ha2 = alg.hash(&format!("REGISTER:{uri}"));
+    let response = alg.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}, cnonce=\"{cnonce}\", qop=auth, nc={nc}\r\n",
+        alg.name()
+    )
+}
+
+#[allow(clippy::disallowed_methods)] // an origin only: the registrar is given every time
+fn now() -> Instant {
+    Instant::now()
+}
+
+const CONTACT: &str = "Contact: <sip:alice@127.0.0.1:5070>\r\n";
+
+#[test]
+fn the_digest_matches_the_rfc_7616_examples() {
+    let (user, realm, pass) = ("Mufasa", "http-auth@example.org", "Circle of Life");
+    let nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+    let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+    for (alg, expected) in [
+        (Algorithm::Md5, "8ca523f5e9506fed4657c9700eebdbec"),
+        (
+            Algorithm::Sha256,
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        ),
+    ] {
+        let ha1 = alg.hash(&format!("{user}:{realm}:{pass}"));
+        let ha2 = alg.hash("GET:/dir/index.html");
+        let r = alg.hash(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"));
+        assert_eq!(r, expected, "{alg:?}");
+    }
+}
+
+#[test]
+fn a_phone_is_challenged_then_registered_with_either_algorithm() {
+    let t = now();
+    for alg in [Algorithm::Md5, Algorithm::Sha256] {
+        let mut r = registrar();
+        let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+        assert_eq!(a.status, 401);
+        let challenges: Vec<&String> = a
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "WWW-Authenticate")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(challenges.len(), 2);
+        assert!(
+            challenges[0].contains("algorithm=SHA-256"),
+            "preferred first"
+        );
+        assert!(challenges[1].contains("algorithm=MD5"));
+        assert!(challenges.iter().all(|c| c.contains("qop=\"auth\"")));
+        assert!(!r.is_registered(0));
+
+        let nonce = nonce_of(&a, alg.name());
+        let auth = authorization("alice", "change-me", alg, &nonce, 1);
+        let ok = r.register(
+            &register(&format!("{auth}{CONTACT}")),
+            source(),
+            Link::Udp,
+            t,
+        );
+        assert_eq!(ok.status, 200, "{alg:?}");
+        assert_eq!(ok.agent, Some(0));
+        assert_eq!(ok.change, Some(Change::Registered(0)));
+        assert!(ok.headers.contains(&(
+            "Contact".into(),
+            "<sip:alice@127.0.0.1:5070>;expires=3600".into()
+        )));
+        let b = r.bindings(0);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].source, source());
+    }
+}
+
+#[test]
+fn unknown_users_and_wrong_passwords_get_the_same_answer_and_no_binding() {
+    let t = now();
+    let mut r = registrar();
+    let mut answers = Vec::new();
+    for (user, pass) in [("alice", "wrong"), ("mallory", "change-me")] {
+        let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+        let nonce = nonce_of(&a, "MD5");
+        let auth = authorization(user, pass, Algorithm::Md5, &nonce, 1);
+        let refused = r.register(
+            &register(&format!("{auth}{CONTACT}")),
+            source(),
+            Link::Udp,
+            t,
+        );
+        answers.push((
+            refused.status,
+            refused.reason,
+            refused.headers,
+            refused.agent,
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 403);
+    assert_eq!(answers[0].3, None);
+    assert!(!r.is_registered(0) && !r.is_registered(1));
+}
+
+#[test]
+fn a_replayed_request_is_refused_and_a_rising_nonce_count_accepted() {
+    let t = now();
+    let mut r = registrar();
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    let nonce = nonce_of(&a, "SHA-256");
+    let first = format!(
+        "{}{CONTACT}",
+        authorization("alice", "change-me", Algorithm::Sha256, &nonce, 1)
+    );
+    assert_eq!(
+        r.register(&register(&first), source(), Link::Udp, t).status,
+        200
+    );
+    let replay = r.register(&register(&first), source(), Link::Udp, t);
+    assert_eq!(replay.status, 403);
+    let next = format!(
+        "{}{CONTACT}",
+        authorization("alice", "change-me", Algorithm::Sha256, &nonce, 2)
+    );
+    let refresh = r.register(&register(&next), source(), Link::Udp, t);
+    assert_eq!(refresh.status, 200);
+    assert_eq!(
+        refresh.change, None,
+        "a refresh changes nothing for the router"
+    );
+}
+
+#[test]
+fn an_old_or_unknown_nonce_is_stale_not_forbidden() {
+    let t = now();
+    let mut r = registrar();
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    let nonce = nonce_of(&a, "MD5");
+    let auth = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+    let late = t + NONCE_LIFETIME + Duration::from_secs(1);
+    let stale = r.register(
+        &register(&format!("{auth}{CONTACT}")),
+        source(),
+        Link::Udp,
+        late,
+    );
+    assert_eq!(stale.status, 401);
+    assert!(stale.headers.iter().all(|(_, v)| v.contains("stale=true")));
+    let made_up = authorization("alice", "change-me", Algorithm::Md5, "feedface", 1);
+    let a = r.register(
+        &register(&format!("{made_up}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(a.status, 401);
+    assert!(!r.is_registered(0));
+}
+
+#[test]
+fn credentials_for_another_uri_or_without_qop_are_refused() {
+    let t = now();
+    let mut r = registrar();
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    let nonce = nonce_of(&a, "MD5");
+    let other_uri = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1)
+        .replace(&format!("uri=\"sip:{REALM}\""), "uri=\"sip:elsewhere\"");
+    let a1 = r.register(
+        &register(&format!("{other_uri}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(a1.status, 403);
+    let no_qop =
+        authorization("alice", "change-me", Algorithm::Md5, &nonce, 2).replace(", qop=auth", "");
+    let a2 = r.register(
+        &register(&format!("{no_qop}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(a2.status, 403);
+    assert!(!r.is_registered(0));
+}
+
+#[test]
+fn failed_attempts_lock_out_the_address_for_a_while() {
+    let t = now();
+    let mut r = registrar();
+    for _ in 0..MAX_FAILURES {
+        let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+        let nonce = nonce_of(&a, "MD5");
+        let bad = authorization("alice", "guess", Algorithm::Md5, &nonce, 1);
+        assert_eq!(
+            r.register(
+                &register(&format!("{bad}{CONTACT}")),
+                source(),
+                Link::Udp,
+                t
+            )
+            .status,
+            403
+        );
+    }
+    // Even the right password is refused now, without a challenge to work on.
+    let locked = r.register(&register(CONTACT), source(), Link::Udp, t);
+    assert_eq!(
+        (locked.status, locked.reason),
+        (403, "Too Many Failed Attempts")
+    );
+    // Another address is not affected.
+    let other: SocketAddr = "127.0.0.2:5070".parse().unwrap();
+    assert_eq!(
+        r.register(&register(CONTACT), other, Link::Udp, t).status,
+        401
+    );
+    // After the window the phone may try again.
+    let later = t + FAILURE_WINDOW;
+    let a = r.register(&register(CONTACT), source(), Link::Udp, later);
+    assert_eq!(a.status, 401);
+    let nonce = nonce_of(&a, "MD5");
+    let good = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+    let ok = r.register(
+        &register(&format!("{good}{CONTACT}")),
+        source(),
+        Link::Udp,
+        later,
+    );
+    assert_eq!(ok.status, 200);
+}
+
+/// Registers alice with `contact_lines`, answering the challenge.
+fn registered(r: &mut Registrar, contact_lines: &str, t: Instant) -> Answer {
+    let a = r.register(&register(contact_lines), source(), Link::Udp, t);
+    let nonce = nonce_of(&a, "MD5");
+    let auth = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+    r.register(
+        &register(&format!("{auth}{contact_lines}")),
+        source(),
+        Link::Udp,
+        t,
+    )
+}
+
+#[test]
+fn bindings_expire_refresh_and_unregister() {
+    let t = now();
+    let mut r = registrar();
+    let a = registered(&mut r, "Contact: <sip:alice@10.0.0.1>;expires=120\r\n", t);
+    assert_eq!(a.change, Some(Change::Registered(0)));
+    let b = registered(
+        &mut r,
+        "Contact: <sip:alice@10.0.0.2>\r\nExpires: 600\r\n",
+        t + Duration::from_secs(1),
+    );
+    assert_eq!(b.change, None);
+    assert_eq!(b.headers.iter().filter(|(k, _)| k == "Contact").count(), 2);
+    assert_eq!(r.bindings(0)[0].uri, "sip:alice@10.0.0.2", "newest first");
+    assert_eq!(r.poll_timeout(), Some(t + Duration::from_secs(120)));
+    assert!(r.expire(t + Duration::from_secs(119)).is_empty());
+    assert!(
+        r.expire(t + Duration::from_secs(120)).is_empty(),
+        "one contact is left"
+    );
+    assert_eq!(r.bindings(0).len(), 1);
+    let gone = r.expire(t + Duration::from_secs(601));
+    assert_eq!(gone, vec![Change::Unregistered(0)]);
+
+    let c = registered(&mut r, CONTACT, t);
+    assert_eq!(c.change, Some(Change::Registered(0)));
+    let off = registered(&mut r, "Contact: *\r\nExpires: 0\r\n", t);
+    assert_eq!(
+        (off.status, off.change),
+        (200, Some(Change::Unregistered(0)))
+    );
+    assert!(r.poll_timeout().is_none());
+
+    registered(&mut r, CONTACT, t);
+    let off = registered(
+        &mut r,
+        "Contact: <sip:alice@127.0.0.1:5070>;expires=0\r\n",
+        t,
+    );
+    assert_eq!(off.change, Some(Change::Unregistered(0)));
+}
+
+#[test]
+fn bad_register_requests_get_a_clear_status() {
+    let t = now();
+    let mut r = registrar();
+    assert_eq!(
+        registered(&mut r, "Contact: <sip:a@h>;expires=10\r\n", t).status,
+        423
+    );
+    assert_eq!(registered(&mut r, "Contact: *\r\n", t).status, 400);
+    assert_eq!(
+        registered(&mut r, "Contact: <sip:a@h>\r\nExpires: soon\r\n", t).status,
+        400
+    );
+    let huge = registered(&mut r, "Contact: <sip:a@h>;expires=999999\r\n", t);
+    assert_eq!(huge.status, 200);
+    assert!(
+        huge.headers
+            .iter()
+            .any(|(_, v)| v.ends_with("expires=3600"))
+    );
+    assert!(parse_credentials("Digest username=\"unterminated").is_none());
+    assert!(parse_credentials("Basic YWxhZGRpbjpvcGVuc2VzYW1l").is_none());
+    let c = parse_credentials("Digest username=\"a\\\"b\", nc=00000001,qop=auth").unwrap();
+    assert_eq!(c.get("username"), Some("a\"b"));
+    assert_eq!(c.get("NC"), Some("00000001"));
+}
+
+#[test]
+fn nonces_are_bounded() {
+    let t = now();
+    let mut r = registrar();
+    for _ in 0..MAX_NONCES + 10 {
+        r.register(&register(CONTACT), source(), Link::Udp, t);
+    }
+    assert_eq!(r.nonces.len(), MAX_NONCES);
+    assert_eq!(r.nonce_order.len(), MAX_NONCES);
+}
