@@ -52,6 +52,9 @@ pub struct Sip {
     pub answer_after_ms: u32,
     /// On SIGINT/SIGTERM, how long live calls may go on before they are sent BYE.
     pub shutdown_grace_s: u32,
+    /// Digest algorithms offered to agent phones, in order (`MD5`, `SHA-256`). Phones take
+    /// the first they support; MD5 first lets the many MD5-only phones (and SIPp) register.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for Sip {
@@ -62,6 +65,7 @@ impl Default for Sip {
             advertise: "127.0.0.1".into(),
             answer_after_ms: 500,
             shutdown_grace_s: 30,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
         }
     }
 }
@@ -241,6 +245,17 @@ impl Loaded {
             let cal = Calendar::new(&c.timezone, &open, &c.closed_dates)
                 .map_err(|e| ConfigError(format!("{name}: calendar \"{cal_name}\": {e}")))?;
             calendars.insert(cal_name.clone(), cal);
+        }
+        if config.sip.digest_algorithms.is_empty()
+            || config
+                .sip
+                .digest_algorithms
+                .iter()
+                .any(|a| crate::sip::registrar::Algorithm::parse(a).is_none())
+        {
+            return Err(ConfigError(format!(
+                "{name}: [sip] digest_algorithms: a list of \"MD5\" and/or \"SHA-256\""
+            )));
         }
         for q in &config.queues {
             if !STRATEGIES.contains(&q.strategy.as_str()) {

@@ -6,6 +6,8 @@
 
 #![allow(clippy::disallowed_methods)] // a black-box test of a live server reads the real clock
 
+#[path = "e2e/agents.rs"]
+mod agents;
 mod common;
 
 use std::net::UdpSocket;
@@ -130,6 +132,14 @@ impl Server {
 
     /// A server on the test line with these extra `[sip]` keys.
     fn start_with(sip_extra: &str) -> Server {
+        Server::start_full(
+            sip_extra,
+            "[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+        )
+    }
+
+    /// A server with these extra `[sip]` keys and this tail of hotline.toml (agents, queues).
+    fn start_full(sip_extra: &str, tail: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ports = Ports::take();
         let p = dir.path();
@@ -137,6 +147,7 @@ impl Server {
         std::fs::create_dir_all(p.join("prompts")).unwrap();
         std::fs::write(p.join("flows/main.toml"), MAIN).unwrap();
         std::fs::write(p.join("flows/hold.toml"), HOLD).unwrap();
+        std::fs::write(p.join("flows/agentline.toml"), agents::LINE).unwrap();
         write_prompt(&p.join("prompts/welcome.wav"), 2.0, 700.0);
         write_prompt(&p.join("prompts/short.wav"), 0.3, 500.0);
         write_prompt(&p.join("prompts/hold.wav"), 1.0, 300.0);
@@ -153,11 +164,9 @@ ports = [{lo}, {hi}]
 [lines]
 default = "main"
 hold = "hold"
+agent = "agentline"
 
-[[queues]]
-name = "support"
-skills = ["support"]
-"#,
+{tail}"#,
             sip = ports.sip,
             lo = ports.rtp.0,
             hi = ports.rtp.1,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use super::pacer::PacerCommand;
-use super::signalling::SipCommand;
+use super::signalling::{CallerContext, SipCommand};
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
@@ -43,6 +43,12 @@ pub enum CallInput {
     },
     /// The server is shutting down and the grace period is over.
     Shutdown,
+    /// Nobody is logged in to serve the queue: the caller moves on at once.
+    NoAgents,
+    /// An agent answered: the media loop bridges the caller to them.
+    AgentAnswered { agent: String },
+    /// The agent hung up: the call ends.
+    AgentHungUp,
 }
 
 pub struct CallSetup {
@@ -102,6 +108,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         sequence: super::random() as u16,
         timestamp: super::random() as u32,
         notify,
+        listen_keys: true,
     });
     sending(&shared, id, remote, agreed.direction);
     let law = agreed.law;
@@ -111,6 +118,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
+    // With an agent: the engine's part is done, the call lasts until either side hangs up.
+    let mut bridged = false;
 
     let mut pending = call.handle(
         Event::Start {
@@ -134,13 +143,31 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let _ = shared.pacer.send(PacerCommand::Stop { id });
                     }
                     Action::EnterQueue {
-                        queue, max_wait_s, ..
+                        queue,
+                        priority,
+                        max_wait_s,
+                        ..
                     } => {
                         tracing::info!(queue, max_wait_s, "caller waits for a live human");
                         tag += 1;
                         let hold = flows.prompts.frames(&["hold".to_string()], law);
                         play(&shared, id, hold, true, tag);
                         queue_until = Some(now + Duration::from_secs(u64::from(max_wait_s)));
+                        let _ = shared.sip.send(SipCommand::Enqueue {
+                            id,
+                            call_id: call_id.clone(),
+                            queue,
+                            priority,
+                            context: CallerContext {
+                                caller: caller.clone(),
+                                path: call.path().to_vec(),
+                                variables: call
+                                    .variables()
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            },
+                        });
                     }
                     Action::Transfer { to, .. } => {
                         // Outbound legs arrive with agent phones; until then the flow's
@@ -191,7 +218,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             pending = next;
         }
-        if call.is_ended() || we_hang_up {
+        if (call.is_ended() && !bridged) || we_hang_up {
             break;
         }
 
@@ -231,8 +258,27 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         }
                     }
                     Some(CallInput::PromptDone(_)) => {}
+                    Some(CallInput::Digit(_)) if bridged => {}
                     Some(CallInput::Digit(d)) => {
                         pending = digit(&mut call, &mut voicemail, d, now);
+                    }
+                    Some(CallInput::NoAgents) => {
+                        tracing::info!("no agent is logged in to the queue");
+                        queue_until = None;
+                        pending = call.handle(Event::QueueTimedOut, now);
+                    }
+                    Some(CallInput::AgentAnswered { agent }) if queue_until.is_some() => {
+                        tracing::info!(agent, "connected to an agent");
+                        queue_until = None;
+                        bridged = true;
+                        tag += 1; // the hold music's end, if it comes, means nothing now
+                        pending = call.handle(Event::Connected, now);
+                    }
+                    Some(CallInput::AgentAnswered { .. }) => {}
+                    Some(CallInput::AgentHungUp) => {
+                        tracing::info!("the agent hung up");
+                        we_hang_up = true;
+                        break;
                     }
                     Some(CallInput::Audio { sequence, law, payload }) => {
                         if let Some(Voicemail::Recording { recorder, .. }) = &mut voicemail {
@@ -256,6 +302,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 let now = Instant::now();
                 if queue_until.is_some_and(|t| t <= now) {
                     queue_until = None;
+                    let _ = shared.sip.send(SipCommand::LeaveQueue { id });
                     pending = call.handle(Event::QueueTimedOut, now);
                 } else if recording_until.is_some_and(|t| t <= now) {
                     pending = finish_voicemail(&shared, &mut call, &mut voicemail, &call_id, &caller, now).await;
@@ -305,7 +352,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         watchdog = call.watchdog_used(),
         "call ended"
     );
-    let _ = shared.sip.send(SipCommand::Ended { call_id });
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
 }
 
 fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64) {

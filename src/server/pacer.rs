@@ -5,9 +5,11 @@
 //! call hears. Frames come from the shared pre-encoded prompts and are built into one reused
 //! buffer. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
 //! alive, as on a classic PBX. The call task hears only about digits, the end of a prompt,
-//! and, while it records, the caller's audio.
+//! and, while it records, the caller's audio. Two bridged legs (a caller and an agent) hear
+//! each other: what one sends is decoded, re-encoded for the other's codec (PCMU and PCMA
+//! legs talk to each other) and sent on the other's tick, through a small bounded buffer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,13 @@ pub enum PacerCommand {
         sequence: u16,
         timestamp: u32,
         notify: mpsc::UnboundedSender<CallInput>,
+        /// Whether keys pressed on this leg are reported (not for an agent's phone).
+        listen_keys: bool,
+    },
+    /// The two legs hear each other from now on; whatever played on them stops.
+    Bridge {
+        a: u64,
+        b: u64,
     },
     /// Forward the caller's audio to the call task (voicemail), or stop.
     Record {
@@ -82,7 +91,19 @@ struct Leg {
     /// which is right behind NAT even when the SDP says otherwise.
     latched: bool,
     recording: bool,
+    /// The leg this one is bridged to.
+    peer: Option<u64>,
+    /// What this leg's far end said since the last tick, for the peer.
+    heard: Vec<i16>,
+    /// What the peer said, waiting to be sent to this leg.
+    inbox: VecDeque<i16>,
+    relay_frame: [u8; SAMPLES_PER_PACKET],
+    stream_law: Law,
 }
+
+/// Audio waiting to be relayed is capped at this much (160 ms): a late burst is trimmed
+/// rather than delaying the conversation.
+const MAX_RELAY: usize = SAMPLES_PER_PACKET * 8;
 
 /// What the pacing loop counts, for the metrics and the benchmark.
 #[derive(Debug, Default)]
@@ -117,6 +138,7 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     let mut buf = [0u8; MAX_PACKET];
     let mut batch = Batch::default();
     let mut poller = Poller::default();
+    let mut moved: Vec<(u64, Vec<i16>)> = Vec::new();
     let mut start = Instant::now();
     let mut tick: u32 = 0;
     loop {
@@ -147,6 +169,9 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
             if readable {
                 received += receive(leg, &mut batch);
             }
+        }
+        relay(&mut legs, &mut moved);
+        for leg in legs.values_mut() {
             let mut finished = None;
             let frame: &[u8] = match &mut leg.playing {
                 Some((playback, tag)) => match playback.next_frame() {
@@ -156,6 +181,16 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
                         &leg.silence
                     }
                 },
+                None if leg.inbox.len() >= SAMPLES_PER_PACKET => {
+                    for (out, s) in leg
+                        .relay_frame
+                        .iter_mut()
+                        .zip(leg.inbox.drain(..SAMPLES_PER_PACKET))
+                    {
+                        *out = leg.stream_law.encode(s);
+                    }
+                    &leg.relay_frame
+                }
                 None => &leg.silence,
             };
             if leg.sending {
@@ -206,6 +241,9 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
         let Some(law) = Law::from_payload_type(p.payload_type) else {
             continue;
         };
+        if leg.peer.is_some() && leg.heard.len() < MAX_RELAY {
+            leg.heard.extend(p.payload.iter().map(|&b| law.decode(b)));
+        }
         if leg.recording {
             let _ = leg.notify.send(CallInput::Audio {
                 sequence: p.sequence,
@@ -223,6 +261,24 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
     batch.len() as u64
 }
 
+/// Hands what each bridged leg heard to its peer.
+fn relay(legs: &mut BTreeMap<u64, Leg>, moved: &mut Vec<(u64, Vec<i16>)>) {
+    for leg in legs.values_mut() {
+        if let Some(peer) = leg.peer
+            && !leg.heard.is_empty()
+        {
+            moved.push((peer, std::mem::take(&mut leg.heard)));
+        }
+    }
+    for (peer, samples) in moved.drain(..) {
+        if let Some(p) = legs.get_mut(&peer) {
+            p.inbox.extend(samples);
+            let excess = p.inbox.len().saturating_sub(MAX_RELAY);
+            p.inbox.drain(..excess);
+        }
+    }
+}
+
 fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
     match c {
         PacerCommand::Add {
@@ -235,6 +291,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
             sequence,
             timestamp,
             notify,
+            listen_keys,
         } => {
             legs.insert(
                 id,
@@ -246,14 +303,19 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
                     notify,
                     sending: true,
                     silence: [law.encode(0); SAMPLES_PER_PACKET],
-                    telephone_event,
+                    telephone_event: telephone_event.filter(|_| listen_keys),
                     events: EventReceiver::default(),
                     // In-band detection only for callers that offered no telephone-event
                     // (gateways that leave tones in the audio): decoding every packet of
                     // every call costs CPU.
-                    tones: telephone_event.is_none().then(ToneDetector::default),
+                    tones: (listen_keys && telephone_event.is_none()).then(ToneDetector::default),
                     latched: false,
                     recording: false,
+                    peer: None,
+                    heard: Vec::new(),
+                    inbox: VecDeque::new(),
+                    relay_frame: [0; SAMPLES_PER_PACKET],
+                    stream_law: law,
                 },
             );
         }
@@ -288,8 +350,25 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
                 leg.recording = on;
             }
         }
+        PacerCommand::Bridge { a, b } => {
+            if legs.contains_key(&a) && legs.contains_key(&b) {
+                for (this, other) in [(a, b), (b, a)] {
+                    if let Some(leg) = legs.get_mut(&this) {
+                        leg.peer = Some(other);
+                        leg.playing = None;
+                        leg.recording = false;
+                    }
+                }
+            }
+        }
         PacerCommand::Remove { id } => {
-            legs.remove(&id);
+            if let Some(peer) = legs.remove(&id).and_then(|l| l.peer)
+                && let Some(p) = legs.get_mut(&peer)
+            {
+                p.peer = None;
+                p.inbox.clear();
+                p.heard.clear();
+            }
         }
         PacerCommand::Shutdown => {}
     }

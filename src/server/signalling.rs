@@ -1,7 +1,10 @@
 //! The signalling task: one task owns every SIP transaction and dialog. It answers INVITEs
 //! (ringing, then 200 with our SDP), starts a call task per answered call, handles CANCEL,
 //! BYE, re-INVITE, OPTIONS and INFO, retransmits on the transaction timers, and drains calls
-//! on shutdown.
+//! on shutdown. Agent phones register here too, and the routing core runs inside this task
+//! (`agents.rs`), so one owner sees every SIP event and routing decision in order.
+
+mod agents;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -25,7 +28,25 @@ pub enum SipCommand {
     /// Send BYE: the flow hung up, or the server is shutting down.
     Hangup { call_id: String },
     /// The call task has finished.
-    Ended { call_id: String },
+    Ended { call_id: String, id: u64 },
+    /// The caller waits for an agent of `queue`.
+    Enqueue {
+        id: u64,
+        call_id: String,
+        queue: String,
+        priority: u32,
+        context: CallerContext,
+    },
+    /// The caller's wait ran out: the flow takes them on.
+    LeaveQueue { id: u64 },
+}
+
+/// What the caller already told the line, handed to the agent with the call.
+#[derive(Debug, Clone, Default)]
+pub struct CallerContext {
+    pub caller: String,
+    pub path: Vec<String>,
+    pub variables: Vec<(String, String)>,
 }
 
 struct TxEntry {
@@ -34,6 +55,8 @@ struct TxEntry {
     peer: SocketAddr,
     /// The call an INVITE transaction belongs to, to end it if the ACK never comes.
     call_id: Option<String>,
+    /// The agent leg a client INVITE transaction places.
+    leg: Option<String>,
 }
 
 enum Phase {
@@ -71,6 +94,8 @@ struct CallEntry {
 enum TimerRef {
     Transaction(Key),
     Answer(String),
+    Router,
+    Registrar,
 }
 
 pub struct Signalling {
@@ -82,12 +107,12 @@ pub struct Signalling {
     calls: HashMap<String, CallEntry>,
     next_call: u64,
     draining: bool,
+    agents: agents::Agents,
 }
 
 impl Signalling {
     pub fn new(shared: Arc<Shared>, transport: Arc<Transport>) -> Signalling {
         Signalling {
-            shared,
             transport,
             transactions: HashMap::new(),
             timers: BTreeMap::new(),
@@ -95,6 +120,8 @@ impl Signalling {
             calls: HashMap::new(),
             next_call: 1,
             draining: false,
+            agents: agents::Agents::new(&shared.config, Instant::now()),
+            shared,
         }
     }
 
@@ -253,14 +280,36 @@ impl Signalling {
         let Some(key) = Key::of(&msg, &method) else {
             return;
         };
+        let leg = msg
+            .get("Call-ID")
+            .filter(|c| method == "INVITE" && self.agents.legs.contains_key(*c))
+            .map(str::to_string);
+        let ack = leg.as_ref().map(|l| |r: &Message| self.failure_ack(l, r));
+        let ack = ack.map(|f| f(&msg)).unwrap_or_default();
         let Some(entry) = self.transactions.get_mut(&key) else {
+            // A 2xx retransmitted after its transaction ended: the leg ACKs it again.
+            if let Some(leg) = leg {
+                self.on_leg_response(&leg, msg, now);
+            }
             return;
         };
         let (link, peer) = (entry.link, entry.peer);
-        let out = entry.tx.on_response(msg, |_| Vec::new(), now);
+        let out = entry.tx.on_response(msg, |_| ack, now);
+        let responses: Vec<Message> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Response(m) => Some((**m).clone()),
+                _ => None,
+            })
+            .collect();
         self.emit(link, peer, out);
         self.cleanup(&key);
         self.schedule_tx(&key);
+        if let Some(leg) = leg {
+            for r in responses {
+                self.on_leg_response(&leg, r, now);
+            }
+        }
     }
 
     fn cleanup(&mut self, key: &Key) {
@@ -302,6 +351,7 @@ impl Signalling {
                 link,
                 peer,
                 call_id: None,
+                leg: None,
             },
         );
         self.emit(link, peer, out);
@@ -331,6 +381,7 @@ impl Signalling {
         }
         match method {
             "INVITE" => self.on_invite(key, req, link, peer, now),
+            "REGISTER" => self.on_register(key, req, link, peer, now),
             "CANCEL" => self.on_cancel(key, req, now),
             "OPTIONS" => self.options(&key, &req, now),
             "BYE" | "INFO" | "PRACK" | "UPDATE" => self.respond(
@@ -719,6 +770,9 @@ impl Signalling {
 
     fn in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
         let call_id = req.get("Call-ID").unwrap_or_default().to_string();
+        if self.agents.legs.contains_key(&call_id) {
+            return self.leg_in_dialog(key, req, method, now);
+        }
         let known = self
             .calls
             .get_mut(&call_id)
@@ -866,9 +920,18 @@ impl Signalling {
 
     fn on_command(&mut self, c: SipCommand, now: Instant) {
         match c {
-            SipCommand::Ended { call_id } => {
+            SipCommand::Ended { call_id, id } => {
                 self.calls.remove(&call_id);
+                self.leave(id, now);
             }
+            SipCommand::Enqueue {
+                id,
+                call_id,
+                queue,
+                priority,
+                context,
+            } => self.enqueue(id, call_id, queue, priority, context, now),
+            SipCommand::LeaveQueue { id } => self.leave(id, now),
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
         }
     }
@@ -903,6 +966,7 @@ impl Signalling {
                 link,
                 peer,
                 call_id: None,
+                leg: None,
             },
         );
         self.emit(link, peer, out);
@@ -916,6 +980,8 @@ impl Signalling {
             }
             match entry.remove() {
                 TimerRef::Answer(call_id) => self.answer(&call_id, now),
+                TimerRef::Router => self.on_router_timer(now),
+                TimerRef::Registrar => self.on_registrar_timer(now),
                 TimerRef::Transaction(key) => {
                     let Some(e) = self.transactions.get_mut(&key) else {
                         continue;
@@ -924,10 +990,14 @@ impl Signalling {
                         continue; // superseded
                     }
                     let (link, peer, call_id) = (e.link, e.peer, e.call_id.clone());
+                    let leg = e.leg.clone();
                     let out = e.tx.on_timer(now);
                     let timed_out = self.emit(link, peer, out);
                     if timed_out && let Some(call_id) = call_id {
                         self.invite_timed_out(&call_id, now);
+                    }
+                    if timed_out && let Some(leg) = leg {
+                        self.leg_failed(&leg, now);
                     }
                     self.cleanup(&key);
                     self.schedule_tx(&key);

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::wire::{self, Header, Message, Start};
 
 /// The methods a caller may send us; anything else is answered 501.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
 /// What we accept in a body.
 pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 
@@ -76,6 +76,71 @@ impl Dialog {
             local_cseq: 0,
             remote_cseq: cseq,
         })
+    }
+
+    /// The dialog a 2xx to our INVITE creates (we are the UAC, §12.1.2): the remote target
+    /// is the answerer's Contact, the route set its Record-Route reversed.
+    pub fn from_answer(invite: &Message, response: &Message) -> Result<Dialog, Refusal> {
+        let bad = |reason| Refusal {
+            status: 400,
+            reason,
+        };
+        let tag_of = |v: &str| {
+            wire::parse_name_addr(v)
+                .and_then(|n| n.param("tag").map(str::to_string))
+                .unwrap_or_default()
+        };
+        let local = invite.get("From").ok_or(bad("Missing From Header"))?;
+        let remote = response.get("To").ok_or(bad("Missing To Header"))?;
+        let contact = response
+            .get("Contact")
+            .and_then(|c| wire::split_list(c).first().copied())
+            .and_then(wire::parse_name_addr)
+            .ok_or(bad("Missing Contact Header"))?;
+        let (cseq, _) = invite
+            .get("CSeq")
+            .and_then(wire::parse_cseq)
+            .ok_or(bad("Malformed CSeq Header"))?;
+        let mut route_set: Vec<String> = response
+            .all("Record-Route")
+            .flat_map(wire::split_list)
+            .map(str::to_string)
+            .collect();
+        route_set.reverse();
+        Ok(Dialog {
+            call_id: invite.get("Call-ID").unwrap_or_default().to_string(),
+            local_tag: tag_of(local),
+            remote_tag: tag_of(remote),
+            local: local.to_string(),
+            remote: remote.to_string(),
+            remote_target: contact.uri,
+            route_set,
+            local_cseq: cseq,
+            remote_cseq: 0,
+        })
+    }
+
+    /// The ACK for the 2xx that created a UAC dialog (§13.2.2.4): the INVITE's CSeq number.
+    pub fn ack(&self, via: &str) -> Message {
+        let mut headers = vec![
+            header("Via", via),
+            header("Max-Forwards", "70"),
+            header("From", &self.local),
+            header("To", &self.remote),
+            header("Call-ID", &self.call_id),
+            header("CSeq", &format!("{} ACK", self.local_cseq)),
+        ];
+        for r in &self.route_set {
+            headers.push(header("Route", r));
+        }
+        Message {
+            start: Start::Request {
+                method: "ACK".into(),
+                uri: self.remote_target.clone(),
+            },
+            headers,
+            body: Vec::new(),
+        }
     }
 
     /// Whether a request belongs to this dialog (§12.2.2): Call-ID and both tags.
@@ -241,6 +306,55 @@ Content-Length: 0\r\n\r\n"
         assert!(
             matches!(bye.start, Start::Request { ref uri, .. } if uri == "sip:ana@10.0.0.9:5070")
         );
+    }
+
+    #[test]
+    fn our_invite_answered_makes_a_dialog_that_acks_and_byes_the_answerer() {
+        // We call an agent: our INVITE, their 200 with a tag, a Contact and two proxies.
+        let ours = wire::parse_datagram(
+            b"INVITE sip:alice@10.0.0.5:5062 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-i\r\n\
+From: <sip:hotline@hotline.local>;tag=us9\r\n\
+To: <sip:alice@hotline.local>\r\n\
+Call-ID: leg1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:hotline@127.0.0.1:5060>\r\n\
+Content-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let ok = wire::parse_datagram(
+            b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-i\r\n\
+Record-Route: <sip:p2;lr>, <sip:p1;lr>\r\n\
+From: <sip:hotline@hotline.local>;tag=us9\r\n\
+To: <sip:alice@hotline.local>;tag=her3\r\n\
+Call-ID: leg1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:alice@10.0.0.5:5062>\r\n\
+Content-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let mut d = Dialog::from_answer(&ours, &ok).unwrap();
+        let ack = String::from_utf8(d.ack("SIP/2.0/UDP h;branch=z9hG4bK-a").to_bytes()).unwrap();
+        assert!(ack.starts_with("ACK sip:alice@10.0.0.5:5062 SIP/2.0\r\n"));
+        assert!(ack.contains("CSeq: 1 ACK\r\n"));
+        assert!(ack.contains("To: <sip:alice@hotline.local>;tag=her3\r\n"));
+        assert!(ack.find("Route: <sip:p1;lr>") < ack.find("Route: <sip:p2;lr>"));
+        let bye = d.request("BYE", "v", "c");
+        assert_eq!(bye.get("CSeq"), Some("2 BYE"));
+        // Her BYE: her tag in From, ours in To.
+        let hers = wire::parse_datagram(
+            b"BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK-b\r\n\
+From: <sip:alice@hotline.local>;tag=her3\r\n\
+To: <sip:hotline@hotline.local>;tag=us9\r\n\
+Call-ID: leg1\r\n\
+CSeq: 1 BYE\r\n\
+Content-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert!(d.matches(&hers));
+        assert_eq!(d.accept_cseq(&hers), Ok(()));
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Algorithm {
         }
     }
 
-    fn parse(s: &str) -> Option<Algorithm> {
+    pub fn parse(s: &str) -> Option<Algorithm> {
         if s.eq_ignore_ascii_case("SHA-256") {
             Some(Algorithm::Sha256)
         } else if s.eq_ignore_ascii_case("MD5") {
@@ -72,8 +72,11 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Binding {
     /// The Contact URI, where the agent's calls are addressed.
     pub uri: String,
-    /// Where the REGISTER came from: calls are sent there (the phone may be behind NAT).
+    /// Where the REGISTER came from.
     pub source: SocketAddr,
+    /// Where the agent's calls are sent: the Contact's address when it is an IP address over
+    /// UDP, else (a host name, or a TCP connection the phone keeps open) where it came from.
+    pub target: SocketAddr,
     pub link: Link,
     pub expires: Instant,
     /// When it was first registered: the newest binding is the one rung.
@@ -128,6 +131,7 @@ struct Failures {
 
 pub struct Registrar {
     realm: String,
+    algorithms: Vec<Algorithm>,
     users: Vec<User>,
     secret: [u8; 16],
     issued: u64,
@@ -139,10 +143,22 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// `secret` seeds the nonces: unpredictable values make them unguessable.
-    pub fn new(realm: &str, users: Vec<User>, secret: [u8; 16]) -> Registrar {
+    /// `secret` seeds the nonces: unpredictable values make them unguessable. `algorithms`
+    /// are offered in that order (none given: SHA-256 then MD5, RFC 8760's preference).
+    pub fn new(
+        realm: &str,
+        algorithms: &[Algorithm],
+        users: Vec<User>,
+        secret: [u8; 16],
+    ) -> Registrar {
         let n = users.len();
+        let algorithms = if algorithms.is_empty() {
+            vec![Algorithm::Sha256, Algorithm::Md5]
+        } else {
+            algorithms.to_vec()
+        };
         Registrar {
+            algorithms,
             realm: realm.to_string(),
             users,
             secret,
@@ -252,11 +268,12 @@ impl Registrar {
         f.count += 1;
     }
 
-    /// 401 with a fresh nonce, SHA-256 offered first (RFC 8760 §2.4: in order of preference).
+    /// 401 with a fresh nonce, one challenge per algorithm in the configured order (RFC 8760
+    /// §2.4).
     fn challenge(&mut self, stale: bool, now: Instant) -> Answer {
         let nonce = self.fresh_nonce(now);
         let mut a = Answer::new(401, "Unauthorized");
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        for &alg in &self.algorithms {
             let mut v = format!(
                 "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
                 self.realm,
@@ -301,7 +318,9 @@ impl Registrar {
         ) else {
             return Check::Malformed("Incomplete Authorization Header");
         };
-        let Some(algorithm) = Algorithm::parse(c.get("algorithm").unwrap_or("MD5")) else {
+        let Some(algorithm) = Algorithm::parse(c.get("algorithm").unwrap_or("MD5"))
+            .filter(|a| self.algorithms.contains(a))
+        else {
             return Check::Refused;
         };
         let (Some(qop), Some(nc), Some(cnonce)) = (c.get("qop"), c.get("nc"), c.get("cnonce"))
@@ -314,8 +333,11 @@ impl Registrar {
         let Ok(nc_value) = u32::from_str_radix(nc, 16) else {
             return Check::Malformed("Malformed Nonce Count");
         };
-        // The digest covers the URI it names; it must be this request's.
-        if uri != req_uri {
+        // The digest covers the URI it names. Phones disagree on which URI that is (the
+        // Request-URI, or the address they sent to, as SIPp does), so it is not compared with
+        // the Request-URI: the nonce and its count already stop a replay.
+        let _ = req_uri;
+        if !uri.to_ascii_lowercase().starts_with("sip") {
             return Check::Refused;
         }
         let Some(state) = self.nonces.get(nonce) else {
@@ -412,9 +434,14 @@ impl Registrar {
                     return Answer::new(403, "Too Many Contacts");
                 }
                 let at = now + Duration::from_secs(u64::from(expires));
+                let target = match link {
+                    Link::Udp => contact_address(&uri).unwrap_or(source),
+                    Link::Tcp(_) => source,
+                };
                 list.push(Binding {
                     uri: uri.clone(),
                     source,
+                    target,
                     link,
                     expires: at,
                     since,
@@ -521,6 +548,27 @@ fn parse_credentials(value: &str) -> Option<Credentials> {
         params.push((name, val));
     }
     Some(Credentials(params))
+}
+
+/// The IP address and port of a SIP URI's host part, when it is a literal address
+/// (`sip:alice@192.0.2.4:5062;transport=udp` → 192.0.2.4:5062; no port → 5060).
+pub fn contact_address(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.split_once(':')?.1;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split([';', '?']).next()?;
+    if let Some(v6) = host_port.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => 5060,
+        };
+        return Some(SocketAddr::new(ip.parse().ok()?, port));
+    }
+    let (host, port) = match host_port.split_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (host_port, 5060),
+    };
+    Some(SocketAddr::new(host.parse().ok()?, port))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -6,6 +6,7 @@ const REALM: &str = "hotline.local";
 fn registrar() -> Registrar {
     Registrar::new(
         REALM,
+        &[],
         vec![
             User {
                 id: "alice".into(),
@@ -123,6 +124,7 @@ fn a_phone_is_challenged_then_registered_with_either_algorithm() {
         let b = r.bindings(0);
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].source, source());
+        assert_eq!(b[0].target, source());
     }
 }
 
@@ -210,11 +212,12 @@ fn an_old_or_unknown_nonce_is_stale_not_forbidden() {
 }
 
 #[test]
-fn credentials_for_another_uri_or_without_qop_are_refused() {
+fn tampered_credentials_or_no_qop_are_refused() {
     let t = now();
     let mut r = registrar();
     let a = r.register(&register(CONTACT), source(), Link::Udp, t);
     let nonce = nonce_of(&a, "MD5");
+    // The response was computed for one URI; naming another breaks it.
     let other_uri = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1)
         .replace(&format!("uri=\"sip:{REALM}\""), "uri=\"sip:elsewhere\"");
     let a1 = r.register(
@@ -373,4 +376,59 @@ fn nonces_are_bounded() {
     }
     assert_eq!(r.nonces.len(), MAX_NONCES);
     assert_eq!(r.nonce_order.len(), MAX_NONCES);
+}
+
+#[test]
+fn calls_go_to_the_contact_address_when_it_is_one() {
+    let t = now();
+    let mut r = registrar();
+    registered(
+        &mut r,
+        "Contact: <sip:alice@127.0.0.1:6000;transport=udp>\r\n",
+        t,
+    );
+    assert_eq!(r.bindings(0)[0].target, "127.0.0.1:6000".parse().unwrap());
+    assert_eq!(
+        contact_address("sip:a@[::1]:5070"),
+        Some("[::1]:5070".parse().unwrap())
+    );
+    assert_eq!(
+        contact_address("sip:10.1.2.3"),
+        Some("10.1.2.3:5060".parse().unwrap())
+    );
+    assert_eq!(contact_address("sip:alice@phone.example.com"), None);
+    assert_eq!(contact_address("sip:alice@1.2.3.4:notaport"), None);
+}
+
+#[test]
+fn only_the_configured_algorithms_are_offered_and_accepted() {
+    let t = now();
+    let users = || {
+        vec![User {
+            id: "alice".into(),
+            password: "change-me".into(),
+        }]
+    };
+    let mut r = Registrar::new(
+        REALM,
+        &[Algorithm::Md5, Algorithm::Sha256],
+        users(),
+        [1; 16],
+    );
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    let order: Vec<bool> = a.headers.iter().map(|(_, v)| v.contains("MD5")).collect();
+    assert_eq!(order, [true, false], "MD5 first, as configured");
+
+    let mut r = Registrar::new(REALM, &[Algorithm::Sha256], users(), [1; 16]);
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    assert_eq!(a.headers.len(), 1);
+    let nonce = nonce_of(&a, "SHA-256");
+    let md5 = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+    let refused = r.register(
+        &register(&format!("{md5}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(refused.status, 403, "MD5 is not accepted when not offered");
 }

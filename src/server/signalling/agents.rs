@@ -1,0 +1,770 @@
+//! Agent phones, inside the signalling task: their registrations (digest-authenticated), the
+//! routing core deciding who takes which caller, and the legs we place to agents — an INVITE
+//! to the agent's registered contact carrying the caller's context, CANCEL when the ring
+//! stops, ACK and BYE — bridged to the caller in the media loop once answered.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{CallerContext, Signalling, TimerRef, TxEntry, random, tag};
+use crate::config::Config;
+use crate::routing::{
+    AgentConfig, AgentState, QueueConfig, Router, RouterAction, RouterEvent, Strategy,
+};
+use crate::server::call::CallInput;
+use crate::server::pacer::PacerCommand;
+use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::registrar::{Algorithm, Change, Registrar, User};
+use crate::sip::sdp;
+use crate::sip::transaction::{self, Key, Transaction};
+use crate::sip::transport::Link;
+use crate::sip::wire::{self, Header, Message, Start};
+
+/// A caller in a queue, or connected to an agent through it.
+pub(super) struct Waiting {
+    call_id: String,
+    queue: String,
+    to_call: mpsc::UnboundedSender<CallInput>,
+    context: CallerContext,
+    entered: Instant,
+    /// The answered agent leg (its Call-ID).
+    connected: Option<String>,
+}
+
+enum LegState {
+    Ringing,
+    /// We sent CANCEL; the final answer only needs acknowledging.
+    Cancelled,
+    Up {
+        dialog: Dialog,
+        ack: Arc<[u8]>,
+    },
+}
+
+/// A call we place to an agent's phone.
+pub(super) struct Leg {
+    call: u64,
+    agent: usize,
+    invite: Message,
+    link: Link,
+    peer: SocketAddr,
+    state: LegState,
+    socket: Arc<UdpSocket>,
+    /// The leg's id in the media loop.
+    media: u64,
+}
+
+pub(super) struct Agents {
+    pub router: Router,
+    pub registrar: Registrar,
+    pub ids: Vec<String>,
+    pub queue_ids: HashMap<String, usize>,
+    pub waiting: HashMap<u64, Waiting>,
+    pub legs: HashMap<String, Leg>,
+    /// Which leg rings which agent for which call.
+    leg_of: HashMap<(u64, usize), String>,
+    router_timer: Option<Instant>,
+    registrar_timer: Option<Instant>,
+}
+
+impl Agents {
+    pub fn new(config: &Config, now: Instant) -> Agents {
+        let agents: Vec<AgentConfig> = config
+            .agents
+            .iter()
+            .map(|a| AgentConfig {
+                id: a.id.clone(),
+                skills: a.skills.clone(),
+            })
+            .collect();
+        let queues: Vec<QueueConfig> = config
+            .queues
+            .iter()
+            .map(|q| QueueConfig {
+                name: q.name.clone(),
+                skills: q.skills.clone(),
+                strategy: Strategy::parse(&q.strategy).unwrap_or(Strategy::LongestIdle),
+                ring_timeout: Duration::from_secs(u64::from(q.ring_timeout_s.max(1))),
+                wrap_up: Duration::from_secs(u64::from(q.wrap_up_s)),
+            })
+            .collect();
+        let users = config
+            .agents
+            .iter()
+            .map(|a| User {
+                id: a.id.clone(),
+                password: a.password.clone(),
+            })
+            .collect();
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&random().to_be_bytes());
+        secret[8..].copy_from_slice(&random().to_be_bytes());
+        Agents {
+            router: Router::new(&agents, &queues, config.routing.ready_on_register, now),
+            registrar: Registrar::new(
+                &config.sip.domain,
+                &config
+                    .sip
+                    .digest_algorithms
+                    .iter()
+                    .filter_map(|a| Algorithm::parse(a))
+                    .collect::<Vec<_>>(),
+                users,
+                secret,
+            ),
+            ids: config.agents.iter().map(|a| a.id.clone()).collect(),
+            queue_ids: queues
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.name.clone(), i))
+                .collect(),
+            waiting: HashMap::new(),
+            legs: HashMap::new(),
+            leg_of: HashMap::new(),
+            router_timer: None,
+            registrar_timer: None,
+        }
+    }
+}
+
+impl Signalling {
+    /// REGISTER: the registrar answers; a phone appearing or leaving tells the router.
+    pub(super) fn on_register(
+        &mut self,
+        key: Key,
+        req: Message,
+        link: Link,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        let answer = self.agents.registrar.register(&req, peer, link, now);
+        if let Some(agent) = answer.agent {
+            tracing::info!(agent = self.agents.ids[agent], %peer, status = answer.status, "REGISTER");
+        } else if answer.status != 401 {
+            tracing::info!(%peer, status = answer.status, reason = answer.reason, "REGISTER refused");
+        }
+        self.respond(
+            &key,
+            &req,
+            answer.status,
+            answer.reason,
+            None,
+            &answer.headers,
+            Vec::new(),
+            now,
+        );
+        if let Some(change) = answer.change {
+            self.registration_changed(change, now);
+        }
+        self.schedule_registrar();
+    }
+
+    fn registration_changed(&mut self, change: Change, now: Instant) {
+        let event = match change {
+            Change::Registered(agent) => RouterEvent::Registered { agent },
+            Change::Unregistered(agent) => {
+                tracing::info!(agent = self.agents.ids[agent], "agent phone unregistered");
+                RouterEvent::Unregistered { agent }
+            }
+        };
+        self.route(event, now);
+    }
+
+    fn schedule_registrar(&mut self) {
+        let next = self.agents.registrar.poll_timeout();
+        if next.is_some() && next != self.agents.registrar_timer {
+            self.agents.registrar_timer = next;
+            if let Some(t) = next {
+                self.schedule(t, TimerRef::Registrar);
+            }
+        }
+    }
+
+    fn schedule_router(&mut self) {
+        let next = self.agents.router.poll_timeout();
+        if next.is_some() && next != self.agents.router_timer {
+            self.agents.router_timer = next;
+            if let Some(t) = next {
+                self.schedule(t, TimerRef::Router);
+            }
+        }
+    }
+
+    pub(super) fn on_registrar_timer(&mut self, now: Instant) {
+        self.agents.registrar_timer = None;
+        for change in self.agents.registrar.expire(now) {
+            self.registration_changed(change, now);
+        }
+        self.schedule_registrar();
+    }
+
+    pub(super) fn on_router_timer(&mut self, now: Instant) {
+        self.agents.router_timer = None;
+        self.route(RouterEvent::Timer, now);
+    }
+
+    /// Tells the router, and carries out what it decides.
+    pub(super) fn route(&mut self, event: RouterEvent, now: Instant) {
+        let actions = self.agents.router.handle(event, now);
+        for a in actions {
+            match a {
+                RouterAction::Ring { call, agent, .. } => self.ring(call, agent, now),
+                RouterAction::CancelRing { call, agent } => {
+                    if self.agents.router.agent_state(agent).map(|s| s.0)
+                        == Some(AgentState::NotReady)
+                    {
+                        tracing::info!(
+                            agent = self.agents.ids[agent],
+                            "the agent did not answer in time: set not-ready, the caller keeps their place"
+                        );
+                    }
+                    self.cancel_ring(call, agent, now)
+                }
+            }
+        }
+        self.schedule_router();
+    }
+
+    /// A caller entered a queue node.
+    pub(super) fn enqueue(
+        &mut self,
+        id: u64,
+        call_id: String,
+        queue: String,
+        priority: u32,
+        context: CallerContext,
+        now: Instant,
+    ) {
+        let to_call = match self.calls.get(&call_id).map(|c| &c.phase) {
+            Some(super::Phase::Answered { to_call }) => to_call.clone(),
+            _ => return, // the caller is already gone
+        };
+        let staffed = self
+            .agents
+            .queue_ids
+            .get(&queue)
+            .and_then(|&q| self.agents.router.queue_figures(q, now))
+            .is_some_and(|f| f.staffed > 0);
+        let Some(&q) = self.agents.queue_ids.get(&queue).filter(|_| staffed) else {
+            let _ = to_call.send(CallInput::NoAgents);
+            return;
+        };
+        self.agents.waiting.insert(
+            id,
+            Waiting {
+                call_id,
+                queue,
+                to_call,
+                context,
+                entered: now,
+                connected: None,
+            },
+        );
+        self.route(
+            RouterEvent::Enqueue {
+                call: id,
+                queue: q,
+                priority,
+            },
+            now,
+        );
+    }
+
+    /// The caller left the queue (its wait ran out) or the call ended: stop ringing for it,
+    /// or hang up its agent.
+    pub(super) fn leave(&mut self, id: u64, now: Instant) {
+        let Some(w) = self.agents.waiting.remove(&id) else {
+            return;
+        };
+        match w.connected {
+            Some(leg) => {
+                self.hang_up_leg(&leg, now);
+                self.route(RouterEvent::Ended { call: id }, now);
+            }
+            None => self.route(RouterEvent::Abandon { call: id }, now),
+        }
+    }
+
+    /// Places the INVITE to the agent's newest registered contact.
+    fn ring(&mut self, call: u64, agent: usize, now: Instant) {
+        let binding = self
+            .agents
+            .registrar
+            .bindings(agent)
+            .first()
+            .map(|b| (*b).clone());
+        let socket = self.shared.ports.open();
+        let (Some(b), Some(w), Some(socket)) = (binding, self.agents.waiting.get(&call), socket)
+        else {
+            tracing::warn!(
+                agent,
+                call,
+                "cannot ring the agent (no contact, caller or port)"
+            );
+            return self.route(RouterEvent::Declined { call, agent }, now);
+        };
+        let domain = self.shared.config.sip.domain.clone();
+        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
+        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let offer = sdp::describe(
+            random() & 0xFFFF_FFFF,
+            1,
+            self.shared.media_ip,
+            rtp_port,
+            None,
+        );
+        let caller_user = crate::sip::dialog::uri_user(&w.context.caller);
+        let mut headers = vec![
+            header("Via", &self.via(b.link)),
+            header("Max-Forwards", "70"),
+            header(
+                "From",
+                &format!(
+                    "\"{}\" <sip:hotline@{domain}>;tag={}",
+                    clean(caller_user).replace('"', ""),
+                    tag()
+                ),
+            ),
+            header("To", &format!("<sip:{}@{domain}>", self.agents.ids[agent])),
+            header("Call-ID", &leg_id),
+            header("CSeq", "1 INVITE"),
+            header("Contact", &self.contact(b.link)),
+            header("Allow", ALLOW),
+            header("User-Agent", "hotline"),
+            // What the caller already told the line: the agent never asks again.
+            header("X-Hotline-Caller", &clean(&w.context.caller)),
+            header("X-Hotline-Queue", &clean(&w.queue)),
+            header("X-Hotline-Path", &clean(&w.context.path.join(" "))),
+            header(
+                "X-Hotline-Waited",
+                &now.saturating_duration_since(w.entered)
+                    .as_secs()
+                    .to_string(),
+            ),
+        ];
+        for (name, value) in &w.context.variables {
+            let name: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .take(64)
+                .collect();
+            headers.push(header(&format!("X-Hotline-Var-{name}"), &clean(value)));
+        }
+        headers.push(header("Content-Type", "application/sdp"));
+        let invite = Message {
+            start: Start::Request {
+                method: "INVITE".into(),
+                uri: b.uri.clone(),
+            },
+            headers,
+            body: offer.into_bytes(),
+        };
+        let Some(key) = Key::of(&invite, "INVITE") else {
+            return self.route(RouterEvent::Declined { call, agent }, now);
+        };
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            contact = b.uri,
+            caller_call = w.call_id,
+            "ringing the agent"
+        );
+        let (tx, out) = Transaction::client(true, invite.to_bytes(), self.tx_config(b.link), now);
+        self.transactions.insert(
+            key.clone(),
+            TxEntry {
+                tx,
+                link: b.link,
+                peer: b.target,
+                call_id: None,
+                leg: Some(leg_id.clone()),
+            },
+        );
+        self.emit(b.link, b.target, out);
+        self.schedule_tx(&key);
+        let media = self.next_call;
+        self.next_call += 1;
+        self.agents.leg_of.insert((call, agent), leg_id.clone());
+        self.agents.legs.insert(
+            leg_id,
+            Leg {
+                call,
+                agent,
+                invite,
+                link: b.link,
+                peer: b.target,
+                state: LegState::Ringing,
+                socket,
+                media,
+            },
+        );
+    }
+
+    /// Stops a ring: CANCEL for the INVITE (RFC 3261 §9.1).
+    fn cancel_ring(&mut self, call: u64, agent: usize, now: Instant) {
+        let Some(leg_id) = self.agents.leg_of.get(&(call, agent)).cloned() else {
+            return;
+        };
+        let Some(leg) = self.agents.legs.get_mut(&leg_id) else {
+            return;
+        };
+        if !matches!(leg.state, LegState::Ringing) {
+            return;
+        }
+        leg.state = LegState::Cancelled;
+        let cancel = same_transaction(&leg.invite, "CANCEL", None);
+        let (link, peer) = (leg.link, leg.peer);
+        let Some(key) = Key::of(&cancel, "CANCEL") else {
+            return;
+        };
+        tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
+        let (tx, out) = Transaction::client(false, cancel.to_bytes(), self.tx_config(link), now);
+        self.transactions.insert(
+            key.clone(),
+            TxEntry {
+                tx,
+                link,
+                peer,
+                call_id: None,
+                leg: None,
+            },
+        );
+        self.emit(link, peer, out);
+        self.schedule_tx(&key);
+    }
+
+    /// The ACK for a failure answer to our INVITE (§17.1.1.3), built by its transaction.
+    pub(super) fn failure_ack(&self, leg_id: &str, response: &Message) -> Vec<u8> {
+        match self.agents.legs.get(leg_id) {
+            Some(leg) => same_transaction(&leg.invite, "ACK", response.get("To")).to_bytes(),
+            None => Vec::new(),
+        }
+    }
+
+    /// An answer to one of our agent INVITEs.
+    pub(super) fn on_leg_response(&mut self, leg_id: &str, resp: Message, now: Instant) {
+        let Start::Response { code, .. } = resp.start else {
+            return;
+        };
+        let via = self.via_for(leg_id);
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
+            return;
+        };
+        let (call, agent) = (leg.call, leg.agent);
+        match (code, &leg.state) {
+            (100..=199, _) => {}
+            (200..=299, LegState::Up { ack, .. }) => {
+                // A retransmitted 2xx: our ACK was lost.
+                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
+                self.send(link, peer, ack);
+            }
+            (200..=299, _) => {
+                let cancelled = matches!(leg.state, LegState::Cancelled);
+                let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
+                    tracing::info!("agent's 200 without a usable Contact");
+                    return self.leg_failed(leg_id, now);
+                };
+                let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
+                let (link, peer) = (leg.link, leg.peer);
+                self.send(link, peer, Arc::clone(&ack));
+                if let Some(leg) = self.agents.legs.get_mut(leg_id) {
+                    leg.state = LegState::Up { dialog, ack };
+                }
+                let agreed = sdp::parse_offer(&String::from_utf8_lossy(&resp.body))
+                    .and_then(|o| o.negotiate());
+                match agreed {
+                    Ok(agreed) if !cancelled => {
+                        self.agent_answered(leg_id, call, agent, agreed, now)
+                    }
+                    Ok(_) => {
+                        // Answered as we cancelled: hang up at once.
+                        self.hang_up_leg(leg_id, now);
+                    }
+                    Err(e) => {
+                        tracing::info!("agent's answer has no usable media: {e}");
+                        self.hang_up_leg(leg_id, now);
+                        if !cancelled {
+                            self.route(RouterEvent::Declined { call, agent }, now);
+                        }
+                    }
+                }
+            }
+            (_, LegState::Ringing) => {
+                tracing::info!(
+                    agent = self.agents.ids[agent],
+                    code,
+                    "the agent's phone declined"
+                );
+                self.remove_leg(leg_id);
+                self.route(RouterEvent::Declined { call, agent }, now);
+            }
+            (_, _) => self.remove_leg(leg_id),
+        }
+    }
+
+    /// Our INVITE to an agent got no answer at all, or an unusable one.
+    pub(super) fn leg_failed(&mut self, leg_id: &str, now: Instant) {
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return;
+        };
+        let ringing = matches!(leg.state, LegState::Ringing);
+        let (call, agent) = (leg.call, leg.agent);
+        self.remove_leg(leg_id);
+        if ringing {
+            self.route(RouterEvent::Declined { call, agent }, now);
+        }
+    }
+
+    fn agent_answered(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        agent: usize,
+        agreed: sdp::Agreed,
+        now: Instant,
+    ) {
+        self.route(RouterEvent::Answered { call, agent }, now);
+        let mine = self.agents.router.connected_agent(call) == Some(agent);
+        let (Some(w), Some(leg), true) = (
+            self.agents.waiting.get_mut(&call),
+            self.agents.legs.get(leg_id),
+            mine,
+        ) else {
+            // The caller left, or another agent took the call first.
+            return self.hang_up_leg(leg_id, now);
+        };
+        w.connected = Some(leg_id.to_string());
+        let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            caller_call = w.call_id,
+            waited_ms = now.saturating_duration_since(w.entered).as_millis() as u64,
+            "agent answered: bridging"
+        );
+        let _ = self.shared.pacer.send(PacerCommand::Add {
+            id: leg.media,
+            socket: Arc::clone(&leg.socket),
+            remote,
+            law: agreed.law,
+            telephone_event: agreed.telephone_event,
+            ssrc: random() as u32,
+            sequence: random() as u16,
+            timestamp: random() as u32,
+            notify: w.to_call.clone(),
+            listen_keys: false,
+        });
+        let _ = self.shared.pacer.send(PacerCommand::Bridge {
+            a: call,
+            b: leg.media,
+        });
+        let _ = w.to_call.send(CallInput::AgentAnswered {
+            agent: self.agents.ids[agent].clone(),
+        });
+    }
+
+    /// BYE to an answered agent leg (the caller hung up, or left); the leg is forgotten.
+    fn hang_up_leg(&mut self, leg_id: &str, now: Instant) {
+        let via = self.via_for(leg_id);
+        let contact = self
+            .agents
+            .legs
+            .get(leg_id)
+            .map(|l| self.contact(l.link))
+            .unwrap_or_default();
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
+            return;
+        };
+        let (link, peer) = (leg.link, leg.peer);
+        if let LegState::Up { dialog, .. } = &mut leg.state {
+            let bye = dialog.request("BYE", &via, &contact);
+            if let Some(key) = Key::of(&bye, "BYE") {
+                let (tx, out) =
+                    Transaction::client(false, bye.to_bytes(), self.tx_config(link), now);
+                self.transactions.insert(
+                    key.clone(),
+                    TxEntry {
+                        tx,
+                        link,
+                        peer,
+                        call_id: None,
+                        leg: None,
+                    },
+                );
+                self.emit(link, peer, out);
+                self.schedule_tx(&key);
+            }
+        }
+        self.remove_leg(leg_id);
+    }
+
+    fn remove_leg(&mut self, leg_id: &str) {
+        if let Some(leg) = self.agents.legs.remove(leg_id) {
+            if self
+                .agents
+                .leg_of
+                .get(&(leg.call, leg.agent))
+                .map(String::as_str)
+                == Some(leg_id)
+            {
+                self.agents.leg_of.remove(&(leg.call, leg.agent));
+            }
+            if matches!(leg.state, LegState::Up { .. }) {
+                let _ = self
+                    .shared
+                    .pacer
+                    .send(PacerCommand::Remove { id: leg.media });
+            }
+        }
+    }
+
+    /// A request inside an agent leg's dialog: BYE ends the caller's call too.
+    pub(super) fn leg_in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
+        let call_id = req.get("Call-ID").unwrap_or_default().to_string();
+        let ok = self
+            .agents
+            .legs
+            .get_mut(&call_id)
+            .and_then(|l| match &mut l.state {
+                LegState::Up { dialog, .. } if dialog.matches(&req) => {
+                    Some(dialog.accept_cseq(&req).map(|()| dialog.local_tag.clone()))
+                }
+                _ => None,
+            });
+        let local_tag = match ok {
+            Some(Ok(t)) => t,
+            Some(Err(r)) => {
+                return self.respond(&key, &req, r.status, r.reason, None, &[], Vec::new(), now);
+            }
+            None => {
+                return self.respond(
+                    &key,
+                    &req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    None,
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+            }
+        };
+        match method {
+            "BYE" => {
+                self.respond(
+                    &key,
+                    &req,
+                    200,
+                    "OK",
+                    Some(&local_tag),
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+                let call = self.agents.legs.get(&call_id).map(|l| l.call);
+                self.remove_leg(&call_id);
+                if let Some(call) = call {
+                    if let Some(w) = self.agents.waiting.remove(&call) {
+                        let _ = w.to_call.send(CallInput::AgentHungUp);
+                    }
+                    self.route(RouterEvent::Ended { call }, now);
+                }
+            }
+            "INFO" | "OPTIONS" => self.respond(
+                &key,
+                &req,
+                200,
+                "OK",
+                Some(&local_tag),
+                &[],
+                Vec::new(),
+                now,
+            ),
+            _ => self.respond(
+                &key,
+                &req,
+                501,
+                "Not Implemented",
+                Some(&local_tag),
+                &[("Allow".into(), "ACK, BYE, CANCEL, OPTIONS, INFO".into())],
+                Vec::new(),
+                now,
+            ),
+        }
+    }
+
+    fn via_for(&self, leg_id: &str) -> String {
+        let link = self.agents.legs.get(leg_id).map_or(Link::Udp, |l| l.link);
+        self.via(link)
+    }
+
+    /// A Via for a request we originate, with a fresh branch.
+    pub(super) fn via(&self, link: Link) -> String {
+        format!(
+            "SIP/2.0/{} {}:{};branch={}{:x};rport",
+            link.name(),
+            self.shared.config.sip.advertise,
+            self.transport.local_addr().port(),
+            transaction::MAGIC_COOKIE,
+            random()
+        )
+    }
+}
+
+/// CANCEL or a failure's ACK for our INVITE: its Request-URI, top Via (same branch), From,
+/// Call-ID, CSeq number and Route; `to` from the response for an ACK.
+fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message {
+    let uri = match &invite.start {
+        Start::Request { uri, .. } => uri.clone(),
+        Start::Response { .. } => String::new(),
+    };
+    let n = invite
+        .get("CSeq")
+        .and_then(wire::parse_cseq)
+        .map_or(1, |c| c.0);
+    let mut headers = Vec::new();
+    if let Some(v) = invite.get("Via") {
+        headers.push(header("Via", v));
+    }
+    headers.push(header("Max-Forwards", "70"));
+    for name in ["From", "Call-ID"] {
+        if let Some(v) = invite.get(name) {
+            headers.push(header(name, v));
+        }
+    }
+    if let Some(t) = to.or_else(|| invite.get("To")) {
+        headers.push(header("To", t));
+    }
+    headers.push(header("CSeq", &format!("{n} {method}")));
+    for r in invite.all("Route") {
+        headers.push(header("Route", r));
+    }
+    Message {
+        start: Start::Request {
+            method: method.into(),
+            uri,
+        },
+        headers,
+        body: Vec::new(),
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header {
+        name: name.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// A header value from what callers typed or flows named: printable, one line, bounded.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(512).collect()
+}

@@ -1,0 +1,747 @@
+//! Reaching a human, end to end: SIPp agent phones REGISTER with digest auth and answer (or
+//! not), SIPp callers press keys and wait, and the test listens to the RTP both ends really
+//! receive through the bridge.
+
+use std::net::UdpSocket;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::*;
+use hotline::media::g711::Law;
+
+/// The agent test line: one key is collected as `account`, then the caller waits for an agent
+/// of `support` for 6 s before leaving a message.
+pub const LINE: &str = r#"
+[flow]
+entry = "account"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.account]
+type = "collect"
+prompt = "short"
+min_digits = 1
+max_digits = 1
+timeout_s = 3
+max_retries = 0
+variable = "account"
+next = "agents"
+on_exhausted = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+max_wait_s = 6
+on_timeout = "messages"
+
+[nodes.messages]
+type = "voicemail"
+mailbox = "support"
+prompt = "short"
+max_length_s = 20
+"#;
+
+const AGENTS: &str = r#"
+[[agents]]
+id = "alice"
+password = "alice-pw"
+name = "Alice"
+skills = { support = 5 }
+
+[[agents]]
+id = "bob"
+password = "bob-pw"
+name = "Bob"
+skills = { support = 5 }
+
+[[queues]]
+name = "support"
+skills = ["support"]
+strategy = "longest-idle"
+ring_timeout_s = 2
+wrap_up_s = 0
+"#;
+
+fn server() -> Server {
+    Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", AGENTS)
+}
+
+/// A block of ports for the agents' SIPp instances and the test's RTP listeners.
+struct AgentPorts {
+    base: u16,
+}
+
+impl AgentPorts {
+    fn take() -> AgentPorts {
+        AgentPorts {
+            base: Ports::take().sip,
+        }
+    }
+    /// Where agent `n`'s phone registers from.
+    fn register(&self, n: u16) -> u16 {
+        self.base + n * 4
+    }
+    /// Where agent `n`'s phone takes calls.
+    fn phone(&self, n: u16) -> u16 {
+        self.base + 2 + n * 4
+    }
+    fn media(&self, n: u16) -> u16 {
+        self.base + 20 + n * 8
+    }
+    /// Where the test listens to what agent `n` receives.
+    fn listen(&self, n: u16) -> u16 {
+        self.base + 50 + n * 2
+    }
+}
+
+/// SIPp at explicit ports, in the background, wrapped in `timeout`.
+fn sipp_at(server: &Server, name: &str, xml: &str, port: u16, media: u16, extra: &[&str]) -> Child {
+    let file = server.path().join(format!("{name}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    Command::new("timeout")
+        .args(["-k", "5", "60", "sipp"])
+        .arg(format!("127.0.0.1:{}", server.ports.sip))
+        .arg("-sf")
+        .arg(&file)
+        .args(["-i", "127.0.0.1", "-nostdin", "-trace_err"])
+        .arg("-error_file")
+        .arg(server.path().join(format!("{name}_errors.log")))
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-timeout", "40s", "-timeout_error"])
+        .args(extra)
+        .current_dir(server.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("SIPp (Debian package sip-tester) must be installed")
+}
+
+fn finish(server: &Server, name: &str, child: Child) -> Sipp {
+    let out = child.wait_with_output().unwrap();
+    Sipp {
+        ok: out.status.success(),
+        text: format!(
+            "{name}: {}\n{}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(server.path().join(format!("{name}_errors.log")))
+                .unwrap_or_default(),
+            server.log()
+        ),
+    }
+}
+
+/// An agent phone registering with digest auth (`-au/-ap`), its calls taken at `phone`.
+fn register(phone: u16, expect: &str) -> String {
+    scenario(&[format!(
+        r#"  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:hotline.local SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@hotline.local>;tag=[pid]R[call_number]
+      To: <sip:[service]@hotline.local>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[service]@[local_ip]:{phone}>
+      Expires: 3600
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:hotline.local SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@hotline.local>;tag=[pid]R[call_number]
+      To: <sip:[service]@hotline.local>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[service]@[local_ip]:{phone}>
+      [authentication]
+      Expires: 3600
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="{expect}"/>
+"#
+    )])
+}
+
+/// Registers agent `n` as `user` and waits for the answer SIPp expects.
+fn register_agent(
+    server: &Server,
+    ports: &AgentPorts,
+    n: u16,
+    user: &str,
+    password: &str,
+    expect: &str,
+) {
+    let name = format!("register_{user}");
+    let child = sipp_at(
+        server,
+        &name,
+        &register(ports.phone(n), expect),
+        ports.register(n),
+        ports.media(n) + 4,
+        &["-s", user, "-au", user, "-ap", password, "-m", "1"],
+    );
+    let r = finish(server, &name, child);
+    assert!(r.ok, "{}", r.text);
+}
+
+/// The agent's phone rings; the INVITE must carry the caller's context.
+const AGENT_RINGS: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
+      <ereg regexp="X-Hotline-Path: [^\r\n]*agentline.account[^\r\n]*agentline.agents" search_in="msg" check_it="true" assign_to="path"/>
+      <ereg regexp="X-Hotline-Waited: [0-9]+" search_in="msg" check_it="true" assign_to="waited"/>
+    </action>
+  </recv>
+  <Reference variables="account,path,waited"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"#;
+
+/// The agent answers with PCMA, its media at `rtp` (the test listens there).
+fn agent_answers(rtp: u16) -> String {
+    let ack = r#"  <recv request="ACK" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to"/>
+    </action>
+  </recv>
+  <Reference variables="from,to"/>
+"#;
+    format!(
+        r#"  <pause milliseconds="200"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=agent 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio {rtp} RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=sendrecv
+    ]]>
+  </send>
+{ack}"#
+    )
+}
+
+/// The agent hears a BYE (the caller hung up) and answers it.
+const AGENT_GETS_BYE: &str = r#"  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"#;
+
+/// The agent hangs up, unless the caller has within `ms`.
+fn agent_hangs_up_after(ms: u32) -> String {
+    format!(
+        r#"  <recv request="BYE" timeout="{ms}" ontimeout="1"/>
+  <send next="2">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <label id="1"/>
+{AGENT_HANGS_UP}  <label id="2"/>
+"#
+    )
+}
+
+/// The agent hangs up.
+const AGENT_HANGS_UP: &str = r#"  <send retrans="500">
+    <![CDATA[
+      BYE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"#;
+
+/// The phone keeps ringing until the ring is cancelled: 200 to the CANCEL, 487 to the INVITE.
+const AGENT_CANCELLED: &str = r#"  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      CSeq: 1 INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#;
+
+/// A test media endpoint: it records the RTP payloads arriving (in order, with their payload
+/// types) and, when `talks`, answers the first packet by playing SIPp's 7 s A-law recording
+/// back to where it came from, in a loop at its 30 ms pacing, from the same socket (symmetric
+/// RTP, as a phone does).
+/// A payload type and its payload.
+type Packet = (u8, Vec<u8>);
+
+struct Listener {
+    got: Arc<Mutex<Vec<Packet>>>,
+    thread: Option<JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Listener {
+    fn bind(port: u16, talks: bool) -> Listener {
+        let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, st) = (Arc::clone(&got), Arc::clone(&stop));
+        let speech = pcap_packets();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut peer = None;
+            let mut next = Instant::now();
+            let mut i = 0;
+            while !st.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = s.recv_from(&mut buf)
+                    && n > 12
+                {
+                    g.lock().unwrap().push((buf[1] & 0x7f, buf[12..n].to_vec()));
+                    peer.get_or_insert(from);
+                }
+                if let Some(to) = peer.filter(|_| talks && Instant::now() >= next) {
+                    s.send_to(&speech[i % speech.len()], to).unwrap();
+                    i += 1;
+                    next += Duration::from_millis(30);
+                }
+            }
+        });
+        Listener {
+            got,
+            thread: Some(thread),
+            stop,
+        }
+    }
+
+    fn stop(mut self) -> Vec<Packet> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        std::mem::take(&mut *self.got.lock().unwrap())
+    }
+}
+
+/// The RTP packets of SIPp's g711a.pcap (Ethernet, IPv4, UDP): 30 ms of A-law each.
+fn pcap_packets() -> Vec<Vec<u8>> {
+    let d = std::fs::read(format!("{PCAPS}/g711a.pcap")).unwrap();
+    let mut out = Vec::new();
+    let mut o = 24;
+    while o + 16 <= d.len() {
+        let incl = u32::from_le_bytes(d[o + 8..o + 12].try_into().unwrap()) as usize;
+        let pkt = &d[o + 16..o + 16 + incl];
+        o += 16 + incl;
+        let ihl = usize::from(pkt[14] & 0x0f) * 4;
+        out.push(pkt[14 + ihl + 8..].to_vec());
+    }
+    out
+}
+
+/// The A-law audio of the recording, all payloads in order.
+fn pcap_audio() -> Vec<u8> {
+    pcap_packets()
+        .iter()
+        .flat_map(|rtp| rtp[12 + usize::from(rtp[0] & 0x0f) * 4..].to_vec())
+        .collect()
+}
+
+/// The longest run of `heard` that is exactly `said`, somewhere in it.
+fn longest_common_run(heard: &[u8], said: &[u8]) -> usize {
+    // Anchor on windows of the heard audio, then extend.
+    let mut best = 0;
+    let mut i = 0;
+    while i + 160 <= heard.len() {
+        let w = &heard[i..i + 160];
+        if let Some(j) = said.windows(160).position(|x| x == w) {
+            let run = heard[i..]
+                .iter()
+                .zip(&said[j..])
+                .take_while(|(a, b)| a == b)
+                .count();
+            best = best.max(run);
+            i += run.max(160);
+        } else {
+            i += 160;
+        }
+    }
+    best
+}
+
+/// The caller presses 7 (collected as `account`), waits for an agent, talks, and
+/// hangs up: the registered agent's phone rings with the caller's context, answers, and
+/// each side hears exactly what the other said (the caller's PCMU leg transcoded to the
+/// agent's PCMA one); the caller's BYE reaches the agent.
+#[test]
+fn a_caller_reaches_a_registered_agent_and_they_hear_each_other() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(9000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let to_agent = agent_hears.stop();
+    let to_caller = caller_hears.stop();
+
+    let said = pcap_audio();
+    // The agent's leg is PCMA: the caller's A-law audio arrives byte for byte.
+    assert!(
+        to_agent.iter().all(|(pt, _)| *pt == 8),
+        "PCMA towards the agent"
+    );
+    let heard: Vec<u8> = to_agent.iter().flat_map(|(_, p)| p.clone()).collect();
+    let run = longest_common_run(&heard, &said);
+    assert!(
+        run >= 8000 * 5,
+        "the agent heard {run} samples of the caller's speech in a row ({} packets)\n{}",
+        to_agent.len(),
+        server.log()
+    );
+    // The caller's leg is PCMU: the agent's A-law audio arrives transcoded.
+    let said_mu: Vec<u8> = said
+        .iter()
+        .map(|&b| Law::Pcmu.encode(Law::Pcma.decode(b)))
+        .collect();
+    let heard: Vec<u8> = to_caller
+        .iter()
+        .filter(|(pt, _)| *pt == 0)
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    let run = longest_common_run(&heard, &said_mu);
+    assert!(
+        run >= 8000 * 5,
+        "the caller heard {run} samples of the agent's speech in a row\n{}",
+        server.log()
+    );
+}
+
+/// The first agent rung lets it ring: after `ring_timeout_s` the ring is cancelled, that
+/// agent goes not-ready, and the next agent gets the call.
+#[test]
+fn ring_no_answer_goes_to_the_next_agent() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    // Alice registers first: she has been idle longest and is rung first.
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    std::thread::sleep(Duration::from_millis(50));
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(5000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(
+        alice.ok,
+        "alice's phone was rung, then cancelled: {}",
+        alice.text
+    );
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "bob took the call: {}", bob.text);
+    let log = server.log();
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("agent answered"))
+        .collect();
+    assert!(answered.len() == 1 && answered[0].contains("bob"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("did not answer") && l.contains("alice")),
+        "alice was set not-ready:\n{log}"
+    );
+}
+
+/// With the only agent busy, the next caller waits on hold and is connected as soon as the
+/// agent is free; the agent hanging up ends the caller's call.
+#[test]
+fn a_waiting_caller_gets_the_agent_when_they_are_free() {
+    let server = server();
+    let ports = AgentPorts::take();
+    // Two calls on alice's phone: the first caller hangs up after about 1.5 s; alice ends
+    // the second after 3 s.
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            agent_hangs_up_after(3000),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "2"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let file = server.path().join("first.xml");
+    std::fs::write(
+        &file,
+        call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(2000)],
+            CALLER_BYE,
+        ),
+    )
+    .unwrap();
+    let first = sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let file = server.path().join("second.xml");
+    std::fs::write(
+        &file,
+        scenario(&[
+            invite("PCMU", None),
+            ANSWERED.to_string(),
+            pause(300),
+            key('7'),
+            SERVER_BYE.to_string(),
+        ]),
+    )
+    .unwrap();
+    let second = sipp_command(&server, &file, "agent", &[], 4)
+        .output()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", server.log());
+    let second = Sipp {
+        ok: second.status.success(),
+        text: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&second.stdout),
+            server.log()
+        ),
+    };
+    assert!(
+        second.ok,
+        "the second caller was connected, then alice hung up: {}",
+        second.text
+    );
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    assert!(
+        server.voicemails("support").is_empty(),
+        "nobody ended in voicemail"
+    );
+}
+
+/// A caller whose wait runs out goes to `on_timeout` (voicemail) and the ringing phone is
+/// cancelled; an agent with the wrong password is refused and never rung, and a queue nobody
+/// is logged in to sends the caller on at once.
+#[test]
+fn max_wait_cancels_the_ring_and_wrong_passwords_get_no_calls() {
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 1, "bob", "not-bobs-password", "403");
+    // Nobody is logged in: straight to voicemail, no waiting.
+    let r = server.sipp(
+        "nobody",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(1500)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    let vm = server.voicemails_when("support", 1);
+    assert_eq!(vm.len(), 1, "{}", r.text);
+    assert_eq!(
+        path_of(&vm[0].0),
+        [
+            "agentline.account",
+            "digits",
+            "agentline.agents",
+            "timeout",
+            "agentline.messages"
+        ]
+    );
+    assert_eq!(vm[0].0["variables"]["account"], "7");
+
+    // Alice's phone rings but is never answered within max_wait_s (her ring timeout is
+    // longer than the wait here), so the caller's wait ends and the ring is cancelled.
+    let server = Server::start_full(
+        "answer_after_ms = 100",
+        &AGENTS.replace("ring_timeout_s = 2", "ring_timeout_s = 30"),
+    );
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let r = server.sipp(
+        "waits",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(8000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "the ring was cancelled: {}", alice.text);
+    let vm = server.voicemails_when("support", 1);
+    assert_eq!(vm.len(), 1, "{}", server.log());
+}
+
+/// The caller hangs up while the agent's phone rings: the ring is cancelled.
+#[test]
+fn a_caller_hanging_up_cancels_the_ringing_agent() {
+    let server = Server::start_full(
+        "answer_after_ms = 100",
+        &AGENTS.replace("ring_timeout_s = 2", "ring_timeout_s = 30"),
+    );
+    let ports = AgentPorts::take();
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let r = server.sipp(
+        "hangs_up",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(1500)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "the ring was cancelled: {}", alice.text);
+}
