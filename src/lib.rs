@@ -1,5 +1,6 @@
 //! hotline: a phone-line engine where no caller is ever trapped in a phone menu.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -32,19 +32,23 @@ struct Ports {
     sipp: u16,
     sipp_media: u16,
     listen_rtp: u16,
+    http: u16,
 }
 
 impl Ports {
     fn take() -> Ports {
-        let base = 31_000
-            + (std::process::id() % 20) as u16 * 1000
-            + NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * BLOCK;
+        // Below Linux's ephemeral range (32768 and up), where the sockets the tests and SIPp
+        // bind to port 0 could otherwise take a port a server is about to use.
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
+        assert!(block < 46, "more servers than port blocks");
+        let base = 20_000 + (std::process::id() % 4) as u16 * 3000 + block * BLOCK;
         Ports {
             sip: base,
             rtp: (base + 10, base + 40),
             sipp: base + 2,
             sipp_media: base + 44,
             listen_rtp: base + 56,
+            http: base + 60,
         }
     }
 }
@@ -161,6 +165,9 @@ advertise = "127.0.0.1"
 address = "127.0.0.1"
 ports = [{lo}, {hi}]
 
+[http]
+listen = "127.0.0.1:{http}"
+
 [lines]
 default = "main"
 hold = "hold"
@@ -168,6 +175,7 @@ agent = "agentline"
 
 {tail}"#,
             sip = ports.sip,
+            http = ports.http,
             lo = ports.rtp.0,
             hi = ports.rtp.1,
         );
@@ -177,6 +185,7 @@ agent = "agentline"
             .arg("serve")
             .current_dir(p)
             .env("HOTLINE_LOG", "debug")
+            .env("HOTLINE_TOKEN", "test-token")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -19,7 +19,7 @@ use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, write_wav};
 use crate::sip::sdp::{Agreed, Direction};
-use crate::store::{CallbackRequest, VoicemailRecord};
+use crate::store::{CallRecord, CallbackRequest, VoicemailRecord};
 
 /// What reaches a call task from outside.
 #[derive(Debug)]
@@ -120,6 +120,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut we_hang_up = false;
     // With an agent: the engine's part is done, the call lasts until either side hangs up.
     let mut bridged = false;
+    let mut agent_answered: Option<String> = None;
+    let started_wall = Timestamp::now();
+    let started = Instant::now();
 
     let mut pending = call.handle(
         Event::Start {
@@ -271,6 +274,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         tracing::info!(agent, "connected to an agent");
                         queue_until = None;
                         bridged = true;
+                        agent_answered = Some(agent);
                         tag += 1; // the hold music's end, if it comes, means nothing now
                         pending = call.handle(Event::Connected, now);
                     }
@@ -344,6 +348,23 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let outcome = call
         .outcome()
         .map_or(Outcome::Hangup.as_str(), |o| o.0.as_str());
+    let record = CallRecord {
+        id: call_id.clone(),
+        from: caller.clone(),
+        line: flow_name.clone(),
+        started: started_wall.to_string(),
+        ended: Timestamp::now().to_string(),
+        path: call.path().to_vec(),
+        outcome: outcome.to_string(),
+        steps_to_human: call.human_offered().map(|h| h.0),
+        seconds_to_human: call
+            .human_offered()
+            .map(|h| h.1.saturating_duration_since(started).as_secs_f64()),
+        agent: agent_answered,
+    };
+    if let Err(e) = store(&shared, move |s| s.add_call(&record)).await {
+        tracing::error!("call record NOT saved: {e}");
+    }
     tracing::info!(
         outcome,
         steps = call.steps(),

@@ -155,6 +155,15 @@ pub async fn run(
             addr: listen.to_string(),
             source,
         })?;
+    let http = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: format!("[http] {}", config.http.listen),
+            source,
+        })?;
+    let token = std::env::var(&config.http.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let pacer_stats = Arc::new(pacer::PacerStats::default());
@@ -183,9 +192,29 @@ pub async fn run(
         transport.local_addr(),
         lines.join(", ")
     );
+    if token.is_none() {
+        tracing::info!(
+            "HTTP API on {} (read-only: set {} to allow changes)",
+            shared.config.http.listen,
+            shared.config.http.token_env
+        );
+    } else {
+        tracing::info!("HTTP API on {}", shared.config.http.listen);
+    }
+    let api = crate::api::router(crate::api::ApiState {
+        shared: Arc::clone(&shared),
+        token,
+        pacer: Arc::clone(&pacer_stats),
+    });
+    let api_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, api).await {
+            tracing::error!("HTTP API stopped: {e}");
+        }
+    });
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, shutdown)
         .await;
+    api_task.abort();
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);
     let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
     tracing::info!(

@@ -39,6 +39,8 @@ pub enum SipCommand {
     },
     /// The caller's wait ran out: the flow takes them on.
     LeaveQueue { id: u64 },
+    /// A question from the HTTP API.
+    Api(crate::api::ApiQuery),
 }
 
 /// What the caller already told the line, handed to the agent with the call.
@@ -932,6 +934,7 @@ impl Signalling {
                 context,
             } => self.enqueue(id, call_id, queue, priority, context, now),
             SipCommand::LeaveQueue { id } => self.leave(id, now),
+            SipCommand::Api(q) => self.api(q, now),
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
         }
     }

@@ -1,5 +1,5 @@
-//! Durable records in SQLite (`data/hotline.db`, WAL mode): callback requests and the index of
-//! voicemails. A write returns only once SQLite has committed it, so a caller never hears a
+//! Durable records in SQLite (`data/hotline.db`, WAL mode): callback requests, the index of
+//! voicemails, and one record per finished call. A write returns only once SQLite has committed it, so a caller never hears a
 //! confirmation for something a crash could lose.
 
 use std::path::{Path, PathBuf};
@@ -37,6 +37,25 @@ pub struct VoicemailRecord {
     pub duration_ms: u64,
 }
 
+/// One finished call, as `GET /api/calls` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CallRecord {
+    pub id: String,
+    pub from: String,
+    pub line: String,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub ended: String,
+    /// Node names alternating with the caller's actions.
+    pub path: Vec<String>,
+    pub outcome: String,
+    /// Steps and seconds until a live human was offered (a queue or transfer), if one was.
+    pub steps_to_human: Option<u32>,
+    pub seconds_to_human: Option<f64>,
+    /// The agent who answered, if one did.
+    pub agent: Option<String>,
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -59,6 +78,19 @@ CREATE TABLE IF NOT EXISTS voicemails (
     file TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     duration_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    line TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT NOT NULL,
+    path TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    steps_to_human INTEGER,
+    seconds_to_human REAL,
+    agent TEXT
 );
 ";
 
@@ -112,6 +144,38 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    pub fn add_call(&self, c: &CallRecord) -> Result<i64, StoreError> {
+        let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT INTO calls (call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![c.id, c.from, c.line, c.started, c.ended, path, c.outcome, c.steps_to_human, c.seconds_to_human, c.agent],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The last `limit` calls, newest first.
+    pub fn calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent FROM calls ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            let path: String = r.get(5)?;
+            Ok(CallRecord {
+                id: r.get(0)?,
+                from: r.get(1)?,
+                line: r.get(2)?,
+                started: r.get(3)?,
+                ended: r.get(4)?,
+                path: serde_json::from_str(&path).unwrap_or_default(),
+                outcome: r.get(6)?,
+                steps_to_human: r.get(7)?,
+                seconds_to_human: r.get(8)?,
+                agent: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn voicemails(&self) -> Result<Vec<VoicemailRecord>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT call_id, caller, mailbox, file, recorded_at, duration_ms FROM voicemails ORDER BY id",
@@ -147,6 +211,29 @@ mod tests {
         Store::open(dir.path()).unwrap().add_callback(&r).unwrap();
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.pending_callbacks().unwrap(), vec![r]);
+    }
+
+    #[test]
+    fn call_records_come_back_newest_first_and_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let record = |n: u32| CallRecord {
+            id: format!("c{n}"),
+            from: "sip:ana@example.com".into(),
+            line: "main".into(),
+            started: "2026-11-22T10:00:00Z".into(),
+            ended: "2026-11-22T10:01:00Z".into(),
+            path: vec!["main.welcome".into(), "0".into(), "main.agents".into()],
+            outcome: "queue".into(),
+            steps_to_human: Some(n),
+            seconds_to_human: Some(1.5),
+            agent: (n == 2).then(|| "alice".to_string()),
+        };
+        for n in 1..=3 {
+            store.add_call(&record(n)).unwrap();
+        }
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.calls(2).unwrap(), vec![record(3), record(2)]);
     }
 
     #[test]

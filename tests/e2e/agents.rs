@@ -745,3 +745,241 @@ fn a_caller_hanging_up_cancels_the_ringing_agent() {
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "the ring was cancelled: {}", alice.text);
 }
+
+/// A bare HTTP/1.1 request to the server's API; (status, body).
+fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (status, body)
+}
+
+fn json(server: &Server, path: &str) -> Value {
+    let (status, body) = http(server, "GET", path, None, "");
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+fn agent<'a>(agents: &'a Value, id: &str) -> &'a Value {
+    agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap()
+}
+
+/// Polls `f` for up to 10 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("never: {what}");
+}
+
+/// Metric samples from Prometheus text: every line either a comment or `name{labels} value`.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            assert!(
+                !l.starts_with('#') || l.starts_with("# HELP ") || l.starts_with("# TYPE "),
+                "{l}"
+            );
+            !l.starts_with('#')
+        })
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (
+                name.to_string(),
+                value.parse().unwrap_or_else(|_| panic!("{l}")),
+            )
+        })
+        .collect()
+}
+
+/// What an ops team sees through the API while a call goes through: agents and their
+/// states, a supervisor making an agent not-ready and available again (with the token only),
+/// the queue's live figures, the finished call's record, and the metrics.
+#[test]
+fn the_api_shows_agents_queues_calls_and_metrics() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "alice")["state"], "offline");
+    assert_eq!(agent(&agents, "alice")["registered"], false);
+    assert_eq!(agent(&agents, "bob")["name"], "Bob");
+
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "alice")["state"], "available");
+    assert_eq!(agent(&agents, "alice")["registered"], true);
+
+    // Changing a state needs the token.
+    let not_ready = r#"{"state": "not-ready"}"#;
+    assert_eq!(
+        http(&server, "POST", "/api/agents/alice/state", None, not_ready).0,
+        401
+    );
+    assert_eq!(
+        http(
+            &server,
+            "POST",
+            "/api/agents/alice/state",
+            Some("wrong"),
+            not_ready
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        http(
+            &server,
+            "POST",
+            "/api/agents/alice/state",
+            Some("test-token"),
+            r#"{"state": "asleep"}"#
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(
+            &server,
+            "POST",
+            "/api/agents/nobody/state",
+            Some("test-token"),
+            not_ready
+        )
+        .0,
+        404
+    );
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        not_ready,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        agent(&json(&server, "/api/agents"), "alice")["state"],
+        "not-ready"
+    );
+
+    // A caller waits: alice is logged in but not ready.
+    let file = server.path().join("caller.xml");
+    std::fs::write(
+        &file,
+        call(
+            "PCMU",
+            None,
+            &[pause(300), key('7'), pause(5000)],
+            CALLER_BYE,
+        ),
+    )
+    .unwrap();
+    let caller = sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the caller waits in the queue", || {
+        json(&server, "/api/queues")[0]["waiting"] == 1
+    });
+    let q = json(&server, "/api/queues");
+    assert_eq!(q[0]["name"], "support");
+    assert_eq!(q[0]["agents_available"], 0);
+    assert_eq!(q[0]["agents_logged_in"], 1);
+
+    // The supervisor makes alice available: she is rung and answers.
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        "available",
+    );
+    assert_eq!(status, 200);
+    eventually("alice talks to the caller", || {
+        agent(&json(&server, "/api/agents"), "alice")["state"] == "busy"
+    });
+    let agents = json(&server, "/api/agents");
+    assert!(
+        agent(&agents, "alice")["call"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    let metrics = {
+        let (status, body) = http(&server, "GET", "/metrics", None, "");
+        assert_eq!(status, 200);
+        samples(&body)
+    };
+    let metric = |name: &str| metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    assert_eq!(metric("hotline_active_calls"), Some(1.0));
+    assert_eq!(metric("hotline_agents{state=\"busy\"}"), Some(1.0));
+    assert_eq!(
+        metric("hotline_queue_waiting{queue=\"support\"}"),
+        Some(0.0)
+    );
+    assert!(metric("hotline_rtp_packets_sent_total").unwrap() > 0.0);
+
+    let caller = caller.wait_with_output().unwrap();
+    assert!(caller.status.success(), "{}", server.log());
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+
+    eventually("the call is on record", || {
+        json(&server, "/api/calls?limit=5")
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    let calls = json(&server, "/api/calls?limit=5");
+    let c = &calls[0];
+    assert_eq!(c["outcome"], "queue");
+    assert_eq!(c["agent"], "alice");
+    assert_eq!(c["line"], "agentline");
+    assert_eq!(c["steps_to_human"], 1);
+    assert!(
+        c["seconds_to_human"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0 && s < 5.0)
+    );
+    assert!(c["from"].as_str().unwrap().contains("caller@"));
+    assert_eq!(c["path"][0], "agentline.account");
+    assert!(c["ended"].as_str().unwrap() > c["started"].as_str().unwrap());
+    let q = json(&server, "/api/queues");
+    assert_eq!(q[0]["service_level"], 1.0, "answered within 20 s");
+}

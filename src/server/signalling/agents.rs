@@ -3,7 +3,7 @@
 //! to the agent's registered contact carrying the caller's context, CANCEL when the ring
 //! stops, ACK and BYE — bridged to the caller in the media loop once answered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, TxEntry, random, tag};
+use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow};
 use crate::config::Config;
+use crate::routing::estimate;
 use crate::routing::{
     AgentConfig, AgentState, QueueConfig, Router, RouterAction, RouterEvent, Strategy,
 };
@@ -62,14 +64,23 @@ pub(super) struct Agents {
     pub router: Router,
     pub registrar: Registrar,
     pub ids: Vec<String>,
+    pub names: Vec<String>,
     pub queue_ids: HashMap<String, usize>,
+    pub queue_names: Vec<String>,
     pub waiting: HashMap<u64, Waiting>,
     pub legs: HashMap<String, Leg>,
     /// Which leg rings which agent for which call.
     leg_of: HashMap<(u64, usize), String>,
     router_timer: Option<Instant>,
     registrar_timer: Option<Instant>,
+    /// Per queue, the callers who left it in the last hour: when, and whether an agent
+    /// answered within `SERVICE_LEVEL_S`.
+    served: Vec<VecDeque<(Instant, bool)>>,
 }
+
+/// The service-level threshold: answered within 20 s.
+const SERVICE_LEVEL: Duration = Duration::from_secs(20);
+const SERVICE_WINDOW: Duration = Duration::from_secs(3600);
 
 impl Agents {
     pub fn new(config: &Config, now: Instant) -> Agents {
@@ -117,6 +128,8 @@ impl Agents {
                 secret,
             ),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
+            names: config.agents.iter().map(|a| a.name.clone()).collect(),
+            queue_names: queues.iter().map(|q| q.name.clone()).collect(),
             queue_ids: queues
                 .iter()
                 .enumerate()
@@ -127,6 +140,7 @@ impl Agents {
             leg_of: HashMap::new(),
             router_timer: None,
             registrar_timer: None,
+            served: vec![VecDeque::new(); config.queues.len()],
         }
     }
 }
@@ -285,8 +299,26 @@ impl Signalling {
                 self.hang_up_leg(&leg, now);
                 self.route(RouterEvent::Ended { call: id }, now);
             }
-            None => self.route(RouterEvent::Abandon { call: id }, now),
+            None => {
+                self.served(&w.queue, false, now);
+                self.route(RouterEvent::Abandon { call: id }, now)
+            }
         }
+    }
+
+    /// Counts a caller leaving a queue for the service level.
+    fn served(&mut self, queue: &str, in_time: bool, now: Instant) {
+        let Some(&q) = self.agents.queue_ids.get(queue) else {
+            return;
+        };
+        let list = &mut self.agents.served[q];
+        while list
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > SERVICE_WINDOW)
+        {
+            list.pop_front();
+        }
+        list.push_back((now, in_time));
     }
 
     /// Places the INVITE to the agent's newest registered contact.
@@ -534,15 +566,22 @@ impl Signalling {
     ) {
         self.route(RouterEvent::Answered { call, agent }, now);
         let mine = self.agents.router.connected_agent(call) == Some(agent);
-        let (Some(w), Some(leg), true) = (
+        let (Some(w), true, true) = (
             self.agents.waiting.get_mut(&call),
-            self.agents.legs.get(leg_id),
+            self.agents.legs.contains_key(leg_id),
             mine,
         ) else {
             // The caller left, or another agent took the call first.
             return self.hang_up_leg(leg_id, now);
         };
         w.connected = Some(leg_id.to_string());
+        let in_time = now.saturating_duration_since(w.entered) <= SERVICE_LEVEL;
+        let queue = w.queue.clone();
+        self.served(&queue, in_time, now);
+        let (Some(w), Some(leg)) = (self.agents.waiting.get(&call), self.agents.legs.get(leg_id))
+        else {
+            return;
+        };
         let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
         tracing::info!(
             agent = self.agents.ids[agent],
@@ -699,6 +738,101 @@ impl Signalling {
                 now,
             ),
         }
+    }
+
+    /// Answers the HTTP API.
+    pub(super) fn api(&mut self, q: ApiQuery, now: Instant) {
+        match q {
+            ApiQuery::Agents(reply) => {
+                let rows = (0..self.agents.ids.len())
+                    .filter_map(|i| self.agent_row(i, now))
+                    .collect();
+                let _ = reply.send(rows);
+            }
+            ApiQuery::SetState {
+                agent,
+                state,
+                reply,
+            } => {
+                let Some(i) = self.agents.ids.iter().position(|a| *a == agent) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                tracing::info!(agent, ?state, "agent state set through the API");
+                self.route(RouterEvent::SetState { agent: i, state }, now);
+                let _ = reply.send(self.agent_row(i, now));
+            }
+            ApiQuery::Queues(reply) => {
+                let _ = reply.send(self.queue_rows(now));
+            }
+            ApiQuery::Gauges(reply) => {
+                let mut agents: Vec<(&'static str, usize)> = Vec::new();
+                for i in 0..self.agents.ids.len() {
+                    if let Some((s, ..)) = self.agents.router.agent_state(i) {
+                        match agents.iter_mut().find(|(n, _)| *n == s.as_str()) {
+                            Some(e) => e.1 += 1,
+                            None => agents.push((s.as_str(), 1)),
+                        }
+                    }
+                }
+                let _ = reply.send(Gauges {
+                    active_calls: self.calls.len(),
+                    agents,
+                    queues: self.queue_rows(now),
+                });
+            }
+        }
+    }
+
+    fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
+        let (state, since, call) = self.agents.router.agent_state(i)?;
+        let ago = now.saturating_duration_since(since);
+        let wall = jiff::Timestamp::now();
+        let since_wall = wall
+            .checked_sub(jiff::SignedDuration::from_millis(ago.as_millis() as i64))
+            .unwrap_or(wall);
+        Some(AgentRow {
+            id: self.agents.ids[i].clone(),
+            name: self.agents.names[i].clone(),
+            state: state.as_str(),
+            since: since_wall.to_string(),
+            since_s: ago.as_secs(),
+            registered: self.agents.registrar.is_registered(i),
+            call: call
+                .and_then(|c| self.agents.waiting.get(&c))
+                .map(|w| w.call_id.clone()),
+        })
+    }
+
+    fn queue_rows(&self, now: Instant) -> Vec<QueueRow> {
+        self.agents
+            .queue_names
+            .iter()
+            .enumerate()
+            .filter_map(|(q, name)| {
+                let f = self.agents.router.queue_figures(q, now)?;
+                let ewt = f
+                    .average_handle
+                    .filter(|_| f.staffed > 0)
+                    .map(|aht| estimate::position_wait(f.waiting, f.staffed, aht).as_secs_f64());
+                let recent: Vec<bool> = self.agents.served[q]
+                    .iter()
+                    .filter(|(t, _)| now.saturating_duration_since(*t) <= SERVICE_WINDOW)
+                    .map(|(_, ok)| *ok)
+                    .collect();
+                let service_level = (!recent.is_empty())
+                    .then(|| recent.iter().filter(|ok| **ok).count() as f64 / recent.len() as f64);
+                Some(QueueRow {
+                    name: name.clone(),
+                    waiting: f.waiting,
+                    longest_wait_s: f.longest_wait.as_secs_f64(),
+                    agents_available: f.available,
+                    agents_logged_in: f.staffed,
+                    ewt_s: ewt,
+                    service_level,
+                })
+            })
+            .collect()
     }
 
     fn via_for(&self, leg_id: &str) -> String {

@@ -1,0 +1,311 @@
+//! The HTTP API (SPEC §4): agents and their states, queues with live figures, the calls
+//! handled, and Prometheus metrics. Reads go to the signalling task (which owns the routing
+//! core) as queries with a reply channel, and to the store; writes need the bearer token
+//! named by `[http] token_env`, and are refused when it is unset.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::routing::Requested;
+use crate::server::Shared;
+use crate::server::pacer::PacerStats;
+use crate::server::signalling::SipCommand;
+
+/// One agent, for `GET /api/agents`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRow {
+    pub id: String,
+    pub name: String,
+    /// offline | available | ringing | busy | wrap-up | not-ready
+    pub state: &'static str,
+    /// When the agent entered that state (RFC 3339, UTC), and how long ago.
+    pub since: String,
+    pub since_s: u64,
+    /// Whether a phone is registered for the agent.
+    pub registered: bool,
+    /// The Call-ID of the caller the agent rings for or talks to.
+    pub call: Option<String>,
+}
+
+/// One queue, for `GET /api/queues`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueRow {
+    pub name: String,
+    pub waiting: usize,
+    pub longest_wait_s: f64,
+    pub agents_available: usize,
+    pub agents_logged_in: u32,
+    /// Estimated wait for a caller joining now; `null` until calls have been handled.
+    pub ewt_s: Option<f64>,
+    /// Share of callers answered within 20 s, of those who left the queue in the last hour.
+    pub service_level: Option<f64>,
+}
+
+/// What the API asks the signalling task.
+#[derive(Debug)]
+pub enum ApiQuery {
+    Agents(oneshot::Sender<Vec<AgentRow>>),
+    Queues(oneshot::Sender<Vec<QueueRow>>),
+    SetState {
+        agent: String,
+        state: Requested,
+        reply: oneshot::Sender<Option<AgentRow>>,
+    },
+    /// Live calls and agents by state, for the metrics.
+    Gauges(oneshot::Sender<Gauges>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub active_calls: usize,
+    pub agents: Vec<(&'static str, usize)>,
+    pub queues: Vec<QueueRow>,
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub shared: Arc<Shared>,
+    /// The bearer token writes need; `None` refuses every write.
+    pub token: Option<String>,
+    pub pacer: Arc<PacerStats>,
+}
+
+pub fn router(state: ApiState) -> axum::Router {
+    axum::Router::new()
+        .route("/api/agents", get(agents))
+        .route("/api/agents/{id}/state", post(set_state))
+        .route("/api/queues", get(queues))
+        .route("/api/calls", get(calls))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn ask<T>(state: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> ApiQuery) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    state.shared.sip.send(SipCommand::Api(q(tx))).ok()?;
+    rx.await.ok()
+}
+
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is shutting down",
+    )
+}
+
+async fn agents(State(state): State<ApiState>) -> Response {
+    match ask(&state, ApiQuery::Agents).await {
+        Some(rows) => Json(rows).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn queues(State(state): State<ApiState>) -> Response {
+    match ask(&state, ApiQuery::Queues).await {
+        Some(rows) => Json(rows).into_response(),
+        None => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct StateBody {
+    state: String,
+}
+
+/// `POST /api/agents/{id}/state` with `{"state": "not-ready"}` (or the bare word as the
+/// body) and `Authorization: Bearer <token>`.
+async fn set_state(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = &state.token else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: the server has no API token (see [http] token_env)",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({ "error": "a valid bearer token is required" })),
+        )
+            .into_response();
+    }
+    let text = String::from_utf8_lossy(&body);
+    let wanted = serde_json::from_str::<StateBody>(&text)
+        .map(|b| b.state)
+        .unwrap_or_else(|_| text.trim().trim_matches('"').to_string());
+    let requested = match wanted.as_str() {
+        "available" => Requested::Available,
+        "not-ready" => Requested::NotReady,
+        "offline" => Requested::Offline,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unknown state \"{}\": one of available, not-ready, offline",
+                    other.chars().take(40).collect::<String>()
+                ),
+            );
+        }
+    };
+    let reply = ask(&state, |reply| ApiQuery::SetState {
+        agent: id.clone(),
+        state: requested,
+        reply,
+    })
+    .await;
+    match reply {
+        Some(Some(row)) => Json(row).into_response(),
+        Some(None) => error(StatusCode::NOT_FOUND, "no such agent"),
+        None => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    limit: Option<u32>,
+}
+
+/// The most recent calls first; `limit` defaults to 50, at most 1000.
+async fn calls(State(state): State<ApiState>, Query(q): Query<CallsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let store = Arc::clone(&state.shared.store);
+    let rows = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())
+            .and_then(|s| s.calls(limit).map_err(|e| e.to_string()))
+    })
+    .await;
+    match rows {
+        Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Prometheus text exposition format 0.0.4.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let Some(g) = ask(&state, ApiQuery::Gauges).await else {
+        return unavailable();
+    };
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in samples {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    family(
+        "hotline_active_calls",
+        "gauge",
+        "Calls in progress.",
+        vec![(String::new(), g.active_calls as f64)],
+    );
+    family(
+        "hotline_agents",
+        "gauge",
+        "Agents by state.",
+        g.agents
+            .iter()
+            .map(|(s, n)| (format!("{{state=\"{s}\"}}"), *n as f64))
+            .collect(),
+    );
+    family(
+        "hotline_queue_waiting",
+        "gauge",
+        "Callers waiting in each queue.",
+        g.queues
+            .iter()
+            .map(|q| {
+                (
+                    format!("{{queue=\"{}\"}}", label(&q.name)),
+                    q.waiting as f64,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "hotline_queue_longest_wait_seconds",
+        "gauge",
+        "How long the longest-waiting caller of each queue has waited.",
+        g.queues
+            .iter()
+            .map(|q| {
+                (
+                    format!("{{queue=\"{}\"}}", label(&q.name)),
+                    q.longest_wait_s,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "hotline_sip_retransmissions_total",
+        "counter",
+        "SIP messages sent again on a transaction timer.",
+        vec![(
+            String::new(),
+            state.shared.stats.retransmissions.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_rtp_packets_sent_total",
+        "counter",
+        "RTP packets sent by the media loop.",
+        vec![(
+            String::new(),
+            state.pacer.packets.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_rtp_packets_received_total",
+        "counter",
+        "RTP packets read by the media loop.",
+        vec![(
+            String::new(),
+            state.pacer.received.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_media_late_ticks_total",
+        "counter",
+        "Media loop ticks that ran more than 5 ms late.",
+        vec![(
+            String::new(),
+            state.pacer.late_ticks.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
