@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Escape digit -> agent INVITE latency under load. N background callers (the load scenario of
+# run.sh, on a line whose queue has nobody logged in) keep the server busy while one caller
+# at a time presses 0 (RFC 4733, SIPp's dtmf_2833_0.pcap) during a prompt; a SIPp agent
+# phone, registered with digest auth, answers and hangs up after 0.5 s. From a loopback
+# capture: the time from the first packet of the key press to the INVITE leaving for the
+# agent's phone, p50/p99/max over CALLS presses.
+#
+#   benches/load/escape.sh 1000        # N background callers (default 1000)
+#
+# Needs root (capture), sipp, sox, dumpcap/tshark. hotline runs on core 1, SIPp on core 0.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-1000}
+CALLS=${CALLS:-100}
+RUN_S=$(( 30 + CALLS / 2 ))
+cargo build --release --quiet
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d /tmp/hotline-escape.XXXXXX)
+mkdir -p "$work/flows" "$work/prompts"
+sox -D -n -r 8000 -c 1 -b 16 "$work/prompts/five.wav" synth 5 sine 440 vol 0.3
+cp prompts/hold.wav "$work/prompts/"
+sox -D prompts/welcome.wav -r 8000 -c 1 -e u-law -t raw "$work/caller.ulaw"
+cp benches/load/caller.xml "$work/"
+for line in main load; do
+  queue=$([ "$line" = main ] && echo support || echo overflow)
+  cat > "$work/flows/$line.toml" <<TOML
+[flow]
+entry = "prompt"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.prompt]
+type = "play"
+prompt = "five"
+next = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "$queue"
+max_wait_s = 60
+on_timeout = "messages"
+
+[nodes.messages]
+type = "voicemail"
+mailbox = "$line"
+TOML
+done
+cat > "$work/hotline.toml" <<'TOML'
+[sip]
+listen = "127.0.0.1:5080"
+answer_after_ms = 0
+shutdown_grace_s = 1
+
+[rtp]
+address = "127.0.0.1"
+ports = [20000, 59998]
+
+[http]
+listen = "127.0.0.1:18080"
+
+[lines]
+main = "main"
+load = "load"
+
+[[agents]]
+id = "alice"
+password = "pw"
+skills = { support = 1 }
+
+[[queues]]
+name = "support"
+skills = ["support"]
+ring_timeout_s = 15
+wrap_up_s = 0
+
+[[queues]]
+name = "overflow"
+skills = ["overflow"]
+TOML
+cat > "$work/register.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register">
+  <send retrans="500"><![CDATA[
+      REGISTER sip:hotline.local SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@hotline.local>;tag=[pid]R
+      To: <sip:alice@hotline.local>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:alice@127.0.0.1:5072>
+      Expires: 3600
+      Content-Length: 0
+  ]]></send>
+  <recv response="401" auth="true"/>
+  <send retrans="500"><![CDATA[
+      REGISTER sip:hotline.local SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@hotline.local>;tag=[pid]R
+      To: <sip:alice@hotline.local>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:alice@127.0.0.1:5072>
+      [authentication]
+      Expires: 3600
+      Content-Length: 0
+  ]]></send>
+  <recv response="200"/>
+</scenario>
+XML
+cat > "$work/agent.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="agent phone">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=alice 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+  ]]></send>
+  <recv request="ACK">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to"/>
+    </action>
+  </recv>
+  <pause milliseconds="500"/>
+  <send retrans="500"><![CDATA[
+      BYE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Content-Length: 0
+  ]]></send>
+  <recv response="200"/>
+</scenario>
+XML
+cat > "$work/escape.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="escape caller">
+  <send retrans="500"><![CDATA[
+      INVITE sip:main@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:escape@[local_ip]:[local_port]>;tag=[pid]E[call_number]
+      To: <sip:main@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:escape@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=escape 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Content-Length: 0
+  ]]></send>
+  <pause milliseconds="300"/>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_0.pcap"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+</scenario>
+XML
+
+(cd "$work" && HOTLINE_LOG=warn taskset -c 1 "$OLDPWD/target/release/hotline" serve --config hotline.toml 2>"$work/server.log") &
+server=$!
+sleep 1
+pid=$(pgrep -P "$server" hotline || echo "$server")
+s() { (cd "$work" && taskset -c 0 timeout -k 5 $((RUN_S + 60)) sipp 127.0.0.1:5080 -i 127.0.0.1 -nostdin "$@"); }
+s -sf agent.xml -p 5072 -mp 42000 -m "$CALLS" >/dev/null 2>&1 &
+agent=$!
+s -sf register.xml -p 5070 -au alice -ap pw -m 1 >/dev/null
+rate=$(( (N + 5) / 6 ))
+s -sf caller.xml -s load -p 5090 -mp 40000 -r "$rate" -l $((N + N / 5)) -m $(( rate * RUN_S )) \
+  -rtp_threadtasks 100 -max_socket 65000 -timeout $((RUN_S + 50))s >/dev/null 2>&1 &
+load=$!
+sleep 8   # the load ramps up to N
+dumpcap -q -i lo -f "udp port 5080 or udp src port 41000" -B 64 -w "$work/escape.pcap" -P 2>/dev/null &
+cap=$!
+sleep 1
+s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
+kill "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true
+wait "$agent" 2>/dev/null || true
+kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true
+kill -INT "$pid" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+python3 - "$work" "$N" <<'PY'
+import subprocess, sys
+work, n = sys.argv[1], int(sys.argv[2])
+out = subprocess.run(["tshark", "-r", f"{work}/escape.pcap", "-T", "fields", "-e", "frame.time_epoch",
+                      "-e", "udp.srcport", "-e", "udp.dstport", "-e", "udp.payload"],
+                     capture_output=True, text=True).stdout
+presses, invites, last_ts, last_t = [], [], None, 0.0
+for line in out.splitlines():
+    t, sport, dport, payload = line.split("\t")
+    t, b = float(t), bytes.fromhex(payload)
+    if sport == "41000" and len(b) >= 16 and b[1] & 0x7f == 101:
+        ts = int.from_bytes(b[4:8], "big")
+        # Every press replays the same capture, so the same RTP timestamp: a new press is
+        # a new timestamp or an event packet after a pause.
+        if ts != last_ts or t - last_t > 0.5:
+            presses.append(t)
+        last_ts, last_t = ts, t
+    elif sport == "5080" and dport == "5072" and b.startswith(b"INVITE "):
+        invites.append(t)
+lat, i = [], 0
+for p in presses:
+    while i < len(invites) and invites[i] < p:
+        i += 1
+    if i < len(invites):
+        lat.append((invites[i] - p) * 1000)
+        i += 1
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+if lat:
+    print(f"N={n}: {len(presses)} key presses, {len(lat)} agent INVITEs; escape -> INVITE "
+          f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms")
+else:
+    print(f"N={n}: no key press matched an INVITE; see {work}")
+PY
