@@ -138,7 +138,7 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     let mut buf = [0u8; MAX_PACKET];
     let mut batch = Batch::default();
     let mut poller = Poller::default();
-    let mut moved: Vec<(u64, Vec<i16>)> = Vec::new();
+    let mut pairs: Vec<(u64, u64)> = Vec::new();
     let mut start = Instant::now();
     let mut tick: u32 = 0;
     loop {
@@ -170,7 +170,7 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
                 received += receive(leg, &mut batch);
             }
         }
-        relay(&mut legs, &mut moved);
+        relay(&mut legs, &mut pairs);
         for leg in legs.values_mut() {
             let mut finished = None;
             let frame: &[u8] = match &mut leg.playing {
@@ -261,20 +261,25 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
     batch.len() as u64
 }
 
-/// Hands what each bridged leg heard to its peer.
-fn relay(legs: &mut BTreeMap<u64, Leg>, moved: &mut Vec<(u64, Vec<i16>)>) {
-    for leg in legs.values_mut() {
-        if let Some(peer) = leg.peer
-            && !leg.heard.is_empty()
-        {
-            moved.push((peer, std::mem::take(&mut leg.heard)));
-        }
-    }
-    for (peer, samples) in moved.drain(..) {
-        if let Some(p) = legs.get_mut(&peer) {
-            p.inbox.extend(samples);
+/// Hands what each bridged leg heard to its peer (buffers keep their capacity: no
+/// allocation per tick).
+fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
+    pairs.extend(
+        legs.iter()
+            .filter_map(|(&id, l)| l.peer.filter(|_| !l.heard.is_empty()).map(|p| (id, p))),
+    );
+    for (from, to) in pairs.drain(..) {
+        let Some(mut heard) = legs.get_mut(&from).map(|l| std::mem::take(&mut l.heard)) else {
+            continue;
+        };
+        if let Some(p) = legs.get_mut(&to) {
+            p.inbox.extend(heard.drain(..));
             let excess = p.inbox.len().saturating_sub(MAX_RELAY);
             p.inbox.drain(..excess);
+        }
+        heard.clear();
+        if let Some(l) = legs.get_mut(&from) {
+            l.heard = heard;
         }
     }
 }

@@ -286,8 +286,11 @@ impl Signalling {
             .get("Call-ID")
             .filter(|c| method == "INVITE" && self.agents.legs.contains_key(*c))
             .map(str::to_string);
-        let ack = leg.as_ref().map(|l| |r: &Message| self.failure_ack(l, r));
-        let ack = ack.map(|f| f(&msg)).unwrap_or_default();
+        // The ACK a failure answer needs (the transaction sends it only for those).
+        let ack = leg
+            .as_ref()
+            .map(|l| self.failure_ack(l, &msg))
+            .unwrap_or_default();
         let Some(entry) = self.transactions.get_mut(&key) else {
             // A 2xx retransmitted after its transaction ended: the leg ACKs it again.
             if let Some(leg) = leg {
