@@ -961,10 +961,25 @@ impl Signalling {
             return;
         };
         let bye = entry.dialog.request("BYE", &via, &contact);
-        let Some(key) = Key::of(&bye, "BYE") else {
+        self.send_request(&bye, link, peer, None, now);
+    }
+
+    /// Sends a request we originate through a new client transaction; `leg` names the agent
+    /// leg an INVITE places.
+    fn send_request(
+        &mut self,
+        req: &Message,
+        link: Link,
+        peer: SocketAddr,
+        leg: Option<String>,
+        now: Instant,
+    ) {
+        let method = req.method().unwrap_or_default().to_string();
+        let Some(key) = Key::of(req, &method) else {
             return;
         };
-        let (tx, out) = Transaction::client(false, bye.to_bytes(), self.tx_config(link), now);
+        let invite = method == "INVITE";
+        let (tx, out) = Transaction::client(invite, req.to_bytes(), self.tx_config(link), now);
         self.transactions.insert(
             key.clone(),
             TxEntry {
@@ -972,7 +987,7 @@ impl Signalling {
                 link,
                 peer,
                 call_id: None,
-                leg: None,
+                leg,
             },
         );
         self.emit(link, peer, out);

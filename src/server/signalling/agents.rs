@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{CallerContext, Signalling, TimerRef, TxEntry, random, tag};
+use super::{CallerContext, Signalling, TimerRef, random, tag};
 use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow};
 use crate::config::Config;
 use crate::routing::estimate;
@@ -22,7 +22,7 @@ use crate::server::pacer::PacerCommand;
 use crate::sip::dialog::{ALLOW, Dialog};
 use crate::sip::registrar::{Algorithm, Change, Registrar, User};
 use crate::sip::sdp;
-use crate::sip::transaction::{self, Key, Transaction};
+use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
 use crate::sip::wire::{self, Header, Message, Start};
 
@@ -401,28 +401,13 @@ impl Signalling {
             headers,
             body: offer.into_bytes(),
         };
-        let Some(key) = Key::of(&invite, "INVITE") else {
-            return self.route(RouterEvent::Declined { call, agent }, now);
-        };
         tracing::info!(
             agent = self.agents.ids[agent],
             contact = b.uri,
             caller_call = w.call_id,
             "ringing the agent"
         );
-        let (tx, out) = Transaction::client(true, invite.to_bytes(), self.tx_config(b.link), now);
-        self.transactions.insert(
-            key.clone(),
-            TxEntry {
-                tx,
-                link: b.link,
-                peer: b.target,
-                call_id: None,
-                leg: Some(leg_id.clone()),
-            },
-        );
-        self.emit(b.link, b.target, out);
-        self.schedule_tx(&key);
+        self.send_request(&invite, b.link, b.target, Some(leg_id.clone()), now);
         let media = self.next_call;
         self.next_call += 1;
         self.agents.leg_of.insert((call, agent), leg_id.clone());
@@ -455,23 +440,8 @@ impl Signalling {
         leg.state = LegState::Cancelled;
         let cancel = same_transaction(&leg.invite, "CANCEL", None);
         let (link, peer) = (leg.link, leg.peer);
-        let Some(key) = Key::of(&cancel, "CANCEL") else {
-            return;
-        };
         tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
-        let (tx, out) = Transaction::client(false, cancel.to_bytes(), self.tx_config(link), now);
-        self.transactions.insert(
-            key.clone(),
-            TxEntry {
-                tx,
-                link,
-                peer,
-                call_id: None,
-                leg: None,
-            },
-        );
-        self.emit(link, peer, out);
-        self.schedule_tx(&key);
+        self.send_request(&cancel, link, peer, None, now);
     }
 
     /// The ACK for a failure answer to our INVITE (§17.1.1.3), built by its transaction.
@@ -625,22 +595,7 @@ impl Signalling {
         let (link, peer) = (leg.link, leg.peer);
         if let LegState::Up { dialog, .. } = &mut leg.state {
             let bye = dialog.request("BYE", &via, &contact);
-            if let Some(key) = Key::of(&bye, "BYE") {
-                let (tx, out) =
-                    Transaction::client(false, bye.to_bytes(), self.tx_config(link), now);
-                self.transactions.insert(
-                    key.clone(),
-                    TxEntry {
-                        tx,
-                        link,
-                        peer,
-                        call_id: None,
-                        leg: None,
-                    },
-                );
-                self.emit(link, peer, out);
-                self.schedule_tx(&key);
-            }
+            self.send_request(&bye, link, peer, None, now);
         }
         self.remove_leg(leg_id);
     }
