@@ -20,6 +20,24 @@ say leave_message "Please leave your message after the tone, and we will call yo
 say callback_confirm "Thank you. We will call you back as soon as a person is free."
 say goodbye "Thank you for calling Acme. Goodbye."
 say enter_account "Please type your account number, then press the hash key. Press zero to speak to a person."
+# Queue announcements: phrases, and the numbers they are built from (prompts/digits/).
+mkdir -p queue digits
+say queue/you_are_number "You are number"
+say queue/in_line "in line."
+say queue/wait_about "Your expected wait is about"
+say queue/minute "minute."
+say queue/minutes "minutes."
+say queue/less_than_a_minute "less than a minute."
+say queue/callback_offer "To keep your place in line and have us call you back, press 1."
+say queue/callback_kept "Thank you. You keep your place in line, and we will call you back when it is your turn. Goodbye."
+for n in $(seq 0 19) 20 30 40 50 60 70 80 90; do
+  say "digits/$n" "$n"
+done
+say digits/hundred "hundred"
+say digits/thousand "thousand"
+# Ringback an agent hears while a callback dials the caller: 425 Hz, 1 s on, 4 s off.
+sox -D -n -r 8000 -c 1 -b 16 -e signed-integer queue/ringback.wav \
+  synth 1 sine 425 gain -12 pad 0 4
 # Hold music: a gentle repeating chord, 8 seconds.
 sox -D -n -r 8000 -c 1 -b 16 -e signed-integer hold.wav \
   synth 2 sine 392 sine 494 sine 587 remix - fade 0.2 2 0.2 gain -12 repeat 3

@@ -316,6 +316,22 @@ pub fn serve(config: Option<&Path>) -> i32 {
             prompts_dir.join("hold.wav").display()
         );
     }
+    // Queue announcements and the callback offer: all their prompts, or none.
+    let announce = crate::engine::announce::prompt_names();
+    let missing: Vec<&String> = announce
+        .iter()
+        .filter(|n| !prompts_dir.join(format!("{n}.wav")).is_file())
+        .collect();
+    if missing.is_empty() {
+        names.extend(announce.iter().map(String::as_str));
+    } else {
+        eprintln!(
+            "hotline: warning: {} is missing ({} of {} queue prompts): callers in a queue hear no position, wait or callback offer",
+            prompts_dir.join(format!("{}.wav", missing[0])).display(),
+            missing.len(),
+            announce.len()
+        );
+    }
     let prompts = match crate::media::player::Prompts::load(&prompts_dir, names) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),

@@ -152,9 +152,11 @@ impl Server {
         std::fs::write(p.join("flows/main.toml"), MAIN).unwrap();
         std::fs::write(p.join("flows/hold.toml"), HOLD).unwrap();
         std::fs::write(p.join("flows/agentline.toml"), agents::LINE).unwrap();
+        std::fs::write(p.join("flows/waitline.toml"), agents::WAIT_LINE).unwrap();
         write_prompt(&p.join("prompts/welcome.wav"), 2.0, 700.0);
         write_prompt(&p.join("prompts/short.wav"), 0.3, 500.0);
         write_prompt(&p.join("prompts/hold.wav"), 1.0, 300.0);
+        agents::write_queue_prompts(&p.join("prompts"));
         let config = format!(
             r#"[sip]
 listen = "127.0.0.1:{sip}"
@@ -172,6 +174,7 @@ listen = "127.0.0.1:{http}"
 default = "main"
 hold = "hold"
 agent = "agentline"
+wait = "waitline"
 
 {tail}"#,
             sip = ports.sip,
@@ -180,23 +183,42 @@ agent = "agentline"
             hi = ports.rtp.1,
         );
         std::fs::write(p.join("hotline.toml"), config).unwrap();
-        let log = std::fs::File::create(p.join("server.log")).unwrap();
+        let mut server = Server {
+            dir,
+            ports,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts `hotline serve` in the server's folder, its log appended to `server.log`.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("server.log"))
+            .unwrap();
         let child = Command::new(common::bin())
             .arg("serve")
-            .current_dir(p)
+            .current_dir(self.path())
             .env("HOTLINE_LOG", "debug")
             .env("HOTLINE_TOKEN", "test-token")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Server {
-            dir,
-            ports,
-            child: Some(child),
-        };
-        server.wait_until_answering();
-        server
+        self.child = Some(child);
+        self.wait_until_answering();
+    }
+
+    /// Kills the server outright (SIGKILL: no shutdown, as in a crash) and starts it again.
+    fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        self.spawn();
     }
 
     fn path(&self) -> &Path {

@@ -3,6 +3,7 @@
 //! `Event::Timeout`. It owns retries, timeouts, type-ahead, the escape digit and the watchdog,
 //! so the validator's promises hold on a live line. No clock, no IO.
 
+pub mod announce;
 pub mod simulate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,9 @@ pub enum Event {
     Connected,
     /// The voicemail was recorded, or the callback stored and confirmed.
     Finished,
+    /// The caller waiting in a queue took the callback offer: their place is kept as a
+    /// callback, stored before this event; the server confirms, then reports `Finished`.
+    CallbackChosen,
 }
 
 /// What the call needs done, in order.
@@ -311,6 +315,11 @@ impl<'a> Call<'a> {
                 }
                 (Event::TransferFailed, NodeKind::Transfer(t)) => {
                     self.go("failure", target(&t.on_failure), now, &mut out)
+                }
+                (Event::CallbackChosen, NodeKind::Queue(_)) => {
+                    self.path.push("callback".into());
+                    self.outcome = Some((Outcome::Callback, node, now));
+                    self.state = State::FollowUp { node };
                 }
                 // Connected: the human has the call; the server bridges and ends it.
                 _ => {}

@@ -326,6 +326,27 @@ fn queue_timeout_transfer_failure_and_follow_ups() {
 }
 
 #[test]
+fn a_waiting_caller_who_takes_the_callback_offer_ends_as_a_callback() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    call.handle(Event::Digit('0'), c.at(2.0));
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Queue));
+    assert!(call.handle(Event::CallbackChosen, c.at(130.0)).is_empty());
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Callback));
+    assert_eq!(call.path().last().map(String::as_str), Some("callback"));
+    assert!(
+        call.handle(Event::QueueTimedOut, c.at(600.0)).is_empty(),
+        "no longer waiting"
+    );
+    assert_eq!(
+        call.handle(Event::Finished, c.at(135.0)),
+        vec![Action::Hangup]
+    );
+    assert!(call.is_ended());
+}
+
+#[test]
 fn a_caller_hanging_up_ends_the_call_where_it_is() {
     let (set, cals) = (set(), HashMap::new());
     let (mut call, c, _) = start(&set, &cals);

@@ -9,17 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::pacer::PacerCommand;
 use super::signalling::{CallerContext, SipCommand};
+use crate::engine::announce;
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, write_wav};
 use crate::sip::sdp::{Agreed, Direction};
-use crate::store::{CallRecord, CallbackRequest, VoicemailRecord};
+use crate::store::{CallRecord, CallbackRequest, CallbackState, VoicemailRecord};
 
 /// What reaches a call task from outside.
 #[derive(Debug)]
@@ -65,6 +66,38 @@ pub struct CallSetup {
 
 /// Ends a voicemail recording.
 const END_RECORDING: char = '#';
+
+/// The first position announcement comes this soon after the caller enters the queue.
+const FIRST_ANNOUNCEMENT: Duration = Duration::from_secs(1);
+/// An announcement or offer due while an agent's phone rings for the caller waits this long.
+const ANNOUNCE_LATER: Duration = Duration::from_secs(5);
+
+/// A caller waiting in a queue: when the wait runs out, when they next hear their place, and
+/// the callback offer.
+struct InQueue {
+    queue: String,
+    until: Instant,
+    every: Option<Duration>,
+    next_announce: Option<Instant>,
+    offer_at: Option<Instant>,
+    /// The offer was made: the callback key now keeps the caller's place as a callback.
+    offered: bool,
+    /// The tag of an announcement playing instead of the hold music.
+    announcing: Option<u64>,
+}
+
+impl InQueue {
+    fn next_wake(&self) -> Option<Instant> {
+        [Some(self.until), self.next_announce, self.offer_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn announcement_due(&self, now: Instant) -> bool {
+        self.next_announce.is_some_and(|t| t <= now) || self.offer_at.is_some_and(|t| t <= now)
+    }
+}
 
 enum Voicemail {
     Greeting {
@@ -114,7 +147,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let law = agreed.law;
     let mut call = Call::new(&flows.set, &flows.calendars, line);
     let mut tag: u64 = 0;
-    let mut queue_until: Option<Instant> = None;
+    let mut queue: Option<InQueue> = None;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
@@ -146,20 +179,35 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let _ = shared.pacer.send(PacerCommand::Stop { id });
                     }
                     Action::EnterQueue {
-                        queue,
+                        queue: name,
                         priority,
                         max_wait_s,
-                        ..
+                        announce_position_every_s,
+                        offer_callback_after_s,
                     } => {
-                        tracing::info!(queue, max_wait_s, "caller waits for a live human");
+                        tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
                         tag += 1;
                         let hold = flows.prompts.frames(&["hold".to_string()], law);
                         play(&shared, id, hold, true, tag);
-                        queue_until = Some(now + Duration::from_secs(u64::from(max_wait_s)));
+                        // Without the announcement prompts, the caller hears hold music only.
+                        let speaks = flows.prompts.get(announce::YOU_ARE_NUMBER).is_some();
+                        let every = (speaks && announce_position_every_s > 0)
+                            .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
+                        queue = Some(InQueue {
+                            queue: name.clone(),
+                            until: now + Duration::from_secs(u64::from(max_wait_s)),
+                            every,
+                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
+                            offer_at: (speaks && offer_callback_after_s > 0).then(|| {
+                                now + Duration::from_secs(u64::from(offer_callback_after_s))
+                            }),
+                            offered: false,
+                            announcing: None,
+                        });
                         let _ = shared.sip.send(SipCommand::Enqueue {
                             id,
                             call_id: call_id.clone(),
-                            queue,
+                            queue: name,
                             priority,
                             context: CallerContext {
                                 caller: caller.clone(),
@@ -193,17 +241,14 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         });
                     }
                     Action::RegisterCallback { queue, prompts } => {
-                        let request = CallbackRequest {
-                            call_id: call_id.clone(),
-                            caller: caller.clone(),
-                            queue: queue.clone(),
-                            flow: flow_name.clone(),
-                            requested_at: Timestamp::now().to_string(),
-                        };
+                        let request =
+                            callback_request(&call, &call_id, &caller, &queue, &flow_name);
                         // Committed before the caller hears the confirmation.
-                        match store(&shared, move |s| s.add_callback(&request)).await {
-                            Ok(_) => {
-                                tracing::info!(queue, "callback request stored");
+                        let r = request.clone();
+                        match store(&shared, move |s| s.add_callback(&r)).await {
+                            Ok(row) => {
+                                tracing::info!(queue, row, "callback request stored");
+                                let _ = shared.sip.send(SipCommand::NewCallback { row, request });
                                 tag += 1;
                                 play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                                 confirming = Some(tag);
@@ -229,10 +274,14 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             Some(Voicemail::Recording { until, .. }) => Some(*until),
             _ => None,
         };
-        let deadline = [call.poll_timeout(), queue_until, recording_until]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = [
+            call.poll_timeout(),
+            queue.as_ref().and_then(InQueue::next_wake),
+            recording_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -244,7 +293,13 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 let now = Instant::now();
                 match input {
                     Some(CallInput::PromptDone(t)) if t == tag => {
-                        if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
+                        if let Some(q) = queue.as_mut().filter(|q| q.announcing == Some(t)) {
+                            // Back to the hold music.
+                            q.announcing = None;
+                            tag += 1;
+                            let hold = flows.prompts.frames(&["hold".to_string()], law);
+                            play(&shared, id, hold, true, tag);
+                        } else if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
                             tracing::info!(mailbox, "recording a voicemail");
                             let _ = shared.pacer.send(PacerCommand::Record { id, on: true });
                             voicemail = Some(Voicemail::Recording {
@@ -262,17 +317,33 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     }
                     Some(CallInput::PromptDone(_)) => {}
                     Some(CallInput::Digit(_)) if bridged => {}
+                    Some(CallInput::Digit(announce::CALLBACK_KEY))
+                        if queue.as_ref().is_some_and(|q| q.offered) =>
+                    {
+                        let name = queue.as_ref().map(|q| q.queue.clone()).unwrap_or_default();
+                        let mut request =
+                            callback_request(&call, &call_id, &caller, &name, &flow_name);
+                        request.path.push("callback".into());
+                        if keep_place_as_callback(&shared, id, request).await {
+                            queue = None;
+                            pending = call.handle(Event::CallbackChosen, now);
+                            tag += 1;
+                            let kept = flows.prompts.frames(&[announce::CALLBACK_KEPT.to_string()], law);
+                            play(&shared, id, kept, false, tag);
+                            confirming = Some(tag);
+                        }
+                    }
                     Some(CallInput::Digit(d)) => {
                         pending = digit(&mut call, &mut voicemail, d, now);
                     }
                     Some(CallInput::NoAgents) => {
                         tracing::info!("no agent is logged in to the queue");
-                        queue_until = None;
+                        queue = None;
                         pending = call.handle(Event::QueueTimedOut, now);
                     }
-                    Some(CallInput::AgentAnswered { agent }) if queue_until.is_some() => {
+                    Some(CallInput::AgentAnswered { agent }) if queue.is_some() => {
                         tracing::info!(agent, "connected to an agent");
-                        queue_until = None;
+                        queue = None;
                         bridged = true;
                         agent_answered = Some(agent);
                         tag += 1; // the hold music's end, if it comes, means nothing now
@@ -304,10 +375,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             _ = sleep => {
                 let now = Instant::now();
-                if queue_until.is_some_and(|t| t <= now) {
-                    queue_until = None;
+                if queue.as_ref().is_some_and(|q| q.until <= now) {
+                    queue = None;
                     let _ = shared.sip.send(SipCommand::LeaveQueue { id });
                     pending = call.handle(Event::QueueTimedOut, now);
+                } else if let Some(q) = queue.as_mut().filter(|q| q.announcement_due(now)) {
+                    if let Some(prompts) = announcement(&shared, id, q, now).await {
+                        tag += 1;
+                        play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
+                        q.announcing = Some(tag);
+                    }
                 } else if recording_until.is_some_and(|t| t <= now) {
                     pending = finish_voicemail(&shared, &mut call, &mut voicemail, &call_id, &caller, now).await;
                 } else {
@@ -374,6 +451,110 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         "call ended"
     );
     let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+}
+
+/// What a waiting caller hears now: their place and wait when one is due, and the callback
+/// offer once they have waited long enough (then with every later announcement). Nothing while
+/// an agent's phone rings for them.
+async fn announcement(
+    shared: &Shared,
+    id: u64,
+    q: &mut InQueue,
+    now: Instant,
+) -> Option<Vec<String>> {
+    let (reply, answer) = oneshot::channel();
+    let _ = shared.sip.send(SipCommand::QueueStatus { id, reply });
+    let status = answer.await.ok().flatten();
+    let position_due = q.next_announce.is_some_and(|t| t <= now);
+    let offer_due = q.offer_at.is_some_and(|t| t <= now);
+    let Some((ahead, wait)) = status else {
+        // Being rung (or already gone): try again shortly.
+        if position_due {
+            q.next_announce = Some(now + ANNOUNCE_LATER);
+        }
+        if offer_due {
+            q.offer_at = Some(now + ANNOUNCE_LATER);
+        }
+        return None;
+    };
+    let mut prompts = Vec::new();
+    if position_due {
+        q.next_announce = q.every.map(|every| now + every);
+        prompts = announce::position(ahead, wait);
+        tracing::debug!(
+            ahead,
+            wait_s = wait.map(|w| w.as_secs()),
+            "announcing the caller's place"
+        );
+    }
+    if offer_due {
+        q.offer_at = None;
+        q.offered = true;
+        tracing::info!("offering a callback");
+    }
+    if offer_due || (position_due && q.offered) {
+        prompts.push(announce::CALLBACK_OFFER.to_string());
+    }
+    (!prompts.is_empty()).then_some(prompts)
+}
+
+/// The request a callback stores: who to call, for which queue, and what the caller already said.
+fn callback_request(
+    call: &Call,
+    call_id: &str,
+    caller: &str,
+    queue: &str,
+    flow: &str,
+) -> CallbackRequest {
+    CallbackRequest {
+        call_id: call_id.to_string(),
+        caller: caller.to_string(),
+        queue: queue.to_string(),
+        flow: flow.to_string(),
+        requested_at: Timestamp::now().to_string(),
+        path: call.path().to_vec(),
+        variables: call
+            .variables()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// The caller pressed the callback key: store the request, then turn their place in line into
+/// a callback. False (the caller keeps waiting) when the store fails or an agent is already
+/// ringing for them.
+async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> bool {
+    let queue = request.queue.clone();
+    let row = match store(shared, move |s| s.add_callback(&request)).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::error!(
+                queue,
+                "callback request NOT stored, the caller keeps waiting: {e}"
+            );
+            return false;
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let _ = shared.sip.send(SipCommand::ToCallback { id, row, reply });
+    if answer.await.unwrap_or(false) {
+        tracing::info!(queue, row, "the caller keeps their place as a callback");
+        return true;
+    }
+    tracing::info!(
+        queue,
+        row,
+        "callback not taken: an agent is already ringing"
+    );
+    if let Err(e) = store(shared, move |s| {
+        s.set_callback_state(row, CallbackState::Withdrawn, 0)
+    })
+    .await
+    {
+        tracing::error!(row, "callback request not withdrawn: {e}");
+    }
+    false
 }
 
 fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64) {

@@ -5,6 +5,7 @@
 //! (`agents.rs`), so one owner sees every SIP event and routing decision in order.
 
 mod agents;
+mod callbacks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -39,6 +40,26 @@ pub enum SipCommand {
     },
     /// The caller's wait ran out: the flow takes them on.
     LeaveQueue { id: u64 },
+    /// Where the waiting caller stands: callers ahead and the expected wait; `None` while an
+    /// agent's phone rings for them (or they have left).
+    QueueStatus {
+        id: u64,
+        reply: tokio::sync::oneshot::Sender<Option<(usize, Option<Duration>)>>,
+    },
+    /// The waiting caller took the callback offer, stored as `row`: their place in line
+    /// becomes a callback. The reply says whether it did (not when an agent already rings).
+    ToCallback {
+        id: u64,
+        row: i64,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// A flow's callback node stored this request: it joins its queue.
+    NewCallback {
+        row: i64,
+        request: crate::store::CallbackRequest,
+    },
+    /// The callback's number resolved (or not): dial it.
+    CallbackResolved { id: u64, target: Option<SocketAddr> },
     /// A question from the HTTP API.
     Api(crate::api::ApiQuery),
 }
@@ -98,6 +119,10 @@ enum TimerRef {
     Answer(String),
     Router,
     Registrar,
+    /// A callback's call to the caller rang too long (its leg's Call-ID).
+    CallbackRing(String),
+    /// A callback nobody answered is due to try again.
+    CallbackRetry(u64),
 }
 
 pub struct Signalling {
@@ -135,6 +160,7 @@ impl Signalling {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        self.load_callbacks(Instant::now());
         let grace = Duration::from_secs(u64::from(self.shared.config.sip.shutdown_grace_s));
         let mut grace_end: Option<Instant> = None;
         let mut hard_end: Option<Instant> = None;
@@ -937,6 +963,16 @@ impl Signalling {
                 context,
             } => self.enqueue(id, call_id, queue, priority, context, now),
             SipCommand::LeaveQueue { id } => self.leave(id, now),
+            SipCommand::QueueStatus { id, reply } => {
+                let _ = reply.send(self.queue_status(id));
+            }
+            SipCommand::ToCallback { id, row, reply } => {
+                let _ = reply.send(self.keep_as_callback(id, row, now));
+            }
+            SipCommand::NewCallback { row, request } => {
+                self.add_callback(row, request, 0, now);
+            }
+            SipCommand::CallbackResolved { id, target } => self.dial_caller(id, target, now),
             SipCommand::Api(q) => self.api(q, now),
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
         }
@@ -1003,6 +1039,8 @@ impl Signalling {
                 TimerRef::Answer(call_id) => self.answer(&call_id, now),
                 TimerRef::Router => self.on_router_timer(now),
                 TimerRef::Registrar => self.on_registrar_timer(now),
+                TimerRef::CallbackRing(leg) => self.callback_ring_timeout(&leg, now),
+                TimerRef::CallbackRetry(id) => self.retry_callback(id, now),
                 TimerRef::Transaction(key) => {
                     let Some(e) = self.transactions.get_mut(&key) else {
                         continue;

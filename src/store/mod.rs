@@ -24,6 +24,42 @@ pub struct CallbackRequest {
     pub flow: String,
     /// RFC 3339, UTC.
     pub requested_at: String,
+    /// How the caller got here and what they typed: the agent who calls back asks nothing twice.
+    pub path: Vec<String>,
+    pub variables: Vec<(String, String)>,
+}
+
+/// A stored callback still to be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCallback {
+    pub row: i64,
+    pub request: CallbackRequest,
+    /// Dial attempts that reached no one so far.
+    pub attempts: u32,
+}
+
+/// Where a callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackState {
+    /// Waiting for its turn (or being dialled).
+    Pending,
+    /// The caller answered and was bridged to an agent.
+    Done,
+    /// Every attempt went unanswered.
+    Failed,
+    /// The caller changed their mind before it was confirmed (e.g. an agent was already ringing).
+    Withdrawn,
+}
+
+impl CallbackState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackState::Pending => "pending",
+            CallbackState::Done => "done",
+            CallbackState::Failed => "failed",
+            CallbackState::Withdrawn => "withdrawn",
+        }
+    }
 }
 
 /// A recorded message, as indexed.
@@ -109,31 +145,73 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Columns added after the first release: older databases gain them in place.
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('callbacks')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, definition) in [
+            ("path", "TEXT NOT NULL DEFAULT '[]'"),
+            ("variables", "TEXT NOT NULL DEFAULT '[]'"),
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ] {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE callbacks ADD COLUMN {name} {definition}"
+                ))?;
+            }
+        }
         Ok(Store { conn })
     }
 
+    /// Stores a request; its row id names it from then on.
     pub fn add_callback(&self, r: &CallbackRequest) -> Result<i64, StoreError> {
+        let path = serde_json::to_string(&r.path).unwrap_or_else(|_| "[]".into());
+        let variables = serde_json::to_string(&r.variables).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
-            "INSERT INTO callbacks (call_id, caller, queue, flow, requested_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![r.call_id, r.caller, r.queue, r.flow, r.requested_at],
+            "INSERT INTO callbacks (call_id, caller, queue, flow, requested_at, path, variables) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![r.call_id, r.caller, r.queue, r.flow, r.requested_at, path, variables],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn pending_callbacks(&self) -> Result<Vec<CallbackRequest>, StoreError> {
+    /// Callbacks still to be made, oldest request first.
+    pub fn pending_callbacks(&self) -> Result<Vec<PendingCallback>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT call_id, caller, queue, flow, requested_at FROM callbacks WHERE state = 'pending' ORDER BY id",
+            "SELECT id, call_id, caller, queue, flow, requested_at, path, variables, attempts FROM callbacks WHERE state = 'pending' ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
-            Ok(CallbackRequest {
-                call_id: r.get(0)?,
-                caller: r.get(1)?,
-                queue: r.get(2)?,
-                flow: r.get(3)?,
-                requested_at: r.get(4)?,
+            let path: String = r.get(6)?;
+            let variables: String = r.get(7)?;
+            Ok(PendingCallback {
+                row: r.get(0)?,
+                request: CallbackRequest {
+                    call_id: r.get(1)?,
+                    caller: r.get(2)?,
+                    queue: r.get(3)?,
+                    flow: r.get(4)?,
+                    requested_at: r.get(5)?,
+                    path: serde_json::from_str(&path).unwrap_or_default(),
+                    variables: serde_json::from_str(&variables).unwrap_or_default(),
+                },
+                attempts: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a callback's progress.
+    pub fn set_callback_state(
+        &self,
+        row: i64,
+        state: CallbackState,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE callbacks SET state = ?1, attempts = ?2 WHERE id = ?3",
+            params![state.as_str(), attempts, row],
+        )?;
+        Ok(())
     }
 
     pub fn add_voicemail(&self, v: &VoicemailRecord) -> Result<i64, StoreError> {
@@ -207,10 +285,47 @@ mod tests {
             queue: "support".into(),
             flow: "main".into(),
             requested_at: "2026-11-22T10:00:00Z".into(),
+            path: vec!["main.welcome".into(), "0".into(), "main.agents".into()],
+            variables: vec![("account".into(), "1234".into())],
         };
-        Store::open(dir.path()).unwrap().add_callback(&r).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let row = store.add_callback(&r).unwrap();
+        let other = store.add_callback(&r).unwrap();
+        store
+            .set_callback_state(other, CallbackState::Done, 1)
+            .unwrap();
+        store
+            .set_callback_state(row, CallbackState::Pending, 2)
+            .unwrap();
+        drop(store);
         let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.pending_callbacks().unwrap(), vec![r]);
+        assert_eq!(
+            again.pending_callbacks().unwrap(),
+            vec![PendingCallback {
+                row,
+                request: r,
+                attempts: 2
+            }],
+            "the done one is no longer pending"
+        );
+    }
+
+    #[test]
+    fn a_database_from_before_the_callback_context_gains_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hotline.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE callbacks (id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, caller TEXT NOT NULL, queue TEXT NOT NULL, flow TEXT NOT NULL, requested_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending');
+             INSERT INTO callbacks (call_id, caller, queue, flow, requested_at) VALUES ('old', 'sip:ana@example.com', 'support', 'main', '2026-11-01T10:00:00Z');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        let pending = store.pending_callbacks().unwrap();
+        assert_eq!(pending.len(), 1, "the old request is kept");
+        assert_eq!(pending[0].request.call_id, "old");
+        assert!(pending[0].request.path.is_empty());
+        assert_eq!(pending[0].attempts, 0);
     }
 
     #[test]

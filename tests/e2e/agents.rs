@@ -43,6 +43,56 @@ prompt = "short"
 max_length_s = 20
 "#;
 
+/// The waiting line: straight into the queue, where the caller hears their place every 3 s
+/// and is offered a callback after 2 s.
+pub const WAIT_LINE: &str = r#"
+[flow]
+entry = "agents"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+max_wait_s = 30
+announce_position_every_s = 3
+offer_callback_after_s = 2
+on_timeout = "messages"
+
+[nodes.messages]
+type = "voicemail"
+mailbox = "support"
+prompt = "short"
+max_length_s = 20
+"#;
+
+/// The tone standing in for each queue prompt: 0.2 s (ten whole frames), its own frequency,
+/// so the test can tell from the RTP which prompts a caller heard and in what order.
+fn queue_prompt_tone(i: usize) -> f64 {
+    210.0 + 37.0 * i as f64
+}
+
+pub fn write_queue_prompts(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("queue")).unwrap();
+    std::fs::create_dir_all(dir.join("digits")).unwrap();
+    for (i, name) in hotline::engine::announce::prompt_names().iter().enumerate() {
+        write_prompt(&dir.join(format!("{name}.wav")), 0.2, queue_prompt_tone(i));
+    }
+}
+
+/// The µ-law bytes a caller hears for these queue prompts, one after the other.
+fn queue_prompts_audio(dir: &std::path::Path, names: &[&str]) -> Vec<u8> {
+    names
+        .iter()
+        .flat_map(|n| read_wav(&dir.join(format!("prompts/{n}.wav"))))
+        .map(|s| Law::Pcmu.encode(s))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 const AGENTS: &str = r#"
 [[agents]]
 id = "alice"
@@ -344,6 +394,8 @@ struct Listener {
     got: Arc<Mutex<Vec<Packet>>>,
     thread: Option<JoinHandle<()>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    socket: UdpSocket,
+    peer: Arc<Mutex<Option<std::net::SocketAddr>>>,
 }
 
 impl Listener {
@@ -354,6 +406,9 @@ impl Listener {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (g, st) = (Arc::clone(&got), Arc::clone(&stop));
         let speech = pcap_packets();
+        let socket = s.try_clone().unwrap();
+        let shared_peer = Arc::new(Mutex::new(None));
+        let sp = Arc::clone(&shared_peer);
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             let mut peer = None;
@@ -365,6 +420,7 @@ impl Listener {
                 {
                     g.lock().unwrap().push((buf[1] & 0x7f, buf[12..n].to_vec()));
                     peer.get_or_insert(from);
+                    sp.lock().unwrap().get_or_insert(from);
                 }
                 if let Some(to) = peer.filter(|_| talks && Instant::now() >= next) {
                     s.send_to(&speech[i % speech.len()], to).unwrap();
@@ -377,6 +433,30 @@ impl Listener {
             got,
             thread: Some(thread),
             stop,
+            socket,
+            peer: shared_peer,
+        }
+    }
+
+    /// Presses a key from this endpoint, as a phone does: RFC 4733 events (payload type
+    /// 101) to where the server's audio comes from, three of them marking the end.
+    fn press(&self, digit: char) {
+        let event = digit.to_digit(10).expect("a digit key") as u8;
+        let to = self
+            .peer
+            .lock()
+            .unwrap()
+            .expect("the server's audio arrived");
+        for (i, end) in [false, false, true, true, true].into_iter().enumerate() {
+            let duration: u16 = 400 * (i as u16 + 1);
+            let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
+            p.extend_from_slice(&(1000 + i as u16).to_be_bytes());
+            p.extend_from_slice(&160_000u32.to_be_bytes());
+            p.extend_from_slice(&0x7e57_u32.to_be_bytes());
+            p.extend_from_slice(&[event, if end { 0x8a } else { 0x0a }]);
+            p.extend_from_slice(&duration.to_be_bytes());
+            self.socket.send_to(&p, to).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -986,3 +1066,376 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
     let q = json(&server, "/api/queues");
     assert_eq!(q[0]["service_level"], 1.0, "answered within 20 s");
 }
+
+/// The callback's call reaches the caller's phone (where the caller called from): it rings,
+/// answers with PCMA media at `rtp`, talks, and hangs up after 3 s.
+fn caller_phone_answers_callback(rtp: u16) -> String {
+    scenario(&[
+        r#"  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+        .to_string(),
+        agent_answers(rtp),
+        agent_hangs_up_after(3000),
+    ])
+}
+
+/// The agent's phone rings for a callback: the INVITE says whom to call back.
+fn agent_rings_for_callback(caller_port: u16) -> String {
+    format!(
+        r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Callback: sip:caller@127.0.0.1:{caller_port}" search_in="msg" check_it="true" assign_to="cb"/>
+      <ereg regexp="X-Hotline-Path: [^\r\n]*waitline.agents[^\r\n]*callback" search_in="msg" check_it="true" assign_to="path"/>
+    </action>
+  </recv>
+  <Reference variables="cb,path"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+    )
+}
+
+/// Two callers wait while the only agent is not ready: each hears their own place in line
+/// ("you are number 1/2 in line"), the first is offered a callback and presses 1, hears the
+/// confirmation and is hung up on, keeping their place. When the agent is made available,
+/// their phone rings first for the callback (with the caller's number and path), hears
+/// ringback, and then the caller's phone rings; once it answers they hear each other, and the
+/// caller hanging up ends the agent's side too. The callback is marked done in SQLite.
+#[test]
+fn a_waiting_caller_hears_their_place_and_is_called_back() {
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        r#"{"state":"not-ready"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Caller 1 waits, presses 1 once offered, and is hung up on after the confirmation.
+    let caller_port = ports.register(2);
+    let first_hears = Listener::bind(ports.listen(1), false);
+    let first = sipp_at(
+        &server,
+        "first_caller",
+        &call("PCMU", Some(ports.listen(1)), &[], SERVER_BYE),
+        caller_port,
+        ports.media(2),
+        &["-s", "wait", "-m", "1"],
+    );
+    let entered = Instant::now();
+    std::thread::sleep(Duration::from_millis(400));
+    // Caller 2 comes in behind and hangs up after hearing their place.
+    let second_hears = Listener::bind(ports.listen(2), false);
+    let second = server.sipp(
+        "second_caller",
+        &call("PCMU", Some(ports.listen(2)), &[pause(2500)], CALLER_BYE),
+        "wait",
+        &[],
+    );
+    assert!(second.ok, "{}", second.text);
+    // Offered at 2 s, again with the place at 4 s: the caller takes it.
+    std::thread::sleep(Duration::from_millis(4700).saturating_sub(entered.elapsed()));
+    first_hears.press('1');
+    let first = finish(&server, "first_caller", first);
+    assert!(first.ok, "{}", first.text);
+    let heard_first: Vec<u8> = first_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    let heard_second: Vec<u8> = second_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    let dir = server.path();
+    let log = server.log();
+    for (who, heard, place) in [
+        ("the first caller", &heard_first, "digits/1"),
+        ("the second caller", &heard_second, "digits/2"),
+    ] {
+        let announced = queue_prompts_audio(dir, &["queue/you_are_number", place, "queue/in_line"]);
+        assert!(
+            contains(heard, &announced),
+            "{who} heard their place ({place}) in line\n{log}"
+        );
+    }
+    for prompt in ["queue/callback_offer", "queue/callback_kept"] {
+        assert!(
+            contains(&heard_first, &queue_prompts_audio(dir, &[prompt])),
+            "the first caller heard {prompt}\n{log}"
+        );
+    }
+    assert!(
+        !contains(
+            &heard_second,
+            &queue_prompts_audio(dir, &["queue/callback_kept"])
+        ),
+        "the second caller took no callback"
+    );
+    let db = rusqlite::Connection::open(dir.join("data/hotline.db")).unwrap();
+    let state = |db: &rusqlite::Connection| -> Vec<(String, String)> {
+        db.prepare("SELECT caller, state FROM callbacks")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let caller_uri = format!("sip:caller@127.0.0.1:{caller_port}");
+    assert_eq!(
+        state(&db),
+        vec![(caller_uri.clone(), "pending".to_string())],
+        "stored before the confirmation"
+    );
+
+    // The callback: alice's phone rings first, then the caller's (where they called from).
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(3), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            agent_rings_for_callback(caller_port),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let callee = sipp_at(
+        &server,
+        "caller_phone",
+        &caller_phone_answers_callback(ports.listen(3)),
+        caller_port,
+        ports.media(3),
+        &["-m", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        r#"{"state":"available"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    let callee = finish(&server, "caller_phone", callee);
+    assert!(callee.ok, "{}", callee.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let to_agent = agent_hears.stop();
+    let to_caller = caller_hears.stop();
+    let log = server.log();
+
+    // Before the caller answered, the agent heard ringback (A-law, their leg's codec).
+    let ringback: Vec<u8> = read_wav(&dir.join("prompts/queue/ringback.wav"))
+        .iter()
+        .map(|&s| Law::Pcma.encode(s))
+        .collect();
+    let heard: Vec<u8> = to_agent.iter().flat_map(|(_, p)| p.clone()).collect();
+    assert!(contains(&heard, &ringback), "ringback to the agent\n{log}");
+    // Then both legs (PCMA both) carry each other's speech.
+    let said = pcap_audio();
+    let run = matched_speech(&heard, &said);
+    assert!(
+        run >= 8000,
+        "the agent heard {run} samples of the caller\n{log}"
+    );
+    let heard: Vec<u8> = to_caller.iter().flat_map(|(_, p)| p.clone()).collect();
+    let run = matched_speech(&heard, &said);
+    assert!(
+        run >= 8000,
+        "the caller heard {run} samples of the agent\n{log}"
+    );
+    eventually("the callback is marked done", || {
+        state(&db) == vec![(caller_uri.clone(), "done".to_string())]
+    });
+}
+
+/// A callback asked for at a flow's callback node is in SQLite before the confirmation; the
+/// server crashes (SIGKILL) and comes back; the request is back in line, and the first agent
+/// to log in is rung for it, then the caller's phone, and they are bridged.
+#[test]
+fn a_stored_callback_survives_a_crash_and_is_dialled_when_an_agent_logs_in() {
+    let mut server = server();
+    let ports = AgentPorts::take();
+    let caller_port = ports.register(2);
+    let caller = sipp_at(
+        &server,
+        "caller",
+        &call("PCMU", None, &[pause(2400), key('2')], SERVER_BYE),
+        caller_port,
+        ports.media(2),
+        &["-s", "main", "-m", "1"],
+    );
+    let caller = finish(&server, "caller", caller);
+    assert!(caller.ok, "{}", caller.text);
+    server.crash_and_restart();
+    let log = server.log_with("stored callbacks back in line");
+    assert!(
+        log.contains("stored callbacks back in line callbacks=1"),
+        "{log}"
+    );
+
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(3), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            format!(
+                r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Callback: sip:caller@127.0.0.1:{caller_port}" search_in="msg" check_it="true" assign_to="cb"/>
+      <ereg regexp="X-Hotline-Path: main.welcome done main.menu 2 main.call_me" search_in="msg" check_it="true" assign_to="path"/>
+    </action>
+  </recv>
+  <Reference variables="cb,path"/>
+"#
+            ),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let callee = sipp_at(
+        &server,
+        "caller_phone",
+        &caller_phone_answers_callback(ports.listen(3)),
+        caller_port,
+        ports.media(3),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    let callee = finish(&server, "caller_phone", callee);
+    assert!(callee.ok, "{}", callee.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let said = pcap_audio();
+    let heard: Vec<u8> = agent_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000,
+        "agent heard the caller\n{log}"
+    );
+    let heard: Vec<u8> = caller_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000,
+        "caller heard the agent\n{log}"
+    );
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    eventually("the callback is marked done", || {
+        db.query_row("SELECT state FROM callbacks", [], |r| r.get::<_, String>(0))
+            .is_ok_and(|s| s == "done")
+    });
+}
+
+/// The caller's phone is busy when the callback dials it: the agent's leg is hung up (the
+/// agent is free again) and the callback stays pending with one attempt counted, to be tried
+/// again later.
+#[test]
+fn a_busy_caller_leaves_the_callback_pending_for_another_attempt() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let caller_port = ports.register(2);
+    let caller = sipp_at(
+        &server,
+        "caller",
+        &call("PCMU", None, &[pause(2400), key('2')], SERVER_BYE),
+        caller_port,
+        ports.media(2),
+        &["-s", "main", "-m", "1"],
+    );
+    let caller = finish(&server, "caller", caller);
+    assert!(caller.ok, "{}", caller.text);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS_ANY.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let busy = sipp_at(
+        &server,
+        "caller_phone",
+        &scenario(&[r#"  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]B[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#
+        .to_string()]),
+        caller_port,
+        ports.media(3),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let busy = finish(&server, "caller_phone", busy);
+    assert!(busy.ok, "{}", busy.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "the agent's leg was hung up: {}", phone.text);
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    eventually("one attempt counted, still pending", || {
+        db.query_row("SELECT state, attempts FROM callbacks", [], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
+        })
+        .is_ok_and(|s| s == ("pending".to_string(), 1))
+    });
+    eventually("alice is no longer on the call", || {
+        let state = agent(&json(&server, "/api/agents"), "alice")["state"].clone();
+        state == "available" || state == "wrap-up"
+    });
+}
+
+/// The agent's phone rings (any call) and says so.
+const AGENT_RINGS_ANY: &str = r#"  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"#;

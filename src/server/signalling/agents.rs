@@ -26,18 +26,22 @@ use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
 use crate::sip::wire::{self, Header, Message, Start};
 
-/// A caller in a queue, or connected to an agent through it.
+/// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
+/// place.
 pub(super) struct Waiting {
-    call_id: String,
-    queue: String,
-    to_call: mpsc::UnboundedSender<CallInput>,
-    context: CallerContext,
-    entered: Instant,
+    pub(super) call_id: String,
+    pub(super) queue: String,
+    pub(super) priority: u32,
+    /// The caller's call task; none for a callback (the caller has hung up).
+    pub(super) to_call: Option<mpsc::UnboundedSender<CallInput>>,
+    pub(super) context: CallerContext,
+    pub(super) entered: Instant,
     /// The answered agent leg (its Call-ID).
-    connected: Option<String>,
+    pub(super) connected: Option<String>,
+    pub(super) callback: Option<super::callbacks::Callback>,
 }
 
-enum LegState {
+pub(super) enum LegState {
     Ringing,
     /// We sent CANCEL; the final answer only needs acknowledging.
     Cancelled,
@@ -47,17 +51,20 @@ enum LegState {
     },
 }
 
-/// A call we place to an agent's phone.
+/// A call we place: to an agent's phone, or (for a callback) to the caller.
 pub(super) struct Leg {
-    call: u64,
-    agent: usize,
-    invite: Message,
-    link: Link,
-    peer: SocketAddr,
-    state: LegState,
-    socket: Arc<UdpSocket>,
+    pub(super) call: u64,
+    /// The agent it rings, or who waits on it for a callback.
+    pub(super) agent: usize,
+    /// This leg dials the caller back.
+    pub(super) customer: bool,
+    pub(super) invite: Message,
+    pub(super) link: Link,
+    pub(super) peer: SocketAddr,
+    pub(super) state: LegState,
+    pub(super) socket: Arc<UdpSocket>,
     /// The leg's id in the media loop.
-    media: u64,
+    pub(super) media: u64,
 }
 
 pub(super) struct Agents {
@@ -272,10 +279,12 @@ impl Signalling {
             Waiting {
                 call_id,
                 queue,
-                to_call,
+                priority,
+                to_call: Some(to_call),
                 context,
                 entered: now,
                 connected: None,
+                callback: None,
             },
         );
         self.route(
@@ -291,6 +300,14 @@ impl Signalling {
     /// The caller left the queue (its wait ran out) or the call ended: stop ringing for it,
     /// or hang up its agent.
     pub(super) fn leave(&mut self, id: u64, now: Instant) {
+        if self
+            .agents
+            .waiting
+            .get(&id)
+            .is_some_and(|w| w.callback.is_some())
+        {
+            return; // the caller has gone; their place is a callback now
+        }
         let Some(w) = self.agents.waiting.remove(&id) else {
             return;
         };
@@ -307,7 +324,7 @@ impl Signalling {
     }
 
     /// Counts a caller leaving a queue for the service level.
-    fn served(&mut self, queue: &str, in_time: bool, now: Instant) {
+    pub(super) fn served(&mut self, queue: &str, in_time: bool, now: Instant) {
         let Some(&q) = self.agents.queue_ids.get(queue) else {
             return;
         };
@@ -378,6 +395,14 @@ impl Signalling {
                     .to_string(),
             ),
         ];
+        if let Some(cb) = &w.callback {
+            // The agent calls this person back: we dial them once the agent answers.
+            headers.push(header("X-Hotline-Callback", &clean(&w.context.caller)));
+            headers.push(header(
+                "X-Hotline-Callback-Attempt",
+                &(cb.attempts + 1).to_string(),
+            ));
+        }
         for (name, value) in &w.context.variables {
             let name: String = name
                 .chars()
@@ -416,6 +441,7 @@ impl Signalling {
             Leg {
                 call,
                 agent,
+                customer: false,
                 invite,
                 link: b.link,
                 peer: b.target,
@@ -431,7 +457,13 @@ impl Signalling {
         let Some(leg_id) = self.agents.leg_of.get(&(call, agent)).cloned() else {
             return;
         };
-        let Some(leg) = self.agents.legs.get_mut(&leg_id) else {
+        tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
+        self.cancel_leg(&leg_id, now);
+    }
+
+    /// CANCEL for a leg still ringing; its final answer then only needs acknowledging.
+    pub(super) fn cancel_leg(&mut self, leg_id: &str, now: Instant) {
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
             return;
         };
         if !matches!(leg.state, LegState::Ringing) {
@@ -440,7 +472,6 @@ impl Signalling {
         leg.state = LegState::Cancelled;
         let cancel = same_transaction(&leg.invite, "CANCEL", None);
         let (link, peer) = (leg.link, leg.peer);
-        tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
         self.send_request(&cancel, link, peer, None, now);
     }
 
@@ -462,6 +493,9 @@ impl Signalling {
             return;
         };
         let (call, agent) = (leg.call, leg.agent);
+        if leg.customer {
+            return self.on_caller_leg_response(leg_id, code, resp, via, now);
+        }
         match (code, &leg.state) {
             (100..=199, _) => {}
             (200..=299, LegState::Up { ack, .. }) => {
@@ -519,9 +553,14 @@ impl Signalling {
             return;
         };
         let ringing = matches!(leg.state, LegState::Ringing);
-        let (call, agent) = (leg.call, leg.agent);
+        let (call, agent, customer) = (leg.call, leg.agent, leg.customer);
         self.remove_leg(leg_id);
-        if ringing {
+        if customer {
+            if ringing {
+                tracing::info!("the callback's call to the caller got no answer at all");
+                self.caller_unreached(call, now);
+            }
+        } else if ringing {
             self.route(RouterEvent::Declined { call, agent }, now);
         }
     }
@@ -545,6 +584,9 @@ impl Signalling {
             return self.hang_up_leg(leg_id, now);
         };
         w.connected = Some(leg_id.to_string());
+        if w.callback.is_some() {
+            return self.callback_agent_answered(leg_id, call, agent, agreed, now);
+        }
         let in_time = now.saturating_duration_since(w.entered) <= SERVICE_LEVEL;
         let queue = w.queue.clone();
         self.served(&queue, in_time, now);
@@ -568,20 +610,22 @@ impl Signalling {
             ssrc: random() as u32,
             sequence: random() as u16,
             timestamp: random() as u32,
-            notify: w.to_call.clone(),
+            notify: w.to_call.clone().unwrap_or_else(no_one_listens),
             listen_keys: false,
         });
         let _ = self.shared.pacer.send(PacerCommand::Bridge {
             a: call,
             b: leg.media,
         });
-        let _ = w.to_call.send(CallInput::AgentAnswered {
-            agent: self.agents.ids[agent].clone(),
-        });
+        if let Some(to_call) = &w.to_call {
+            let _ = to_call.send(CallInput::AgentAnswered {
+                agent: self.agents.ids[agent].clone(),
+            });
+        }
     }
 
     /// BYE to an answered agent leg (the caller hung up, or left); the leg is forgotten.
-    fn hang_up_leg(&mut self, leg_id: &str, now: Instant) {
+    pub(super) fn hang_up_leg(&mut self, leg_id: &str, now: Instant) {
         let via = self.via_for(leg_id);
         let contact = self
             .agents
@@ -600,7 +644,7 @@ impl Signalling {
         self.remove_leg(leg_id);
     }
 
-    fn remove_leg(&mut self, leg_id: &str) {
+    pub(super) fn remove_leg(&mut self, leg_id: &str) {
         if let Some(leg) = self.agents.legs.remove(leg_id) {
             if self
                 .agents
@@ -665,12 +709,23 @@ impl Signalling {
                 );
                 let call = self.agents.legs.get(&call_id).map(|l| l.call);
                 self.remove_leg(&call_id);
-                if let Some(call) = call {
-                    if let Some(w) = self.agents.waiting.remove(&call) {
-                        let _ = w.to_call.send(CallInput::AgentHungUp);
-                    }
-                    self.route(RouterEvent::Ended { call }, now);
+                let Some(call) = call else {
+                    return;
+                };
+                if self
+                    .agents
+                    .waiting
+                    .get(&call)
+                    .is_some_and(|w| w.callback.is_some())
+                {
+                    return self.callback_leg_hung_up(call, now);
                 }
+                if let Some(w) = self.agents.waiting.remove(&call)
+                    && let Some(to_call) = &w.to_call
+                {
+                    let _ = to_call.send(CallInput::AgentHungUp);
+                }
+                self.route(RouterEvent::Ended { call }, now);
             }
             "INFO" | "OPTIONS" => self.respond(
                 &key,
@@ -808,6 +863,11 @@ impl Signalling {
     }
 }
 
+/// The media loop's notifications for a leg no call task follows (a callback's legs).
+pub(super) fn no_one_listens() -> mpsc::UnboundedSender<CallInput> {
+    mpsc::unbounded_channel().0
+}
+
 /// CANCEL or a failure's ACK for our INVITE: its Request-URI, top Via (same branch), From,
 /// Call-ID, CSeq number and Route; `to` from the response for an ACK.
 fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message {
@@ -846,7 +906,7 @@ fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
+pub(super) fn header(name: &str, value: &str) -> Header {
     Header {
         name: name.to_string(),
         value: value.to_string(),
@@ -854,6 +914,6 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// A header value from what callers typed or flows named: printable, one line, bounded.
-fn clean(s: &str) -> String {
+pub(super) fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(512).collect()
 }

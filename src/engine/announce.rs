@@ -1,0 +1,161 @@
+//! What a caller waiting in a queue hears about their place — "You are number 3 in line.
+//! Your expected wait is about 4 minutes." — built from the phrases in `prompts/queue/` and
+//! the numbers in `prompts/digits/`, and the callback offer made to a caller who has waited.
+
+use std::time::Duration;
+
+pub const YOU_ARE_NUMBER: &str = "queue/you_are_number";
+pub const IN_LINE: &str = "queue/in_line";
+pub const WAIT_ABOUT: &str = "queue/wait_about";
+pub const MINUTE: &str = "queue/minute";
+pub const MINUTES: &str = "queue/minutes";
+pub const LESS_THAN_A_MINUTE: &str = "queue/less_than_a_minute";
+/// "To keep your place in line and have us call you back, press 1."
+pub const CALLBACK_OFFER: &str = "queue/callback_offer";
+/// The confirmation once the caller pressed 1.
+pub const CALLBACK_KEPT: &str = "queue/callback_kept";
+/// What an agent hears while a callback dials the caller.
+pub const RINGBACK: &str = "queue/ringback";
+/// The key that accepts the callback offer.
+pub const CALLBACK_KEY: char = '1';
+
+/// Numbers up to this are spoken; longer lines are announced as this many.
+const MAX_SPOKEN: u64 = 999_999;
+
+/// Every prompt announcements use: a server loads them all, or announces nothing.
+pub fn prompt_names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        YOU_ARE_NUMBER,
+        IN_LINE,
+        WAIT_ABOUT,
+        MINUTE,
+        MINUTES,
+        LESS_THAN_A_MINUTE,
+        CALLBACK_OFFER,
+        CALLBACK_KEPT,
+        RINGBACK,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    names.extend((0..20).map(|n| format!("digits/{n}")));
+    names.extend((2..10).map(|n| format!("digits/{}", n * 10)));
+    names.push("digits/hundred".into());
+    names.push("digits/thousand".into());
+    names
+}
+
+/// A number as prompts: 125 → "1 hundred 20 5"; 3,004 → "3 thousand 4".
+pub fn number(n: u64) -> Vec<String> {
+    let n = n.min(MAX_SPOKEN);
+    let mut out = Vec::new();
+    if n >= 1000 {
+        out.extend(below_thousand(n / 1000));
+        out.push("digits/thousand".into());
+        if !n.is_multiple_of(1000) {
+            out.extend(below_thousand(n % 1000));
+        }
+        return out;
+    }
+    if n == 0 {
+        return vec!["digits/0".into()];
+    }
+    below_thousand(n)
+}
+
+fn below_thousand(n: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    if n >= 100 {
+        out.push(format!("digits/{}", n / 100));
+        out.push("digits/hundred".into());
+    }
+    let rest = n % 100;
+    if rest >= 20 {
+        out.push(format!("digits/{}", rest / 10 * 10));
+        if !rest.is_multiple_of(10) {
+            out.push(format!("digits/{}", rest % 10));
+        }
+    } else if rest > 0 {
+        out.push(format!("digits/{rest}"));
+    }
+    out
+}
+
+/// The announcement for a caller with `ahead` callers before them, and the estimated wait
+/// when there is one: under a minute, or to the nearest minute.
+pub fn position(ahead: usize, wait: Option<Duration>) -> Vec<String> {
+    let mut out = vec![YOU_ARE_NUMBER.to_string()];
+    out.extend(number(ahead as u64 + 1));
+    out.push(IN_LINE.into());
+    if let Some(wait) = wait {
+        out.push(WAIT_ABOUT.into());
+        let secs = wait.as_secs();
+        let minutes = if secs < 60 { 0 } else { (secs + 30) / 60 };
+        match minutes {
+            0 => out.push(LESS_THAN_A_MINUTE.into()),
+            1 => {
+                out.extend(number(1));
+                out.push(MINUTE.into());
+            }
+            m => {
+                out.extend(number(m));
+                out.push(MINUTES.into());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(p: &[String]) -> String {
+        p.iter()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn numbers_are_spoken_the_english_way() {
+        assert_eq!(said(&number(0)), "0");
+        assert_eq!(said(&number(7)), "7");
+        assert_eq!(said(&number(19)), "19");
+        assert_eq!(said(&number(20)), "20");
+        assert_eq!(said(&number(42)), "40 2");
+        assert_eq!(said(&number(100)), "1 hundred");
+        assert_eq!(said(&number(315)), "3 hundred 15");
+        assert_eq!(said(&number(1000)), "1 thousand");
+        assert_eq!(said(&number(3004)), "3 thousand 4");
+        assert_eq!(said(&number(99_999)), "90 9 thousand 9 hundred 90 9");
+        assert_eq!(said(&number(5_000_000)), said(&number(999_999)));
+    }
+
+    #[test]
+    fn every_prompt_a_number_uses_is_loaded() {
+        let names = prompt_names();
+        for n in (0..2000).chain([99_999, 100_000, 999_999]) {
+            for p in number(n) {
+                assert!(names.contains(&p), "{n}: {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_position_counts_the_caller_and_the_wait_rounds_to_minutes() {
+        assert_eq!(said(&position(0, None)), "you_are_number 1 in_line");
+        assert_eq!(
+            said(&position(2, Some(Duration::from_secs(75)))),
+            "you_are_number 3 in_line wait_about 1 minute"
+        );
+        assert_eq!(
+            said(&position(2, Some(Duration::from_secs(270)))),
+            "you_are_number 3 in_line wait_about 5 minutes"
+        );
+        assert_eq!(
+            said(&position(11, Some(Duration::from_secs(59)))),
+            "you_are_number 12 in_line wait_about less_than_a_minute"
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! Callbacks: a caller's place in line kept after they hang up — the queue's "press 1 to be
+//! called back" offer, or a flow's callback node — stored in SQLite before the caller hears a
+//! confirmation, and loaded again after a restart. When the entry reaches the head of its
+//! queue and an agent is free, the agent's phone rings first (with the caller's context and
+//! `X-Hotline-Callback`); once the agent answers, hearing ringback, we dial the caller's number
+//! and bridge the two. A caller who does not answer is tried again later, a few times.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::agents::{Leg, LegState, Waiting, clean, header, no_one_listens};
+use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
+use crate::engine::announce;
+use crate::routing::RouterEvent;
+use crate::server::pacer::PacerCommand;
+use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::sdp;
+use crate::sip::transport::Link;
+use crate::sip::wire::{Message, Start};
+use crate::store::{CallbackRequest, CallbackState};
+
+/// A waiting entry that is a callback.
+pub(in crate::server) struct Callback {
+    /// Its row in the `callbacks` table.
+    pub row: i64,
+    /// Calls to the caller that reached no one so far.
+    pub attempts: u32,
+    /// The leg dialling the caller, once the agent answered.
+    pub caller_leg: Option<String>,
+    /// The SIP URI dialled.
+    pub dial: Option<String>,
+}
+
+/// Calls to the caller before a callback is given up (and marked failed).
+const MAX_ATTEMPTS: u32 = 3;
+/// An unanswered callback goes back in line after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(120);
+/// How long the caller's phone may ring.
+const CALLER_RING: Duration = Duration::from_secs(30);
+
+impl Signalling {
+    /// Puts every stored, unfinished callback back in line, oldest first (at startup).
+    pub(super) fn load_callbacks(&mut self, now: Instant) {
+        let pending = match self.shared.store.lock() {
+            Ok(store) => store.pending_callbacks().map_err(|e| e.to_string()),
+            Err(_) => Err("the store lock is poisoned".to_string()),
+        };
+        match pending {
+            Ok(list) => {
+                if !list.is_empty() {
+                    tracing::info!(callbacks = list.len(), "stored callbacks back in line");
+                }
+                for p in list {
+                    self.add_callback(p.row, p.request, p.attempts, now);
+                }
+            }
+            Err(e) => tracing::error!("stored callbacks could not be read: {e}"),
+        }
+    }
+
+    /// Where a waiting caller stands: callers ahead and the expected wait.
+    pub(super) fn queue_status(&self, id: u64) -> Option<(usize, Option<Duration>)> {
+        let router = &self.agents.router;
+        if !router.is_waiting(id) {
+            return None;
+        }
+        Some((router.position(id)?, router.expected_wait(id)))
+    }
+
+    /// The waiting caller took the offer: their entry stays where it is, as a callback.
+    pub(super) fn keep_as_callback(&mut self, id: u64, row: i64, now: Instant) -> bool {
+        if !self.agents.router.is_waiting(id) {
+            return false;
+        }
+        let Some(w) = self.agents.waiting.get_mut(&id) else {
+            return false;
+        };
+        w.to_call = None;
+        w.context.path.push("callback".into());
+        w.callback = Some(Callback {
+            row,
+            attempts: 0,
+            caller_leg: None,
+            dial: None,
+        });
+        self.route(RouterEvent::ToCallback { call: id }, now);
+        true
+    }
+
+    /// A stored request joins its queue as a callback entry.
+    pub(super) fn add_callback(
+        &mut self,
+        row: i64,
+        request: CallbackRequest,
+        attempts: u32,
+        now: Instant,
+    ) {
+        let Some(&q) = self.agents.queue_ids.get(&request.queue) else {
+            tracing::warn!(
+                row,
+                queue = request.queue,
+                "callback kept in the database: no such queue in the config"
+            );
+            return;
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        self.agents.waiting.insert(
+            id,
+            Waiting {
+                call_id: request.call_id,
+                queue: request.queue,
+                priority: 0,
+                to_call: None,
+                context: CallerContext {
+                    caller: request.caller,
+                    path: request.path,
+                    variables: request.variables,
+                },
+                entered: now,
+                connected: None,
+                callback: Some(Callback {
+                    row,
+                    attempts,
+                    caller_leg: None,
+                    dial: None,
+                }),
+            },
+        );
+        self.route(
+            RouterEvent::Enqueue {
+                call: id,
+                queue: q,
+                priority: 0,
+            },
+            now,
+        );
+        self.route(RouterEvent::ToCallback { call: id }, now);
+    }
+
+    /// The agent answered a callback: they hear ringback while we look up the caller's number.
+    pub(super) fn callback_agent_answered(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        agent: usize,
+        agreed: sdp::Agreed,
+        _now: Instant,
+    ) {
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return;
+        };
+        let _ = self.shared.pacer.send(PacerCommand::Add {
+            id: leg.media,
+            socket: Arc::clone(&leg.socket),
+            remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
+            law: agreed.law,
+            telephone_event: agreed.telephone_event,
+            ssrc: random() as u32,
+            sequence: random() as u16,
+            timestamp: random() as u32,
+            notify: no_one_listens(),
+            listen_keys: false,
+        });
+        let ringback = self
+            .shared
+            .flows
+            .prompts
+            .frames(&[announce::RINGBACK.to_string()], agreed.law);
+        let _ = self.shared.pacer.send(PacerCommand::Play {
+            id: leg.media,
+            items: ringback,
+            looped: true,
+            tag: 0,
+        });
+        let Some(w) = self.agents.waiting.get_mut(&call) else {
+            return;
+        };
+        let caller = w.context.caller.clone();
+        let target = dial_target(&caller);
+        if let (Some((uri, _, _)), Some(cb)) = (&target, w.callback.as_mut()) {
+            cb.dial = Some(uri.clone());
+        }
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            caller,
+            "agent answered a callback: dialling the caller"
+        );
+        let sip = self.shared.sip.clone();
+        tokio::spawn(async move {
+            let resolved = match target {
+                Some((_, host, port)) => tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4)),
+                None => None,
+            };
+            let _ = sip.send(SipCommand::CallbackResolved {
+                id: call,
+                target: resolved,
+            });
+        });
+    }
+
+    /// Places the INVITE to the caller's number, while their agent waits.
+    pub(super) fn dial_caller(&mut self, id: u64, target: Option<SocketAddr>, now: Instant) {
+        let Some(w) = self.agents.waiting.get(&id) else {
+            return;
+        };
+        let Some(agent) = w
+            .connected
+            .as_ref()
+            .and_then(|l| self.agents.legs.get(l))
+            .map(|l| l.agent)
+        else {
+            return; // the agent hung up meanwhile
+        };
+        let (Some(target), Some(uri)) = (target, w.callback.as_ref().and_then(|c| c.dial.clone()))
+        else {
+            tracing::warn!(
+                caller = w.context.caller,
+                "cannot dial back: not a sip: URI with a reachable host"
+            );
+            return self.caller_unreached(id, now);
+        };
+        let Some(socket) = self.shared.ports.open() else {
+            tracing::warn!("cannot dial back: no RTP port free");
+            return self.caller_unreached(id, now);
+        };
+        let queue = clean(&w.queue).replace('"', "");
+        let domain = self.shared.config.sip.domain.clone();
+        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
+        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let offer = sdp::describe(
+            random() & 0xFFFF_FFFF,
+            1,
+            self.shared.media_ip,
+            rtp_port,
+            None,
+        );
+        let headers = vec![
+            header("Via", &self.via(Link::Udp)),
+            header("Max-Forwards", "70"),
+            header(
+                "From",
+                &format!("\"{queue}\" <sip:hotline@{domain}>;tag={}", tag()),
+            ),
+            header("To", &format!("<{uri}>")),
+            header("Call-ID", &leg_id),
+            header("CSeq", "1 INVITE"),
+            header("Contact", &self.contact(Link::Udp)),
+            header("Allow", ALLOW),
+            header("User-Agent", "hotline"),
+            header("Content-Type", "application/sdp"),
+        ];
+        let invite = Message {
+            start: Start::Request {
+                method: "INVITE".into(),
+                uri: uri.clone(),
+            },
+            headers,
+            body: offer.into_bytes(),
+        };
+        tracing::info!(uri, %target, "calling the caller back");
+        self.send_request(&invite, Link::Udp, target, Some(leg_id.clone()), now);
+        let media = self.next_call;
+        self.next_call += 1;
+        self.agents.legs.insert(
+            leg_id.clone(),
+            Leg {
+                call: id,
+                agent,
+                customer: true,
+                invite,
+                link: Link::Udp,
+                peer: target,
+                state: LegState::Ringing,
+                socket,
+                media,
+            },
+        );
+        if let Some(cb) = self
+            .agents
+            .waiting
+            .get_mut(&id)
+            .and_then(|w| w.callback.as_mut())
+        {
+            cb.caller_leg = Some(leg_id.clone());
+        }
+        self.schedule(now + CALLER_RING, TimerRef::CallbackRing(leg_id));
+    }
+
+    /// An answer to our INVITE to the caller.
+    pub(super) fn on_caller_leg_response(
+        &mut self,
+        leg_id: &str,
+        code: u16,
+        resp: Message,
+        via: String,
+        now: Instant,
+    ) {
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
+            return;
+        };
+        let call = leg.call;
+        match (code, &leg.state) {
+            (100..=199, _) => {}
+            (200..=299, LegState::Up { ack, .. }) => {
+                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
+                self.send(link, peer, ack);
+            }
+            (200..=299, _) => {
+                let cancelled = matches!(leg.state, LegState::Cancelled);
+                let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
+                    tracing::info!("the caller's 200 has no usable Contact");
+                    self.remove_leg(leg_id);
+                    return self.caller_unreached(call, now);
+                };
+                let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
+                let (link, peer) = (leg.link, leg.peer);
+                self.send(link, peer, Arc::clone(&ack));
+                if let Some(leg) = self.agents.legs.get_mut(leg_id) {
+                    leg.state = LegState::Up { dialog, ack };
+                }
+                if cancelled {
+                    return self.hang_up_leg(leg_id, now);
+                }
+                match sdp::parse_offer(&String::from_utf8_lossy(&resp.body))
+                    .and_then(|o| o.negotiate())
+                {
+                    Ok(agreed) => self.caller_answered(leg_id, call, agreed),
+                    Err(e) => {
+                        tracing::info!("the caller's answer has no usable media: {e}");
+                        self.hang_up_leg(leg_id, now);
+                        self.caller_unreached(call, now);
+                    }
+                }
+            }
+            (_, LegState::Ringing) => {
+                tracing::info!(code, "the caller did not take the callback");
+                self.remove_leg(leg_id);
+                self.caller_unreached(call, now);
+            }
+            (_, _) => self.remove_leg(leg_id),
+        }
+    }
+
+    /// The caller picked up: bridge them to the waiting agent; the callback is done.
+    fn caller_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
+        let Some(w) = self.agents.waiting.get_mut(&call) else {
+            return;
+        };
+        let Some(agent_media) = w
+            .connected
+            .as_ref()
+            .and_then(|l| self.agents.legs.get(l))
+            .map(|l| l.media)
+        else {
+            return;
+        };
+        let Some(cb) = w.callback.as_mut() else {
+            return;
+        };
+        cb.attempts += 1;
+        let (row, attempts) = (cb.row, cb.attempts);
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return;
+        };
+        let _ = self.shared.pacer.send(PacerCommand::Add {
+            id: leg.media,
+            socket: Arc::clone(&leg.socket),
+            remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
+            law: agreed.law,
+            telephone_event: agreed.telephone_event,
+            ssrc: random() as u32,
+            sequence: random() as u16,
+            timestamp: random() as u32,
+            notify: no_one_listens(),
+            listen_keys: false,
+        });
+        let _ = self.shared.pacer.send(PacerCommand::Bridge {
+            a: agent_media,
+            b: leg.media,
+        });
+        tracing::info!(row, attempts, "the caller answered the callback: bridged");
+        self.record_callback(row, CallbackState::Done, attempts);
+    }
+
+    /// The caller's phone rang too long: stop it.
+    pub(super) fn callback_ring_timeout(&mut self, leg_id: &str, now: Instant) {
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return;
+        };
+        if !matches!(leg.state, LegState::Ringing) {
+            return;
+        }
+        let call = leg.call;
+        tracing::info!(
+            ring_s = CALLER_RING.as_secs(),
+            "the caller did not answer the callback"
+        );
+        self.cancel_leg(leg_id, now);
+        self.caller_unreached(call, now);
+    }
+
+    /// Nobody took the call to the caller: the agent is released, and the callback goes back
+    /// in line later, or is given up after `MAX_ATTEMPTS`.
+    pub(super) fn caller_unreached(&mut self, call: u64, now: Instant) {
+        let Some(w) = self.agents.waiting.get_mut(&call) else {
+            return;
+        };
+        let agent_leg = w.connected.take();
+        let Some(cb) = w.callback.as_mut() else {
+            return;
+        };
+        cb.attempts += 1;
+        cb.caller_leg = None;
+        let (row, attempts) = (cb.row, cb.attempts);
+        if let Some(l) = agent_leg {
+            self.hang_up_leg(&l, now);
+        }
+        self.route(RouterEvent::Ended { call }, now);
+        if attempts >= MAX_ATTEMPTS {
+            tracing::warn!(
+                row,
+                attempts,
+                "callback given up: the caller never answered"
+            );
+            self.agents.waiting.remove(&call);
+            self.record_callback(row, CallbackState::Failed, attempts);
+        } else {
+            tracing::info!(
+                row,
+                attempts,
+                retry_s = RETRY_AFTER.as_secs(),
+                "callback back in line later"
+            );
+            self.record_callback(row, CallbackState::Pending, attempts);
+            self.schedule(now + RETRY_AFTER, TimerRef::CallbackRetry(call));
+        }
+    }
+
+    /// An unanswered callback's retry is due: it joins the line again.
+    pub(super) fn retry_callback(&mut self, id: u64, now: Instant) {
+        let Some(w) = self.agents.waiting.get(&id) else {
+            return;
+        };
+        let Some(&q) = self.agents.queue_ids.get(&w.queue) else {
+            return;
+        };
+        let priority = w.priority;
+        self.route(
+            RouterEvent::Enqueue {
+                call: id,
+                queue: q,
+                priority,
+            },
+            now,
+        );
+        self.route(RouterEvent::ToCallback { call: id }, now);
+    }
+
+    /// One of a callback's legs hung up (its leg already forgotten): end the other.
+    pub(super) fn callback_leg_hung_up(&mut self, call: u64, now: Instant) {
+        let Some(w) = self.agents.waiting.get(&call) else {
+            return;
+        };
+        let agent_leg = w.connected.clone();
+        let caller_leg = w.callback.as_ref().and_then(|c| c.caller_leg.clone());
+        let agent_here = agent_leg
+            .as_ref()
+            .is_some_and(|l| self.agents.legs.contains_key(l));
+        let caller_state = caller_leg
+            .as_ref()
+            .and_then(|l| self.agents.legs.get(l))
+            .map(|l| matches!(l.state, LegState::Up { .. }));
+        match (agent_here, caller_state) {
+            // The caller hung up after talking: the agent's side ends too.
+            (true, _) => {
+                if let Some(l) = agent_leg {
+                    self.hang_up_leg(&l, now);
+                }
+                self.callback_over(call, now);
+            }
+            // The agent hung up after talking to the caller.
+            (false, Some(true)) => {
+                if let Some(l) = caller_leg {
+                    self.hang_up_leg(&l, now);
+                }
+                self.callback_over(call, now);
+            }
+            // The agent gave up before the caller answered: try again later.
+            (false, Some(false)) => {
+                if let Some(l) = caller_leg {
+                    self.cancel_leg(&l, now);
+                }
+                self.caller_unreached(call, now);
+            }
+            (false, None) => self.caller_unreached(call, now),
+        }
+    }
+
+    fn callback_over(&mut self, call: u64, now: Instant) {
+        tracing::info!("callback call ended");
+        self.agents.waiting.remove(&call);
+        self.route(RouterEvent::Ended { call }, now);
+    }
+
+    /// Writes a callback's progress to the store, off the signalling task.
+    fn record_callback(&self, row: i64, state: CallbackState, attempts: u32) {
+        let store = Arc::clone(&self.shared.store);
+        tokio::task::spawn_blocking(move || {
+            let result = match store.lock() {
+                Ok(s) => s
+                    .set_callback_state(row, state, attempts)
+                    .map_err(|e| e.to_string()),
+                Err(_) => Err("the store lock is poisoned".to_string()),
+            };
+            if let Err(e) = result {
+                tracing::error!(row, "callback state NOT saved: {e}");
+            }
+        });
+    }
+}
+
+/// Where to dial a caller back: their `sip:` URI (without header fields), its host and port.
+/// `tel:` numbers and other schemes cannot be dialled without a gateway.
+fn dial_target(caller: &str) -> Option<(String, String, u16)> {
+    let uri = caller.trim().split('?').next()?;
+    let (scheme, rest) = uri.split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("sip") {
+        return None;
+    }
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let hostport = hostport.split(';').next()?;
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5060,
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+    {
+        return None;
+    }
+    Some((uri.to_string(), host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dial_target;
+
+    #[test]
+    fn a_caller_is_dialled_back_at_their_sip_uri() {
+        assert_eq!(
+            dial_target("sip:ana@127.0.0.1:5070"),
+            Some(("sip:ana@127.0.0.1:5070".into(), "127.0.0.1".into(), 5070))
+        );
+        assert_eq!(
+            dial_target("sip:+34600111222@trunk.example.com;user=phone?subject=x"),
+            Some((
+                "sip:+34600111222@trunk.example.com;user=phone".into(),
+                "trunk.example.com".into(),
+                5060
+            ))
+        );
+        assert_eq!(
+            dial_target("sip:bob@[2001:db8::1]:5080").map(|t| (t.1, t.2)),
+            Some(("2001:db8::1".into(), 5080))
+        );
+        assert_eq!(dial_target("tel:+34600111222"), None, "needs a gateway");
+        assert_eq!(dial_target("sip:ana@host:99999"), None);
+        assert_eq!(dial_target("sip:ana@ho st"), None);
+        assert_eq!(dial_target(""), None);
+    }
+}
