@@ -33,6 +33,9 @@ struct Ports {
     sipp_media: u16,
     listen_rtp: u16,
     http: u16,
+    /// Where the transfer line's target phone answers (SIP), and its media.
+    transfer_target: u16,
+    transfer_media: u16,
 }
 
 impl Ports {
@@ -49,6 +52,8 @@ impl Ports {
             sipp_media: base + 44,
             listen_rtp: base + 56,
             http: base + 60,
+            transfer_target: base + 62,
+            transfer_media: base + 52,
         }
     }
 }
@@ -153,6 +158,11 @@ impl Server {
         std::fs::write(p.join("flows/hold.toml"), HOLD).unwrap();
         std::fs::write(p.join("flows/agentline.toml"), agents::LINE).unwrap();
         std::fs::write(p.join("flows/waitline.toml"), agents::WAIT_LINE).unwrap();
+        std::fs::write(
+            p.join("flows/transferline.toml"),
+            agents::transfer_line(ports.transfer_target),
+        )
+        .unwrap();
         write_prompt(&p.join("prompts/welcome.wav"), 2.0, 700.0);
         write_prompt(&p.join("prompts/short.wav"), 0.3, 500.0);
         write_prompt(&p.join("prompts/hold.wav"), 1.0, 300.0);
@@ -175,6 +185,7 @@ default = "main"
 hold = "hold"
 agent = "agentline"
 wait = "waitline"
+front = "transferline"
 
 {tail}"#,
             sip = ports.sip,

@@ -48,8 +48,12 @@ pub enum CallInput {
     NoAgents,
     /// An agent answered: the media loop bridges the caller to them.
     AgentAnswered { agent: String },
-    /// The agent hung up: the call ends.
+    /// The agent (or the transfer target) hung up: the call ends.
     AgentHungUp,
+    /// The transfer target answered: the media loop bridges the caller to it.
+    TransferAnswered { to: String },
+    /// The transfer did not connect (declined, no answer, unreachable).
+    TransferFailed,
 }
 
 pub struct CallSetup {
@@ -148,6 +152,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut call = Call::new(&flows.set, &flows.calendars, line);
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
+    let mut transferring = false;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
@@ -220,11 +225,32 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             },
                         });
                     }
-                    Action::Transfer { to, .. } => {
-                        // Outbound legs arrive with agent phones; until then the flow's
-                        // on_failure path takes the caller on.
-                        tracing::warn!(to, "transfer not dialled: outbound calls are not enabled");
-                        next.extend(call.handle(Event::TransferFailed, now));
+                    Action::Transfer { to, ring_timeout_s } => {
+                        tracing::info!(
+                            to,
+                            ring_timeout_s,
+                            "transferring to a live human elsewhere"
+                        );
+                        transferring = true;
+                        tag += 1;
+                        // Ringback while it rings, when the queue prompts are installed.
+                        let ringback = flows.prompts.frames(&[announce::RINGBACK.to_string()], law);
+                        play(&shared, id, ringback, true, tag);
+                        let _ = shared.sip.send(SipCommand::Transfer {
+                            id,
+                            call_id: call_id.clone(),
+                            to,
+                            ring_timeout_s,
+                            context: CallerContext {
+                                caller: caller.clone(),
+                                path: call.path().to_vec(),
+                                variables: call
+                                    .variables()
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            },
+                        });
                     }
                     Action::RecordVoicemail {
                         mailbox,
@@ -350,6 +376,22 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         pending = call.handle(Event::Connected, now);
                     }
                     Some(CallInput::AgentAnswered { .. }) => {}
+                    Some(CallInput::TransferAnswered { to }) if transferring => {
+                        tracing::info!(to, "connected to the transfer target");
+                        transferring = false;
+                        bridged = true;
+                        agent_answered = Some(to);
+                        tag += 1;
+                        pending = call.handle(Event::Connected, now);
+                    }
+                    Some(CallInput::TransferFailed) if transferring => {
+                        tracing::info!("the transfer did not connect: on_failure");
+                        transferring = false;
+                        tag += 1;
+                        let _ = shared.pacer.send(PacerCommand::Stop { id });
+                        pending = call.handle(Event::TransferFailed, now);
+                    }
+                    Some(CallInput::TransferAnswered { .. } | CallInput::TransferFailed) => {}
                     Some(CallInput::AgentHungUp) => {
                         tracing::info!("the agent hung up");
                         we_hang_up = true;

@@ -6,6 +6,7 @@
 
 mod agents;
 mod callbacks;
+mod transfers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -58,6 +59,16 @@ pub enum SipCommand {
         row: i64,
         request: crate::store::CallbackRequest,
     },
+    /// The caller reached a transfer node: dial its target, bridge on answer.
+    Transfer {
+        id: u64,
+        call_id: String,
+        to: String,
+        ring_timeout_s: u32,
+        context: CallerContext,
+    },
+    /// The transfer target's host resolved (or not): dial it.
+    TransferResolved { id: u64, target: Option<SocketAddr> },
     /// The callback's number resolved (or not): dial it.
     CallbackResolved { id: u64, target: Option<SocketAddr> },
     /// A question from the HTTP API.
@@ -123,6 +134,8 @@ enum TimerRef {
     CallbackRing(String),
     /// A callback nobody answered is due to try again.
     CallbackRetry(u64),
+    /// A transfer target rang for its `ring_timeout_s` (its leg's Call-ID).
+    TransferRing(String),
 }
 
 pub struct Signalling {
@@ -973,6 +986,16 @@ impl Signalling {
                 self.add_callback(row, request, 0, now);
             }
             SipCommand::CallbackResolved { id, target } => self.dial_caller(id, target, now),
+            SipCommand::Transfer {
+                id,
+                call_id,
+                to,
+                ring_timeout_s,
+                context,
+            } => self.transfer(id, &call_id, to, ring_timeout_s, context),
+            SipCommand::TransferResolved { id, target } => {
+                self.dial_transfer(id, target, now);
+            }
             SipCommand::Api(q) => self.api(q, now),
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
         }
@@ -1041,6 +1064,7 @@ impl Signalling {
                 TimerRef::Registrar => self.on_registrar_timer(now),
                 TimerRef::CallbackRing(leg) => self.callback_ring_timeout(&leg, now),
                 TimerRef::CallbackRetry(id) => self.retry_callback(id, now),
+                TimerRef::TransferRing(leg) => self.transfer_ring_timeout(&leg, now),
                 TimerRef::Transaction(key) => {
                     let Some(e) = self.transactions.get_mut(&key) else {
                         continue;

@@ -66,6 +66,31 @@ prompt = "short"
 max_length_s = 20
 "#;
 
+/// The transfer line: the caller is put through to a front desk at `port` (a SIPp phone in
+/// the tests); if it does not answer within 2 s, the caller leaves a message.
+pub fn transfer_line(port: u16) -> String {
+    format!(
+        r#"
+[flow]
+entry = "front"
+escape_digit = "0"
+escape_to = "front"
+
+[nodes.front]
+type = "transfer"
+to = "sip:frontdesk@127.0.0.1:{port}"
+ring_timeout_s = 2
+on_failure = "messages"
+
+[nodes.messages]
+type = "voicemail"
+mailbox = "front"
+prompt = "short"
+max_length_s = 20
+"#
+    )
+}
+
 /// The tone standing in for each queue prompt: 0.2 s (ten whole frames), its own frequency,
 /// so the test can tell from the RTP which prompts a caller heard and in what order.
 fn queue_prompt_tone(i: usize) -> f64 {
@@ -1439,3 +1464,119 @@ const AGENT_RINGS_ANY: &str = r#"  <recv request="INVITE" crlf="true"/>
     ]]>
   </send>
 "#;
+
+/// A transfer node puts the caller through to its SIP target: the target's phone rings with
+/// the caller's context, answers, the two hear each other, and the caller's BYE reaches it.
+#[test]
+fn a_transfer_puts_the_caller_through_to_its_target() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let target_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let target = sipp_at(
+        &server,
+        "front_desk",
+        &scenario(&[
+            r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:frontdesk@127.0.0.1" search_in="msg" check_it="true" assign_to="uri"/>
+      <ereg regexp="X-Hotline-Path: transferline.front" search_in="msg" check_it="true" assign_to="path"/>
+    </action>
+  </recv>
+  <Reference variables="uri,path"/>
+"#
+            .to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        server.ports.transfer_target,
+        server.ports.transfer_media,
+        &["-m", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let caller = server.sipp(
+        "caller",
+        &call("PCMU", Some(ports.listen(1)), &[pause(5000)], CALLER_BYE),
+        "front",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let target = finish(&server, "front_desk", target);
+    assert!(target.ok, "{}", target.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let said = pcap_audio();
+    let heard: Vec<u8> = target_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "the target heard the caller\n{log}"
+    );
+    let said_mu: Vec<u8> = said
+        .iter()
+        .map(|&b| Law::Pcmu.encode(Law::Pcma.decode(b)))
+        .collect();
+    let heard: Vec<u8> = caller_hears
+        .stop()
+        .into_iter()
+        .filter(|p| p.0 == 0)
+        .flat_map(|p| p.1)
+        .collect();
+    assert!(
+        matched_speech(&heard, &said_mu) >= 8000 * 2,
+        "the caller heard the target\n{log}"
+    );
+}
+
+/// A transfer target that declines sends the caller to the node's `on_failure` (a mailbox).
+#[test]
+fn a_declined_transfer_takes_on_failure() {
+    let server = server();
+    let target = sipp_at(
+        &server,
+        "front_desk",
+        &scenario(&[r#"  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]B[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#
+        .to_string()]),
+        server.ports.transfer_target,
+        server.ports.transfer_media,
+        &["-m", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(1500), speak(), pause(3000)],
+            CALLER_BYE,
+        ),
+        "front",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let target = finish(&server, "front_desk", target);
+    assert!(target.ok, "{}", target.text);
+    let vm = server.voicemails_when("front", 1);
+    assert_eq!(
+        vm.len(),
+        1,
+        "a message in the front mailbox\n{}",
+        server.log()
+    );
+    assert_eq!(
+        path_of(&vm[0].0),
+        ["transferline.front", "failure", "transferline.messages"]
+    );
+}

@@ -51,13 +51,23 @@ pub(super) enum LegState {
     },
 }
 
-/// A call we place: to an agent's phone, or (for a callback) to the caller.
+/// Whom a leg we place calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LegKind {
+    /// An agent's registered phone.
+    Agent,
+    /// The caller's number, for a callback (the agent already waits).
+    CallbackCaller,
+    /// A flow's transfer target, for a caller on the line.
+    Transfer,
+}
+
+/// A call we place: to an agent's phone, to a caller (for a callback), or to a transfer target.
 pub(super) struct Leg {
     pub(super) call: u64,
-    /// The agent it rings, or who waits on it for a callback.
+    /// The agent it rings, or who waits on it for a callback (unused for a transfer).
     pub(super) agent: usize,
-    /// This leg dials the caller back.
-    pub(super) customer: bool,
+    pub(super) kind: LegKind,
     pub(super) invite: Message,
     pub(super) link: Link,
     pub(super) peer: SocketAddr,
@@ -75,6 +85,8 @@ pub(super) struct Agents {
     pub queue_ids: HashMap<String, usize>,
     pub queue_names: Vec<String>,
     pub waiting: HashMap<u64, Waiting>,
+    /// Callers being transferred (or bridged to a transfer target), by call.
+    pub transfers: HashMap<u64, super::transfers::Transfer>,
     pub legs: HashMap<String, Leg>,
     /// Which leg rings which agent for which call.
     leg_of: HashMap<(u64, usize), String>,
@@ -143,6 +155,7 @@ impl Agents {
                 .map(|(i, q)| (q.name.clone(), i))
                 .collect(),
             waiting: HashMap::new(),
+            transfers: HashMap::new(),
             legs: HashMap::new(),
             leg_of: HashMap::new(),
             router_timer: None,
@@ -300,6 +313,7 @@ impl Signalling {
     /// The caller left the queue (its wait ran out) or the call ended: stop ringing for it,
     /// or hang up its agent.
     pub(super) fn leave(&mut self, id: u64, now: Instant) {
+        self.end_transfer(id, now);
         if self
             .agents
             .waiting
@@ -441,7 +455,7 @@ impl Signalling {
             Leg {
                 call,
                 agent,
-                customer: false,
+                kind: LegKind::Agent,
                 invite,
                 link: b.link,
                 peer: b.target,
@@ -493,8 +507,12 @@ impl Signalling {
             return;
         };
         let (call, agent) = (leg.call, leg.agent);
-        if leg.customer {
-            return self.on_caller_leg_response(leg_id, code, resp, via, now);
+        match leg.kind {
+            LegKind::CallbackCaller => {
+                return self.on_caller_leg_response(leg_id, code, resp, via, now);
+            }
+            LegKind::Transfer => return self.on_transfer_response(leg_id, code, resp, via, now),
+            LegKind::Agent => {}
         }
         match (code, &leg.state) {
             (100..=199, _) => {}
@@ -553,12 +571,17 @@ impl Signalling {
             return;
         };
         let ringing = matches!(leg.state, LegState::Ringing);
-        let (call, agent, customer) = (leg.call, leg.agent, leg.customer);
+        let (call, agent, kind) = (leg.call, leg.agent, leg.kind);
         self.remove_leg(leg_id);
-        if customer {
+        if kind == LegKind::CallbackCaller {
             if ringing {
                 tracing::info!("the callback's call to the caller got no answer at all");
                 self.caller_unreached(call, now);
+            }
+        } else if kind == LegKind::Transfer {
+            if ringing {
+                tracing::info!("the transfer target never answered our INVITE");
+                self.transfer_failed(call);
             }
         } else if ringing {
             self.route(RouterEvent::Declined { call, agent }, now);
@@ -707,11 +730,14 @@ impl Signalling {
                     Vec::new(),
                     now,
                 );
-                let call = self.agents.legs.get(&call_id).map(|l| l.call);
+                let leg = self.agents.legs.get(&call_id).map(|l| (l.call, l.kind));
                 self.remove_leg(&call_id);
-                let Some(call) = call else {
+                let Some((call, kind)) = leg else {
                     return;
                 };
+                if kind == LegKind::Transfer {
+                    return self.transfer_hung_up(call);
+                }
                 if self
                     .agents
                     .waiting

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agents::{Leg, LegState, Waiting, clean, header, no_one_listens};
+use super::agents::{Leg, LegKind, LegState, Waiting, clean, header, no_one_listens};
 use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
@@ -271,7 +271,7 @@ impl Signalling {
             Leg {
                 call: id,
                 agent,
-                customer: true,
+                kind: LegKind::CallbackCaller,
                 invite,
                 link: Link::Udp,
                 peer: target,
@@ -526,7 +526,7 @@ impl Signalling {
 
 /// Where to dial a caller back: their `sip:` URI (without header fields), its host and port.
 /// `tel:` numbers and other schemes cannot be dialled without a gateway.
-fn dial_target(caller: &str) -> Option<(String, String, u16)> {
+pub(super) fn dial_target(caller: &str) -> Option<(String, String, u16)> {
     let uri = caller.trim().split('?').next()?;
     let (scheme, rest) = uri.split_once(':')?;
     if !scheme.eq_ignore_ascii_case("sip") {
