@@ -889,6 +889,60 @@ impl Signalling {
     }
 }
 
+/// What a 2xx to one of our INVITEs leaves to do, once `take_answer` has ACKed it.
+pub(super) enum Answer {
+    /// The leg is up with this media: bridge it.
+    Media(sdp::Agreed),
+    /// Nothing: a retransmitted 2xx, or an answer to a leg we had cancelled (hung up again).
+    Nothing,
+    /// Unusable (no Contact, no common codec): the leg is gone; treat it as not answered.
+    Unusable,
+}
+
+impl Signalling {
+    /// ACKs a 2xx to our INVITE on `leg_id` and reads its media.
+    pub(super) fn take_answer(
+        &mut self,
+        leg_id: &str,
+        resp: &Message,
+        via: &str,
+        now: Instant,
+    ) -> Answer {
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return Answer::Nothing;
+        };
+        if let LegState::Up { ack, .. } = &leg.state {
+            let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
+            self.send(link, peer, ack);
+            return Answer::Nothing;
+        }
+        let cancelled = matches!(leg.state, LegState::Cancelled);
+        let Ok(dialog) = Dialog::from_answer(&leg.invite, resp) else {
+            tracing::info!("a 200 to our INVITE has no usable Contact");
+            self.remove_leg(leg_id);
+            return Answer::Unusable;
+        };
+        let ack: Arc<[u8]> = dialog.ack(via).to_bytes().into();
+        let (link, peer) = (leg.link, leg.peer);
+        self.send(link, peer, Arc::clone(&ack));
+        if let Some(leg) = self.agents.legs.get_mut(leg_id) {
+            leg.state = LegState::Up { dialog, ack };
+        }
+        if cancelled {
+            self.hang_up_leg(leg_id, now);
+            return Answer::Nothing;
+        }
+        match sdp::parse_offer(&String::from_utf8_lossy(&resp.body)).and_then(|o| o.negotiate()) {
+            Ok(agreed) => Answer::Media(agreed),
+            Err(e) => {
+                tracing::info!("a 200 to our INVITE has no usable media: {e}");
+                self.hang_up_leg(leg_id, now);
+                Answer::Unusable
+            }
+        }
+    }
+}
+
 /// The media loop's notifications for a leg no call task follows (a callback's legs).
 pub(super) fn no_one_listens() -> mpsc::UnboundedSender<CallInput> {
     mpsc::unbounded_channel().0

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agents::{Leg, LegKind, LegState, Waiting, clean, header, no_one_listens};
+use super::agents::{Answer, Leg, LegKind, LegState, Waiting, clean, header, no_one_listens};
 use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
-use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::dialog::ALLOW;
 use crate::sip::sdp;
 use crate::sip::transport::Link;
 use crate::sip::wire::{Message, Start};
@@ -306,37 +306,11 @@ impl Signalling {
         let call = leg.call;
         match (code, &leg.state) {
             (100..=199, _) => {}
-            (200..=299, LegState::Up { ack, .. }) => {
-                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
-                self.send(link, peer, ack);
-            }
-            (200..=299, _) => {
-                let cancelled = matches!(leg.state, LegState::Cancelled);
-                let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
-                    tracing::info!("the caller's 200 has no usable Contact");
-                    self.remove_leg(leg_id);
-                    return self.caller_unreached(call, now);
-                };
-                let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
-                let (link, peer) = (leg.link, leg.peer);
-                self.send(link, peer, Arc::clone(&ack));
-                if let Some(leg) = self.agents.legs.get_mut(leg_id) {
-                    leg.state = LegState::Up { dialog, ack };
-                }
-                if cancelled {
-                    return self.hang_up_leg(leg_id, now);
-                }
-                match sdp::parse_offer(&String::from_utf8_lossy(&resp.body))
-                    .and_then(|o| o.negotiate())
-                {
-                    Ok(agreed) => self.caller_answered(leg_id, call, agreed),
-                    Err(e) => {
-                        tracing::info!("the caller's answer has no usable media: {e}");
-                        self.hang_up_leg(leg_id, now);
-                        self.caller_unreached(call, now);
-                    }
-                }
-            }
+            (200..=299, _) => match self.take_answer(leg_id, &resp, &via, now) {
+                Answer::Media(agreed) => self.caller_answered(leg_id, call, agreed),
+                Answer::Unusable => self.caller_unreached(call, now),
+                Answer::Nothing => {}
+            },
             (_, LegState::Ringing) => {
                 tracing::info!(code, "the caller did not take the callback");
                 self.remove_leg(leg_id);
