@@ -617,25 +617,18 @@ impl Signalling {
         else {
             return;
         };
-        let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
         tracing::info!(
             agent = self.agents.ids[agent],
             caller_call = w.call_id,
             waited_ms = now.saturating_duration_since(w.entered).as_millis() as u64,
             "agent answered: bridging"
         );
-        let _ = self.shared.pacer.send(PacerCommand::Add {
-            id: leg.media,
-            socket: Arc::clone(&leg.socket),
-            remote,
-            law: agreed.law,
-            telephone_event: agreed.telephone_event,
-            ssrc: random() as u32,
-            sequence: random() as u16,
-            timestamp: random() as u32,
-            notify: w.to_call.clone().unwrap_or_else(no_one_listens),
-            listen_keys: false,
-        });
+        add_leg_media(
+            &self.shared,
+            leg,
+            &agreed,
+            w.to_call.clone().unwrap_or_else(no_one_listens),
+        );
         let _ = self.shared.pacer.send(PacerCommand::Bridge {
             a: call,
             b: leg.media,
@@ -941,6 +934,27 @@ impl Signalling {
             }
         }
     }
+}
+
+/// Hands an answered leg's media to the media loop (keys on it are not listened for).
+pub(super) fn add_leg_media(
+    shared: &crate::server::Shared,
+    leg: &Leg,
+    agreed: &sdp::Agreed,
+    notify: mpsc::UnboundedSender<CallInput>,
+) {
+    let _ = shared.pacer.send(PacerCommand::Add {
+        id: leg.media,
+        socket: Arc::clone(&leg.socket),
+        remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
+        law: agreed.law,
+        telephone_event: agreed.telephone_event,
+        ssrc: random() as u32,
+        sequence: random() as u16,
+        timestamp: random() as u32,
+        notify,
+        listen_keys: false,
+    });
 }
 
 /// The media loop's notifications for a leg no call task follows (a callback's legs).

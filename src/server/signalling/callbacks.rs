@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agents::{Answer, Leg, LegKind, LegState, Waiting, clean, header, no_one_listens};
+use super::agents::{
+    Answer, Leg, LegKind, LegState, Waiting, add_leg_media, clean, header, no_one_listens,
+};
 use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
@@ -151,18 +153,7 @@ impl Signalling {
         let Some(leg) = self.agents.legs.get(leg_id) else {
             return;
         };
-        let _ = self.shared.pacer.send(PacerCommand::Add {
-            id: leg.media,
-            socket: Arc::clone(&leg.socket),
-            remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
-            law: agreed.law,
-            telephone_event: agreed.telephone_event,
-            ssrc: random() as u32,
-            sequence: random() as u16,
-            timestamp: random() as u32,
-            notify: no_one_listens(),
-            listen_keys: false,
-        });
+        add_leg_media(&self.shared, leg, &agreed, no_one_listens());
         let ringback = self
             .shared
             .flows
@@ -341,18 +332,7 @@ impl Signalling {
         let Some(leg) = self.agents.legs.get(leg_id) else {
             return;
         };
-        let _ = self.shared.pacer.send(PacerCommand::Add {
-            id: leg.media,
-            socket: Arc::clone(&leg.socket),
-            remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
-            law: agreed.law,
-            telephone_event: agreed.telephone_event,
-            ssrc: random() as u32,
-            sequence: random() as u16,
-            timestamp: random() as u32,
-            notify: no_one_listens(),
-            listen_keys: false,
-        });
+        add_leg_media(&self.shared, leg, &agreed, no_one_listens());
         let _ = self.shared.pacer.send(PacerCommand::Bridge {
             a: agent_media,
             b: leg.media,

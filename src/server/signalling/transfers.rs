@@ -5,12 +5,11 @@
 //! unresolvable: the flow's `on_failure` takes the caller on. The caller hanging up cancels it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::agents::{Answer, Leg, LegKind, LegState, clean, header};
+use super::agents::{Answer, Leg, LegKind, LegState, add_leg_media, clean, header};
 use super::callbacks::dial_target;
 use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
 use crate::server::call::CallInput;
@@ -196,18 +195,7 @@ impl Signalling {
             return;
         };
         tracing::info!(to = t.uri, "the transfer target answered: bridging");
-        let _ = self.shared.pacer.send(PacerCommand::Add {
-            id: leg.media,
-            socket: Arc::clone(&leg.socket),
-            remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
-            law: agreed.law,
-            telephone_event: agreed.telephone_event,
-            ssrc: random() as u32,
-            sequence: random() as u16,
-            timestamp: random() as u32,
-            notify: t.to_call.clone(),
-            listen_keys: false,
-        });
+        add_leg_media(&self.shared, leg, &agreed, t.to_call.clone());
         let _ = self.shared.pacer.send(PacerCommand::Bridge {
             a: call,
             b: leg.media,
