@@ -131,8 +131,9 @@ pub fn spawn(
 /// than sending a burst of frames.
 const RESYNC: Duration = Duration::from_millis(200);
 
-/// The mid-tick receive pass runs while a tick's work (reading and sending) takes less.
-const SPARE_FOR_MID_PASS: Duration = Duration::from_millis(4);
+/// Between ticks, packets are read as they come, but at most once per this interval: a key
+/// press reaches its call within about this much, and a busy line costs few wake-ups.
+const READ_GAP: Duration = Duration::from_millis(2);
 
 fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStats>) {
     // Ordered by call: each call keeps its place in the tick, so its packets keep their
@@ -144,21 +145,28 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     let mut pairs: Vec<(u64, u64)> = Vec::new();
     let mut start = Instant::now();
     let mut tick: u32 = 0;
-    let mut last_work = Duration::ZERO;
     loop {
         tick = tick.wrapping_add(1);
         let due = start + TICK * tick;
+        // Until the tick is due, what arrives is read as it comes (in batches READ_GAP apart):
+        // a key pressed just after a tick reaches its call task (and the agent's phone rings)
+        // without waiting for the next tick, and the tick itself has less to read.
         let mut received = 0;
-        // A receive pass half way between two send ticks, while the loop has time to spare:
-        // a key pressed just after a tick reaches the call task (and the agent's phone rings)
-        // up to 10 ms sooner. It costs one more poll per tick (the packets read are the same
-        // ones), which near the loop's limit would cost pacing instead.
-        let half = due
-            .checked_sub(TICK / 2)
-            .filter(|_| last_work < SPARE_FOR_MID_PASS);
-        if let Some(half) = half.filter(|h| *h > Instant::now()) {
-            std::thread::sleep(half - Instant::now());
-            received += receive_pass(&mut legs, &mut poller, &mut batch);
+        loop {
+            let now = Instant::now();
+            let Some(left) = due.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+                break;
+            };
+            let whole_ms = left.as_millis() as i32;
+            if whole_ms == 0 {
+                std::thread::sleep(left);
+                break;
+            }
+            let n = receive_pass(&mut legs, &mut poller, &mut batch, whole_ms);
+            received += n;
+            if n > 0 && Instant::now() + READ_GAP < due {
+                std::thread::sleep(READ_GAP);
+            }
         }
         let now = Instant::now();
         if due > now {
@@ -173,14 +181,13 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         loop {
             match commands.try_recv() {
                 Ok(PacerCommand::Shutdown) => return,
-                Ok(c) => apply(&mut legs, c),
+                Ok(c) => apply(&mut legs, &mut poller, c),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
         let mut sent = 0;
-        let work_started = Instant::now();
-        received += receive_pass(&mut legs, &mut poller, &mut batch);
+        received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         relay(&mut legs, &mut pairs);
         for leg in legs.values_mut() {
             let mut finished = None;
@@ -226,20 +233,32 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         }
         stats.packets.fetch_add(sent, Ordering::Relaxed);
         stats.received.fetch_add(received, Ordering::Relaxed);
-        last_work = work_started.elapsed();
     }
 }
 
-/// Reads every leg's socket that has packets waiting; returns how many packets.
-fn receive_pass(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, batch: &mut Batch) -> u64 {
+/// Reads every leg's socket that has packets waiting, waiting up to `timeout_ms` for the
+/// first; returns how many packets.
+fn receive_pass(
+    legs: &mut BTreeMap<u64, Leg>,
+    poller: &mut Poller,
+    batch: &mut Batch,
+    timeout_ms: i32,
+) -> u64 {
     let mut received = 0;
-    let ready = poller.poll(legs.values().map(|l| &*l.socket));
-    for (leg, &readable) in legs.values_mut().zip(ready) {
-        if readable {
-            received += receive(leg, batch);
+    let mut timeout_ms = timeout_ms;
+    loop {
+        let (ready, full) = poller.wait(timeout_ms);
+        for key in ready {
+            if let Some(leg) = legs.get_mut(key) {
+                received += receive(leg, batch);
+            }
         }
+        // More sockets were ready than one wait reports: the ones read are quiet now.
+        if !full {
+            return received;
+        }
+        timeout_ms = 0;
     }
-    received
 }
 
 /// Reads what the caller sent since the last tick; returns how many packets.
@@ -308,7 +327,7 @@ fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
     }
 }
 
-fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
+fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
     match c {
         PacerCommand::Add {
             id,
@@ -322,7 +341,8 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
             notify,
             listen_keys,
         } => {
-            legs.insert(
+            poller.add(&socket, id);
+            if let Some(old) = legs.insert(
                 id,
                 Leg {
                     socket,
@@ -346,7 +366,12 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
                     relay_frame: [0; SAMPLES_PER_PACKET],
                     stream_law: law,
                 },
-            );
+            ) {
+                // Same id again: the new socket was added above, the old one goes.
+                if !Arc::ptr_eq(&old.socket, &legs[&id].socket) {
+                    poller.remove(&old.socket);
+                }
+            }
         }
         PacerCommand::Play {
             id,
@@ -391,7 +416,11 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, c: PacerCommand) {
             }
         }
         PacerCommand::Remove { id } => {
-            if let Some(peer) = legs.remove(&id).and_then(|l| l.peer)
+            let gone = legs.remove(&id);
+            if let Some(l) = &gone {
+                poller.remove(&l.socket);
+            }
+            if let Some(peer) = gone.and_then(|l| l.peer)
                 && let Some(p) = legs.get_mut(&peer)
             {
                 p.peer = None;

@@ -1,11 +1,14 @@
-//! The two system calls that make one media tick cheap on Linux: `poll` over every call's RTP
-//! socket at once (which of them has something to read), and `recvmmsg` (everything queued on
-//! one socket in one call). Without them each call costs a `recvfrom` that finds nothing on
+//! The two system calls that make one media tick cheap on Linux: `epoll_wait` over every call's
+//! RTP socket at once (which of them has something to read, without looking at the others), and
+//! `recvmmsg` (everything queued on one socket in one call). Without them each call costs a `recvfrom` that finds nothing on
 //! every tick. Elsewhere, plain non-blocking reads do the same work.
 
 use std::net::{SocketAddr, UdpSocket};
 
 use crate::media::rtp::MAX_PACKET;
+
+/// Readable sockets reported by one wait at most.
+pub const READY_AT_ONCE: usize = 1024;
 
 /// Packets taken from one socket per tick at most.
 pub const BATCH: usize = 8;
@@ -49,41 +52,72 @@ mod imp {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
 
-    /// Which sockets have something to read, in one system call.
-    #[derive(Default)]
+    /// The sockets with something to read, without looking at the others: an epoll set
+    /// holding every leg's socket, each under its leg's key. Waiting on it between ticks lets
+    /// a packet be read (a key press reach its call) as soon as it arrives.
     pub struct Poller {
-        fds: Vec<libc::pollfd>,
-        ready: Vec<bool>,
+        ep: Option<std::os::fd::OwnedFd>,
+        events: Vec<libc::epoll_event>,
+        ready: Vec<u64>,
+    }
+
+    impl Default for Poller {
+        fn default() -> Self {
+            use std::os::fd::FromRawFd;
+            // SAFETY: epoll_create1 has no memory arguments; a valid result is a new fd we own.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            Poller {
+                // SAFETY: `fd` was just returned by epoll_create1 and nothing else owns it.
+                ep: (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+                events: vec![libc::epoll_event { events: 0, u64: 0 }; READY_AT_ONCE],
+                ready: Vec::new(),
+            }
+        }
     }
 
     impl Poller {
-        /// `result[i]` says whether the i-th socket is readable.
-        pub fn poll<'a>(&mut self, sockets: impl Iterator<Item = &'a UdpSocket>) -> &[bool] {
-            self.fds.clear();
-            self.fds.extend(sockets.map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-            self.ready.clear();
-            self.ready.resize(self.fds.len(), false);
-            readable(&mut self.fds, &mut self.ready);
-            &self.ready
+        /// Watches `socket`, reported as `key` when readable.
+        pub fn add(&mut self, socket: &UdpSocket, key: u64) {
+            self.ctl(libc::EPOLL_CTL_ADD, socket, key);
         }
-    }
 
-    fn readable(fds: &mut [libc::pollfd], ready: &mut [bool]) {
-        if fds.is_empty() {
-            return;
+        /// Stops watching `socket` (before the leg goes: another holder may keep it open).
+        pub fn remove(&mut self, socket: &UdpSocket) {
+            self.ctl(libc::EPOLL_CTL_DEL, socket, 0);
         }
-        // SAFETY: `fds` is a valid, initialised slice of pollfd for the duration of the call;
-        // a zero timeout never blocks.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
-        if n <= 0 {
-            return;
+
+        fn ctl(&mut self, op: libc::c_int, socket: &UdpSocket, key: u64) {
+            let Some(ep) = &self.ep else { return };
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: key,
+            };
+            // SAFETY: both fds are open for the call; `ev` is a valid epoll_event.
+            unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, socket.as_raw_fd(), &mut ev) };
         }
-        for (r, fd) in ready.iter_mut().zip(fds.iter()) {
-            *r = fd.revents & (libc::POLLIN | libc::POLLERR) != 0;
+
+        /// The keys of the readable sockets, waiting up to `timeout_ms` for the first one
+        /// (0: just look), and whether there may be more than one wait reports.
+        pub fn wait(&mut self, timeout_ms: i32) -> (&[u64], bool) {
+            self.ready.clear();
+            let Some(ep) = &self.ep else {
+                return (&self.ready, false);
+            };
+            // SAFETY: `events` is a live buffer of `len` epoll_events for the call.
+            let n = unsafe {
+                libc::epoll_wait(
+                    ep.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as libc::c_int,
+                    timeout_ms,
+                )
+            };
+            for e in self.events.iter().take(n.max(0) as usize) {
+                let key = e.u64;
+                self.ready.push(key);
+            }
+            let full = self.ready.len() == self.events.len();
+            (&self.ready, full)
         }
     }
 
@@ -155,17 +189,39 @@ mod imp {
 mod imp {
     use super::*;
 
-    /// Without poll: every socket is read (and a read finds nothing when it is empty).
+    /// Without epoll: every socket is read (and a read finds nothing when it is empty).
     #[derive(Default)]
     pub struct Poller {
-        ready: Vec<bool>,
+        keys: std::collections::BTreeSet<u64>,
+        by_socket: std::collections::HashMap<SocketAddr, u64>,
+        ready: Vec<u64>,
     }
 
     impl Poller {
-        pub fn poll<'a>(&mut self, sockets: impl Iterator<Item = &'a UdpSocket>) -> &[bool] {
+        pub fn add(&mut self, socket: &UdpSocket, key: u64) {
+            self.keys.insert(key);
+            if let Ok(a) = socket.local_addr() {
+                self.by_socket.insert(a, key);
+            }
+        }
+
+        pub fn remove(&mut self, socket: &UdpSocket) {
+            if let Some(k) = socket
+                .local_addr()
+                .ok()
+                .and_then(|a| self.by_socket.remove(&a))
+            {
+                self.keys.remove(&k);
+            }
+        }
+
+        pub fn wait(&mut self, timeout_ms: i32) -> (&[u64], bool) {
+            if timeout_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(timeout_ms as u64));
+            }
             self.ready.clear();
-            self.ready.extend(sockets.map(|_| true));
-            &self.ready
+            self.ready.extend(self.keys.iter().copied());
+            (&self.ready, false)
         }
     }
 
@@ -202,7 +258,9 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
         let mut poller = Poller::default();
-        assert_eq!(poller.poll([&a, &b].into_iter()), &[false, true]);
+        poller.add(&a, 1);
+        poller.add(&b, 2);
+        assert_eq!(poller.wait(0).0, &[2]);
         let mut batch = Batch::default();
         receive(&b, &mut batch);
         assert_eq!(batch.len(), 3);
@@ -211,5 +269,17 @@ mod tests {
         assert_eq!(from, sender.local_addr().unwrap());
         receive(&b, &mut batch);
         assert_eq!(batch.len(), 0);
+        assert!(poller.wait(0).0.is_empty(), "nothing left to read");
+        sender.send_to(&[9; 20], a.local_addr().unwrap()).unwrap();
+        assert_eq!(
+            poller.wait(1000).0,
+            &[1],
+            "a wait wakes when a packet comes"
+        );
+        poller.remove(&a);
+        assert!(
+            poller.wait(0).0.is_empty(),
+            "a removed socket is not watched"
+        );
     }
 }
