@@ -282,70 +282,21 @@ pub fn serve(config: Option<&Path>) -> i32 {
         Ok(None) => Loaded::embedded(),
         Err(e) => return fail(e.to_string()),
     };
-    let flows_dir = loaded.config.paths.flows.clone();
-    let v = match validate_paths(std::slice::from_ref(&flows_dir), Some(&loaded), None) {
-        Ok(v) => v,
-        Err(e) => return fail(e.to_string()),
-    };
-    let (errors, _) = report::counts(&v.diagnostics);
-    if errors > 0 {
-        eprint!(
-            "{}",
-            report::text(&v.diagnostics, &v.summaries, v.files.len())
-        );
-        return fail(format!(
-            "refusing to start: the flows in {} have {errors} error(s)",
-            flows_dir.display()
-        ));
-    }
-    for (user, flow) in &loaded.config.lines {
-        if v.set.flow_by_name(flow).is_none() {
-            return fail(format!(
-                "[lines] {user} = \"{flow}\": no flow named \"{flow}\" in {}",
-                flows_dir.display()
-            ));
+    let flows = match load_flows(&loaded) {
+        Ok(f) => f,
+        Err(e) => {
+            eprint!("{}", e.diagnostics);
+            return fail(format!("refusing to start: {}", e.message));
         }
-    }
-    let prompts_dir = loaded.config.paths.prompts.clone();
-    let mut names: Vec<&str> = v.set.prompts.keys().map(String::as_str).collect();
-    if prompts_dir.join("hold.wav").is_file() {
-        names.push("hold");
-    } else {
-        eprintln!(
-            "hotline: warning: {} is missing: callers in a queue hear silence",
-            prompts_dir.join("hold.wav").display()
-        );
-    }
-    // Queue announcements and the callback offer: all their prompts, or none.
-    let announce = crate::engine::announce::prompt_names();
-    let missing: Vec<&String> = announce
-        .iter()
-        .filter(|n| !prompts_dir.join(format!("{n}.wav")).is_file())
-        .collect();
-    if missing.is_empty() {
-        names.extend(announce.iter().map(String::as_str));
-    } else {
-        eprintln!(
-            "hotline: warning: {} is missing ({} of {} queue prompts): callers in a queue hear no position, wait or callback offer",
-            prompts_dir.join(format!("{}.wav", missing[0])).display(),
-            missing.len(),
-            announce.len()
-        );
-    }
-    let prompts = match crate::media::player::Prompts::load(&prompts_dir, names) {
-        Ok(p) => p,
-        Err(e) => return fail(e.to_string()),
     };
+    for warning in &flows.warnings {
+        eprintln!("hotline: warning: {warning}");
+    }
     let store = match crate::store::Store::open(&loaded.config.paths.data) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
     init_logging();
-    let flows = crate::server::Flows {
-        set: v.set,
-        calendars: loaded.calendars.clone(),
-        prompts,
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -353,12 +304,7 @@ pub fn serve(config: Option<&Path>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let result = runtime.block_on(crate::server::run(
-        loaded.config.clone(),
-        flows,
-        store,
-        shutdown_signal(),
-    ));
+    let result = runtime.block_on(crate::server::run(loaded, flows, store, shutdown_signal()));
     match result {
         Ok(()) => 0,
         Err(e) => fail(e.to_string()),
@@ -402,4 +348,192 @@ fn init_logging() {
         .with_max_level(level)
         .with_ansi(false)
         .try_init();
+}
+
+/// Why a set of flows cannot go live.
+#[derive(Debug)]
+pub struct FlowsRefused {
+    pub message: String,
+    /// The validator's report, as `validate` prints it (empty when the problem is elsewhere).
+    pub diagnostics: String,
+}
+
+/// Loads, validates and encodes the flows a server runs: every flow in `[paths] flows` with no
+/// errors, every `[lines]` entry naming one of them, and their prompts (with hold music and the
+/// queue announcements when present). Used at start and on every reload.
+pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused> {
+    let refused = |message: String| FlowsRefused {
+        message,
+        diagnostics: String::new(),
+    };
+    let flows_dir = loaded.config.paths.flows.clone();
+    let v = validate_paths(std::slice::from_ref(&flows_dir), Some(loaded), None)
+        .map_err(|e| refused(e.to_string()))?;
+    let (errors, warnings) = report::counts(&v.diagnostics);
+    if errors > 0 {
+        return Err(FlowsRefused {
+            message: format!(
+                "the flows in {} have {errors} error(s)",
+                flows_dir.display()
+            ),
+            diagnostics: report::text(&v.diagnostics, &v.summaries, v.files.len()),
+        });
+    }
+    for (user, flow) in &loaded.config.lines {
+        if v.set.flow_by_name(flow).is_none() {
+            return Err(refused(format!(
+                "[lines] {user} = \"{flow}\": no flow named \"{flow}\" in {}",
+                flows_dir.display()
+            )));
+        }
+    }
+    let mut notes = Vec::new();
+    let prompts_dir = loaded.config.paths.prompts.clone();
+    let mut names: Vec<&str> = v.set.prompts.keys().map(String::as_str).collect();
+    if prompts_dir.join("hold.wav").is_file() {
+        names.push("hold");
+    } else {
+        notes.push(format!(
+            "{} is missing: callers in a queue hear silence",
+            prompts_dir.join("hold.wav").display()
+        ));
+    }
+    // Queue announcements and the callback offer: all their prompts, or none.
+    let announce = crate::engine::announce::prompt_names();
+    let missing: Vec<&String> = announce
+        .iter()
+        .filter(|n| !prompts_dir.join(format!("{n}.wav")).is_file())
+        .collect();
+    if missing.is_empty() {
+        names.extend(announce.iter().map(String::as_str));
+    } else {
+        notes.push(format!(
+            "{} is missing ({} of {} queue prompts): callers in a queue hear no position, wait or callback offer",
+            prompts_dir.join(format!("{}.wav", missing[0])).display(),
+            missing.len(),
+            announce.len()
+        ));
+    }
+    let prompts = crate::media::player::Prompts::load(&prompts_dir, names)
+        .map_err(|e| refused(e.to_string()))?;
+    let versions = v
+        .set
+        .flows
+        .iter()
+        .map(|f| crate::server::reload::version_of(&f.source.text))
+        .collect();
+    Ok(crate::server::Flows {
+        set: v.set,
+        calendars: loaded.calendars.clone(),
+        prompts,
+        versions,
+        warnings: notes,
+        warning_count: warnings,
+    })
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+/// `hotline report`: figures from the call records in the data folder.
+pub fn report(since: Option<&str>, config: Option<&Path>, format: ReportFormat) -> Exit {
+    let loaded = match Loaded::find(config) {
+        Ok(Some(c)) => c,
+        Ok(None) => Loaded::embedded(),
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    let data = &loaded.config.paths.data;
+    if !data.join("hotline.db").is_file() {
+        return Exit::usage(format!(
+            "no call records: {} does not exist (is [paths] data right?)",
+            data.join("hotline.db").display()
+        ));
+    }
+    let since = match since.map(|s| (s, crate::api::utc_time(s))) {
+        None => None,
+        Some((_, Some(t))) => Some(t),
+        Some((s, None)) => {
+            return Exit::usage(format!(
+                "--since \"{s}\" is not a date (2026-11-01) or an RFC 3339 time"
+            ));
+        }
+    };
+    let records = crate::store::Store::open(data).and_then(|s| {
+        s.calls(
+            &crate::store::CallFilter {
+                since: since.clone(),
+                ..Default::default()
+            },
+            u32::MAX,
+        )
+    });
+    let records = match records {
+        Ok(r) => r,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    let r = crate::store::report::Report::new(&records, since);
+    Exit {
+        code: 0,
+        stdout: match format {
+            ReportFormat::Text => r.text(),
+            ReportFormat::Json => r.json(),
+            ReportFormat::Csv => r.csv(),
+        },
+        stderr: String::new(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Markdown,
+}
+
+/// `hotline diff OLD NEW`: exit 0 when no caller got further from a human than the bound,
+/// 1 when one did (or the change brings errors), 2 when it could not run.
+pub fn diff(
+    old: &Path,
+    new: &Path,
+    config: Option<&Path>,
+    max_steps: Option<u32>,
+    format: DiffFormat,
+) -> Exit {
+    use crate::flow::diff;
+    let config = match Loaded::find(config) {
+        Ok(c) => c,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    if max_steps == Some(0) {
+        return Exit::usage("--max-steps must be at least 1");
+    }
+    let mut sides = Vec::new();
+    for path in [old, new] {
+        if !path.exists() {
+            return Exit::usage(format!("{}: no such file or folder", path.display()));
+        }
+        match validate_paths(&[path.to_path_buf()], config.as_ref(), max_steps) {
+            Ok(v) => sides.push(v),
+            Err(e) => return Exit::usage(e.to_string()),
+        }
+    }
+    let (o, n) = (&sides[0], &sides[1]);
+    let d = diff::Diff::new(
+        &diff::distances(&o.set, max_steps),
+        &diff::distances(&n.set, max_steps),
+        &o.diagnostics,
+        &n.diagnostics,
+    );
+    let (old_name, new_name) = (old.display().to_string(), new.display().to_string());
+    Exit {
+        code: i32::from(!d.failures().is_empty()),
+        stdout: match format {
+            DiffFormat::Text => diff::text(&d, &old_name, &new_name),
+            DiffFormat::Markdown => diff::markdown(&d, &old_name, &new_name),
+        },
+        stderr: String::new(),
+    }
 }

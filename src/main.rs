@@ -61,6 +61,34 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: render::Format,
     },
+    /// The compliance view of the call records: time to a human, answers, abandonment
+    Report {
+        /// Only calls started at or after this date or RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+        /// Server config, for the data folder (default: ./hotline.toml if it exists)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::ReportFormat,
+    },
+    /// Review a flow change: steps and seconds to a human before and after (exit 1 when a node got worse beyond the bound)
+    Diff {
+        /// The flow file (or folder) before the change
+        old: PathBuf,
+        /// The flow file (or folder) after the change
+        new: PathBuf,
+        /// Server config, for queue and calendar names (default: ./hotline.toml if it exists)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override every flow's max_steps_to_human
+        #[arg(long, value_name = "N")]
+        max_steps: Option<u32>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::DiffFormat,
+    },
+    /// Print the JSON Schema of the flow format (for editors: see README)
+    Schema,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -93,6 +121,23 @@ fn main() -> ExitCode {
             matches!(format, SimFormat::Json),
         ),
         Command::Graph { flow_file, format } => cli::graph(&flow_file, format),
+        Command::Report {
+            since,
+            config,
+            format,
+        } => cli::report(since.as_deref(), config.as_deref(), format),
+        Command::Diff {
+            old,
+            new,
+            config,
+            max_steps,
+            format,
+        } => cli::diff(&old, &new, config.as_deref(), max_steps, format),
+        Command::Schema => cli::Exit {
+            code: 0,
+            stdout: hotline::flow::schema::flow_schema(),
+            stderr: String::new(),
+        },
     };
     print!("{}", exit.stdout);
     eprint!("{}", exit.stderr);

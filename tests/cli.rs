@@ -475,3 +475,181 @@ fn the_demo_line_answers_callers() {
     assert_eq!(sim("2,123456#")["node"], "billing.billing_queue");
     assert_eq!(sim("2,100000#")["node"], "billing.priority_queue");
 }
+
+/// `diff` between two versions of the line, each in its own folder (as a CI job checks out the
+/// base branch beside the change).
+fn diff(old: &str, new: &str, format: &str) -> common::Output {
+    let fx = Fixture::new();
+    fx.config(CONFIG);
+    for (dir, text) in [("old", old), ("new", new)] {
+        std::fs::create_dir_all(fx.path().join(dir)).unwrap();
+        std::fs::write(fx.path().join(dir).join("main.toml"), text).unwrap();
+    }
+    fx.run(&["diff", "old", "new", "--format", format])
+}
+
+#[test]
+fn diff_of_an_unchanged_line_passes_with_every_node_the_same() {
+    let out = diff(LINE, LINE, "text");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("main.menu"), "{}", out.stdout);
+    assert!(
+        !out.stdout
+            .lines()
+            .any(|l| l.ends_with("worse") || l.contains("WORSE")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("ok: 5 nodes compared"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn diff_shows_a_slower_menu_within_the_bound_and_passes() {
+    // Two more seconds of silence at the menu: worse in seconds, not in steps.
+    let slower = LINE.replace(
+        "invalid_prompt = \"hello\"\non_exhausted = \"agents\"",
+        "invalid_prompt = \"hello\"\ntimeout_s = 7\non_exhausted = \"agents\"",
+    );
+    assert_ne!(slower, LINE);
+    let out = diff(LINE, &slower, "text");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let menu = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("main.menu "))
+        .unwrap();
+    assert!(menu.contains("worse"), "{menu}");
+    assert!(menu.contains(" -> "), "{menu}");
+}
+
+#[test]
+fn diff_fails_when_a_change_puts_callers_beyond_the_bound() {
+    // Six retries at the menu: a silent caller now needs 7 steps there (bound 5).
+    let trap = LINE.replace(
+        "invalid_prompt = \"hello\"\non_exhausted = \"agents\"",
+        "invalid_prompt = \"hello\"\nmax_retries = 6\non_exhausted = \"agents\"",
+    );
+    let out = diff(LINE, &trap, "text");
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("FAILED: main.menu got worse"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("new error["), "{}", out.stdout);
+    let md = diff(LINE, &trap, "markdown");
+    assert_eq!(md.code, 1);
+    assert!(md.stdout.contains("| `main.menu` |"), "{}", md.stdout);
+    assert!(md.stdout.contains("**failed**"), "{}", md.stdout);
+}
+
+#[test]
+fn diff_lists_new_and_removed_nodes() {
+    let changed = LINE
+        .replace("\"3\" = \"info\", ", "")
+        .replace(
+            "[nodes.info]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n",
+            "[nodes.news]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"agents\"\n",
+        )
+        .replace("\"9\" = \"bye\"", "\"9\" = \"bye\", \"4\" = \"news\"");
+    let out = diff(LINE, &changed, "text");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("new node main.news"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("removed node main.info"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn diff_of_a_missing_file_is_a_usage_error() {
+    let fx = line();
+    let out = fx.run(&["diff", "flows/main.toml", "flows/nope.toml"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("nope.toml"), "{}", out.stderr);
+}
+
+#[test]
+fn schema_is_a_json_schema_of_every_node_type() {
+    let out = line().run(&["schema"]);
+    assert_eq!(out.code, 0);
+    let v = out.json();
+    assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let types = &v["properties"]["nodes"]["additionalProperties"]["properties"]["type"]["enum"];
+    for t in [
+        "play",
+        "menu",
+        "collect",
+        "schedule",
+        "branch",
+        "queue",
+        "transfer",
+        "voicemail",
+        "callback",
+        "hangup",
+    ] {
+        assert!(types.as_array().unwrap().iter().any(|x| x == t), "{t}");
+    }
+}
+
+/// A data folder with three finished calls and one live, written as the server writes them.
+fn records() -> Fixture {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.path().join("data")).unwrap();
+    let db = rusqlite::Connection::open(fx.path().join("data/hotline.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE calls (id INTEGER PRIMARY KEY, uid TEXT, call_id TEXT NOT NULL, caller TEXT NOT NULL, line TEXT NOT NULL, flow TEXT NOT NULL DEFAULT '', flow_version TEXT NOT NULL DEFAULT '', started TEXT NOT NULL, answered TEXT, human_offered_at TEXT, agent_answered_at TEXT, ended TEXT, path TEXT NOT NULL, steps INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL, steps_to_human INTEGER, seconds_to_human REAL, escape_used INTEGER NOT NULL DEFAULT 0, watchdog_used INTEGER NOT NULL DEFAULT 0, agent TEXT, variables TEXT NOT NULL DEFAULT '{}', end_reason TEXT);
+         INSERT INTO calls (uid, call_id, caller, line, flow, started, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, agent, end_reason) VALUES
+           ('a', 'c1', 'sip:a@x', 'main', 'main', '2026-11-01T10:00:00Z', '2026-11-01T10:00:10Z', '2026-11-01T10:00:15Z', '2026-11-01T10:05:00Z', '[\"main.welcome\",\"0\",\"main.agents\"]', 1, 'queue', 1, 10.0, 1, 'alice', 'agent'),
+           ('b', 'c2', 'sip:b@x', 'main', 'main', '2026-11-02T10:00:00Z', '2026-11-02T10:04:00Z', NULL, '2026-11-02T10:06:00Z', '[\"main.welcome\",\"done\",\"main.menu\",\"_\",\"main.agents\"]', 3, 'queue', 3, 240.0, 0, NULL, 'caller'),
+           ('c', 'c3', 'sip:c@x', 'main', 'main', '2026-11-03T10:00:00Z', '2026-11-03T10:00:20Z', '2026-11-03T10:00:50Z', '2026-11-03T10:09:00Z', '[\"main.welcome\",\"done\",\"main.agents\"]', 2, 'queue', 2, 20.0, 0, 'bob', 'caller'),
+           ('d', 'c4', 'sip:d@x', 'main', 'main', '2026-11-04T10:00:00Z', NULL, NULL, NULL, '[\"main.welcome\"]', 0, 'live', NULL, NULL, 0, NULL, NULL);",
+    )
+    .unwrap();
+    fx
+}
+
+#[test]
+fn report_computes_the_compliance_figures_from_the_records() {
+    let fx = records();
+    let out = fx.run(&["report", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["calls"], 3, "the live call is not counted");
+    assert_eq!(r["offered_within_3_min"], 2);
+    assert_eq!(r["answered_by_human"], 2);
+    assert_eq!(r["average_speed_of_answer_s"], 17.5);
+    assert_eq!(r["service_level"].as_f64().unwrap(), 1.0 / 3.0);
+    assert_eq!(r["abandoned"], 1);
+    assert_eq!(r["flows"][0]["escape_used"], 1);
+    assert_eq!(r["longest_paths"][0]["id"], "c2");
+
+    let since = fx
+        .run(&["report", "--since", "2026-11-02", "--format", "json"])
+        .json();
+    assert_eq!(since["calls"], 2);
+    let text = fx.run(&["report"]).stdout;
+    assert!(
+        text.contains("offered a live human within 3 min: 2 of 3 (66.7%; target 95%: NOT met)"),
+        "{text}"
+    );
+    let csv = fx.run(&["report", "--format", "csv"]).stdout;
+    assert!(csv.starts_with("flow,calls,"), "{csv}");
+    assert!(csv.contains("\nmain,3,3,"), "{csv}");
+
+    let bad = fx.run(&["report", "--since", "last tuesday"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("last tuesday"), "{}", bad.stderr);
+}
+
+#[test]
+fn report_without_records_says_where_it_looked() {
+    let out = line().run(&["report"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("hotline.db"), "{}", out.stderr);
+}

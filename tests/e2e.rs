@@ -9,6 +9,8 @@
 #[path = "e2e/agents.rs"]
 mod agents;
 mod common;
+#[path = "e2e/operations.rs"]
+mod operations;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

@@ -16,8 +16,10 @@ use tokio::sync::oneshot;
 
 use crate::routing::Requested;
 use crate::server::Shared;
+use crate::server::metrics::Histogram;
 use crate::server::pacer::PacerStats;
 use crate::server::signalling::SipCommand;
+use crate::store::CallFilter;
 
 /// One agent, for `GET /api/agents`.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +86,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(queues))
         .route("/api/calls", get(calls))
+        .route("/api/flows", get(flows))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -185,17 +188,46 @@ async fn set_state(
 #[derive(Deserialize)]
 struct CallsQuery {
     limit: Option<u32>,
+    #[serde(flatten)]
+    filter: CallFilter,
 }
 
-/// The most recent calls first; `limit` defaults to 50, at most 1000.
+/// A time given as RFC 3339 or a plain date (`2026-11-22`, midnight UTC), as the store
+/// compares it (UTC, RFC 3339).
+pub fn utc_time(s: &str) -> Option<String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.to_string());
+    }
+    let date = s.parse::<jiff::civil::Date>().ok()?;
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().to_string())
+}
+
+/// The most recent calls first, live ones included; `limit` defaults to 50, at most 1000.
+/// Filters: `since`, `until` (RFC 3339 or a date), `outcome`, `line`, `flow`, `from`, `agent`.
 async fn calls(State(state): State<ApiState>, Query(q): Query<CallsQuery>) -> Response {
     let limit = q.limit.unwrap_or(50).min(1000);
+    let mut filter = q.filter;
+    for (name, value) in [("since", &mut filter.since), ("until", &mut filter.until)] {
+        if let Some(v) = value.as_mut() {
+            match utc_time(v) {
+                Some(t) => *v = t,
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("{name}: \"{v}\" is not a date or an RFC 3339 time"),
+                    );
+                }
+            }
+        }
+    }
     let store = Arc::clone(&state.shared.store);
     let rows = tokio::task::spawn_blocking(move || {
         store
             .lock()
             .map_err(|_| "the store lock is poisoned".to_string())
-            .and_then(|s| s.calls(limit).map_err(|e| e.to_string()))
+            .and_then(|s| s.calls(&filter, limit).map_err(|e| e.to_string()))
     })
     .await;
     match rows {
@@ -203,6 +235,46 @@ async fn calls(State(state): State<ApiState>, Query(q): Query<CallsQuery>) -> Re
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// One flow as it runs now, for `GET /api/flows`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowRow {
+    pub name: String,
+    pub file: String,
+    pub version: String,
+    pub nodes: usize,
+}
+
+/// The flows new calls get, with their versions, and how the last reload went (with the
+/// validator's report when it was refused).
+async fn flows(State(state): State<ApiState>) -> Response {
+    let flows = state.shared.flows();
+    let rows: Vec<FlowRow> = flows
+        .set
+        .flows
+        .iter()
+        .zip(&flows.versions)
+        .filter(|(f, _)| f.reported)
+        .map(|(f, v)| FlowRow {
+            name: f.name.clone(),
+            file: f.source.path.display().to_string(),
+            version: v.clone(),
+            nodes: f.nodes.len(),
+        })
+        .collect();
+    let last_reload = state
+        .shared
+        .reload_status
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    Json(serde_json::json!({
+        "flows": rows,
+        "warnings": flows.warning_count,
+        "last_reload": last_reload,
+    }))
+    .into_response()
 }
 
 /// Prometheus text exposition format 0.0.4.
@@ -260,6 +332,49 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             })
             .collect(),
     );
+    let m = &state.shared.metrics;
+    family(
+        "hotline_calls_total",
+        "counter",
+        "Calls ended, by outcome.",
+        m.outcomes()
+            .into_iter()
+            .map(|(o, n)| (format!("{{outcome=\"{}\"}}", label(&o)), n as f64))
+            .collect(),
+    );
+    family(
+        "hotline_escape_digit_presses_total",
+        "counter",
+        "Calls in which the escape digit took the caller to a live human.",
+        vec![(
+            String::new(),
+            m.escape_presses.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_watchdog_interventions_total",
+        "counter",
+        "Calls the watchdog moved on to a live human.",
+        vec![(
+            String::new(),
+            m.watchdog_interventions.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_abandoned_total",
+        "counter",
+        "Callers who hung up while waiting for a live human.",
+        vec![(String::new(), m.abandoned.load(Ordering::Relaxed) as f64)],
+    );
+    family(
+        "hotline_sip_transactions_total",
+        "counter",
+        "SIP transactions started (server and client).",
+        vec![(
+            String::new(),
+            m.sip_transactions.load(Ordering::Relaxed) as f64,
+        )],
+    );
     family(
         "hotline_sip_retransmissions_total",
         "counter",
@@ -296,7 +411,29 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             state.pacer.late_ticks.load(Ordering::Relaxed) as f64,
         )],
     );
+    histogram(
+        &mut out,
+        "hotline_time_to_human_seconds",
+        "From the answer to a live human offered (a queue or transfer).",
+        &m.time_to_human,
+    );
+    histogram(
+        &mut out,
+        "hotline_queue_wait_seconds",
+        "Time spent in a queue, until answered, timed out, hung up or called back.",
+        &m.queue_wait,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let (buckets, count, sum) = h.snapshot();
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+    for (le, n) in buckets {
+        out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {n}\n"));
+    }
+    out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n"));
+    out.push_str(&format!("{name}_sum {sum}\n{name}_count {count}\n"));
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.

@@ -4,12 +4,14 @@
 pub mod calendar;
 pub mod check;
 pub mod diagnostic;
+pub mod diff;
 pub mod fields;
 pub mod load;
 pub mod model;
 pub mod node;
 pub mod render;
 pub mod report;
+pub mod schema;
 pub mod source;
 
 pub use diagnostic::{Diagnostic, Rule, Severity};

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -61,7 +62,7 @@ pub struct CallSetup {
     pub call_id: String,
     /// The caller's From URI: the number a callback dials.
     pub caller: String,
-    pub line: usize,
+    pub line: super::Line,
     pub socket: Arc<std::net::UdpSocket>,
     pub agreed: Agreed,
     pub inputs: mpsc::UnboundedReceiver<CallInput>,
@@ -80,6 +81,7 @@ const ANNOUNCE_LATER: Duration = Duration::from_secs(5);
 /// the callback offer.
 struct InQueue {
     queue: String,
+    entered: Instant,
     until: Instant,
     every: Option<Duration>,
     next_announce: Option<Instant>,
@@ -127,11 +129,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         mut inputs,
         notify,
     } = setup;
-    let flows = Arc::clone(&shared.flows);
+    let flows = Arc::clone(&line.flows);
     let flow_name = flows
         .set
         .flows
-        .get(line)
+        .get(line.flow)
         .map(|f| f.name.clone())
         .unwrap_or_default();
     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
@@ -149,7 +151,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     });
     sending(&shared, id, remote, agreed.direction);
     let law = agreed.law;
-    let mut call = Call::new(&flows.set, &flows.calendars, line);
+    let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
     let mut transferring = false;
@@ -158,9 +160,35 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut we_hang_up = false;
     // With an agent: the engine's part is done, the call lasts until either side hangs up.
     let mut bridged = false;
-    let mut agent_answered: Option<String> = None;
     let started_wall = Timestamp::now();
     let started = Instant::now();
+    // The call's record, written at each transition (and awaited at the end).
+    let uid = format!("{:016x}{:016x}", super::random(), super::random());
+    let mut record = CallRecord {
+        id: call_id.clone(),
+        from: caller.clone(),
+        line: line.dialled.clone(),
+        flow: flow_name.clone(),
+        flow_version: flows.versions.get(line.flow).cloned().unwrap_or_default(),
+        started: line.invited.clone(),
+        answered: Some(started_wall.to_string()),
+        human_offered_at: None,
+        agent_answered_at: None,
+        ended: None,
+        path: Vec::new(),
+        steps: 0,
+        outcome: crate::store::LIVE.to_string(),
+        steps_to_human: None,
+        seconds_to_human: None,
+        escape_used: false,
+        watchdog_used: false,
+        agent: None,
+        variables: Default::default(),
+        end_reason: None,
+    };
+    shared.records.save(&uid, &record);
+    let mut end_reason = "caller";
+    let mut quiet = false;
 
     let mut pending = call.handle(
         Event::Start {
@@ -199,6 +227,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let every = (speaks && announce_position_every_s > 0)
                             .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
                         queue = Some(InQueue {
+                            entered: now,
                             queue: name.clone(),
                             until: now + Duration::from_secs(u64::from(max_wait_s)),
                             every,
@@ -292,7 +321,14 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             pending = next;
         }
+        // Recording audio moves nothing on: no record to compare.
+        if !std::mem::take(&mut quiet)
+            && progress(&shared, &call, &mut record, started_wall, started)
+        {
+            shared.records.save(&uid, &record);
+        }
         if (call.is_ended() && !bridged) || we_hang_up {
+            end_reason = "line";
             break;
         }
 
@@ -351,6 +387,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             callback_request(&call, &call_id, &caller, &name, &flow_name);
                         request.path.push("callback".into());
                         if keep_place_as_callback(&shared, id, request).await {
+                            if let Some(q) = &queue {
+                                shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
+                            }
                             queue = None;
                             pending = call.handle(Event::CallbackChosen, now);
                             tag += 1;
@@ -364,23 +403,31 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     }
                     Some(CallInput::NoAgents) => {
                         tracing::info!("no agent is logged in to the queue");
+                        if let Some(q) = &queue {
+                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
+                        }
                         queue = None;
                         pending = call.handle(Event::QueueTimedOut, now);
                     }
                     Some(CallInput::AgentAnswered { agent }) if queue.is_some() => {
                         tracing::info!(agent, "connected to an agent");
+                        if let Some(q) = &queue {
+                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
+                        }
+                        record.agent_answered_at = Some(Timestamp::now().to_string());
+                        record.agent = Some(agent);
                         queue = None;
                         bridged = true;
-                        agent_answered = Some(agent);
                         tag += 1; // the hold music's end, if it comes, means nothing now
                         pending = call.handle(Event::Connected, now);
                     }
                     Some(CallInput::AgentAnswered { .. }) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {
                         tracing::info!(to, "connected to the transfer target");
+                        record.agent_answered_at = Some(Timestamp::now().to_string());
+                        record.agent = Some(to);
                         transferring = false;
                         bridged = true;
-                        agent_answered = Some(to);
                         tag += 1;
                         pending = call.handle(Event::Connected, now);
                     }
@@ -395,9 +442,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::AgentHungUp) => {
                         tracing::info!("the agent hung up");
                         we_hang_up = true;
+                        end_reason = "agent";
                         break;
                     }
                     Some(CallInput::Audio { sequence, law, payload }) => {
+                        quiet = true;
                         if let Some(Voicemail::Recording { recorder, .. }) = &mut voicemail {
                             recorder.push(sequence, law, &payload);
                         }
@@ -406,18 +455,26 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         sending(&shared, id, remote, direction);
                     }
                     Some(CallInput::Hangup) | None => {
+                        if let Some(q) = &queue {
+                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
+                        }
+                        if (queue.is_some() || transferring) && !bridged {
+                            shared.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+                        }
                         call.handle(Event::CallerHangup, now);
                         break;
                     }
                     Some(CallInput::Shutdown) => {
                         we_hang_up = true;
+                        end_reason = "shutdown";
                         break;
                     }
                 }
             }
             _ = sleep => {
                 let now = Instant::now();
-                if queue.as_ref().is_some_and(|q| q.until <= now) {
+                if let Some(q) = queue.as_ref().filter(|q| q.until <= now) {
+                    shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                     queue = None;
                     let _ = shared.sip.send(SipCommand::LeaveQueue { id });
                     pending = call.handle(Event::QueueTimedOut, now);
@@ -467,23 +524,14 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let outcome = call
         .outcome()
         .map_or(Outcome::Hangup.as_str(), |o| o.0.as_str());
-    let record = CallRecord {
-        id: call_id.clone(),
-        from: caller.clone(),
-        line: flow_name.clone(),
-        started: started_wall.to_string(),
-        ended: Timestamp::now().to_string(),
-        path: call.path().to_vec(),
-        outcome: outcome.to_string(),
-        steps_to_human: call.human_offered().map(|h| h.0),
-        seconds_to_human: call
-            .human_offered()
-            .map(|h| h.1.saturating_duration_since(started).as_secs_f64()),
-        agent: agent_answered,
-    };
-    if let Err(e) = store(&shared, move |s| s.add_call(&record)).await {
-        tracing::error!("call record NOT saved: {e}");
+    progress(&shared, &call, &mut record, started_wall, started);
+    record.outcome = outcome.to_string();
+    record.ended = Some(Timestamp::now().to_string());
+    record.end_reason = Some(end_reason.to_string());
+    if !shared.records.save_and_wait(&uid, &record).await {
+        tracing::error!("the call's final record is NOT saved");
     }
+    shared.metrics.call_ended(outcome);
     tracing::info!(
         outcome,
         steps = call.steps(),
@@ -493,6 +541,54 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         "call ended"
     );
     let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+}
+
+/// Brings the record up to date with the call; returns whether anything changed (a
+/// transition to write). Counts the escape digit and the watchdog when they first act.
+fn progress(
+    shared: &Shared,
+    call: &Call,
+    record: &mut CallRecord,
+    started_wall: Timestamp,
+    started: Instant,
+) -> bool {
+    let before = record.clone();
+    record.path = call.path().to_vec();
+    record.steps = call.steps();
+    record.variables = call
+        .variables()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if call.escape_used() && !record.escape_used {
+        shared
+            .metrics
+            .escape_presses
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    if call.watchdog_used() && !record.watchdog_used {
+        shared
+            .metrics
+            .watchdog_interventions
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    record.escape_used = call.escape_used();
+    record.watchdog_used = call.watchdog_used();
+    if let Some((steps, at)) = call.human_offered()
+        && record.human_offered_at.is_none()
+    {
+        let after = at.saturating_duration_since(started);
+        record.steps_to_human = Some(steps);
+        record.seconds_to_human = Some(after.as_secs_f64());
+        record.human_offered_at = Some(
+            started_wall
+                .checked_add(after)
+                .unwrap_or(started_wall)
+                .to_string(),
+        );
+        shared.metrics.time_to_human.observe(after.as_secs_f64());
+    }
+    *record != before
 }
 
 /// What a waiting caller hears now: their place and wait when one is due, and the callback

@@ -4,7 +4,10 @@
 #![allow(clippy::disallowed_methods)] // the one place the clock is read
 
 pub mod call;
+pub mod metrics;
 pub mod pacer;
+pub mod records;
+pub mod reload;
 mod rtp_io;
 pub mod signalling;
 
@@ -13,11 +16,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, Loaded};
 use crate::flow::calendar::Calendar;
 use crate::flow::model::FlowSet;
 use crate::media::player::Prompts;
@@ -25,11 +28,30 @@ use crate::sip::transaction;
 use crate::sip::transport::{INBOUND_QUEUE, Transport};
 use crate::store::Store;
 
-/// The flows a server runs, with their calendars and encoded prompts.
+/// The flows a server runs, with their calendars and encoded prompts. A reload builds a new
+/// one; calls keep the one they started with.
 pub struct Flows {
     pub set: FlowSet,
     pub calendars: HashMap<String, Calendar>,
     pub prompts: Prompts,
+    /// Each flow's version (`reload::version_of` its file), by flow index.
+    pub versions: Vec<String>,
+    /// What is missing but not fatal (hold music, queue prompts).
+    pub warnings: Vec<String>,
+    /// The validator's warnings on the set.
+    pub warning_count: usize,
+}
+
+/// The flow a call is answered by: the set it belongs to (kept for the whole call), and
+/// which flow of it.
+#[derive(Clone)]
+pub struct Line {
+    pub flows: Arc<Flows>,
+    pub flow: usize,
+    /// The Request-URI user dialled.
+    pub dialled: String,
+    /// When the INVITE came (RFC 3339).
+    pub invited: String,
 }
 
 /// Counters the server keeps (metrics arrive with the HTTP API).
@@ -38,10 +60,22 @@ pub struct Stats {
     pub retransmissions: AtomicU64,
 }
 
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Line")
+            .field("flow", &self.flow)
+            .field("dialled", &self.dialled)
+            .finish()
+    }
+}
+
 /// What every task of the server shares.
 pub struct Shared {
     pub config: Config,
-    pub flows: Arc<Flows>,
+    flows: RwLock<Arc<Flows>>,
+    pub reload_status: Mutex<reload::ReloadStatus>,
+    pub records: records::Records,
+    pub metrics: metrics::Metrics,
     pub store: Arc<Mutex<Store>>,
     pub data: PathBuf,
     pub pacer: mpsc::UnboundedSender<pacer::PacerCommand>,
@@ -54,10 +88,34 @@ pub struct Shared {
 
 impl Shared {
     /// The flow a Request-URI user is answered by: its `[lines]` entry, else `default`.
-    pub fn line_for(&self, user: &str) -> Option<usize> {
+    pub fn line_for(&self, user: &str) -> Option<Line> {
         let lines = &self.config.lines;
         let name = lines.get(user).or_else(|| lines.get("default"))?;
-        self.flows.set.flow_by_name(name)
+        let flows = self.flows();
+        let flow = flows.set.flow_by_name(name)?;
+        Some(Line {
+            flows,
+            flow,
+            dialled: user.to_string(),
+            invited: jiff::Timestamp::now().to_string(),
+        })
+    }
+
+    /// The set new calls get.
+    pub fn flows(&self) -> Arc<Flows> {
+        match self.flows.read() {
+            Ok(f) => Arc::clone(&f),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts a new set live for the calls that come next.
+    pub fn set_flows(&self, flows: Flows) {
+        let new = Arc::new(flows);
+        match self.flows.write() {
+            Ok(mut f) => *f = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
     }
 }
 
@@ -123,11 +181,12 @@ pub enum ServeError {
 
 /// Runs the server until `shutdown` resolves and the live calls have drained.
 pub async fn run(
-    config: Config,
+    loaded: Loaded,
     flows: Flows,
     store: Store,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let config = loaded.config;
     let listen: SocketAddr = config.sip.listen.parse().map_err(|_| {
         ServeError::Config(format!(
             "[sip] listen = \"{}\" is not an address:port",
@@ -166,6 +225,9 @@ pub async fn run(
         .filter(|t| !t.trim().is_empty());
     let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    // Detached: each call task waits for its final record, so nothing is left to flush.
+    let (records, _writer) = records::Records::start(&config.paths.data)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     let pacer_stats = Arc::new(pacer::PacerStats::default());
     let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats))
         .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
@@ -173,7 +235,10 @@ pub async fn run(
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
         config,
-        flows: Arc::new(flows),
+        flows: RwLock::new(Arc::new(flows)),
+        reload_status: Mutex::new(reload::ReloadStatus::default()),
+        records,
+        metrics: metrics::Metrics::default(),
         store: Arc::new(Mutex::new(store)),
         pacer: pacer_tx,
         sip: sip_tx,
@@ -211,10 +276,12 @@ pub async fn run(
             tracing::error!("HTTP API stopped: {e}");
         }
     });
+    let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, shutdown)
         .await;
     api_task.abort();
+    reload_task.abort();
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);
     let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
     tracing::info!(

@@ -99,12 +99,12 @@ enum Phase {
         socket: Arc<std::net::UdpSocket>,
         /// `None` for a delayed offer: our 200 carries the offer, the ACK the answer.
         offer: Option<(Offer, Agreed)>,
-        line: usize,
+        line: super::Line,
     },
     /// A delayed offer was answered with ours; the call starts when the ACK's answer comes.
     AwaitingAnswer {
         socket: Arc<std::net::UdpSocket>,
-        line: usize,
+        line: super::Line,
     },
     Answered {
         to_call: mpsc::UnboundedSender<CallInput>,
@@ -388,6 +388,10 @@ impl Signalling {
             return;
         }
         let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
+        self.shared
+            .metrics
+            .sip_transactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.transactions.insert(
             key.clone(),
             TxEntry {
@@ -653,7 +657,7 @@ impl Signalling {
         entry.last_sdp = sdp.clone();
         entry.phase = Phase::AwaitingAnswer {
             socket: Arc::clone(&socket),
-            line,
+            line: line.clone(),
         };
         let key = entry.invite.clone();
         let req = entry.invite_request.clone();
@@ -684,7 +688,7 @@ impl Signalling {
         call_id: &str,
         socket: Arc<std::net::UdpSocket>,
         agreed: Agreed,
-        line: usize,
+        line: super::Line,
     ) {
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
@@ -797,7 +801,7 @@ impl Signalling {
         let Phase::AwaitingAnswer { socket, line } = &entry.phase else {
             return;
         };
-        let (socket, line) = (Arc::clone(socket), *line);
+        let (socket, line) = (Arc::clone(socket), line.clone());
         match negotiate(&ack.body) {
             Ok((_, agreed)) => self.start_call(&call_id, socket, agreed, line),
             Err((_, reason)) => {
@@ -1039,6 +1043,10 @@ impl Signalling {
         };
         let invite = method == "INVITE";
         let (tx, out) = Transaction::client(invite, req.to_bytes(), self.tx_config(link), now);
+        self.shared
+            .metrics
+            .sip_transactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.transactions.insert(
             key.clone(),
             TxEntry {

@@ -2,6 +2,8 @@
 //! voicemails, and one record per finished call. A write returns only once SQLite has committed it, so a caller never hears a
 //! confirmation for something a crash could lose.
 
+pub mod report;
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
@@ -73,22 +75,61 @@ pub struct VoicemailRecord {
     pub duration_ms: u64,
 }
 
-/// One finished call, as `GET /api/calls` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One call, as `GET /api/calls` shows it: written when the call is answered and again at
+/// each of its transitions, so a crash loses at most the last one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallRecord {
+    /// The caller's Call-ID.
     pub id: String,
     pub from: String,
+    /// The line dialled: the Request-URI user.
     pub line: String,
-    /// RFC 3339, UTC.
+    /// The flow that answered, and its version (a hash of the flow file).
+    pub flow: String,
+    pub flow_version: String,
+    /// RFC 3339, UTC. `started` is when the INVITE came, `answered` when we answered it.
     pub started: String,
-    pub ended: String,
+    pub answered: Option<String>,
+    /// When the caller entered a queue or a transfer: a live human was offered.
+    pub human_offered_at: Option<String>,
+    /// When an agent (or the transfer target) answered.
+    pub agent_answered_at: Option<String>,
+    /// Unset while the call is live.
+    pub ended: Option<String>,
     /// Node names alternating with the caller's actions.
     pub path: Vec<String>,
+    /// Steps the caller took through the flow.
+    pub steps: u32,
+    /// `live` until the call ends; `interrupted` when the server stopped under it.
     pub outcome: String,
     /// Steps and seconds until a live human was offered (a queue or transfer), if one was.
     pub steps_to_human: Option<u32>,
     pub seconds_to_human: Option<f64>,
-    /// The agent who answered, if one did.
+    pub escape_used: bool,
+    pub watchdog_used: bool,
+    /// The agent who answered (or the transfer target), if one did.
+    pub agent: Option<String>,
+    /// What the caller entered, by variable name.
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// Who ended the call: `caller`, `agent`, `line` (the flow), `shutdown`, `interrupted`.
+    pub end_reason: Option<String>,
+}
+
+/// Outcome of a call still in progress.
+pub const LIVE: &str = "live";
+/// Outcome (and end reason) of a call the server stopped under, found at the next start.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Which calls `GET /api/calls` and `hotline report` look at. Times are RFC 3339 and compare
+/// with `started`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct CallFilter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub outcome: Option<String>,
+    pub line: Option<String>,
+    pub flow: Option<String>,
+    pub from: Option<String>,
     pub agent: Option<String>,
 }
 
@@ -121,7 +162,7 @@ CREATE TABLE IF NOT EXISTS calls (
     caller TEXT NOT NULL,
     line TEXT NOT NULL,
     started TEXT NOT NULL,
-    ended TEXT NOT NULL,
+    ended TEXT,
     path TEXT NOT NULL,
     outcome TEXT NOT NULL,
     steps_to_human INTEGER,
@@ -129,6 +170,50 @@ CREATE TABLE IF NOT EXISTS calls (
     agent TEXT
 );
 ";
+
+/// Columns of `calls` added after the first release: older databases gain them in place.
+const CALL_COLUMNS: [(&str, &str); 11] = [
+    ("uid", "TEXT"),
+    ("flow", "TEXT NOT NULL DEFAULT ''"),
+    ("flow_version", "TEXT NOT NULL DEFAULT ''"),
+    ("answered", "TEXT"),
+    ("human_offered_at", "TEXT"),
+    ("agent_answered_at", "TEXT"),
+    ("steps", "INTEGER NOT NULL DEFAULT 0"),
+    ("escape_used", "INTEGER NOT NULL DEFAULT 0"),
+    ("watchdog_used", "INTEGER NOT NULL DEFAULT 0"),
+    ("variables", "TEXT NOT NULL DEFAULT '{}'"),
+    ("end_reason", "TEXT"),
+];
+
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason FROM calls";
+
+fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
+    let path: String = r.get(10)?;
+    let variables: String = r.get(18)?;
+    Ok(CallRecord {
+        id: r.get(0)?,
+        from: r.get(1)?,
+        line: r.get(2)?,
+        flow: r.get(3)?,
+        flow_version: r.get(4)?,
+        started: r.get(5)?,
+        answered: r.get(6)?,
+        human_offered_at: r.get(7)?,
+        agent_answered_at: r.get(8)?,
+        ended: r.get(9)?,
+        path: serde_json::from_str(&path).unwrap_or_default(),
+        steps: r.get(11)?,
+        outcome: r.get(12)?,
+        steps_to_human: r.get(13)?,
+        seconds_to_human: r.get(14)?,
+        escape_used: r.get(15)?,
+        watchdog_used: r.get(16)?,
+        agent: r.get(17)?,
+        variables: serde_json::from_str(&variables).unwrap_or_default(),
+        end_reason: r.get(19)?,
+    })
+}
 
 impl Store {
     /// Opens (creating) `dir/hotline.db`.
@@ -161,6 +246,36 @@ impl Store {
                 ))?;
             }
         }
+        let ended_required: bool = conn.query_row(
+            "SELECT \"notnull\" FROM pragma_table_info('calls') WHERE name = 'ended'",
+            [],
+            |r| r.get(0),
+        )?;
+        if ended_required {
+            // The first release wrote calls only once ended: now a live call has no end yet.
+            conn.execute_batch(&format!(
+                "BEGIN;
+                 ALTER TABLE calls RENAME TO calls_v1;
+                 {SCHEMA}
+                 INSERT INTO calls (id, call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent)
+                   SELECT id, call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent FROM calls_v1;
+                 DROP TABLE calls_v1;
+                 COMMIT;"
+            ))?;
+        }
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('calls')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, definition) in CALL_COLUMNS {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {name} {definition}"))?;
+            }
+        }
+        conn.execute_batch(
+            "CREATE UNIQUE INDEX IF NOT EXISTS calls_uid ON calls(uid);
+             CREATE INDEX IF NOT EXISTS calls_started ON calls(started);",
+        )?;
         Ok(Store { conn })
     }
 
@@ -222,35 +337,81 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn add_call(&self, c: &CallRecord) -> Result<i64, StoreError> {
-        let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
-        self.conn.execute(
-            "INSERT INTO calls (call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![c.id, c.from, c.line, c.started, c.ended, path, c.outcome, c.steps_to_human, c.seconds_to_human, c.agent],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+    /// Writes the current state of calls, each under its own key (`uid`, unique per call),
+    /// all in one transaction: the writer batches what piled up while it wrote.
+    pub fn save_calls(&mut self, calls: &[(String, CallRecord)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason",
+            )?;
+            for (uid, c) in calls {
+                let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
+                let variables = serde_json::to_string(&c.variables).unwrap_or_else(|_| "{}".into());
+                st.execute(params![
+                    uid,
+                    c.id,
+                    c.from,
+                    c.line,
+                    c.flow,
+                    c.flow_version,
+                    c.started,
+                    c.answered,
+                    c.human_offered_at,
+                    c.agent_answered_at,
+                    c.ended,
+                    path,
+                    c.steps,
+                    c.outcome,
+                    c.steps_to_human,
+                    c.seconds_to_human,
+                    c.escape_used,
+                    c.watchdog_used,
+                    c.agent,
+                    variables,
+                    c.end_reason,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
-    /// The last `limit` calls, newest first.
-    pub fn calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT call_id, caller, line, started, ended, path, outcome, steps_to_human, seconds_to_human, agent FROM calls ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit], |r| {
-            let path: String = r.get(5)?;
-            Ok(CallRecord {
-                id: r.get(0)?,
-                from: r.get(1)?,
-                line: r.get(2)?,
-                started: r.get(3)?,
-                ended: r.get(4)?,
-                path: serde_json::from_str(&path).unwrap_or_default(),
-                outcome: r.get(6)?,
-                steps_to_human: r.get(7)?,
-                seconds_to_human: r.get(8)?,
-                agent: r.get(9)?,
-            })
-        })?;
+    /// Calls left live by a server that stopped without ending them (killed, crashed, power
+    /// lost) are marked `interrupted`, ended at their last recorded moment. Returns how many.
+    pub fn mark_interrupted(&self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE calls SET outcome = ?1, end_reason = ?1,
+               ended = COALESCE(agent_answered_at, human_offered_at, answered, started)
+             WHERE ended IS NULL",
+            params![INTERRUPTED],
+        )?)
+    }
+
+    /// The last `limit` calls matching `filter`, newest first.
+    pub fn calls(&self, filter: &CallFilter, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
+        let mut sql = format!("{CALL_SELECT} WHERE 1 = 1");
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        for (column, op, value) in [
+            ("started", ">=", &filter.since),
+            ("started", "<", &filter.until),
+            ("outcome", "=", &filter.outcome),
+            ("line", "=", &filter.line),
+            ("flow", "=", &filter.flow),
+            ("caller", "=", &filter.from),
+            ("agent", "=", &filter.agent),
+        ] {
+            if let Some(v) = value {
+                args.push(v);
+                sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
+            }
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(args.as_slice(), call_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -328,27 +489,105 @@ mod tests {
         assert_eq!(pending[0].attempts, 0);
     }
 
-    #[test]
-    fn call_records_come_back_newest_first_and_limited() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let record = |n: u32| CallRecord {
+    pub(crate) fn record(n: u32) -> CallRecord {
+        CallRecord {
             id: format!("c{n}"),
             from: "sip:ana@example.com".into(),
             line: "main".into(),
-            started: "2026-11-22T10:00:00Z".into(),
-            ended: "2026-11-22T10:01:00Z".into(),
+            flow: "main".into(),
+            flow_version: "0123456789ab".into(),
+            started: format!("2026-11-22T10:0{n}:00Z"),
+            answered: Some(format!("2026-11-22T10:0{n}:00.2Z")),
+            human_offered_at: Some(format!("2026-11-22T10:0{n}:05Z")),
+            agent_answered_at: (n == 2).then(|| "2026-11-22T10:02:09Z".to_string()),
+            ended: Some(format!("2026-11-22T10:0{n}:30Z")),
             path: vec!["main.welcome".into(), "0".into(), "main.agents".into()],
-            outcome: "queue".into(),
+            steps: 2,
+            outcome: "agent".into(),
             steps_to_human: Some(n),
             seconds_to_human: Some(1.5),
+            escape_used: n == 1,
+            watchdog_used: false,
             agent: (n == 2).then(|| "alice".to_string()),
-        };
-        for n in 1..=3 {
-            store.add_call(&record(n)).unwrap();
+            variables: [("account".to_string(), "1234".to_string())].into(),
+            end_reason: Some("caller".into()),
         }
+    }
+
+    #[test]
+    fn call_records_come_back_newest_first_limited_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let rows: Vec<_> = (1..=3).map(|n| (format!("u{n}"), record(n))).collect();
+        store.save_calls(&rows).unwrap();
         let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.calls(2).unwrap(), vec![record(3), record(2)]);
+        let all = CallFilter::default();
+        assert_eq!(again.calls(&all, 2).unwrap(), vec![record(3), record(2)]);
+        let alice = CallFilter {
+            agent: Some("alice".into()),
+            ..CallFilter::default()
+        };
+        assert_eq!(again.calls(&alice, 10).unwrap(), vec![record(2)]);
+        let window = CallFilter {
+            since: Some("2026-11-22T10:02:00Z".into()),
+            until: Some("2026-11-22T10:03:00Z".into()),
+            ..CallFilter::default()
+        };
+        assert_eq!(again.calls(&window, 10).unwrap(), vec![record(2)]);
+    }
+
+    #[test]
+    fn a_call_is_updated_in_place_and_one_left_live_is_marked_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut live = record(1);
+        live.ended = None;
+        live.end_reason = None;
+        live.agent_answered_at = None;
+        live.outcome = LIVE.into();
+        live.path.truncate(1);
+        store.save_calls(&[("a".into(), live.clone())]).unwrap();
+        live.path = record(1).path;
+        store.save_calls(&[("a".into(), live.clone())]).unwrap();
+        store.save_calls(&[("b".into(), record(2))]).unwrap();
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.mark_interrupted().unwrap(), 1, "only the live one");
+        let calls = again.calls(&CallFilter::default(), 10).unwrap();
+        assert_eq!(calls.len(), 2, "one row per call, however often written");
+        assert_eq!(calls[0], record(2), "the finished call is untouched");
+        assert_eq!(calls[1].outcome, INTERRUPTED);
+        assert_eq!(calls[1].end_reason.as_deref(), Some(INTERRUPTED));
+        assert_eq!(
+            calls[1].path,
+            record(1).path,
+            "its last transition was kept"
+        );
+        assert_eq!(
+            calls[1].ended, live.human_offered_at,
+            "ended at its last known moment"
+        );
+    }
+
+    #[test]
+    fn a_database_from_before_live_call_records_is_rebuilt_with_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hotline.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE calls (id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, caller TEXT NOT NULL, line TEXT NOT NULL, started TEXT NOT NULL, ended TEXT NOT NULL, path TEXT NOT NULL, outcome TEXT NOT NULL, steps_to_human INTEGER, seconds_to_human REAL, agent TEXT);
+             INSERT INTO calls (call_id, caller, line, started, ended, path, outcome) VALUES ('old', 'sip:ana@example.com', 'main', '2026-11-01T10:00:00Z', '2026-11-01T10:01:00Z', '[\"main.welcome\"]', 'hangup');",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut live = record(1);
+        live.ended = None;
+        store.save_calls(&[("new".into(), live)]).unwrap();
+        let calls = store.calls(&CallFilter::default(), 10).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1].id, "old");
+        assert_eq!(calls[1].path, vec!["main.welcome".to_string()]);
+        assert_eq!(calls[0].ended, None, "a live call has no end yet");
     }
 
     #[test]

@@ -855,7 +855,7 @@ fn a_caller_hanging_up_cancels_the_ringing_agent() {
 }
 
 /// A bare HTTP/1.1 request to the server's API; (status, body).
-fn http(
+pub(super) fn http(
     server: &Server,
     method: &str,
     path: &str,
@@ -879,7 +879,7 @@ fn http(
     (status, body)
 }
 
-fn json(server: &Server, path: &str) -> Value {
+pub(super) fn json(server: &Server, path: &str) -> Value {
     let (status, body) = http(server, "GET", path, None, "");
     assert_eq!(status, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
@@ -895,7 +895,7 @@ fn agent<'a>(agents: &'a Value, id: &str) -> &'a Value {
 }
 
 /// Polls `f` for up to 10 s.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+pub(super) fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if f() {
@@ -1069,16 +1069,20 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
     let phone = finish(&server, "alice_phone", phone);
     assert!(phone.ok, "{}", phone.text);
 
-    eventually("the call is on record", || {
-        json(&server, "/api/calls?limit=5")
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
+    // On record from the answer, live until the end is written.
+    eventually("the call is on record as ended", || {
+        json(&server, "/api/calls?limit=5")[0]["ended"].is_string()
     });
     let calls = json(&server, "/api/calls?limit=5");
     let c = &calls[0];
     assert_eq!(c["outcome"], "queue");
+    assert_eq!(c["end_reason"], "caller");
+    assert_eq!(c["flow"], "agentline");
+    assert_eq!(c["flow_version"].as_str().map(str::len), Some(12));
+    assert!(c["agent_answered_at"].as_str().unwrap() > c["human_offered_at"].as_str().unwrap());
+    assert_eq!(c["escape_used"], false);
     assert_eq!(c["agent"], "alice");
-    assert_eq!(c["line"], "agentline");
+    assert_eq!(c["line"], "agent", "the line dialled");
     assert_eq!(c["steps_to_human"], 1);
     assert!(
         c["seconds_to_human"]

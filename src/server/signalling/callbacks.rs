@@ -156,7 +156,7 @@ impl Signalling {
         add_leg_media(&self.shared, leg, &agreed, no_one_listens());
         let ringback = self
             .shared
-            .flows
+            .flows()
             .prompts
             .frames(&[announce::RINGBACK.to_string()], agreed.law);
         let _ = self.shared.pacer.send(PacerCommand::Play {

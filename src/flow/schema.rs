@@ -1,0 +1,317 @@
+//! `hotline schema`: a JSON Schema (draft 2020-12) of the flow format, so editors that read
+//! schemas for TOML (taplo, Even Better TOML) complete keys and flag mistakes while typing.
+//! It says what the loader accepts, field by field; what needs the whole graph (references,
+//! the escape guarantee) stays the validator's job.
+
+use serde_json::{Value, json};
+
+/// Where the schema says it lives (`$id`); the `#:schema` line in a flow file may name a local
+/// copy instead.
+const ID: &str = "https://hotline.dev/schema/flow.json";
+
+fn string(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "description": description })
+}
+
+/// A node reference: `node` or `flow.node`.
+fn target(description: &str) -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^[^.\\s]+(\\.[^.\\s]+)?$",
+        "description": format!("{description} A node of this flow (`name`) or of another (`flow.name`).")
+    })
+}
+
+fn number(description: &str, default: u32, max: u32) -> Value {
+    json!({
+        "type": "integer",
+        "minimum": 0,
+        "maximum": max,
+        "default": default,
+        "description": description
+    })
+}
+
+fn key(description: &str) -> Value {
+    json!({ "type": "string", "pattern": "^[0-9*#]$", "description": description })
+}
+
+fn prompts(description: &str) -> Value {
+    let name = json!({ "type": "string", "minLength": 1, "pattern": "^[^/\\\\]" });
+    json!({
+        "description": format!("{description} A prompt name (prompts/NAME.wav: 8 kHz mono 16-bit PCM), or a list played in order."),
+        "oneOf": [name, { "type": "array", "items": name, "minItems": 1 }]
+    })
+}
+
+/// One node type: its fields and which are required.
+fn node(kind: &str, description: &str, fields: Vec<(&str, Value)>, required: &[&str]) -> Value {
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "type".into(),
+        json!({ "const": kind, "description": description }),
+    );
+    for (name, schema) in fields {
+        properties.insert(name.into(), schema);
+    }
+    let mut required: Vec<&str> = required.to_vec();
+    required.insert(0, "type");
+    json!({
+        "if": { "properties": { "type": { "const": kind } }, "required": ["type"] },
+        "then": {
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false
+        }
+    })
+}
+
+/// The schema, pretty-printed.
+pub fn flow_schema() -> String {
+    let retries = || number("The prompt plays at most 1 + max_retries times.", 2, 20);
+    let timeout = || number("Seconds of silence after the prompt ends.", 5, 3600);
+    let nodes = vec![
+        node(
+            "play",
+            "Plays prompts, then goes on.",
+            vec![
+                ("prompt", prompts("What the caller hears.")),
+                ("next", target("Where the call goes after the prompt.")),
+            ],
+            &["prompt"],
+        ),
+        node(
+            "menu",
+            "A prompt and a choice of keys.",
+            vec![
+                ("prompt", prompts("What the caller hears.")),
+                (
+                    "options",
+                    json!({
+                        "type": "object",
+                        "description": "Key pressed -> node.",
+                        "propertyNames": { "pattern": "^[0-9*#]$" },
+                        "additionalProperties": target("Where this key goes.")
+                    }),
+                ),
+                ("timeout_s", timeout()),
+                ("max_retries", retries()),
+                (
+                    "invalid_prompt",
+                    prompts("Played before a retry on a wrong key."),
+                ),
+                (
+                    "on_invalid",
+                    target("Where a wrong key goes instead of a retry."),
+                ),
+                (
+                    "on_exhausted",
+                    target("Where silence and wrong keys end up."),
+                ),
+            ],
+            &["prompt", "on_exhausted"],
+        ),
+        node(
+            "collect",
+            "Reads digits into a call variable.",
+            vec![
+                ("prompt", prompts("What the caller hears.")),
+                ("min_digits", number("Fewest digits accepted.", 1, 64)),
+                ("max_digits", number("Most digits read.", 20, 64)),
+                ("terminator", key("Ends the entry early.")),
+                ("timeout_s", timeout()),
+                ("max_retries", retries()),
+                (
+                    "variable",
+                    string("Stored on the call and shown to the agent."),
+                ),
+                ("next", target("Where the call goes with the digits.")),
+                (
+                    "on_exhausted",
+                    target("Where silence and short entries end up."),
+                ),
+            ],
+            &["prompt", "on_exhausted"],
+        ),
+        node(
+            "schedule",
+            "Invisible to the caller: open or closed by a calendar.",
+            vec![
+                (
+                    "calendar",
+                    string("A [calendars.NAME] table of hotline.toml."),
+                ),
+                ("open", target("Where the call goes while open.")),
+                ("closed", target("Where the call goes while closed.")),
+            ],
+            &["calendar"],
+        ),
+        node(
+            "branch",
+            "Invisible to the caller: tests a call variable.",
+            vec![
+                ("variable", string("The variable tested.")),
+                (
+                    "cases",
+                    json!({
+                        "type": "object",
+                        "description": "Exact value (or `prefix:DIGITS`) -> node.",
+                        "additionalProperties": target("Where this value goes.")
+                    }),
+                ),
+                ("default", target("Where any other value goes.")),
+            ],
+            &["variable"],
+        ),
+        node(
+            "queue",
+            "A LIVE HUMAN: waits for an agent of the queue.",
+            vec![
+                ("queue", string("A [[queues]] name of hotline.toml.")),
+                ("priority", number("Higher is served first.", 0, 1000)),
+                (
+                    "max_wait_s",
+                    number("The longest wait before on_timeout.", 600, 86_400),
+                ),
+                (
+                    "announce_position_every_s",
+                    number("Position and wait announcements; 0 = never.", 0, 86_400),
+                ),
+                (
+                    "offer_callback_after_s",
+                    number(
+                        "After this wait the caller may press 1 to be called back; 0 = never.",
+                        0,
+                        86_400,
+                    ),
+                ),
+                (
+                    "on_timeout",
+                    target("After max_wait_s, or at once when no agent is logged in."),
+                ),
+            ],
+            &["queue", "on_timeout"],
+        ),
+        node(
+            "transfer",
+            "A LIVE HUMAN elsewhere: dials a SIP URI.",
+            vec![
+                (
+                    "to",
+                    json!({ "type": "string", "pattern": "^sips?:", "description": "The SIP URI dialled." }),
+                ),
+                (
+                    "ring_timeout_s",
+                    number("How long it rings before on_failure.", 30, 600),
+                ),
+                ("on_failure", target("Declined, unanswered or unreachable.")),
+            ],
+            &["to", "on_failure"],
+        ),
+        node(
+            "voicemail",
+            "A FOLLOW-UP: records a message to a mailbox.",
+            vec![
+                ("mailbox", string("The mailbox (a folder under data/).")),
+                ("prompt", prompts("The greeting before the beep.")),
+                ("max_length_s", number("Longest message.", 120, 3600)),
+            ],
+            &["mailbox"],
+        ),
+        node(
+            "callback",
+            "A FOLLOW-UP: stores a callback, dialled when an agent of the queue is free.",
+            vec![
+                ("queue", string("A [[queues]] name of hotline.toml.")),
+                ("prompt", prompts("The confirmation.")),
+            ],
+            &["queue"],
+        ),
+        node(
+            "hangup",
+            "Ends the call.",
+            vec![("prompt", prompts("Said before hanging up."))],
+            &[],
+        ),
+    ];
+    let types: Vec<&str> = vec![
+        "play",
+        "menu",
+        "collect",
+        "schedule",
+        "branch",
+        "queue",
+        "transfer",
+        "voicemail",
+        "callback",
+        "hangup",
+    ];
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": ID,
+        "title": "hotline flow",
+        "description": "One phone line's flow: menus, prompts, queues. `hotline validate` proves every caller reaches a live human.",
+        "type": "object",
+        "required": ["flow", "nodes"],
+        "additionalProperties": false,
+        "properties": {
+            "flow": {
+                "type": "object",
+                "required": ["entry"],
+                "additionalProperties": false,
+                "properties": {
+                    "entry": target("The first node."),
+                    "escape_digit": key("Pressed during any prompt of this flow, goes to escape_to."),
+                    "escape_to": target("Must lead to a live human."),
+                    "max_steps_to_human": {
+                        "type": "integer", "minimum": 1, "maximum": 1000, "default": 5,
+                        "description": "The bound the validator proves."
+                    },
+                    "max_seconds_to_human": number("Bound on IVR time before a live human is offered.", 120, 86_400),
+                    "description": { "type": "string" }
+                }
+            },
+            "nodes": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": { "pattern": "^[A-Za-z0-9_-]+$" },
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": { "type": { "enum": types } },
+                    "allOf": nodes
+                }
+            }
+        }
+    });
+    let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_type_has_its_fields_and_the_schema_is_json() {
+        let s: Value = serde_json::from_str(&flow_schema()).unwrap();
+        let all = &s["properties"]["nodes"]["additionalProperties"];
+        let types = all["properties"]["type"]["enum"].as_array().unwrap();
+        assert_eq!(types.len(), 10);
+        let queue = all["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["if"]["properties"]["type"]["const"] == "queue")
+            .unwrap();
+        assert_eq!(
+            queue["then"]["required"],
+            json!(["type", "queue", "on_timeout"])
+        );
+        assert_eq!(
+            queue["then"]["properties"]["max_wait_s"]["default"],
+            json!(600)
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Evidence and operations, end to end: call records written as calls progress and kept
+//! through a crash (SIGKILL during live SIPp calls), flows reloaded on a live server without
+//! disturbing calls in progress, and `/metrics` read by an independent Prometheus parser.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::agents::{eventually, http, json};
+use super::*;
+
+fn calls(server: &Server) -> Vec<Value> {
+    json(server, "/api/calls?limit=100")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn by_path_start<'a>(calls: &'a [Value], node: &str) -> Vec<&'a Value> {
+    calls.iter().filter(|c| c["path"][0] == node).collect()
+}
+
+/// SIGKILL with calls in progress: every finished call's record, the voicemail and the
+/// callback request are intact after the restart, and the calls that were live are marked
+/// interrupted (ended at their last recorded transition).
+#[test]
+fn a_crash_keeps_finished_records_voicemails_and_callbacks_and_marks_live_calls_interrupted() {
+    let mut server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    // A voicemail (key 1), then a callback request (key 2): both finished calls.
+    let vm = call(
+        "PCMU",
+        None,
+        &[pause(2500), key('1'), pause(1500), speak(), pause(2000)],
+        CALLER_BYE,
+    );
+    let r = server.sipp("vm", &vm, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    let cb = call("PCMU", None, &[pause(2400), key('2')], SERVER_BYE);
+    let r = server.sipp("cb", &cb, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    eventually("both calls are on record as ended", || {
+        let c = calls(&server);
+        c.len() == 2 && c.iter().all(|c| c["ended"].is_string())
+    });
+    let finished = calls(&server);
+
+    // A caller still in the menu when the server dies.
+    let live = call("PCMU", None, &[pause(20_000)], CALLER_BYE);
+    let file = server.path().join("live.xml");
+    std::fs::write(&file, live).unwrap();
+    let mut caller = sipp_command(&server, &file, "main", &[], 4)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(
+        "the live call is on record, past its first transition",
+        || {
+            calls(&server).iter().any(|c| {
+                c["outcome"] == "live" && c["path"].as_array().is_some_and(|p| p.len() >= 3)
+            })
+        },
+    );
+    let before = calls(&server)
+        .into_iter()
+        .find(|c| c["outcome"] == "live")
+        .unwrap();
+    assert!(before["ended"].is_null());
+    assert_eq!(before["flow"], "main");
+
+    server.crash_and_restart();
+    let _ = caller.kill();
+    let _ = caller.wait();
+
+    let after = calls(&server);
+    assert_eq!(after.len(), 3, "{after:#?}");
+    for f in &finished {
+        assert!(
+            after.contains(f),
+            "finished call changed by the crash: {f:#}"
+        );
+    }
+    let was_live = after.iter().find(|c| c["id"] == before["id"]).unwrap();
+    assert_eq!(was_live["outcome"], "interrupted");
+    assert_eq!(was_live["end_reason"], "interrupted");
+    assert!(was_live["ended"].is_string());
+    assert_eq!(
+        was_live["path"], before["path"],
+        "its last transition was kept"
+    );
+    assert!(
+        server
+            .log()
+            .contains("calls left live by the last run are marked interrupted calls=1"),
+        "{}",
+        server.log()
+    );
+    let messages = server.voicemails("one");
+    assert_eq!(messages.len(), 1);
+    assert!(
+        read_wav(&messages[0].1).len() > 8000,
+        "the recording is intact"
+    );
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let (voicemails, pending): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM voicemails), (SELECT COUNT(*) FROM callbacks WHERE state = 'pending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((voicemails, pending), (1, 1));
+}
+
+/// Same line, another entry node: calls answered by this version start their path there.
+fn main_with_greeting() -> String {
+    MAIN.replace("entry = \"welcome\"", "entry = \"greeting\"")
+        .replace(
+            "[nodes.welcome]",
+            "[nodes.greeting]\ntype = \"play\"\nprompt = \"short\"\nnext = \"welcome\"\n\n[nodes.welcome]",
+        )
+}
+
+/// A flow file broken on a live server: the running flows stay, `GET /api/flows` shows why,
+/// and a call placed after it is answered as before.
+#[test]
+fn a_reload_with_an_invalid_flow_keeps_the_old_one_serving() {
+    let server = Server::start_with("answer_after_ms = 0");
+    let versions = json(&server, "/api/flows");
+    let main = |v: &Value| {
+        v["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "main")
+            .unwrap()["version"]
+            .clone()
+    };
+    let running = main(&versions);
+    std::fs::write(
+        server.path().join("flows/main.toml"),
+        MAIN.replace("\"3\" = \"bye\"", "\"3\" = \"nowhere\""),
+    )
+    .unwrap();
+    server.signal("-HUP");
+    eventually("the reload is refused", || {
+        json(&server, "/api/flows")["last_reload"]["ok"] == false
+    });
+    let status = json(&server, "/api/flows");
+    assert!(
+        status["last_reload"]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("unknown-node"),
+        "{status:#}"
+    );
+    assert_eq!(main(&status), running, "the old version still serves");
+    assert!(server.log().contains("flows NOT reloaded"));
+
+    let xml = call("PCMU", None, &[pause(2400), key('3')], SERVER_BYE);
+    let r = server.sipp("after", &xml, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    eventually("the call is on record as ended", || {
+        calls(&server)
+            .first()
+            .is_some_and(|c| c["ended"].is_string())
+    });
+    let c = &calls(&server)[0];
+    assert_eq!(
+        path_of(c),
+        ["main.welcome", "done", "main.menu", "3", "main.bye"]
+    );
+    assert_eq!(c["flow_version"], running);
+}
+
+/// A valid change goes live for new calls (seen on a file change, without a signal) while
+/// a call in progress finishes on the version it started with; each record names its version.
+/// Then `/metrics` is read with an independent Prometheus parser.
+#[test]
+fn a_reload_serves_new_calls_while_a_call_in_progress_keeps_its_version() {
+    let server = Server::start_with("answer_after_ms = 0");
+    let old = json(&server, "/api/flows");
+    // The first caller reaches the menu 2 s in and presses 3 (goodbye) at 2.6 s.
+    let first = call("PCMU", None, &[pause(2600), key('3')], SERVER_BYE);
+    let file = server.path().join("first.xml");
+    std::fs::write(&file, first).unwrap();
+    let mut first = sipp_command(&server, &file, "main", &[], 4)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(server.path().join("flows/main.toml"), main_with_greeting()).unwrap();
+    eventually("the change is live", || {
+        json(&server, "/api/flows")["last_reload"]["ok"] == true
+    });
+    let new = json(&server, "/api/flows");
+    assert_eq!(new["last_reload"]["trigger"], "file change");
+    assert_ne!(new["flows"], old["flows"]);
+    assert!(first.wait().unwrap().success(), "{}", server.log());
+
+    // The second caller: greeting 0.3 s, welcome 2 s, then the menu.
+    let second = call("PCMU", None, &[pause(2900), key('3')], SERVER_BYE);
+    let r = server.sipp("second", &second, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    eventually("both calls are on record as ended", || {
+        let c = calls(&server);
+        c.len() == 2 && c.iter().all(|c| c["ended"].is_string())
+    });
+    let records = calls(&server);
+    let old_call = by_path_start(&records, "main.welcome");
+    let new_call = by_path_start(&records, "main.greeting");
+    assert_eq!((old_call.len(), new_call.len()), (1, 1), "{records:#?}");
+    assert_eq!(
+        path_of(old_call[0]),
+        ["main.welcome", "done", "main.menu", "3", "main.bye"],
+        "the call in progress kept its version"
+    );
+    assert_ne!(old_call[0]["flow_version"], new_call[0]["flow_version"]);
+    let version_of = |v: &Value| {
+        v["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "main")
+            .unwrap()["version"]
+            .clone()
+    };
+    assert_eq!(old_call[0]["flow_version"], version_of(&old));
+    assert_eq!(new_call[0]["flow_version"], version_of(&new));
+
+    let (status, text) = http(&server, "GET", "/metrics", None, "");
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value("hotline_calls_total", Some(("outcome", "hangup"))),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(value("hotline_sip_transactions_total", None).unwrap() >= 4.0);
+    assert!(value("hotline_rtp_packets_sent_total", None).unwrap() > 100.0);
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "hotline_time_to_human_seconds")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        matches!(histogram.value, prometheus_parse::Value::Histogram(_)),
+        "{text}"
+    );
+    assert!(scrape.docs.contains_key("hotline_queue_wait_seconds"));
+}
