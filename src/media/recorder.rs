@@ -104,17 +104,25 @@ impl Recorder {
 
 /// Writes samples as an 8 kHz mono 16-bit WAV.
 pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), hound::Error> {
+    crate::store::write_durably(path, &wav_bytes(samples)?)?;
+    Ok(())
+}
+
+/// A whole 8 kHz mono 16-bit WAV file in memory (a recording is bounded by `max_s`).
+pub fn wav_bytes(samples: &[i16]) -> Result<Vec<u8>, hound::Error> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec)?;
+    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    let mut w = hound::WavWriter::new(&mut out, spec)?;
     for &s in samples {
         w.write_sample(s)?;
     }
-    w.finalize()
+    w.finalize()?;
+    Ok(out.into_inner())
 }
 
 #[cfg(test)]

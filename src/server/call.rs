@@ -778,7 +778,7 @@ async fn finish_voicemail(
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             write_wav(&wav, &samples).map_err(|e| format!("{}: {e}", wav.display()))?;
             let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
-            std::fs::write(&json_path, text + "\n")
+            crate::store::write_durably(&json_path, (text + "\n").as_bytes())
                 .map_err(|e| format!("{}: {e}", json_path.display()))?;
             s.add_voicemail(&record).map_err(|e| e.to_string())?;
             Ok(())

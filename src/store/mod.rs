@@ -8,6 +8,27 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
+/// Writes a whole file so that a reader or a crash sees either nothing or all of it: the bytes go
+/// to a hidden temporary file beside it, are synced, and the file is renamed into place.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".{}.part", name.to_string_lossy()));
+    let mut f = std::fs::File::create(&temp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&temp, path)?;
+    // The rename itself is durable once the directory is synced (not possible on every OS).
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {message}")]
@@ -337,6 +358,13 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// `synchronous = NORMAL`: in WAL mode a commit survives the process being killed; only a
+    /// power loss may take the last ones. For the call records' connection.
+    pub fn relax_sync(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(())
+    }
+
     /// Writes the current state of calls, each under its own key (`uid`, unique per call),
     /// all in one transaction: the writer batches what piled up while it wrote.
     pub fn save_calls(&mut self, calls: &[(String, CallRecord)]) -> Result<(), StoreError> {
@@ -597,5 +625,20 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let e = Store::open(&file).err().unwrap();
         assert!(e.to_string().contains("hotline.db"), "{e}");
+    }
+
+    #[test]
+    fn a_durable_write_replaces_the_whole_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.json");
+        write_durably(&file, b"first, longer text").unwrap();
+        write_durably(&file, b"second").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("m.json")]);
+        assert!(write_durably(&dir.path().join("no/such/dir/x"), b"x").is_err());
     }
 }
