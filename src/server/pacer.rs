@@ -131,8 +131,8 @@ pub fn spawn(
 /// than sending a burst of frames.
 const RESYNC: Duration = Duration::from_millis(200);
 
-/// Between ticks, packets are read as they come, but at most once per this interval: a key
-/// press reaches its call within about this much, and a busy line costs few wake-ups.
+/// Between ticks, what arrived is read every this often: a key press reaches its call within
+/// about this much, and a busy line costs few wake-ups.
 const READ_GAP: Duration = Duration::from_millis(2);
 
 fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStats>) {
@@ -148,25 +148,21 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     loop {
         tick = tick.wrapping_add(1);
         let due = start + TICK * tick;
-        // Until the tick is due, what arrives is read as it comes (in batches READ_GAP apart):
-        // a key pressed just after a tick reaches its call task (and the agent's phone rings)
-        // without waiting for the next tick, and the tick itself has less to read.
+        // Until the tick is due, what arrives is read as it comes: a key pressed just after a
+        // tick reaches its call task (and the agent's phone rings) without waiting for the
+        // next one. After each read the loop pauses READ_GAP: on a busy line every wait finds
+        // something at once, and reading packet by packet would cost a system call each.
         let mut received = 0;
         loop {
-            let now = Instant::now();
-            let Some(left) = due.checked_duration_since(now).filter(|l| !l.is_zero()) else {
-                break;
-            };
-            let whole_ms = left.as_millis() as i32;
-            if whole_ms == 0 {
+            let left = due.saturating_duration_since(Instant::now());
+            if left <= READ_GAP {
+                // The tick's own pass reads the rest.
                 std::thread::sleep(left);
                 break;
             }
-            let n = receive_pass(&mut legs, &mut poller, &mut batch, whole_ms);
-            received += n;
-            if n > 0 && Instant::now() + READ_GAP < due {
-                std::thread::sleep(READ_GAP);
-            }
+            let wait_ms = (left - READ_GAP).as_millis() as i32;
+            received += receive_pass(&mut legs, &mut poller, &mut batch, wait_ms);
+            std::thread::sleep(READ_GAP.min(due.saturating_duration_since(Instant::now())));
         }
         let now = Instant::now();
         if due > now {
@@ -236,18 +232,19 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     }
 }
 
-/// Reads every leg's socket that has packets waiting, waiting up to `timeout_ms` for the
-/// first; returns how many packets.
+/// Reads every leg's socket that has packets waiting, waiting up to `wait_ms` for the first;
+/// returns how many packets.
 fn receive_pass(
     legs: &mut BTreeMap<u64, Leg>,
     poller: &mut Poller,
     batch: &mut Batch,
-    timeout_ms: i32,
+    wait_ms: i32,
 ) -> u64 {
     let mut received = 0;
-    let mut timeout_ms = timeout_ms;
+    let mut wait_ms = wait_ms;
     loop {
-        let (ready, full) = poller.wait(timeout_ms);
+        let (ready, full) = poller.wait(wait_ms);
+        wait_ms = 0;
         for key in ready {
             if let Some(leg) = legs.get_mut(key) {
                 received += receive(leg, batch);
@@ -257,7 +254,6 @@ fn receive_pass(
         if !full {
             return received;
         }
-        timeout_ms = 0;
     }
 }
 

@@ -53,8 +53,9 @@ mod imp {
     use std::os::fd::AsRawFd;
 
     /// The sockets with something to read, without looking at the others: an epoll set
-    /// holding every leg's socket, each under its leg's key. Waiting on it between ticks lets
-    /// a packet be read (a key press reach its call) as soon as it arrives.
+    /// holding every leg's socket, each under its leg's key. Asking it costs the same with
+    /// 10 calls or 3,000, so the media loop can wait on it between ticks and a key press
+    /// reaches its call without waiting for the next tick.
     pub struct Poller {
         ep: Option<std::os::fd::OwnedFd>,
         events: Vec<libc::epoll_event>,
