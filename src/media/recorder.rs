@@ -104,7 +104,7 @@ impl Recorder {
 
 /// Writes samples as an 8 kHz mono 16-bit WAV.
 pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), hound::Error> {
-    crate::store::write_durably(path, &wav_bytes(samples)?)?;
+    crate::store::write_durably(&[(path, &wav_bytes(samples)?)])?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use crate::engine::announce;
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
-use crate::media::recorder::{Recorder, write_wav};
+use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
 use crate::store::{CallRecord, CallbackRequest, CallbackState, VoicemailRecord};
 
@@ -772,20 +772,26 @@ async fn finish_voicemail(
         "variables": call.variables(),
     });
     let json_path: PathBuf = dir.join(format!("{base}.json"));
-    let write = {
+    // The files are written and synced before the store is locked: other calls' saves and
+    // callbacks do not wait for this one's disk.
+    let files = {
         let record = record.clone();
-        move |s: &crate::store::Store| -> Result<(), String> {
+        move || -> Result<VoicemailRecord, String> {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            write_wav(&wav, &samples).map_err(|e| format!("{}: {e}", wav.display()))?;
-            let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
-            crate::store::write_durably(&json_path, (text + "\n").as_bytes())
-                .map_err(|e| format!("{}: {e}", json_path.display()))?;
-            s.add_voicemail(&record).map_err(|e| e.to_string())?;
-            Ok(())
+            let audio = wav_bytes(&samples).map_err(|e| format!("{}: {e}", wav.display()))?;
+            let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default() + "\n";
+            crate::store::write_durably(&[(&wav, &audio), (&json_path, text.as_bytes())])
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(record)
         }
     };
-    match store(shared, write).await {
-        Ok(()) => tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved"),
+    let saved = match tokio::task::spawn_blocking(files).await {
+        Ok(Ok(record)) => store(shared, move |s| s.add_voicemail(&record)).await,
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.to_string()),
+    };
+    match saved {
+        Ok(_) => tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved"),
         Err(e) => tracing::error!(mailbox, "voicemail NOT saved: {e}"),
     }
     call.handle(Event::Finished, now)

@@ -8,23 +8,32 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-/// Writes a whole file so that a reader or a crash sees either nothing or all of it: the bytes go
-/// to a hidden temporary file beside it, are synced, and the file is renamed into place.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes whole files so that a reader or a crash sees each either absent or complete: the
+/// bytes go to a hidden temporary file beside each, are synced, the files are renamed into
+/// place, and their folders synced once (so the renames are durable too).
+pub fn write_durably(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".{}.part", name.to_string_lossy()));
-    let mut f = std::fs::File::create(&temp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&temp, path)?;
-    // The rename itself is durable once the directory is synced (not possible on every OS).
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (path, bytes) in files {
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let temp = dir.join(format!(".{}.part", name.to_string_lossy()));
+        let mut f = std::fs::File::create(&temp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&temp, path)?;
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        // Not every OS can sync a folder; the files themselves are synced regardless.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
@@ -631,14 +640,14 @@ mod tests {
     fn a_durable_write_replaces_the_whole_file_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("m.json");
-        write_durably(&file, b"first, longer text").unwrap();
-        write_durably(&file, b"second").unwrap();
+        write_durably(&[(&file, b"first, longer text")]).unwrap();
+        write_durably(&[(&file, b"second")]).unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"second");
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("m.json")]);
-        assert!(write_durably(&dir.path().join("no/such/dir/x"), b"x").is_err());
+        assert!(write_durably(&[(&dir.path().join("no/such/dir/x"), b"x")]).is_err());
     }
 }
