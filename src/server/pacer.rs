@@ -185,51 +185,71 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         let mut sent = 0;
         received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         relay(&mut legs, &mut pairs);
-        for leg in legs.values_mut() {
-            let mut finished = None;
-            let frame: &[u8] = match &mut leg.playing {
-                Some((playback, tag)) => match playback.next_frame() {
-                    Some(f) => f,
-                    None => {
-                        finished = Some(*tag);
-                        &leg.silence
-                    }
-                },
-                None if leg.inbox.len() >= SAMPLES_PER_PACKET => {
-                    for (out, s) in leg
-                        .relay_frame
-                        .iter_mut()
-                        .zip(leg.inbox.drain(..SAMPLES_PER_PACKET))
-                    {
-                        *out = leg.stream_law.encode(s);
-                    }
-                    &leg.relay_frame
-                }
-                None => &leg.silence,
-            };
-            if leg.sending {
-                if let Some(n) = leg
-                    .stream
-                    .next_into(frame, SAMPLES_PER_PACKET as u32, &mut buf)
-                {
-                    match leg.socket.send_to(&buf[..n], leg.remote) {
-                        Ok(_) => sent += 1,
-                        Err(_) => {
-                            stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            } else {
-                leg.stream.skip(SAMPLES_PER_PACKET as u32);
+        // Sent in chunks with a read between them: on a busy line the sending takes a good
+        // part of the tick, and a key press arriving meanwhile is read after one chunk rather
+        // than after them all.
+        let mut from = 0u64;
+        loop {
+            let mut last = None;
+            for (key, leg) in legs.range_mut(from..).take(SEND_CHUNK) {
+                last = Some(*key);
+                sent += send_frame(leg, &mut buf, &stats);
             }
-            if let Some(tag) = finished {
-                leg.playing = None;
-                let _ = leg.notify.send(CallInput::PromptDone(tag));
+            match last.and_then(|k| k.checked_add(1)) {
+                Some(next) => from = next,
+                None => break,
             }
+            received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         }
         stats.packets.fetch_add(sent, Ordering::Relaxed);
         stats.received.fetch_add(received, Ordering::Relaxed);
     }
+}
+
+/// Legs sent to between two reads of what arrived, within a tick.
+const SEND_CHUNK: usize = 256;
+
+/// Sends one leg its next 20 ms (prompt, relayed audio or silence); 1 when a packet left.
+fn send_frame(leg: &mut Leg, buf: &mut [u8; MAX_PACKET], stats: &PacerStats) -> u64 {
+    let mut sent = 0;
+    let mut finished = None;
+    let frame: &[u8] = match &mut leg.playing {
+        Some((playback, tag)) => match playback.next_frame() {
+            Some(f) => f,
+            None => {
+                finished = Some(*tag);
+                &leg.silence
+            }
+        },
+        None if leg.inbox.len() >= SAMPLES_PER_PACKET => {
+            for (out, s) in leg
+                .relay_frame
+                .iter_mut()
+                .zip(leg.inbox.drain(..SAMPLES_PER_PACKET))
+            {
+                *out = leg.stream_law.encode(s);
+            }
+            &leg.relay_frame
+        }
+        None => &leg.silence,
+    };
+    if leg.sending {
+        if let Some(n) = leg.stream.next_into(frame, SAMPLES_PER_PACKET as u32, buf) {
+            match leg.socket.send_to(&buf[..n], leg.remote) {
+                Ok(_) => sent += 1,
+                Err(_) => {
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    } else {
+        leg.stream.skip(SAMPLES_PER_PACKET as u32);
+    }
+    if let Some(tag) = finished {
+        leg.playing = None;
+        let _ = leg.notify.send(CallInput::PromptDone(tag));
+    }
+    sent
 }
 
 /// Reads every leg's socket that has packets waiting, waiting up to `wait_ms` for the first;
