@@ -205,6 +205,8 @@ server=$!
 sleep 1
 pid=$(pgrep -P "$server" hotline || echo "$server")
 s() { (cd "$work" && taskset -c 0 timeout -k 5 $((RUN_S + 60)) sipp 127.0.0.1:5080 -i 127.0.0.1 -nostdin "$@"); }
+# Stops a background SIPp and the processes between it and this script.
+stop() { local p; for p in $(pgrep -P "$1"); do stop "$p"; done; kill "$1" 2>/dev/null || true; }
 s -sf agent.xml -p 5072 -mp 42000 -m "$CALLS" >/dev/null 2>&1 &
 agent=$!
 s -sf register.xml -p 5070 -au alice -ap pw -m 1 >/dev/null
@@ -219,7 +221,7 @@ sleep 1
 s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
 kill "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true
 wait "$agent" 2>/dev/null || true
-kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true
+stop "$load"; wait "$load" 2>/dev/null || true
 kill -INT "$pid" 2>/dev/null || true; wait "$server" 2>/dev/null || true
 python3 - "$work" "$N" <<'PY'
 import subprocess, sys
