@@ -215,7 +215,7 @@ s -sf caller.xml -s load -p 5090 -mp 40000 -r "$rate" -l $((N + N / 5)) -m $(( r
   -rtp_threadtasks 100 -max_socket 65000 -timeout $((RUN_S + 50))s >/dev/null 2>&1 &
 load=$!
 sleep 8   # the load ramps up to N
-dumpcap -q -i lo -f "udp port 5080 or udp src port 41000" -B 64 -w "$work/escape.pcap" -P 2>/dev/null &
+dumpcap -q -i lo -f "udp src port 41000 or (udp src port 5080 and udp dst port 5072)" -B 64 -w "$work/escape.pcap" -P 2>/dev/null &
 cap=$!
 sleep 1
 s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
