@@ -79,7 +79,7 @@ pub struct Binding {
     pub target: SocketAddr,
     pub link: Link,
     pub expires: Instant,
-    /// When it was first registered: the newest binding is the one rung.
+    /// When it was first registered.
     pub since: Instant,
 }
 

@@ -854,6 +854,95 @@ fn a_caller_hanging_up_cancels_the_ringing_agent() {
     assert!(alice.ok, "the ring was cancelled: {}", alice.text);
 }
 
+/// Alice has three phones registered: all ring at once. The newest is busy (486), which
+/// leaves the others ringing; the oldest answers and takes the call; the third is cancelled.
+#[test]
+fn every_phone_of_an_agent_rings_and_the_first_to_answer_takes_the_call() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let answers = sipp_at(
+        &server,
+        "alice_desk",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let cancelled = sipp_at(
+        &server,
+        "alice_softphone",
+        &scenario(&[AGENT_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    let busy = sipp_at(
+        &server,
+        "alice_mobile",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            r#"  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#
+            .to_string(),
+        ]),
+        ports.phone(2),
+        ports.media(2),
+        &["-m", "1"],
+    );
+    for n in 0..3 {
+        register_agent(&server, &ports, n, "alice", "alice-pw", "200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(3000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let busy = finish(&server, "alice_mobile", busy);
+    assert!(busy.ok, "the newest phone rang and was busy: {}", busy.text);
+    let cancelled = finish(&server, "alice_softphone", cancelled);
+    assert!(
+        cancelled.ok,
+        "the second phone rang, then was cancelled: {}",
+        cancelled.text
+    );
+    let answers = finish(&server, "alice_desk", answers);
+    assert!(
+        answers.ok,
+        "the oldest phone rang and took the call: {}",
+        answers.text
+    );
+    let log = server.log();
+    let answered = log.lines().filter(|l| l.contains("agent answered")).count();
+    assert_eq!(answered, 1, "{log}");
+    assert!(
+        !log.lines().any(|l| l.contains("did not answer")),
+        "alice answered on one phone; she stays in service:\n{log}"
+    );
+}
+
 /// A bare HTTP/1.1 request to the server's API; (status, body).
 pub(super) fn http(
     server: &Server,

@@ -20,7 +20,7 @@ use crate::routing::{
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::dialog::{ALLOW, Dialog};
-use crate::sip::registrar::{Algorithm, Change, Registrar, User};
+use crate::sip::registrar::{Algorithm, Binding, Change, Registrar, User};
 use crate::sip::sdp;
 use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
@@ -88,8 +88,9 @@ pub(super) struct Agents {
     /// Callers being transferred (or bridged to a transfer target), by call.
     pub transfers: HashMap<u64, super::transfers::Transfer>,
     pub legs: HashMap<String, Leg>,
-    /// Which leg rings which agent for which call.
-    leg_of: HashMap<(u64, usize), String>,
+    /// The legs ringing (or answered by) an agent's phones for a call: one per registered
+    /// contact.
+    leg_of: HashMap<(u64, usize), Vec<String>>,
     router_timer: Option<Instant>,
     registrar_timer: Option<Instant>,
     /// Per queue, the callers who left it in the last hour: when, and whether an agent
@@ -352,127 +353,136 @@ impl Signalling {
         list.push_back((now, in_time));
     }
 
-    /// Places the INVITE to the agent's newest registered contact.
+    /// Rings the agent: an INVITE to each of their registered contacts at once (a desk phone
+    /// and a softphone ring together); the first to answer takes the call, the others are
+    /// cancelled.
     fn ring(&mut self, call: u64, agent: usize, now: Instant) {
-        let binding = self
+        let bindings: Vec<Binding> = self
             .agents
             .registrar
             .bindings(agent)
-            .first()
-            .map(|b| (*b).clone());
-        let socket = self.shared.ports.open();
-        let (Some(b), Some(w), Some(socket)) = (binding, self.agents.waiting.get(&call), socket)
-        else {
-            tracing::warn!(
-                agent,
-                call,
-                "cannot ring the agent (no contact, caller or port)"
-            );
+            .into_iter()
+            .cloned()
+            .collect();
+        let Some(w) = self.agents.waiting.get(&call) else {
+            tracing::warn!(agent, call, "cannot ring the agent: the caller is gone");
             return self.route(RouterEvent::Declined { call, agent }, now);
         };
+        let caller_call = w.call_id.clone();
+        let display = clean(crate::sip::dialog::uri_user(&w.context.caller)).replace('"', "");
+        let context = context_headers(w, now);
         let domain = self.shared.config.sip.domain.clone();
-        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
-        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let offer = sdp::describe(
-            random() & 0xFFFF_FFFF,
-            1,
-            self.shared.media_ip,
-            rtp_port,
-            None,
-        );
-        let caller_user = crate::sip::dialog::uri_user(&w.context.caller);
-        let mut headers = vec![
-            header("Via", &self.via(b.link)),
-            header("Max-Forwards", "70"),
-            header(
-                "From",
-                &format!(
-                    "\"{}\" <sip:hotline@{domain}>;tag={}",
-                    clean(caller_user).replace('"', ""),
-                    tag()
+        let mut placed = 0;
+        for b in bindings {
+            let Some(socket) = self.shared.ports.open() else {
+                break;
+            };
+            let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
+            let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+            let offer = sdp::describe(
+                random() & 0xFFFF_FFFF,
+                1,
+                self.shared.media_ip,
+                rtp_port,
+                None,
+            );
+            let mut headers = vec![
+                header("Via", &self.via(b.link)),
+                header("Max-Forwards", "70"),
+                header(
+                    "From",
+                    &format!("\"{display}\" <sip:hotline@{domain}>;tag={}", tag()),
                 ),
-            ),
-            header("To", &format!("<sip:{}@{domain}>", self.agents.ids[agent])),
-            header("Call-ID", &leg_id),
-            header("CSeq", "1 INVITE"),
-            header("Contact", &self.contact(b.link)),
-            header("Allow", ALLOW),
-            header("User-Agent", "hotline"),
-            // What the caller already told the line: the agent never asks again.
-            header("X-Hotline-Caller", &clean(&w.context.caller)),
-            header("X-Hotline-Queue", &clean(&w.queue)),
-            header("X-Hotline-Path", &clean(&w.context.path.join(" "))),
-            header(
-                "X-Hotline-Waited",
-                &now.saturating_duration_since(w.entered)
-                    .as_secs()
-                    .to_string(),
-            ),
-        ];
-        if let Some(cb) = &w.callback {
-            // The agent calls this person back: we dial them once the agent answers.
-            headers.push(header("X-Hotline-Callback", &clean(&w.context.caller)));
-            headers.push(header(
-                "X-Hotline-Callback-Attempt",
-                &(cb.attempts + 1).to_string(),
-            ));
+                header("To", &format!("<sip:{}@{domain}>", self.agents.ids[agent])),
+                header("Call-ID", &leg_id),
+                header("CSeq", "1 INVITE"),
+                header("Contact", &self.contact(b.link)),
+                header("Allow", ALLOW),
+                header("User-Agent", "hotline"),
+            ];
+            headers.extend(context.iter().cloned());
+            headers.push(header("Content-Type", "application/sdp"));
+            let invite = Message {
+                start: Start::Request {
+                    method: "INVITE".into(),
+                    uri: b.uri.clone(),
+                },
+                headers,
+                body: offer.into_bytes(),
+            };
+            tracing::info!(
+                agent = self.agents.ids[agent],
+                contact = b.uri,
+                caller_call,
+                "ringing the agent"
+            );
+            self.send_request(&invite, b.link, b.target, Some(leg_id.clone()), now);
+            let media = self.next_call;
+            self.next_call += 1;
+            self.agents
+                .leg_of
+                .entry((call, agent))
+                .or_default()
+                .push(leg_id.clone());
+            self.agents.legs.insert(
+                leg_id,
+                Leg {
+                    call,
+                    agent,
+                    kind: LegKind::Agent,
+                    invite,
+                    link: b.link,
+                    peer: b.target,
+                    state: LegState::Ringing,
+                    socket,
+                    media,
+                },
+            );
+            placed += 1;
         }
-        for (name, value) in &w.context.variables {
-            let name: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .take(64)
-                .collect();
-            headers.push(header(&format!("X-Hotline-Var-{name}"), &clean(value)));
+        if placed == 0 {
+            tracing::warn!(agent, call, "cannot ring the agent (no contact or port)");
+            self.route(RouterEvent::Declined { call, agent }, now);
         }
-        headers.push(header("Content-Type", "application/sdp"));
-        let invite = Message {
-            start: Start::Request {
-                method: "INVITE".into(),
-                uri: b.uri.clone(),
-            },
-            headers,
-            body: offer.into_bytes(),
-        };
-        tracing::info!(
-            agent = self.agents.ids[agent],
-            contact = b.uri,
-            caller_call = w.call_id,
-            "ringing the agent"
-        );
-        self.send_request(&invite, b.link, b.target, Some(leg_id.clone()), now);
-        let media = self.next_call;
-        self.next_call += 1;
-        self.agents.leg_of.insert((call, agent), leg_id.clone());
-        self.agents.legs.insert(
-            leg_id,
-            Leg {
-                call,
-                agent,
-                kind: LegKind::Agent,
-                invite,
-                link: b.link,
-                peer: b.target,
-                state: LegState::Ringing,
-                socket,
-                media,
-            },
-        );
+    }
+
+    /// Whether another of the agent's phones still rings for this call.
+    fn still_ringing(&self, call: u64, agent: usize) -> bool {
+        self.agents.leg_of.get(&(call, agent)).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.agents
+                    .legs
+                    .get(id)
+                    .is_some_and(|l| matches!(l.state, LegState::Ringing))
+            })
+        })
     }
 
     /// Stops a ring: CANCEL for the INVITE (RFC 3261 §9.1).
     fn cancel_ring(&mut self, call: u64, agent: usize, now: Instant) {
-        let Some(leg_id) = self.agents.leg_of.get(&(call, agent)).cloned() else {
+        let Some(legs) = self.agents.leg_of.get(&(call, agent)).cloned() else {
             return;
         };
         tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
-        self.cancel_leg(&leg_id, now);
+        for leg_id in legs {
+            self.cancel_leg(&leg_id, now);
+        }
+    }
+
+    /// One of the agent's phones answered: the others stop ringing.
+    fn cancel_other_phones(&mut self, answered: &str, call: u64, agent: usize, now: Instant) {
+        let others: Vec<String> = self
+            .agents
+            .leg_of
+            .get(&(call, agent))
+            .into_iter()
+            .flatten()
+            .filter(|id| *id != answered)
+            .cloned()
+            .collect();
+        for leg_id in others {
+            self.cancel_leg(&leg_id, now);
+        }
     }
 
     /// CANCEL for a leg still ringing; its final answer then only needs acknowledging.
@@ -537,6 +547,7 @@ impl Signalling {
                     .and_then(|o| o.negotiate());
                 match agreed {
                     Ok(agreed) if !cancelled => {
+                        self.cancel_other_phones(leg_id, call, agent, now);
                         self.agent_answered(leg_id, call, agent, agreed, now)
                     }
                     Ok(_) => {
@@ -546,19 +557,30 @@ impl Signalling {
                     Err(e) => {
                         tracing::info!("agent's answer has no usable media: {e}");
                         self.hang_up_leg(leg_id, now);
-                        if !cancelled {
+                        if !cancelled && !self.still_ringing(call, agent) {
                             self.route(RouterEvent::Declined { call, agent }, now);
                         }
                     }
                 }
             }
             (_, LegState::Ringing) => {
+                self.remove_leg(leg_id);
+                if code < 600 && self.still_ringing(call, agent) {
+                    // Busy on one phone; another of the agent's phones still rings.
+                    tracing::info!(
+                        agent = self.agents.ids[agent],
+                        code,
+                        "one of the agent's phones declined; the others still ring"
+                    );
+                    return;
+                }
                 tracing::info!(
                     agent = self.agents.ids[agent],
                     code,
                     "the agent's phone declined"
                 );
-                self.remove_leg(leg_id);
+                // A 6xx is the agent's answer everywhere (RFC 3261 §16.7): stop the others.
+                self.cancel_ring(call, agent, now);
                 self.route(RouterEvent::Declined { call, agent }, now);
             }
             (_, _) => self.remove_leg(leg_id),
@@ -583,7 +605,7 @@ impl Signalling {
                 tracing::info!("the transfer target never answered our INVITE");
                 self.transfer_failed(call);
             }
-        } else if ringing {
+        } else if ringing && !self.still_ringing(call, agent) {
             self.route(RouterEvent::Declined { call, agent }, now);
         }
     }
@@ -662,14 +684,12 @@ impl Signalling {
 
     pub(super) fn remove_leg(&mut self, leg_id: &str) {
         if let Some(leg) = self.agents.legs.remove(leg_id) {
-            if self
-                .agents
-                .leg_of
-                .get(&(leg.call, leg.agent))
-                .map(String::as_str)
-                == Some(leg_id)
-            {
-                self.agents.leg_of.remove(&(leg.call, leg.agent));
+            let key = (leg.call, leg.agent);
+            if let Some(ids) = self.agents.leg_of.get_mut(&key) {
+                ids.retain(|id| id != leg_id);
+                if ids.is_empty() {
+                    self.agents.leg_of.remove(&key);
+                }
             }
             if matches!(leg.state, LegState::Up { .. }) {
                 let _ = self
@@ -998,6 +1018,44 @@ fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message
         headers,
         body: Vec::new(),
     }
+}
+
+/// What the caller already told the line, on the agent's INVITE: the agent never asks again.
+fn context_headers(w: &Waiting, now: Instant) -> Vec<Header> {
+    let mut headers = vec![
+        header("X-Hotline-Caller", &clean(&w.context.caller)),
+        header("X-Hotline-Queue", &clean(&w.queue)),
+        header("X-Hotline-Path", &clean(&w.context.path.join(" "))),
+        header(
+            "X-Hotline-Waited",
+            &now.saturating_duration_since(w.entered)
+                .as_secs()
+                .to_string(),
+        ),
+    ];
+    if let Some(cb) = &w.callback {
+        // The agent calls this person back: we dial them once the agent answers.
+        headers.push(header("X-Hotline-Callback", &clean(&w.context.caller)));
+        headers.push(header(
+            "X-Hotline-Callback-Attempt",
+            &(cb.attempts + 1).to_string(),
+        ));
+    }
+    for (name, value) in &w.context.variables {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64)
+            .collect();
+        headers.push(header(&format!("X-Hotline-Var-{name}"), &clean(value)));
+    }
+    headers
 }
 
 pub(super) fn header(name: &str, value: &str) -> Header {
