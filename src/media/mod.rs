@@ -1,5 +1,6 @@
-//! Media: G.711 codecs, RTP packets, DTMF detection.
+//! Media: G.711 codecs, RTP packets, DTMF detection, prompt playback, recording, bridging.
 
+pub mod bridge;
 pub mod dtmf;
 pub mod g711;
 pub mod player;

@@ -6,10 +6,10 @@
 //! buffer. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
 //! alive, as on a classic PBX. The call task hears only about digits, the end of a prompt,
 //! and, while it records, the caller's audio. Two bridged legs (a caller and an agent) hear
-//! each other: what one sends is decoded, re-encoded for the other's codec (PCMU and PCMA
-//! legs talk to each other) and sent on the other's tick, through a small bounded buffer.
+//! each other through `media::bridge`: what one sends is decoded, re-encoded for the other's
+//! codec (PCMU and PCMA legs talk to each other) and sent on the other's tick.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::call::CallInput;
+use crate::media::bridge::BridgeSide;
 use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
 use crate::media::player::Playback;
@@ -93,17 +94,9 @@ struct Leg {
     recording: bool,
     /// The leg this one is bridged to.
     peer: Option<u64>,
-    /// What this leg's far end said since the last tick, for the peer.
-    heard: Vec<i16>,
-    /// What the peer said, waiting to be sent to this leg.
-    inbox: VecDeque<i16>,
-    relay_frame: [u8; SAMPLES_PER_PACKET],
+    bridge: BridgeSide,
     stream_law: Law,
 }
-
-/// Audio waiting to be relayed is capped at this much (160 ms): a late burst is trimmed
-/// rather than delaying the conversation.
-const MAX_RELAY: usize = SAMPLES_PER_PACKET * 8;
 
 /// What the pacing loop counts, for the metrics and the benchmark.
 #[derive(Debug, Default)]
@@ -221,17 +214,10 @@ fn send_frame(leg: &mut Leg, buf: &mut [u8; MAX_PACKET], stats: &PacerStats) -> 
                 &leg.silence
             }
         },
-        None if leg.inbox.len() >= SAMPLES_PER_PACKET => {
-            for (out, s) in leg
-                .relay_frame
-                .iter_mut()
-                .zip(leg.inbox.drain(..SAMPLES_PER_PACKET))
-            {
-                *out = leg.stream_law.encode(s);
-            }
-            &leg.relay_frame
-        }
-        None => &leg.silence,
+        None => match leg.bridge.next_frame(leg.stream_law) {
+            Some(f) => f,
+            None => &leg.silence,
+        },
     };
     if leg.sending {
         if let Some(n) = leg.stream.next_into(frame, SAMPLES_PER_PACKET as u32, buf) {
@@ -300,8 +286,8 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
         let Some(law) = Law::from_payload_type(p.payload_type) else {
             continue;
         };
-        if leg.peer.is_some() && leg.heard.len() < MAX_RELAY {
-            leg.heard.extend(p.payload.iter().map(|&b| law.decode(b)));
+        if leg.peer.is_some() {
+            leg.bridge.hear(law, p.payload);
         }
         if leg.recording {
             let _ = leg.notify.send(CallInput::Audio {
@@ -320,25 +306,21 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
     batch.len() as u64
 }
 
-/// Hands what each bridged leg heard to its peer (buffers keep their capacity: no
-/// allocation per tick).
+/// Hands what each bridged leg heard to its peer.
 fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
     pairs.extend(
         legs.iter()
-            .filter_map(|(&id, l)| l.peer.filter(|_| !l.heard.is_empty()).map(|p| (id, p))),
+            .filter_map(|(&id, l)| l.peer.filter(|_| l.bridge.has_heard()).map(|p| (id, p))),
     );
     for (from, to) in pairs.drain(..) {
-        let Some(mut heard) = legs.get_mut(&from).map(|l| std::mem::take(&mut l.heard)) else {
+        let Some(mut heard) = legs.get_mut(&from).map(|l| l.bridge.take_heard()) else {
             continue;
         };
         if let Some(p) = legs.get_mut(&to) {
-            p.inbox.extend(heard.drain(..));
-            let excess = p.inbox.len().saturating_sub(MAX_RELAY);
-            p.inbox.drain(..excess);
+            p.bridge.receive(&mut heard);
         }
-        heard.clear();
         if let Some(l) = legs.get_mut(&from) {
-            l.heard = heard;
+            l.bridge.give_back(heard);
         }
     }
 }
@@ -377,9 +359,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                     latched: false,
                     recording: false,
                     peer: None,
-                    heard: Vec::new(),
-                    inbox: VecDeque::new(),
-                    relay_frame: [0; SAMPLES_PER_PACKET],
+                    bridge: BridgeSide::default(),
                     stream_law: law,
                 },
             ) {
@@ -440,8 +420,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                 && let Some(p) = legs.get_mut(&peer)
             {
                 p.peer = None;
-                p.inbox.clear();
-                p.heard.clear();
+                p.bridge.clear();
             }
         }
         PacerCommand::Shutdown => {}
