@@ -211,7 +211,9 @@ impl Signalling {
                     self.end_all(Instant::now());
                 }
             }
-            if self.draining && self.calls.is_empty() {
+            // Done when no call is left: neither a caller's nor one we placed (a callback's
+            // legs live without a caller's call).
+            if self.draining && self.calls.is_empty() && self.agents.legs.is_empty() {
                 // Let our BYEs finish, within reason.
                 let byes_pending = self.transactions.values().any(|t| {
                     t.call_id.is_none()
@@ -1106,7 +1108,8 @@ impl Signalling {
         self.bye(call_id, now);
     }
 
-    /// The grace period is over: every live call gets a BYE, ringing ones a 503.
+    /// The grace period is over: every live call gets a BYE, ringing ones a 503; the calls we
+    /// placed get a BYE or a CANCEL.
     fn end_all(&mut self, now: Instant) {
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         tracing::info!(calls = ids.len(), "grace period over: ending live calls");
@@ -1137,6 +1140,16 @@ impl Signalling {
                         );
                     }
                 }
+            }
+        }
+        // Calls we placed that no caller's call holds (a callback's agent and caller legs):
+        // hang up the answered ones, stop the ringing ones.
+        let legs: Vec<String> = self.agents.legs.keys().cloned().collect();
+        for id in legs {
+            match self.agents.legs.get(&id).map(|l| &l.state) {
+                Some(agents::LegState::Up { .. }) => self.hang_up_leg(&id, now),
+                Some(agents::LegState::Ringing) => self.cancel_leg(&id, now),
+                _ => {}
             }
         }
     }

@@ -1472,6 +1472,67 @@ fn a_stored_callback_survives_a_crash_and_is_dialled_when_an_agent_logs_in() {
     });
 }
 
+/// A callback's call is live (the agent and the caller it dialled are talking; no caller's
+/// call holds it) when the server is told to stop: both phones get a BYE after the grace
+/// period and the server exits cleanly.
+#[test]
+fn shutdown_hangs_up_a_callback_in_progress_on_both_phones() {
+    let mut server = server();
+    let ports = AgentPorts::take();
+    let caller_port = ports.register(2);
+    let caller = sipp_at(
+        &server,
+        "caller",
+        &call("PCMU", None, &[pause(2400), key('2')], SERVER_BYE),
+        caller_port,
+        ports.media(2),
+        &["-s", "main", "-m", "1"],
+    );
+    let caller = finish(&server, "caller", caller);
+    assert!(caller.ok, "{}", caller.text);
+    let rings = r#"  <recv request="INVITE" crlf="true"/>
+"#;
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            rings.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let callee = sipp_at(
+        &server,
+        "caller_phone",
+        &scenario(&[
+            rings.to_string(),
+            agent_answers(ports.listen(3)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        caller_port,
+        ports.media(3),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    eventually("the caller answered the callback", || {
+        server.log().contains("the caller answered the callback")
+    });
+    server.signal("-TERM");
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "the agent's phone got a BYE: {}", phone.text);
+    let callee = finish(&server, "caller_phone", callee);
+    assert!(callee.ok, "the caller's phone got a BYE: {}", callee.text);
+    assert_eq!(
+        server.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+}
+
 /// The caller's phone is busy when the callback dials it: the agent's leg is hung up (the
 /// agent is free again) and the callback stays pending with one attempt counted, to be tried
 /// again later.
