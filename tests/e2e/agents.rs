@@ -943,6 +943,91 @@ fn every_phone_of_an_agent_rings_and_the_first_to_answer_takes_the_call() {
     );
 }
 
+/// Alice declines on one of her two phones (603, "decline everywhere"): her other phone stops
+/// ringing at once, and the caller goes to the next agent, Bob.
+#[test]
+fn a_decline_on_one_phone_stops_the_agents_other_phones() {
+    let server = Server::start_full(
+        "answer_after_ms = 100",
+        &AGENTS.replace("ring_timeout_s = 2", "ring_timeout_s = 30"),
+    );
+    let ports = AgentPorts::take();
+    let desk = sipp_at(
+        &server,
+        "alice_desk",
+        &scenario(&[AGENT_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let mobile = sipp_at(
+        &server,
+        "alice_mobile",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            r#"  <pause milliseconds="300"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 603 Decline
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#
+            .to_string(),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(2),
+        ports.media(2),
+        &["-m", "1"],
+    );
+    // Alice's two phones first (she is idle longest), then Bob's.
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "alice", "alice-pw", "200");
+    std::thread::sleep(Duration::from_millis(50));
+    register_agent(&server, &ports, 2, "bob", "bob-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(3000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let mobile = finish(&server, "alice_mobile", mobile);
+    assert!(mobile.ok, "alice declined on her mobile: {}", mobile.text);
+    let desk = finish(&server, "alice_desk", desk);
+    assert!(desk.ok, "her desk phone stopped ringing: {}", desk.text);
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "bob took the call: {}", bob.text);
+    let log = server.log();
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("agent answered"))
+        .collect();
+    assert!(answered.len() == 1 && answered[0].contains("bob"), "{log}");
+}
+
 /// A bare HTTP/1.1 request to the server's API; (status, body).
 pub(super) fn http(
     server: &Server,
