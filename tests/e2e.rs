@@ -45,8 +45,8 @@ impl Ports {
         // Below Linux's ephemeral range (32768 and up), where the sockets the tests and SIPp
         // bind to port 0 could otherwise take a port a server is about to use.
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
-        assert!(block < 46, "more servers than port blocks");
-        let base = 20_000 + (std::process::id() % 4) as u16 * 3000 + block * BLOCK;
+        assert!(block < 62, "more servers than port blocks");
+        let base = 20_000 + (std::process::id() % 3) as u16 * 4000 + block * BLOCK;
         Ports {
             sip: base,
             rtp: (base + 10, base + 40),

@@ -615,6 +615,80 @@ fn a_caller_reaches_a_registered_agent_and_they_hear_each_other() {
     );
 }
 
+/// The caller presses the escape digit during the first prompt: the agent's phone rings with
+/// the path showing the escape, answers, and the two hear each other; the call is on record
+/// as escaped to a human.
+#[test]
+fn the_escape_digit_puts_the_caller_through_to_an_agent() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let rings = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Path: agentline.account 0 agentline.agents" search_in="msg" check_it="true" assign_to="path"/>
+    </action>
+  </recv>
+  <Reference variables="path"/>
+"#;
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            rings.to_string(),
+            agent_answers(ports.listen(0)),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(300), key('0'), pause(4000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let said = pcap_audio();
+    let log = server.log();
+    let heard: Vec<u8> = agent_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "the agent heard the caller\n{log}"
+    );
+    let said_mu: Vec<u8> = said
+        .iter()
+        .map(|&b| Law::Pcmu.encode(Law::Pcma.decode(b)))
+        .collect();
+    let heard: Vec<u8> = caller_hears
+        .stop()
+        .into_iter()
+        .filter(|(pt, _)| *pt == 0)
+        .flat_map(|p| p.1)
+        .collect();
+    assert!(
+        matched_speech(&heard, &said_mu) >= 8000 * 2,
+        "the caller heard the agent\n{log}"
+    );
+    eventually("the call is on record as ended", || {
+        json(&server, "/api/calls?limit=5")[0]["ended"].is_string()
+    });
+    let c = &json(&server, "/api/calls?limit=5")[0];
+    assert_eq!(c["escape_used"], true);
+    assert_eq!(c["agent"], "alice");
+    assert_eq!(c["steps_to_human"], 1);
+}
+
 /// The first agent rung lets it ring: after `ring_timeout_s` the ring is cancelled, that
 /// agent goes not-ready, and the next agent gets the call.
 #[test]
