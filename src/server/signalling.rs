@@ -123,6 +123,8 @@ struct CallEntry {
     sdp_version: u64,
     /// Our last SDP, sent again on a re-INVITE without an offer.
     last_sdp: String,
+    /// The codec the call runs on, once it has started; a re-INVITE keeps it.
+    law: Option<crate::media::g711::Law>,
 }
 
 enum TimerRef {
@@ -604,6 +606,7 @@ impl Signalling {
                 session,
                 sdp_version: 1,
                 last_sdp: String::new(),
+                law: None,
             },
         );
         let delay = Duration::from_millis(u64::from(self.shared.config.sip.answer_after_ms));
@@ -695,6 +698,7 @@ impl Signalling {
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
         };
+        entry.law = Some(agreed.law);
         let (tx_in, rx_in) = mpsc::unbounded_channel();
         entry.phase = Phase::Answered {
             to_call: tx_in.clone(),
@@ -775,7 +779,8 @@ impl Signalling {
                     .get(call_id)
                     .filter(|c| c.dialog.matches(req))
                     .map(|c| c.invite.clone())
-            });
+            })
+            .or_else(|| self.leg_reinvite_of(req));
         let Some(key) = key else { return };
         if let Some(e) = self.transactions.get_mut(&key) {
             e.tx.on_request(true, now);
@@ -913,7 +918,14 @@ impl Signalling {
             // An offerless re-INVITE: our SDP is the offer, the answer comes in the ACK.
             entry.last_sdp.clone()
         } else {
-            let negotiated = sdp::parse_offer(&body).and_then(|o| o.negotiate().map(|a| (o, a)));
+            let law = entry.law;
+            let negotiated = sdp::parse_offer(&body).and_then(|o| {
+                match law {
+                    Some(law) => o.negotiate_keeping(law),
+                    None => o.negotiate(),
+                }
+                .map(|a| (o, a))
+            });
             match negotiated {
                 Ok((offer, agreed)) => {
                     entry.sdp_version += 1;

@@ -167,15 +167,32 @@ impl Offer {
 
     /// Chooses the offerer's first G.711 law, and telephone-event at 8 kHz if offered.
     pub fn negotiate(&self) -> Result<Agreed, SdpError> {
-        let law = self
-            .formats
+        let law = self.laws().next().ok_or(SdpError::NoCommonCodec)?;
+        Ok(self.agree(law))
+    }
+
+    /// For a new offer inside a call (re-INVITE): the law the call already uses, which must be
+    /// among those offered; a call does not change codec midway.
+    pub fn negotiate_keeping(&self, law: Law) -> Result<Agreed, SdpError> {
+        if self.laws().any(|l| l == law) {
+            Ok(self.agree(law))
+        } else {
+            Err(SdpError::NoCommonCodec)
+        }
+    }
+
+    /// The G.711 laws offered, in the offerer's order.
+    fn laws(&self) -> impl Iterator<Item = Law> + '_ {
+        self.formats
             .iter()
-            .find_map(|&pt| match self.name_of(pt)?.as_str() {
+            .filter_map(|&pt| match self.name_of(pt)?.as_str() {
                 "pcmu/8000" | "pcmu/8000/1" if pt == 0 => Some(Law::Pcmu),
                 "pcma/8000" | "pcma/8000/1" if pt == 8 => Some(Law::Pcma),
                 _ => None,
-            });
-        let law = law.ok_or(SdpError::NoCommonCodec)?;
+            })
+    }
+
+    fn agree(&self, law: Law) -> Agreed {
         let telephone_event = self.formats.iter().copied().find(|&pt| {
             self.name_of(pt)
                 .is_some_and(|n| n.starts_with("telephone-event/8000"))
@@ -186,12 +203,12 @@ impl Offer {
         } else {
             self.direction.answer()
         };
-        Ok(Agreed {
+        Agreed {
             law,
             telephone_event,
             remote: (self.address, self.port),
             direction,
-        })
+        }
     }
 }
 
@@ -254,6 +271,29 @@ pub fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_offer_in_a_call_keeps_its_codec_or_is_refused() {
+        let both = SIPP.replace("RTP/AVP 0 101", "RTP/AVP 0 8 101").replace(
+            "a=rtpmap:0 PCMU/8000\r\n",
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+        );
+        let o = parse_offer(&both).unwrap();
+        assert_eq!(o.negotiate().unwrap().law, Law::Pcmu, "the offerer's first");
+        let kept = o.negotiate_keeping(Law::Pcma).unwrap();
+        assert_eq!(kept.law, Law::Pcma, "the call's own law, though second");
+        assert_eq!(kept.telephone_event, Some(101));
+        let answer = describe(1, 2, "127.0.0.1".parse().unwrap(), 20000, Some((&o, &kept)));
+        assert!(
+            answer.contains("m=audio 20000 RTP/AVP 8 101\r\n"),
+            "{answer}"
+        );
+        let only_mu = parse_offer(SIPP).unwrap();
+        assert_eq!(
+            only_mu.negotiate_keeping(Law::Pcma),
+            Err(SdpError::NoCommonCodec)
+        );
+    }
 
     const SIPP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
 

@@ -689,6 +689,112 @@ fn the_escape_digit_puts_the_caller_through_to_an_agent() {
     assert_eq!(c["steps_to_human"], 1);
 }
 
+/// The agent's phone moves its media mid-call with a re-INVITE (as a phone does on hold and
+/// resume, or when it changes network): hotline answers keeping the call's codec (PCMA,
+/// though the new offer lists PCMU first) and the caller's voice follows to the new address.
+#[test]
+fn an_agent_phone_moving_its_media_by_re_invite_keeps_hearing_the_caller() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let first_address = Listener::bind(ports.listen(0), false);
+    let moved_to = Listener::bind(ports.listen(2), false);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let reinvite = format!(
+        r#"  <pause milliseconds="1500"/>
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=agent 1 2 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio {} RTP/AVP 0 8 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" crlf="true">
+    <action>
+      <ereg regexp="m=audio [0-9]+ RTP/AVP 8 " search_in="body" check_it="true" assign_to="kept"/>
+    </action>
+  </recv>
+  <Reference variables="kept"/>
+  <send>
+    <![CDATA[
+      ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"#,
+        ports.listen(2)
+    );
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            reinvite,
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(6000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "the re-INVITE was answered: {}", phone.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let said = pcap_audio();
+    let before = first_address.stop();
+    let after = moved_to.stop();
+    caller_hears.stop();
+    assert!(
+        !before.is_empty(),
+        "the agent heard the caller at first\n{log}"
+    );
+    assert!(after.iter().all(|(pt, _)| *pt == 8), "still PCMA");
+    let heard: Vec<u8> = after.into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "the caller's voice followed the agent's media ({} bytes)\n{log}",
+        heard.len()
+    );
+}
+
 /// The first agent rung lets it ring: after `ring_timeout_s` the ring is cancelled, that
 /// agent goes not-ready, and the next agent gets the call.
 #[test]

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::{CallerContext, Signalling, TimerRef, random, tag};
 use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow};
 use crate::config::Config;
+use crate::media::g711::Law;
 use crate::routing::estimate;
 use crate::routing::{
     AgentConfig, AgentState, QueueConfig, Router, RouterAction, RouterEvent, Strategy,
@@ -75,6 +76,12 @@ pub(super) struct Leg {
     pub(super) socket: Arc<UdpSocket>,
     /// The leg's id in the media loop.
     pub(super) media: u64,
+    /// The codec it runs on once answered; a re-INVITE from the far end keeps it.
+    pub(super) law: Option<Law>,
+    /// Our SDP's version, raised with each answer to a re-INVITE.
+    pub(super) sdp_version: u64,
+    /// The far end's last re-INVITE, whose 2xx its ACK confirms.
+    pub(super) reinvite: Option<Key>,
 }
 
 pub(super) struct Agents {
@@ -436,6 +443,9 @@ impl Signalling {
                     state: LegState::Ringing,
                     socket,
                     media,
+                    law: None,
+                    sdp_version: 1,
+                    reinvite: None,
                 },
             );
             placed += 1;
@@ -635,8 +645,10 @@ impl Signalling {
         let in_time = now.saturating_duration_since(w.entered) <= SERVICE_LEVEL;
         let queue = w.queue.clone();
         self.served(&queue, in_time, now);
-        let (Some(w), Some(leg)) = (self.agents.waiting.get(&call), self.agents.legs.get(leg_id))
-        else {
+        let (Some(w), Some(leg)) = (
+            self.agents.waiting.get(&call),
+            self.agents.legs.get_mut(leg_id),
+        ) else {
             return;
         };
         tracing::info!(
@@ -776,16 +788,114 @@ impl Signalling {
                 Vec::new(),
                 now,
             ),
+            "INVITE" => self.leg_reinvite(key, req, &call_id, &local_tag, now),
             _ => self.respond(
                 &key,
                 &req,
                 501,
                 "Not Implemented",
                 Some(&local_tag),
-                &[("Allow".into(), "ACK, BYE, CANCEL, OPTIONS, INFO".into())],
+                &[(
+                    "Allow".into(),
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".into(),
+                )],
                 Vec::new(),
                 now,
             ),
+        }
+    }
+
+    /// A re-INVITE from the phone we called: hold, resume, its media moved, or a session
+    /// refresh (RFC 3264 §8). The leg keeps its codec; an offer without it gets 488 and
+    /// changes nothing. Without an offer, our current SDP is the offer (its answer in the ACK
+    /// is not needed: nothing changes on our side).
+    fn leg_reinvite(
+        &mut self,
+        key: Key,
+        req: Message,
+        leg_id: &str,
+        local_tag: &str,
+        now: Instant,
+    ) {
+        let media_ip = self.shared.media_ip;
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
+            return;
+        };
+        let port = leg.socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let session = sdp_session(&leg.invite.body);
+        let body = String::from_utf8_lossy(&req.body).to_string();
+        let answer = if body.trim().is_empty() {
+            Ok(String::from_utf8_lossy(&leg.invite.body).to_string())
+        } else {
+            let law = leg.law;
+            sdp::parse_offer(&body)
+                .and_then(|o| {
+                    match law {
+                        Some(law) => o.negotiate_keeping(law),
+                        None => Err(sdp::SdpError::NoCommonCodec),
+                    }
+                    .map(|a| (o, a))
+                })
+                .map(|(offer, agreed)| {
+                    leg.sdp_version += 1;
+                    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+                    let sending = matches!(
+                        agreed.direction,
+                        sdp::Direction::SendRecv | sdp::Direction::SendOnly
+                    ) && !remote.ip().is_unspecified()
+                        && remote.port() != 0;
+                    let _ = self.shared.pacer.send(PacerCommand::Media {
+                        id: leg.media,
+                        remote,
+                        sending,
+                    });
+                    tracing::info!(%remote, sending, "the far end's re-INVITE: media updated");
+                    sdp::describe(
+                        session,
+                        leg.sdp_version,
+                        media_ip,
+                        port,
+                        Some((&offer, &agreed)),
+                    )
+                })
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!("re-INVITE on a leg refused: {e}");
+                return self.respond(
+                    &key,
+                    &req,
+                    488,
+                    "Not Acceptable Here",
+                    Some(local_tag),
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+            }
+        };
+        leg.reinvite = Some(key.clone());
+        let link = leg.link;
+        let extra = [("Contact".to_string(), self.contact(link))];
+        self.respond(
+            &key,
+            &req,
+            200,
+            "OK",
+            Some(local_tag),
+            &extra,
+            answer.into_bytes(),
+            now,
+        );
+    }
+
+    /// The re-INVITE a 2xx-ACK on one of our legs confirms.
+    pub(super) fn leg_reinvite_of(&self, ack: &Message) -> Option<Key> {
+        let leg = self.agents.legs.get(ack.get("Call-ID")?)?;
+        match &leg.state {
+            LegState::Up { dialog, .. } if dialog.matches(ack) => leg.reinvite.clone(),
+            _ => None,
         }
     }
 
@@ -959,10 +1069,11 @@ impl Signalling {
 /// Hands an answered leg's media to the media loop (keys on it are not listened for).
 pub(super) fn add_leg_media(
     shared: &crate::server::Shared,
-    leg: &Leg,
+    leg: &mut Leg,
     agreed: &sdp::Agreed,
     notify: mpsc::UnboundedSender<CallInput>,
 ) {
+    leg.law = Some(agreed.law);
     let _ = shared.pacer.send(PacerCommand::Add {
         id: leg.media,
         socket: Arc::clone(&leg.socket),
@@ -1018,6 +1129,20 @@ fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message
         headers,
         body: Vec::new(),
     }
+}
+
+/// The session id of an SDP we sent (`o=hotline <id> <version> ...`).
+fn sdp_session(body: &[u8]) -> u64 {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("o=")?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1)
 }
 
 /// What the caller already told the line, on the agent's INVITE: the agent never asks again.

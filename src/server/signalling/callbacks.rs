@@ -150,7 +150,7 @@ impl Signalling {
         agreed: sdp::Agreed,
         _now: Instant,
     ) {
-        let Some(leg) = self.agents.legs.get(leg_id) else {
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
             return;
         };
         add_leg_media(&self.shared, leg, &agreed, no_one_listens());
@@ -269,6 +269,9 @@ impl Signalling {
                 state: LegState::Ringing,
                 socket,
                 media,
+                law: None,
+                sdp_version: 1,
+                reinvite: None,
             },
         );
         if let Some(cb) = self
@@ -329,7 +332,7 @@ impl Signalling {
         };
         cb.attempts += 1;
         let (row, attempts) = (cb.row, cb.attempts);
-        let Some(leg) = self.agents.legs.get(leg_id) else {
+        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
             return;
         };
         add_leg_media(&self.shared, leg, &agreed, no_one_listens());

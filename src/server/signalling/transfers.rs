@@ -150,6 +150,9 @@ impl Signalling {
                 state: LegState::Ringing,
                 socket,
                 media,
+                law: None,
+                sdp_version: 1,
+                reinvite: None,
             },
         );
         if let Some(t) = self.agents.transfers.get_mut(&id) {
@@ -190,7 +193,7 @@ impl Signalling {
     fn transfer_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
         let (Some(t), Some(leg)) = (
             self.agents.transfers.get(&call),
-            self.agents.legs.get(leg_id),
+            self.agents.legs.get_mut(leg_id),
         ) else {
             return;
         };
