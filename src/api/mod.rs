@@ -31,6 +31,9 @@ pub struct AgentRow {
     /// When the agent entered that state (RFC 3339, UTC), and how long ago.
     pub since: String,
     pub since_s: u64,
+    /// Why the agent is not ready or offline: the reason given with the state change, or
+    /// `no-phone`, `registered`, `ring-no-answer`; null otherwise.
+    pub reason: Option<String>,
     /// Whether a phone is registered for the agent.
     pub registered: bool,
     /// The Call-ID of the caller the agent rings for or talks to.
@@ -59,6 +62,7 @@ pub enum ApiQuery {
     SetState {
         agent: String,
         state: Requested,
+        reason: Option<String>,
         reply: oneshot::Sender<Option<AgentRow>>,
     },
     /// Live calls and agents by state, for the metrics.
@@ -125,6 +129,8 @@ async fn queues(State(state): State<ApiState>) -> Response {
 #[derive(Deserialize)]
 struct StateBody {
     state: String,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// `POST /api/agents/{id}/state` with `{"state": "not-ready"}` (or the bare word as the
@@ -155,9 +161,18 @@ async fn set_state(
             .into_response();
     }
     let text = String::from_utf8_lossy(&body);
-    let wanted = serde_json::from_str::<StateBody>(&text)
-        .map(|b| b.state)
-        .unwrap_or_else(|_| text.trim().trim_matches('"').to_string());
+    let (wanted, reason) = serde_json::from_str::<StateBody>(&text)
+        .map(|b| (b.state, b.reason))
+        .unwrap_or_else(|_| (text.trim().trim_matches('"').to_string(), None));
+    // Shown back as given: printable, one line, bounded.
+    let reason = reason
+        .map(|r| {
+            r.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|r| !r.trim().is_empty());
     let requested = match wanted.as_str() {
         "available" => Requested::Available,
         "not-ready" => Requested::NotReady,
@@ -175,6 +190,7 @@ async fn set_state(
     let reply = ask(&state, |reply| ApiQuery::SetState {
         agent: id.clone(),
         state: requested,
+        reason,
         reply,
     })
     .await;

@@ -77,6 +77,16 @@ impl AgentState {
     }
 }
 
+/// The reasons the router itself gives for an agent not taking calls.
+pub mod reason {
+    /// No registered phone (never registered, unregistered, or the registration expired).
+    pub const NOT_REGISTERED: &str = "no-phone";
+    /// The phone registered with `ready_on_register = false`: waiting to be made available.
+    pub const REGISTERED: &str = "registered";
+    /// The agent let a call ring out.
+    pub const RING_NO_ANSWER: &str = "ring-no-answer";
+}
+
 /// What an agent (or a supervisor) may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requested {
@@ -97,6 +107,8 @@ pub enum RouterEvent {
     SetState {
         agent: AgentId,
         state: Requested,
+        /// Why, when not ready or offline ("lunch", "training"): shown with the state.
+        reason: Option<String>,
     },
     /// A caller waits for an agent of `queue`.
     Enqueue {
@@ -175,8 +187,10 @@ struct Agent {
     state: AgentState,
     since: Instant,
     registered: bool,
-    /// What the agent asked for while on a call; applied when it ends.
-    after_call: Option<Requested>,
+    /// What the agent asked for while on a call (and why); applied when it ends.
+    after_call: Option<(Requested, Option<String>)>,
+    /// Why the agent is not ready or offline: what they gave, or what the router saw.
+    reason: Option<String>,
     queues: Vec<QueueId>,
     /// Its place in each queue's available set, while available.
     keys: Vec<(QueueId, (u64, u64))>,
@@ -241,6 +255,7 @@ impl Router {
                 since: now,
                 registered: false,
                 after_call: None,
+                reason: Some(reason::NOT_REGISTERED.into()),
                 queues: queues
                     .iter()
                     .enumerate()
@@ -268,6 +283,11 @@ impl Router {
 
     pub fn agent_state(&self, agent: AgentId) -> Option<(AgentState, Instant, Option<CallId>)> {
         self.agents.get(agent).map(|a| (a.state, a.since, a.call))
+    }
+
+    /// Why the agent is not ready or offline (none while available or on a call).
+    pub fn agent_reason(&self, agent: AgentId) -> Option<&str> {
+        self.agents.get(agent)?.reason.as_deref()
     }
 
     /// The agent a call is connected to.
@@ -350,6 +370,9 @@ impl Router {
                         AgentState::NotReady
                     };
                     self.set_state(agent, next, now, &mut out);
+                    if next == AgentState::NotReady {
+                        self.agents[agent].reason = Some(reason::REGISTERED.into());
+                    }
                 }
             }
             RouterEvent::Unregistered { agent } => {
@@ -357,9 +380,14 @@ impl Router {
                     return out;
                 }
                 self.agents[agent].registered = false;
-                self.request(agent, Requested::Offline, now, &mut out);
+                let why = Some(reason::NOT_REGISTERED.into());
+                self.request(agent, Requested::Offline, why, now, &mut out);
             }
-            RouterEvent::SetState { agent, state } => {
+            RouterEvent::SetState {
+                agent,
+                state,
+                reason,
+            } => {
                 if agent >= self.agents.len() {
                     return out;
                 }
@@ -367,7 +395,7 @@ impl Router {
                 if state == Requested::Available && !self.agents[agent].registered {
                     return out;
                 }
-                self.request(agent, state, now, &mut out);
+                self.request(agent, state, reason, now, &mut out);
             }
             RouterEvent::Enqueue {
                 call,
@@ -516,32 +544,53 @@ impl Router {
     }
 
     /// The agent's wish, now or after the current call.
-    fn request(&mut self, agent: AgentId, r: Requested, now: Instant, out: &mut Vec<RouterAction>) {
+    fn request(
+        &mut self,
+        agent: AgentId,
+        r: Requested,
+        why: Option<String>,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
         let a = &mut self.agents[agent];
         match a.state {
             AgentState::Ringing | AgentState::Busy | AgentState::WrapUp => {
-                a.after_call = Some(r);
+                a.after_call = Some((r, why));
                 if a.state == AgentState::Ringing && r == Requested::Offline {
                     // The phone is gone: this ring cannot be answered.
                     if let Some(call) = a.call {
                         self.stop_ringing(call, agent, now, out);
                         self.give_back(call, agent, now, out);
-                        let next = self.agents[agent].after_call.take();
-                        self.apply(agent, next.unwrap_or(Requested::Offline), now, out);
+                        let (next, why) = self.agents[agent]
+                            .after_call
+                            .take()
+                            .unwrap_or((Requested::Offline, None));
+                        self.apply(agent, next, why, now, out);
                     }
                 }
             }
-            _ => self.apply(agent, r, now, out),
+            _ => self.apply(agent, r, why, now, out),
         }
     }
 
-    fn apply(&mut self, agent: AgentId, r: Requested, now: Instant, out: &mut Vec<RouterAction>) {
-        let state = match r {
-            Requested::Available if self.agents[agent].registered => AgentState::Available,
-            Requested::Available | Requested::NotReady => AgentState::NotReady,
-            Requested::Offline => AgentState::Offline,
+    fn apply(
+        &mut self,
+        agent: AgentId,
+        r: Requested,
+        why: Option<String>,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        let (state, why) = match r {
+            Requested::Available if self.agents[agent].registered => (AgentState::Available, None),
+            Requested::Available => (AgentState::NotReady, Some(reason::NOT_REGISTERED.into())),
+            Requested::NotReady => (AgentState::NotReady, why),
+            Requested::Offline => (AgentState::Offline, why),
         };
         self.set_state(agent, state, now, out);
+        if self.agents[agent].state == state {
+            self.agents[agent].reason = why;
+        }
     }
 
     /// The one place an agent's state changes: keeps the queues' available sets and staffing
@@ -572,6 +621,7 @@ impl Router {
             a.since = now;
         }
         a.state = state;
+        a.reason = None;
         if state == AgentState::Available {
             let idle = now.saturating_duration_since(self.origin).as_nanos() as u64;
             let queues = self.agents[agent].queues.clone();
@@ -699,11 +749,11 @@ impl Router {
     }
 
     fn after_wrap_up(&mut self, agent: AgentId, now: Instant, out: &mut Vec<RouterAction>) {
-        let next = self.agents[agent]
+        let (next, why) = self.agents[agent]
             .after_call
             .take()
-            .unwrap_or(Requested::Available);
-        self.apply(agent, next, now, out);
+            .unwrap_or((Requested::Available, None));
+        self.apply(agent, next, why, now, out);
     }
 
     fn timers(&mut self, now: Instant, out: &mut Vec<RouterAction>) {
@@ -732,6 +782,9 @@ impl Router {
             }
             self.give_back(call, agent, now, out);
             self.set_state(agent, next, now, out);
+            if next == AgentState::NotReady {
+                self.agents[agent].reason = Some(reason::RING_NO_ANSWER.into());
+            }
         }
         while let Some(&(at, agent)) = self.wrap_deadlines.first() {
             if at > now {

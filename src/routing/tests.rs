@@ -88,6 +88,63 @@ fn longest_idle_rings_the_agent_free_longest_and_wrap_up_follows_the_call() {
 }
 
 #[test]
+fn an_agent_not_taking_calls_says_why() {
+    let t = Clock::new();
+    let agents = [agent("a", &[("support", 1)])];
+    let mut r = Router::new(
+        &agents,
+        &[queue("support", Strategy::LongestIdle)],
+        false,
+        t.at(0),
+    );
+    let set = |r: &mut Router, state, reason: Option<&str>, at| {
+        r.handle(
+            RouterEvent::SetState {
+                agent: 0,
+                state,
+                reason: reason.map(str::to_string),
+            },
+            at,
+        )
+    };
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Offline);
+    assert_eq!(r.agent_reason(0), Some("no-phone"));
+    r.handle(RouterEvent::Registered { agent: 0 }, t.at(1));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::NotReady);
+    assert_eq!(r.agent_reason(0), Some("registered"));
+    set(&mut r, Requested::Available, None, t.at(2));
+    assert_eq!(r.agent_reason(0), None);
+    set(&mut r, Requested::NotReady, Some("lunch"), t.at(3));
+    assert_eq!(r.agent_reason(0), Some("lunch"));
+    assert_eq!(r.agent_state(0).unwrap().1, t.at(3));
+    // A new reason for the same state: the reason changes, the state's start does not.
+    set(&mut r, Requested::NotReady, Some("training"), t.at(4));
+    assert_eq!(r.agent_reason(0), Some("training"));
+    assert_eq!(r.agent_state(0).unwrap().1, t.at(3));
+    // Rung and not answering: not ready, because of the ring.
+    set(&mut r, Requested::Available, None, t.at(5));
+    assert_eq!(enqueue(&mut r, 1, 0, t.at(6)), vec![ring(1, 0)]);
+    assert_eq!(r.agent_reason(0), None);
+    r.handle(RouterEvent::Timer, t.at(21));
+    assert_eq!(r.agent_reason(0), Some("ring-no-answer"));
+    // Asked for during a call: applied, with its reason, once the wrap-up is over.
+    set(&mut r, Requested::Available, None, t.at(22));
+    // Call 1 rang out on this agent: it waits for another; call 2 is theirs.
+    assert_eq!(enqueue(&mut r, 2, 0, t.at(22)), vec![ring(2, 0)]);
+    r.handle(RouterEvent::Answered { call: 2, agent: 0 }, t.at(23));
+    set(&mut r, Requested::NotReady, Some("meeting"), t.at(24));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    assert_eq!(r.agent_reason(0), None);
+    r.handle(RouterEvent::Ended { call: 2 }, t.at(30));
+    r.handle(RouterEvent::Timer, t.at(40));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::NotReady);
+    assert_eq!(r.agent_reason(0), Some("meeting"));
+    r.handle(RouterEvent::Unregistered { agent: 0 }, t.at(41));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Offline);
+    assert_eq!(r.agent_reason(0), Some("no-phone"));
+}
+
+#[test]
 fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
     let (mut r, t) = three(Strategy::LongestIdle);
     // Only agent 0 is free; calls 1 and 2 arrive.
@@ -95,6 +152,7 @@ fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
         RouterEvent::SetState {
             agent: 1,
             state: Requested::NotReady,
+            reason: None,
         },
         t.at(5),
     );
@@ -102,6 +160,7 @@ fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
         RouterEvent::SetState {
             agent: 2,
             state: Requested::NotReady,
+            reason: None,
         },
         t.at(5),
     );
@@ -112,7 +171,8 @@ fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
         r.handle(
             RouterEvent::SetState {
                 agent: 1,
-                state: Requested::Available
+                state: Requested::Available,
+                reason: None,
             },
             t.at(12)
         ),
@@ -138,6 +198,7 @@ fn priority_first_then_first_come() {
             RouterEvent::SetState {
                 agent: a,
                 state: Requested::NotReady,
+                reason: None,
             },
             t.at(4),
         );
@@ -154,6 +215,7 @@ fn priority_first_then_first_come() {
         RouterEvent::SetState {
             agent: 0,
             state: Requested::Available,
+            reason: None,
         },
         t.at(30),
     );
@@ -237,6 +299,7 @@ fn a_callback_keeps_the_callers_place_and_rings_the_agent_first() {
             RouterEvent::SetState {
                 agent: a,
                 state: Requested::NotReady,
+                reason: None,
             },
             t.at(4),
         );
@@ -250,6 +313,7 @@ fn a_callback_keeps_the_callers_place_and_rings_the_agent_first() {
         RouterEvent::SetState {
             agent: 1,
             state: Requested::Available,
+            reason: None,
         },
         t.at(300),
     );
@@ -286,7 +350,8 @@ fn state_changes_wait_for_the_call_and_an_unregistered_phone_is_never_rung() {
         r.handle(
             RouterEvent::SetState {
                 agent: 0,
-                state: Requested::Available
+                state: Requested::Available,
+                reason: None,
             },
             t.at(1)
         )
@@ -308,7 +373,8 @@ fn state_changes_wait_for_the_call_and_an_unregistered_phone_is_never_rung() {
         r.handle(
             RouterEvent::SetState {
                 agent: 0,
-                state: Requested::Available
+                state: Requested::Available,
+                reason: None,
             },
             t.at(4)
         ),
@@ -319,6 +385,7 @@ fn state_changes_wait_for_the_call_and_an_unregistered_phone_is_never_rung() {
         RouterEvent::SetState {
             agent: 0,
             state: Requested::Offline,
+            reason: None,
         },
         t.at(6),
     );
@@ -352,6 +419,7 @@ fn wait_estimates_follow_position_and_handle_time() {
             RouterEvent::SetState {
                 agent: a,
                 state: Requested::NotReady,
+                reason: None,
             },
             t.at(131),
         );
@@ -473,7 +541,7 @@ proptest! {
             let event = match op {
                 Op::Register(a) => Some(RouterEvent::Registered { agent: a }),
                 Op::Unregister(a) => Some(RouterEvent::Unregistered { agent: a }),
-                Op::Set(a, s) => Some(RouterEvent::SetState { agent: a, state: [Requested::Available, Requested::NotReady, Requested::Offline][s as usize] }),
+                Op::Set(a, s) => Some(RouterEvent::SetState { agent: a, state: [Requested::Available, Requested::NotReady, Requested::Offline][s as usize], reason: None }),
                 Op::Enqueue(q, p) => {
                     next_call += 1;
                     enqueued.push((q, p, next_call));

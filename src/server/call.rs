@@ -137,19 +137,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         .map(|f| f.name.clone())
         .unwrap_or_default();
     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
-    let _ = shared.pacer.send(PacerCommand::Add {
-        id,
-        socket,
-        remote,
-        law: agreed.law,
-        telephone_event: agreed.telephone_event,
-        ssrc: super::random() as u32,
-        sequence: super::random() as u16,
-        timestamp: super::random() as u32,
-        notify,
-        listen_keys: true,
-    });
-    sending(&shared, id, remote, agreed.direction);
     let law = agreed.law;
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
     let mut tag: u64 = 0;
@@ -196,6 +183,21 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         },
         Instant::now(),
     );
+    // The media starts here, right before the first prompt is queued, so the caller's first
+    // packet is the prompt rather than silence.
+    let _ = shared.pacer.send(PacerCommand::Add {
+        id,
+        socket,
+        remote,
+        law,
+        telephone_event: agreed.telephone_event,
+        ssrc: super::random() as u32,
+        sequence: super::random() as u16,
+        timestamp: super::random() as u32,
+        notify,
+        listen_keys: true,
+    });
+    sending(&shared, id, remote, agreed.direction);
     loop {
         // Carry out what the engine asked, feeding back what finishes at once.
         while !pending.is_empty() {

@@ -1290,6 +1290,7 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
     let ports = AgentPorts::take();
     let agents = json(&server, "/api/agents");
     assert_eq!(agent(&agents, "alice")["state"], "offline");
+    assert_eq!(agent(&agents, "alice")["reason"], "no-phone");
     assert_eq!(agent(&agents, "alice")["registered"], false);
     assert_eq!(agent(&agents, "bob")["name"], "Bob");
 
@@ -1308,10 +1309,11 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
     let agents = json(&server, "/api/agents");
     assert_eq!(agent(&agents, "alice")["state"], "available");
+    assert_eq!(agent(&agents, "alice")["reason"], Value::Null);
     assert_eq!(agent(&agents, "alice")["registered"], true);
 
     // Changing a state needs the token.
-    let not_ready = r#"{"state": "not-ready"}"#;
+    let not_ready = r#"{"state": "not-ready", "reason": "lunch"}"#;
     assert_eq!(
         http(&server, "POST", "/api/agents/alice/state", None, not_ready).0,
         401
@@ -1357,10 +1359,9 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
         not_ready,
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        agent(&json(&server, "/api/agents"), "alice")["state"],
-        "not-ready"
-    );
+    let alice = agent(&json(&server, "/api/agents"), "alice").clone();
+    assert_eq!(alice["state"], "not-ready");
+    assert_eq!(alice["reason"], "lunch");
 
     // A caller waits: alice is logged in but not ready.
     let file = server.path().join("caller.xml");

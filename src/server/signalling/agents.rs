@@ -911,14 +911,22 @@ impl Signalling {
             ApiQuery::SetState {
                 agent,
                 state,
+                reason,
                 reply,
             } => {
                 let Some(i) = self.agents.ids.iter().position(|a| *a == agent) else {
                     let _ = reply.send(None);
                     return;
                 };
-                tracing::info!(agent, ?state, "agent state set through the API");
-                self.route(RouterEvent::SetState { agent: i, state }, now);
+                tracing::info!(agent, ?state, ?reason, "agent state set through the API");
+                self.route(
+                    RouterEvent::SetState {
+                        agent: i,
+                        state,
+                        reason,
+                    },
+                    now,
+                );
                 let _ = reply.send(self.agent_row(i, now));
             }
             ApiQuery::Queues(reply) => {
@@ -956,6 +964,7 @@ impl Signalling {
             state: state.as_str(),
             since: since_wall.to_string(),
             since_s: ago.as_secs(),
+            reason: self.agents.router.agent_reason(i).map(str::to_string),
             registered: self.agents.registrar.is_registered(i),
             call: call
                 .and_then(|c| self.agents.waiting.get(&c))
