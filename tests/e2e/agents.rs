@@ -793,6 +793,13 @@ fn an_agent_phone_moving_its_media_by_re_invite_keeps_hearing_the_caller() {
         "the caller's voice followed the agent's media ({} bytes)\n{log}",
         heard.len()
     );
+    // The phone's ACK confirmed our 200: it was sent once, never retransmitted.
+    let (_, body) = http(&server, "GET", "/metrics", None, "");
+    let retransmitted = samples(&body)
+        .into_iter()
+        .find(|(n, _)| n == "hotline_sip_retransmissions_total")
+        .map(|(_, v)| v);
+    assert_eq!(retransmitted, Some(0.0), "{log}");
 }
 
 /// The first agent rung lets it ring: after `ring_timeout_s` the ring is cancelled, that
