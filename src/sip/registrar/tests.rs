@@ -432,3 +432,32 @@ fn only_the_configured_algorithms_are_offered_and_accepted() {
     );
     assert_eq!(refused.status, 403, "MD5 is not accepted when not offered");
 }
+
+#[test]
+fn an_outbound_contact_with_instance_and_reg_id_registers_its_uri() {
+    // How pjsua, baresip and Linphone register (RFC 5626): the instance id is a quoted URN
+    // in angle brackets, after the Contact's own.
+    let t = now();
+    let mut r = registrar();
+    let a = registered(
+        &mut r,
+        "Contact: <sip:alice@10.0.0.9:5062;transport=udp;ob>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-00000000abcd>\";expires=300\r\n",
+        t,
+    );
+    assert_eq!(a.status, 200);
+    let b = r.bindings(0);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].uri, "sip:alice@10.0.0.9:5062;transport=udp;ob");
+    assert_eq!(b[0].target, "10.0.0.9:5062".parse().unwrap());
+    assert_eq!(b[0].expires, t + Duration::from_secs(300));
+    // Two contacts in one header, one with a comma inside its quoted display name.
+    let c = registered(
+        &mut r,
+        "Contact: \"Alice, desk\" <sip:alice@10.0.0.10>, <sip:alice@10.0.0.11>;expires=60\r\n",
+        t,
+    );
+    assert_eq!(c.status, 200);
+    let uris: Vec<&str> = r.bindings(0).iter().map(|b| b.uri.as_str()).collect();
+    assert!(uris.contains(&"sip:alice@10.0.0.10"), "{uris:?}");
+    assert!(uris.contains(&"sip:alice@10.0.0.11"), "{uris:?}");
+}
