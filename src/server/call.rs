@@ -706,7 +706,8 @@ fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64)
     });
 }
 
-fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: Direction) {
+/// Where a leg's audio goes, and whether it is sent at all (not to a party on hold).
+pub(super) fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: Direction) {
     let on = matches!(direction, Direction::SendRecv | Direction::SendOnly)
         && !remote.ip().is_unspecified()
         && remote.port() != 0;

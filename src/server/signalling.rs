@@ -918,15 +918,7 @@ impl Signalling {
             // An offerless re-INVITE: our SDP is the offer, the answer comes in the ACK.
             entry.last_sdp.clone()
         } else {
-            let law = entry.law;
-            let negotiated = sdp::parse_offer(&body).and_then(|o| {
-                match law {
-                    Some(law) => o.negotiate_keeping(law),
-                    None => o.negotiate(),
-                }
-                .map(|a| (o, a))
-            });
-            match negotiated {
+            match sdp::renegotiate(&body, entry.law) {
                 Ok((offer, agreed)) => {
                     entry.sdp_version += 1;
                     let s = sdp::describe(

@@ -212,6 +212,16 @@ impl Offer {
     }
 }
 
+/// A new offer inside a call (re-INVITE), answered keeping the call's law once it has one.
+pub fn renegotiate(body: &str, law: Option<Law>) -> Result<(Offer, Agreed), SdpError> {
+    let offer = parse_offer(body)?;
+    let agreed = match law {
+        Some(law) => offer.negotiate_keeping(law)?,
+        None => offer.negotiate()?,
+    };
+    Ok((offer, agreed))
+}
+
 /// Our SDP: an offer (no `offer` given) or the answer to one, sending from `address:port`.
 pub fn describe(
     session_id: u64,

@@ -384,15 +384,7 @@ impl Signalling {
             let Some(socket) = self.shared.ports.open() else {
                 break;
             };
-            let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
-            let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-            let offer = sdp::describe(
-                random() & 0xFFFF_FFFF,
-                1,
-                self.shared.media_ip,
-                rtp_port,
-                None,
-            );
+            let (leg_id, offer) = self.leg_offer(&socket);
             let mut headers = vec![
                 header("Via", &self.via(b.link)),
                 header("Max-Forwards", "70"),
@@ -454,6 +446,20 @@ impl Signalling {
             tracing::warn!(agent, call, "cannot ring the agent (no contact or port)");
             self.route(RouterEvent::Declined { call, agent }, now);
         }
+    }
+
+    /// A new leg's Call-ID, and our SDP offer for its media socket.
+    pub(super) fn leg_offer(&self, socket: &UdpSocket) -> (String, String) {
+        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
+        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let offer = sdp::describe(
+            random() & 0xFFFF_FFFF,
+            1,
+            self.shared.media_ip,
+            rtp_port,
+            None,
+        );
+        (leg_id, offer)
     }
 
     /// Whether another of the agent's phones still rings for this call.
@@ -827,29 +833,11 @@ impl Signalling {
         let answer = if body.trim().is_empty() {
             Ok(String::from_utf8_lossy(&leg.invite.body).to_string())
         } else {
-            let law = leg.law;
-            sdp::parse_offer(&body)
-                .and_then(|o| {
-                    match law {
-                        Some(law) => o.negotiate_keeping(law),
-                        None => Err(sdp::SdpError::NoCommonCodec),
-                    }
-                    .map(|a| (o, a))
-                })
-                .map(|(offer, agreed)| {
+            sdp::renegotiate(&body, leg.law).map(|(offer, agreed)| {
                     leg.sdp_version += 1;
                     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
-                    let sending = matches!(
-                        agreed.direction,
-                        sdp::Direction::SendRecv | sdp::Direction::SendOnly
-                    ) && !remote.ip().is_unspecified()
-                        && remote.port() != 0;
-                    let _ = self.shared.pacer.send(PacerCommand::Media {
-                        id: leg.media,
-                        remote,
-                        sending,
-                    });
-                    tracing::info!(%remote, sending, "the far end's re-INVITE: media updated");
+                    crate::server::call::sending(&self.shared, leg.media, remote, agreed.direction);
+                    tracing::info!(%remote, direction = ?agreed.direction, "the far end's re-INVITE: media updated");
                     sdp::describe(
                         session,
                         leg.sdp_version,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::agents::{
     Answer, Leg, LegKind, LegState, Waiting, add_leg_media, clean, header, no_one_listens,
 };
-use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
+use super::{CallerContext, Signalling, SipCommand, TimerRef, tag};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
@@ -221,15 +221,7 @@ impl Signalling {
         };
         let queue = clean(&w.queue).replace('"', "");
         let domain = self.shared.config.sip.domain.clone();
-        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
-        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let offer = sdp::describe(
-            random() & 0xFFFF_FFFF,
-            1,
-            self.shared.media_ip,
-            rtp_port,
-            None,
-        );
+        let (leg_id, offer) = self.leg_offer(&socket);
         let headers = vec![
             header("Via", &self.via(Link::Udp)),
             header("Max-Forwards", "70"),

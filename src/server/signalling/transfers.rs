@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::agents::{Answer, Leg, LegKind, LegState, add_leg_media, clean, header};
 use super::callbacks::dial_target;
-use super::{CallerContext, Signalling, SipCommand, TimerRef, random, tag};
+use super::{CallerContext, Signalling, SipCommand, TimerRef, tag};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::dialog::ALLOW;
@@ -85,15 +85,7 @@ impl Signalling {
             return self.transfer_failed(id);
         };
         let domain = self.shared.config.sip.domain.clone();
-        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
-        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let offer = sdp::describe(
-            random() & 0xFFFF_FFFF,
-            1,
-            self.shared.media_ip,
-            rtp_port,
-            None,
-        );
+        let (leg_id, offer) = self.leg_offer(&socket);
         let caller_user = crate::sip::dialog::uri_user(&t.context.caller);
         let mut headers = vec![
             header("Via", &self.via(Link::Udp)),
