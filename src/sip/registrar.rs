@@ -435,7 +435,13 @@ impl Registrar {
                 }
                 let at = now + Duration::from_secs(u64::from(expires));
                 let target = match link {
-                    Link::Udp => contact_address(&uri).unwrap_or(source),
+                    Link::Udp => match contact_address(&uri) {
+                        // Behind NAT: the phone wrote its private address, which only answers
+                        // where its REGISTER came from (the NAT's mapping).
+                        Some(c) if c.ip() != source.ip() && is_private(c.ip()) => source,
+                        Some(c) => c,
+                        None => source,
+                    },
                     Link::Tcp(_) => source,
                 };
                 list.push(Binding {
@@ -569,6 +575,21 @@ pub fn contact_address(uri: &str) -> Option<SocketAddr> {
         None => (host_port, 5060),
     };
     Some(SocketAddr::new(host.parse().ok()?, port))
+}
+
+/// An address that cannot be reached from outside its own network: RFC 1918, shared (CGNAT,
+/// RFC 6598), link-local, IPv6 unique-local and link-local.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

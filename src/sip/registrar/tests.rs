@@ -448,7 +448,10 @@ fn an_outbound_contact_with_instance_and_reg_id_registers_its_uri() {
     let b = r.bindings(0);
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].uri, "sip:alice@10.0.0.9:5062;transport=udp;ob");
-    assert_eq!(b[0].target, "10.0.0.9:5062".parse().unwrap());
+    assert_eq!(
+        contact_address(&b[0].uri),
+        Some("10.0.0.9:5062".parse().unwrap())
+    );
     assert_eq!(b[0].expires, t + Duration::from_secs(300));
     // Two contacts in one header, one with a comma inside its quoted display name.
     let c = registered(
@@ -460,4 +463,48 @@ fn an_outbound_contact_with_instance_and_reg_id_registers_its_uri() {
     let uris: Vec<&str> = r.bindings(0).iter().map(|b| b.uri.as_str()).collect();
     assert!(uris.contains(&"sip:alice@10.0.0.10"), "{uris:?}");
     assert!(uris.contains(&"sip:alice@10.0.0.11"), "{uris:?}");
+}
+
+#[test]
+fn a_phone_behind_nat_is_called_where_its_register_came_from() {
+    let t = now();
+    let register_from = |r: &mut Registrar, contact: &str, from: &str| {
+        let from: SocketAddr = from.parse().unwrap();
+        let line = format!("Contact: <{contact}>\r\n");
+        let a = r.register(&register(&line), from, Link::Udp, t);
+        let nonce = nonce_of(&a, "MD5");
+        let auth = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+        let a = r.register(&register(&format!("{auth}{line}")), from, Link::Udp, t);
+        assert_eq!(a.status, 200);
+        r.bindings(0)
+            .iter()
+            .find(|b| b.uri == contact)
+            .unwrap()
+            .target
+    };
+    let mut r = registrar();
+    // A home softphone: private Contact, REGISTER from the NAT's public address.
+    assert_eq!(
+        register_from(&mut r, "sip:alice@192.168.1.20:5060", "203.0.113.7:40312"),
+        "203.0.113.7:40312".parse().unwrap()
+    );
+    // On the same network: the Contact, as written (its port may differ from the source's).
+    assert_eq!(
+        register_from(&mut r, "sip:alice@10.0.0.2:5062", "10.0.0.2:5070"),
+        "10.0.0.2:5062".parse().unwrap()
+    );
+    // A public Contact is trusted even when the REGISTER came from elsewhere.
+    assert_eq!(
+        register_from(&mut r, "sip:alice@198.51.100.9:5060", "203.0.113.8:5060"),
+        "198.51.100.9:5060".parse().unwrap()
+    );
+    // CGNAT and IPv6 unique-local Contacts are private too.
+    assert_eq!(
+        register_from(&mut r, "sip:alice@100.72.1.1", "203.0.113.9:6000"),
+        "203.0.113.9:6000".parse().unwrap()
+    );
+    assert_eq!(
+        register_from(&mut r, "sip:alice@[fd00::5]:5060", "[2001:db8::1]:7000"),
+        "[2001:db8::1]:7000".parse().unwrap()
+    );
 }
