@@ -1146,6 +1146,34 @@ fn a_call_over_tcp_works() {
     assert!(server.log_with(needle).contains(needle), "{}", r.text);
 }
 
+/// A phone's TCP keep-alive (RFC 5626 §4.4.1): a CRLF CRLF ping gets a CRLF pong, and the
+/// connection goes on carrying SIP.
+#[test]
+fn a_tcp_keep_alive_ping_gets_a_pong() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", server.ports.sip)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    c.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    c.read_exact(&mut pong).expect("a pong");
+    assert_eq!(&pong, b"\r\n");
+    let options = format!(
+        "OPTIONS sip:main@127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKka1\r\nMax-Forwards: 70\r\nFrom: <sip:phone@127.0.0.1>;tag=k1\r\nTo: <sip:main@127.0.0.1>\r\nCall-ID: keepalive-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        server.ports.sip
+    );
+    c.write_all(options.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = c.read(&mut buf).expect("an answer to the OPTIONS");
+        assert!(n > 0, "the connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+}
+
 /// An INVITE without SDP (a delayed offer) gets our offer in the 200; the caller's answer in
 /// the ACK picks A-law, and the audio arrives in A-law where that answer says.
 #[test]

@@ -169,12 +169,12 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: mpsc::Se
         let id = t.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
         if let Ok(mut m) = t.tcp.lock() {
-            m.insert(id, tx);
+            m.insert(id, tx.clone());
         }
         let t2 = Arc::clone(&t);
         let inbound = inbound.clone();
         tokio::spawn(async move {
-            connection(stream, peer, id, rx, inbound).await;
+            connection(stream, peer, id, tx, rx, inbound).await;
             if let Ok(mut m) = t2.tcp.lock() {
                 m.remove(&id);
             }
@@ -182,11 +182,13 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: mpsc::Se
     }
 }
 
-/// One TCP connection: messages framed by Content-Length in, queued messages out.
+/// One TCP connection: messages framed by Content-Length in, queued messages out; a
+/// keep-alive ping (CRLF CRLF) is answered with a pong (CRLF), as RFC 5626 §4.4.1 asks.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
+    queue: mpsc::Sender<Arc<[u8]>>,
     mut outgoing: mpsc::Receiver<Arc<[u8]>>,
     inbound: mpsc::Sender<Inbound>,
 ) {
@@ -209,6 +211,9 @@ async fn connection(
                     .iter()
                     .take_while(|b| **b == b'\r' || **b == b'\n')
                     .count();
+                if buf[..skip].windows(4).any(|w| w == b"\r\n\r\n") {
+                    let _ = queue.try_send(Arc::from(&b"\r\n"[..]));
+                }
                 buf.drain(..skip);
                 if buf.is_empty() {
                     break;
