@@ -329,6 +329,30 @@ fn agent_answers(rtp: u16) -> String {
     )
 }
 
+/// The phone refuses the INVITE with `status` (e.g. "486 Busy Here") and takes the ACK.
+fn refuses(status: &str) -> String {
+    format!(
+        r#"  <send>
+    <![CDATA[
+      SIP/2.0 {status}
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#
+    )
+}
+
+/// The phone answers with media at `rtp` and talks until the other side's BYE.
+fn answers_until_bye(rtp: u16) -> String {
+    format!("{}{AGENT_GETS_BYE}", agent_answers(rtp))
+}
+
 /// The agent hears a BYE (the caller hung up) and answers it.
 const AGENT_GETS_BYE: &str = r#"  <recv request="BYE"/>
   <send>
@@ -555,11 +579,7 @@ fn a_caller_reaches_a_registered_agent_and_they_hear_each_other() {
     let phone = sipp_at(
         &server,
         "alice_phone",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -634,11 +654,7 @@ fn the_escape_digit_puts_the_caller_through_to_an_agent() {
     let phone = sipp_at(
         &server,
         "alice_phone",
-        &scenario(&[
-            rings.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[rings.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -819,11 +835,7 @@ fn ring_no_answer_goes_to_the_next_agent() {
     let bob = sipp_at(
         &server,
         "bob_phone",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(1),
         ports.media(1),
         &["-m", "1"],
@@ -1050,11 +1062,7 @@ fn every_phone_of_an_agent_rings_and_the_first_to_answer_takes_the_call() {
     let answers = sipp_at(
         &server,
         "alice_desk",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -1070,23 +1078,7 @@ fn every_phone_of_an_agent_rings_and_the_first_to_answer_takes_the_call() {
     let busy = sipp_at(
         &server,
         "alice_mobile",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            r#"  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]A[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"#
-            .to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), refuses("486 Busy Here")]),
         ports.phone(2),
         ports.media(2),
         &["-m", "1"],
@@ -1152,21 +1144,10 @@ fn a_decline_on_one_phone_stops_the_agents_other_phones() {
         "alice_mobile",
         &scenario(&[
             AGENT_RINGS.to_string(),
-            r#"  <pause milliseconds="300"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 603 Decline
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]A[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"#
-            .to_string(),
+            format!(
+                "  <pause milliseconds=\"300\"/>\n{}",
+                refuses("603 Decline")
+            ),
         ]),
         ports.phone(1),
         ports.media(1),
@@ -1175,11 +1156,7 @@ fn a_decline_on_one_phone_stops_the_agents_other_phones() {
     let bob = sipp_at(
         &server,
         "bob_phone",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(2),
         ports.media(2),
         &["-m", "1"],
@@ -1304,11 +1281,7 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
     let phone = sipp_at(
         &server,
         "alice_phone",
-        &scenario(&[
-            AGENT_RINGS.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -1606,8 +1579,7 @@ fn a_waiting_caller_hears_their_place_and_is_called_back() {
         "alice_phone",
         &scenario(&[
             agent_rings_for_callback(caller_port),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
+            answers_until_bye(ports.listen(0)),
         ]),
         ports.phone(0),
         ports.media(0),
@@ -1705,8 +1677,7 @@ fn a_stored_callback_survives_a_crash_and_is_dialled_when_an_agent_logs_in() {
   <Reference variables="cb,path"/>
 "#
             ),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
+            answers_until_bye(ports.listen(0)),
         ]),
         ports.phone(0),
         ports.media(0),
@@ -1768,11 +1739,7 @@ fn shutdown_hangs_up_a_callback_in_progress_on_both_phones() {
     let phone = sipp_at(
         &server,
         "alice_phone",
-        &scenario(&[
-            rings.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[rings.to_string(), answers_until_bye(ports.listen(0))]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -1780,11 +1747,7 @@ fn shutdown_hangs_up_a_callback_in_progress_on_both_phones() {
     let callee = sipp_at(
         &server,
         "caller_phone",
-        &scenario(&[
-            rings.to_string(),
-            agent_answers(ports.listen(3)),
-            AGENT_GETS_BYE.to_string(),
-        ]),
+        &scenario(&[rings.to_string(), answers_until_bye(ports.listen(3))]),
         caller_port,
         ports.media(3),
         &["-m", "1"],
@@ -1829,8 +1792,7 @@ fn a_busy_caller_leaves_the_callback_pending_for_another_attempt() {
         "alice_phone",
         &scenario(&[
             AGENT_RINGS_ANY.to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
+            answers_until_bye(ports.listen(0)),
         ]),
         ports.phone(0),
         ports.media(0),
@@ -1839,21 +1801,10 @@ fn a_busy_caller_leaves_the_callback_pending_for_another_attempt() {
     let busy = sipp_at(
         &server,
         "caller_phone",
-        &scenario(&[r#"  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]B[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"#
-        .to_string()]),
+        &scenario(&[format!(
+            "  <recv request=\"INVITE\"/>\n{}",
+            refuses("486 Busy Here")
+        )]),
         caller_port,
         ports.media(3),
         &["-m", "1"],
@@ -1913,8 +1864,7 @@ fn a_transfer_puts_the_caller_through_to_its_target() {
   <Reference variables="uri,path"/>
 "#
             .to_string(),
-            agent_answers(ports.listen(0)),
-            AGENT_GETS_BYE.to_string(),
+            answers_until_bye(ports.listen(0)),
         ]),
         server.ports.transfer_target,
         server.ports.transfer_media,
@@ -1961,21 +1911,10 @@ fn a_declined_transfer_takes_on_failure() {
     let target = sipp_at(
         &server,
         "front_desk",
-        &scenario(&[r#"  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]B[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"#
-        .to_string()]),
+        &scenario(&[format!(
+            "  <recv request=\"INVITE\"/>\n{}",
+            refuses("486 Busy Here")
+        )]),
         server.ports.transfer_target,
         server.ports.transfer_media,
         &["-m", "1"],
