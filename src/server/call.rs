@@ -302,7 +302,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             callback_request(&call, &call_id, &caller, &queue, &flow_name);
                         // Committed before the caller hears the confirmation.
                         let r = request.clone();
-                        match store(&shared, move |s| s.add_callback(&r)).await {
+                        match shared
+                            .saves
+                            .save(Vec::new(), move |s| s.add_callback(&r))
+                            .await
+                        {
                             Ok(row) => {
                                 tracing::info!(queue, row, "callback request stored");
                                 let _ = shared.sip.send(SipCommand::NewCallback { row, request });
@@ -666,7 +670,11 @@ fn callback_request(
 /// ringing for them.
 async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> bool {
     let queue = request.queue.clone();
-    let row = match store(shared, move |s| s.add_callback(&request)).await {
+    let row = match shared
+        .saves
+        .save(Vec::new(), move |s| s.add_callback(&request))
+        .await
+    {
         Ok(row) => row,
         Err(e) => {
             tracing::error!(
@@ -687,11 +695,11 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         row,
         "callback not taken: an agent is already ringing"
     );
-    if let Err(e) = store(shared, move |s| {
+    let withdrawn = shared.saves.save(Vec::new(), move |s| {
         s.set_callback_state(row, CallbackState::Withdrawn, 0)
-    })
-    .await
-    {
+            .map(|()| row)
+    });
+    if let Err(e) = withdrawn.await {
         tracing::error!(row, "callback request not withdrawn: {e}");
     }
     false
@@ -775,49 +783,23 @@ async fn finish_voicemail(
         "variables": call.variables(),
     });
     let json_path: PathBuf = dir.join(format!("{base}.json"));
-    // The files are written and synced before the store is locked: other calls' saves and
-    // callbacks do not wait for this one's disk.
-    let files = {
-        let record = record.clone();
-        move || -> Result<VoicemailRecord, String> {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let audio = wav_bytes(&samples).map_err(|e| format!("{}: {e}", wav.display()))?;
-            let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default() + "\n";
-            crate::store::write_durably(&[(&wav, &audio), (&json_path, text.as_bytes())])
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            Ok(record)
+    let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default() + "\n";
+    let saved = match wav_bytes(&samples).map_err(|e| format!("{}: {e}", wav.display())) {
+        Ok(audio) => {
+            let row = record.clone();
+            let files = vec![(wav, audio), (json_path, text.into_bytes())];
+            shared
+                .saves
+                .save(files, move |s| s.add_voicemail(&row))
+                .await
         }
-    };
-    let saved = match tokio::task::spawn_blocking(files).await {
-        Ok(Ok(record)) => store(shared, move |s| s.add_voicemail(&record)).await,
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     match saved {
         Ok(_) => tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved"),
         Err(e) => tracing::error!(mailbox, "voicemail NOT saved: {e}"),
     }
     call.handle(Event::Finished, now)
-}
-
-/// Runs a blocking store operation off the async threads.
-async fn store<T, E>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&crate::store::Store) -> Result<T, E> + Send + 'static,
-) -> Result<T, String>
-where
-    T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    let store = Arc::clone(&shared.store);
-    let r = tokio::task::spawn_blocking(move || {
-        let guard = store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_string())?;
-        f(&guard).map_err(|e| e.to_string())
-    })
-    .await;
-    r.map_err(|e| e.to_string())?
 }
 
 /// A file-name-safe version of a mailbox or Call-ID: no separators, no dot-dot.

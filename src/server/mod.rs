@@ -9,6 +9,7 @@ pub mod pacer;
 pub mod records;
 pub mod reload;
 mod rtp_io;
+pub mod saves;
 pub mod signalling;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub struct Shared {
     pub records: records::Records,
     pub metrics: metrics::Metrics,
     pub store: Arc<Mutex<Store>>,
+    /// Voicemails and callback requests, durable before the caller is told.
+    pub saves: saves::Saves,
     pub data: PathBuf,
     pub pacer: mpsc::UnboundedSender<pacer::PacerCommand>,
     pub sip: mpsc::UnboundedSender<signalling::SipCommand>,
@@ -231,6 +234,9 @@ pub async fn run(
     let pacer_stats = Arc::new(pacer::PacerStats::default());
     let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats))
         .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
+    let store = Arc::new(Mutex::new(store));
+    let saves = saves::Saves::start(Arc::clone(&store))
+        .map_err(|e| ServeError::Config(format!("cannot start the saves writer: {e}")))?;
     let shared = Arc::new(Shared {
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
@@ -239,7 +245,8 @@ pub async fn run(
         reload_status: Mutex::new(reload::ReloadStatus::default()),
         records,
         metrics: metrics::Metrics::default(),
-        store: Arc::new(Mutex::new(store)),
+        store,
+        saves,
         pacer: pacer_tx,
         sip: sip_tx,
         media_ip: sdp_ip,

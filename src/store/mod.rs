@@ -10,10 +10,50 @@ use rusqlite::{Connection, params};
 
 /// Writes whole files so that a reader or a crash sees each either absent or complete: the
 /// bytes go to a hidden temporary file beside each, are synced, the files are renamed into
-/// place, and their folders synced once (so the renames are durable too).
+/// place, and their folders synced once (so the renames are durable too). A write that fails
+/// leaves no temporary file behind.
 pub fn write_durably(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
-    use std::io::Write;
+    write_durably_each(&[files]).pop().unwrap_or(Ok(()))
+}
+
+/// Several independent sets of files made durable together, each set as by [`write_durably`]
+/// (one failing does not stop the others), with each folder synced once for all of them: the
+/// voicemail writer commits the messages that arrived while it wrote in one go.
+pub fn write_durably_each(sets: &[&[(&Path, &[u8])]]) -> Vec<std::io::Result<()>> {
     let mut dirs: Vec<&Path> = Vec::new();
+    let results = sets
+        .iter()
+        .map(|files| {
+            let mut temps = Vec::new();
+            let result = write_set(files, &mut temps);
+            if result.is_err() {
+                for temp in &temps {
+                    let _ = std::fs::remove_file(temp);
+                }
+            } else {
+                for (path, _) in *files {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+            }
+            result
+        })
+        .collect();
+    for dir in dirs {
+        // Not every OS can sync a folder; the files themselves are synced regardless.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    results
+}
+
+/// Writes and syncs each file's temporary, then renames them all into place; `temps` holds
+/// the temporaries made, for the caller to remove on an error.
+fn write_set(files: &[(&Path, &[u8])], temps: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    use std::io::Write;
     for (path, bytes) in files {
         let name = path
             .file_name()
@@ -21,19 +61,12 @@ pub fn write_durably(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let temp = dir.join(format!(".{}.part", name.to_string_lossy()));
         let mut f = std::fs::File::create(&temp)?;
+        temps.push(temp);
         f.write_all(bytes)?;
         f.sync_all()?;
-        drop(f);
-        std::fs::rename(&temp, path)?;
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
     }
-    for dir in dirs {
-        // Not every OS can sync a folder; the files themselves are synced regardless.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    for (temp, (path, _)) in temps.iter().zip(files) {
+        std::fs::rename(temp, path)?;
     }
     Ok(())
 }
@@ -359,6 +392,18 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` in one transaction: what it wrote is committed together (one sync for many
+    /// rows), or, when the commit fails, none of it is.
+    pub fn in_transaction<T>(&mut self, f: impl FnOnce(&Store) -> T) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = f(self);
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(out)
+    }
+
     pub fn add_voicemail(&self, v: &VoicemailRecord) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO voicemails (call_id, caller, mailbox, file, recorded_at, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -649,5 +694,23 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("m.json")]);
         assert!(write_durably(&[(&dir.path().join("no/such/dir/x"), b"x")]).is_err());
+    }
+
+    #[test]
+    fn sets_written_together_fail_alone_and_a_failed_set_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+        let missing = dir.path().join("no/such/dir/a.json");
+        let ok: &[(&Path, &[u8])] = &[(&a, b"a")];
+        let half: &[(&Path, &[u8])] = &[(&b, b"b"), (&missing, b"{}")];
+        let results = write_durably_each(&[half, ok]);
+        assert!(results[0].is_err());
+        assert!(results[1].is_ok());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        // b.wav's own write worked, but its set did not: neither it nor its temporary stays.
+        assert_eq!(names, vec![std::ffi::OsString::from("a.wav")]);
     }
 }
