@@ -248,13 +248,21 @@ fn receive_pass(
 ) -> u64 {
     let mut received = 0;
     let mut wait_ms = wait_ms;
+    let mut again = Vec::new();
     loop {
         let (ready, full) = poller.wait(wait_ms);
         wait_ms = 0;
-        for key in ready {
-            if let Some(leg) = legs.get_mut(key) {
-                received += receive(leg, batch);
+        for &key in ready {
+            if let Some(leg) = legs.get_mut(&key) {
+                let (n, emptied) = receive(leg, batch);
+                received += n;
+                if !emptied {
+                    again.push(key);
+                }
             }
+        }
+        for key in again.drain(..) {
+            poller.again(key);
         }
         // More sockets were ready than one wait reports: the ones read are quiet now.
         if !full {
@@ -263,9 +271,26 @@ fn receive_pass(
     }
 }
 
-/// Reads what the caller sent since the last tick; returns how many packets.
-fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
-    rtp_io::receive(&leg.socket, batch);
+/// Batches read from one socket in one pass at most: a flooding sender cannot hold the loop.
+const READS_PER_PASS: usize = 4;
+
+/// Reads what the caller sent since the last pass; returns how many packets, and whether the
+/// socket was read empty (the poller reports a socket again only when something new comes).
+fn receive(leg: &mut Leg, batch: &mut Batch) -> (u64, bool) {
+    let mut received = 0;
+    for _ in 0..READS_PER_PASS {
+        rtp_io::receive(&leg.socket, batch);
+        received += batch.len() as u64;
+        take_batch(leg, batch);
+        if !batch.is_full() {
+            return (received, true);
+        }
+    }
+    (received, false)
+}
+
+/// Handles what one read brought: keys, audio for the bridge, the recorder, the tone detector.
+fn take_batch(leg: &mut Leg, batch: &Batch) {
     for i in 0..batch.len() {
         let Some((bytes, from)) = batch.get(i) else {
             continue;
@@ -303,7 +328,6 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> u64 {
             }
         }
     }
-    batch.len() as u64
 }
 
 /// Hands what each bridged leg heard to its peer.

@@ -42,8 +42,9 @@ impl Saves {
         Ok(Saves { tx })
     }
 
-    /// Writes `files` durably (their folders made as needed), then runs `row` on the store, committed; returns its row id
-    /// once both are on disk, or why not (then nothing of it is in the store).
+    /// Writes `files` durably (their folders made as needed), then runs `row` on the store,
+    /// committed; returns its row id once both are on disk, or why not (then nothing of it
+    /// is in the store).
     pub async fn save(
         &self,
         files: Vec<(PathBuf, Vec<u8>)>,
