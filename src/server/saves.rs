@@ -138,11 +138,17 @@ fn write_batch(store: &Mutex<Store>, batch: Vec<Save>) {
     }
 }
 
+/// Makes each folder the files go in, once (a message's WAV and JSON share theirs).
 fn make_folders(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
-    files.iter().try_for_each(|(path, _)| {
+    let mut made: Option<&Path> = None;
+    for (path, _) in files {
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
-    })
+        if made != Some(dir) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            made = Some(dir);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
