@@ -412,7 +412,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     family(
         "hotline_rtp_packets_received_total",
         "counter",
-        "RTP packets read by the media loop.",
+        "RTP packets read by the media loop (audio no call uses is mostly dropped unread).",
         vec![(
             String::new(),
             state.pacer.received.load(Ordering::Relaxed) as f64,

@@ -96,6 +96,8 @@ struct Leg {
     peer: Option<u64>,
     bridge: BridgeSide,
     stream_law: Law,
+    /// Whether the kernel drops the audio this leg does not use (see [`fit_filter`]).
+    filtered: bool,
 }
 
 /// What the pacing loop counts, for the metrics and the benchmark.
@@ -301,6 +303,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
         if !leg.latched {
             leg.latched = true;
             leg.remote = from;
+            fit_filter(leg);
         }
         if Some(p.payload_type) == leg.telephone_event {
             if let Some(d) = leg.events.on_packet(p.timestamp, p.payload) {
@@ -327,6 +330,26 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
                 let _ = leg.notify.send(CallInput::Digit(d));
             }
         }
+    }
+}
+
+/// Most of what a caller sends is audio nobody listens to: in a menu or a queue only their
+/// key presses count. Reading it anyway is most of the media loop's receiving, so while a leg
+/// does not use its audio (not bridged, not recorded, no in-band key detection) the kernel
+/// drops it before it is queued, keeping the key presses and one packet in
+/// [`rtp_io::SAMPLED`]. Until the far end's first packet is seen (symmetric RTP) everything
+/// is kept, so the leg latches on it at once.
+fn fit_filter(leg: &mut Leg) {
+    let uses_audio = leg.peer.is_some() || leg.recording || leg.tones.is_some();
+    let drop = leg.latched && !uses_audio;
+    if drop == leg.filtered {
+        return;
+    }
+    if drop {
+        leg.filtered = rtp_io::drop_unheard_audio(&leg.socket, leg.telephone_event);
+    } else {
+        rtp_io::keep_all_packets(&leg.socket);
+        leg.filtered = false;
     }
 }
 
@@ -385,9 +408,14 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                     peer: None,
                     bridge: BridgeSide::default(),
                     stream_law: law,
+                    filtered: false,
                 },
             ) {
-                // Same id again: the new socket was added above, the old one goes.
+                // Same id again: the new socket was added above, the old one goes. A socket
+                // kept for the new leg keeps no filter of the old one.
+                if old.filtered {
+                    rtp_io::keep_all_packets(&old.socket);
+                }
                 if !Arc::ptr_eq(&old.socket, &legs[&id].socket) {
                     poller.remove(&old.socket);
                 }
@@ -417,11 +445,13 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                 leg.remote = remote;
                 leg.sending = sending;
                 leg.latched = false;
+                fit_filter(leg);
             }
         }
         PacerCommand::Record { id, on } => {
             if let Some(leg) = legs.get_mut(&id) {
                 leg.recording = on;
+                fit_filter(leg);
             }
         }
         PacerCommand::Bridge { a, b } => {
@@ -431,6 +461,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                         leg.peer = Some(other);
                         leg.playing = None;
                         leg.recording = false;
+                        fit_filter(leg);
                     }
                 }
             }
@@ -439,12 +470,17 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
             let gone = legs.remove(&id);
             if let Some(l) = &gone {
                 poller.remove(&l.socket);
+                // The call may use its socket again (a transfer): it must hear everything.
+                if l.filtered {
+                    rtp_io::keep_all_packets(&l.socket);
+                }
             }
             if let Some(peer) = gone.and_then(|l| l.peer)
                 && let Some(p) = legs.get_mut(&peer)
             {
                 p.peer = None;
                 p.bridge.clear();
+                fit_filter(p);
             }
         }
         PacerCommand::Shutdown => {}

@@ -1,7 +1,9 @@
-//! The two system calls that make one media tick cheap on Linux: `epoll_wait` over every call's
-//! RTP socket at once (which of them has something to read, without looking at the others), and
-//! `recvmmsg` (everything queued on one socket in one call). Without them each call costs a `recvfrom` that finds nothing on
-//! every tick. Elsewhere, plain non-blocking reads do the same work.
+//! The system calls that make one media tick cheap on Linux: `epoll_wait` over every call's
+//! RTP socket at once (which of them has something to read, without looking at the others),
+//! `recvmmsg` (everything queued on one socket in one call), and a socket filter that has the
+//! kernel drop the audio no one uses before it is queued. Without them each call costs a
+//! `recvfrom` that finds nothing on every tick. Elsewhere, plain non-blocking reads do the
+//! same work and every packet is read.
 
 use std::net::{SocketAddr, UdpSocket};
 
@@ -12,6 +14,9 @@ pub const READY_AT_ONCE: usize = 1024;
 
 /// Packets taken from one socket per tick at most.
 pub const BATCH: usize = 8;
+
+/// Of the audio packets nobody uses, the kernel still queues one in this many (a power of two).
+pub const SAMPLED: u16 = 16;
 
 /// Reusable buffers for one batch of datagrams.
 pub struct Batch {
@@ -174,6 +179,66 @@ mod imp {
         batch.count = n;
     }
 
+    /// From now on the kernel drops, before they are queued, the packets on `socket` that
+    /// nobody will use: it keeps RFC 4733 events (payload type `events`) and one packet of
+    /// every [`SAMPLED`] others by sequence number (so the far end's stream is still seen),
+    /// and drops the rest of the audio. Returns whether the filter is in place.
+    pub fn drop_unheard_audio(socket: &UdpSocket, events: Option<u8>) -> bool {
+        use libc::{
+            BPF_ABS, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET,
+        };
+        // A UDP socket's filter sees the datagram from its UDP header (8 bytes).
+        const RTP: u32 = 8;
+        let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        // 0x80 matches no 7-bit payload type: without events, only the sample is kept.
+        let events = events.map_or(0x80, u32::from);
+        let mut program = [
+            op(BPF_LD | BPF_B | BPF_ABS, 0, 0, RTP + 1),
+            op(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0x7f),
+            op(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, events),
+            op(BPF_LD | BPF_H | BPF_ABS, 0, 0, RTP + 2),
+            op(BPF_ALU | BPF_AND | BPF_K, 0, 0, u32::from(SAMPLED) - 1),
+            op(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+            op(BPF_RET | BPF_K, 0, 0, u32::MAX),
+            op(BPF_RET | BPF_K, 0, 0, 0),
+        ];
+        let fprog = libc::sock_fprog {
+            len: program.len() as libc::c_ushort,
+            filter: program.as_mut_ptr(),
+        };
+        // SAFETY: `fprog` points at `program`, both live for the call; the kernel copies them.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+
+    /// Every packet on `socket` is queued again.
+    pub fn keep_all_packets(socket: &UdpSocket) {
+        let none: libc::c_int = 0;
+        // SAFETY: a live c_int for the call; SO_DETACH_FILTER ignores its value.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_DETACH_FILTER,
+                (&none as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
     fn to_socket_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match a.ss_family as libc::c_int {
             libc::AF_INET => {
@@ -244,6 +309,13 @@ mod imp {
         }
     }
 
+    /// Without socket filters every packet is read.
+    pub fn drop_unheard_audio(_socket: &UdpSocket, _events: Option<u8>) -> bool {
+        false
+    }
+
+    pub fn keep_all_packets(_socket: &UdpSocket) {}
+
     pub fn receive(socket: &UdpSocket, batch: &mut Batch) {
         batch.count = 0;
         while batch.count < BATCH {
@@ -259,7 +331,7 @@ mod imp {
     }
 }
 
-pub use imp::{Poller, receive};
+pub use imp::{Poller, drop_unheard_audio, keep_all_packets, receive};
 
 #[cfg(test)]
 mod tests {
@@ -330,5 +402,77 @@ mod tests {
         assert!(!batch.is_full());
         sender.send_to(&[1; 12], s.local_addr().unwrap()).unwrap();
         assert_eq!(poller.wait(1000).0, &[7], "something new is reported");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernel_drops_audio_nobody_uses_but_keeps_key_presses_and_a_sample() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = s.local_addr().unwrap();
+        let rtp = |pt: u8, seq: u16| {
+            let mut p = vec![0x80, pt];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0; 8]);
+            p.extend_from_slice(&[0xff; 160]);
+            p
+        };
+        // What the media loop gets: (payload type, sequence) of each packet, in order.
+        let received = |s: &UdpSocket| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut got = Vec::new();
+            let mut batch = Batch::default();
+            loop {
+                receive(s, &mut batch);
+                if batch.len() == 0 {
+                    return got;
+                }
+                for i in 0..batch.len() {
+                    let (b, _) = batch.get(i).unwrap();
+                    got.push((b[1] & 0x7f, u16::from_be_bytes([b[2], b[3]])));
+                }
+            }
+        };
+        assert!(drop_unheard_audio(&s, Some(101)));
+        for seq in 0..40u16 {
+            sender.send_to(&rtp(0, seq), to).unwrap();
+            if seq % 10 == 5 {
+                // A key press, marker bit set on its first packet.
+                sender.send_to(&rtp(101 | 0x80, 1000 + seq), to).unwrap();
+            }
+        }
+        sender.send_to(&[0x80, 0], to).unwrap(); // too short to be RTP
+        assert_eq!(
+            received(&s),
+            [
+                (0, 0),
+                (101, 1005),
+                (101, 1015),
+                (0, 16),
+                (101, 1025),
+                (0, 32),
+                (101, 1035)
+            ],
+            "every event and one audio packet in {SAMPLED}"
+        );
+        let t = UdpSocket::bind("127.0.0.1:0").unwrap();
+        t.set_nonblocking(true).unwrap();
+        assert!(drop_unheard_audio(&t, None));
+        for seq in 0..17u16 {
+            sender
+                .send_to(&rtp(101, seq), t.local_addr().unwrap())
+                .unwrap();
+        }
+        assert_eq!(
+            received(&t),
+            [(101, 0), (101, 16)],
+            "no events expected: sampled like audio"
+        );
+        keep_all_packets(&s);
+        for seq in 0..3u16 {
+            sender.send_to(&rtp(8, seq + 1), to).unwrap();
+        }
+        assert_eq!(received(&s), [(8, 1), (8, 2), (8, 3)], "the filter is gone");
     }
 }
