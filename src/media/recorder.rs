@@ -118,9 +118,14 @@ pub fn wav_bytes(samples: &[i16]) -> Result<Vec<u8>, hound::Error> {
     };
     let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     let mut w = hound::WavWriter::new(&mut out, spec)?;
+    // hound's 16-bit writer: the samples go into one buffer, not through a write call each
+    // (this runs on the call tasks' thread, for every message left).
+    let len = u32::try_from(samples.len()).map_err(|_| hound::Error::TooWide)?;
+    let mut block = w.get_i16_writer(len);
     for &s in samples {
-        w.write_sample(s)?;
+        block.write_sample(s);
     }
+    block.flush()?;
     w.finalize()?;
     Ok(out.into_inner())
 }
@@ -166,10 +171,14 @@ mod tests {
     fn the_wav_is_8khz_mono_16_bit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.wav");
-        write_wav(&path, &[1, 2, 3]).unwrap();
-        let r = hound::WavReader::open(&path).unwrap();
+        let samples: Vec<i16> = (0..20_000).map(|i| (i * 7 - 60_000) as i16).collect();
+        write_wav(&path, &samples).unwrap();
+        let mut r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.spec().sample_rate, 8000);
         assert_eq!(r.spec().channels, 1);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.spec().bits_per_sample, 16);
+        let back: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(back, samples, "every sample, in order");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 44 + 40_000);
     }
 }
