@@ -211,32 +211,29 @@ mod imp {
             len: program.len() as libc::c_ushort,
             filter: program.as_mut_ptr(),
         };
-        // SAFETY: `fprog` points at `program`, both live for the call; the kernel copies them.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        rc == 0
+        // `fprog` points at `program`, which outlives the call; the kernel copies both.
+        set_option(socket, libc::SO_ATTACH_FILTER, &fprog)
     }
 
     /// Every packet on `socket` is queued again.
     pub fn keep_all_packets(socket: &UdpSocket) {
-        let none: libc::c_int = 0;
-        // SAFETY: a live c_int for the call; SO_DETACH_FILTER ignores its value.
-        unsafe {
+        // SO_DETACH_FILTER ignores its value.
+        set_option(socket, libc::SO_DETACH_FILTER, &0 as &libc::c_int);
+    }
+
+    /// `setsockopt(SOL_SOCKET, name, value)`; whether it was accepted.
+    fn set_option<T>(socket: &UdpSocket, name: libc::c_int, value: &T) -> bool {
+        // SAFETY: `value` is a live `T` of the size given, read by the kernel during the call.
+        let rc = unsafe {
             libc::setsockopt(
                 socket.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_DETACH_FILTER,
-                (&none as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
+                name,
+                (value as *const T).cast(),
+                size_of::<T>() as libc::socklen_t,
             )
         };
+        rc == 0
     }
 
     fn to_socket_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
