@@ -334,12 +334,17 @@ pub use imp::{Poller, drop_unheard_audio, keep_all_packets, receive};
 mod tests {
     use super::*;
 
+    /// A non-blocking loopback socket, as the media loop reads them.
+    fn leg_socket() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
     #[test]
     fn poll_finds_the_sockets_with_data_and_one_call_reads_them_all() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.set_nonblocking(true).unwrap();
-        b.set_nonblocking(true).unwrap();
+        let a = leg_socket();
+        let b = leg_socket();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..3u8 {
             sender.send_to(&[i; 20], b.local_addr().unwrap()).unwrap();
@@ -376,8 +381,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_socket_not_read_empty_is_reported_again_only_when_handed_back_or_when_more_comes() {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_nonblocking(true).unwrap();
+        let s = leg_socket();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut poller = Poller::default();
         poller.add(&s, 7);
@@ -404,8 +408,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_kernel_drops_audio_nobody_uses_but_keeps_key_presses_and_a_sample() {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_nonblocking(true).unwrap();
+        let s = leg_socket();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = s.local_addr().unwrap();
         let rtp = |pt: u8, seq: u16| {
@@ -453,8 +456,7 @@ mod tests {
             ],
             "every event and one audio packet in {SAMPLED}"
         );
-        let t = UdpSocket::bind("127.0.0.1:0").unwrap();
-        t.set_nonblocking(true).unwrap();
+        let t = leg_socket();
         assert!(drop_unheard_audio(&t, None));
         for seq in 0..17u16 {
             sender
