@@ -78,7 +78,7 @@ next = "menu"
 [nodes.menu]
 type = "menu"
 prompt = "short"
-options = { "1" = "one", "2" = "call_me", "3" = "bye" }
+options = { "1" = "one", "2" = "call_me", "3" = "bye", "4" = "brief" }
 timeout_s = 1
 max_retries = 1
 on_exhausted = "agents"
@@ -88,6 +88,12 @@ type = "voicemail"
 mailbox = "one"
 prompt = "short"
 max_length_s = 20
+
+[nodes.brief]
+type = "voicemail"
+mailbox = "brief"
+prompt = "short"
+max_length_s = 2
 
 [nodes.call_me]
 type = "callback"
@@ -692,6 +698,34 @@ fn a_key_picks_a_menu_option_and_the_voicemail_records_the_caller() {
         loud >= 10,
         "only {loud} loud 100 ms blocks in the recording"
     );
+}
+
+/// A message stops at the mailbox's `max_length_s` however long the caller talks, and the
+/// line then hangs up.
+#[test]
+fn a_message_stops_at_its_length_limit_and_the_line_hangs_up() {
+    let server = Server::start();
+    // "4" during the menu's wait; the greeting plays; the caller speaks for 7 s, but the
+    // mailbox takes 2 s.
+    let xml = call(
+        "PCMA",
+        None,
+        &[pause(2500), key('4'), pause(800), speak()],
+        SERVER_BYE,
+    );
+    let r = server.sipp("brief", &xml, "main", &[]);
+    assert!(r.ok, "the server hangs up after the message\n{}", r.text);
+    let vm = server.voicemails_when("brief", 1);
+    assert_eq!(vm.len(), 1, "{}", r.text);
+    let samples = read_wav(&vm[0].1);
+    let seconds = samples.len() as f64 / 8000.0;
+    assert!((1.8..=2.0).contains(&seconds), "{seconds} s recorded");
+    assert_eq!(vm[0].0["duration_s"].as_f64().unwrap(), seconds);
+    let loud = samples
+        .chunks(800)
+        .filter(|c| c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64 > 1.0e5)
+        .count();
+    assert!(loud >= 5, "only {loud} loud 100 ms blocks in the recording");
 }
 
 /// A silent caller walks the menu's retries to on_exhausted: the queue, whose max_wait_s

@@ -17,7 +17,6 @@ use super::pacer::PacerCommand;
 use super::signalling::{CallerContext, SipCommand};
 use crate::engine::announce;
 use crate::engine::{Action, Call, Event, Outcome};
-use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
@@ -30,12 +29,8 @@ pub enum CallInput {
     PromptDone(u64),
     /// A key: RFC 4733 or in-band (from the media loop), or SIP INFO.
     Digit(char),
-    /// The caller's audio, while a voicemail records.
-    Audio {
-        sequence: u16,
-        law: Law,
-        payload: Vec<u8>,
-    },
+    /// The voicemail being recorded holds all it may.
+    RecordingFull,
     /// The caller hung up (BYE), or the INVITE timed out waiting for the ACK.
     Hangup,
     /// A re-INVITE moved or held the media.
@@ -112,7 +107,6 @@ enum Voicemail {
     },
     Recording {
         mailbox: String,
-        recorder: Recorder,
         started: Timestamp,
         until: Instant,
     },
@@ -175,7 +169,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     };
     shared.records.save(&uid, &record);
     let mut end_reason = "caller";
-    let mut quiet = false;
 
     let mut pending = call.handle(
         Event::Start {
@@ -327,10 +320,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             pending = next;
         }
-        // Recording audio moves nothing on: no record to compare.
-        if !std::mem::take(&mut quiet)
-            && progress(&shared, &call, &mut record, started_wall, started)
-        {
+        if progress(&shared, &call, &mut record, started_wall, started) {
             shared.records.save(&uid, &record);
         }
         if (call.is_ended() && !bridged) || we_hang_up {
@@ -369,10 +359,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             play(&shared, id, hold, true, tag);
                         } else if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
                             tracing::info!(mailbox, "recording a voicemail");
-                            let _ = shared.pacer.send(PacerCommand::Record { id, on: true });
+                            let recorder = Recorder::new(max_length_s);
+                            let _ = shared.pacer.send(PacerCommand::Record { id, recorder });
                             voicemail = Some(Voicemail::Recording {
                                 mailbox,
-                                recorder: Recorder::new(max_length_s),
                                 started: Timestamp::now(),
                                 until: now + Duration::from_secs(u64::from(max_length_s)),
                             });
@@ -451,10 +441,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         end_reason = "agent";
                         break;
                     }
-                    Some(CallInput::Audio { sequence, law, payload }) => {
-                        quiet = true;
-                        if let Some(Voicemail::Recording { recorder, .. }) = &mut voicemail {
-                            recorder.push(sequence, law, &payload);
+                    Some(CallInput::RecordingFull) => {
+                        // Ends the recording at the next wake-up, through the same path as its limit.
+                        if let Some(Voicemail::Recording { until, .. }) = &mut voicemail {
+                            *until = now;
                         }
                     }
                     Some(CallInput::Media { remote, direction }) => {
@@ -491,28 +481,18 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         q.announcing = Some(tag);
                     }
                 } else if recording_until.is_some_and(|t| t <= now) {
-                    pending = finish_voicemail(&shared, &mut call, &mut voicemail, &call_id, &caller, now).await;
+                    pending = finish_voicemail(&shared, id, &mut call, &mut voicemail, &call_id, &caller, now).await;
                 } else {
                     pending = call.handle(Event::Timeout, now);
                 }
             }
-        }
-        if matches!(&voicemail, Some(Voicemail::Recording { recorder, .. }) if recorder.is_full()) {
-            pending = finish_voicemail(
-                &shared,
-                &mut call,
-                &mut voicemail,
-                &call_id,
-                &caller,
-                Instant::now(),
-            )
-            .await;
         }
     }
     // A caller who hangs up while recording has left a message: keep it.
     if matches!(voicemail, Some(Voicemail::Recording { .. })) {
         finish_voicemail(
             &shared,
+            id,
             &mut call,
             &mut voicemail,
             &call_id,
@@ -742,6 +722,7 @@ fn digit(call: &mut Call, voicemail: &mut Option<Voicemail>, d: char, now: Insta
 /// Saves the recording (WAV, sidecar JSON, index row), then tells the engine.
 async fn finish_voicemail(
     shared: &Arc<Shared>,
+    id: u64,
     call: &mut Call<'_>,
     voicemail: &mut Option<Voicemail>,
     call_id: &str,
@@ -749,15 +730,25 @@ async fn finish_voicemail(
     now: Instant,
 ) -> Vec<Action> {
     let Some(Voicemail::Recording {
-        mailbox,
-        recorder,
-        started,
-        ..
+        mailbox, started, ..
     }) = voicemail.take()
     else {
         return Vec::new();
     };
-    let samples = recorder.finish();
+    let (reply, recording) = oneshot::channel();
+    let _ = shared.pacer.send(PacerCommand::TakeRecording { id, reply });
+    let samples = match recording.await {
+        Ok(recorder) => recorder.finish(),
+        Err(_) => {
+            // The media loop holds no recording for this call (it stopped): the message is
+            // still saved, with where the caller came from, but silent.
+            tracing::error!(
+                mailbox,
+                "the recording was lost: saving the message without audio"
+            );
+            Vec::new()
+        }
+    };
     let dir = shared.data.join("voicemail").join(safe_name(&mailbox));
     let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
     let base = format!("{stamp}-{}", safe_name(call_id));

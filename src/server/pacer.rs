@@ -4,8 +4,9 @@
 //! turns RFC 4733 events and in-band tones into digits, and sends the next frame of what the
 //! call hears. Frames come from the shared pre-encoded prompts and are built into one reused
 //! buffer. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
-//! alive, as on a classic PBX. The call task hears only about digits, the end of a prompt,
-//! and, while it records, the caller's audio. Two bridged legs (a caller and an agent) hear
+//! alive, as on a classic PBX. A voicemail is recorded here too, and handed to the call task
+//! when it ends: the call task hears only about digits, the end of a prompt and a recording
+//! that is full, never about each packet. Two bridged legs (a caller and an agent) hear
 //! each other through `media::bridge`: what one sends is decoded, re-encoded for the other's
 //! codec (PCMU and PCMA legs talk to each other) and sent on the other's tick.
 
@@ -15,13 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::call::CallInput;
 use crate::media::bridge::BridgeSide;
 use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
 use crate::media::player::Playback;
+use crate::media::recorder::Recorder;
 use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
 
 use super::rtp_io::{self, Batch, Poller};
@@ -49,10 +51,16 @@ pub enum PacerCommand {
         a: u64,
         b: u64,
     },
-    /// Forward the caller's audio to the call task (voicemail), or stop.
+    /// Record what the caller says into this recorder (voicemail); `RecordingFull` is sent
+    /// when it holds all it may.
     Record {
         id: u64,
-        on: bool,
+        recorder: Recorder,
+    },
+    /// Stop recording and hand the recording over.
+    TakeRecording {
+        id: u64,
+        reply: oneshot::Sender<Recorder>,
     },
     /// Replaces what the call hears; `PromptDone(tag)` is sent when it ends.
     Play {
@@ -91,7 +99,7 @@ struct Leg {
     /// Symmetric RTP (RFC 4961): once the caller's media arrives, answer where it comes from,
     /// which is right behind NAT even when the SDP says otherwise.
     latched: bool,
-    recording: bool,
+    recording: Option<Recorder>,
     /// The leg this one is bridged to.
     peer: Option<u64>,
     bridge: BridgeSide,
@@ -317,12 +325,11 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
         if leg.peer.is_some() {
             leg.bridge.hear(law, p.payload);
         }
-        if leg.recording {
-            let _ = leg.notify.send(CallInput::Audio {
-                sequence: p.sequence,
-                law,
-                payload: p.payload.to_vec(),
-            });
+        if let Some(r) = leg.recording.as_mut().filter(|r| !r.is_full()) {
+            r.push(p.sequence, law, p.payload);
+            if r.is_full() {
+                let _ = leg.notify.send(CallInput::RecordingFull);
+            }
         }
         if let Some(t) = &mut leg.tones {
             let samples: Vec<i16> = p.payload.iter().map(|&b| law.decode(b)).collect();
@@ -340,7 +347,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
 /// [`rtp_io::SAMPLED`]. Until the far end's first packet is seen (symmetric RTP) everything
 /// is kept, so the leg latches on it at once.
 fn fit_filter(leg: &mut Leg) {
-    let uses_audio = leg.peer.is_some() || leg.recording || leg.tones.is_some();
+    let uses_audio = leg.peer.is_some() || leg.recording.is_some() || leg.tones.is_some();
     let drop = leg.latched && !uses_audio;
     if drop == leg.filtered {
         return;
@@ -404,7 +411,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                     // every call costs CPU.
                     tones: (listen_keys && telephone_event.is_none()).then(ToneDetector::default),
                     latched: false,
-                    recording: false,
+                    recording: None,
                     peer: None,
                     bridge: BridgeSide::default(),
                     stream_law: law,
@@ -448,10 +455,18 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                 fit_filter(leg);
             }
         }
-        PacerCommand::Record { id, on } => {
+        PacerCommand::Record { id, recorder } => {
             if let Some(leg) = legs.get_mut(&id) {
-                leg.recording = on;
+                leg.recording = Some(recorder);
                 fit_filter(leg);
+            }
+        }
+        PacerCommand::TakeRecording { id, reply } => {
+            if let Some(leg) = legs.get_mut(&id)
+                && let Some(r) = leg.recording.take()
+            {
+                fit_filter(leg);
+                let _ = reply.send(r);
             }
         }
         PacerCommand::Bridge { a, b } => {
@@ -460,7 +475,7 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
                     if let Some(leg) = legs.get_mut(&this) {
                         leg.peer = Some(other);
                         leg.playing = None;
-                        leg.recording = false;
+                        leg.recording = None;
                         fit_filter(leg);
                     }
                 }
