@@ -187,7 +187,7 @@ pub async fn run(
     loaded: Loaded,
     flows: Flows,
     store: Store,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let config = loaded.config;
     let listen: SocketAddr = config.sip.listen.parse().map_err(|_| {
@@ -284,15 +284,9 @@ pub async fn run(
         }
     });
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
-    // On the runtime's workers with the call tasks, not on the thread that started it: what a
-    // call task asks of it (an escape into a queue, which rings an agent) is picked up on the
-    // same worker right after, without waking another thread.
-    let signalling = signalling::Signalling::new(Arc::clone(&shared), transport);
-    if let Err(e) = tokio::spawn(signalling.run(inbound_rx, sip_rx, shutdown)).await
-        && e.is_panic()
-    {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    signalling::Signalling::new(Arc::clone(&shared), transport)
+        .run(inbound_rx, sip_rx, shutdown)
+        .await;
     api_task.abort();
     reload_task.abort();
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);

@@ -172,7 +172,7 @@ impl Signalling {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut commands: mpsc::UnboundedReceiver<SipCommand>,
-        shutdown: impl std::future::Future<Output = ()> + Send,
+        shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
         self.load_callbacks(Instant::now());
