@@ -419,6 +419,14 @@ fn write_prompt(path: &Path, seconds: f64, freq: f64) {
     w.finalize().unwrap();
 }
 
+/// 100 ms blocks of a recording loud enough to be speech, not silence or line noise.
+fn loud_blocks(samples: &[i16]) -> usize {
+    samples
+        .chunks(800)
+        .filter(|c| c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64 > 1.0e5)
+        .count()
+}
+
 fn read_wav(path: &Path) -> Vec<i16> {
     hound::WavReader::open(path)
         .unwrap()
@@ -690,10 +698,7 @@ fn a_key_picks_a_menu_option_and_the_voicemail_records_the_caller() {
     let samples = read_wav(wav);
     assert_eq!(samples.len() as f64 / 8000.0, seconds);
     // The caller's speech, not silence: a loud stretch somewhere in it.
-    let loud = samples
-        .chunks(800)
-        .filter(|c| c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64 > 1.0e5)
-        .count();
+    let loud = loud_blocks(&samples);
     assert!(
         loud >= 10,
         "only {loud} loud 100 ms blocks in the recording"
@@ -721,10 +726,7 @@ fn a_message_stops_at_its_length_limit_and_the_line_hangs_up() {
     let seconds = samples.len() as f64 / 8000.0;
     assert!((1.8..=2.0).contains(&seconds), "{seconds} s recorded");
     assert_eq!(vm[0].0["duration_s"].as_f64().unwrap(), seconds);
-    let loud = samples
-        .chunks(800)
-        .filter(|c| c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64 > 1.0e5)
-        .count();
+    let loud = loud_blocks(&samples);
     assert!(loud >= 5, "only {loud} loud 100 ms blocks in the recording");
 }
 
