@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Escape digit -> agent INVITE latency under load. N background callers (the load scenario of
-# run.sh, on a line whose queue has nobody logged in) keep the server busy while one caller
-# at a time presses 0 (RFC 4733, SIPp's dtmf_2833_0.pcap) during a prompt; a SIPp agent
-# phone, registered with digest auth, answers and hangs up after 0.5 s. From a loopback
-# capture: the time from the first packet of the key press to the INVITE leaving for the
-# agent's phone, p50/p99/max over CALLS presses.
+# run.sh: a 5 s prompt while sending their own PCMU, hanging up at 6 s) keep the server busy
+# while one caller at a time presses 0 (RFC 4733, SIPp's dtmf_2833_0.pcap) during a prompt; a
+# SIPp agent phone, registered with digest auth, answers and hangs up after 0.5 s. From a
+# loopback capture: the time from the first packet of the key press to the INVITE leaving for
+# the agent's phone, p50/p99/max over CALLS presses.
 #
-#   benches/load/escape.sh 1000        # N background callers (default 1000)
+# After their prompt the background callers wait in a queue with hold music until they hang
+# up: its one agent is logged in but not ready. With MESSAGES=1 nobody is logged in to that
+# queue, so each of them goes on to voicemail at once and leaves a 1 s message (N/6 messages
+# a second written and synced to disk): a heavier load than the scenario's.
+#
+#   benches/load/escape.sh 1000             # N background callers (default 1000)
+#   MESSAGES=1 benches/load/escape.sh 3000  # every background caller leaves a message
 #
 # Needs root (capture), sipp, sox, dumpcap/tshark. hotline runs on core 1, SIPp on core 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000}
 CALLS=${CALLS:-100}
-RUN_S=$(( 30 + CALLS / 2 ))
+MESSAGES=${MESSAGES:-0}
+# A press's call takes about 1 s; the load is sized to outlast them all and stopped once
+# they are done.
+RUN_S=$(( 30 + CALLS * 2 ))
 cargo build --release --quiet
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d /tmp/hotline-escape.XXXXXX)
@@ -73,6 +82,11 @@ name = "support"
 skills = ["support"]
 ring_timeout_s = 15
 wrap_up_s = 0
+
+[[agents]]
+id = "bob"
+password = "pw"
+skills = { overflow = 1 }
 
 [[queues]]
 name = "overflow"
@@ -200,7 +214,7 @@ cat > "$work/escape.xml" <<'XML'
 </scenario>
 XML
 
-(cd "$work" && HOTLINE_LOG=warn taskset -c 1 "$OLDPWD/target/release/hotline" serve --config hotline.toml 2>"$work/server.log") &
+(cd "$work" && HOTLINE_TOKEN=bench HOTLINE_LOG=warn taskset -c 1 "$OLDPWD/target/release/hotline" serve --config hotline.toml 2>"$work/server.log") &
 server=$!
 sleep 1
 pid=$(pgrep -P "$server" hotline || echo "$server")
@@ -210,6 +224,11 @@ stop() { local p; for p in $(pgrep -P "$1"); do stop "$p"; done; kill "$1" 2>/de
 s -sf agent.xml -p 5072 -mp 42000 -m "$CALLS" >/dev/null 2>&1 &
 agent=$!
 s -sf register.xml -p 5070 -au alice -ap pw -m 1 >/dev/null
+if [ "$MESSAGES" = 0 ]; then
+  # Bob staffs the background callers' queue without taking calls: they hear hold music.
+  curl -sf -H 'Authorization: Bearer bench' -d '{"state":"not-ready","reason":"bench"}' \
+    127.0.0.1:18080/api/agents/bob/state >/dev/null
+fi
 rate=$(( (N + 5) / 6 ))
 s -sf caller.xml -s load -p 5090 -mp 40000 -r "$rate" -l $((N + N / 5)) -m $(( rate * RUN_S )) \
   -rtp_threadtasks 100 -max_socket 65000 -timeout $((RUN_S + 50))s >/dev/null 2>&1 &
@@ -220,12 +239,15 @@ cap=$!
 sleep 1
 s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
 kill "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true
+loaded=$(kill -0 "$load" 2>/dev/null && echo 1 || echo 0)
 wait "$agent" 2>/dev/null || true
 stop "$load"; wait "$load" 2>/dev/null || true
 kill -INT "$pid" 2>/dev/null || true; wait "$server" 2>/dev/null || true
-python3 - "$work" "$N" <<'PY'
+[ "$loaded" = 1 ] || echo "warning: the background load ended before the key presses did" >&2
+python3 - "$work" "$N" "$MESSAGES" <<'PY'
 import subprocess, sys
 work, n = sys.argv[1], int(sys.argv[2])
+load = "each leaving a message" if sys.argv[3] != "0" else "holding in a queue"
 out = subprocess.run(["tshark", "-r", f"{work}/escape.pcap", "-T", "fields", "-e", "frame.time_epoch",
                       "-e", "udp.srcport", "-e", "udp.dstport", "-e", "udp.payload"],
                      capture_output=True, text=True).stdout
@@ -252,7 +274,7 @@ for p in presses:
 lat.sort()
 pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 if lat:
-    print(f"N={n}: {len(presses)} key presses, {len(lat)} agent INVITEs; escape -> INVITE "
+    print(f"N={n} ({load}): {len(presses)} key presses, {len(lat)} agent INVITEs; escape -> INVITE "
           f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms")
 else:
     print(f"N={n}: no key press matched an INVITE; see {work}")
