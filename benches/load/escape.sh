@@ -237,7 +237,14 @@ sleep 8   # the load ramps up to N
 dumpcap -q -i lo -f "udp src port 41000 or (udp src port 5080 and udp dst port 5072)" -B 64 -w "$work/escape.pcap" -P 2>/dev/null &
 cap=$!
 sleep 1
+# While the keys are pressed, every 2 s: the calls hotline has up, its SIP retransmissions, and
+# how busy each core is (/proc/stat: user nice system idle iowait irq softirq steal).
+(while sleep 2; do
+   echo "$(curl -s 127.0.0.1:18080/metrics | awk '/^hotline_(active_calls|sip_retransmissions_total) /{printf "%s ", $2}')$(awk '/^cpu[01] /{printf "%s %s ", $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)"
+ done) > "$work/load.txt" 2>/dev/null &
+sampler=$!
 s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
+kill "$sampler" 2>/dev/null || true
 kill "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true
 loaded=$(kill -0 "$load" 2>/dev/null && echo 1 || echo 0)
 wait "$agent" 2>/dev/null || true
@@ -278,4 +285,13 @@ if lat:
           f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms")
 else:
     print(f"N={n}: no key press matched an INVITE; see {work}")
+rows = [[int(x) for x in l.split()] for l in open(f"{work}/load.txt") if len(l.split()) == 6]
+if len(rows) > 1:
+    up = sorted(r[0] for r in rows)
+    secs = 2 * (len(rows) - 1)
+    busy = lambda c: 100 * (rows[-1][2 + 2 * c] - rows[0][2 + 2 * c]) / max(1, sum(
+        rows[-1][2 + 2 * c + k] - rows[0][2 + 2 * c + k] for k in (0, 1)))
+    print(f"  while pressing: {up[0]}-{up[-1]} calls up (median {up[len(up) // 2]}), "
+          f"{(rows[-1][1] - rows[0][1]) / secs:.0f} SIP retransmissions/s, "
+          f"core 0 (SIPp) {busy(0):.0f}% busy, core 1 (hotline) {busy(1):.0f}% busy")
 PY
