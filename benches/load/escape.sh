@@ -237,11 +237,12 @@ sleep 8   # the load ramps up to N
 dumpcap -q -i lo -f "udp src port 41000 or (udp src port 5080 and udp dst port 5072)" -B 64 -w "$work/escape.pcap" -P 2>/dev/null &
 cap=$!
 sleep 1
-# While the keys are pressed, every 2 s: the calls hotline has up, its SIP retransmissions, and
-# how busy each core is (/proc/stat: user nice system idle iowait irq softirq steal).
-(while sleep 2; do
-   echo "$(curl -s 127.0.0.1:18080/metrics | awk '/^hotline_(active_calls|sip_retransmissions_total) /{printf "%s ", $2}')$(awk '/^cpu[01] /{printf "%s %s ", $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)"
- done) > "$work/load.txt" 2>/dev/null &
+# While the keys are pressed, about every 2 s: the time, the calls hotline has up, its SIP
+# retransmissions, and each core's busy and idle ticks (/proc/stat: user nice system idle
+# iowait irq softirq steal).
+metrics() { curl -s 127.0.0.1:18080/metrics | awk '/^hotline_(active_calls|sip_retransmissions_total) /{printf "%s ", $2}'; }
+cores() { awk '/^cpu[01] /{printf "%s %s ", $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
+(while sleep 2; do echo "$(date +%s.%N) $(metrics)$(cores)"; done) > "$work/load.txt" 2>/dev/null &
 sampler=$!
 s -sf escape.xml -p 5074 -mp 41000 -m "$CALLS" -l 1 -r 2 -trace_screen -screen_file escape-screen.txt >/dev/null 2>&1 || true
 kill "$sampler" 2>/dev/null || true
@@ -285,13 +286,14 @@ if lat:
           f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms")
 else:
     print(f"N={n}: no key press matched an INVITE; see {work}")
-rows = [[int(x) for x in l.split()] for l in open(f"{work}/load.txt") if len(l.split()) == 6]
+# Samples: (time, calls up, retransmissions, core 0 busy, core 0 idle, core 1 busy, core 1 idle).
+rows = [[float(x) for x in l.split()] for l in open(f"{work}/load.txt") if len(l.split()) == 7]
 if len(rows) > 1:
-    up = sorted(r[0] for r in rows)
-    secs = 2 * (len(rows) - 1)
-    busy = lambda c: 100 * (rows[-1][2 + 2 * c] - rows[0][2 + 2 * c]) / max(1, sum(
-        rows[-1][2 + 2 * c + k] - rows[0][2 + 2 * c + k] for k in (0, 1)))
+    first, last = rows[0], rows[-1]
+    d = [b - a for a, b in zip(first, last)]
+    up = sorted(int(r[1]) for r in rows)
+    busy = lambda core: 100 * d[3 + 2 * core] / max(1, d[3 + 2 * core] + d[4 + 2 * core])
     print(f"  while pressing: {up[0]}-{up[-1]} calls up (median {up[len(up) // 2]}), "
-          f"{(rows[-1][1] - rows[0][1]) / secs:.0f} SIP retransmissions/s, "
+          f"{d[2] / d[0]:.0f} SIP retransmissions/s, "
           f"core 0 (SIPp) {busy(0):.0f}% busy, core 1 (hotline) {busy(1):.0f}% busy")
 PY
