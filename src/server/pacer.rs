@@ -10,7 +10,7 @@
 //! each other through `media::bridge`: what one sends is decoded, re-encoded for the other's
 //! codec (PCMU and PCMA legs talk to each other) and sent on the other's tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +78,7 @@ pub enum PacerCommand {
         remote: SocketAddr,
         sending: bool,
     },
+    /// The leg is over for good; its port stays bound a while longer (see [`LINGER`]).
     Remove {
         id: u64,
     },
@@ -134,6 +135,13 @@ pub fn spawn(
 /// than sending a burst of frames.
 const RESYNC: Duration = Duration::from_millis(200);
 
+/// How long an ended leg's port stays bound, unread, with room for almost nothing. The far end
+/// often sends for a moment after the call ends, until it has seen the BYE or the answer to
+/// its own (seconds, when that answer is retransmitted). A closed port would answer each
+/// such packet with an ICMP port-unreachable, and a port handed at once to the next call
+/// (when the range is nearly full) would hear the end of the last one.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// Between ticks, what arrived is read every this often: a key press reaches its call within
 /// about this much, and a busy line costs few wake-ups.
 const READ_GAP: Duration = Duration::from_millis(2);
@@ -146,6 +154,8 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     let mut batch = Batch::default();
     let mut poller = Poller::default();
     let mut pairs: Vec<(u64, u64)> = Vec::new();
+    // Ended legs' sockets, until their LINGER is over, in the order they ended.
+    let mut closing: VecDeque<(Instant, Arc<UdpSocket>)> = VecDeque::new();
     let mut start = Instant::now();
     let mut tick: u32 = 0;
     loop {
@@ -180,10 +190,13 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         loop {
             match commands.try_recv() {
                 Ok(PacerCommand::Shutdown) => return,
-                Ok(c) => apply(&mut legs, &mut poller, c),
+                Ok(c) => apply(&mut legs, &mut poller, &mut closing, c),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
+        }
+        while closing.front().is_some_and(|(until, _)| *until <= now) {
+            closing.pop_front();
         }
         let mut sent = 0;
         received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
@@ -379,7 +392,12 @@ fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
     }
 }
 
-fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
+fn apply(
+    legs: &mut BTreeMap<u64, Leg>,
+    poller: &mut Poller,
+    closing: &mut VecDeque<(Instant, Arc<UdpSocket>)>,
+    c: PacerCommand,
+) {
     match c {
         PacerCommand::Add {
             id,
@@ -485,9 +503,8 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
             let gone = legs.remove(&id);
             if let Some(l) = &gone {
                 poller.remove(&l.socket);
-                // The call may use its socket again (a transfer): it must hear everything.
-                if l.filtered {
-                    rtp_io::keep_all_packets(&l.socket);
+                if rtp_io::queue_almost_nothing(&l.socket) {
+                    closing.push_back((Instant::now() + LINGER, Arc::clone(&l.socket)));
                 }
             }
             if let Some(peer) = gone.and_then(|l| l.peer)
@@ -499,5 +516,66 @@ fn apply(legs: &mut BTreeMap<u64, Leg>, poller: &mut Poller, c: PacerCommand) {
             }
         }
         PacerCommand::Shutdown => {}
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// What a far end sending one more packet to `port` hears back: `Ok(())` for nothing (the
+    /// packet was taken quietly), an error for an ICMP port-unreachable.
+    fn one_more_packet(port: u16) -> std::io::Result<()> {
+        let far = UdpSocket::bind("127.0.0.1:0")?;
+        far.connect(("127.0.0.1", port))?;
+        far.set_read_timeout(Some(Duration::from_millis(200)))?;
+        far.send(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1])?;
+        match far.recv(&mut [0u8; 64]) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[test]
+    fn an_ended_call_keeps_its_port_a_while_and_takes_late_packets_quietly() {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let pacer = spawn(rx, Arc::default()).unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let (notify, _calls) = mpsc::unbounded_channel();
+        commands
+            .send(PacerCommand::Add {
+                id: 1,
+                socket: Arc::new(socket),
+                remote: "127.0.0.1:9".parse().unwrap(),
+                law: Law::Pcmu,
+                telephone_event: Some(101),
+                ssrc: 1,
+                sequence: 1,
+                timestamp: 1,
+                notify,
+                listen_keys: true,
+            })
+            .unwrap();
+        commands.send(PacerCommand::Remove { id: 1 }).unwrap();
+        std::thread::sleep(TICK * 3);
+        assert!(
+            one_more_packet(port).is_ok(),
+            "a late packet is dropped, not answered with port-unreachable"
+        );
+        assert!(
+            UdpSocket::bind(("127.0.0.1", port)).is_err(),
+            "the port is not handed out meanwhile"
+        );
+        std::thread::sleep(LINGER + TICK * 5);
+        assert_eq!(
+            one_more_packet(port).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "after LINGER the port is closed"
+        );
+        commands.send(PacerCommand::Shutdown).unwrap();
+        pacer.join().unwrap();
     }
 }

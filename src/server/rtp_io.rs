@@ -215,6 +215,12 @@ mod imp {
         set_option(socket, libc::SO_ATTACH_FILTER, &fprog)
     }
 
+    /// Shrinks `socket`'s receive queue to the kernel's minimum (a packet or two; the rest is
+    /// dropped as it comes), for a socket no one reads any more; whether it took.
+    pub fn queue_almost_nothing(socket: &UdpSocket) -> bool {
+        set_option(socket, libc::SO_RCVBUF, &0 as &libc::c_int)
+    }
+
     /// Every packet on `socket` is queued again.
     pub fn keep_all_packets(socket: &UdpSocket) {
         // SO_DETACH_FILTER ignores its value.
@@ -313,6 +319,10 @@ mod imp {
 
     pub fn keep_all_packets(_socket: &UdpSocket) {}
 
+    pub fn queue_almost_nothing(_socket: &UdpSocket) -> bool {
+        false
+    }
+
     pub fn receive(socket: &UdpSocket, batch: &mut Batch) {
         batch.count = 0;
         while batch.count < BATCH {
@@ -328,7 +338,7 @@ mod imp {
     }
 }
 
-pub use imp::{Poller, drop_unheard_audio, keep_all_packets, receive};
+pub use imp::{Poller, drop_unheard_audio, keep_all_packets, queue_almost_nothing, receive};
 
 #[cfg(test)]
 mod tests {
