@@ -50,8 +50,20 @@ shutdown_grace_s = 1
 address = "127.0.0.1"
 ports = [20000, 59998]
 
+[http]
+listen = "127.0.0.1:18080"
+
+# Bob staffs the queue without taking calls (set not ready below): after the prompt the
+# callers hear hold music until they hang up. With nobody logged in each would go on to
+# voicemail at once and leave a message, which is not this scenario.
+[[agents]]
+id = "bob"
+password = "pw"
+skills = { support = 1 }
+
 [[queues]]
 name = "support"
+skills = ["support"]
 TOML
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -61,10 +73,12 @@ printf "%6s %7s %7s %8s %9s %9s %10s %8s %8s %8s %8s %9s\n" N calls failed retra
 for n in "$@"; do
   rate=$(( (n + 5) / 6 ))
   total=$(( rate * RUN_S ))
-  (cd "$work" && HOTLINE_LOG=warn taskset -c 1 "$OLDPWD/target/release/hotline" serve --config hotline.toml 2>"$work/server-$n.log") &
+  (cd "$work" && HOTLINE_TOKEN=bench HOTLINE_LOG=warn taskset -c 1 "$OLDPWD/target/release/hotline" serve --config hotline.toml 2>"$work/server-$n.log") &
   server=$!
   sleep 1
   pid=$(pgrep -P "$server" hotline || echo "$server")
+  curl -sf -H 'Authorization: Bearer bench' -d '{"state":"not-ready","reason":"bench"}' \
+    127.0.0.1:18080/api/agents/bob/state >/dev/null
   dumpcap -q -i lo -f "udp and src portrange 20000-20199" -B 64 -w "$work/cap-$n.pcap" -P 2>/dev/null &
   cap=$!
   sleep 1
