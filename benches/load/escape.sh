@@ -11,6 +11,10 @@
 # queue, so each of them goes on to voicemail at once and leaves a 1 s message (N/6 messages
 # a second written and synced to disk): a heavier load than the scenario's.
 #
+# While the keys are pressed it samples the calls up, SIP retransmissions, each core's load and
+# hotline's RTP packets per call and late ticks, and warns when the media was not paced (the
+# server past its capacity: the latency is then not a figure at that load).
+#
 #   benches/load/escape.sh 1000             # N background callers (default 1000)
 #   MESSAGES=1 benches/load/escape.sh 3000  # every background caller leaves a message
 #
