@@ -2,9 +2,10 @@
 //! depend on timers or tasks per packet. Each tick, for each call, it reads what the caller
 //! sent (non-blocking sockets, never registered with the reactor: no wake-up per packet),
 //! turns RFC 4733 events and in-band tones into digits, and sends the next frame of what the
-//! call hears. Frames come from the shared pre-encoded prompts and are built into one reused
-//! buffer. Between prompts a call gets silence, so its RTP clock and any NAT binding stay
-//! alive, as on a classic PBX. A voicemail is recorded here too, and handed to the call task
+//! call hears. Frames come from the shared pre-encoded prompts and are built into the
+//! [`Outbox`]'s buffers, which hand the kernel a chunk of legs' packets in one system call.
+//! Between prompts a call gets silence, so its RTP clock and any NAT binding stay alive, as
+//! on a classic PBX. A voicemail is recorded here too, and handed to the call task
 //! when it ends: the call task hears only about digits, the end of a prompt and a recording
 //! that is full, never about each packet. Two bridged legs (a caller and an agent) hear
 //! each other through `media::bridge`: what one sends is decoded, re-encoded for the other's
@@ -24,8 +25,9 @@ use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
 use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
-use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
+use crate::media::rtp::{self, SAMPLES_PER_PACKET, Stream};
 
+use super::outbox::{self, Outbox};
 use super::rtp_io::{self, Batch, Poller};
 
 pub const TICK: Duration = Duration::from_millis(20);
@@ -150,7 +152,7 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     // Ordered by call: each call keeps its place in the tick, so its packets keep their
     // spacing as calls come and go.
     let mut legs: BTreeMap<u64, Leg> = BTreeMap::new();
-    let mut buf = [0u8; MAX_PACKET];
+    let mut outbox = Outbox::for_this_thread();
     let mut batch = Batch::default();
     let mut poller = Poller::default();
     let mut pairs: Vec<(u64, u64)> = Vec::new();
@@ -198,7 +200,6 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         while closing.front().is_some_and(|(until, _)| *until <= now) {
             closing.pop_front();
         }
-        let mut sent = 0;
         received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         relay(&mut legs, &mut pairs);
         // Sent in chunks with a read between them: on a busy line the sending takes a good
@@ -209,25 +210,27 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
             let mut last = None;
             for (key, leg) in legs.range_mut(from..).take(SEND_CHUNK) {
                 last = Some(*key);
-                sent += send_frame(leg, &mut buf, &stats);
+                send_frame(leg, &mut outbox);
             }
+            outbox.flush();
             match last.and_then(|k| k.checked_add(1)) {
                 Some(next) => from = next,
                 None => break,
             }
             received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         }
+        let (sent, failed) = outbox.take_counts();
         stats.packets.fetch_add(sent, Ordering::Relaxed);
+        stats.send_errors.fetch_add(failed, Ordering::Relaxed);
         stats.received.fetch_add(received, Ordering::Relaxed);
     }
 }
 
-/// Legs sent to between two reads of what arrived, within a tick.
-const SEND_CHUNK: usize = 256;
+/// Legs sent to between two reads of what arrived, within a tick: one batch of sends.
+const SEND_CHUNK: usize = outbox::CAPACITY;
 
-/// Sends one leg its next 20 ms (prompt, relayed audio or silence); 1 when a packet left.
-fn send_frame(leg: &mut Leg, buf: &mut [u8; MAX_PACKET], stats: &PacerStats) -> u64 {
-    let mut sent = 0;
+/// Sends one leg its next 20 ms (prompt, relayed audio or silence), through `outbox`.
+fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
     let mut finished = None;
     let frame: &[u8] = match &mut leg.playing {
         Some((playback, tag)) => match playback.next_frame() {
@@ -243,13 +246,9 @@ fn send_frame(leg: &mut Leg, buf: &mut [u8; MAX_PACKET], stats: &PacerStats) -> 
         },
     };
     if leg.sending {
+        let buf = outbox.buffer();
         if let Some(n) = leg.stream.next_into(frame, SAMPLES_PER_PACKET as u32, buf) {
-            match leg.socket.send_to(&buf[..n], leg.remote) {
-                Ok(_) => sent += 1,
-                Err(_) => {
-                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            outbox.push(&leg.socket, leg.remote, n);
         }
     } else {
         leg.stream.skip(SAMPLES_PER_PACKET as u32);
@@ -258,7 +257,6 @@ fn send_frame(leg: &mut Leg, buf: &mut [u8; MAX_PACKET], stats: &PacerStats) -> 
         leg.playing = None;
         let _ = leg.notify.send(CallInput::PromptDone(tag));
     }
-    sent
 }
 
 /// Reads every leg's socket that has packets waiting, waiting up to `wait_ms` for the first;
