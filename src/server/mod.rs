@@ -5,7 +5,7 @@
 
 pub mod call;
 pub mod metrics;
-pub mod outbox;
+mod outbox;
 pub mod pacer;
 pub mod records;
 pub mod reload;

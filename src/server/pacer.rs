@@ -153,6 +153,7 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
     // spacing as calls come and go.
     let mut legs: BTreeMap<u64, Leg> = BTreeMap::new();
     let mut outbox = Outbox::for_this_thread();
+    tracing::debug!(batched_sends = outbox.batched(), "media loop started");
     let mut batch = Batch::default();
     let mut poller = Poller::default();
     let mut pairs: Vec<(u64, u64)> = Vec::new();
