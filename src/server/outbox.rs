@@ -179,6 +179,16 @@ mod ring {
             .setup_coop_taskrun()
             .build(entries)
             .or_else(|_| IoUring::new(entries));
+        let ring = ring.and_then(|r| {
+            // Kernels before 5.3 have no SENDMSG (and before 5.6 cannot say what they have).
+            let mut probe = io_uring::Probe::new();
+            r.submitter().register_probe(&mut probe)?;
+            if probe.is_supported(opcode::SendMsg::CODE) {
+                Ok(r)
+            } else {
+                Err(std::io::Error::other("no SENDMSG"))
+            }
+        });
         match ring {
             Ok(r) => Some(r),
             Err(e) => {
