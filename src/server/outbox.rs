@@ -97,12 +97,10 @@ impl Outbox {
         &mut self.packets[self.queued].buf
     }
 
-    /// Sends the first `len` bytes of [`Outbox::buffer`] from `socket` to `to`, now or at the
-    /// next [`Outbox::flush`]. The socket must stay open until then.
+    /// Sends the first `len` bytes of [`Outbox::buffer`] (called just before, which made room)
+    /// from `socket` to `to`, now or at the next [`Outbox::flush`]. The socket must stay open
+    /// until then.
     pub fn push(&mut self, socket: &UdpSocket, to: SocketAddr, len: usize) {
-        if self.queued == CAPACITY {
-            self.flush();
-        }
         let len = len.min(MAX_PACKET);
         #[cfg(target_os = "linux")]
         if self.ring.is_some() {
