@@ -22,12 +22,11 @@ pub struct Outbox {
 
 struct Outgoing {
     buf: [u8; MAX_PACKET],
-    len: usize,
     #[cfg(target_os = "linux")]
     fd: std::os::fd::RawFd,
     #[cfg(target_os = "linux")]
     to: (libc::sockaddr_storage, libc::socklen_t),
-    /// The `sendmsg` header pointing at `buf` and `to` (set when the packet is queued: the
+    /// The `sendmsg` header pointing at `buf` (its length in `iov`) and `to` (set when the packet is queued: the
     /// packets never move, their vector is made once at full size).
     #[cfg(target_os = "linux")]
     iov: libc::iovec,
@@ -53,7 +52,6 @@ impl Outbox {
             packets: (0..CAPACITY)
                 .map(|_| Outgoing {
                     buf: [0; MAX_PACKET],
-                    len: 0,
                     #[cfg(target_os = "linux")]
                     fd: -1,
                     // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address.
@@ -106,7 +104,6 @@ impl Outbox {
         if self.ring.is_some() {
             use std::os::fd::AsRawFd;
             let p = &mut self.packets[self.queued];
-            p.len = len;
             p.fd = socket.as_raw_fd();
             p.to = ring::sockaddr(to);
             p.iov = libc::iovec {
