@@ -26,6 +26,7 @@ fn setup(strategy: Strategy) -> (Router, Vec<(u64, usize)>, Instant) {
         strategy,
         ring_timeout: Duration::from_secs(15),
         wrap_up: Duration::ZERO,
+        retry: Duration::from_secs(5),
     };
     let mut r = Router::new(&agents, &[queue], true, now);
     let mut connected = Vec::with_capacity(AGENTS);

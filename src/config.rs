@@ -157,6 +157,10 @@ pub struct Queue {
     pub ring_timeout_s: u32,
     #[serde(default = "default_wrap_up")]
     pub wrap_up_s: u32,
+    /// An agent who missed, declined or was busy for a caller is offered that caller again
+    /// after this long (as app_queue's `retry`); at least 1.
+    #[serde(default = "default_retry")]
+    pub retry_s: u32,
 }
 
 fn default_strategy() -> String {
@@ -167,6 +171,9 @@ fn default_ring_timeout() -> u32 {
 }
 fn default_wrap_up() -> u32 {
     10
+}
+fn default_retry() -> u32 {
+    5
 }
 
 const STRATEGIES: [&str; 5] = [

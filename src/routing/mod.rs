@@ -52,6 +52,9 @@ pub struct QueueConfig {
     pub strategy: Strategy,
     pub ring_timeout: Duration,
     pub wrap_up: Duration,
+    /// How long after an agent missed, declined or was busy for a caller before that caller
+    /// is offered to them again (at least 1 s, so a busy phone is not rung in a loop).
+    pub retry: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +180,9 @@ struct Call {
     place: Place,
     state: CallState,
     callback: bool,
-    /// Agents that declined or did not answer this call: not rung for it again.
-    tried: Vec<AgentId>,
+    /// Agents that declined or did not answer this call, and until when they are not offered
+    /// it again (the queue's `retry`).
+    tried: Vec<(AgentId, Instant)>,
     entered: Instant,
 }
 
@@ -229,6 +233,8 @@ pub struct Router {
     origin: Instant,
     ring_deadlines: BTreeSet<(Instant, CallId, AgentId)>,
     wrap_deadlines: BTreeSet<(Instant, AgentId)>,
+    /// When a call may be offered again to an agent who tried it.
+    retry_deadlines: BTreeSet<(Instant, CallId)>,
 }
 
 impl Router {
@@ -278,6 +284,7 @@ impl Router {
             origin: now,
             ring_deadlines: BTreeSet::new(),
             wrap_deadlines: BTreeSet::new(),
+            retry_deadlines: BTreeSet::new(),
         }
     }
 
@@ -347,12 +354,14 @@ impl Router {
 
     /// When to call back with `RouterEvent::Timer`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ring = self.ring_deadlines.first().map(|d| d.0);
-        let wrap = self.wrap_deadlines.first().map(|d| d.0);
-        match (ring, wrap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ring_deadlines.first().map(|d| d.0),
+            self.wrap_deadlines.first().map(|d| d.0),
+            self.retry_deadlines.first().map(|d| d.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle(&mut self, event: RouterEvent, now: Instant) -> Vec<RouterAction> {
@@ -525,12 +534,10 @@ impl Router {
         now: Instant,
         out: &mut Vec<RouterAction>,
     ) {
+        self.tried(call, agent, now);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if !c.tried.contains(&agent) {
-            c.tried.push(agent);
-        }
         let queue = c.queue;
         if let CallState::Ringing { agents, .. } = &mut c.state {
             agents.retain(|&a| a != agent);
@@ -541,6 +548,24 @@ impl Router {
             }
         }
         self.dispatch(queue, now, out);
+    }
+
+    /// The agent missed, declined or was busy for the call: it is offered to them again after
+    /// the queue's retry time, and a timer makes sure it is.
+    fn tried(&mut self, call: CallId, agent: AgentId, now: Instant) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let until = now
+            + self.queues[c.queue]
+                .config
+                .retry
+                .max(Duration::from_secs(1));
+        match c.tried.iter_mut().find(|t| t.0 == agent) {
+            Some(t) => t.1 = until,
+            None => c.tried.push((agent, until)),
+        }
+        self.retry_deadlines.insert((until, call));
     }
 
     /// The agent's wish, now or after the current call.
@@ -692,7 +717,7 @@ impl Router {
                 .available
                 .iter()
                 .map(|&(_, a)| a)
-                .filter(|a| !c.tried.contains(a))
+                .filter(|a| !c.tried.iter().any(|t| t.0 == *a && t.1 > now))
                 .take(if ring_all { usize::MAX } else { 1 })
                 .collect();
             if pick.is_empty() {
@@ -776,10 +801,8 @@ impl Router {
             } else {
                 AgentState::NotReady
             };
-            // Back in line first, so the agent just freed is not offered the same call.
-            if let Some(c) = self.calls.get_mut(&call) {
-                c.tried.push(agent);
-            }
+            // Back in line first (give_back marks the agent as tried), so the agent just
+            // freed is not offered the same call before its retry time.
             self.give_back(call, agent, now, out);
             self.set_state(agent, next, now, out);
             if next == AgentState::NotReady {
@@ -794,6 +817,23 @@ impl Router {
             if self.agents[agent].state == AgentState::WrapUp {
                 self.after_wrap_up(agent, now, out);
             }
+        }
+        // A retry time is up: the agents who tried the call may be offered it again.
+        let mut queues = Vec::new();
+        while let Some(&(at, call)) = self.retry_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.retry_deadlines.pop_first();
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.tried.retain(|t| t.1 > now);
+                if !queues.contains(&c.queue) {
+                    queues.push(c.queue);
+                }
+            }
+        }
+        for q in queues {
+            self.dispatch(q, now, out);
         }
     }
 }

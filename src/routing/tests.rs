@@ -16,6 +16,7 @@ fn queue(name: &str, strategy: Strategy) -> QueueConfig {
         strategy,
         ring_timeout: Duration::from_secs(15),
         wrap_up: Duration::from_secs(10),
+        retry: Duration::from_secs(5),
     }
 }
 
@@ -188,6 +189,72 @@ fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
     // Call 1 is back at the head, ahead of call 2, and agent 1 (free) takes it.
     assert!(out.contains(&ring(1, 1)), "{out:?}");
     assert_eq!(r.position(2), Some(0));
+}
+
+/// The repro of a caller stranded beside an idle agent: the only agent misses the ring, comes
+/// back, and must be offered that caller again — after the queue's retry time, not never.
+#[test]
+fn an_agent_who_missed_a_caller_is_offered_them_again_after_the_retry_time() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    for a in 1..3 {
+        r.handle(
+            RouterEvent::SetState {
+                agent: a,
+                state: Requested::NotReady,
+                reason: None,
+            },
+            t.at(5),
+        );
+    }
+    assert_eq!(enqueue(&mut r, 1, 0, t.at(10)), vec![ring(1, 0)]);
+    // No answer within 15 s: not-ready, the caller back in line.
+    let out = r.handle(RouterEvent::Timer, t.at(25));
+    assert_eq!(out, vec![RouterAction::CancelRing { call: 1, agent: 0 }]);
+    assert_eq!(r.agent_reason(0), Some("ring-no-answer"));
+    // She makes herself available at once: within the retry time the caller still waits...
+    let back = RouterEvent::SetState {
+        agent: 0,
+        state: Requested::Available,
+        reason: None,
+    };
+    assert!(r.handle(back.clone(), t.at(26)).is_empty());
+    assert!(r.is_waiting(1));
+    // ...and the router's own timer rings her for them when it is up (5 s after the miss).
+    assert_eq!(r.poll_timeout(), Some(t.at(30)));
+    assert_eq!(r.handle(RouterEvent::Timer, t.at(30)), vec![ring(1, 0)]);
+
+    // Busy this time; an agent coming back long after a miss is offered the caller at once.
+    r.handle(RouterEvent::Declined { call: 1, agent: 0 }, t.at(31));
+    assert!(r.is_waiting(1));
+    r.handle(
+        RouterEvent::SetState {
+            agent: 0,
+            state: Requested::NotReady,
+            reason: None,
+        },
+        t.at(32),
+    );
+    assert!(r.handle(RouterEvent::Timer, t.at(36)).is_empty());
+    assert_eq!(r.handle(back, t.at(90)), vec![ring(1, 0)]);
+}
+
+/// Under ring-all nobody is to blame for a round nobody answered: after the retry time every
+/// phone rings again.
+#[test]
+fn ring_all_rings_everyone_again_after_an_unanswered_round() {
+    let (mut r, t) = three(Strategy::RingAll);
+    let first = enqueue(&mut r, 1, 0, t.at(10));
+    assert_eq!(first.len(), 3);
+    let out = r.handle(RouterEvent::Timer, t.at(25));
+    assert_eq!(out.len(), 3, "three rings cancelled: {out:?}");
+    assert!(r.is_waiting(1));
+    for a in 0..3 {
+        assert_eq!(r.agent_state(a).unwrap().0, AgentState::Available);
+    }
+    assert_eq!(r.poll_timeout(), Some(t.at(30)));
+    let mut again = r.handle(RouterEvent::Timer, t.at(30));
+    again.sort_by_key(|a| format!("{a:?}"));
+    assert_eq!(again, vec![ring(1, 0), ring(1, 1), ring(1, 2)]);
 }
 
 #[test]
@@ -466,7 +533,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 }
 
 /// Everything the router promises, checked after every event.
-fn check(r: &Router) {
+fn check(r: &Router, now: Instant) {
     for (id, a) in r.agents.iter().enumerate() {
         match a.state {
             AgentState::Ringing | AgentState::Busy => {
@@ -495,11 +562,22 @@ fn check(r: &Router) {
         let waiting = r.queues[c.queue].waiting.get(&c.place) == Some(call);
         assert_eq!(waiting, matches!(c.state, CallState::Waiting));
         if let CallState::Waiting = c.state {
-            // No waiting call is left beside an agent of its queue who could take it.
+            // No waiting caller goes longer than `retry` while an available agent of its
+            // queue is idle: the only agent it may wait beside is one who tried it less than
+            // `retry` ago, and the router's timer wakes it no later than that.
+            let retry = r.queues[c.queue].config.retry;
             for &(_, a) in &r.queues[c.queue].available {
+                let until = c.tried.iter().find(|t| t.0 == a).map(|t| t.1);
+                let Some(until) = until.filter(|&u| u > now) else {
+                    panic!("call {call} waits while agent {a} is free");
+                };
                 assert!(
-                    c.tried.contains(&a),
-                    "call {call} waits while agent {a} is free"
+                    until <= now + retry,
+                    "call {call} kept from agent {a} too long"
+                );
+                assert!(
+                    r.poll_timeout().is_some_and(|t| t <= until),
+                    "no timer offers call {call} to agent {a} again"
                 );
             }
         }
@@ -582,7 +660,7 @@ proptest! {
                     first_rung.push(*e);
                 }
             }
-            check(&r);
+            check(&r, now);
         }
         // FIFO within priority: among calls of one queue and priority, the first rings come
         // in arrival order (a declined or unanswered call keeps its place, so this holds too).

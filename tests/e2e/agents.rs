@@ -1946,3 +1946,89 @@ fn a_declined_transfer_takes_on_failure() {
         ["transferline.front", "failure", "transferline.messages"]
     );
 }
+
+/// The phone rings (180) for any caller: no check of the context.
+const PHONE_RINGS: &str = r#"  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"#;
+
+/// The repro of a caller stranded beside an idle agent: alice lets the ring run out, then
+/// makes herself available again. The caller, still waiting, must be put through to her
+/// within the queue's retry time (5 s by default) plus 2 s, and not counted as abandoned.
+#[test]
+fn a_missed_ring_never_strands_the_caller_beside_the_agent() {
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let first_ring = sipp_at(
+        &server,
+        "alice_misses",
+        &scenario(&[PHONE_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let file = server.path().join("caller.xml");
+    std::fs::write(&file, call("PCMU", None, &[pause(16_000)], CALLER_BYE)).unwrap();
+    let caller = sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let missed = finish(&server, "alice_misses", first_ring);
+    assert!(missed.ok, "alice's phone rang out: {}", missed.text);
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "alice")["state"], "not-ready");
+    assert_eq!(agent(&agents, "alice")["reason"], "ring-no-answer");
+    assert_eq!(json(&server, "/api/queues")[0]["waiting"], 1);
+
+    let answers = sipp_at(
+        &server,
+        "alice_answers",
+        &scenario(&[PHONE_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let back = Instant::now();
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        r#"{"state": "available"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let deadline = back + Duration::from_secs(5 + 2);
+    loop {
+        let agents = json(&server, "/api/agents");
+        if agent(&agents, "alice")["state"] == "busy" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller still waits beside alice: {agents}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(json(&server, "/api/queues")[0]["waiting"], 0);
+    let caller = caller.wait_with_output().unwrap();
+    assert!(caller.status.success(), "{}", server.log());
+    let answers = finish(&server, "alice_answers", answers);
+    assert!(answers.ok, "alice took the caller: {}", answers.text);
+    let calls = json(&server, "/api/calls?flow=hold");
+    assert_eq!(calls[0]["agent"], "alice", "{calls}");
+    assert_ne!(calls[0]["outcome"], "abandoned", "{calls}");
+}

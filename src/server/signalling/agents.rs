@@ -128,6 +128,7 @@ impl Agents {
                 strategy: Strategy::parse(&q.strategy).unwrap_or(Strategy::LongestIdle),
                 ring_timeout: Duration::from_secs(u64::from(q.ring_timeout_s.max(1))),
                 wrap_up: Duration::from_secs(u64::from(q.wrap_up_s)),
+                retry: Duration::from_secs(u64::from(q.retry_s.max(1))),
             })
             .collect();
         let users = config
