@@ -63,10 +63,20 @@ pub enum ApiQuery {
         agent: String,
         state: Requested,
         reason: Option<String>,
-        reply: oneshot::Sender<Option<AgentRow>>,
+        reply: oneshot::Sender<StateReply>,
     },
     /// Live calls and agents by state, for the metrics.
     Gauges(oneshot::Sender<Gauges>),
+}
+
+/// The answer to a state change.
+#[derive(Debug)]
+pub enum StateReply {
+    /// Done (a busy agent takes it after the call): the agent's new row.
+    Done(AgentRow),
+    NoSuchAgent,
+    /// `available` for an agent with no registered phone: nothing could ring.
+    NoPhone(AgentRow),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -195,8 +205,16 @@ async fn set_state(
     })
     .await;
     match reply {
-        Some(Some(row)) => Json(row).into_response(),
-        Some(None) => error(StatusCode::NOT_FOUND, "no such agent"),
+        Some(StateReply::Done(row)) => Json(row).into_response(),
+        Some(StateReply::NoSuchAgent) => error(StatusCode::NOT_FOUND, "no such agent"),
+        Some(StateReply::NoPhone(row)) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": "the agent has no registered phone to ring: register one first",
+                "agent": row,
+            })),
+        )
+            .into_response(),
         None => unavailable(),
     }
 }

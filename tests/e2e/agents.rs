@@ -1331,6 +1331,20 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
         .0,
         404
     );
+    // Bob has no phone: making him available would promise callers a human nobody can ring.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/bob/state",
+        Some("test-token"),
+        r#"{"state": "available"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("no registered phone"), "{body}");
+    assert_eq!(
+        agent(&json(&server, "/api/agents"), "bob")["state"],
+        "offline"
+    );
     let (status, body) = http(
         &server,
         "POST",

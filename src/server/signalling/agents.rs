@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random, tag};
-use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow};
+use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow, StateReply};
 use crate::config::Config;
 use crate::media::g711::Law;
 use crate::routing::estimate;
 use crate::routing::{
-    AgentConfig, AgentState, QueueConfig, Router, RouterAction, RouterEvent, Strategy,
+    AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent, Strategy,
 };
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
@@ -904,9 +904,16 @@ impl Signalling {
                 reply,
             } => {
                 let Some(i) = self.agents.ids.iter().position(|a| *a == agent) else {
-                    let _ = reply.send(None);
+                    let _ = reply.send(StateReply::NoSuchAgent);
                     return;
                 };
+                if state == Requested::Available && !self.agents.registrar.is_registered(i) {
+                    tracing::info!(agent, "agent state refused: available with no phone");
+                    if let Some(row) = self.agent_row(i, now) {
+                        let _ = reply.send(StateReply::NoPhone(row));
+                    }
+                    return;
+                }
                 tracing::info!(agent, ?state, ?reason, "agent state set through the API");
                 self.route(
                     RouterEvent::SetState {
@@ -916,7 +923,9 @@ impl Signalling {
                     },
                     now,
                 );
-                let _ = reply.send(self.agent_row(i, now));
+                if let Some(row) = self.agent_row(i, now) {
+                    let _ = reply.send(StateReply::Done(row));
+                }
             }
             ApiQuery::Queues(reply) => {
                 let _ = reply.send(self.queue_rows(now));
