@@ -52,9 +52,14 @@ pub struct Sip {
     pub answer_after_ms: u32,
     /// On SIGINT/SIGTERM, how long live calls may go on before they are sent BYE.
     pub shutdown_grace_s: u32,
-    /// Digest algorithms offered to agent phones, in order (`MD5`, `SHA-256`). Phones take
-    /// the first they support; MD5 first lets the many MD5-only phones (and SIPp) register.
+    /// Digest algorithms offered to agent phones, in order (`MD5`, `SHA-256`). The default is
+    /// MD5 alone: every phone knows it, and some (baresip 1.0) give up on a 401 that carries
+    /// more than one challenge.
     pub digest_algorithms: Vec<String>,
+    /// Failed digest attempts from one (address, username) within `auth_failure_window_s`
+    /// before that pair is refused outright until the window has passed.
+    pub max_auth_failures: u32,
+    pub auth_failure_window_s: u32,
 }
 
 impl Default for Sip {
@@ -65,7 +70,9 @@ impl Default for Sip {
             advertise: "127.0.0.1".into(),
             answer_after_ms: 500,
             shutdown_grace_s: 30,
-            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            digest_algorithms: vec!["MD5".into()],
+            max_auth_failures: 5,
+            auth_failure_window_s: 60,
         }
     }
 }

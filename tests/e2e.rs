@@ -11,6 +11,8 @@ mod agents;
 mod common;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/phones.rs"]
+mod phones;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

@@ -36,6 +36,10 @@ pub struct AgentRow {
     pub reason: Option<String>,
     /// Whether a phone is registered for the agent.
     pub registered: bool,
+    /// Wrong passwords given for the agent's username within the lockout window, and the
+    /// addresses locked out for it meanwhile.
+    pub auth_failures: u32,
+    pub locked_out: Vec<String>,
     /// The Call-ID of the caller the agent rings for or talks to.
     pub call: Option<String>,
 }
@@ -407,6 +411,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         vec![(
             String::new(),
             m.sip_transactions.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_sip_auth_failures_total",
+        "counter",
+        "Digest credentials refused (wrong password or unknown user).",
+        vec![(
+            String::new(),
+            m.auth_failures.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_sip_auth_lockouts_total",
+        "counter",
+        "Times an (address, username) pair was locked out after repeated failures.",
+        vec![(
+            String::new(),
+            m.auth_lockouts.load(Ordering::Relaxed) as f64,
         )],
     );
     family(

@@ -67,6 +67,9 @@ pub struct Metrics {
     pub abandoned: AtomicU64,
     /// SIP transactions started, server and client.
     pub sip_transactions: AtomicU64,
+    /// Digest credentials refused, and (address, username) pairs locked out.
+    pub auth_failures: AtomicU64,
+    pub auth_lockouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -79,6 +82,8 @@ impl Default for Metrics {
             watchdog_interventions: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             sip_transactions: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth_lockouts: AtomicU64::new(0),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The registrar (RFC 3261 §10) for agent phones, with digest authentication (RFC 7616, and
 //! RFC 8760 for SHA-256 in SIP): qop=auth, nonces that expire (`stale=true`), nonce counts
 //! that must rise (a replayed request is refused), and a limit on failed attempts per source
-//! address. An unknown user and a wrong password get the same answers (401, then 403), so the
-//! registrar never tells which agent ids exist. Pure: the clock comes in as `now`.
+//! address and username: behind one NAT address, one phone's wrong password does not lock out
+//! the office's other phones. An unknown user and a wrong password get the same answers (401,
+//! then 403), so the registrar never tells which agent ids exist. Pure: the clock comes in as
+//! `now`.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -19,11 +21,20 @@ use super::wire::{self, Message, Start};
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// Nonces remembered at once (oldest forgotten first): bounds memory under a flood.
 pub const MAX_NONCES: usize = 10_000;
-/// Failed attempts from one address within `FAILURE_WINDOW` before it is refused outright.
+/// Failed attempts from one (address, username) within `FAILURE_WINDOW` before that pair is
+/// refused outright (the defaults of `[sip] max_auth_failures` and `auth_failure_window_s`).
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses whose failures are remembered at once.
+/// (address, username) pairs whose failures are remembered at once; past it the oldest is
+/// forgotten, so a flood from many addresses never stops the counting of new ones.
 pub const MAX_TRACKED_SOURCES: usize = 10_000;
+/// A username longer than this is counted by its first characters (it is the caller's text).
+const MAX_USERNAME: usize = 64;
+/// A challenge no authenticated request followed within this long is logged: the phone gave
+/// up on it (a wrong algorithm, a wrong realm, no password configured).
+pub const UNANSWERED_AFTER: Duration = Duration::from_secs(30);
+/// Unanswered challenges remembered at once, for that log.
+const MAX_UNANSWERED: usize = 1_000;
 /// Registration lifetimes: a phone asking for less gets 423, more is cut to the maximum.
 pub const MIN_EXPIRES: u32 = 60;
 pub const MAX_EXPIRES: u32 = 3600;
@@ -99,6 +110,8 @@ pub struct Answer {
     /// The agent, once authenticated.
     pub agent: Option<usize>,
     pub change: Option<Change>,
+    /// Credentials were refused (or not looked at: the pair is locked out).
+    pub refusal: Option<Refusal>,
 }
 
 impl Answer {
@@ -109,6 +122,7 @@ impl Answer {
             headers: Vec::new(),
             agent: None,
             change: None,
+            refusal: None,
         }
     }
 }
@@ -122,11 +136,52 @@ struct Nonce {
     issued: Instant,
     /// The highest nonce count used with it (RFC 7616 §3.4: a repeat is a replay).
     last_nc: u32,
+    /// Whether a request came back with credentials for it.
+    answered: bool,
 }
 
 struct Failures {
     count: u32,
     since: Instant,
+}
+
+/// Who is counted: a source address and the username it tried.
+type Pair = (IpAddr, String);
+
+/// How many failures lock a pair out, and for how long they are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            max_failures: MAX_FAILURES,
+            window: FAILURE_WINDOW,
+        }
+    }
+}
+
+/// A refused attempt, for the log line and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The username tried (cut to 64 characters).
+    pub user: String,
+    pub source: IpAddr,
+    /// This failure reached the limit: the pair is locked out from now.
+    pub locked_now: bool,
+    /// The pair was already locked out: refused without checking the password.
+    pub locked: bool,
+}
+
+/// A challenge that no authenticated request followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unanswered {
+    /// The user the REGISTER was for (its To header).
+    pub user: String,
+    pub source: SocketAddr,
 }
 
 pub struct Registrar {
@@ -137,7 +192,13 @@ pub struct Registrar {
     issued: u64,
     nonces: HashMap<String, Nonce>,
     nonce_order: VecDeque<String>,
-    failures: HashMap<IpAddr, Failures>,
+    lockout: Lockout,
+    failures: HashMap<Pair, Failures>,
+    /// The pairs in the order they were first counted, for forgetting the oldest; may hold
+    /// pairs already forgotten (skipped), and is compacted when it outgrows the map.
+    failure_order: VecDeque<Pair>,
+    /// Challenges sent to a REGISTER without credentials: when, its nonce, who asked.
+    unanswered: VecDeque<(Instant, String, Unanswered)>,
     bindings: Vec<Vec<Binding>>,
     expiry: BTreeSet<(Instant, usize, String)>,
 }
@@ -165,10 +226,42 @@ impl Registrar {
             issued: 0,
             nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
+            lockout: Lockout::default(),
             failures: HashMap::new(),
+            failure_order: VecDeque::new(),
+            unanswered: VecDeque::new(),
             bindings: vec![Vec::new(); n],
             expiry: BTreeSet::new(),
         }
+    }
+
+    /// How many failures lock an (address, username) pair out, and for how long.
+    pub fn with_lockout(mut self, lockout: Lockout) -> Registrar {
+        self.lockout = Lockout {
+            max_failures: lockout.max_failures.max(1),
+            window: lockout.window.max(Duration::from_secs(1)),
+        };
+        self
+    }
+
+    /// Per agent, the failed attempts counted now and the addresses locked out for them.
+    pub fn failures(&self, agent: usize, now: Instant) -> (u32, Vec<IpAddr>) {
+        let Some(user) = self.users.get(agent) else {
+            return (0, Vec::new());
+        };
+        let mut count = 0;
+        let mut locked = Vec::new();
+        for ((ip, name), f) in &self.failures {
+            if *name != user.id || now.saturating_duration_since(f.since) >= self.lockout.window {
+                continue;
+            }
+            count += f.count;
+            if f.count >= self.lockout.max_failures {
+                locked.push(*ip);
+            }
+        }
+        locked.sort();
+        (count, locked)
     }
 
     /// The agent's registered contacts, newest first.
@@ -182,9 +275,27 @@ impl Registrar {
         self.bindings.get(agent).is_some_and(|b| !b.is_empty())
     }
 
-    /// When the next binding expires.
+    /// When the next binding expires, or a challenge is due to be called unanswered.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.expiry.first().map(|e| e.0)
+        let binding = self.expiry.first().map(|e| e.0);
+        let challenge = self.unanswered.front().map(|u| u.0 + UNANSWERED_AFTER);
+        binding.into_iter().chain(challenge).min()
+    }
+
+    /// The challenges that no authenticated request followed in time.
+    pub fn unanswered(&mut self, now: Instant) -> Vec<Unanswered> {
+        let mut out = Vec::new();
+        while let Some(front) = self.unanswered.front() {
+            if front.0 + UNANSWERED_AFTER > now {
+                break;
+            }
+            if let Some((_, nonce, who)) = self.unanswered.pop_front()
+                && self.nonces.get(&nonce).is_none_or(|n| !n.answered)
+            {
+                out.push(who);
+            }
+        }
+        out
     }
 
     /// Drops the bindings whose time is up; the agents left with none.
@@ -215,9 +326,6 @@ impl Registrar {
         link: Link,
         now: Instant,
     ) -> Answer {
-        if self.too_many_failures(source.ip(), now) {
-            return Answer::new(403, "Too Many Failed Attempts");
-        }
         let Start::Request { uri, .. } = &req.start else {
             return Answer::new(400, "Not A Request");
         };
@@ -225,47 +333,112 @@ impl Registrar {
             .all("Authorization")
             .filter_map(parse_credentials)
             .find(|c| c.get("realm") == Some(self.realm.as_str()));
+        // Counted by the username the phone authenticates as, or (before it has) the user
+        // it registers.
+        let to_user = req
+            .get("To")
+            .and_then(wire::parse_name_addr)
+            .map(|na| super::dialog::uri_user(&na.uri).to_string())
+            .unwrap_or_default();
+        let user: String = credentials
+            .as_ref()
+            .and_then(|c| c.get("username"))
+            .unwrap_or(&to_user)
+            .chars()
+            .take(MAX_USERNAME)
+            .collect();
+        let pair = (source.ip(), user);
+        if self.locked_out(&pair, now) {
+            let mut a = Answer::new(403, "Too Many Failed Attempts");
+            a.refusal = Some(Refusal {
+                user: pair.1,
+                source: pair.0,
+                locked_now: false,
+                locked: true,
+            });
+            return a;
+        }
         let Some(c) = credentials else {
-            return self.challenge(false, now);
+            let a = self.challenge(false, now);
+            if let Some(nonce) = self.nonce_order.back().cloned() {
+                if self.unanswered.len() >= MAX_UNANSWERED {
+                    self.unanswered.pop_front();
+                }
+                let who = Unanswered {
+                    user: pair.1.clone(),
+                    source,
+                };
+                self.unanswered.push_back((now, nonce, who));
+            }
+            return a;
         };
+        if let Some(nonce) = c.get("nonce")
+            && let Some(n) = self.nonces.get_mut(nonce)
+        {
+            n.answered = true;
+            // A phone answers at once: its challenge is among the last few sent.
+            let len = self.unanswered.len();
+            if let Some(i) = (len.saturating_sub(16)..len)
+                .rev()
+                .find(|&i| self.unanswered[i].1 == nonce)
+            {
+                self.unanswered.remove(i);
+            }
+        }
         let agent = match self.check(&c, "REGISTER", uri, now) {
             Check::Ok(agent) => agent,
             Check::Stale => return self.challenge(true, now),
             Check::Malformed(reason) => return Answer::new(400, reason),
             Check::Refused => {
-                self.failed(source.ip(), now);
-                return Answer::new(403, "Forbidden");
+                let locked_now = self.failed(&pair, now);
+                let mut a = Answer::new(403, "Forbidden");
+                a.refusal = Some(Refusal {
+                    user: pair.1,
+                    source: pair.0,
+                    locked_now,
+                    locked: false,
+                });
+                return a;
             }
         };
+        self.failures.remove(&pair);
         let mut answer = self.bind(agent, req, source, link, now);
         answer.agent = Some(agent);
         answer
     }
 
-    fn too_many_failures(&mut self, ip: IpAddr, now: Instant) -> bool {
-        match self.failures.get(&ip) {
-            Some(f) if now.saturating_duration_since(f.since) >= FAILURE_WINDOW => {
-                self.failures.remove(&ip);
+    fn locked_out(&mut self, pair: &Pair, now: Instant) -> bool {
+        match self.failures.get(pair) {
+            Some(f) if now.saturating_duration_since(f.since) >= self.lockout.window => {
+                self.failures.remove(pair);
                 false
             }
-            Some(f) => f.count >= MAX_FAILURES,
+            Some(f) => f.count >= self.lockout.max_failures,
             None => false,
         }
     }
 
-    fn failed(&mut self, ip: IpAddr, now: Instant) {
-        if self.failures.len() >= MAX_TRACKED_SOURCES && !self.failures.contains_key(&ip) {
-            self.failures
-                .retain(|_, f| now.saturating_duration_since(f.since) < FAILURE_WINDOW);
-            if self.failures.len() >= MAX_TRACKED_SOURCES {
-                return; // a flood from many addresses: the nonce checks still hold
+    /// Counts a failure; whether it is the one that locks the pair out.
+    fn failed(&mut self, pair: &Pair, now: Instant) -> bool {
+        if !self.failures.contains_key(pair) {
+            while self.failures.len() >= MAX_TRACKED_SOURCES {
+                let Some(old) = self.failure_order.pop_front() else {
+                    break;
+                };
+                self.failures.remove(&old);
             }
+            if self.failure_order.len() >= 2 * MAX_TRACKED_SOURCES {
+                let failures = &self.failures;
+                self.failure_order.retain(|p| failures.contains_key(p));
+            }
+            self.failure_order.push_back(pair.clone());
         }
-        let f = self.failures.entry(ip).or_insert(Failures {
+        let f = self.failures.entry(pair.clone()).or_insert(Failures {
             count: 0,
             since: now,
         });
         f.count += 1;
+        f.count == self.lockout.max_failures
     }
 
     /// 401 with a fresh nonce, one challenge per algorithm in the configured order (RFC 8760
@@ -304,6 +477,7 @@ impl Registrar {
             Nonce {
                 issued: now,
                 last_nc: 0,
+                answered: false,
             },
         );
         nonce

@@ -437,9 +437,9 @@ const AGENT_CANCELLED: &str = r#"  <recv request="CANCEL"/>
 /// back to where it came from, in a loop at its 30 ms pacing, from the same socket (symmetric
 /// RTP, as a phone does).
 /// A payload type and its payload.
-type Packet = (u8, Vec<u8>);
+pub(super) type Packet = (u8, Vec<u8>);
 
-struct Listener {
+pub(super) struct Listener {
     got: Arc<Mutex<Vec<Packet>>>,
     thread: Option<JoinHandle<()>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -448,7 +448,7 @@ struct Listener {
 }
 
 impl Listener {
-    fn bind(port: u16, talks: bool) -> Listener {
+    pub(super) fn bind(port: u16, talks: bool) -> Listener {
         let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -509,7 +509,7 @@ impl Listener {
         }
     }
 
-    fn stop(mut self) -> Vec<Packet> {
+    pub(super) fn stop(mut self) -> Vec<Packet> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
@@ -2045,4 +2045,87 @@ fn a_missed_ring_never_strands_the_caller_beside_the_agent() {
     let calls = json(&server, "/api/calls?flow=hold");
     assert_eq!(calls[0]["agent"], "alice", "{calls}");
     assert_ne!(calls[0]["outcome"], "abandoned", "{calls}");
+}
+
+/// Behind one address (as behind an office's NAT), one phone's wrong password locks out only
+/// that username: after five failures alice's pair is refused at once, bob's phone from the
+/// same address still registers, and each refusal is a log line fail2ban can match, counted
+/// in the metrics and shown with the agent.
+#[test]
+fn one_phones_typo_does_not_lock_out_the_office() {
+    let server = server();
+    let ports = AgentPorts::take();
+    for _ in 0..5 {
+        register_agent(&server, &ports, 0, "alice", "typo", "403");
+    }
+    let locked = scenario(&[r#"  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:hotline.local SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@hotline.local>;tag=[pid]L[call_number]
+      To: <sip:alice@hotline.local>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="403"/>
+"#
+    .to_string()]);
+    let child = sipp_at(
+        &server,
+        "alice_locked",
+        &locked,
+        ports.register(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let r = finish(&server, "alice_locked", child);
+    assert!(
+        r.ok,
+        "alice's sixth try is refused without a challenge: {}",
+        r.text
+    );
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "bob")["state"], "available");
+    assert_eq!(agent(&agents, "alice")["auth_failures"], 5);
+    assert_eq!(
+        agent(&agents, "alice")["locked_out"],
+        serde_json::json!(["127.0.0.1"])
+    );
+    assert_eq!(agent(&agents, "bob")["auth_failures"], 0);
+
+    let log = server.log();
+    let failed = log
+        .lines()
+        .filter(|l| {
+            l.contains("SIP auth failed")
+                && l.contains("user=\"alice\"")
+                && l.contains("source=127.0.0.1")
+        })
+        .count();
+    assert_eq!(failed, 5, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("SIP auth lockout") && l.contains("user=\"alice\"")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("SIP auth refused: locked out") && l.contains("source=127.0.0.1")),
+        "{log}"
+    );
+    let (_, text) = http(&server, "GET", "/metrics", None, "");
+    let m = samples(&text);
+    assert!(
+        m.contains(&("hotline_sip_auth_failures_total".to_string(), 5.0)),
+        "{text}"
+    );
+    assert!(
+        m.contains(&("hotline_sip_auth_lockouts_total".to_string(), 1.0)),
+        "{text}"
+    );
 }

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -21,7 +22,7 @@ use crate::routing::{
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::dialog::{ALLOW, Dialog};
-use crate::sip::registrar::{Algorithm, Binding, Change, Registrar, User};
+use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Registrar, User};
 use crate::sip::sdp;
 use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
@@ -154,7 +155,11 @@ impl Agents {
                     .collect::<Vec<_>>(),
                 users,
                 secret,
-            ),
+            )
+            .with_lockout(Lockout {
+                max_failures: config.sip.max_auth_failures,
+                window: Duration::from_secs(u64::from(config.sip.auth_failure_window_s)),
+            }),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             names: config.agents.iter().map(|a| a.name.clone()).collect(),
             queue_names: queues.iter().map(|q| q.name.clone()).collect(),
@@ -187,6 +192,26 @@ impl Signalling {
         let answer = self.agents.registrar.register(&req, peer, link, now);
         if let Some(agent) = answer.agent {
             tracing::info!(agent = self.agents.ids[agent], %peer, status = answer.status, "REGISTER");
+        } else if let Some(r) = &answer.refusal {
+            // One line per refusal, the same shape every time, for fail2ban.
+            let metrics = &self.shared.metrics;
+            if r.locked {
+                tracing::warn!(user = ?r.user, source = %r.source, "SIP auth refused: locked out");
+            } else {
+                metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
+            }
+            if r.locked_now {
+                metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
+                let lockout = &self.shared.config.sip;
+                tracing::warn!(
+                    user = ?r.user,
+                    source = %r.source,
+                    failures = lockout.max_auth_failures,
+                    window_s = lockout.auth_failure_window_s,
+                    "SIP auth lockout"
+                );
+            }
         } else if answer.status != 401 {
             tracing::info!(%peer, status = answer.status, reason = answer.reason, "REGISTER refused");
         }
@@ -241,6 +266,13 @@ impl Signalling {
         self.agents.registrar_timer = None;
         for change in self.agents.registrar.expire(now) {
             self.registration_changed(change, now);
+        }
+        for u in self.agents.registrar.unanswered(now) {
+            tracing::warn!(
+                user = ?u.user,
+                source = %u.source,
+                "a phone never answered its digest challenge (wrong realm or algorithm, or no password set?)"
+            );
         }
         self.schedule_registrar();
     }
@@ -951,6 +983,7 @@ impl Signalling {
 
     fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
         let (state, since, call) = self.agents.router.agent_state(i)?;
+        let (auth_failures, locked_out) = self.agents.registrar.failures(i, now);
         let ago = now.saturating_duration_since(since);
         let wall = jiff::Timestamp::now();
         let since_wall = wall
@@ -964,6 +997,8 @@ impl Signalling {
             since_s: ago.as_secs(),
             reason: self.agents.router.agent_reason(i).map(str::to_string),
             registered: self.agents.registrar.is_registered(i),
+            auth_failures,
+            locked_out: locked_out.iter().map(ToString::to_string).collect(),
             call: call
                 .and_then(|c| self.agents.waiting.get(&c))
                 .map(|w| w.call_id.clone()),

@@ -243,20 +243,23 @@ fn tampered_credentials_or_no_qop_are_refused() {
 fn failed_attempts_lock_out_the_address_for_a_while() {
     let t = now();
     let mut r = registrar();
-    for _ in 0..MAX_FAILURES {
+    for i in 1..=MAX_FAILURES {
         let a = r.register(&register(CONTACT), source(), Link::Udp, t);
         let nonce = nonce_of(&a, "MD5");
         let bad = authorization("alice", "guess", Algorithm::Md5, &nonce, 1);
-        assert_eq!(
-            r.register(
-                &register(&format!("{bad}{CONTACT}")),
-                source(),
-                Link::Udp,
-                t
-            )
-            .status,
-            403
+        let refused = r.register(
+            &register(&format!("{bad}{CONTACT}")),
+            source(),
+            Link::Udp,
+            t,
         );
+        assert_eq!(refused.status, 403);
+        let refusal = refused.refusal.expect("a refusal to log");
+        assert_eq!(
+            (refusal.user.as_str(), refusal.source),
+            ("alice", source().ip())
+        );
+        assert_eq!(refusal.locked_now, i == MAX_FAILURES);
     }
     // Even the right password is refused now, without a challenge to work on.
     let locked = r.register(&register(CONTACT), source(), Link::Udp, t);
@@ -264,6 +267,29 @@ fn failed_attempts_lock_out_the_address_for_a_while() {
         (locked.status, locked.reason),
         (403, "Too Many Failed Attempts")
     );
+    // The last failure said it locked the pair out; the refusal after it says it was locked.
+    assert_eq!(
+        locked.refusal,
+        Some(Refusal {
+            user: "alice".into(),
+            source: source().ip(),
+            locked_now: false,
+            locked: true
+        })
+    );
+    // Another agent's phone behind the same address is not affected.
+    let bob = |extra: &str| {
+        let text = format!(
+            "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK2\r\nMax-Forwards: 70\r\nFrom: <sip:bob@{REALM}>;tag=2\r\nTo: <sip:bob@{REALM}>\r\nCall-ID: reg2\r\nCSeq: 1 REGISTER\r\n{extra}Contact: <sip:bob@127.0.0.1:5072>\r\nContent-Length: 0\r\n\r\n"
+        );
+        parse_datagram(text.as_bytes()).unwrap()
+    };
+    let a = r.register(&bob(""), source(), Link::Udp, t);
+    assert_eq!(a.status, 401);
+    let good = authorization("bob", "s3cret", Algorithm::Md5, &nonce_of(&a, "MD5"), 1);
+    assert_eq!(r.register(&bob(&good), source(), Link::Udp, t).status, 200);
+    assert_eq!(r.failures(0, t), (MAX_FAILURES, vec![source().ip()]));
+    assert_eq!(r.failures(1, t), (0, vec![]));
     // Another address is not affected.
     let other: SocketAddr = "127.0.0.2:5070".parse().unwrap();
     assert_eq!(
@@ -507,4 +533,67 @@ fn a_phone_behind_nat_is_called_where_its_register_came_from() {
         register_from(&mut r, "sip:alice@[fd00::5]:5060", "[2001:db8::1]:7000"),
         "[2001:db8::1]:7000".parse().unwrap()
     );
+}
+
+#[test]
+fn the_lockout_is_configurable_and_its_table_never_stops_counting() {
+    let t = now();
+    let mut r = registrar().with_lockout(Lockout {
+        max_failures: 2,
+        window: Duration::from_secs(10),
+    });
+    let guess = |r: &mut Registrar, from: SocketAddr, t: Instant| {
+        let a = r.register(&register(CONTACT), from, Link::Udp, t);
+        if a.status != 401 {
+            return a;
+        }
+        let bad = authorization("alice", "guess", Algorithm::Md5, &nonce_of(&a, "MD5"), 1);
+        r.register(&register(&format!("{bad}{CONTACT}")), from, Link::Udp, t)
+    };
+    // Fill the table from many addresses: the newest are still counted and locked out.
+    for i in 0..(MAX_TRACKED_SOURCES as u32 + 50) {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        guess(&mut r, SocketAddr::new(ip.into(), 5060), t);
+    }
+    let fresh: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+    assert!(!guess(&mut r, fresh, t).refusal.unwrap().locked_now);
+    assert!(guess(&mut r, fresh, t).refusal.unwrap().locked_now);
+    assert_eq!(guess(&mut r, fresh, t).reason, "Too Many Failed Attempts");
+    assert!(r.failures.len() <= MAX_TRACKED_SOURCES);
+    // The window is the configured one.
+    let later = guess(&mut r, fresh, t + Duration::from_secs(10));
+    assert!(!later.refusal.unwrap().locked);
+}
+
+#[test]
+fn a_challenge_nobody_answered_is_reported_once() {
+    let t = now();
+    let mut r = registrar();
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    assert_eq!(a.status, 401);
+    // A phone that answers its challenge is not reported.
+    let other: SocketAddr = "127.0.0.2:5070".parse().unwrap();
+    let b = r.register(&register(CONTACT), other, Link::Udp, t);
+    let good = authorization(
+        "alice",
+        "change-me",
+        Algorithm::Md5,
+        &nonce_of(&b, "MD5"),
+        1,
+    );
+    assert_eq!(
+        r.register(&register(&format!("{good}{CONTACT}")), other, Link::Udp, t)
+            .status,
+        200
+    );
+    assert_eq!(r.poll_timeout(), Some(t + UNANSWERED_AFTER));
+    assert!(r.unanswered(t + Duration::from_secs(1)).is_empty());
+    assert_eq!(
+        r.unanswered(t + UNANSWERED_AFTER),
+        vec![Unanswered {
+            user: "alice".into(),
+            source: source()
+        }]
+    );
+    assert!(r.unanswered(t + UNANSWERED_AFTER * 2).is_empty());
 }
