@@ -236,9 +236,87 @@ pub fn uri_user(uri: &str) -> &str {
     }
 }
 
+/// Who called, as the agent's phone is to show it: the caller's display name and URI from
+/// their From header, made safe to put in ours. The caller wrote both, so the URI is kept only
+/// when it is a plain `sip:`, `sips:` or `tel:` URI of at most 256 safe characters (no quotes,
+/// brackets, spaces or control characters: nothing that could end the header or add a
+/// parameter of ours); otherwise it is `sip:anonymous@anonymous.invalid` (RFC 3323). The
+/// display name loses quotes, backslashes and control characters and is cut to 64 characters;
+/// without one, the URI's user part stands in.
+pub fn caller_identity(from: Option<&str>, fallback_uri: &str) -> (String, String) {
+    let na = from.and_then(wire::parse_name_addr);
+    let uri = na.as_ref().map_or(fallback_uri, |n| n.uri.as_str());
+    let scheme_ok = ["sip:", "sips:", "tel:"]
+        .iter()
+        .any(|s| uri.len() > s.len() && uri[..s.len()].eq_ignore_ascii_case(s));
+    let chars_ok = uri
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.!~*()%;:@&=+$,/?#[]".contains(c));
+    let uri = if scheme_ok && chars_ok && uri.len() <= 256 {
+        uri.to_string()
+    } else {
+        "sip:anonymous@anonymous.invalid".to_string()
+    };
+    let display = na
+        .and_then(|n| n.display)
+        .unwrap_or_else(|| uri_user(&uri).to_string());
+    let display: String = display
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(64)
+        .collect();
+    (display.trim().to_string(), uri)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callers_identity_is_shown_but_never_lets_them_write_our_headers() {
+        assert_eq!(
+            caller_identity(
+                Some("\"Ana García\" <sip:+34600111222@example.com>;tag=1"),
+                ""
+            ),
+            ("Ana García".into(), "sip:+34600111222@example.com".into())
+        );
+        assert_eq!(
+            caller_identity(Some("<sip:bob@10.0.0.1:5070>;tag=2"), ""),
+            ("bob".into(), "sip:bob@10.0.0.1:5070".into())
+        );
+        // A callback: no header, the stored URI.
+        assert_eq!(
+            caller_identity(None, "tel:+15551234"),
+            ("+15551234".into(), "tel:+15551234".into())
+        );
+        // Hostile: quotes and line breaks in the name, a URI that would add to our header.
+        let (name, uri) = caller_identity(
+            Some("\"Eve\\\" <sip:x>\r\nX-Evil: 1\" <sip:eve@h>;tag=3"),
+            "",
+        );
+        assert!(
+            !name.contains('"') && !name.contains('\r') && !name.contains('\n'),
+            "{name}"
+        );
+        assert_eq!(uri, "sip:eve@h");
+        for bad in [
+            "<http://evil.example/>",
+            "<sip:a@b> x",
+            "<javascript:alert(1)>",
+        ] {
+            assert_eq!(
+                caller_identity(Some(bad), "").1,
+                "sip:anonymous@anonymous.invalid",
+                "{bad}"
+            );
+        }
+        let long = format!("<sip:{}@h>", "a".repeat(300));
+        assert_eq!(
+            caller_identity(Some(&long), "").1,
+            "sip:anonymous@anonymous.invalid"
+        );
+    }
 
     fn invite() -> Message {
         wire::parse_datagram(

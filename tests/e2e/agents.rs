@@ -273,9 +273,11 @@ const AGENT_RINGS: &str = r#"  <recv request="INVITE" crlf="true">
       <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
       <ereg regexp="X-Hotline-Path: [^\r\n]*agentline.account[^\r\n]*agentline.agents" search_in="msg" check_it="true" assign_to="path"/>
       <ereg regexp="X-Hotline-Waited: [0-9]+" search_in="msg" check_it="true" assign_to="waited"/>
+      <ereg regexp="From: &quot;Test Caller&quot; &lt;sip:caller@127.0.0.1:[0-9]+&gt;;tag=" search_in="msg" check_it="true" assign_to="from"/>
+      <ereg regexp="P-Asserted-Identity: &quot;Test Caller&quot; &lt;sip:caller@127.0.0.1:[0-9]+&gt;" search_in="msg" check_it="true" assign_to="pai"/>
     </action>
   </recv>
-  <Reference variables="account,path,waited"/>
+  <Reference variables="account,path,waited,from,pai"/>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing

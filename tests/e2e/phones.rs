@@ -218,6 +218,14 @@ fn baresip_registers_is_rung_answers_and_both_sides_hear_each_other() {
         phone.log(),
         server.log()
     );
+    // The phone's screen shows who called (the caller's From), not the line.
+    assert!(
+        phone
+            .log()
+            .contains("Incoming call from: Test Caller sip:caller@127.0.0.1"),
+        "{}",
+        phone.log()
+    );
     let agent_heard = phone.heard();
     let loud = loud_blocks(&agent_heard);
     assert!(

@@ -409,7 +409,13 @@ impl Signalling {
             return self.route(RouterEvent::Declined { call, agent }, now);
         };
         let caller_call = w.call_id.clone();
-        let display = clean(crate::sip::dialog::uri_user(&w.context.caller)).replace('"', "");
+        // The phone shows who calls: the caller's own From (a callback's caller has no call
+        // left, so their stored URI).
+        let from = self
+            .calls
+            .get(&caller_call)
+            .and_then(|c| c.invite_request.get("From"));
+        let (display, caller_uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
         let context = context_headers(w, now);
         let domain = self.shared.config.sip.domain.clone();
         let mut placed = 0;
@@ -423,7 +429,11 @@ impl Signalling {
                 header("Max-Forwards", "70"),
                 header(
                     "From",
-                    &format!("\"{display}\" <sip:hotline@{domain}>;tag={}", tag()),
+                    &format!("\"{display}\" <{caller_uri}>;tag={}", tag()),
+                ),
+                header(
+                    "P-Asserted-Identity",
+                    &format!("\"{display}\" <{caller_uri}>"),
                 ),
                 header("To", &format!("<sip:{}@{domain}>", self.agents.ids[agent])),
                 header("Call-ID", &leg_id),
