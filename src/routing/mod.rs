@@ -153,9 +153,13 @@ pub enum RouterAction {
         agent: AgentId,
         callback: bool,
     },
-    /// Stop ringing: another agent answered (ring-all), the agent did not answer in time, or
-    /// the caller left.
-    CancelRing { call: CallId, agent: AgentId },
+    /// Stop ringing: another agent answered (ring-all: `elsewhere`, which the phone is told
+    /// so it does not log a missed call), the agent did not answer in time, or the caller left.
+    CancelRing {
+        call: CallId,
+        agent: AgentId,
+        elsewhere: bool,
+    },
 }
 
 /// A waiting call's place in its queue: higher priority first, then first come.
@@ -446,7 +450,7 @@ impl Router {
                     CallState::Ringing { agents, until } => {
                         for a in agents {
                             self.ring_deadlines.remove(&(until, call, a));
-                            self.stop_ringing(call, a, now, &mut out);
+                            self.stop_ringing(call, a, false, &mut out);
                             self.set_state(a, AgentState::Available, now, &mut out);
                         }
                     }
@@ -475,7 +479,7 @@ impl Router {
                 self.set_state(agent, AgentState::Busy, now, &mut out);
                 self.agents[agent].call = Some(call);
                 for a in others {
-                    self.stop_ringing(call, a, now, &mut out);
+                    self.stop_ringing(call, a, true, &mut out);
                     self.set_state(a, AgentState::Available, now, &mut out);
                 }
             }
@@ -517,12 +521,16 @@ impl Router {
         &mut self,
         call: CallId,
         agent: AgentId,
-        _now: Instant,
+        elsewhere: bool,
         out: &mut Vec<RouterAction>,
     ) {
         self.unring(call, agent);
         self.agents[agent].call = None;
-        out.push(RouterAction::CancelRing { call, agent });
+        out.push(RouterAction::CancelRing {
+            call,
+            agent,
+            elsewhere,
+        });
     }
 
     /// A ring ended without an answer from `agent`: the call goes back to its own place in
@@ -584,7 +592,7 @@ impl Router {
                 if a.state == AgentState::Ringing && r == Requested::Offline {
                     // The phone is gone: this ring cannot be answered.
                     if let Some(call) = a.call {
-                        self.stop_ringing(call, agent, now, out);
+                        self.stop_ringing(call, agent, false, out);
                         self.give_back(call, agent, now, out);
                         let (next, why) = self.agents[agent]
                             .after_call
@@ -789,7 +797,11 @@ impl Router {
             self.ring_deadlines.pop_first();
             // Ring-no-answer: the agent is set not-ready (they are away), the call goes back to
             // its own place. Under ring-all nobody is to blame: they stay available.
-            out.push(RouterAction::CancelRing { call, agent });
+            out.push(RouterAction::CancelRing {
+                call,
+                agent,
+                elsewhere: false,
+            });
             let ring_all = self
                 .calls
                 .get(&call)

@@ -184,7 +184,14 @@ fn ring_no_answer_sets_the_agent_not_ready_and_the_call_keeps_its_place() {
     assert!(r.is_waiting(2));
     // Agent 0 does not answer call 1 within 15 s.
     let out = r.handle(RouterEvent::Timer, t.at(25));
-    assert_eq!(out[0], RouterAction::CancelRing { call: 1, agent: 0 });
+    assert_eq!(
+        out[0],
+        RouterAction::CancelRing {
+            call: 1,
+            agent: 0,
+            elsewhere: false
+        }
+    );
     assert_eq!(r.agent_state(0).unwrap().0, AgentState::NotReady);
     // Call 1 is back at the head, ahead of call 2, and agent 1 (free) takes it.
     assert!(out.contains(&ring(1, 1)), "{out:?}");
@@ -209,7 +216,14 @@ fn an_agent_who_missed_a_caller_is_offered_them_again_after_the_retry_time() {
     assert_eq!(enqueue(&mut r, 1, 0, t.at(10)), vec![ring(1, 0)]);
     // No answer within 15 s: not-ready, the caller back in line.
     let out = r.handle(RouterEvent::Timer, t.at(25));
-    assert_eq!(out, vec![RouterAction::CancelRing { call: 1, agent: 0 }]);
+    assert_eq!(
+        out,
+        vec![RouterAction::CancelRing {
+            call: 1,
+            agent: 0,
+            elsewhere: false
+        }]
+    );
     assert_eq!(r.agent_reason(0), Some("ring-no-answer"));
     // She makes herself available at once: within the retry time the caller still waits...
     let back = RouterEvent::SetState {
@@ -350,8 +364,16 @@ fn each_strategy_picks_its_agent() {
     assert_eq!(
         out,
         vec![
-            RouterAction::CancelRing { call: 1, agent: 0 },
-            RouterAction::CancelRing { call: 1, agent: 1 }
+            RouterAction::CancelRing {
+                call: 1,
+                agent: 0,
+                elsewhere: true
+            },
+            RouterAction::CancelRing {
+                call: 1,
+                agent: 1,
+                elsewhere: true
+            }
         ]
     );
     assert_eq!(r.agent_state(0).unwrap().0, AgentState::Available);
@@ -399,7 +421,14 @@ fn a_caller_leaving_while_ringing_cancels_the_ring_and_frees_the_agent() {
     let (mut r, t) = three(Strategy::LongestIdle);
     enqueue(&mut r, 1, 0, t.at(10));
     let out = r.handle(RouterEvent::Abandon { call: 1 }, t.at(11));
-    assert_eq!(out, vec![RouterAction::CancelRing { call: 1, agent: 0 }]);
+    assert_eq!(
+        out,
+        vec![RouterAction::CancelRing {
+            call: 1,
+            agent: 0,
+            elsewhere: false
+        }]
+    );
     assert_eq!(r.agent_state(0).unwrap().0, AgentState::Available);
     assert_eq!(r.poll_timeout(), None, "no ring timer left");
 }

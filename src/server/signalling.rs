@@ -1152,7 +1152,7 @@ impl Signalling {
         for id in legs {
             match self.agents.legs.get(&id).map(|l| &l.state) {
                 Some(agents::LegState::Up { .. }) => self.hang_up_leg(&id, now),
-                Some(agents::LegState::Ringing) => self.cancel_leg(&id, now),
+                Some(agents::LegState::Ringing) => self.cancel_leg(&id, false, now),
                 _ => {}
             }
         }

@@ -288,7 +288,11 @@ impl Signalling {
         for a in actions {
             match a {
                 RouterAction::Ring { call, agent, .. } => self.ring(call, agent, now),
-                RouterAction::CancelRing { call, agent } => {
+                RouterAction::CancelRing {
+                    call,
+                    agent,
+                    elsewhere,
+                } => {
                     if self.agents.router.agent_state(agent).map(|s| s.0)
                         == Some(AgentState::NotReady)
                     {
@@ -297,7 +301,7 @@ impl Signalling {
                             "the agent did not answer in time: set not-ready, the caller keeps their place"
                         );
                     }
-                    self.cancel_ring(call, agent, now)
+                    self.cancel_ring(call, agent, elsewhere, now)
                 }
             }
         }
@@ -518,13 +522,17 @@ impl Signalling {
     }
 
     /// Stops a ring: CANCEL for the INVITE (RFC 3261 §9.1).
-    fn cancel_ring(&mut self, call: u64, agent: usize, now: Instant) {
+    fn cancel_ring(&mut self, call: u64, agent: usize, elsewhere: bool, now: Instant) {
         let Some(legs) = self.agents.leg_of.get(&(call, agent)).cloned() else {
             return;
         };
-        tracing::info!(agent = self.agents.ids[agent], "the ring stops: CANCEL");
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            elsewhere,
+            "the ring stops: CANCEL"
+        );
         for leg_id in legs {
-            self.cancel_leg(&leg_id, now);
+            self.cancel_leg(&leg_id, elsewhere, now);
         }
     }
 
@@ -540,12 +548,13 @@ impl Signalling {
             .cloned()
             .collect();
         for leg_id in others {
-            self.cancel_leg(&leg_id, now);
+            self.cancel_leg(&leg_id, true, now);
         }
     }
 
-    /// CANCEL for a leg still ringing; its final answer then only needs acknowledging.
-    pub(super) fn cancel_leg(&mut self, leg_id: &str, now: Instant) {
+    /// CANCEL for a leg still ringing; its final answer then only needs acknowledging. When
+    /// another phone answered, it says so (RFC 3326), and phones do not log a missed call.
+    pub(super) fn cancel_leg(&mut self, leg_id: &str, elsewhere: bool, now: Instant) {
         let Some(leg) = self.agents.legs.get_mut(leg_id) else {
             return;
         };
@@ -553,7 +562,13 @@ impl Signalling {
             return;
         }
         leg.state = LegState::Cancelled;
-        let cancel = same_transaction(&leg.invite, "CANCEL", None);
+        let mut cancel = same_transaction(&leg.invite, "CANCEL", None);
+        if elsewhere {
+            cancel.headers.push(header(
+                "Reason",
+                "SIP;cause=200;text=\"Call completed elsewhere\"",
+            ));
+        }
         let (link, peer) = (leg.link, leg.peer);
         self.send_request(&cancel, link, peer, None, now);
     }
@@ -639,7 +654,7 @@ impl Signalling {
                     "the agent's phone declined"
                 );
                 // A 6xx is the agent's answer everywhere (RFC 3261 §16.7): stop the others.
-                self.cancel_ring(call, agent, now);
+                self.cancel_ring(call, agent, false, now);
                 self.route(RouterEvent::Declined { call, agent }, now);
             }
             (_, _) => self.remove_leg(leg_id),

@@ -349,7 +349,7 @@ impl Signalling {
             ring_s = CALLER_RING.as_secs(),
             "the caller did not answer the callback"
         );
-        self.cancel_leg(leg_id, now);
+        self.cancel_leg(leg_id, false, now);
         self.caller_unreached(call, now);
     }
 
@@ -442,7 +442,7 @@ impl Signalling {
             // The agent gave up before the caller answered: try again later.
             (false, Some(false)) => {
                 if let Some(l) = caller_leg {
-                    self.cancel_leg(&l, now);
+                    self.cancel_leg(&l, false, now);
                 }
                 self.caller_unreached(call, now);
             }

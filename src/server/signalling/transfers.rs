@@ -210,7 +210,7 @@ impl Signalling {
         }
         let call = leg.call;
         tracing::info!("the transfer target did not answer in time");
-        self.cancel_leg(leg_id, now);
+        self.cancel_leg(leg_id, false, now);
         self.transfer_failed(call);
     }
 
@@ -235,7 +235,7 @@ impl Signalling {
         };
         if let Some(leg) = t.leg {
             match self.agents.legs.get(&leg).map(|l| &l.state) {
-                Some(LegState::Ringing) => self.cancel_leg(&leg, now),
+                Some(LegState::Ringing) => self.cancel_leg(&leg, false, now),
                 Some(LegState::Up { .. }) => self.hang_up_leg(&leg, now),
                 _ => {}
             }
