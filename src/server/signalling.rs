@@ -283,10 +283,13 @@ impl Signalling {
             source,
             link,
         } = m;
-        let msg = match message.and_then(|m| wire::validate(&m).map(|()| m)) {
+        let mut msg = match message.and_then(|m| wire::validate(&m).map(|()| m)) {
             Ok(m) => m,
             Err(reject) => return self.reject(reject, link, source),
         };
+        if msg.method().is_some() {
+            wire::stamp_via(&mut msg, source);
+        }
         match &msg.start {
             Start::Response { .. } => self.on_response(msg, now),
             Start::Request { method, .. } => {
@@ -303,10 +306,11 @@ impl Signalling {
             Start::Response { code, .. } => code.to_string(),
         });
         tracing::info!(%source, status = r.status, reason = r.reason, start, "malformed SIP message");
-        let Some(req) = r.message else { return };
+        let Some(mut req) = r.message else { return };
         if r.status == 0 || req.method() == Some("ACK") {
             return;
         }
+        wire::stamp_via(&mut req, source);
         let resp = wire::response_to(
             &req,
             r.status,

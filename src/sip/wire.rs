@@ -614,6 +614,50 @@ pub fn validate(m: &Message) -> Result<(), Reject> {
     Ok(())
 }
 
+/// Records in a request's top Via where it really came from (RFC 3261 §18.2.1): `received`
+/// when the address differs from the sent-by host, and with `rport` asked for, the port too
+/// (RFC 3581), so that our responses find a phone behind NAT. Responses copy the Via.
+pub fn stamp_via(msg: &mut Message, source: std::net::SocketAddr) {
+    let Some(h) = msg
+        .headers
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case("Via"))
+    else {
+        return;
+    };
+    let list = split_list(&h.value);
+    let Some((first, others)) = list.split_first() else {
+        return;
+    };
+    let Some(via) = parse_via(first) else {
+        return;
+    };
+    let head = first.split(';').next().unwrap_or(first).trim_end();
+    let ip = source.ip().to_string();
+    let rport = via.param("rport").is_some();
+    let mut value = head.to_string();
+    for (k, v) in &via.params {
+        if k.eq_ignore_ascii_case("received") || k.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        let _ = match v {
+            Some(v) => write!(value, ";{k}={v}"),
+            None => write!(value, ";{k}"),
+        };
+    }
+    if via.host.trim_matches(['[', ']']) != ip || rport {
+        let _ = write!(value, ";received={ip}");
+    }
+    if rport {
+        let _ = write!(value, ";rport={}", source.port());
+    }
+    for o in others {
+        value.push_str(", ");
+        value.push_str(o.trim());
+    }
+    h.value = value;
+}
+
 /// The answer to a request: its Via, From, To (with our tag), Call-ID and CSeq, then `extra`.
 pub fn response_to(
     req: &Message,

@@ -218,6 +218,12 @@ fn baresip_registers_is_rung_answers_and_both_sides_hear_each_other() {
         phone.log(),
         server.log()
     );
+    // Our answers tell the phone where its requests came from (RFC 3581: it asked with rport).
+    assert!(
+        phone.log().contains(";received=127.0.0.1;rport="),
+        "{}",
+        phone.log()
+    );
     // The phone's screen shows who called (the caller's From), not the line.
     assert!(
         phone

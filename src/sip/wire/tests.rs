@@ -223,3 +223,24 @@ fn hostile_input_is_refused_not_panicked_on() {
         let _ = parse_stream(&buf);
     }
 }
+
+#[test]
+fn the_top_via_records_where_a_request_came_from() {
+    let text = "OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;rport, SIP/2.0/UDP proxy;branch=z9hG4bK0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: v1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let mut m = parse_datagram(text.as_bytes()).unwrap();
+    stamp_via(&mut m, "203.0.113.7:40123".parse().unwrap());
+    assert_eq!(
+        m.get("Via"),
+        Some(
+            "SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=203.0.113.7;rport=40123, SIP/2.0/UDP proxy;branch=z9hG4bK0"
+        )
+    );
+    let resp = response_to(&m, 200, "OK", Some("t"), &[], Vec::new());
+    assert!(resp.get("Via").unwrap().contains("rport=40123"));
+    // Same address, no rport: nothing to add.
+    let text = text.replace(";rport", "").replace("10.0.0.5", "127.0.0.1");
+    let mut m = parse_datagram(text.as_bytes()).unwrap();
+    let before = m.get("Via").unwrap().to_string();
+    stamp_via(&mut m, "127.0.0.1:5062".parse().unwrap());
+    assert_eq!(m.get("Via"), Some(before.as_str()));
+}
