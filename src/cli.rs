@@ -52,8 +52,19 @@ pub fn validate_paths(
     config: Option<&Loaded>,
     max_steps: Option<u32>,
 ) -> Result<Validated, load::LoadError> {
-    let files = load::collect_files(paths)?;
     let prompts = config.map(|c| c.config.paths.prompts.as_path());
+    validate_against(paths, config, prompts, max_steps)
+}
+
+/// Loads and checks flows against a config's queues and calendars, with prompts from
+/// `prompts` (none: the nearest `prompts/` folder beside or above each flow file).
+fn validate_against(
+    paths: &[PathBuf],
+    config: Option<&Loaded>,
+    prompts: Option<&Path>,
+    max_steps: Option<u32>,
+) -> Result<Validated, load::LoadError> {
+    let files = load::collect_files(paths)?;
     let (set, mut diagnostics) = load::load_files(&files, prompts);
     let report = check::check(&set, &context(config, max_steps));
     diagnostics.extend(report.diagnostics);
@@ -93,7 +104,23 @@ pub fn validate(
     } else {
         paths
     };
-    let v = match validate_paths(&paths, config.as_ref(), max_steps) {
+    // With no hotline.toml, the flows are judged against the embedded config that `serve`
+    // would run them with: a queue it does not have fails here, not at start-up.
+    let (v, used) = match &config {
+        Some(c) => (
+            validate_paths(&paths, Some(c), max_steps),
+            c.file
+                .as_ref()
+                .map_or("the embedded demo config".to_string(), |f| {
+                    f.display().to_string()
+                }),
+        ),
+        None => (
+            validate_against(&paths, Some(&Loaded::embedded()), None, max_steps),
+            "the embedded demo config (no hotline.toml here; --config FILE names one)".to_string(),
+        ),
+    };
+    let v = match v {
         Ok(v) => v,
         Err(e) => return Exit::usage(e.to_string()),
     };
@@ -107,7 +134,7 @@ pub fn validate(
     Exit {
         code: i32::from(errors > 0),
         stdout,
-        stderr: String::new(),
+        stderr: format!("hotline: queues and calendars checked against {used}\n"),
     }
 }
 

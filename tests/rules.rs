@@ -164,9 +164,20 @@ fn unknown_node_in_this_flow_and_in_another() {
 }
 
 #[test]
-fn unknown_queue_only_checked_with_a_config() {
+fn unknown_queue_is_checked_against_the_config_serve_would_use() {
     let flow = edit("queue = \"support\"", "queue = \"suport\"");
-    quiet(&flow, "unknown-queue");
+    // No hotline.toml: `serve` would run on the embedded demo config, which has no such queue
+    // and would refuse to start; validate says so too, and which config it judged by.
+    let fx = Fixture::new();
+    fx.flow("main", &flow);
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("unknown-queue"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("embedded demo config"),
+        "{}",
+        out.stderr
+    );
     let fx = Fixture::new();
     fx.flow("main", &flow).config(CONFIG);
     let f = fx.findings();
