@@ -124,6 +124,11 @@ pub fn validate(
         Ok(v) => v,
         Err(e) => return Exit::usage(e.to_string()),
     };
+    let warnings: String = config
+        .iter()
+        .flat_map(|c| &c.warnings)
+        .map(|w| format!("hotline: warning: {w}\n"))
+        .collect();
     let (errors, _) = report::counts(&v.diagnostics);
     let stdout = match format {
         Format::Text => report::text(&v.diagnostics, &v.summaries, v.files.len()),
@@ -134,7 +139,7 @@ pub fn validate(
     Exit {
         code: i32::from(errors > 0),
         stdout,
-        stderr: format!("hotline: queues and calendars checked against {used}\n"),
+        stderr: format!("hotline: queues and calendars checked against {used}\n{warnings}"),
     }
 }
 
@@ -316,7 +321,7 @@ pub fn serve(config: Option<&Path>) -> i32 {
             return fail(format!("refusing to start: {}", e.message));
         }
     };
-    for warning in &flows.warnings {
+    for warning in loaded.warnings.iter().chain(&flows.warnings) {
         eprintln!("hotline: warning: {warning}");
     }
     let store = match crate::store::Store::open(&loaded.config.paths.data) {

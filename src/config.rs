@@ -213,6 +213,42 @@ pub struct Loaded {
     /// The file it came from; `None` for the embedded defaults.
     pub file: Option<PathBuf>,
     pub calendars: HashMap<String, Calendar>,
+    /// What is allowed but probably a mistake (a queue no agent can serve), with its place.
+    pub warnings: Vec<String>,
+}
+
+/// Where the keys that are checked after parsing stand in the file (for `file:line:col`).
+#[derive(Debug, Default, Deserialize)]
+struct Places {
+    #[serde(default)]
+    sip: Option<SipPlaces>,
+    #[serde(default)]
+    rtp: Option<RtpPlaces>,
+    #[serde(default)]
+    agents: Vec<AgentPlaces>,
+    #[serde(default)]
+    queues: Vec<QueuePlaces>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SipPlaces {
+    advertise: Option<toml::Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RtpPlaces {
+    ports: Option<toml::Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AgentPlaces {
+    id: Option<toml::Spanned<toml::Value>>,
+    password: Option<toml::Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueuePlaces {
+    name: Option<toml::Spanned<toml::Value>>,
 }
 
 impl Loaded {
@@ -281,6 +317,7 @@ impl Loaded {
                 )));
             }
         }
+        let warnings = check(&config, text, &name)?;
         if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
             for p in [
                 &mut config.paths.flows,
@@ -296,6 +333,7 @@ impl Loaded {
             config,
             file,
             calendars,
+            warnings,
         })
     }
 
@@ -304,9 +342,127 @@ impl Loaded {
     }
 }
 
+/// The checks serde cannot make: ranges, duplicates, empty secrets, unusable addresses.
+/// Errors refuse the whole config; warnings are returned.
+fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigError> {
+    let places: Places = toml::from_str(text).unwrap_or_default();
+    let source = crate::flow::source::Source::new(name, text.to_string());
+    let at = |span: Option<std::ops::Range<usize>>| {
+        span.map_or(name.to_string(), |s| {
+            let p = source.pos(s.start);
+            format!("{name}:{}:{}", p.line, p.column)
+        })
+    };
+    let span_of = |v: &Option<toml::Spanned<toml::Value>>| v.as_ref().map(toml::Spanned::span);
+    let sip = places.sip.unwrap_or_default();
+    let rtp = places.rtp.unwrap_or_default();
+
+    let [low, high] = config.rtp.ports;
+    let first_even = low.saturating_add(low % 2);
+    let why = if low > high {
+        Some("the range is reversed")
+    } else if low < 1024 {
+        Some("ports below 1024 are reserved")
+    } else if first_even > high {
+        Some("the range holds no even port (one even port is used per call)")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(ConfigError(format!(
+            "{}: [rtp] ports = [{low}, {high}]: {why}; give an even range within 1024-65535, such as [20000, 29999]",
+            at(span_of(&rtp.ports))
+        )));
+    }
+    match config.sip.advertise.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => {
+            return Err(ConfigError(format!(
+                "{}: [sip] advertise = \"{ip}\": phones cannot send to an unspecified address; give the address they reach this server at",
+                at(span_of(&sip.advertise))
+            )));
+        }
+        _ => {}
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in config.agents.iter().enumerate() {
+        let place = places.agents.get(i);
+        if !seen.insert(a.id.as_str()) {
+            return Err(ConfigError(format!(
+                "{}: agent id \"{}\" is given twice (it is the phone's digest username: one per agent)",
+                at(place.and_then(|p| span_of(&p.id))),
+                a.id
+            )));
+        }
+        if a.id.trim().is_empty() {
+            return Err(ConfigError(format!(
+                "{}: an agent with an empty id",
+                at(place.and_then(|p| span_of(&p.id)))
+            )));
+        }
+        if a.password.is_empty() {
+            return Err(ConfigError(format!(
+                "{}: agent \"{}\" has an empty password: anyone could register as them",
+                at(place.and_then(|p| span_of(&p.password).or_else(|| span_of(&p.id)))),
+                a.id
+            )));
+        }
+    }
+    let mut warnings = Vec::new();
+    for (i, q) in config.queues.iter().enumerate() {
+        let served = config
+            .agents
+            .iter()
+            .any(|a| q.skills.iter().all(|s| a.skills.contains_key(s)));
+        if !served {
+            warnings.push(format!(
+                "{}: queue \"{}\" needs skills [{}] that no configured agent has all of: its callers will always go to on_timeout",
+                at(places.queues.get(i).and_then(|p| span_of(&p.name))),
+                q.name,
+                q.skills.join(", ")
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistakes_serde_cannot_see_are_refused_with_their_place() {
+        let refused = |text: &str, wanted: &str, line: u32| {
+            let e = Loaded::parse(text, Some("h.toml".into())).unwrap_err();
+            assert!(e.0.contains(wanted), "{e}");
+            assert!(e.0.starts_with(&format!("h.toml:{line}:")), "{e}");
+        };
+        refused("[rtp]\nports = [80, 90]\n", "below 1024", 2);
+        refused("[rtp]\nports = [30000, 20000]\n", "reversed", 2);
+        refused("[rtp]\nports = [20001, 20001]\n", "no even port", 2);
+        refused("[sip]\nadvertise = \"0.0.0.0\"\n", "unspecified", 2);
+        refused(
+            "[[agents]]\nid = \"a\"\npassword = \"x\"\n\n[[agents]]\nid = \"a\"\npassword = \"y\"\n",
+            "given twice",
+            6,
+        );
+        refused(
+            "[[agents]]\nid = \"a\"\npassword = \"\"\n",
+            "empty password",
+            3,
+        );
+        let ok = Loaded::parse(
+            "[rtp]\nports = [20001, 20002]\n\n[[agents]]\nid = \"a\"\npassword = \"x\"\nskills = { support = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\n\n[[queues]]\nname = \"vip\"\nskills = [\"vip\"]\n",
+            Some("h.toml".into()),
+        )
+        .unwrap();
+        assert_eq!(ok.warnings.len(), 1, "{:?}", ok.warnings);
+        assert!(
+            ok.warnings[0].starts_with("h.toml:14:"),
+            "{:?}",
+            ok.warnings
+        );
+        assert!(ok.warnings[0].contains("\"vip\""), "{:?}", ok.warnings);
+    }
 
     #[test]
     fn embedded_config_parses_and_has_the_demo_queues() {

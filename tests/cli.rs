@@ -285,6 +285,29 @@ fn a_bad_config_cannot_run() {
     assert!(out.stderr.contains("hotline.toml:2:1"), "{}", out.stderr);
 }
 
+/// Config mistakes that would run a broken line are refused with file and line, by
+/// `validate` in CI and by `serve` before it opens a socket.
+#[test]
+fn a_config_that_would_serve_a_broken_line_is_refused_with_its_place() {
+    for (config, why) in [
+        ("[rtp]\nports = [80, 90]\n", "below 1024"),
+        ("[sip]\nadvertise = \"0.0.0.0\"\n", "unspecified"),
+        (
+            "[[agents]]\nid = \"alice\"\npassword = \"\"\n",
+            "empty password",
+        ),
+    ] {
+        let fx = line();
+        fx.config(config);
+        for cmd in ["validate", "serve"] {
+            let out = fx.run(&[cmd]);
+            assert_eq!(out.code, 2, "{cmd} with {config}: {}", out.stderr);
+            assert!(out.stderr.contains("hotline.toml:"), "{}", out.stderr);
+            assert!(out.stderr.contains(why), "{}", out.stderr);
+        }
+    }
+}
+
 #[test]
 fn a_single_file_resolves_references_to_its_neighbours() {
     let fx = line();

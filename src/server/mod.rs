@@ -134,7 +134,8 @@ pub struct Ports {
 
 impl Ports {
     pub fn new(address: IpAddr, range: [u16; 2]) -> Ports {
-        let low = range[0].max(1024) & !1;
+        // The first even port of the range (the config refuses one without any).
+        let low = range[0].max(1024).saturating_add(range[0] % 2) & !1;
         Ports {
             address,
             low,

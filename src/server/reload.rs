@@ -99,6 +99,7 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
         config: shared.config.clone(),
         file: None,
         calendars: shared.flows().calendars.clone(),
+        warnings: Vec::new(),
     };
     let result = tokio::task::spawn_blocking(move || crate::cli::load_flows(&loaded)).await;
     let mut status = ReloadStatus {
