@@ -412,6 +412,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         }
                         record.agent_answered_at = Some(Timestamp::now().to_string());
                         record.agent = Some(agent);
+                        // On record now, not at hang-up: supervisors see who took the call.
+                        shared.records.save(&uid, &record);
                         queue = None;
                         bridged = true;
                         tag += 1; // the hold music's end, if it comes, means nothing now
@@ -422,6 +424,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         tracing::info!(to, "connected to the transfer target");
                         record.agent_answered_at = Some(Timestamp::now().to_string());
                         record.agent = Some(to);
+                        shared.records.save(&uid, &record);
                         transferring = false;
                         bridged = true;
                         tag += 1;

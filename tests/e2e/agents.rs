@@ -2055,6 +2055,13 @@ fn a_missed_ring_never_strands_the_caller_beside_the_agent() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(json(&server, "/api/queues")[0]["waiting"], 0);
+    // While they talk, the live call's record already names the agent.
+    eventually("the live call shows its agent", || {
+        let calls = json(&server, "/api/calls?flow=hold");
+        calls[0]["outcome"] == "live"
+            && calls[0]["agent"] == "alice"
+            && calls[0]["agent_answered_at"].is_string()
+    });
     let caller = caller.wait_with_output().unwrap();
     assert!(caller.status.success(), "{}", server.log());
     let answers = finish(&server, "alice_answers", answers);
