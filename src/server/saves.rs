@@ -42,6 +42,29 @@ impl Saves {
         Ok(Saves { tx })
     }
 
+    /// Queues a row write with no file and nobody waiting for it (a registration's refresh):
+    /// it is committed in order with the other saves; a failure is logged.
+    pub fn submit(
+        &self,
+        what: &'static str,
+        row: impl FnOnce(&Store) -> Result<i64, StoreError> + Send + 'static,
+    ) {
+        let (done, saved) = oneshot::channel();
+        let sent = self.tx.send(Save {
+            files: Vec::new(),
+            row: Box::new(row),
+            done,
+        });
+        if sent.is_err() {
+            return tracing::warn!(what, "not saved: the saves writer has stopped");
+        }
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = saved.await {
+                tracing::warn!(what, "not saved: {e}");
+            }
+        });
+    }
+
     /// Writes `files` durably (their folders made as needed), then runs `row` on the store,
     /// committed; returns its row id once both are on disk, or why not (then nothing of it
     /// is in the store).

@@ -175,6 +175,7 @@ impl Signalling {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        self.load_registrations(Instant::now());
         self.load_callbacks(Instant::now());
         let grace = Duration::from_secs(u64::from(self.shared.config.sip.shutdown_grace_s));
         let mut grace_end: Option<Instant> = None;

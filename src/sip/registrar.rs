@@ -264,6 +264,23 @@ impl Registrar {
         (count, locked)
     }
 
+    /// Puts back a binding stored before a restart (a UDP phone's: a TCP connection is gone
+    /// with the process); the agent's change, if it had none.
+    pub fn restore(&mut self, agent: usize, binding: Binding) -> Option<Change> {
+        let list = self.bindings.get_mut(agent)?;
+        if binding.link != Link::Udp
+            || list.len() >= MAX_CONTACTS
+            || list.iter().any(|b| b.uri == binding.uri)
+        {
+            return None;
+        }
+        let had = !list.is_empty();
+        self.expiry
+            .insert((binding.expires, agent, binding.uri.clone()));
+        list.push(binding);
+        (!had).then_some(Change::Registered(agent))
+    }
+
     /// The agent's registered contacts, newest first.
     pub fn bindings(&self, agent: usize) -> Vec<&Binding> {
         let mut b: Vec<&Binding> = self.bindings.get(agent).into_iter().flatten().collect();

@@ -200,6 +200,15 @@ pub struct Store {
     conn: Connection,
 }
 
+/// A registered phone as stored: addresses as text, expiry in Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBinding {
+    pub uri: String,
+    pub source: String,
+    pub target: String,
+    pub expires_at: i64,
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS callbacks (
     id INTEGER PRIMARY KEY,
@@ -218,6 +227,14 @@ CREATE TABLE IF NOT EXISTS voicemails (
     file TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     duration_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    agent TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (agent, uri)
 );
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
@@ -340,6 +357,49 @@ impl Store {
              CREATE INDEX IF NOT EXISTS calls_started ON calls(started);",
         )?;
         Ok(Store { conn })
+    }
+
+    /// An agent's registered phones now (UDP ones: a TCP connection does not outlive us),
+    /// replacing what was stored for the agent. Run inside the saves writer's transaction.
+    pub fn set_registrations(
+        &self,
+        agent: &str,
+        bindings: &[StoredBinding],
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute("DELETE FROM registrations WHERE agent = ?1", params![agent])?;
+        for b in bindings {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO registrations (agent, uri, source, target, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![agent, b.uri, b.source, b.target, b.expires_at],
+            )?;
+        }
+        Ok(0)
+    }
+
+    /// The registrations still valid at `now` (Unix seconds); expired ones are dropped.
+    pub fn registrations(&self, now: i64) -> Result<Vec<(String, StoredBinding)>, StoreError> {
+        self.conn.execute(
+            "DELETE FROM registrations WHERE expires_at <= ?1",
+            params![now],
+        )?;
+        let mut st = self.conn.prepare(
+            "SELECT agent, uri, source, target, expires_at FROM registrations ORDER BY agent, uri",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    StoredBinding {
+                        uri: r.get(1)?,
+                        source: r.get(2)?,
+                        target: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Stores a request; its row id names it from then on.
@@ -518,6 +578,34 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_kept_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let phone = |uri: &str, expires_at| StoredBinding {
+            uri: uri.into(),
+            source: "127.0.0.1:5070".into(),
+            target: "127.0.0.1:5070".into(),
+            expires_at,
+        };
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.set_registrations(
+                "alice",
+                &[phone("sip:a@desk", 2000), phone("sip:a@soft", 1000)],
+            )
+            .unwrap();
+            s.set_registrations("bob", &[phone("sip:b@desk", 2000)])
+                .unwrap();
+            // Bob unregisters: his rows go.
+            s.set_registrations("bob", &[]).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.registrations(1500).unwrap(),
+            vec![("alice".to_string(), phone("sip:a@desk", 2000))]
+        );
+    }
 
     #[test]
     fn a_callback_survives_closing_and_reopening_the_database() {

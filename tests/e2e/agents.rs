@@ -2153,3 +2153,53 @@ fn one_phones_typo_does_not_lock_out_the_office() {
         "{text}"
     );
 }
+
+/// A restart (here a crash) does not log the agents out: their phones' registrations are
+/// stored with their expiry, so alice is available at once and her phone rings for the next
+/// caller, without waiting for its next refresh.
+#[test]
+fn registrations_survive_a_restart() {
+    let mut server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let data = server.path().join("data");
+    eventually("the registration is stored", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        hotline::store::Store::open(&data)
+            .and_then(|s| s.registrations(now))
+            .is_ok_and(|r| r.len() == 1 && r[0].0 == "alice")
+    });
+    server.crash_and_restart();
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "alice")["registered"], true, "{agents}");
+    assert_eq!(agent(&agents, "alice")["state"], "available", "{agents}");
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(3000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(
+        phone.ok,
+        "alice's phone rang after the restart: {}",
+        phone.text
+    );
+}

@@ -27,6 +27,7 @@ use crate::sip::sdp;
 use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
 use crate::sip::wire::{self, Header, Message, Start};
+use crate::store::StoredBinding;
 
 /// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
 /// place.
@@ -225,8 +226,77 @@ impl Signalling {
             Vec::new(),
             now,
         );
+        if let Some(agent) = answer.agent.filter(|_| answer.status == 200) {
+            self.store_registrations(agent, now);
+        }
         if let Some(change) = answer.change {
             self.registration_changed(change, now);
+        }
+        self.schedule_registrar();
+    }
+
+    /// Keeps the agent's registered phones in the store, so a restart finds them registered
+    /// instead of waiting up to an hour for each phone's next refresh.
+    fn store_registrations(&self, agent: usize, now: Instant) {
+        let wall = jiff::Timestamp::now().as_second();
+        let stored: Vec<StoredBinding> = self
+            .agents
+            .registrar
+            .bindings(agent)
+            .into_iter()
+            .filter(|b| b.link == Link::Udp)
+            .map(|b| StoredBinding {
+                uri: b.uri.clone(),
+                source: b.source.to_string(),
+                target: b.target.to_string(),
+                expires_at: wall + b.expires.saturating_duration_since(now).as_secs() as i64,
+            })
+            .collect();
+        let id = self.agents.ids[agent].clone();
+        self.shared
+            .saves
+            .submit("registrations", move |s| s.set_registrations(&id, &stored));
+    }
+
+    /// At start: the phones registered before a restart, still within their expiry, are
+    /// registered again, and their agents take calls at once.
+    pub(super) fn load_registrations(&mut self, now: Instant) {
+        let wall = jiff::Timestamp::now().as_second();
+        let stored = match self.shared.store.lock() {
+            Ok(store) => store.registrations(wall).map_err(|e| e.to_string()),
+            Err(_) => Err("the store lock is poisoned".to_string()),
+        };
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => return tracing::error!("stored registrations could not be read: {e}"),
+        };
+        let mut restored = 0;
+        for (id, b) in stored {
+            let Some(agent) = self.agents.ids.iter().position(|a| *a == id) else {
+                continue; // an agent no longer configured
+            };
+            let (Ok(source), Ok(target)) = (b.source.parse(), b.target.parse()) else {
+                continue;
+            };
+            let left = Duration::from_secs(u64::try_from(b.expires_at - wall).unwrap_or(0));
+            let binding = Binding {
+                uri: b.uri,
+                source,
+                target,
+                link: Link::Udp,
+                expires: now + left,
+                since: now,
+            };
+            restored += 1;
+            if let Some(change) = self.agents.registrar.restore(agent, binding) {
+                self.registration_changed(change, now);
+            }
+        }
+        if restored > 0 {
+            tracing::info!(
+                phones = restored,
+                "registrations restored from before the restart"
+            );
         }
         self.schedule_registrar();
     }
