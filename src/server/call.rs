@@ -13,10 +13,11 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
-use super::pacer::PacerCommand;
+use super::pacer::{HoldMusic, PacerCommand};
 use super::signalling::{CallerContext, SipCommand};
 use crate::engine::announce;
 use crate::engine::{Action, Call, Event, Outcome};
+use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
@@ -697,15 +698,28 @@ fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64)
     });
 }
 
-/// Where a leg's audio goes, and whether it is sent at all (not to a party on hold).
+/// Where a leg's audio goes, and whether it is sent at all (not to a party on hold). The
+/// `direction` is ours, as answered: `recvonly` or `inactive` means the far end holds the
+/// call (it offered `sendonly` or `inactive`), and whoever it is bridged to hears
+/// `prompts/hold.wav` meanwhile.
 pub(super) fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: Direction) {
     let on = matches!(direction, Direction::SendRecv | Direction::SendOnly)
         && !remote.ip().is_unspecified()
         && remote.port() != 0;
+    let holds = matches!(direction, Direction::RecvOnly | Direction::Inactive);
+    let hold_music = holds.then(|| {
+        let prompts = &shared.flows().prompts;
+        let hold = ["hold".to_string()];
+        HoldMusic {
+            pcmu: prompts.frames(&hold, Law::Pcmu),
+            pcma: prompts.frames(&hold, Law::Pcma),
+        }
+    });
     let _ = shared.pacer.send(PacerCommand::Media {
         id,
         remote,
         sending: on,
+        hold_music,
     });
 }
 

@@ -74,11 +74,14 @@ pub enum PacerCommand {
     Stop {
         id: u64,
     },
-    /// Where the call's audio goes, and whether it may be sent at all (hold).
+    /// Where the call's audio goes, and whether it may be sent at all (hold). With
+    /// `hold_music`, this leg's far end has put the call on hold: the leg bridged to it hears
+    /// the music (in its own codec) instead of silence until a later `Media` without it.
     Media {
         id: u64,
         remote: SocketAddr,
         sending: bool,
+        hold_music: Option<HoldMusic>,
     },
     /// The leg is over for good; its port stays bound a while longer (see [`LINGER`]).
     Remove {
@@ -87,6 +90,16 @@ pub enum PacerCommand {
     /// Stop the loop (server shutdown).
     Shutdown,
 }
+
+/// The hold music, encoded for either codec.
+#[derive(Debug, Clone)]
+pub struct HoldMusic {
+    pub pcmu: Vec<Arc<[u8]>>,
+    pub pcma: Vec<Arc<[u8]>>,
+}
+
+/// The tag of hold music played to a leg whose peer holds: no call task waits for its end.
+const HOLD_TAG: u64 = u64::MAX;
 
 struct Leg {
     socket: Arc<UdpSocket>,
@@ -464,12 +477,34 @@ fn apply(
             id,
             remote,
             sending,
+            hold_music,
         } => {
-            if let Some(leg) = legs.get_mut(&id) {
-                leg.remote = remote;
-                leg.sending = sending;
-                leg.latched = false;
-                fit_filter(leg);
+            let Some(leg) = legs.get_mut(&id) else {
+                return;
+            };
+            leg.remote = remote;
+            leg.sending = sending;
+            leg.latched = false;
+            fit_filter(leg);
+            // The other side of a bridge hears music while this one holds, not silence.
+            let Some(peer) = leg.peer.and_then(|p| legs.get_mut(&p)) else {
+                return;
+            };
+            match hold_music {
+                Some(music) => {
+                    let items = match peer.stream_law {
+                        Law::Pcmu => music.pcmu,
+                        Law::Pcma => music.pcma,
+                    };
+                    if !items.is_empty() {
+                        peer.playing = Some((Playback::new(items, true), HOLD_TAG));
+                    }
+                }
+                None => {
+                    if peer.playing.as_ref().is_some_and(|p| p.1 == HOLD_TAG) {
+                        peer.playing = None;
+                    }
+                }
             }
         }
         PacerCommand::Record { id, recorder } => {

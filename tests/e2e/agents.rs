@@ -2203,3 +2203,115 @@ fn registrations_survive_a_restart() {
         phone.text
     );
 }
+
+/// The agent's phone re-INVITEs with `direction` (hold: `sendonly`; resume: `sendrecv`),
+/// its media at `rtp`, after `pause_ms`.
+fn agent_reinvites(direction: &str, rtp: u16, cseq: u32, pause_ms: u32) -> String {
+    format!(
+        r#"  <pause milliseconds="{pause_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=agent 1 {cseq} IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio {rtp} RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a={direction}
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+  <send>
+    <![CDATA[
+      ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: {cseq} ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+    )
+}
+
+/// The agent puts the caller on hold (re-INVITE `sendonly`) for 3 s, then resumes: the caller
+/// hears the line's hold music meanwhile, not silence, and the agent's voice again after.
+#[test]
+fn a_caller_put_on_hold_by_the_agent_hears_hold_music() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            AGENT_RINGS.to_string(),
+            agent_answers(ports.listen(0)),
+            agent_reinvites("sendonly", ports.listen(0), 2, 1000),
+            agent_reinvites("sendrecv", ports.listen(0), 3, 3000),
+            AGENT_GETS_BYE.to_string(),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(8000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    std::thread::sleep(Duration::from_millis(200));
+    agent_hears.stop();
+    let heard: Vec<i16> = caller_hears
+        .stop()
+        .iter()
+        .filter(|(pt, _)| *pt == 0)
+        .flat_map(|(_, p)| p.iter().map(|&b| Law::Pcmu.decode(b)).collect::<Vec<_>>())
+        .collect();
+    // prompts/hold.wav is a 300 Hz tone here; the caller waited under a second before the
+    // agent answered, so most of what they heard of it is the 3 s on hold.
+    let music = super::phones::tone_blocks(&heard, 300.0);
+    assert!(
+        music >= 20,
+        "the caller heard {music} blocks of hold music\n{}",
+        server.log()
+    );
+    let said_mu: Vec<u8> = pcap_audio()
+        .iter()
+        .map(|&b| Law::Pcmu.encode(Law::Pcma.decode(b)))
+        .collect();
+    let heard_mu: Vec<u8> = heard.iter().map(|&s| Law::Pcmu.encode(s)).collect();
+    assert!(
+        matched_speech(&heard_mu, &said_mu) >= 8000 * 2,
+        "the caller hears the agent again after the hold\n{}",
+        server.log()
+    );
+}

@@ -146,7 +146,7 @@ fn netstring(r: &mut impl BufRead) -> Option<String> {
 }
 
 /// 100 ms blocks in which a tone at `freq` carries most of the power (Goertzel).
-fn tone_blocks(samples: &[i16], freq: f64) -> usize {
+pub(super) fn tone_blocks(samples: &[i16], freq: f64) -> usize {
     samples
         .chunks(800)
         .filter(|c| {
