@@ -20,6 +20,7 @@ pub struct Config {
     pub paths: Paths,
     pub lines: BTreeMap<String, String>,
     pub routing: Routing,
+    pub callbacks: Callbacks,
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
     pub calendars: BTreeMap<String, CalendarConfig>,
@@ -34,6 +35,7 @@ impl Default for Config {
             paths: Paths::default(),
             lines: BTreeMap::from([("default".to_string(), "main".to_string())]),
             routing: Routing::default(),
+            callbacks: Callbacks::default(),
             agents: Vec::new(),
             queues: Vec::new(),
             calendars: BTreeMap::new(),
@@ -137,6 +139,28 @@ impl Default for Routing {
     fn default() -> Self {
         Routing {
             ready_on_register: true,
+        }
+    }
+}
+
+/// Whom a callback may dial (a caller's From is theirs to write): see `sip::dial`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Callbacks {
+    /// SIP hosts at which a caller's own URI may be dialled back.
+    pub domains: Vec<String>,
+    /// A trunk through which callers' numbers are dialled (`sip:gw.example.com:5060`).
+    pub gateway: Option<String>,
+    /// Number prefixes the gateway may dial (`+34`, `+331`).
+    pub numbers: Vec<String>,
+}
+
+impl Callbacks {
+    pub fn policy(&self) -> crate::sip::dial::DialPolicy {
+        crate::sip::dial::DialPolicy {
+            domains: self.domains.clone(),
+            gateway: self.gateway.clone().filter(|g| !g.trim().is_empty()),
+            numbers: self.numbers.clone(),
         }
     }
 }

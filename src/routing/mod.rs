@@ -123,6 +123,15 @@ pub enum RouterEvent {
     ToCallback {
         call: CallId,
     },
+    /// Keep the call's place but ring nobody for it yet (a callback whose caller is still
+    /// hearing the confirmation); may come before its `Enqueue`.
+    Hold {
+        call: CallId,
+    },
+    /// A held call may be rung for again.
+    Release {
+        call: CallId,
+    },
     /// The caller left the queue: hung up, or `max_wait_s` ran out.
     Abandon {
         call: CallId,
@@ -239,6 +248,8 @@ pub struct Router {
     wrap_deadlines: BTreeSet<(Instant, AgentId)>,
     /// When a call may be offered again to an agent who tried it.
     retry_deadlines: BTreeSet<(Instant, CallId)>,
+    /// Calls that keep their place but are rung for by nobody yet.
+    held: std::collections::HashSet<CallId>,
 }
 
 impl Router {
@@ -289,6 +300,7 @@ impl Router {
             ring_deadlines: BTreeSet::new(),
             wrap_deadlines: BTreeSet::new(),
             retry_deadlines: BTreeSet::new(),
+            held: std::collections::HashSet::new(),
         }
     }
 
@@ -439,7 +451,19 @@ impl Router {
                     c.callback = true;
                 }
             }
+            RouterEvent::Hold { call } => {
+                self.held.insert(call);
+            }
+            RouterEvent::Release { call } => {
+                if self.held.remove(&call)
+                    && let Some(c) = self.calls.get(&call)
+                {
+                    let queue = c.queue;
+                    self.dispatch(queue, now, &mut out);
+                }
+            }
             RouterEvent::Abandon { call } => {
+                self.held.remove(&call);
                 let Some(c) = self.calls.remove(&call) else {
                     return out;
                 };
@@ -492,6 +516,7 @@ impl Router {
                 }
             }
             RouterEvent::Ended { call } => {
+                self.held.remove(&call);
                 if let Some(c) = self.calls.remove(&call)
                     && let CallState::Connected { agent, since } = c.state
                 {
@@ -721,11 +746,12 @@ impl Router {
                 continue;
             };
             let ring_all = q.config.strategy == Strategy::RingAll;
+            let held = self.held.contains(&call);
             let pick: Vec<AgentId> = q
                 .available
                 .iter()
                 .map(|&(_, a)| a)
-                .filter(|a| !c.tried.iter().any(|t| t.0 == *a && t.1 > now))
+                .filter(|a| !held && !c.tried.iter().any(|t| t.0 == *a && t.1 > now))
                 .take(if ring_all { usize::MAX } else { 1 })
                 .collect();
             if pick.is_empty() {

@@ -252,6 +252,41 @@ fn an_agent_who_missed_a_caller_is_offered_them_again_after_the_retry_time() {
     assert_eq!(r.handle(back, t.at(90)), vec![ring(1, 0)]);
 }
 
+/// A callback whose caller still hears the confirmation keeps its place but rings nobody;
+/// released (the caller hung up), it is rung for at once, ahead of later callers.
+#[test]
+fn a_held_callback_keeps_its_place_and_is_rung_for_once_released() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    for a in 1..3 {
+        r.handle(
+            RouterEvent::SetState {
+                agent: a,
+                state: Requested::NotReady,
+                reason: None,
+            },
+            t.at(5),
+        );
+    }
+    r.handle(RouterEvent::Hold { call: 1 }, t.at(10));
+    assert!(
+        enqueue(&mut r, 1, 0, t.at(10)).is_empty(),
+        "held: nobody rung"
+    );
+    // A later caller is served meanwhile; the held one stays first in line.
+    assert_eq!(enqueue(&mut r, 2, 0, t.at(11)), vec![ring(2, 0)]);
+    r.handle(RouterEvent::Answered { call: 2, agent: 0 }, t.at(12));
+    r.handle(RouterEvent::Ended { call: 2 }, t.at(13));
+    assert!(
+        r.handle(RouterEvent::Timer, t.at(23)).is_empty(),
+        "still held"
+    );
+    assert_eq!(r.position(1), Some(0));
+    assert_eq!(
+        r.handle(RouterEvent::Release { call: 1 }, t.at(24)),
+        vec![ring(1, 0)]
+    );
+}
+
 /// Under ring-all nobody is to blame for a round nobody answered: after the retry time every
 /// phone rings again.
 #[test]
@@ -539,6 +574,8 @@ enum Op {
     Set(usize, u8),
     Enqueue(usize, u32),
     Callback(usize),
+    Hold(usize),
+    Release(usize),
     Abandon(usize),
     Answer(usize),
     Decline(usize),
@@ -553,6 +590,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..6usize, 0..3u8).prop_map(|(a, s)| Op::Set(a, s)),
         4 => (0..2usize, 0..3u32).prop_map(|(q, p)| Op::Enqueue(q, p)),
         1 => (0..40usize).prop_map(Op::Callback),
+        1 => (0..40usize).prop_map(Op::Hold),
+        1 => (0..40usize).prop_map(Op::Release),
         1 => (0..40usize).prop_map(Op::Abandon),
         3 => (0..40usize).prop_map(Op::Answer),
         1 => (0..40usize).prop_map(Op::Decline),
@@ -590,7 +629,9 @@ fn check(r: &Router, now: Instant) {
     for (call, c) in &r.calls {
         let waiting = r.queues[c.queue].waiting.get(&c.place) == Some(call);
         assert_eq!(waiting, matches!(c.state, CallState::Waiting));
-        if let CallState::Waiting = c.state {
+        if let CallState::Waiting = c.state
+            && !r.held.contains(call)
+        {
             // No waiting caller goes longer than `retry` while an available agent of its
             // queue is idle: the only agent it may wait beside is one who tried it less than
             // `retry` ago, and the router's timer wakes it no later than that.
@@ -634,6 +675,7 @@ proptest! {
         // The first ring each call got, per queue and priority: FIFO within a priority.
         let mut first_rung: Vec<(QueueId, u32, CallId)> = Vec::new();
         let mut enqueued: Vec<(QueueId, u32, CallId)> = Vec::new();
+        let mut held = std::collections::HashSet::new();
         for op in ops {
             let calls: Vec<CallId> = {
                 let mut v: Vec<CallId> = r.calls.keys().copied().collect();
@@ -655,6 +697,8 @@ proptest! {
                     Some(RouterEvent::Enqueue { call: next_call, queue: q, priority: p })
                 }
                 Op::Callback(i) => pick(i).map(|call| RouterEvent::ToCallback { call }),
+                Op::Hold(i) => pick(i).inspect(|&call| { held.insert(call); }).map(|call| RouterEvent::Hold { call }),
+                Op::Release(i) => pick(i).map(|call| RouterEvent::Release { call }),
                 Op::Abandon(i) => pick(i).map(|call| RouterEvent::Abandon { call }),
                 Op::Answer(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Answered { call, agent })),
                 Op::Decline(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Declined { call, agent })),
@@ -692,10 +736,11 @@ proptest! {
             check(&r, now);
         }
         // FIFO within priority: among calls of one queue and priority, the first rings come
-        // in arrival order (a declined or unanswered call keeps its place, so this holds too).
+        // in arrival order (a declined or unanswered call keeps its place, so this holds too;
+        // a call held back is rung for when released, whoever came since).
         for q in 0..2 {
             for p in 0..3 {
-                let order: Vec<CallId> = first_rung.iter().filter(|e| e.0 == q && e.1 == p).map(|e| e.2).collect();
+                let order: Vec<CallId> = first_rung.iter().filter(|e| e.0 == q && e.1 == p && !held.contains(&e.2)).map(|e| e.2).collect();
                 let mut sorted = order.clone();
                 sorted.sort();
                 prop_assert_eq!(order, sorted);

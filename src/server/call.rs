@@ -222,15 +222,26 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let speaks = flows.prompts.get(announce::YOU_ARE_NUMBER).is_some();
                         let every = (speaks && announce_position_every_s > 0)
                             .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
+                        // A callback is offered only to a caller the [callbacks] policy lets
+                        // us dial: a promise to call back a number we may not is no promise.
+                        let dialable = match shared.config.callbacks.policy().target(&caller) {
+                            Ok(_) => true,
+                            Err(why) => {
+                                if offer_callback_after_s > 0 {
+                                    tracing::info!("no callback offer: {why}");
+                                }
+                                false
+                            }
+                        };
                         queue = Some(InQueue {
                             entered: now,
                             queue: name.clone(),
                             until: now + Duration::from_secs(u64::from(max_wait_s)),
                             every,
                             next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
-                            offer_at: (speaks && offer_callback_after_s > 0).then(|| {
-                                now + Duration::from_secs(u64::from(offer_callback_after_s))
-                            }),
+                            offer_at: (speaks && dialable && offer_callback_after_s > 0).then(
+                                || now + Duration::from_secs(u64::from(offer_callback_after_s)),
+                            ),
                             offered: false,
                             announcing: None,
                         });

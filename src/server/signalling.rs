@@ -981,6 +981,9 @@ impl Signalling {
         match c {
             SipCommand::Ended { call_id, id } => {
                 self.calls.remove(&call_id);
+                if let Some(held) = self.agents.held_callbacks.remove(&call_id) {
+                    self.route(crate::routing::RouterEvent::Release { call: held }, now);
+                }
                 self.leave(id, now);
             }
             SipCommand::Enqueue {

@@ -1,6 +1,7 @@
 //! SIP: the wire format, SDP, transactions and dialogs. Pure state machines; only
 //! `transport.rs` touches sockets.
 
+pub mod dial;
 pub mod dialog;
 pub mod registrar;
 pub mod sdp;

@@ -114,6 +114,9 @@ pub enum CallbackState {
     Failed,
     /// The caller changed their mind before it was confirmed (e.g. an agent was already ringing).
     Withdrawn,
+    /// Not dialled: the `[callbacks]` policy does not allow the caller's number or host; a
+    /// human calls them back.
+    Manual,
 }
 
 impl CallbackState {
@@ -123,6 +126,7 @@ impl CallbackState {
             CallbackState::Done => "done",
             CallbackState::Failed => "failed",
             CallbackState::Withdrawn => "withdrawn",
+            CallbackState::Manual => "manual",
         }
     }
 }

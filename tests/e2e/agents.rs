@@ -2315,3 +2315,58 @@ fn a_caller_put_on_hold_by_the_agent_hears_hold_music() {
         server.log()
     );
 }
+
+/// A From header is the caller's to write: a caller claiming a premium number on a host of
+/// their choosing is never dialled back. The flow's callback node leaves their request to a
+/// human (state `manual`), and a waiting caller is not offered a callback at all.
+#[test]
+fn a_forged_from_is_never_dialled_back() {
+    let forge = |xml: String| {
+        xml.replace(
+            "<sip:caller@[local_ip]:[local_port]>;tag",
+            "<sip:+19005550100@evil.example:5099>;tag",
+        )
+    };
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        "not-ready",
+    );
+    assert_eq!(status, 200);
+    // The flow's callback node (main: key 2).
+    let xml = forge(call("PCMU", None, &[pause(2400), key('2')], SERVER_BYE));
+    assert!(xml.contains("evil.example"));
+    let r = server.sipp("forged_node", &xml, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    // A waiting caller pressing 1 after the offer would have come (2 s).
+    let xml = forge(call(
+        "PCMU",
+        None,
+        &[pause(3500), key('1'), pause(1000)],
+        CALLER_BYE,
+    ));
+    let r = server.sipp("forged_wait", &xml, "wait", &[]);
+    assert!(r.ok, "{}", r.text);
+
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let rows: Vec<(String, String)> = db
+        .prepare("SELECT caller, state FROM callbacks")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1, "only the node's request is stored: {rows:?}");
+    assert!(rows[0].0.contains("+19005550100"), "{rows:?}");
+    assert_eq!(rows[0].1, "manual", "left to a human, not dialled");
+    let log = server.log();
+    assert!(log.contains("left for a human"), "{log}");
+    assert!(log.contains("no callback offer"), "{log}");
+    assert!(!log.contains("calling the caller back"), "{log}");
+    assert!(!log.contains("agent answered a callback"), "{log}");
+}

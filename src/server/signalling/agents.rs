@@ -97,6 +97,8 @@ pub(super) struct Agents {
     /// Callers being transferred (or bridged to a transfer target), by call.
     pub transfers: HashMap<u64, super::transfers::Transfer>,
     pub legs: HashMap<String, Leg>,
+    /// Callbacks held unrung while their caller (by Call-ID) still hears the confirmation.
+    pub held_callbacks: HashMap<String, u64>,
     /// The legs ringing (or answered by) an agent's phones for a call: one per registered
     /// contact.
     leg_of: HashMap<(u64, usize), Vec<String>>,
@@ -172,6 +174,7 @@ impl Agents {
             waiting: HashMap::new(),
             transfers: HashMap::new(),
             legs: HashMap::new(),
+            held_callbacks: HashMap::new(),
             leg_of: HashMap::new(),
             router_timer: None,
             registrar_timer: None,
@@ -435,7 +438,8 @@ impl Signalling {
             .get(&id)
             .is_some_and(|w| w.callback.is_some())
         {
-            return; // the caller has gone; their place is a callback now
+            // The caller has gone; their place is a callback now, to be rung for.
+            return self.route(RouterEvent::Release { call: id }, now);
         }
         let Some(w) = self.agents.waiting.remove(&id) else {
             return;

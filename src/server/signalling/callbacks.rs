@@ -70,7 +70,8 @@ impl Signalling {
         Some((router.position(id)?, router.expected_wait(id)))
     }
 
-    /// The waiting caller took the offer: their entry stays where it is, as a callback.
+    /// The waiting caller took the offer: their entry stays where it is, as a callback, not
+    /// dialled before the caller has heard the confirmation and hung up.
     pub(super) fn keep_as_callback(&mut self, id: u64, row: i64, now: Instant) -> bool {
         if !self.agents.router.is_waiting(id) {
             return false;
@@ -78,6 +79,16 @@ impl Signalling {
         let Some(w) = self.agents.waiting.get_mut(&id) else {
             return false;
         };
+        if let Err(why) = self
+            .shared
+            .config
+            .callbacks
+            .policy()
+            .target(&w.context.caller)
+        {
+            tracing::warn!("callback offer taken but not allowed by [callbacks]: {why}");
+            return false;
+        }
         w.to_call = None;
         w.context.path.push("callback".into());
         w.callback = Some(Callback {
@@ -86,11 +97,15 @@ impl Signalling {
             caller_leg: None,
             dial: None,
         });
+        // Its caller hears the confirmation first: it is rung for once they hang up.
+        self.route(RouterEvent::Hold { call: id }, now);
         self.route(RouterEvent::ToCallback { call: id }, now);
         true
     }
 
-    /// A stored request joins its queue as a callback entry.
+    /// A stored request joins its queue as a callback entry — when the `[callbacks]` policy
+    /// allows dialling the caller; otherwise it is left to a human (state `manual`). While the
+    /// caller is still on the line (hearing the confirmation) it keeps its place unrung.
     pub(super) fn add_callback(
         &mut self,
         row: i64,
@@ -98,6 +113,21 @@ impl Signalling {
         attempts: u32,
         now: Instant,
     ) {
+        if let Err(why) = self
+            .shared
+            .config
+            .callbacks
+            .policy()
+            .target(&request.caller)
+        {
+            tracing::warn!(
+                row,
+                "callback not dialled, left for a human (state manual): {why}"
+            );
+            self.record_callback(row, CallbackState::Manual, attempts);
+            return;
+        }
+        let caller_on_line = self.calls.contains_key(&request.call_id);
         let Some(&q) = self.agents.queue_ids.get(&request.queue) else {
             tracing::warn!(
                 row,
@@ -108,6 +138,7 @@ impl Signalling {
         };
         let id = self.next_call;
         self.next_call += 1;
+        let request_call_id = request.call_id.clone();
         self.agents.waiting.insert(
             id,
             Waiting {
@@ -130,6 +161,10 @@ impl Signalling {
                 }),
             },
         );
+        if caller_on_line {
+            self.agents.held_callbacks.insert(request_call_id, id);
+            self.route(RouterEvent::Hold { call: id }, now);
+        }
         self.route(
             RouterEvent::Enqueue {
                 call: id,
@@ -169,9 +204,10 @@ impl Signalling {
             return;
         };
         let caller = w.context.caller.clone();
-        let target = dial_target(&caller);
-        if let (Some((uri, _, _)), Some(cb)) = (&target, w.callback.as_mut()) {
-            cb.dial = Some(uri.clone());
+        // Checked when the callback joined the line; checked again, never dialled verbatim.
+        let target = self.shared.config.callbacks.policy().target(&caller).ok();
+        if let (Some(t), Some(cb)) = (&target, w.callback.as_mut()) {
+            cb.dial = Some(t.uri.clone());
         }
         tracing::info!(
             agent = self.agents.ids[agent],
@@ -181,7 +217,7 @@ impl Signalling {
         let sip = self.shared.sip.clone();
         tokio::spawn(async move {
             let resolved = match target {
-                Some((_, host, port)) => tokio::net::lookup_host((host.as_str(), port))
+                Some(t) => tokio::net::lookup_host((t.host.as_str(), t.port))
                     .await
                     .ok()
                     .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4)),
@@ -470,67 +506,5 @@ impl Signalling {
                 tracing::error!(row, "callback state NOT saved: {e}");
             }
         });
-    }
-}
-
-/// Where to dial a caller back: their `sip:` URI (without header fields), its host and port.
-/// `tel:` numbers and other schemes cannot be dialled without a gateway.
-pub(super) fn dial_target(caller: &str) -> Option<(String, String, u16)> {
-    let uri = caller.trim().split('?').next()?;
-    let (scheme, rest) = uri.split_once(':')?;
-    if !scheme.eq_ignore_ascii_case("sip") {
-        return None;
-    }
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let hostport = hostport.split(';').next()?;
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => 5060,
-    };
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
-    {
-        return None;
-    }
-    Some((uri.to_string(), host.to_string(), port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dial_target;
-
-    #[test]
-    fn a_caller_is_dialled_back_at_their_sip_uri() {
-        assert_eq!(
-            dial_target("sip:ana@127.0.0.1:5070"),
-            Some(("sip:ana@127.0.0.1:5070".into(), "127.0.0.1".into(), 5070))
-        );
-        assert_eq!(
-            dial_target("sip:+34600111222@trunk.example.com;user=phone?subject=x"),
-            Some((
-                "sip:+34600111222@trunk.example.com;user=phone".into(),
-                "trunk.example.com".into(),
-                5060
-            ))
-        );
-        assert_eq!(
-            dial_target("sip:bob@[2001:db8::1]:5080").map(|t| (t.1, t.2)),
-            Some(("2001:db8::1".into(), 5080))
-        );
-        assert_eq!(dial_target("tel:+34600111222"), None, "needs a gateway");
-        assert_eq!(dial_target("sip:ana@host:99999"), None);
-        assert_eq!(dial_target("sip:ana@ho st"), None);
-        assert_eq!(dial_target(""), None);
     }
 }

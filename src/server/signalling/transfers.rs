@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::agents::{Answer, Leg, LegKind, LegState, add_leg_media, clean, header};
-use super::callbacks::dial_target;
 use super::{CallerContext, Signalling, SipCommand, TimerRef, tag};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
@@ -45,7 +44,8 @@ impl Signalling {
             Some(super::Phase::Answered { to_call }) => to_call.clone(),
             _ => return, // the caller is already gone
         };
-        let Some((uri, host, port)) = dial_target(&to) else {
+        let Some(crate::sip::dial::Target { uri, host, port }) = crate::sip::dial::sip_target(&to)
+        else {
             tracing::warn!(to, "cannot transfer: not a sip: URI with a host");
             let _ = to_call.send(CallInput::TransferFailed);
             return;

@@ -1,0 +1,201 @@
+//! What hotline may dial back. A caller's From header is theirs to write — any host, any
+//! number — so a callback never dials it verbatim: the operator's `[callbacks]` policy says
+//! which SIP hosts a caller's own URI may be called at, and which numbers may be dialled
+//! through the operator's gateway. Everything else is refused before any DNS lookup, and left
+//! to a human. Pure: no lookups here.
+
+/// The `[callbacks]` policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialPolicy {
+    /// Hosts (names or addresses, compared exactly, case-insensitively) at which a caller's
+    /// own `sip:` URI may be dialled.
+    pub domains: Vec<String>,
+    /// A trunk (`sip:gw.example.com:5060`) through which callers' numbers are dialled.
+    pub gateway: Option<String>,
+    /// Number prefixes the gateway may dial (`+34`, `+331`); none: the gateway dials nothing.
+    pub numbers: Vec<String>,
+}
+
+/// Where a callback goes: the URI for the INVITE, and the host and port it is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub uri: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl DialPolicy {
+    /// The target for calling back `caller` (their From URI), or why it may not be dialled.
+    pub fn target(&self, caller: &str) -> Result<Target, String> {
+        let uri = caller.trim().split('?').next().unwrap_or("");
+        if let Some(t) = sip_target(uri)
+            && self.domains.iter().any(|d| d.eq_ignore_ascii_case(&t.host))
+        {
+            return Ok(t);
+        }
+        let Some(gateway) = &self.gateway else {
+            return Err(format!(
+                "{}: not a SIP host in [callbacks] domains, and no gateway is configured",
+                shown(uri)
+            ));
+        };
+        let Some(number) = number_of(uri) else {
+            return Err(format!(
+                "{}: no telephone number in it for the gateway",
+                shown(uri)
+            ));
+        };
+        if !self.numbers.iter().any(|p| number.starts_with(p.as_str())) {
+            return Err(format!(
+                "{number}: not a number [callbacks] numbers allows through the gateway"
+            ));
+        }
+        let gw = sip_target(gateway).ok_or_else(|| format!("gateway {gateway}: not a sip: URI"))?;
+        let host = if gw.host.contains(':') {
+            format!("[{}]", gw.host)
+        } else {
+            gw.host.clone()
+        };
+        Ok(Target {
+            uri: format!("sip:{number}@{host}:{};user=phone", gw.port),
+            host: gw.host,
+            port: gw.port,
+        })
+    }
+}
+
+/// The caller's text in a log line: printable and bounded.
+fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(80).collect()
+}
+
+/// A `sip:` URI's host and port (5060 without one), header fields dropped; `None` for other
+/// schemes or a host with characters no host has.
+pub fn sip_target(uri: &str) -> Option<Target> {
+    let uri = uri.trim().split('?').next()?;
+    let (scheme, rest) = uri.split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("sip") {
+        return None;
+    }
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let hostport = hostport.split(';').next()?;
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5060,
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+    {
+        return None;
+    }
+    Some(Target {
+        uri: uri.to_string(),
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The telephone number in a `tel:` URI or a `sip:` URI's user part: `+` and digits, visual
+/// separators dropped (RFC 3966), 3 to 20 digits; `None` when there is none.
+fn number_of(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let user = if scheme.eq_ignore_ascii_case("tel") {
+        rest
+    } else if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        rest.rsplit_once('@')?.0
+    } else {
+        return None;
+    };
+    let user = user.split(';').next()?;
+    let mut number = String::new();
+    for (i, c) in user.chars().enumerate() {
+        match c {
+            '+' if i == 0 => number.push('+'),
+            '0'..='9' => number.push(c),
+            '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    let digits = number.trim_start_matches('+').len();
+    (3..=20).contains(&digits).then_some(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> DialPolicy {
+        DialPolicy {
+            domains: vec!["127.0.0.1".into(), "pbx.example.com".into()],
+            gateway: Some("sip:gw.example.net:5080".into()),
+            numbers: vec!["+34".into(), "+331".into()],
+        }
+    }
+
+    #[test]
+    fn a_caller_on_an_allowed_host_is_dialled_at_their_own_uri() {
+        assert_eq!(
+            policy().target("sip:ana@127.0.0.1:5070"),
+            Ok(Target {
+                uri: "sip:ana@127.0.0.1:5070".into(),
+                host: "127.0.0.1".into(),
+                port: 5070
+            })
+        );
+        assert_eq!(
+            policy()
+                .target("sip:bob@PBX.example.com;transport=udp?subject=x")
+                .map(|t| t.uri),
+            Ok("sip:bob@PBX.example.com;transport=udp".into())
+        );
+    }
+
+    #[test]
+    fn numbers_go_through_the_gateway_only_when_allowed() {
+        let p = policy();
+        assert_eq!(
+            p.target("tel:+34-600-111-222")
+                .map(|t| (t.uri, t.host, t.port)),
+            Ok((
+                "sip:+34600111222@gw.example.net:5080;user=phone".into(),
+                "gw.example.net".into(),
+                5080
+            ))
+        );
+        // The toll-fraud attempt: a premium number on a host the attacker named.
+        let e = p.target("sip:+19005550100@evil.example:5099").unwrap_err();
+        assert!(e.contains("+19005550100"), "{e}");
+        assert!(
+            p.target("sip:+33923@attacker.example").is_err(),
+            "+331 only"
+        );
+        assert!(p.target("sip:+3312345678@attacker.example").is_ok());
+        // Without a gateway, only allowed hosts.
+        let direct = DialPolicy {
+            gateway: None,
+            ..policy()
+        };
+        assert!(direct.target("sip:+34600111222@evil.example").is_err());
+        assert!(DialPolicy::default().target("sip:ana@127.0.0.1").is_err());
+        for bad in [
+            "sip:+34;x@evil",
+            "sip:+34 600@evil",
+            "http://x",
+            "",
+            "sip:+3@evil",
+        ] {
+            assert!(p.target(bad).is_err(), "{bad}");
+        }
+    }
+}
