@@ -321,14 +321,14 @@ pub fn serve(config: Option<&Path>) -> i32 {
             return fail(format!("refusing to start: {}", e.message));
         }
     };
-    for warning in loaded.warnings.iter().chain(&flows.warnings) {
-        eprintln!("hotline: warning: {warning}");
-    }
     let store = match crate::store::Store::open(&loaded.config.paths.data) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
     init_logging();
+    for warning in loaded.warnings.iter().chain(&flows.warnings) {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -366,7 +366,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `HOTLINE_LOG=debug|info|warn|error` picks the level (default info).
+/// Logs to stderr; `HOTLINE_LOG=debug|info|warn|error` picks the level (default info), and
+/// `HOTLINE_LOG_FORMAT=json` writes one JSON object a line (for log shippers).
 fn init_logging() {
     let level = match std::env::var("HOTLINE_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
@@ -375,11 +376,15 @@ fn init_logging() {
         Ok("error") => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = if std::env::var("HOTLINE_LOG_FORMAT").as_deref() == Ok("json") {
+        fmt.json().try_init()
+    } else {
+        fmt.try_init()
+    };
 }
 
 /// Why a set of flows cannot go live.

@@ -62,6 +62,9 @@ pub struct Sip {
     /// before that pair is refused outright until the window has passed.
     pub max_auth_failures: u32,
     pub auth_failure_window_s: u32,
+    /// Log every SIP message in and out, with its peer and transport (also
+    /// `HOTLINE_SIP_TRACE=1`).
+    pub trace: bool,
 }
 
 impl Default for Sip {
@@ -75,6 +78,7 @@ impl Default for Sip {
             digest_algorithms: vec!["MD5".into()],
             max_auth_failures: 5,
             auth_failure_window_s: 60,
+            trace: false,
         }
     }
 }

@@ -143,6 +143,8 @@ struct Server {
     dir: tempfile::TempDir,
     ports: Ports,
     child: Option<Child>,
+    /// Extra environment for `hotline serve`.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -160,6 +162,11 @@ impl Server {
 
     /// A server with these extra `[sip]` keys and this tail of hotline.toml (agents, queues).
     fn start_full(sip_extra: &str, tail: &str) -> Server {
+        Server::start_env(sip_extra, tail, &[])
+    }
+
+    /// The same, with extra environment variables for the server.
+    fn start_env(sip_extra: &str, tail: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ports = Ports::take();
         let p = dir.path();
@@ -212,6 +219,10 @@ front = "transferline"
             dir,
             ports,
             child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.spawn();
         server
@@ -229,6 +240,7 @@ front = "transferline"
             .current_dir(self.path())
             .env("HOTLINE_LOG", "debug")
             .env("HOTLINE_TOKEN", "test-token")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -169,6 +169,12 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         end_reason: None,
     };
     shared.records.save(&uid, &record);
+    tracing::info!(
+        caller,
+        line = line.dialled,
+        flow = flow_name,
+        "call started"
+    );
     let mut end_reason = "caller";
 
     let mut pending = call.handle(
@@ -407,6 +413,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         }
                     }
                     Some(CallInput::Digit(d)) => {
+                        tracing::debug!(digit = %d, "key pressed");
                         pending = digit(&mut call, &mut voicemail, d, now);
                     }
                     Some(CallInput::NoAgents) => {

@@ -192,6 +192,20 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let config = loaded.config;
+    tracing::info!(
+        config = loaded
+            .file
+            .as_ref()
+            .map_or("the embedded demo config".to_string(), |f| f
+                .display()
+                .to_string()),
+        agents = config.agents.len(),
+        queues = config.queues.len(),
+        lines = config.lines.len(),
+        rtp_ports = format!("{}-{}", config.rtp.ports[0], config.rtp.ports[1]),
+        calls_at_most = (config.rtp.ports[1] - config.rtp.ports[0]) / 2 + 1,
+        "config loaded"
+    );
     let listen: SocketAddr = config.sip.listen.parse().map_err(|_| {
         ServeError::Config(format!(
             "[sip] listen = \"{}\" is not an address:port",

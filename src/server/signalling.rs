@@ -150,6 +150,21 @@ pub struct Signalling {
     next_call: u64,
     draining: bool,
     agents: agents::Agents,
+    /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
+    trace: bool,
+}
+
+/// One SIP message as the trace shows it: direction, transport, peer, then the message.
+fn trace_message(dir: &str, link: Link, peer: SocketAddr, bytes: &[u8]) {
+    let transport = if link.is_reliable() { "tcp" } else { "udp" };
+    tracing::info!(
+        target: "hotline::sip_trace",
+        dir,
+        transport,
+        %peer,
+        "\n{}",
+        String::from_utf8_lossy(bytes).trim_end()
+    );
 }
 
 impl Signalling {
@@ -163,6 +178,8 @@ impl Signalling {
             next_call: 1,
             draining: false,
             agents: agents::Agents::new(&shared.config, Instant::now()),
+            trace: shared.config.sip.trace
+                || std::env::var("HOTLINE_SIP_TRACE").is_ok_and(|v| v == "1"),
             shared,
         }
     }
@@ -255,6 +272,9 @@ impl Signalling {
     }
 
     fn send(&self, link: Link, peer: SocketAddr, bytes: Arc<[u8]>) {
+        if self.trace {
+            trace_message("out", link, peer, &bytes);
+        }
         self.transport.send(link, peer, bytes);
     }
 
@@ -284,6 +304,12 @@ impl Signalling {
             source,
             link,
         } = m;
+        if self.trace {
+            match &message {
+                Ok(m) => trace_message("in", link, source, &m.to_bytes()),
+                Err(_) => trace_message("in", link, source, b"(unreadable)"),
+            }
+        }
         let mut msg = match message.and_then(|m| wire::validate(&m).map(|()| m)) {
             Ok(m) => m,
             Err(reject) => return self.reject(reject, link, source),

@@ -261,3 +261,89 @@ fn a_reload_serves_new_calls_while_a_call_in_progress_keeps_its_version() {
     );
     assert!(scrape.docs.contains_key("hotline_queue_wait_seconds"));
 }
+
+/// What a telephony admin reads: with the SIP trace on and JSON logs, every message in and
+/// out is a line with its peer and transport, each call's start names the caller, line and
+/// flow, digits show at debug level, and start-up says which config it loaded and its size.
+#[test]
+fn the_logs_show_the_sip_trace_each_call_and_the_config_as_json() {
+    let server = Server::start_env(
+        "answer_after_ms = 0\nshutdown_grace_s = 2\ntrace = true",
+        "[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+        &[("HOTLINE_LOG_FORMAT", "json")],
+    );
+    let r = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            None,
+            &[pause(600), key('1'), pause(800)],
+            CALLER_BYE,
+        ),
+        "main",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    std::thread::sleep(Duration::from_millis(200));
+    let lines: Vec<Value> = server
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with = |message: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(message))
+            })
+            .collect()
+    };
+    let loaded = with("config loaded");
+    assert_eq!(loaded.len(), 1, "{lines:?}");
+    assert!(
+        loaded[0]["fields"]["config"]
+            .as_str()
+            .unwrap()
+            .ends_with("hotline.toml")
+    );
+    assert_eq!(loaded[0]["fields"]["queues"], 1);
+    let started = with("call started");
+    assert_eq!(started.len(), 1, "{lines:?}");
+    assert!(
+        started[0]["fields"]["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("sip:caller@127.0.0.1")
+    );
+    assert_eq!(started[0]["fields"]["line"], "main");
+    assert_eq!(started[0]["fields"]["flow"], "main");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "key pressed" && l["fields"]["digit"] == "1"),
+        "{lines:?}"
+    );
+    let trace: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "hotline::sip_trace")
+        .collect();
+    let invite_in = trace.iter().any(|l| {
+        l["fields"]["dir"] == "in"
+            && l["fields"]["transport"] == "udp"
+            && l["fields"]["peer"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("127.0.0.1:"))
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("INVITE sip:main@"))
+    });
+    let ok_out = trace.iter().any(|l| {
+        l["fields"]["dir"] == "out"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("SIP/2.0 200 OK"))
+    });
+    assert!(invite_in && ok_out, "{trace:?}");
+}
