@@ -65,6 +65,9 @@ pub struct Sip {
     /// Log every SIP message in and out, with its peer and transport (also
     /// `HOTLINE_SIP_TRACE=1`).
     pub trace: bool,
+    /// RFC 3261's T1, the round-trip estimate every SIP timer scales with (Timer H, the wait
+    /// for an ACK, is 64 × T1: 32 s at the default 500 ms).
+    pub t1_ms: u32,
 }
 
 impl Default for Sip {
@@ -79,6 +82,7 @@ impl Default for Sip {
             max_auth_failures: 5,
             auth_failure_window_s: 60,
             trace: false,
+            t1_ms: 500,
         }
     }
 }
@@ -88,6 +92,9 @@ impl Default for Sip {
 pub struct Rtp {
     pub address: String,
     pub ports: [u16; 2],
+    /// A caller whose phone sends nothing (no RTP) this long, while it should, is hung up:
+    /// its phone is gone, and the call would hold its port for ever. 0 never.
+    pub timeout_s: u32,
 }
 
 impl Default for Rtp {
@@ -95,6 +102,7 @@ impl Default for Rtp {
         Rtp {
             address: "127.0.0.1".into(),
             ports: [20000, 29999],
+            timeout_s: 60,
         }
     }
 }

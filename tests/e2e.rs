@@ -167,6 +167,11 @@ impl Server {
 
     /// The same, with extra environment variables for the server.
     fn start_env(sip_extra: &str, tail: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_config(sip_extra, "", tail, env)
+    }
+
+    /// The same, with extra `[rtp]` keys too.
+    fn start_config(sip_extra: &str, rtp_extra: &str, tail: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ports = Ports::take();
         let p = dir.path();
@@ -194,6 +199,7 @@ advertise = "127.0.0.1"
 [rtp]
 address = "127.0.0.1"
 ports = [{lo}, {hi}]
+{rtp_extra}
 
 [http]
 listen = "127.0.0.1:{http}"

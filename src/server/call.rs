@@ -41,6 +41,8 @@ pub enum CallInput {
     },
     /// The server is shutting down and the grace period is over.
     Shutdown,
+    /// Nothing has arrived from the caller for `[rtp] timeout_s`: their phone is gone.
+    MediaTimeout,
     /// Nobody is logged in to serve the queue: the caller moves on at once.
     NoAgents,
     /// An agent answered: the media loop bridges the caller to them.
@@ -487,6 +489,15 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         end_reason = "shutdown";
                         break;
                     }
+                    Some(CallInput::MediaTimeout) => {
+                        tracing::info!(
+                            timeout_s = shared.config.rtp.timeout_s,
+                            "no media from the caller: hanging up"
+                        );
+                        we_hang_up = true;
+                        end_reason = "no-media";
+                        break;
+                    }
                 }
             }
             _ = sleep => {
@@ -737,6 +748,7 @@ pub(super) fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: D
         id,
         remote,
         sending: on,
+        expects_media: matches!(direction, Direction::SendRecv | Direction::RecvOnly),
         hold_music,
     });
 }

@@ -248,11 +248,17 @@ pub async fn run(
     let (records, _writer) = records::Records::start(&config.paths.data)
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let pacer_stats = Arc::new(pacer::PacerStats::default());
-    let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats))
+    let media_timeout = (config.rtp.timeout_s > 0)
+        .then(|| std::time::Duration::from_secs(u64::from(config.rtp.timeout_s)));
+    let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats), media_timeout)
         .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
     let store = Arc::new(Mutex::new(store));
     let saves = saves::Saves::start(Arc::clone(&store))
         .map_err(|e| ServeError::Config(format!("cannot start the saves writer: {e}")))?;
+    let tx_config = transaction::Config {
+        t1: std::time::Duration::from_millis(u64::from(config.sip.t1_ms.clamp(10, 10_000))),
+        ..transaction::Config::default()
+    };
     let shared = Arc::new(Shared {
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
@@ -266,7 +272,7 @@ pub async fn run(
         pacer: pacer_tx,
         sip: sip_tx,
         media_ip: sdp_ip,
-        tx_config: transaction::Config::default(),
+        tx_config,
         stats: Stats::default(),
     });
     let lines: Vec<String> = shared

@@ -74,13 +74,15 @@ pub enum PacerCommand {
     Stop {
         id: u64,
     },
-    /// Where the call's audio goes, and whether it may be sent at all (hold). With
+    /// Where the call's audio goes, whether it may be sent at all (hold), and whether the far
+    /// end should be sending (its silence then counts towards the media timeout). With
     /// `hold_music`, this leg's far end has put the call on hold: the leg bridged to it hears
     /// the music (in its own codec) instead of silence until a later `Media` without it.
     Media {
         id: u64,
         remote: SocketAddr,
         sending: bool,
+        expects_media: bool,
         hold_music: Option<HoldMusic>,
     },
     /// The leg is over for good; its port stays bound a while longer (see [`LINGER`]).
@@ -122,6 +124,30 @@ struct Leg {
     stream_law: Law,
     /// Whether the kernel drops the audio this leg does not use (see [`fit_filter`]).
     filtered: bool,
+    /// A caller's leg, whose silence ends the call (see [`spawn`]).
+    timed: bool,
+    /// Whether the far end should be sending now: not after it offered `recvonly` or
+    /// `inactive` (see `PacerCommand::Media`).
+    expects_media: bool,
+    /// Something arrived since the last silence check; ticks of silence before it.
+    heard: bool,
+    silent_ticks: u32,
+}
+
+impl Leg {
+    /// Counts `elapsed` ticks of silence unless something arrived meanwhile; reports the
+    /// leg once when the silence reaches `limit`.
+    fn check_silence(&mut self, elapsed: u32, limit: u32) {
+        if std::mem::take(&mut self.heard) || !self.expects_media || !self.timed {
+            self.silent_ticks = 0;
+            return;
+        }
+        let before = self.silent_ticks;
+        self.silent_ticks = self.silent_ticks.saturating_add(elapsed);
+        if before < limit && self.silent_ticks >= limit {
+            let _ = self.notify.send(CallInput::MediaTimeout);
+        }
+    }
 }
 
 /// What the pacing loop counts, for the metrics and the benchmark.
@@ -137,14 +163,21 @@ pub struct PacerStats {
 /// Starts the media loop on its own thread: a plain OS thread sleeping to absolute deadlines
 /// keeps 20 ms far more exactly than the async timer wheel (1 ms granularity), and the loop
 /// never awaits anything.
+/// `media_timeout`: a caller's leg from which nothing arrives this long, while its far end
+/// should be sending, is reported (`CallInput::MediaTimeout`); `None` never.
 pub fn spawn(
     commands: mpsc::UnboundedReceiver<PacerCommand>,
     stats: Arc<PacerStats>,
+    media_timeout: Option<Duration>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let ticks = media_timeout.map(|t| (t.as_millis() / TICK.as_millis()).max(1) as u32);
     std::thread::Builder::new()
         .name("hotline-media".into())
-        .spawn(move || run(commands, stats))
+        .spawn(move || run(commands, stats, ticks))
 }
+
+/// How often (in ticks) the legs' silence is checked: once a second.
+const SILENCE_CHECK: u32 = 50;
 
 /// Behind by more than this (the machine stalled), the loop starts its clock again rather
 /// than sending a burst of frames.
@@ -161,7 +194,11 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// about this much, and a busy line costs few wake-ups.
 const READ_GAP: Duration = Duration::from_millis(2);
 
-fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStats>) {
+fn run(
+    mut commands: mpsc::UnboundedReceiver<PacerCommand>,
+    stats: Arc<PacerStats>,
+    media_timeout: Option<u32>,
+) {
     // Ordered by call: each call keeps its place in the tick, so its packets keep their
     // spacing as calls come and go.
     let mut legs: BTreeMap<u64, Leg> = BTreeMap::new();
@@ -213,6 +250,11 @@ fn run(mut commands: mpsc::UnboundedReceiver<PacerCommand>, stats: Arc<PacerStat
         }
         while closing.front().is_some_and(|(until, _)| *until <= now) {
             closing.pop_front();
+        }
+        if let Some(limit) = media_timeout.filter(|_| tick.is_multiple_of(SILENCE_CHECK)) {
+            for leg in legs.values_mut() {
+                leg.check_silence(SILENCE_CHECK, limit);
+            }
         }
         received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
         relay(&mut legs, &mut pairs);
@@ -333,6 +375,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
         let Some(p) = rtp::parse(bytes) else {
             continue;
         };
+        leg.heard = true;
         if !leg.latched {
             leg.latched = true;
             leg.remote = from;
@@ -446,6 +489,10 @@ fn apply(
                     bridge: BridgeSide::default(),
                     stream_law: law,
                     filtered: false,
+                    timed: listen_keys,
+                    expects_media: true,
+                    heard: false,
+                    silent_ticks: 0,
                 },
             ) {
                 // Same id again: the new socket was added above, the old one goes. A socket
@@ -477,6 +524,7 @@ fn apply(
             id,
             remote,
             sending,
+            expects_media,
             hold_music,
         } => {
             let Some(leg) = legs.get_mut(&id) else {
@@ -484,6 +532,8 @@ fn apply(
             };
             leg.remote = remote;
             leg.sending = sending;
+            leg.expects_media = expects_media;
+            leg.silent_ticks = 0;
             leg.latched = false;
             fit_filter(leg);
             // The other side of a bridge hears music while this one holds, not silence.
@@ -574,7 +624,7 @@ mod tests {
     #[test]
     fn an_ended_call_keeps_its_port_a_while_and_takes_late_packets_quietly() {
         let (commands, rx) = mpsc::unbounded_channel();
-        let pacer = spawn(rx, Arc::default()).unwrap();
+        let pacer = spawn(rx, Arc::default(), None).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let port = socket.local_addr().unwrap().port();

@@ -1138,12 +1138,21 @@ impl Signalling {
     }
 
     /// No ACK for our 200 (RFC 3261 §13.3.1.4): the call is over; tell the caller with a BYE.
+    /// A call whose task has not started (a delayed offer still waiting for the ACK that
+    /// carries its answer) is forgotten here, its RTP port with it: nothing else would ever
+    /// free them.
     fn invite_timed_out(&mut self, call_id: &str, now: Instant) {
         tracing::info!(call_id, "no ACK for the 200 OK: ending the call");
-        if let Some(Phase::Answered { to_call }) = self.calls.get(call_id).map(|c| &c.phase) {
-            let _ = to_call.send(CallInput::Hangup);
-        }
         self.bye(call_id, now);
+        match self.calls.get(call_id).map(|c| &c.phase) {
+            Some(Phase::Answered { to_call }) => {
+                let _ = to_call.send(CallInput::Hangup);
+            }
+            Some(_) => {
+                self.calls.remove(call_id);
+            }
+            None => {}
+        }
     }
 
     /// The grace period is over: every live call gets a BYE, ringing ones a 503; the calls we

@@ -347,3 +347,77 @@ fn the_logs_show_the_sip_trace_each_call_and_the_config_as_json() {
     });
     assert!(invite_in && ok_out, "{trace:?}");
 }
+
+/// INVITEs without SDP whose 200 (carrying our offer) is never ACKed: one packet each, no
+/// login. Each holds a call and an RTP port only until Timer H (64 × T1, 3.2 s here): then
+/// both are freed, and a normal call works instead of getting 503 Out Of Media Ports.
+#[test]
+fn unacknowledged_invites_give_their_ports_back() {
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2\nt1_ms = 50");
+    let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = flood.local_addr().unwrap();
+    let mut refused = 0;
+    let mut buf = [0u8; 4096];
+    for n in 0..40 {
+        let invite = format!(
+            "INVITE sip:main@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-flood{n}\r\nFrom: <sip:flood@{local}>;tag=f{n}\r\nTo: <sip:main@127.0.0.1>\r\nCall-ID: flood-{n}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            sip = server.ports.sip
+        );
+        flood
+            .send_to(invite.as_bytes(), ("127.0.0.1", server.ports.sip))
+            .unwrap();
+        while let Ok((len, _)) = flood.recv_from(&mut buf) {
+            if String::from_utf8_lossy(&buf[..len]).starts_with("SIP/2.0 503") {
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "the flood used up the 16 RTP ports of the test range"
+    );
+    // Timer H ends each of them; the next caller gets a port.
+    std::thread::sleep(Duration::from_millis(5000));
+    let r = server.sipp(
+        "after",
+        &call("PCMU", None, &[pause(600)], CALLER_BYE),
+        "main",
+        &[],
+    );
+    assert!(r.ok, "a normal call after the flood: {}", r.text);
+}
+
+/// A caller whose phone sends no RTP at all (gone, or never there) is hung up after
+/// `[rtp] timeout_s` instead of holding its call and port for ever; a caller who talks is not.
+#[test]
+fn a_caller_sending_no_media_is_hung_up_after_the_rtp_timeout() {
+    let server = Server::start_config(
+        "answer_after_ms = 0\nshutdown_grace_s = 2",
+        "timeout_s = 2",
+        "[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+        &[],
+    );
+    // Straight into a queue that holds callers 60 s: only the timeout ends this call.
+    let silent = scenario(&[
+        invite("PCMU", None),
+        ANSWERED.to_string(),
+        SERVER_BYE.to_string(),
+    ]);
+    let r = server.sipp("silent", &silent, "hold", &[]);
+    assert!(r.ok, "the server hung up on the silent caller: {}", r.text);
+    let talks = call("PCMU", None, &[speak(), pause(5000)], CALLER_BYE);
+    let r = server.sipp("talks", &talks, "hold", &[]);
+    assert!(r.ok, "a caller sending audio stays on the line: {}", r.text);
+    super::agents::eventually("both records are final", || {
+        let calls = json(&server, "/api/calls?flow=hold");
+        calls
+            .as_array()
+            .is_some_and(|c| c.len() == 2 && c.iter().all(|c| !c["ended"].is_null()))
+    });
+    let calls = json(&server, "/api/calls?flow=hold");
+    assert_eq!(calls[1]["end_reason"], "no-media", "{calls}");
+    assert_eq!(calls[0]["end_reason"], "caller", "{calls}");
+}
