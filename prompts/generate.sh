@@ -35,6 +35,10 @@ for n in $(seq 0 19) 20 30 40 50 60 70 80 90; do
 done
 say digits/hundred "hundred"
 say digits/thousand "thousand"
+# What an agent hears after dialling the ready toggle code (*45).
+mkdir -p agent
+say agent/available "You are now available for calls."
+say agent/not_ready "You are now not ready. No calls will ring."
 # Ringback an agent hears while a callback dials the caller: 425 Hz, 1 s on, 4 s off.
 sox -D -n -r 8000 -c 1 -b 16 -e signed-integer queue/ringback.wav \
   synth 1 sine 425 gain -12 pad 0 4

@@ -451,6 +451,15 @@ pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused>
             announce.len()
         ));
     }
+    // The confirmations of an agent's feature code (a beep stands in for a missing one).
+    for n in [
+        crate::engine::announce::AGENT_AVAILABLE,
+        crate::engine::announce::AGENT_NOT_READY,
+    ] {
+        if prompts_dir.join(format!("{n}.wav")).is_file() {
+            names.push(n);
+        }
+    }
     let prompts = crate::media::player::Prompts::load(&prompts_dir, names)
         .map_err(|e| refused(e.to_string()))?;
     let versions = v

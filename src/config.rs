@@ -145,12 +145,16 @@ impl Default for Paths {
 #[serde(deny_unknown_fields, default)]
 pub struct Routing {
     pub ready_on_register: bool,
+    /// What an agent dials from their phone to toggle between available and not ready
+    /// (digest-authenticated; answered with a short confirmation). Empty: none.
+    pub ready_toggle_code: String,
 }
 
 impl Default for Routing {
     fn default() -> Self {
         Routing {
             ready_on_register: true,
+            ready_toggle_code: "*45".into(),
         }
     }
 }

@@ -18,6 +18,9 @@ pub const CALLBACK_KEPT: &str = "queue/callback_kept";
 pub const RINGBACK: &str = "queue/ringback";
 /// The key that accepts the callback offer.
 pub const CALLBACK_KEY: char = '1';
+/// What an agent hears after dialling the ready toggle code: now taking calls, or not.
+pub const AGENT_AVAILABLE: &str = "agent/available";
+pub const AGENT_NOT_READY: &str = "agent/not_ready";
 
 /// Numbers up to this are spoken; longer lines are announced as this many.
 const MAX_SPOKEN: u64 = 999_999;

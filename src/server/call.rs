@@ -116,6 +116,9 @@ enum Voicemail {
 }
 
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
+    if let Some(prompts) = setup.line.announce.clone() {
+        return announce_and_hang_up(&shared, setup, &prompts).await;
+    }
     let CallSetup {
         id,
         call_id,
@@ -608,6 +611,66 @@ fn progress(
         shared.metrics.time_to_human.observe(after.as_secs_f64());
     }
     *record != before
+}
+
+/// Not a call to a line (an agent's feature code): plays the prompts and hangs up, or stops
+/// when the phone hangs up first. No flow runs and no call is recorded.
+async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &[String]) {
+    let CallSetup {
+        id,
+        call_id,
+        line,
+        socket,
+        agreed,
+        mut inputs,
+        notify,
+        ..
+    } = setup;
+    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+    let _ = shared.pacer.send(PacerCommand::Add {
+        id,
+        socket,
+        remote,
+        law: agreed.law,
+        telephone_event: agreed.telephone_event,
+        ssrc: super::random() as u32,
+        sequence: super::random() as u16,
+        timestamp: super::random() as u32,
+        notify,
+        listen_keys: false,
+    });
+    sending(shared, id, remote, agreed.direction);
+    play(
+        shared,
+        id,
+        line.flows.prompts.frames(prompts, agreed.law),
+        false,
+        1,
+    );
+    let mut hung_up = false;
+    let done = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(CallInput::PromptDone(1)) => break,
+                Some(CallInput::Hangup) | None => {
+                    hung_up = true;
+                    break;
+                }
+                Some(CallInput::Shutdown) => break,
+                Some(_) => {}
+            },
+            _ = &mut done => break,
+        }
+    }
+    let _ = shared.pacer.send(PacerCommand::Remove { id });
+    if !hung_up {
+        let _ = shared.sip.send(SipCommand::Hangup {
+            call_id: call_id.clone(),
+        });
+    }
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
 }
 
 /// What a waiting caller hears now: their place and wait when one is due, and the callback

@@ -54,6 +54,9 @@ pub struct Line {
     pub dialled: String,
     /// When the INVITE came (RFC 3339).
     pub invited: String,
+    /// Not a call to a line: an agent's feature code, answered with these prompts and hung
+    /// up (no flow, no call record).
+    pub announce: Option<Vec<String>>,
 }
 
 /// Counters the server keeps (metrics arrive with the HTTP API).
@@ -102,7 +105,19 @@ impl Shared {
             flow,
             dialled: user.to_string(),
             invited: jiff::Timestamp::now().to_string(),
+            announce: None,
         })
+    }
+
+    /// The answer to an agent's feature code: these prompts, then a hang-up.
+    pub fn announcement(&self, user: &str, prompts: Vec<String>) -> Line {
+        Line {
+            flows: self.flows(),
+            flow: 0,
+            dialled: user.to_string(),
+            invited: jiff::Timestamp::now().to_string(),
+            announce: Some(prompts),
+        }
     }
 
     /// The set new calls get.

@@ -578,9 +578,18 @@ impl Signalling {
             Start::Response { .. } => String::new(),
         };
         let user = dialog::uri_user(&uri);
-        let Some(line) = self.shared.line_for(user) else {
-            tracing::info!(user, "INVITE for a line that does not exist");
-            return fail(self, 404, "No Such Line");
+        let code = &self.shared.config.routing.ready_toggle_code;
+        let line = if !code.is_empty() && user == code {
+            match self.ready_toggle(&key, &req, peer, now) {
+                Some(prompts) => self.shared.announcement(user, prompts),
+                None => return, // challenged or refused
+            }
+        } else {
+            let Some(line) = self.shared.line_for(user) else {
+                tracing::info!(user, "INVITE for a line that does not exist");
+                return fail(self, 404, "No Such Line");
+            };
+            line
         };
         let is_sdp = req
             .get("Content-Type")

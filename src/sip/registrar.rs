@@ -343,17 +343,36 @@ impl Registrar {
         link: Link,
         now: Instant,
     ) -> Answer {
-        let Start::Request { uri, .. } = &req.start else {
-            return Answer::new(400, "Not A Request");
+        let agent = match self.authenticate(req, source, now) {
+            Ok(agent) => agent,
+            Err(answer) => return *answer,
+        };
+        let mut answer = self.bind(agent, req, source, link, now);
+        answer.agent = Some(agent);
+        answer
+    }
+
+    /// The agent a request (a REGISTER, or an agent's own INVITE such as a feature code)
+    /// authenticates as, or what to answer it with: a challenge (401), a refusal (403,
+    /// counted towards the lockout) or 400 for credentials that cannot be read.
+    pub fn authenticate(
+        &mut self,
+        req: &Message,
+        source: SocketAddr,
+        now: Instant,
+    ) -> Result<usize, Box<Answer>> {
+        let Start::Request { uri, method } = &req.start else {
+            return Err(Box::new(Answer::new(400, "Not A Request")));
         };
         let credentials = req
             .all("Authorization")
             .filter_map(parse_credentials)
             .find(|c| c.get("realm") == Some(self.realm.as_str()));
         // Counted by the username the phone authenticates as, or (before it has) the user
-        // it registers.
+        // it registers (To), or calls as (From).
+        let claimed = if method == "REGISTER" { "To" } else { "From" };
         let to_user = req
-            .get("To")
+            .get(claimed)
             .and_then(wire::parse_name_addr)
             .map(|na| super::dialog::uri_user(&na.uri).to_string())
             .unwrap_or_default();
@@ -373,7 +392,7 @@ impl Registrar {
                 locked_now: false,
                 locked: true,
             });
-            return a;
+            return Err(Box::new(a));
         }
         let Some(c) = credentials else {
             let a = self.challenge(false, now);
@@ -387,7 +406,7 @@ impl Registrar {
                 };
                 self.unanswered.push_back((now, nonce, who));
             }
-            return a;
+            return Err(Box::new(a));
         };
         if let Some(nonce) = c.get("nonce")
             && let Some(n) = self.nonces.get_mut(nonce)
@@ -402,10 +421,10 @@ impl Registrar {
                 self.unanswered.remove(i);
             }
         }
-        let agent = match self.check(&c, "REGISTER", uri, now) {
+        let agent = match self.check(&c, method, uri, now) {
             Check::Ok(agent) => agent,
-            Check::Stale => return self.challenge(true, now),
-            Check::Malformed(reason) => return Answer::new(400, reason),
+            Check::Stale => return Err(Box::new(self.challenge(true, now))),
+            Check::Malformed(reason) => return Err(Box::new(Answer::new(400, reason))),
             Check::Refused => {
                 let locked_now = self.failed(&pair, now);
                 let mut a = Answer::new(403, "Forbidden");
@@ -415,13 +434,11 @@ impl Registrar {
                     locked_now,
                     locked: false,
                 });
-                return a;
+                return Err(Box::new(a));
             }
         };
         self.failures.remove(&pair);
-        let mut answer = self.bind(agent, req, source, link, now);
-        answer.agent = Some(agent);
-        answer
+        Ok(agent)
     }
 
     fn locked_out(&mut self, pair: &Pair, now: Instant) -> bool {

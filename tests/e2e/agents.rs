@@ -2370,3 +2370,118 @@ fn a_forged_from_is_never_dialled_back() {
     assert!(!log.contains("calling the caller back"), "{log}");
     assert!(!log.contains("agent answered a callback"), "{log}");
 }
+
+/// Alice's phone dials the ready toggle code `code`: challenged (401) like a REGISTER,
+/// answered with `expect` once authenticated; on 200 it hears the confirmation until
+/// hotline's BYE.
+fn dials_code(code: &str, expect: &str) -> String {
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            r#"  <send retrans="500">
+    <![CDATA[
+      INVITE sip:{code}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@hotline.local>;tag=[pid]F[call_number]
+      To: <sip:{code}@hotline.local>
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      {auth}
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=alice 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+"#
+        )
+    };
+    let ack_failure = r#"  <recv response="401" auth="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:*45@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+    .replace("*45", code);
+    let end = if expect == "200" {
+        format!(
+            r#"  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+{}"#,
+            super::SERVER_BYE
+        )
+    } else {
+        format!("  <recv response=\"{expect}\"/>\n")
+    };
+    scenario(&[
+        invite(1, ""),
+        ack_failure,
+        invite(2, "[authentication]"),
+        end,
+    ])
+}
+
+/// An agent changes state from the phone: `*45` (digest-authenticated) toggles alice between
+/// available and not ready, each time answered with a short confirmation and hung up; a
+/// wrong password changes nothing.
+#[test]
+fn an_agent_toggles_ready_from_the_phone() {
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let state = |s: &Server| agent(&json(s, "/api/agents"), "alice")["state"].clone();
+    assert_eq!(state(&server), "available");
+    let dial = |name: &str, password: &str, expect: &str| {
+        let child = sipp_at(
+            &server,
+            name,
+            &dials_code("*45", expect),
+            ports.register(0),
+            ports.media(0),
+            &["-s", "alice", "-au", "alice", "-ap", password, "-m", "1"],
+        );
+        finish(&server, name, child)
+    };
+    let r = dial("toggle_off", "alice-pw", "200");
+    assert!(r.ok, "answered, confirmed, hung up: {}", r.text);
+    assert_eq!(state(&server), "not-ready");
+    let r = dial("wrong_password", "guess", "403");
+    assert!(r.ok, "{}", r.text);
+    assert_eq!(state(&server), "not-ready");
+    let r = dial("toggle_on", "alice-pw", "200");
+    assert!(r.ok, "{}", r.text);
+    assert_eq!(state(&server), "available");
+    // No call was recorded for the feature code: it is not a call to a line.
+    assert_eq!(
+        json(&server, "/api/calls").as_array().map(Vec::len),
+        Some(0)
+    );
+}

@@ -111,6 +111,13 @@ impl Baresip {
         write!(s, "{}:{cmd},", cmd.len()).unwrap();
     }
 
+    /// Dials `uri` from the phone, as its user would.
+    pub(super) fn dial(&self, uri: &str) {
+        let mut s = self.control();
+        let cmd = format!(r#"{{"command":"dial","params":"{uri}","token":"2"}}"#);
+        write!(s, "{}:{cmd},", cmd.len()).unwrap();
+    }
+
     /// The audio baresip heard on its calls (sndfile's decoded dumps), in order.
     pub(super) fn heard(&self) -> Vec<i16> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join("snd"))
@@ -245,4 +252,22 @@ fn baresip_registers_is_rung_answers_and_both_sides_hear_each_other() {
         0,
         "the phone hears the caller, not the hold music"
     );
+    // Alice goes on a break from her phone: *45, authenticated with her account's password.
+    let alice = |s: &Server| json(s, "/api/agents")[0]["state"].clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alice(&server) != "available" {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    phone.dial(&format!("sip:*45@127.0.0.1:{}", server.ports.sip));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alice(&server) != "not-ready" {
+        assert!(
+            Instant::now() < deadline,
+            "*45 from baresip:\n{}\n{}",
+            phone.log(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

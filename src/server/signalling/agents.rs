@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::{CallerContext, Signalling, TimerRef, random, tag};
 use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow, StateReply};
 use crate::config::Config;
+use crate::engine::announce;
 use crate::media::g711::Law;
 use crate::routing::estimate;
 use crate::routing::{
@@ -22,7 +23,7 @@ use crate::routing::{
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::dialog::{ALLOW, Dialog};
-use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Registrar, User};
+use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Refusal, Registrar, User};
 use crate::sip::sdp;
 use crate::sip::transaction::{self, Key};
 use crate::sip::transport::Link;
@@ -197,25 +198,7 @@ impl Signalling {
         if let Some(agent) = answer.agent {
             tracing::info!(agent = self.agents.ids[agent], %peer, status = answer.status, "REGISTER");
         } else if let Some(r) = &answer.refusal {
-            // One line per refusal, the same shape every time, for fail2ban.
-            let metrics = &self.shared.metrics;
-            if r.locked {
-                tracing::warn!(user = ?r.user, source = %r.source, "SIP auth refused: locked out");
-            } else {
-                metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
-            }
-            if r.locked_now {
-                metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
-                let lockout = &self.shared.config.sip;
-                tracing::warn!(
-                    user = ?r.user,
-                    source = %r.source,
-                    failures = lockout.max_auth_failures,
-                    window_s = lockout.auth_failure_window_s,
-                    "SIP auth lockout"
-                );
-            }
+            self.log_refusal(r);
         } else if answer.status != 401 {
             tracing::info!(%peer, status = answer.status, reason = answer.reason, "REGISTER refused");
         }
@@ -302,6 +285,93 @@ impl Signalling {
             );
         }
         self.schedule_registrar();
+    }
+
+    /// An agent dialled the ready toggle code from their phone: digest-authenticated like a
+    /// REGISTER (a 401 first), it makes them available or not ready; the prompts that confirm
+    /// which. `None` when the INVITE was answered with a challenge or a refusal.
+    pub(super) fn ready_toggle(
+        &mut self,
+        key: &Key,
+        req: &Message,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Option<Vec<String>> {
+        let agent = match self.agents.registrar.authenticate(req, peer, now) {
+            Ok(agent) => agent,
+            Err(answer) => {
+                if let Some(r) = &answer.refusal {
+                    self.log_refusal(r);
+                }
+                self.respond(
+                    key,
+                    req,
+                    answer.status,
+                    answer.reason,
+                    None,
+                    &answer.headers,
+                    Vec::new(),
+                    now,
+                );
+                self.schedule_registrar();
+                return None;
+            }
+        };
+        let available =
+            self.agents.router.agent_state(agent).map(|s| s.0) == Some(AgentState::Available);
+        let state = if available {
+            Requested::NotReady
+        } else {
+            Requested::Available
+        };
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            ?state,
+            "agent state set from the phone"
+        );
+        self.route(
+            RouterEvent::SetState {
+                agent,
+                state,
+                reason: None,
+            },
+            now,
+        );
+        let now_available =
+            self.agents.router.agent_state(agent).map(|s| s.0) == Some(AgentState::Available);
+        let prompt = if now_available {
+            announce::AGENT_AVAILABLE
+        } else {
+            announce::AGENT_NOT_READY
+        };
+        let prompts = if self.shared.flows().prompts.get(prompt).is_some() {
+            prompt
+        } else {
+            crate::media::player::BEEP
+        };
+        Some(vec![prompts.to_string()])
+    }
+
+    /// One log line per refused credential, the same shape every time, for fail2ban.
+    fn log_refusal(&self, r: &Refusal) {
+        let metrics = &self.shared.metrics;
+        if r.locked {
+            tracing::warn!(user = ?r.user, source = %r.source, "SIP auth refused: locked out");
+        } else {
+            metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
+        }
+        if r.locked_now {
+            metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
+            let lockout = &self.shared.config.sip;
+            tracing::warn!(
+                user = ?r.user,
+                source = %r.source,
+                failures = lockout.max_auth_failures,
+                window_s = lockout.auth_failure_window_s,
+                "SIP auth lockout"
+            );
+        }
     }
 
     fn registration_changed(&mut self, change: Change, now: Instant) {
