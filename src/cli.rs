@@ -475,6 +475,8 @@ pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused>
         versions,
         warnings: notes,
         warning_count: warnings,
+        lines: loaded.config.lines.clone(),
+        callbacks: loaded.config.callbacks.policy(),
     })
 }
 

@@ -201,6 +201,9 @@ struct Call {
 
 #[derive(Debug, Clone)]
 struct Agent {
+    id: String,
+    /// Removed from the config: finishes its call, then stays offline.
+    retired: bool,
     state: AgentState,
     since: Instant,
     registered: bool,
@@ -220,6 +223,8 @@ struct Agent {
 #[derive(Debug, Clone)]
 struct Queue {
     config: QueueConfig,
+    /// Removed from the config: nobody serves it, nobody new joins it.
+    retired: bool,
     waiting: BTreeMap<Place, CallId>,
     available: BTreeSet<((u64, u64), AgentId)>,
     /// Agents serving the queue who are logged in (not offline).
@@ -259,35 +264,13 @@ impl Router {
         ready_on_register: bool,
         now: Instant,
     ) -> Router {
-        let queues: Vec<Queue> = queues
-            .iter()
-            .map(|q| Queue {
-                config: q.clone(),
-                waiting: BTreeMap::new(),
-                available: BTreeSet::new(),
-                staffed: 0,
-                handle_times: HandleTimes::default(),
-            })
-            .collect();
+        let queues: Vec<Queue> = queues.iter().map(new_queue).collect();
         let agents = agents
             .iter()
-            .map(|a| Agent {
-                state: AgentState::Offline,
-                since: now,
-                registered: false,
-                after_call: None,
-                reason: Some(reason::NOT_REGISTERED.into()),
-                queues: queues
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, q)| q.config.skills.iter().all(|s| a.skills.contains_key(s)))
-                    .map(|(i, _)| i)
-                    .collect(),
-                keys: Vec::new(),
-                handled: 0,
-                last_rung: 0,
-                call: None,
-                skills: a.skills.clone(),
+            .map(|a| {
+                let mut agent = new_agent(a, now);
+                agent.queues = memberships(&queues, &agent.skills);
+                agent
             })
             .collect();
         Router {
@@ -302,6 +285,100 @@ impl Router {
             retry_deadlines: BTreeSet::new(),
             held: std::collections::HashSet::new(),
         }
+    }
+
+    /// Takes a changed config (a reload) without disturbing a call. Agents and queues are
+    /// matched by id and name; new ones come after the others (ids stay as they were), removed
+    /// ones are retired: a retired agent finishes the call it is on (or its ring is stopped)
+    /// and then stays offline; a retired queue takes no new callers, and nobody serves the
+    /// ones still waiting in it (their wait runs out to `on_timeout`). Skills, strategies and
+    /// timings apply from now; every agent's place among the available is recomputed.
+    pub fn reconfigure(
+        &mut self,
+        agents: &[AgentConfig],
+        queues: &[QueueConfig],
+        now: Instant,
+    ) -> Vec<RouterAction> {
+        let mut out = Vec::new();
+        for q in &mut self.queues {
+            match queues.iter().find(|n| n.name == q.config.name) {
+                Some(n) => {
+                    q.config = n.clone();
+                    q.retired = false;
+                }
+                None => q.retired = true,
+            }
+        }
+        for n in queues {
+            if !self.queues.iter().any(|q| q.config.name == n.name) {
+                self.queues.push(new_queue(n));
+            }
+        }
+        for a in &mut self.agents {
+            match agents.iter().find(|n| n.id == a.id) {
+                Some(n) => {
+                    a.skills = n.skills.clone();
+                    a.retired = false;
+                }
+                None => a.retired = true,
+            }
+        }
+        for n in agents {
+            if !self.agents.iter().any(|a| a.id == n.id) {
+                self.agents.push(new_agent(n, now));
+            }
+        }
+        for agent in 0..self.agents.len() {
+            let a = &self.agents[agent];
+            let wanted = if a.retired {
+                Vec::new()
+            } else {
+                memberships(&self.queues, &a.skills)
+            };
+            self.rejoin(agent, wanted, now, &mut out);
+            if self.agents[agent].retired {
+                self.agents[agent].registered = false;
+                if self.agents[agent].state != AgentState::Offline {
+                    self.request(
+                        agent,
+                        Requested::Offline,
+                        Some("removed".into()),
+                        now,
+                        &mut out,
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves an agent to the queues it now serves, keeping staffing in step; an available
+    /// agent takes its place in each again (by the queue's strategy as it is now).
+    fn rejoin(
+        &mut self,
+        agent: AgentId,
+        queues: Vec<QueueId>,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        if self.agents[agent].state != AgentState::Offline {
+            for &q in &self.agents[agent].queues {
+                let s = &mut self.queues[q].staffed;
+                *s = s.saturating_sub(1);
+            }
+            for &q in &queues {
+                self.queues[q].staffed += 1;
+            }
+        }
+        self.agents[agent].queues = queues;
+        if self.agents[agent].state == AgentState::Available {
+            self.set_state(agent, AgentState::Available, now, out);
+        }
+    }
+
+    /// Whether the agent was removed from the config (a reload).
+    pub fn is_retired(&self, agent: AgentId) -> bool {
+        self.agents.get(agent).is_some_and(|a| a.retired)
     }
 
     pub fn agent_state(&self, agent: AgentId) -> Option<(AgentState, Instant, Option<CallId>)> {
@@ -384,7 +461,7 @@ impl Router {
         let mut out = Vec::new();
         match event {
             RouterEvent::Registered { agent } => {
-                let Some(a) = self.agents.get_mut(agent) else {
+                let Some(a) = self.agents.get_mut(agent).filter(|a| !a.retired) else {
                     return out;
                 };
                 a.registered = true;
@@ -413,7 +490,7 @@ impl Router {
                 state,
                 reason,
             } => {
-                if agent >= self.agents.len() {
+                if agent >= self.agents.len() || self.agents[agent].retired {
                     return out;
                 }
                 // Available needs a phone to ring.
@@ -427,7 +504,10 @@ impl Router {
                 queue,
                 priority,
             } => {
-                if queue >= self.queues.len() || self.calls.contains_key(&call) {
+                if queue >= self.queues.len()
+                    || self.queues[queue].retired
+                    || self.calls.contains_key(&call)
+                {
                     return out;
                 }
                 self.seq += 1;
@@ -874,6 +954,45 @@ impl Router {
             self.dispatch(q, now, out);
         }
     }
+}
+
+fn new_queue(config: &QueueConfig) -> Queue {
+    Queue {
+        config: config.clone(),
+        retired: false,
+        waiting: BTreeMap::new(),
+        available: BTreeSet::new(),
+        staffed: 0,
+        handle_times: HandleTimes::default(),
+    }
+}
+
+fn new_agent(config: &AgentConfig, now: Instant) -> Agent {
+    Agent {
+        id: config.id.clone(),
+        retired: false,
+        state: AgentState::Offline,
+        since: now,
+        registered: false,
+        after_call: None,
+        reason: Some(reason::NOT_REGISTERED.into()),
+        queues: Vec::new(),
+        keys: Vec::new(),
+        handled: 0,
+        last_rung: 0,
+        call: None,
+        skills: config.skills.clone(),
+    }
+}
+
+/// The queues an agent with these skills serves: every one whose skills it has all of.
+fn memberships(queues: &[Queue], skills: &BTreeMap<String, u32>) -> Vec<QueueId> {
+    queues
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| !q.retired && q.config.skills.iter().all(|s| skills.contains_key(s)))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]

@@ -287,6 +287,74 @@ fn a_held_callback_keeps_its_place_and_is_rung_for_once_released() {
     );
 }
 
+/// A reload: a removed agent finishes the call she is on and then goes offline for good; an
+/// agent given a new skill starts serving that queue's waiting caller at once; a removed
+/// queue takes nobody new.
+#[test]
+fn a_reload_changes_agents_and_queues_without_disturbing_a_call() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    let mut agents = vec![
+        agent("a", &[("support", 1)]),
+        agent("b", &[("support", 5)]),
+        agent("c", &[("support", 3)]),
+    ];
+    let mut queues = vec![
+        queue("support", Strategy::LongestIdle),
+        queue("sales", Strategy::RoundRobin),
+    ];
+    assert!(r.reconfigure(&agents, &queues, t.at(4)).is_empty());
+    assert_eq!(enqueue(&mut r, 1, 0, t.at(5)), vec![ring(1, 0)]);
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(6));
+    let sales_caller = r.handle(
+        RouterEvent::Enqueue {
+            call: 2,
+            queue: 1,
+            priority: 0,
+        },
+        t.at(7),
+    );
+    assert!(sales_caller.is_empty(), "nobody sells yet");
+    // Agent a is removed; c learns sales (and is rung for the waiting sales caller).
+    agents.remove(0);
+    agents[1].skills.insert("sales".into(), 1);
+    queues.push(queue("vip", Strategy::RingAll));
+    let out = r.reconfigure(&agents, &queues, t.at(8));
+    assert_eq!(out, vec![ring(2, 2)]);
+    assert_eq!(
+        r.agent_state(0).unwrap().0,
+        AgentState::Busy,
+        "her call goes on"
+    );
+    r.handle(RouterEvent::Ended { call: 1 }, t.at(9));
+    r.handle(RouterEvent::Timer, t.at(19));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Offline);
+    assert_eq!(r.agent_reason(0), Some("removed"));
+    assert!(r.is_retired(0));
+    r.handle(RouterEvent::Registered { agent: 0 }, t.at(20));
+    assert_eq!(
+        r.agent_state(0).unwrap().0,
+        AgentState::Offline,
+        "a removed agent stays out"
+    );
+    // The sales queue goes: nobody new joins it.
+    queues.remove(1);
+    r.reconfigure(&agents, &queues, t.at(21));
+    assert!(
+        r.handle(
+            RouterEvent::Enqueue {
+                call: 3,
+                queue: 1,
+                priority: 0
+            },
+            t.at(22)
+        )
+        .is_empty()
+    );
+    assert_eq!(r.position(3), None);
+    // The new queue (index 2) is served by b and c, who have its skill... none: vip needs vip.
+    assert_eq!(r.queue_figures(2, t.at(22)).unwrap().staffed, 0);
+}
+
 /// Under ring-all nobody is to blame for a round nobody answered: after the retry time every
 /// phone rings again.
 #[test]
@@ -576,6 +644,7 @@ enum Op {
     Callback(usize),
     Hold(usize),
     Release(usize),
+    Reconfigure(u8),
     Abandon(usize),
     Answer(usize),
     Decline(usize),
@@ -592,6 +661,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..40usize).prop_map(Op::Callback),
         1 => (0..40usize).prop_map(Op::Hold),
         1 => (0..40usize).prop_map(Op::Release),
+        1 => (0..3u8).prop_map(Op::Reconfigure),
         1 => (0..40usize).prop_map(Op::Abandon),
         3 => (0..40usize).prop_map(Op::Answer),
         1 => (0..40usize).prop_map(Op::Decline),
@@ -699,6 +769,35 @@ proptest! {
                 Op::Callback(i) => pick(i).map(|call| RouterEvent::ToCallback { call }),
                 Op::Hold(i) => pick(i).inspect(|&call| { held.insert(call); }).map(|call| RouterEvent::Hold { call }),
                 Op::Release(i) => pick(i).map(|call| RouterEvent::Release { call }),
+                Op::Reconfigure(v) => {
+                    // A reload: the day's config, one without agent a5 and with a1 re-skilled,
+                    // or one without the sales queue and with a new vip queue.
+                    let mut agents = agents.clone();
+                    let mut queues = queues.to_vec();
+                    match v {
+                        1 => {
+                            agents.pop();
+                            agents[1].skills.insert("sales".into(), 1);
+                        }
+                        2 => {
+                            queues.pop();
+                            queues.push(queue("vip", Strategy::FewestCalls));
+                            agents[2].skills.insert("vip".into(), 1);
+                        }
+                        _ => {}
+                    }
+                    let actions = r.reconfigure(&agents, &queues, now);
+                    for a in actions {
+                        if let RouterAction::Ring { call, .. } = a
+                            && !first_rung.iter().any(|x| x.2 == call)
+                            && let Some(e) = enqueued.iter().find(|e| e.2 == call)
+                        {
+                            first_rung.push(*e);
+                        }
+                    }
+                    check(&r, now);
+                    None
+                }
                 Op::Abandon(i) => pick(i).map(|call| RouterEvent::Abandon { call }),
                 Op::Answer(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Answered { call, agent })),
                 Op::Decline(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Declined { call, agent })),

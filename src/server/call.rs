@@ -235,7 +235,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
                         // A callback is offered only to a caller the [callbacks] policy lets
                         // us dial: a promise to call back a number we may not is no promise.
-                        let dialable = match shared.config.callbacks.policy().target(&caller) {
+                        let dialable = match shared.flows().callbacks.target(&caller) {
                             Ok(_) => true,
                             Err(why) => {
                                 if offer_callback_after_s > 0 {

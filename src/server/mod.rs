@@ -42,6 +42,10 @@ pub struct Flows {
     pub warnings: Vec<String>,
     /// The validator's warnings on the set.
     pub warning_count: usize,
+    /// `[lines]` and `[callbacks]` of the config the set was validated with: they change
+    /// with it on a reload.
+    pub lines: std::collections::BTreeMap<String, String>,
+    pub callbacks: crate::sip::dial::DialPolicy,
 }
 
 /// The flow a call is answered by: the set it belongs to (kept for the whole call), and
@@ -76,7 +80,11 @@ impl std::fmt::Debug for Line {
 
 /// What every task of the server shares.
 pub struct Shared {
+    /// The config the server started with. `[lines]`, `[callbacks]`, calendars, agents and
+    /// queues follow reloads (in `Flows` and the signalling task); the rest needs a restart.
     pub config: Config,
+    /// The file it came from (`None`: the embedded demo config), read again on a reload.
+    pub config_file: Option<PathBuf>,
     flows: RwLock<Arc<Flows>>,
     pub reload_status: Mutex<reload::ReloadStatus>,
     pub records: records::Records,
@@ -96,9 +104,9 @@ pub struct Shared {
 impl Shared {
     /// The flow a Request-URI user is answered by: its `[lines]` entry, else `default`.
     pub fn line_for(&self, user: &str) -> Option<Line> {
-        let lines = &self.config.lines;
-        let name = lines.get(user).or_else(|| lines.get("default"))?;
         let flows = self.flows();
+        let lines = &flows.lines;
+        let name = lines.get(user).or_else(|| lines.get("default"))?;
         let flow = flows.set.flow_by_name(name)?;
         Some(Line {
             flows,
@@ -277,6 +285,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
+        config_file: loaded.file.clone(),
         config,
         flows: RwLock::new(Arc::new(flows)),
         reload_status: Mutex::new(reload::ReloadStatus::default()),

@@ -1,8 +1,10 @@
-//! Safe flow changes on a live line: on SIGHUP, or when a file in the flows folder changes, the
-//! whole set is loaded and validated again. It goes live only without errors; otherwise the
-//! running set stays and the diagnostics are logged and shown by `GET /api/flows`. A call keeps
-//! the set it started with until it ends (it holds its own `Arc`), and each flow's version, a
-//! hash of its file, is recorded on its calls.
+//! Safe changes on a live line: on SIGHUP, or when `hotline.toml` or a file in the flows
+//! folder changes, the config and the whole set of flows are loaded and validated again,
+//! together. They go live only without errors; otherwise everything running stays and the
+//! reason is logged and shown by `GET /api/flows`. A call keeps the set it started with until
+//! it ends (it holds its own `Arc`), and each flow's version, a hash of its file, is recorded
+//! on its calls. Of the config, agents, queues, calendars, lines and the callback policy
+//! change live; the keys that need a restart (addresses, ports, paths...) are warned about.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,9 +60,26 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     files
 }
 
-/// Watches for SIGHUP and for changes in the flows folder until the server stops.
+/// The flows folder's fingerprint, and the config file's.
+fn watched(dir: &Path, config: Option<&Path>) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut all = fingerprint(dir);
+    if let Some(file) = config {
+        let meta = std::fs::metadata(file).ok();
+        all.push((
+            file.to_path_buf(),
+            meta.as_ref().map_or(0, |m| m.len()),
+            meta.and_then(|m| m.modified().ok()),
+        ));
+    }
+    all
+}
+
+/// Watches for SIGHUP and for changes in the flows folder or the config until the server
+/// stops.
 pub async fn watch(shared: Arc<Shared>) {
     let dir = shared.config.paths.flows.clone();
+    let config_file = shared.config_file.clone();
+    let fingerprint = |dir: &Path| watched(dir, config_file.as_deref());
     let mut seen = fingerprint(&dir);
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,22 +112,44 @@ pub async fn watch(shared: Arc<Shared>) {
     }
 }
 
-/// Loads the flows again and puts them live if they validate.
+/// Loads the config and the flows again and puts them live if they validate, together.
 pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
-    let loaded = Loaded {
-        config: shared.config.clone(),
-        file: None,
-        calendars: shared.flows().calendars.clone(),
-        warnings: Vec::new(),
-    };
-    let result = tokio::task::spawn_blocking(move || crate::cli::load_flows(&loaded)).await;
     let mut status = ReloadStatus {
         at: Some(jiff::Timestamp::now().to_string()),
         trigger: Some(trigger.to_string()),
         ..ReloadStatus::default()
     };
+    let file = shared.config_file.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let loaded = match &file {
+            Some(f) => match Loaded::find(Some(f)) {
+                Ok(Some(l)) => l,
+                Ok(None) => Loaded::embedded(),
+                Err(e) => {
+                    return Err(crate::cli::FlowsRefused {
+                        message: format!("the config is refused: {e}"),
+                        diagnostics: String::new(),
+                    });
+                }
+            },
+            None => Loaded::embedded(),
+        };
+        crate::cli::load_flows(&loaded).map(|flows| (loaded, flows))
+    })
+    .await;
     match result {
-        Ok(Ok(flows)) => {
+        Ok(Ok((loaded, flows))) => {
+            for key in restart_only_changes(&shared.config, &loaded.config) {
+                tracing::warn!("{key} changed: it takes effect at the next restart");
+            }
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let _ = shared
+                .sip
+                .send(super::signalling::SipCommand::Reconfigure(Box::new(
+                    loaded.config,
+                )));
             let before = shared.flows();
             let changed = changes(&before, &flows);
             tracing::info!(
@@ -147,6 +188,64 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
     if let Ok(mut s) = shared.reload_status.lock() {
         *s = status;
     }
+}
+
+/// The keys of the config that a running server cannot take: they need a restart.
+fn restart_only_changes(
+    running: &crate::config::Config,
+    new: &crate::config::Config,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let (a, b) = (running, new);
+    let mut differs = |key, changed: bool| {
+        if changed {
+            out.push(key);
+        }
+    };
+    differs("[sip] listen", a.sip.listen != b.sip.listen);
+    differs("[sip] domain", a.sip.domain != b.sip.domain);
+    differs("[sip] advertise", a.sip.advertise != b.sip.advertise);
+    differs(
+        "[sip] digest_algorithms",
+        a.sip.digest_algorithms != b.sip.digest_algorithms,
+    );
+    differs(
+        "[sip] max_auth_failures / auth_failure_window_s",
+        a.sip.max_auth_failures != b.sip.max_auth_failures
+            || a.sip.auth_failure_window_s != b.sip.auth_failure_window_s,
+    );
+    differs(
+        "[sip] answer_after_ms",
+        a.sip.answer_after_ms != b.sip.answer_after_ms,
+    );
+    differs(
+        "[sip] shutdown_grace_s",
+        a.sip.shutdown_grace_s != b.sip.shutdown_grace_s,
+    );
+    differs("[sip] trace", a.sip.trace != b.sip.trace);
+    differs("[sip] t1_ms", a.sip.t1_ms != b.sip.t1_ms);
+    differs(
+        "[rtp]",
+        a.rtp.address != b.rtp.address
+            || a.rtp.ports != b.rtp.ports
+            || a.rtp.timeout_s != b.rtp.timeout_s,
+    );
+    differs(
+        "[http]",
+        a.http.listen != b.http.listen || a.http.token_env != b.http.token_env,
+    );
+    differs(
+        "[paths]",
+        a.paths.flows != b.paths.flows
+            || a.paths.prompts != b.paths.prompts
+            || a.paths.data != b.paths.data,
+    );
+    differs(
+        "[routing]",
+        a.routing.ready_on_register != b.routing.ready_on_register
+            || a.routing.ready_toggle_code != b.routing.ready_toggle_code,
+    );
+    out
 }
 
 /// `name old -> new` for each flow whose version changed, was added or removed.

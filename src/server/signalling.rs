@@ -29,6 +29,8 @@ use crate::sip::wire::{self, Message, Reject, Start};
 pub enum SipCommand {
     /// Send BYE: the flow hung up, or the server is shutting down.
     Hangup { call_id: String },
+    /// A reloaded `hotline.toml` (validated whole): its agents and queues go live.
+    Reconfigure(Box<crate::config::Config>),
     /// The call task has finished.
     Ended { call_id: String, id: u64 },
     /// The caller waits for an agent of `queue`.
@@ -1014,6 +1016,7 @@ impl Signalling {
 
     fn on_command(&mut self, c: SipCommand, now: Instant) {
         match c {
+            SipCommand::Reconfigure(config) => self.reconfigure(&config, now),
             SipCommand::Ended { call_id, id } => {
                 self.calls.remove(&call_id);
                 if let Some(held) = self.agents.held_callbacks.remove(&call_id) {

@@ -193,6 +193,8 @@ pub struct Registrar {
     nonces: HashMap<String, Nonce>,
     nonce_order: VecDeque<String>,
     lockout: Lockout,
+    /// Agents removed from the config by a reload: they can no longer authenticate.
+    retired: std::collections::HashSet<usize>,
     failures: HashMap<Pair, Failures>,
     /// The pairs in the order they were first counted, for forgetting the oldest; may hold
     /// pairs already forgotten (skipped), and is compacted when it outgrows the map.
@@ -227,6 +229,7 @@ impl Registrar {
             nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
             lockout: Lockout::default(),
+            retired: std::collections::HashSet::new(),
             failures: HashMap::new(),
             failure_order: VecDeque::new(),
             unanswered: VecDeque::new(),
@@ -262,6 +265,38 @@ impl Registrar {
         }
         locked.sort();
         (count, locked)
+    }
+
+    /// Takes the agents of a reloaded config, matched by id (indices stay: new agents come
+    /// after the others): a changed password applies from the next request, a removed agent
+    /// can no longer authenticate and its phones are unregistered.
+    pub fn set_users(&mut self, users: Vec<User>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (i, u) in self.users.iter_mut().enumerate() {
+            match users.iter().find(|n| n.id == u.id) {
+                Some(n) => {
+                    u.password = n.password.clone();
+                    self.retired.remove(&i);
+                }
+                None => {
+                    self.retired.insert(i);
+                    let gone = std::mem::take(&mut self.bindings[i]);
+                    for b in &gone {
+                        self.expiry.remove(&(b.expires, i, b.uri.clone()));
+                    }
+                    if !gone.is_empty() {
+                        changes.push(Change::Unregistered(i));
+                    }
+                }
+            }
+        }
+        for n in users {
+            if !self.users.iter().any(|u| u.id == n.id) {
+                self.users.push(n);
+                self.bindings.push(Vec::new());
+            }
+        }
+        changes
     }
 
     /// Puts back a binding stored before a restart (a UDP phone's: a TCP connection is gone
@@ -556,7 +591,11 @@ impl Registrar {
             return Check::Stale;
         }
         // An unknown user is checked against a password nobody has, in the same time.
-        let user = self.users.iter().position(|u| u.id == username);
+        let user = self
+            .users
+            .iter()
+            .position(|u| u.id == username)
+            .filter(|i| !self.retired.contains(i));
         let password = user.map_or("\u{0}no such user", |i| self.users[i].password.as_str());
         let ha1 = algorithm.hash(&format!("{username}:{}:{password}", self.realm));
         let ha2 = algorithm.hash(&format!("{method}:{uri}"));

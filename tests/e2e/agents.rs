@@ -118,7 +118,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-const AGENTS: &str = r#"
+pub(super) const AGENTS: &str = r#"
 [[agents]]
 id = "alice"
 password = "alice-pw"
@@ -2484,4 +2484,110 @@ fn an_agent_toggles_ready_from_the_phone() {
         json(&server, "/api/calls").as_array().map(Vec::len),
         Some(0)
     );
+}
+
+/// hotline.toml reloads on SIGHUP, validated whole with the flows: a new agent can register
+/// at once, an agent removed while on a call finishes it (both sides hear the BYE as usual)
+/// and is then gone, a new line answers; a broken config is refused whole, and what ran
+/// before keeps running.
+#[test]
+fn hotline_toml_reloads_without_disturbing_a_call() {
+    let server = server();
+    let ports = AgentPorts::take();
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let file = server.path().join("caller.xml");
+    std::fs::write(
+        &file,
+        call(
+            "PCMU",
+            None,
+            &[pause(500), key('7'), pause(5000)],
+            CALLER_BYE,
+        ),
+    )
+    .unwrap();
+    let caller = sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("alice takes the call", || {
+        agent(&json(&server, "/api/agents"), "alice")["state"] == "busy"
+    });
+    let reloads = |s: &Server| json(s, "/api/flows")["last_reload"]["at"].clone();
+    let config = std::fs::read_to_string(server.path().join("hotline.toml")).unwrap();
+    let changed = config
+        .replace(
+            "[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nname = \"Alice\"\nskills = { support = 5 }\n",
+            "[[agents]]\nid = \"carol\"\npassword = \"carol-pw\"\nname = \"Carol\"\nskills = { support = 1 }\n",
+        )
+        .replace("[lines]\n", "[lines]\nnewline = \"hold\"\n");
+    assert_ne!(changed, config);
+    std::fs::write(server.path().join("hotline.toml"), &changed).unwrap();
+    let before = reloads(&server);
+    server.signal("-HUP");
+    eventually("the config is reloaded", || reloads(&server) != before);
+    assert_eq!(json(&server, "/api/flows")["last_reload"]["ok"], true);
+    // Alice is still on her call; carol exists now and can log in.
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "alice")["state"], "busy", "{agents}");
+    register_agent(&server, &ports, 1, "carol", "carol-pw", "200");
+    assert_eq!(
+        agent(&json(&server, "/api/agents"), "carol")["state"],
+        "available"
+    );
+    let caller = caller.wait_with_output().unwrap();
+    assert!(
+        caller.status.success(),
+        "the call went on to its end\n{}",
+        server.log()
+    );
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    eventually("alice is gone once her call ended", || {
+        json(&server, "/api/agents")
+            .as_array()
+            .is_some_and(|a| !a.iter().any(|a| a["id"] == "alice"))
+    });
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "403");
+    // The new line answers with its flow.
+    let r = server.sipp(
+        "newline",
+        &call("PCMU", None, &[pause(300)], CALLER_BYE),
+        "newline",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    eventually("the new line's call is on record", || {
+        json(&server, "/api/calls?line=newline")[0]["flow"] == "hold"
+    });
+
+    // A duplicate agent id: refused whole, carol still serves.
+    std::fs::write(
+        server.path().join("hotline.toml"),
+        changed.replace("id = \"bob\"", "id = \"carol\""),
+    )
+    .unwrap();
+    let before = reloads(&server);
+    server.signal("-HUP");
+    eventually("the reload is refused", || reloads(&server) != before);
+    let status = json(&server, "/api/flows");
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    assert!(
+        status["last_reload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("given twice"),
+        "{status}"
+    );
+    let agents = json(&server, "/api/agents");
+    assert_eq!(agent(&agents, "carol")["state"], "available");
+    assert_eq!(agent(&agents, "bob")["state"], "offline");
 }

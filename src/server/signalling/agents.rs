@@ -110,40 +110,46 @@ pub(super) struct Agents {
     served: Vec<VecDeque<(Instant, bool)>>,
 }
 
+/// The router's and the registrar's view of a config's agents and queues.
+fn routing_config(config: &Config) -> (Vec<AgentConfig>, Vec<QueueConfig>, Vec<User>) {
+    let agents = config
+        .agents
+        .iter()
+        .map(|a| AgentConfig {
+            id: a.id.clone(),
+            skills: a.skills.clone(),
+        })
+        .collect();
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| QueueConfig {
+            name: q.name.clone(),
+            skills: q.skills.clone(),
+            strategy: Strategy::parse(&q.strategy).unwrap_or(Strategy::LongestIdle),
+            ring_timeout: Duration::from_secs(u64::from(q.ring_timeout_s.max(1))),
+            wrap_up: Duration::from_secs(u64::from(q.wrap_up_s)),
+            retry: Duration::from_secs(u64::from(q.retry_s.max(1))),
+        })
+        .collect();
+    let users = config
+        .agents
+        .iter()
+        .map(|a| User {
+            id: a.id.clone(),
+            password: a.password.clone(),
+        })
+        .collect();
+    (agents, queues, users)
+}
+
 /// The service-level threshold: answered within 20 s.
 const SERVICE_LEVEL: Duration = Duration::from_secs(20);
 const SERVICE_WINDOW: Duration = Duration::from_secs(3600);
 
 impl Agents {
     pub fn new(config: &Config, now: Instant) -> Agents {
-        let agents: Vec<AgentConfig> = config
-            .agents
-            .iter()
-            .map(|a| AgentConfig {
-                id: a.id.clone(),
-                skills: a.skills.clone(),
-            })
-            .collect();
-        let queues: Vec<QueueConfig> = config
-            .queues
-            .iter()
-            .map(|q| QueueConfig {
-                name: q.name.clone(),
-                skills: q.skills.clone(),
-                strategy: Strategy::parse(&q.strategy).unwrap_or(Strategy::LongestIdle),
-                ring_timeout: Duration::from_secs(u64::from(q.ring_timeout_s.max(1))),
-                wrap_up: Duration::from_secs(u64::from(q.wrap_up_s)),
-                retry: Duration::from_secs(u64::from(q.retry_s.max(1))),
-            })
-            .collect();
-        let users = config
-            .agents
-            .iter()
-            .map(|a| User {
-                id: a.id.clone(),
-                password: a.password.clone(),
-            })
-            .collect();
+        let (agents, queues, users) = routing_config(config);
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&random().to_be_bytes());
         secret[8..].copy_from_slice(&random().to_be_bytes());
@@ -425,9 +431,50 @@ impl Signalling {
         self.route(RouterEvent::Timer, now);
     }
 
+    /// A reloaded config's agents and queues (already validated): matched by id and name,
+    /// calls in progress undisturbed; a removed agent finishes its call, then is gone.
+    pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
+        let (agents, queues, users) = routing_config(config);
+        for a in &config.agents {
+            match self.agents.ids.iter().position(|id| *id == a.id) {
+                Some(i) => self.agents.names[i] = a.name.clone(),
+                None => {
+                    self.agents.ids.push(a.id.clone());
+                    self.agents.names.push(a.name.clone());
+                }
+            }
+        }
+        self.agents.queue_ids.clear();
+        for q in &config.queues {
+            let i = match self.agents.queue_names.iter().position(|n| *n == q.name) {
+                Some(i) => i,
+                None => {
+                    self.agents.queue_names.push(q.name.clone());
+                    self.agents.served.push(VecDeque::new());
+                    self.agents.queue_names.len() - 1
+                }
+            };
+            self.agents.queue_ids.insert(q.name.clone(), i);
+        }
+        for change in self.agents.registrar.set_users(users) {
+            self.registration_changed(change, now);
+        }
+        let actions = self.agents.router.reconfigure(&agents, &queues, now);
+        self.carry_out(actions, now);
+        tracing::info!(
+            agents = config.agents.len(),
+            queues = config.queues.len(),
+            "agents and queues reloaded"
+        );
+    }
+
     /// Tells the router, and carries out what it decides.
     pub(super) fn route(&mut self, event: RouterEvent, now: Instant) {
         let actions = self.agents.router.handle(event, now);
+        self.carry_out(actions, now);
+    }
+
+    fn carry_out(&mut self, actions: Vec<RouterAction>, now: Instant) {
         for a in actions {
             match a {
                 RouterAction::Ring { call, agent, .. } => self.ring(call, agent, now),
@@ -1093,7 +1140,13 @@ impl Signalling {
     pub(super) fn api(&mut self, q: ApiQuery, now: Instant) {
         match q {
             ApiQuery::Agents(reply) => {
+                // A removed agent is listed until the call it was on has ended.
                 let rows = (0..self.agents.ids.len())
+                    .filter(|&i| {
+                        !self.agents.router.is_retired(i)
+                            || self.agents.router.agent_state(i).map(|s| s.0)
+                                != Some(AgentState::Offline)
+                    })
                     .filter_map(|i| self.agent_row(i, now))
                     .collect();
                 let _ = reply.send(rows);
@@ -1104,7 +1157,13 @@ impl Signalling {
                 reason,
                 reply,
             } => {
-                let Some(i) = self.agents.ids.iter().position(|a| *a == agent) else {
+                let Some(i) = self
+                    .agents
+                    .ids
+                    .iter()
+                    .position(|a| *a == agent)
+                    .filter(|&i| !self.agents.router.is_retired(i))
+                else {
                     let _ = reply.send(StateReply::NoSuchAgent);
                     return;
                 };
@@ -1179,6 +1238,7 @@ impl Signalling {
             .queue_names
             .iter()
             .enumerate()
+            .filter(|(_, name)| self.agents.queue_ids.contains_key(*name))
             .filter_map(|(q, name)| {
                 let f = self.agents.router.queue_figures(q, now)?;
                 let ewt = f

@@ -79,13 +79,7 @@ impl Signalling {
         let Some(w) = self.agents.waiting.get_mut(&id) else {
             return false;
         };
-        if let Err(why) = self
-            .shared
-            .config
-            .callbacks
-            .policy()
-            .target(&w.context.caller)
-        {
+        if let Err(why) = self.shared.flows().callbacks.target(&w.context.caller) {
             tracing::warn!("callback offer taken but not allowed by [callbacks]: {why}");
             return false;
         }
@@ -113,13 +107,7 @@ impl Signalling {
         attempts: u32,
         now: Instant,
     ) {
-        if let Err(why) = self
-            .shared
-            .config
-            .callbacks
-            .policy()
-            .target(&request.caller)
-        {
+        if let Err(why) = self.shared.flows().callbacks.target(&request.caller) {
             tracing::warn!(
                 row,
                 "callback not dialled, left for a human (state manual): {why}"
@@ -205,7 +193,7 @@ impl Signalling {
         };
         let caller = w.context.caller.clone();
         // Checked when the callback joined the line; checked again, never dialled verbatim.
-        let target = self.shared.config.callbacks.policy().target(&caller).ok();
+        let target = self.shared.flows().callbacks.target(&caller).ok();
         if let (Some(t), Some(cb)) = (&target, w.callback.as_mut()) {
             cb.dial = Some(t.uri.clone());
         }
