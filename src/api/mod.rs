@@ -459,6 +459,15 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         )],
     );
     family(
+        "hotline_rtp_packets_refused_total",
+        "counter",
+        "RTP packets refused: not from the call's far end (a stranger, or audio from another port).",
+        vec![(
+            String::new(),
+            state.pacer.refused.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
         "hotline_media_late_ticks_total",
         "counter",
         "Media loop ticks that ran more than 5 ms late.",

@@ -3,6 +3,7 @@
 pub mod bridge;
 pub mod dtmf;
 pub mod g711;
+pub mod latch;
 pub mod player;
 pub mod recorder;
 pub mod rtp;

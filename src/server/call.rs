@@ -63,6 +63,8 @@ pub struct CallSetup {
     pub line: super::Line,
     pub socket: Arc<std::net::UdpSocket>,
     pub agreed: Agreed,
+    /// Where the caller's SIP came from (their RTP may come from that host too: NAT).
+    pub sip_host: std::net::IpAddr,
     pub inputs: mpsc::UnboundedReceiver<CallInput>,
     pub notify: mpsc::UnboundedSender<CallInput>,
 }
@@ -126,6 +128,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         line,
         socket,
         agreed,
+        sip_host,
         mut inputs,
         notify,
     } = setup;
@@ -194,6 +197,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         id,
         socket,
         remote,
+        sip_host,
         law,
         telephone_event: agreed.telephone_event,
         ssrc: super::random() as u32,
@@ -622,6 +626,7 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
         line,
         socket,
         agreed,
+        sip_host: setup_host,
         mut inputs,
         notify,
         ..
@@ -631,6 +636,7 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
         id,
         socket,
         remote,
+        sip_host: setup_host,
         law: agreed.law,
         telephone_event: agreed.telephone_event,
         ssrc: super::random() as u32,

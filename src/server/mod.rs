@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
@@ -146,13 +146,13 @@ impl Shared {
     }
 }
 
-/// RTP ports handed out round-robin over the configured range, even numbers only
-/// (RFC 3550 §11 leaves the odd one to RTCP).
+/// RTP ports handed out from a random place in the configured range (the next call's port
+/// cannot be guessed from this one's), even numbers only (RFC 3550 §11 leaves the odd one to
+/// RTCP).
 pub struct Ports {
     address: IpAddr,
     low: u16,
     high: u16,
-    next: AtomicU32,
 }
 
 impl Ports {
@@ -163,7 +163,6 @@ impl Ports {
             address,
             low,
             high: range[1].max(low),
-            next: AtomicU32::new(0),
         }
     }
 
@@ -171,8 +170,9 @@ impl Ports {
     /// The media loop polls it each tick; it is never registered with the reactor.
     pub fn open(&self) -> Option<Arc<StdUdpSocket>> {
         let slots = u32::from((self.high - self.low) / 2 + 1);
-        for _ in 0..slots {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % slots;
+        let start = (random() % u64::from(slots)) as u32;
+        for n in 0..slots {
+            let i = (start + n) % slots;
             let port = self.low + (i * 2) as u16;
             if let Ok(s) = StdUdpSocket::bind(SocketAddr::new(self.address, port))
                 && s.set_nonblocking(true).is_ok()

@@ -23,6 +23,7 @@ use super::call::CallInput;
 use crate::media::bridge::BridgeSide;
 use crate::media::dtmf::{EventReceiver, ToneDetector};
 use crate::media::g711::Law;
+use crate::media::latch::{Latch, Verdict};
 use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
 use crate::media::rtp::{self, SAMPLES_PER_PACKET, Stream};
@@ -37,6 +38,8 @@ pub enum PacerCommand {
         id: u64,
         socket: Arc<UdpSocket>,
         remote: SocketAddr,
+        /// The host the call's SIP came from: its audio may come from there too (NAT).
+        sip_host: std::net::IpAddr,
         law: Law,
         /// The payload type the caller sends RFC 4733 events with, if any; without one,
         /// keys are listened for in the audio.
@@ -114,9 +117,9 @@ struct Leg {
     telephone_event: Option<u8>,
     events: EventReceiver,
     tones: Option<ToneDetector>,
-    /// Symmetric RTP (RFC 4961): once the caller's media arrives, answer where it comes from,
-    /// which is right behind NAT even when the SDP says otherwise.
-    latched: bool,
+    /// Whose packets the leg takes, and where it sends (symmetric RTP, RFC 4961, learnt only
+    /// at the start: see `media::latch`).
+    latch: Latch,
     recording: Option<Recorder>,
     /// The leg this one is bridged to.
     peer: Option<u64>,
@@ -155,6 +158,8 @@ impl Leg {
 pub struct PacerStats {
     pub packets: AtomicU64,
     pub received: AtomicU64,
+    /// RTP packets refused: from a source that is not the call's far end.
+    pub refused: AtomicU64,
     pub send_errors: AtomicU64,
     /// Ticks that ran more than 5 ms after their time.
     pub late_ticks: AtomicU64,
@@ -211,8 +216,11 @@ fn run(
     let mut closing: VecDeque<(Instant, Arc<UdpSocket>)> = VecDeque::new();
     let mut start = Instant::now();
     let mut tick: u32 = 0;
+    // Ticks since the loop started, never reset: the far ends' latches count in them.
+    let mut clock: u64 = 0;
     loop {
         tick = tick.wrapping_add(1);
+        clock += 1;
         let due = start + TICK * tick;
         // Until the tick is due, what arrives is read as it comes: a key pressed just after a
         // tick reaches its call task (and the agent's phone rings) without waiting for the
@@ -227,7 +235,7 @@ fn run(
                 break;
             }
             let wait_ms = (left - READ_GAP).as_millis() as i32;
-            received += receive_pass(&mut legs, &mut poller, &mut batch, wait_ms);
+            received += receive_pass(&mut legs, &mut poller, &mut batch, wait_ms, clock, &stats);
             std::thread::sleep(READ_GAP.min(due.saturating_duration_since(Instant::now())));
         }
         let now = Instant::now();
@@ -243,7 +251,7 @@ fn run(
         loop {
             match commands.try_recv() {
                 Ok(PacerCommand::Shutdown) => return,
-                Ok(c) => apply(&mut legs, &mut poller, &mut closing, c),
+                Ok(c) => apply(&mut legs, &mut poller, &mut closing, c, clock),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
@@ -256,7 +264,7 @@ fn run(
                 leg.check_silence(SILENCE_CHECK, limit);
             }
         }
-        received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
+        received += receive_pass(&mut legs, &mut poller, &mut batch, 0, clock, &stats);
         relay(&mut legs, &mut pairs);
         // Sent in chunks with a read between them: on a busy line the sending takes a good
         // part of the tick, and a key press arriving meanwhile is read after one chunk rather
@@ -273,7 +281,7 @@ fn run(
                 Some(next) => from = next,
                 None => break,
             }
-            received += receive_pass(&mut legs, &mut poller, &mut batch, 0);
+            received += receive_pass(&mut legs, &mut poller, &mut batch, 0, clock, &stats);
         }
         let (sent, failed) = outbox.take_counts();
         stats.packets.fetch_add(sent, Ordering::Relaxed);
@@ -322,6 +330,8 @@ fn receive_pass(
     poller: &mut Poller,
     batch: &mut Batch,
     wait_ms: i32,
+    now: u64,
+    stats: &PacerStats,
 ) -> u64 {
     let mut received = 0;
     let mut wait_ms = wait_ms;
@@ -331,7 +341,7 @@ fn receive_pass(
         wait_ms = 0;
         for &key in ready {
             if let Some(leg) = legs.get_mut(&key) {
-                let (n, emptied) = receive(leg, batch);
+                let (n, emptied) = receive(leg, batch, now, stats);
                 received += n;
                 if !emptied {
                     again.push(key);
@@ -353,12 +363,15 @@ const READS_PER_PASS: usize = 4;
 
 /// Reads what the caller sent since the last pass; returns how many packets, and whether the
 /// socket was read empty (the poller reports a socket again only when something new comes).
-fn receive(leg: &mut Leg, batch: &mut Batch) -> (u64, bool) {
+fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u64, bool) {
     let mut received = 0;
     for _ in 0..READS_PER_PASS {
         rtp_io::receive(&leg.socket, batch);
         received += batch.len() as u64;
-        take_batch(leg, batch);
+        let refused = take_batch(leg, batch, now);
+        if refused > 0 {
+            stats.refused.fetch_add(refused, Ordering::Relaxed);
+        }
         if !batch.is_full() {
             return (received, true);
         }
@@ -366,8 +379,10 @@ fn receive(leg: &mut Leg, batch: &mut Batch) -> (u64, bool) {
     (received, false)
 }
 
-/// Handles what one read brought: keys, audio for the bridge, the recorder, the tone detector.
-fn take_batch(leg: &mut Leg, batch: &Batch) {
+/// Handles what one read brought: keys, audio for the bridge, the recorder, the tone detector;
+/// only from the far end (see `media::latch`). Returns how many packets were refused.
+fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> u64 {
+    let mut refused = 0;
     for i in 0..batch.len() {
         let Some((bytes, from)) = batch.get(i) else {
             continue;
@@ -375,13 +390,23 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
         let Some(p) = rtp::parse(bytes) else {
             continue;
         };
+        let was_latched = leg.latch.is_latched();
+        let verdict = leg.latch.on_packet(from, now);
+        let keys = Some(p.payload_type) == leg.telephone_event;
+        match verdict {
+            Verdict::Media => {}
+            Verdict::KeysOnly if keys => {}
+            Verdict::KeysOnly | Verdict::Refused => {
+                refused += 1;
+                continue;
+            }
+        }
         leg.heard = true;
-        if !leg.latched {
-            leg.latched = true;
-            leg.remote = from;
+        if leg.remote != leg.latch.remote() || !was_latched {
+            leg.remote = leg.latch.remote();
             fit_filter(leg);
         }
-        if Some(p.payload_type) == leg.telephone_event {
+        if keys {
             if let Some(d) = leg.events.on_packet(p.timestamp, p.payload) {
                 let _ = leg.notify.send(CallInput::Digit(d));
             }
@@ -406,6 +431,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
             }
         }
     }
+    refused
 }
 
 /// Most of what a caller sends is audio nobody listens to: in a menu or a queue only their
@@ -416,7 +442,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch) {
 /// is kept, so the leg latches on it at once.
 fn fit_filter(leg: &mut Leg) {
     let uses_audio = leg.peer.is_some() || leg.recording.is_some() || leg.tones.is_some();
-    let drop = leg.latched && !uses_audio;
+    let drop = leg.latch.is_latched() && !uses_audio;
     if drop == leg.filtered {
         return;
     }
@@ -452,12 +478,14 @@ fn apply(
     poller: &mut Poller,
     closing: &mut VecDeque<(Instant, Arc<UdpSocket>)>,
     c: PacerCommand,
+    clock: u64,
 ) {
     match c {
         PacerCommand::Add {
             id,
             socket,
             remote,
+            sip_host,
             law,
             telephone_event,
             ssrc,
@@ -483,7 +511,7 @@ fn apply(
                     // (gateways that leave tones in the audio): decoding every packet of
                     // every call costs CPU.
                     tones: (listen_keys && telephone_event.is_none()).then(ToneDetector::default),
-                    latched: false,
+                    latch: Latch::new(remote, sip_host, clock),
                     recording: None,
                     peer: None,
                     bridge: BridgeSide::default(),
@@ -534,7 +562,7 @@ fn apply(
             leg.sending = sending;
             leg.expects_media = expects_media;
             leg.silent_ticks = 0;
-            leg.latched = false;
+            leg.latch.moved(remote, clock);
             fit_filter(leg);
             // The other side of a bridge hears music while this one holds, not silence.
             let Some(peer) = leg.peer.and_then(|p| legs.get_mut(&p)) else {
@@ -634,6 +662,7 @@ mod tests {
                 id: 1,
                 socket: Arc::new(socket),
                 remote: "127.0.0.1:9".parse().unwrap(),
+                sip_host: "127.0.0.1".parse().unwrap(),
                 law: Law::Pcmu,
                 telephone_event: Some(101),
                 ssrc: 1,

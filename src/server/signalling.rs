@@ -754,6 +754,7 @@ impl Signalling {
         let id = self.next_call;
         self.next_call += 1;
         let span = tracing::info_span!("call", id, call_id, caller);
+        let sip_host = entry.peer.ip();
         let setup = CallSetup {
             id,
             call_id: call_id.to_string(),
@@ -761,6 +762,7 @@ impl Signalling {
             line,
             socket,
             agreed,
+            sip_host,
             inputs: rx_in,
             notify: tx_in,
         };

@@ -2591,3 +2591,78 @@ fn hotline_toml_reloads_without_disturbing_a_call() {
     assert_eq!(agent(&agents, "carol")["state"], "available");
     assert_eq!(agent(&agents, "bob")["state"], "offline");
 }
+
+/// RTP from a stranger: an attacker on another address sprays every port of the media range
+/// with loud audio through a whole call. It gets none of the call's audio back, its audio is
+/// not in the caller's message, and every packet of it is refused (and counted).
+#[test]
+fn a_stranger_cannot_take_or_join_a_calls_audio() {
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    let (lo, hi) = server.ports.rtp;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            let tone: Vec<u8> = (0..160)
+                .map(|i| {
+                    let t = f64::from(i) / 8000.0;
+                    Law::Pcmu
+                        .encode((12000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16)
+                })
+                .collect();
+            let (mut got, mut seq) = (0usize, 0u16);
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                seq = seq.wrapping_add(1);
+                let mut p = vec![0x80, 0];
+                p.extend_from_slice(&seq.to_be_bytes());
+                p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                p.extend_from_slice(&0xbad_u32.to_be_bytes());
+                p.extend_from_slice(&tone);
+                for port in (lo..=hi).step_by(2) {
+                    let _ = s.send_to(&p, ("127.0.0.1", port));
+                }
+                while s.recv_from(&mut buf).is_ok() {
+                    got += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            got
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let xml = call(
+        "PCMU",
+        None,
+        &[pause(2500), key('4'), pause(800), speak()],
+        SERVER_BYE,
+    );
+    let r = server.sipp("victim", &xml, "main", &[]);
+    stop.store(true, Ordering::Relaxed);
+    let got = attacker.join().unwrap();
+    assert!(r.ok, "the victim's call went its way: {}", r.text);
+    assert_eq!(got, 0, "the attacker received the call's audio");
+    let vm = server.voicemails_when("brief", 1);
+    let samples = read_wav(&vm[0].1);
+    assert!(
+        loud_blocks(&samples) >= 5,
+        "the caller's own message was recorded"
+    );
+    let injected = super::phones::tone_blocks(&samples, 1000.0);
+    assert_eq!(
+        injected, 0,
+        "{injected} blocks of the attacker's tone in the message"
+    );
+    let (_, text) = http(&server, "GET", "/metrics", None, "");
+    let refused = samples_of(&text, "hotline_rtp_packets_refused_total");
+    assert!(refused > 50.0, "refused {refused}\n{text}");
+}
+
+fn samples_of(text: &str, name: &str) -> f64 {
+    samples(text)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or(0.0, |(_, v)| v)
+}

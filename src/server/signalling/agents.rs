@@ -1349,6 +1349,7 @@ pub(super) fn add_leg_media(
         id: leg.media,
         socket: Arc::clone(&leg.socket),
         remote: SocketAddr::new(agreed.remote.0, agreed.remote.1),
+        sip_host: leg.peer.ip(),
         law: agreed.law,
         telephone_event: agreed.telephone_event,
         ssrc: random() as u32,
