@@ -593,6 +593,30 @@ impl Signalling {
             };
             line
         };
+        // Our answer carries SDP: a caller that accepts none gets 406 (RFC 3261 §8.2.3).
+        if let Some(accept) = req.get("Accept")
+            && !accept.split(',').any(|t| {
+                let t = t
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                t.is_empty() || t == "application/sdp" || t == "application/*" || t == "*/*"
+            })
+        {
+            let accept = [("Accept".to_string(), "application/sdp".to_string())];
+            return self.respond(
+                &key,
+                &req,
+                406,
+                "Not Acceptable",
+                None,
+                &accept,
+                Vec::new(),
+                now,
+            );
+        }
         let is_sdp = req
             .get("Content-Type")
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));

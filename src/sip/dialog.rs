@@ -47,11 +47,16 @@ impl Dialog {
         let remote_tag = wire::parse_name_addr(from)
             .and_then(|n| n.param("tag").map(str::to_string))
             .unwrap_or_default();
-        let contact = req
-            .get("Contact")
-            .and_then(|c| wire::split_list(c).first().copied())
-            .and_then(wire::parse_name_addr)
-            .ok_or(bad("Missing Contact Header"))?;
+        // RFC 2543 did not require a Contact (RFC 4475 §3.4.1): then the caller is reached
+        // at the address in its From.
+        let contact = match req.get("Contact") {
+            Some(c) => wire::split_list(c)
+                .first()
+                .copied()
+                .and_then(wire::parse_name_addr)
+                .ok_or(bad("Malformed Contact Header"))?,
+            None => wire::parse_name_addr(from).ok_or(bad("Missing Contact Header"))?,
+        };
         let to = req.get("To").ok_or(bad("Missing To Header"))?;
         let (cseq, _) = req
             .get("CSeq")
@@ -436,9 +441,17 @@ Content-Length: 0\r\n\r\n",
     }
 
     #[test]
-    fn an_invite_without_contact_cannot_make_a_dialog() {
+    fn an_invite_without_contact_is_answered_at_its_from_as_rfc_2543_did() {
         let mut m = invite();
         m.headers.retain(|h| h.name != "Contact");
+        let d = Dialog::from_invite(&m, "t").unwrap();
+        assert_eq!(d.remote_target, "sip:ana@127.0.0.1:5070");
+        let mut m = invite();
+        for h in &mut m.headers {
+            if h.name == "Contact" {
+                h.value = "<<nonsense".into();
+            }
+        }
         assert_eq!(Dialog::from_invite(&m, "t").unwrap_err().status, 400);
     }
 

@@ -170,8 +170,10 @@ fn parse(buf: &[u8], stream: bool) -> Result<Framed, Reject> {
         (Some(a), Some(b)) if b < a => (b, 2),
         (Some(a), _) => (a, 4),
         (None, Some(b)) => (b, 2),
+        // A datagram is the whole message: without the blank line, it is all header.
+        (None, None) if !stream => (data.len(), 0),
         (None, None) => {
-            if stream && buf.len() < MAX_MESSAGE {
+            if buf.len() < MAX_MESSAGE {
                 return Ok(Framed::Incomplete);
             }
             return Err(Reject::new(400, "Incomplete Header Section"));
@@ -202,9 +204,23 @@ fn parse(buf: &[u8], stream: bool) -> Result<Framed, Reject> {
         }
     }
     let mut lines = lines.into_iter();
-    let start = parse_start(&lines.next().unwrap_or_default())?;
+    let first = lines.next().unwrap_or_default();
+    let start = match parse_start(&first) {
+        Ok(s) => s,
+        Err(mut r) => {
+            // A request whose first line is broken is still answered (RFC 4475 §3.1.2): with
+            // the headers that can be read, when they give a Via to answer along.
+            if r.status != 0 {
+                r.message = salvage(&first, lines).map(Box::new);
+            }
+            return Err(r);
+        }
+    };
     let mut headers = Vec::new();
     for line in lines {
+        if line.is_empty() {
+            continue; // the end of a datagram that has no blank line
+        }
         let Some((name, value)) = line.split_once(':') else {
             return Err(Reject::new(400, "Malformed Header Line"));
         };
@@ -246,6 +262,33 @@ fn parse(buf: &[u8], stream: bool) -> Result<Framed, Reject> {
     }
     message.body = rest[..length].to_vec();
     Ok(Framed::Complete(message, body_at + length))
+}
+
+/// What can be read of a request with a broken request line: its method and whatever header
+/// lines parse; `None` without a Via (a response needs one).
+fn salvage(first: &str, lines: impl Iterator<Item = String>) -> Option<Message> {
+    let mut words = first.split_whitespace();
+    let method = words.next().filter(|m| is_token(m))?.to_string();
+    let uri = words.next().unwrap_or("").to_string();
+    let headers: Vec<Header> = lines
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            let name = name.trim_end();
+            is_token(name).then(|| Header {
+                name: canonical(name),
+                value: value.trim().to_string(),
+            })
+        })
+        .collect();
+    let m = Message {
+        start: Start::Request { method, uri },
+        headers,
+        body: Vec::new(),
+    };
+    // Any Via will do (even another SIP version's): the answer goes where the request came
+    // from, and carries the Via back as it was.
+    m.get("Via").filter(|v| !v.trim().is_empty())?;
+    Some(m)
 }
 
 fn parse_start(line: &str) -> Result<Start, Reject> {

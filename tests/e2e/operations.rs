@@ -421,3 +421,105 @@ fn a_caller_sending_no_media_is_hung_up_after_the_rtp_timeout() {
     assert_eq!(calls[1]["end_reason"], "no-media", "{calls}");
     assert_eq!(calls[0]["end_reason"], "caller", "{calls}");
 }
+
+/// The RFC 4475 messages a server must refuse, sent to the live server over UDP and TCP:
+/// each is answered with the status its section gives (400, 505 for another SIP version, 406
+/// for an INVITE that accepts no SDP, 416 and 420 and the like), none is dropped silently,
+/// and RFC 2543's INVITE (no branch, no Contact) is handled like any call.
+#[test]
+fn the_rfc_4475_messages_get_their_answers_over_udp_and_tcp() {
+    use std::io::{Read, Write};
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    let expected: &[(&str, &[u16])] = &[
+        ("badinv01", &[400]),
+        ("clerr", &[400]),
+        ("ncl", &[400]),
+        ("scalar02", &[400]),
+        ("quotbal", &[400]),
+        ("ltgtruri", &[400]),
+        ("lwsruri", &[400]),
+        ("lwsstart", &[400]),
+        ("trws", &[400]),
+        ("escruri", &[400]),
+        ("baddate", &[400]),
+        ("regbadct", &[400]),
+        ("badaspec", &[400]),
+        ("baddn", &[400]),
+        ("badvers", &[505]),
+        ("mismatch01", &[400]),
+        ("mismatch02", &[400]),
+        ("insuf", &[400]),
+        ("unkscm", &[416]),
+        ("novelsc", &[416]),
+        ("multi01", &[400]),
+        ("sdp01", &[406]),
+        ("inv2543", &[180, 200]),
+    ];
+    let status = |text: &str| -> Option<u16> { text.get(8..11)?.parse().ok() };
+    let final_or_ringing = |s: u16| s >= 180;
+    let dir = common::repo().join("tests/data/sip-torture");
+    let mut wrong = Vec::new();
+    for (name, want) in expected {
+        let bytes = std::fs::read(dir.join(format!("{name}.dat"))).unwrap();
+        // UDP: the first answer past 100 Trying.
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        s.send_to(&bytes, ("127.0.0.1", server.ports.sip)).unwrap();
+        let mut buf = [0u8; 8192];
+        let mut got = None;
+        while let Ok((n, _)) = s.recv_from(&mut buf) {
+            let code = status(&String::from_utf8_lossy(&buf[..n]));
+            if code.is_some_and(final_or_ringing) {
+                got = code;
+                break;
+            }
+        }
+        if !got.is_some_and(|c| want.contains(&c)) {
+            wrong.push(format!("{name} over UDP: want {want:?}, got {got:?}"));
+        }
+        // TCP: the same message framed as a stream (a final blank line where the file has
+        // none), on a branch of its own (the same branch would be the UDP transaction's
+        // retransmission). On a stream, clerr's Content-Length larger than the bytes sent
+        // means more is coming; and RFC 2543's INVITE has no Content-Length, which a stream
+        // requires (RFC 3261 §18.3): 400.
+        if *name == "clerr" {
+            continue;
+        }
+        let want: &[u16] = if *name == "inv2543" { &[400] } else { want };
+        let mut stream = String::from_utf8_lossy(&bytes)
+            .replace("z9hG4bK", "z9hG4bKtcp")
+            .into_bytes();
+        if !stream.ends_with(b"\r\n\r\n") && !stream.windows(4).any(|w| w == b"\r\n\r\n") {
+            stream.extend_from_slice(b"\r\n");
+        }
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", server.ports.sip)).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        c.write_all(&stream).unwrap();
+        let mut text = String::new();
+        let mut chunk = [0u8; 8192];
+        let mut got = None;
+        while let Ok(n) = c.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            for part in text.split("SIP/2.0 ").skip(1) {
+                if let Some(code) = part.get(..3).and_then(|c| c.parse::<u16>().ok())
+                    && final_or_ringing(code)
+                {
+                    got = Some(code);
+                }
+            }
+            if got.is_some() {
+                break;
+            }
+        }
+        if !got.is_some_and(|c| want.contains(&c)) {
+            wrong.push(format!("{name} over TCP: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), server.log());
+    server.wait_until_answering();
+}

@@ -244,3 +244,31 @@ fn the_top_via_records_where_a_request_came_from() {
     stamp_via(&mut m, "127.0.0.1:5062".parse().unwrap());
     assert_eq!(m.get("Via"), Some(before.as_str()));
 }
+
+/// A rejected request is answered, not dropped: every one whose status is not 0 carries what
+/// the answer needs (its Via among it), even when its request line is what is wrong.
+#[test]
+fn every_rejected_request_can_be_answered() {
+    for (name, want) in EXPECTED {
+        let Err(code) = want else { continue };
+        if code == 0 {
+            continue;
+        }
+        let r = verdict(&torture(name)).unwrap_err();
+        if name == "test" {
+            assert!(r.message.is_none(), "no Via: nothing to answer along");
+            continue;
+        }
+        let m = r
+            .message
+            .unwrap_or_else(|| panic!("{name}: {} {} unanswerable", r.status, r.reason));
+        assert!(m.get("Via").is_some(), "{name}");
+        let resp = response_to(&m, r.status, &r.reason, Some("t"), &[], Vec::new());
+        assert!(
+            String::from_utf8(resp.to_bytes())
+                .unwrap()
+                .starts_with(&format!("SIP/2.0 {code} ")),
+            "{name}"
+        );
+    }
+}
