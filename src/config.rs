@@ -68,6 +68,11 @@ pub struct Sip {
     /// RFC 3261's T1, the round-trip estimate every SIP timer scales with (Timer H, the wait
     /// for an ACK, is 64 × T1: 32 s at the default 500 ms).
     pub t1_ms: u32,
+    /// Admission control: calls up at once, and new calls a second, beyond which an INVITE
+    /// gets `503` with `Retry-After` at once (a load balancer tries elsewhere) instead of
+    /// every call's audio suffering. 0: no limit.
+    pub max_calls: u32,
+    pub max_new_calls_per_s: u32,
 }
 
 impl Default for Sip {
@@ -83,6 +88,9 @@ impl Default for Sip {
             auth_failure_window_s: 60,
             trace: false,
             t1_ms: 500,
+            // Below the measured knee of one core (about 3,000 calls, 500 new a second).
+            max_calls: 2500,
+            max_new_calls_per_s: 400,
         }
     }
 }

@@ -65,6 +65,8 @@ cat > "$work/hotline.toml" <<'TOML'
 listen = "127.0.0.1:5080"
 answer_after_ms = 0
 shutdown_grace_s = 1
+max_calls = 0                 # the bench measures the capacity: no admission limit
+max_new_calls_per_s = 0
 
 [rtp]
 address = "127.0.0.1"

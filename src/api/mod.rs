@@ -414,6 +414,15 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         )],
     );
     family(
+        "hotline_calls_refused_total",
+        "counter",
+        "INVITEs refused with 503 by admission control ([sip] max_calls, max_new_calls_per_s).",
+        vec![(
+            String::new(),
+            m.refused_calls.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
         "hotline_sip_auth_failures_total",
         "counter",
         "Digest credentials refused (wrong password or unknown user).",

@@ -70,6 +70,8 @@ pub struct Metrics {
     /// Digest credentials refused, and (address, username) pairs locked out.
     pub auth_failures: AtomicU64,
     pub auth_lockouts: AtomicU64,
+    /// INVITEs refused by admission control (503).
+    pub refused_calls: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,7 @@ impl Default for Metrics {
             sip_transactions: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             auth_lockouts: AtomicU64::new(0),
+            refused_calls: AtomicU64::new(0),
         }
     }
 }

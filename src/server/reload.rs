@@ -225,6 +225,11 @@ fn restart_only_changes(
     differs("[sip] trace", a.sip.trace != b.sip.trace);
     differs("[sip] t1_ms", a.sip.t1_ms != b.sip.t1_ms);
     differs(
+        "[sip] max_calls / max_new_calls_per_s",
+        a.sip.max_calls != b.sip.max_calls
+            || a.sip.max_new_calls_per_s != b.sip.max_new_calls_per_s,
+    );
+    differs(
         "[rtp]",
         a.rtp.address != b.rtp.address
             || a.rtp.ports != b.rtp.ports

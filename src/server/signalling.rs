@@ -154,6 +154,8 @@ pub struct Signalling {
     agents: agents::Agents,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
+    /// New calls admitted by the rate limit: tokens left, and when they were counted.
+    admission: (f64, Instant),
 }
 
 /// One SIP message as the trace shows it: direction, transport, peer, then the message.
@@ -182,6 +184,10 @@ impl Signalling {
             agents: agents::Agents::new(&shared.config, Instant::now()),
             trace: shared.config.sip.trace
                 || std::env::var("HOTLINE_SIP_TRACE").is_ok_and(|v| v == "1"),
+            admission: (
+                f64::from(shared.config.sip.max_new_calls_per_s),
+                Instant::now(),
+            ),
             shared,
         }
     }
@@ -575,6 +581,15 @@ impl Signalling {
             // A second INVITE of a dialog we know, without the tag: a loop or a fork.
             return fail(self, 482, "Loop Detected");
         }
+        if let Some(reason) = self.admit(now) {
+            self.shared
+                .metrics
+                .refused_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(reason, calls = self.calls.len(), "new call refused: 503");
+            let extra = [("Retry-After".to_string(), "5".to_string())];
+            return self.respond(&key, &req, 503, reason, None, &extra, Vec::new(), now);
+        }
         let uri = match &req.start {
             Start::Request { uri, .. } => uri.clone(),
             Start::Response { .. } => String::new(),
@@ -692,6 +707,26 @@ impl Signalling {
             );
             self.schedule(now + delay, TimerRef::Answer(call_id));
         }
+    }
+
+    /// Admission control: why a new call is refused now (`None`: it may come in).
+    fn admit(&mut self, now: Instant) -> Option<&'static str> {
+        let sip = &self.shared.config.sip;
+        if sip.max_calls > 0 && self.calls.len() >= sip.max_calls as usize {
+            return Some("Too Many Calls");
+        }
+        if sip.max_new_calls_per_s > 0 {
+            let rate = f64::from(sip.max_new_calls_per_s);
+            let (tokens, at) = self.admission;
+            let tokens =
+                (tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(rate);
+            if tokens < 1.0 {
+                self.admission = (tokens, now);
+                return Some("Too Many New Calls");
+            }
+            self.admission = (tokens - 1.0, now);
+        }
+        None
     }
 
     fn contact(&self, link: Link) -> String {

@@ -523,3 +523,80 @@ fn the_rfc_4475_messages_get_their_answers_over_udp_and_tcp() {
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), server.log());
     server.wait_until_answering();
 }
+
+/// Admission control: beyond `[sip] max_calls` calls up, or `max_new_calls_per_s` new ones,
+/// an INVITE gets `503` with `Retry-After` at once (a load balancer sends it elsewhere), the
+/// calls already up carry on, and the refusals are counted.
+#[test]
+fn calls_beyond_capacity_get_503_with_retry_after() {
+    let server = Server::start_with(
+        "answer_after_ms = 0\nshutdown_grace_s = 2\nmax_calls = 1\nmax_new_calls_per_s = 0",
+    );
+    let file = server.path().join("holding.xml");
+    std::fs::write(&file, call("PCMU", None, &[pause(3000)], CALLER_BYE)).unwrap();
+    let holding = sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    super::agents::eventually("the first call is up", || {
+        json(&server, "/api/calls")
+            .as_array()
+            .is_some_and(|c| c.len() == 1)
+    });
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let local = s.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:main@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-over1\r\nFrom: <sip:over@{local}>;tag=o1\r\nTo: <sip:main@127.0.0.1>\r\nCall-ID: over-1@test\r\nCSeq: 1 INVITE\r\nContact: <sip:over@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = server.ports.sip
+    );
+    s.send_to(invite.as_bytes(), ("127.0.0.1", server.ports.sip))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut answer = String::new();
+    while let Ok((n, _)) = s.recv_from(&mut buf) {
+        answer = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !answer.starts_with("SIP/2.0 100") {
+            break;
+        }
+    }
+    assert!(answer.starts_with("SIP/2.0 503 Too Many Calls"), "{answer}");
+    assert!(answer.contains("Retry-After: 5"), "{answer}");
+    let holding = holding.wait_with_output().unwrap();
+    assert!(
+        holding.status.success(),
+        "the call already up carried on\n{}",
+        server.log()
+    );
+    let (_, text) = super::agents::http(&server, "GET", "/metrics", None, "");
+    assert!(text.contains("hotline_calls_refused_total 1"), "{text}");
+
+    // The rate limit: 2 new calls a second; a burst of 6 finds 4 of them refused.
+    let server =
+        Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2\nmax_new_calls_per_s = 2");
+    // A socket of its own: the first server still retransmits its 503 to the old one.
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let fresh = s.local_addr().unwrap().to_string();
+    let mut refused = 0;
+    for n in 0..6 {
+        let invite = invite
+            .replace("over-1@test", &format!("burst-{n}@test"))
+            .replace("z9hG4bK-over1", &format!("z9hG4bK-burst{n}"))
+            .replace(&local.to_string(), &fresh);
+        s.send_to(invite.as_bytes(), ("127.0.0.1", server.ports.sip))
+            .unwrap();
+        while let Ok((len, _)) = s.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..len]);
+            if text.starts_with("SIP/2.0 503 Too Many New Calls") {
+                refused += 1;
+            }
+            if !text.starts_with("SIP/2.0 100") {
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, 4, "{}", server.log());
+}
