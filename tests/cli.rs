@@ -676,3 +676,28 @@ fn report_without_records_says_where_it_looked() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("hotline.db"), "{}", out.stderr);
 }
+
+/// Under a service manager's small open-file limit, `serve` raises its soft limit to the hard
+/// one and says, at start, when even that caps the calls its RTP range could carry — rather
+/// than refusing the 1,000th call with a misleading "no free RTP port".
+#[test]
+fn serve_warns_when_the_open_file_limit_caps_the_calls() {
+    let fx = line();
+    fx.config(
+        "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[calendars.business]\ntimezone = \"Europe/Madrid\"\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 64; ulimit -Hn 128; timeout -s INT 2 {} serve",
+            common::bin().display()
+        ))
+        .current_dir(fx.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the open-file limit caps the server") && stderr.contains("open_files=128"),
+        "{stderr}"
+    );
+}

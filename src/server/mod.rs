@@ -207,6 +207,45 @@ pub enum ServeError {
     },
 }
 
+/// Raises the soft limit on open files to the hard one (each call holds a socket, each agent
+/// leg another), and says when even that caps the calls the RTP range could carry: the
+/// 1,025th socket would otherwise fail as a misleading "no free RTP port".
+fn raise_file_limit(config: &Config) {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        let ports = u64::from((config.rtp.ports[1].saturating_sub(config.rtp.ports[0])) / 2 + 1);
+        // A call with an agent holds two media sockets; leave room for SIP, HTTP and the store.
+        let calls = (lim.rlim_cur as u64).saturating_sub(64) / 2;
+        if calls < ports {
+            tracing::warn!(
+                open_files = lim.rlim_cur as u64,
+                rtp_ports = ports,
+                "the open-file limit caps the server at about {calls} calls with an agent, fewer than the RTP range allows: raise it (LimitNOFILE=, ulimit -Hn)"
+            );
+        } else {
+            tracing::info!(open_files = lim.rlim_cur as u64, "open-file limit");
+        }
+    }
+}
+
 /// Runs the server until `shutdown` resolves and the live calls have drained.
 pub async fn run(
     loaded: Loaded,
@@ -215,6 +254,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let config = loaded.config;
+    raise_file_limit(&config);
     tracing::info!(
         config = loaded
             .file
