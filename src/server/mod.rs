@@ -210,6 +210,7 @@ pub enum ServeError {
 /// Raises the soft limit on open files to the hard one (each call holds a socket, each agent
 /// leg another), and says when even that caps the calls the RTP range could carry: the
 /// 1,025th socket would otherwise fail as a misleading "no free RTP port".
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, not on every platform
 fn raise_file_limit(config: &Config) {
     #[cfg(unix)]
     {
