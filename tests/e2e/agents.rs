@@ -535,6 +535,15 @@ impl Listener {
     }
 }
 
+/// The audio of the PCMU packets a listener got, decoded.
+pub(super) fn pcmu_samples(packets: &[Packet]) -> Vec<i16> {
+    packets
+        .iter()
+        .filter(|(pt, _)| *pt == 0)
+        .flat_map(|(_, p)| p.iter().map(|&b| Law::Pcmu.decode(b)))
+        .collect()
+}
+
 /// The RTP packets of SIPp's g711a.pcap (Ethernet, IPv4, UDP): 30 ms of A-law each.
 fn pcap_packets() -> Vec<Vec<u8>> {
     let d = std::fs::read(format!("{PCAPS}/g711a.pcap")).unwrap();
@@ -1978,22 +1987,6 @@ fn a_declined_transfer_takes_on_failure() {
     );
 }
 
-/// The phone rings (180) for any caller: no check of the context.
-const PHONE_RINGS: &str = r#"  <recv request="INVITE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]A[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:agent@[local_ip]:[local_port]>
-      Content-Length: 0
-    ]]>
-  </send>
-"#;
-
 /// The repro of a caller stranded beside an idle agent: alice lets the ring run out, then
 /// makes herself available again. The caller, still waiting, must be put through to her
 /// within the queue's retry time (5 s by default) plus 2 s, and not counted as abandoned.
@@ -2005,7 +1998,7 @@ fn a_missed_ring_never_strands_the_caller_beside_the_agent() {
     let first_ring = sipp_at(
         &server,
         "alice_misses",
-        &scenario(&[PHONE_RINGS.to_string(), AGENT_CANCELLED.to_string()]),
+        &scenario(&[AGENT_RINGS_ANY.to_string(), AGENT_CANCELLED.to_string()]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -2026,7 +2019,10 @@ fn a_missed_ring_never_strands_the_caller_beside_the_agent() {
     let answers = sipp_at(
         &server,
         "alice_answers",
-        &scenario(&[PHONE_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
+        &scenario(&[
+            AGENT_RINGS_ANY.to_string(),
+            answers_until_bye(ports.listen(0)),
+        ]),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -2290,12 +2286,7 @@ fn a_caller_put_on_hold_by_the_agent_hears_hold_music() {
     assert!(phone.ok, "{}", phone.text);
     std::thread::sleep(Duration::from_millis(200));
     agent_hears.stop();
-    let heard: Vec<i16> = caller_hears
-        .stop()
-        .iter()
-        .filter(|(pt, _)| *pt == 0)
-        .flat_map(|(_, p)| p.iter().map(|&b| Law::Pcmu.decode(b)).collect::<Vec<_>>())
-        .collect();
+    let heard = pcmu_samples(&caller_hears.stop());
     // prompts/hold.wav is a 300 Hz tone here; the caller waited under a second before the
     // agent answered, so most of what they heard of it is the 3 s on hold.
     let music = super::phones::tone_blocks(&heard, 300.0);

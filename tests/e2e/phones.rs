@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use super::agents::{Listener, json};
 use super::*;
-use hotline::media::g711::Law;
 
 /// A baresip phone for agent `user`, registered to the server, its microphone playing a
 /// 1 kHz tone, what it hears dumped under `snd/`.
@@ -212,12 +211,7 @@ fn baresip_registers_is_rung_answers_and_both_sides_hear_each_other() {
         server.log()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let heard: Vec<i16> = caller_hears
-        .stop()
-        .iter()
-        .filter(|(pt, _)| *pt == 0)
-        .flat_map(|(_, p)| p.iter().map(|&b| Law::Pcmu.decode(b)).collect::<Vec<_>>())
-        .collect();
+    let heard = super::agents::pcmu_samples(&caller_hears.stop());
     let tone = tone_blocks(&heard, 1000.0);
     assert!(
         tone >= 30,
