@@ -2657,3 +2657,59 @@ fn samples_of(text: &str, name: &str) -> f64 {
         .find(|(n, _)| n == name)
         .map_or(0.0, |(_, v)| v)
 }
+
+/// The other way round: the caller holds (re-INVITE `sendonly`) for 3 s; meanwhile the agent
+/// hears the line's hold music (in the agent leg's own codec, PCMA), not silence.
+#[test]
+fn an_agent_whose_caller_holds_hears_hold_music() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[AGENT_RINGS.to_string(), answers_until_bye(ports.listen(0))]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let rtp = ports.listen(1);
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(rtp),
+            &[
+                pause(500),
+                key('7'),
+                pause(1500),
+                super::reinvite(2, "sendonly", rtp, "recvonly"),
+                pause(3000),
+                super::reinvite(3, "sendrecv", rtp, "sendrecv"),
+                pause(1000),
+            ],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    std::thread::sleep(Duration::from_millis(200));
+    caller_hears.stop();
+    let heard: Vec<i16> = agent_hears
+        .stop()
+        .iter()
+        .filter(|(pt, _)| *pt == 8)
+        .flat_map(|(_, p)| p.iter().map(|&b| Law::Pcma.decode(b)))
+        .collect();
+    let music = super::phones::tone_blocks(&heard, 300.0);
+    assert!(
+        music >= 20,
+        "the agent heard {music} blocks of hold music\n{}",
+        server.log()
+    );
+}
