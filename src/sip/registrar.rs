@@ -614,7 +614,12 @@ impl Registrar {
                 }
                 Check::Ok(i)
             }
-            _ => Check::Refused,
+            _ => {
+                // A wrong answer spends the nonce: each guess costs a fresh challenge, and
+                // one nonce cannot carry a run of guesses.
+                self.nonces.remove(nonce);
+                Check::Refused
+            }
         }
     }
 

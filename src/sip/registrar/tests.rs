@@ -597,3 +597,41 @@ fn a_challenge_nobody_answered_is_reported_once() {
     );
     assert!(r.unanswered(t + UNANSWERED_AFTER * 2).is_empty());
 }
+
+#[test]
+fn a_wrong_answer_spends_its_nonce() {
+    let t = now();
+    let mut r = registrar();
+    let a = r.register(&register(CONTACT), source(), Link::Udp, t);
+    let nonce = nonce_of(&a, "MD5");
+    let bad = authorization("alice", "guess", Algorithm::Md5, &nonce, 1);
+    let refused = r.register(
+        &register(&format!("{bad}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(refused.status, 403);
+    // The right password on the spent nonce gets a fresh challenge, not a registration.
+    let good = authorization("alice", "change-me", Algorithm::Md5, &nonce, 2);
+    let again = r.register(
+        &register(&format!("{good}{CONTACT}")),
+        source(),
+        Link::Udp,
+        t,
+    );
+    assert_eq!(again.status, 401);
+    assert!(again.headers.iter().any(|(_, v)| v.contains("stale=true")));
+    let fresh = nonce_of(&again, "MD5");
+    let good = authorization("alice", "change-me", Algorithm::Md5, &fresh, 1);
+    assert_eq!(
+        r.register(
+            &register(&format!("{good}{CONTACT}")),
+            source(),
+            Link::Udp,
+            t
+        )
+        .status,
+        200
+    );
+}
