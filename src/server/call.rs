@@ -139,7 +139,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         .get(line.flow)
         .map(|f| f.name.clone())
         .unwrap_or_default();
-    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
     let law = agreed.law;
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
     let mut tag: u64 = 0;
@@ -193,20 +192,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     );
     // The media starts here, right before the first prompt is queued, so the caller's first
     // packet is the prompt rather than silence.
-    let _ = shared.pacer.send(PacerCommand::Add {
-        id,
-        socket,
-        remote,
-        sip_host,
-        law,
-        telephone_event: agreed.telephone_event,
-        ssrc: super::random() as u32,
-        sequence: super::random() as u16,
-        timestamp: super::random() as u32,
-        notify,
-        listen_keys: true,
-    });
-    sending(&shared, id, remote, agreed.direction);
+    start_media(&shared, id, socket, &agreed, sip_host, notify, true);
     loop {
         // Carry out what the engine asked, feeding back what finishes at once.
         while !pending.is_empty() {
@@ -631,21 +617,7 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
         notify,
         ..
     } = setup;
-    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
-    let _ = shared.pacer.send(PacerCommand::Add {
-        id,
-        socket,
-        remote,
-        sip_host: setup_host,
-        law: agreed.law,
-        telephone_event: agreed.telephone_event,
-        ssrc: super::random() as u32,
-        sequence: super::random() as u16,
-        timestamp: super::random() as u32,
-        notify,
-        listen_keys: false,
-    });
-    sending(shared, id, remote, agreed.direction);
+    start_media(shared, id, socket, &agreed, setup_host, notify, false);
     play(
         shared,
         id,
@@ -794,6 +766,34 @@ fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64)
         looped,
         tag,
     });
+}
+
+/// Hands the caller's leg to the media loop, sending where its SDP said (until the far end
+/// is heard); `listen_keys` for a call whose keys count.
+fn start_media(
+    shared: &Shared,
+    id: u64,
+    socket: Arc<std::net::UdpSocket>,
+    agreed: &Agreed,
+    sip_host: std::net::IpAddr,
+    notify: mpsc::UnboundedSender<CallInput>,
+    listen_keys: bool,
+) {
+    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+    let _ = shared.pacer.send(PacerCommand::Add {
+        id,
+        socket,
+        remote,
+        sip_host,
+        law: agreed.law,
+        telephone_event: agreed.telephone_event,
+        ssrc: super::random() as u32,
+        sequence: super::random() as u16,
+        timestamp: super::random() as u32,
+        notify,
+        listen_keys,
+    });
+    sending(shared, id, remote, agreed.direction);
 }
 
 /// Where a leg's audio goes, and whether it is sent at all (not to a party on hold). The

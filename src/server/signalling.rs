@@ -596,11 +596,18 @@ impl Signalling {
         };
         let user = dialog::uri_user(&uri);
         let code = &self.shared.config.routing.ready_toggle_code;
-        let line = if !code.is_empty() && user == code {
-            match self.ready_toggle(&key, &req, peer, now) {
-                Some(prompts) => self.shared.announcement(user, prompts),
+        // An agent's feature code: authenticated first, carried out once the call is sure to
+        // be answered (below).
+        let toggle = if !code.is_empty() && user == code {
+            match self.authenticate_agent(&key, &req, peer, now) {
+                Some(agent) => Some(agent),
                 None => return, // challenged or refused
             }
+        } else {
+            None
+        };
+        let mut line = if toggle.is_some() {
+            self.shared.announcement(user, Vec::new())
         } else {
             let Some(line) = self.shared.line_for(user) else {
                 tracing::info!(user, "INVITE for a line that does not exist");
@@ -666,6 +673,9 @@ impl Signalling {
             return fail(self, 503, "Out Of Media Ports");
         };
         let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        if let Some(agent) = toggle {
+            line.announce = Some(self.toggle_ready(agent, now));
+        }
         if let Some(e) = self.transactions.get_mut(&key) {
             e.call_id = Some(call_id.clone());
         }

@@ -293,18 +293,17 @@ impl Signalling {
         self.schedule_registrar();
     }
 
-    /// An agent dialled the ready toggle code from their phone: digest-authenticated like a
-    /// REGISTER (a 401 first), it makes them available or not ready; the prompts that confirm
-    /// which. `None` when the INVITE was answered with a challenge or a refusal.
-    pub(super) fn ready_toggle(
+    /// The agent an INVITE of theirs (a feature code) authenticates as, digest like a
+    /// REGISTER (a 401 first); `None` when it was answered with a challenge or a refusal.
+    pub(super) fn authenticate_agent(
         &mut self,
         key: &Key,
         req: &Message,
         peer: SocketAddr,
         now: Instant,
-    ) -> Option<Vec<String>> {
-        let agent = match self.agents.registrar.authenticate(req, peer, now) {
-            Ok(agent) => agent,
+    ) -> Option<usize> {
+        match self.agents.registrar.authenticate(req, peer, now) {
+            Ok(agent) => Some(agent),
             Err(answer) => {
                 if let Some(r) = &answer.refusal {
                     self.log_refusal(r);
@@ -320,9 +319,14 @@ impl Signalling {
                     now,
                 );
                 self.schedule_registrar();
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The ready toggle code: the agent becomes available or not ready; the prompts that
+    /// confirm which.
+    pub(super) fn toggle_ready(&mut self, agent: usize, now: Instant) -> Vec<String> {
         let available =
             self.agents.router.agent_state(agent).map(|s| s.0) == Some(AgentState::Available);
         let state = if available {
@@ -355,7 +359,7 @@ impl Signalling {
         } else {
             crate::media::player::BEEP
         };
-        Some(vec![prompts.to_string()])
+        vec![prompts.to_string()]
     }
 
     /// One log line per refused credential, the same shape every time, for fail2ban.
