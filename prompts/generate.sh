@@ -39,6 +39,12 @@ say digits/thousand "thousand"
 mkdir -p agent
 say agent/available "You are now available for calls."
 say agent/not_ready "You are now not ready. No calls will ring."
+# What a caller hears when a voicemail is kept, or when a voicemail or callback could not be
+# saved (a full disk): they are never told "saved" before it is.
+mkdir -p followup
+say followup/saved "Your message is saved. We will call you back. Goodbye."
+say followup/not_saved "Sorry, we could not keep your request. Please stay on the line for the next available person."
+say followup/call_later "Sorry, we could not keep your request. Please call again later. Goodbye."
 # Ringback an agent hears while a callback dials the caller: 425 Hz, 1 s on, 4 s off.
 sox -D -n -r 8000 -c 1 -b 16 -e signed-integer queue/ringback.wav \
   synth 1 sine 425 gain -12 pad 0 4

@@ -66,6 +66,8 @@ fn validate_against(
 ) -> Result<Validated, load::LoadError> {
     let files = load::collect_files(paths)?;
     let (set, mut diagnostics) = load::load_files(&files, prompts);
+    let server_prompts = crate::engine::announce::server_prompts();
+    diagnostics.extend(load::check_server_prompts(&set, prompts, &server_prompts));
     let report = check::check(&set, &context(config, max_steps));
     diagnostics.extend(report.diagnostics);
     check::sort(&mut diagnostics);
@@ -458,6 +460,17 @@ pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused>
     ] {
         if prompts_dir.join(format!("{n}.wav")).is_file() {
             names.push(n);
+        }
+    }
+    // What a caller hears after a voicemail, or when a follow-up could not be saved.
+    for n in crate::engine::announce::FOLLOW_UP {
+        if prompts_dir.join(format!("{n}.wav")).is_file() {
+            names.push(n);
+        } else {
+            notes.push(format!(
+                "{} is missing: callers are not told whether their message was kept",
+                prompts_dir.join(format!("{n}.wav")).display()
+            ));
         }
     }
     let prompts = crate::media::player::Prompts::load(&prompts_dir, names)

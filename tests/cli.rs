@@ -701,3 +701,45 @@ fn serve_warns_when_the_open_file_limit_caps_the_calls() {
         "{stderr}"
     );
 }
+
+/// The prompts the server plays itself (hold music, queue announcements, follow-ups) are
+/// checked by `validate` as `serve` checks them: a broken `hold.wav` fails CI, not start-up.
+#[test]
+fn a_broken_server_prompt_fails_validate_as_it_fails_serve() {
+    let fx = line();
+    assert_eq!(fx.validate().0, 0, "valid without the server prompts");
+    common::write_wav(&fx.path().join("prompts/hold.wav"), 44100, 2, 1.0);
+    let (code, report) = fx.validate();
+    assert_eq!(code, 1, "{report}");
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "bad-prompt")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(d["severity"], "error", "{report}");
+    assert!(
+        d["file"].as_str().unwrap().ends_with("prompts/hold.wav"),
+        "{report}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("played by the server"),
+        "{report}"
+    );
+    fx.config(
+        "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[calendars.business]\ntimezone = \"Europe/Madrid\"\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+    );
+    let out = fx.run(&["serve"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("hold.wav"), "{}", out.stderr);
+    // The text report names the file too.
+    let out = fx.run(&["validate"]);
+    assert!(
+        out.stdout.contains("prompts/hold.wav:1:1"),
+        "{}",
+        out.stdout
+    );
+}

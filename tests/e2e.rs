@@ -264,6 +264,14 @@ front = "transferline"
         self.spawn();
     }
 
+    /// Kills the server (SIGKILL) and leaves it stopped, to change its folder before `spawn`.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -106,6 +106,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/calls", get(calls))
         .route("/api/flows", get(flows))
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
         .with_state(state)
 }
 
@@ -316,6 +317,27 @@ async fn flows(State(state): State<ApiState>) -> Response {
 }
 
 /// Prometheus text exposition format 0.0.4.
+/// For a load balancer or a monitor: 200 while the line serves normally; 503 while it
+/// drains, or while its data folder refuses writes (voicemail and callbacks are then refused,
+/// call records wait in memory).
+async fn health(State(state): State<ApiState>) -> Response {
+    let shared = &state.shared;
+    let draining = shared.stats.draining.load(Ordering::Relaxed);
+    let disk = shared.disk.problem();
+    let body = serde_json::json!({
+        "status": if draining { "draining" } else if disk.is_some() { "degraded" } else { "ok" },
+        "disk": disk.as_deref().unwrap_or("ok"),
+        "records_pending": shared.disk.pending_records(),
+        "calls": shared.call_tasks.live(),
+    });
+    let status = if draining || disk.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
 async fn metrics(State(state): State<ApiState>) -> Response {
     let Some(g) = ask(&state, ApiQuery::Gauges).await else {
         return unavailable();
@@ -421,6 +443,25 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             String::new(),
             m.refused_calls.load(Ordering::Relaxed) as f64,
         )],
+    );
+    let disk = &state.shared.disk;
+    family(
+        "hotline_disk_ok",
+        "gauge",
+        "1 while the data folder takes writes, 0 while it refuses them (full or failing).",
+        vec![(String::new(), if disk.ok() { 1.0 } else { 0.0 })],
+    );
+    family(
+        "hotline_disk_write_failures_total",
+        "counter",
+        "Writes to the data folder that failed (records, voicemails, callback requests).",
+        vec![(String::new(), disk.failures() as f64)],
+    );
+    family(
+        "hotline_records_pending",
+        "gauge",
+        "Call records the disk refused, kept in memory to be written again.",
+        vec![(String::new(), disk.pending_records() as f64)],
     );
     family(
         "hotline_sip_auth_failures_total",

@@ -18,6 +18,17 @@ pub const CALLBACK_KEPT: &str = "queue/callback_kept";
 pub const RINGBACK: &str = "queue/ringback";
 /// The key that accepts the callback offer.
 pub const CALLBACK_KEY: char = '1';
+/// "Your message is saved. We will call you back. Goodbye.": played only once the
+/// voicemail is durable.
+pub const MESSAGE_SAVED: &str = "followup/saved";
+/// "Sorry, we could not keep your request. Please stay on the line for the next available
+/// person.": a voicemail or callback that could not be saved (the disk is full).
+pub const NOT_SAVED: &str = "followup/not_saved";
+/// "Sorry, we could not keep your request. Please call again later. Goodbye.": the second
+/// failure in one call.
+pub const CALL_LATER: &str = "followup/call_later";
+/// The follow-up prompts, each played when present.
+pub const FOLLOW_UP: [&str; 3] = [MESSAGE_SAVED, NOT_SAVED, CALL_LATER];
 /// What an agent hears after dialling the ready toggle code: now taking calls, or not.
 pub const AGENT_AVAILABLE: &str = "agent/available";
 pub const AGENT_NOT_READY: &str = "agent/not_ready";
@@ -45,6 +56,16 @@ pub fn prompt_names() -> Vec<String> {
     names.extend((2..10).map(|n| format!("digits/{}", n * 10)));
     names.push("digits/hundred".into());
     names.push("digits/thousand".into());
+    names
+}
+
+/// Every prompt the server may play besides the flows' own: hold music, the queue
+/// announcements, the agent's feature-code confirmations and the follow-up prompts.
+pub fn server_prompts() -> Vec<String> {
+    let mut names = vec!["hold".to_string()];
+    names.extend(prompt_names());
+    names.extend([AGENT_AVAILABLE, AGENT_NOT_READY].map(String::from));
+    names.extend(FOLLOW_UP.map(String::from));
     names
 }
 

@@ -34,8 +34,12 @@ pub enum Event {
     TransferFailed,
     /// A live human answered (queue or transfer).
     Connected,
-    /// The voicemail was recorded, or the callback stored and confirmed.
+    /// The voicemail was recorded and is durable (the caller is then told it is saved), or
+    /// the callback was stored and confirmed.
     Finished,
+    /// The voicemail or callback request could not be made durable (a full or failing
+    /// disk): the caller is told, and offered a live human instead of a promise.
+    SaveFailed,
     /// The caller waiting in a queue took the callback offer: their place is kept as a
     /// callback, stored before this event; the server confirms, then reports `Finished`.
     CallbackChosen,
@@ -120,9 +124,15 @@ enum State {
     FollowUp {
         node: NodeId,
     },
-    /// A hangup node's goodbye prompt.
+    /// A hangup node's goodbye prompt, or the confirmation that a message is saved.
     Goodbye {
         node: NodeId,
+    },
+    /// Telling the caller their follow-up could not be kept; then `then` (the flow's
+    /// escape), or a hang-up when the follow-up already failed once.
+    Apology {
+        node: NodeId,
+        then: Option<NodeId>,
     },
     Ended,
 }
@@ -152,6 +162,8 @@ pub struct Call<'a> {
     outcome: Option<(Outcome, NodeId, Instant)>,
     /// Bumps at every step, so a driver can tell one prompt from the next.
     attempt_id: u64,
+    /// Follow-ups that could not be saved in this call.
+    saves_failed: u32,
 }
 
 impl<'a> Call<'a> {
@@ -178,6 +190,7 @@ impl<'a> Call<'a> {
             escape_used: false,
             outcome: None,
             attempt_id: 0,
+            saves_failed: 0,
         }
     }
 
@@ -223,7 +236,7 @@ impl<'a> Call<'a> {
     pub fn prompting(&self) -> bool {
         match self.state {
             State::Menu { prompting, .. } | State::Collect { prompting, .. } => prompting,
-            State::Play { .. } | State::Goodbye { .. } => true,
+            State::Play { .. } | State::Goodbye { .. } | State::Apology { .. } => true,
             _ => false,
         }
     }
@@ -235,7 +248,8 @@ impl<'a> Call<'a> {
             | State::Collect { node, .. }
             | State::Human { node }
             | State::FollowUp { node }
-            | State::Goodbye { node } => Some(node),
+            | State::Goodbye { node }
+            | State::Apology { node, .. } => Some(node),
             _ => self.outcome.map(|o| o.1),
         }
     }
@@ -324,11 +338,29 @@ impl<'a> Call<'a> {
                 // Connected: the human has the call; the server bridges and ends it.
                 _ => {}
             },
-            State::FollowUp { .. } => {
-                if event == Event::Finished {
-                    self.end(&mut out);
+            State::FollowUp { node } => match event {
+                Event::Finished => {
+                    if matches!(self.set.nodes[node].kind, NodeKind::Voicemail(_)) {
+                        // Told only now that the message is on disk.
+                        self.state = State::Goodbye { node };
+                        out.push(Action::Play(vec![announce::MESSAGE_SAVED.to_string()]));
+                    } else {
+                        self.end(&mut out);
+                    }
                 }
-            }
+                Event::SaveFailed => self.save_failed(node, now, &mut out),
+                _ => {}
+            },
+            State::Apology { node, then } => match event {
+                Event::Digit(d) if d == self.escape_digit(node) => {
+                    self.escape(node, d, now, &mut out)
+                }
+                Event::PromptFinished => match then {
+                    Some(to) => self.go("failure", Some(to), now, &mut out),
+                    None => self.end(&mut out),
+                },
+                _ => {}
+            },
             State::Goodbye { node } => match event {
                 Event::Digit(d) if d == self.escape_digit(node) => {
                     self.escape(node, d, now, &mut out)
@@ -353,6 +385,24 @@ impl<'a> Call<'a> {
         self.deadline = None;
         self.state = State::Ended;
         out.push(Action::Hangup);
+    }
+
+    /// A follow-up that could not be kept: the caller is told so, and goes on to the flow's
+    /// escape (a live human) the first time; a second failure in one call ends it with a
+    /// request to call again later rather than a loop of promises.
+    fn save_failed(&mut self, node: NodeId, now: Instant, out: &mut Vec<Action>) {
+        self.saves_failed += 1;
+        let escape = self.set.escape_to(self.set.nodes[node].flow);
+        let then = escape.filter(|_| self.saves_failed == 1);
+        let prompt = if then.is_some() {
+            announce::NOT_SAVED
+        } else {
+            // Nothing will follow up: the record must not claim a voicemail or callback.
+            self.outcome = Some((Outcome::Hangup, node, now));
+            announce::CALL_LATER
+        };
+        self.state = State::Apology { node, then };
+        out.push(Action::Play(vec![prompt.to_string()]));
     }
 
     fn prompt_done(&mut self, node: NodeId, now: Instant) {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Action, Call, Event, Outcome};
+use super::{Action, Call, Event, Outcome, announce};
 use crate::flow::load;
 use crate::flow::model::FlowSet;
 
@@ -312,6 +312,11 @@ fn queue_timeout_transfer_failure_and_follow_ups() {
     );
     assert_eq!(
         call.handle(Event::Finished, c.at(120.0)),
+        vec![Action::Play(vec![announce::MESSAGE_SAVED.to_string()])],
+        "told the message is saved once it is"
+    );
+    assert_eq!(
+        call.handle(Event::PromptFinished, c.at(124.0)),
         vec![Action::Hangup]
     );
     assert!(call.is_ended());
@@ -362,5 +367,69 @@ fn a_caller_hanging_up_ends_the_call_where_it_is() {
     assert!(
         call.handle(Event::Digit('1'), c.at(3.0)).is_empty(),
         "an ended call does nothing"
+    );
+}
+
+#[test]
+fn a_message_that_cannot_be_saved_is_owned_up_to_and_the_caller_goes_to_a_human() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    call.handle(Event::Digit('4'), c.at(2.0));
+    call.handle(Event::TransferFailed, c.at(30.0));
+    call.handle(Event::QueueTimedOut, c.at(90.0));
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Voicemail));
+    // The disk refused the message: never "saved", an apology, then the flow's escape.
+    assert_eq!(
+        call.handle(Event::SaveFailed, c.at(120.0)),
+        vec![Action::Play(vec![announce::NOT_SAVED.to_string()])]
+    );
+    assert!(!call.is_ended());
+    let out = call.handle(Event::PromptFinished, c.at(125.0));
+    assert!(
+        matches!(&out[..], [Action::EnterQueue { queue, .. }] if queue == "support"),
+        "{out:?}"
+    );
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Queue));
+    let tail: Vec<&str> = call
+        .path()
+        .iter()
+        .rev()
+        .take(3)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["main.agents", "failure", "main.vm"]);
+    // The queue times out into voicemail again, which fails again: no loop of promises.
+    call.handle(Event::QueueTimedOut, c.at(200.0));
+    assert_eq!(
+        call.handle(Event::SaveFailed, c.at(230.0)),
+        vec![Action::Play(vec![announce::CALL_LATER.to_string()])]
+    );
+    assert_eq!(
+        call.outcome().map(|o| o.0),
+        Some(Outcome::Hangup),
+        "the record must not claim a voicemail"
+    );
+    assert_eq!(
+        call.handle(Event::PromptFinished, c.at(235.0)),
+        vec![Action::Hangup]
+    );
+}
+
+#[test]
+fn a_callback_that_cannot_be_stored_sends_the_caller_to_a_human() {
+    let (set, cals) = (set(), HashMap::new());
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(1.0));
+    call.handle(Event::Digit('6'), c.at(2.0));
+    assert_eq!(
+        call.handle(Event::SaveFailed, c.at(3.0)),
+        vec![Action::Play(vec![announce::NOT_SAVED.to_string()])]
+    );
+    // The escape digit during the apology acts at once.
+    let out = call.handle(Event::Digit('0'), c.at(4.0));
+    assert!(
+        matches!(&out[..], [Action::StopPlayback, Action::EnterQueue { .. }]),
+        "{out:?}"
     );
 }

@@ -418,6 +418,43 @@ fn resolve(set: &mut FlowSet, diags: &mut Vec<Diagnostic>) {
 
 /// Where a flow file's prompts live when no config says: the nearest `prompts/` folder beside
 /// the file or above it, else `prompts/` in the working directory.
+/// The prompts the server plays besides the flows' own (`names`: hold music, queue
+/// announcements, follow-up confirmations), in `prompts_dir` or each flow's nearest
+/// `prompts/`: each may be absent, but one that is there must be playable, because `serve`
+/// refuses to start on a broken one.
+pub fn check_server_prompts(
+    set: &FlowSet,
+    prompts_dir: Option<&Path>,
+    names: &[String],
+) -> Vec<Diagnostic> {
+    let mut dirs: Vec<PathBuf> = match prompts_dir {
+        Some(d) => vec![d.to_path_buf()],
+        None => set
+            .flows
+            .iter()
+            .map(|f| default_prompts_dir(&f.source.path))
+            .collect(),
+    };
+    dirs.sort();
+    dirs.dedup();
+    let mut diags = Vec::new();
+    for dir in &dirs {
+        for name in names {
+            if let PromptFile::Bad(why) = read_prompt(dir, name) {
+                let file = dir.join(format!("{name}.wav"));
+                let source = Arc::new(Source::new(file, String::new()));
+                diags.push(Diagnostic::new(
+                    Rule::BadPrompt,
+                    &source,
+                    Pos { line: 1, column: 1 },
+                    format!("prompt \"{name}\" (played by the server): {why}"),
+                ));
+            }
+        }
+    }
+    diags
+}
+
 pub fn default_prompts_dir(flow_file: &Path) -> PathBuf {
     let abs = std::path::absolute(flow_file).unwrap_or_else(|_| flow_file.to_path_buf());
     let mut dir = abs.parent();

@@ -153,6 +153,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let started = Instant::now();
     // The call's record, written at each transition (and awaited at the end).
     let uid = format!("{:016x}{:016x}", super::random(), super::random());
+    let ids = CallIds {
+        call_id: &call_id,
+        uid: &uid,
+        caller: &caller,
+    };
     let mut record = CallRecord {
         id: call_id.clone(),
         from: caller.clone(),
@@ -294,6 +299,15 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         prompts,
                         max_length_s,
                     } => {
+                        if !shared.disk.ok() {
+                            // Not asked to speak into a disk known to refuse the message.
+                            tracing::warn!(
+                                mailbox,
+                                "no voicemail: the data folder cannot be written"
+                            );
+                            next.extend(call.handle(Event::SaveFailed, now));
+                            continue;
+                        }
                         tag += 1;
                         let mut names = prompts;
                         names.push(BEEP.to_string());
@@ -322,7 +336,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             }
                             Err(e) => {
                                 tracing::error!(queue, "callback request NOT stored: {e}");
-                                next.extend(call.handle(Event::Finished, now));
+                                next.extend(call.handle(Event::SaveFailed, now));
                             }
                         }
                     }
@@ -395,7 +409,17 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let mut request =
                             callback_request(&call, &call_id, &caller, &name, &flow_name);
                         request.path.push("callback".into());
-                        if keep_place_as_callback(&shared, id, request).await {
+                        let kept = keep_place_as_callback(&shared, id, request).await;
+                        if kept == Offer::NotSaved
+                            && let Some(q) = queue.as_mut()
+                        {
+                            // Told at once, then back to the hold music, in line as before.
+                            tag += 1;
+                            let sorry = flows.prompts.frames(&[announce::NOT_SAVED.to_string()], law);
+                            play(&shared, id, sorry, false, tag);
+                            q.announcing = Some(tag);
+                        }
+                        if kept == Offer::Taken {
                             if let Some(q) = &queue {
                                 shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                             }
@@ -507,7 +531,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         q.announcing = Some(tag);
                     }
                 } else if recording_until.is_some_and(|t| t <= now) {
-                    pending = finish_voicemail(&shared, id, &mut call, &mut voicemail, &call_id, &caller, now).await;
+                    pending = finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, now).await;
                 } else {
                     pending = call.handle(Event::Timeout, now);
                 }
@@ -516,16 +540,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     }
     // A caller who hangs up while recording has left a message: keep it.
     if matches!(voicemail, Some(Voicemail::Recording { .. })) {
-        finish_voicemail(
-            &shared,
-            id,
-            &mut call,
-            &mut voicemail,
-            &call_id,
-            &caller,
-            Instant::now(),
-        )
-        .await;
+        finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, Instant::now()).await;
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });
     if we_hang_up {
@@ -722,7 +737,18 @@ fn callback_request(
 /// The caller pressed the callback key: store the request, then turn their place in line into
 /// a callback. False (the caller keeps waiting) when the store fails or an agent is already
 /// ringing for them.
-async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> bool {
+/// What became of a waiting caller's "call me back".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// Stored, and their place in line is now the callback's.
+    Taken,
+    /// Not stored (the disk): they keep waiting, and are told so.
+    NotSaved,
+    /// An agent is already ringing for them: they keep waiting.
+    TooLate,
+}
+
+async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> Offer {
     let queue = request.queue.clone();
     let row = match shared
         .saves
@@ -735,14 +761,14 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
                 queue,
                 "callback request NOT stored, the caller keeps waiting: {e}"
             );
-            return false;
+            return Offer::NotSaved;
         }
     };
     let (reply, answer) = oneshot::channel();
     let _ = shared.sip.send(SipCommand::ToCallback { id, row, reply });
     if answer.await.unwrap_or(false) {
         tracing::info!(queue, row, "the caller keeps their place as a callback");
-        return true;
+        return Offer::Taken;
     }
     tracing::info!(
         queue,
@@ -756,7 +782,7 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
     if let Err(e) = withdrawn.await {
         tracing::error!(row, "callback request not withdrawn: {e}");
     }
-    false
+    Offer::TooLate
 }
 
 fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64) {
@@ -835,16 +861,28 @@ fn digit(call: &mut Call, voicemail: &mut Option<Voicemail>, d: char, now: Insta
     }
 }
 
+/// Who a call is: its SIP Call-ID, its record's id, the caller.
+#[derive(Clone, Copy)]
+struct CallIds<'a> {
+    call_id: &'a str,
+    uid: &'a str,
+    caller: &'a str,
+}
+
 /// Saves the recording (WAV, sidecar JSON, index row), then tells the engine.
 async fn finish_voicemail(
     shared: &Arc<Shared>,
     id: u64,
     call: &mut Call<'_>,
     voicemail: &mut Option<Voicemail>,
-    call_id: &str,
-    caller: &str,
+    ids: CallIds<'_>,
     now: Instant,
 ) -> Vec<Action> {
+    let CallIds {
+        call_id,
+        uid,
+        caller,
+    } = ids;
     let Some(Voicemail::Recording {
         mailbox, started, ..
     }) = voicemail.take()
@@ -867,7 +905,11 @@ async fn finish_voicemail(
     };
     let dir = shared.data.join("voicemail").join(safe_name(&mailbox));
     let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
-    let base = format!("{stamp}-{}", safe_name(call_id));
+    // Unique by construction: the call's own record id (random, the records' key), and a
+    // count for a second message in one call. Call-IDs are the caller's to choose and
+    // collide once cleaned up.
+    let nth = VOICEMAILS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = format!("{stamp}-{uid}-{nth}");
     let wav = dir.join(format!("{base}.wav"));
     let duration_ms = samples.len() as u64 / 8;
     let record = VoicemailRecord {
@@ -903,11 +945,19 @@ async fn finish_voicemail(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(_) => tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved"),
-        Err(e) => tracing::error!(mailbox, "voicemail NOT saved: {e}"),
+        Ok(_) => {
+            tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved");
+            call.handle(Event::Finished, now)
+        }
+        Err(e) => {
+            tracing::error!(mailbox, "voicemail NOT saved: {e}");
+            call.handle(Event::SaveFailed, now)
+        }
     }
-    call.handle(Event::Finished, now)
 }
+
+/// Messages recorded since start: with the call's id, a voicemail's unique name.
+static VOICEMAILS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A file-name-safe version of a mailbox or Call-ID: no separators, no dot-dot.
 fn safe_name(s: &str) -> String {

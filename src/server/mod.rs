@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // the one place the clock is read
 
 pub mod call;
+pub mod health;
 pub mod metrics;
 mod outbox;
 pub mod pacer;
@@ -67,6 +68,8 @@ pub struct Line {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub retransmissions: AtomicU64,
+    /// Set when a stop begins: new calls get 503, `GET /health` says so.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Line {
@@ -99,6 +102,50 @@ pub struct Shared {
     pub media_ip: IpAddr,
     pub tx_config: transaction::Config,
     pub stats: Stats,
+    /// Whether the data folder takes writes (`GET /health`, `/metrics`).
+    pub disk: Arc<health::DiskHealth>,
+    /// Call tasks still running: a drain waits for their final records.
+    pub call_tasks: Arc<CallTasks>,
+}
+
+/// Counts the call tasks running; `idle()` resolves when none is.
+#[derive(Debug, Default)]
+pub struct CallTasks {
+    live: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One running call task; dropping it counts it out.
+pub struct CallTask(Arc<CallTasks>);
+
+impl CallTasks {
+    pub fn enter(self: &Arc<Self>) -> CallTask {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        CallTask(Arc::clone(self))
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once no call task runs.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.live() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for CallTask {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Shared {
@@ -247,6 +294,9 @@ fn raise_file_limit(config: &Config) {
     }
 }
 
+/// How long a stop waits for the calls it ended to write their final records.
+const DRAIN_RECORDS: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Runs the server until `shutdown` resolves and the live calls have drained.
 pub async fn run(
     loaded: Loaded,
@@ -309,7 +359,8 @@ pub async fn run(
     let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     // Detached: each call task waits for its final record, so nothing is left to flush.
-    let (records, _writer) = records::Records::start(&config.paths.data)
+    let disk = Arc::new(health::DiskHealth::default());
+    let (records, _writer) = records::Records::start(&config.paths.data, Arc::clone(&disk))
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let pacer_stats = Arc::new(pacer::PacerStats::default());
     let media_timeout = (config.rtp.timeout_s > 0)
@@ -317,7 +368,7 @@ pub async fn run(
     let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats), media_timeout)
         .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
     let store = Arc::new(Mutex::new(store));
-    let saves = saves::Saves::start(Arc::clone(&store))
+    let saves = saves::Saves::start(Arc::clone(&store), Arc::clone(&disk))
         .map_err(|e| ServeError::Config(format!("cannot start the saves writer: {e}")))?;
     let tx_config = transaction::Config {
         t1: std::time::Duration::from_millis(u64::from(config.sip.t1_ms.clamp(10, 10_000))),
@@ -339,6 +390,8 @@ pub async fn run(
         media_ip: sdp_ip,
         tx_config,
         stats: Stats::default(),
+        disk,
+        call_tasks: Arc::default(),
     });
     let lines: Vec<String> = shared
         .config
@@ -374,6 +427,23 @@ pub async fn run(
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, shutdown)
         .await;
+    // Every call the drain ended writes its final record before the process exits.
+    let left = shared.call_tasks.live();
+    if left > 0 {
+        tracing::info!(calls = left, "waiting for the ended calls' final records");
+        if tokio::time::timeout(DRAIN_RECORDS, shared.call_tasks.idle())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                calls = shared.call_tasks.live(),
+                "calls still ending at exit: the next start marks them interrupted"
+            );
+        }
+    }
+    if !shared.records.flush().await {
+        tracing::error!("call records NOT all saved at exit: the disk refused them");
+    }
     api_task.abort();
     reload_task.abort();
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);

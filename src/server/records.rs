@@ -1,17 +1,25 @@
 //! The call records' writer: one thread with its own SQLite connection takes each call's state
 //! at every transition, in order, and commits what piled up in one transaction. A call task
 //! never waits on the disk to move on; it waits only for its last record, so a call listed as
-//! ended in the API is on disk.
+//! ended in the API is on disk. Records the disk refuses (full) are kept, bounded, and
+//! written again every few seconds until it takes them.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::health::DiskHealth;
 use crate::store::{CallRecord, Store, StoreError};
 
-/// At most this many records in one transaction.
+/// At most this many new records gathered into one transaction.
 const BATCH: usize = 256;
+/// Records the disk refused are kept for at most this many calls (the newest state of each),
+/// and tried again this often.
+const MAX_PENDING: usize = 100_000;
+const RETRY: Duration = Duration::from_secs(2);
 
 enum Write {
     Record {
@@ -19,6 +27,8 @@ enum Write {
         record: Box<CallRecord>,
         done: Option<oneshot::Sender<bool>>,
     },
+    /// Answered once everything sent before it is committed (or cannot be, yet).
+    Flush(oneshot::Sender<bool>),
 }
 
 /// Where call tasks hand their records.
@@ -30,8 +40,11 @@ pub struct Records {
 impl Records {
     /// Opens a connection to the database in `data` and starts the writer. Calls the last run
     /// left live are marked interrupted first.
-    pub fn start(data: &Path) -> Result<(Records, std::thread::JoinHandle<()>), StoreError> {
-        let mut store = Store::open(data)?;
+    pub fn start(
+        data: &Path,
+        health: Arc<DiskHealth>,
+    ) -> Result<(Records, std::thread::JoinHandle<()>), StoreError> {
+        let store = Store::open(data)?;
         // Transitions are many: committed for a process crash (WAL), synced at checkpoints.
         // Voicemails and callbacks keep their own connection with a sync on every commit.
         store.relax_sync()?;
@@ -45,7 +58,7 @@ impl Records {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("hotline-records".into())
-            .spawn(move || write_all(&mut store, rx))
+            .spawn(move || Writer::new(store, health).run(&rx))
             .map_err(|e| StoreError::Open {
                 path: data.display().to_string(),
                 message: format!("cannot start the records writer: {e}"),
@@ -62,7 +75,8 @@ impl Records {
         });
     }
 
-    /// Records the call's state and returns once it is committed (false if it could not be).
+    /// Records the call's state and returns once it is committed: false if it could not be
+    /// yet (the disk refused it: it is kept and written again when the disk takes it).
     pub async fn save_and_wait(&self, uid: &str, record: &CallRecord) -> bool {
         let (done, committed) = oneshot::channel();
         let sent = self.tx.send(Write::Record {
@@ -72,36 +86,138 @@ impl Records {
         });
         sent.is_ok() && committed.await.unwrap_or(false)
     }
+
+    /// Returns once every record sent so far is committed; false if some could not be.
+    pub async fn flush(&self) -> bool {
+        let (done, committed) = oneshot::channel();
+        self.tx.send(Write::Flush(done)).is_ok() && committed.await.unwrap_or(false)
+    }
 }
 
-fn write_all(store: &mut Store, rx: mpsc::Receiver<Write>) {
-    let mut rows: Vec<(String, CallRecord)> = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<bool>> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(Write::Record { uid, record, done }) = next {
-            // A call written twice in one batch keeps only its latest state.
-            match rows.iter_mut().find(|(u, _)| *u == uid) {
-                Some(row) => row.1 = *record,
-                None => rows.push((uid, *record)),
-            }
-            waiting.extend(done);
-            next = if rows.len() < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
+struct Writer {
+    store: Store,
+    health: Arc<DiskHealth>,
+    /// Records not yet committed, the newest state of each call.
+    rows: HashMap<String, CallRecord>,
+    /// When the disk last refused them (the next try is `RETRY` later).
+    refused_at: Option<Instant>,
+    dropped: u64,
+}
+
+impl Writer {
+    fn new(store: Store, health: Arc<DiskHealth>) -> Writer {
+        Writer {
+            store,
+            health,
+            rows: HashMap::new(),
+            refused_at: None,
+            dropped: 0,
         }
-        let ok = match store.save_calls(&rows) {
-            Ok(()) => true,
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Write>) {
+        loop {
+            let first = if self.rows.is_empty() {
+                match rx.recv() {
+                    Ok(w) => Some(w),
+                    Err(_) => return,
+                }
+            } else {
+                match rx.recv_timeout(RETRY) {
+                    Ok(w) => Some(w),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        self.commit();
+                        return;
+                    }
+                }
+            };
+            let mut waiting: Vec<oneshot::Sender<bool>> = Vec::new();
+            let mut flush = false;
+            let mut next = first;
+            let mut taken = 0;
+            while let Some(w) = next {
+                match w {
+                    Write::Record { uid, record, done } => {
+                        // A call written twice keeps only its latest state.
+                        self.keep(uid, *record);
+                        waiting.extend(done);
+                    }
+                    Write::Flush(done) => {
+                        waiting.push(done);
+                        flush = true;
+                    }
+                }
+                taken += 1;
+                next = if taken < BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            // While the disk refuses, try again only every RETRY (or when asked to flush):
+            // the callers waiting are told at once that their record is not on disk yet.
+            let due = self
+                .refused_at
+                .is_none_or(|t| t.elapsed() >= RETRY || flush);
+            let ok = if due { self.commit() } else { false };
+            for w in waiting {
+                let _ = w.send(ok);
+            }
+        }
+    }
+
+    fn keep(&mut self, uid: String, record: CallRecord) {
+        if self.rows.len() >= MAX_PENDING && !self.rows.contains_key(&uid) {
+            // Bounded: a disk that never comes back must not take the memory too. The
+            // oldest record still has its earlier state on disk, if any.
+            let oldest = self
+                .rows
+                .iter()
+                .min_by(|a, b| a.1.started.cmp(&b.1.started))
+                .map(|(u, _)| u.clone());
+            if let Some(u) = oldest {
+                self.rows.remove(&u);
+                self.dropped += 1;
+                if self.dropped == 1 || self.dropped.is_power_of_two() {
+                    tracing::error!(
+                        dropped = self.dropped,
+                        "call records dropped: more than {MAX_PENDING} wait for the disk"
+                    );
+                }
+            }
+        }
+        self.rows.insert(uid, record);
+    }
+
+    /// Writes every record kept; returns whether they are all on disk.
+    fn commit(&mut self) -> bool {
+        if self.rows.is_empty() {
+            return true;
+        }
+        let rows: Vec<(String, CallRecord)> = self.rows.drain().collect();
+        match self.store.save_calls(&rows) {
+            Ok(()) => {
+                if self.refused_at.take().is_some() {
+                    tracing::info!(calls = rows.len(), "call records written after a retry");
+                }
+                self.health.succeeded();
+                self.health.set_pending_records(0);
+                true
+            }
             Err(e) => {
-                tracing::error!(calls = rows.len(), "call records NOT saved: {e}");
+                if self.refused_at.is_none() {
+                    tracing::error!(
+                        calls = rows.len(),
+                        "call records NOT saved, kept to be written again: {e}"
+                    );
+                }
+                self.health.failed("call records", &e.to_string());
+                self.refused_at = Some(Instant::now());
+                self.rows.extend(rows);
+                self.health.set_pending_records(self.rows.len());
                 false
             }
-        };
-        rows.clear();
-        for w in waiting.drain(..) {
-            let _ = w.send(ok);
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use super::health::DiskHealth;
 use crate::store::{Store, StoreError};
 
 /// At most this many saves committed together.
@@ -34,11 +35,11 @@ pub struct Saves {
 
 impl Saves {
     /// Starts the writer on `store` (shared with the readers: the API and the callbacks).
-    pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<Saves> {
+    pub fn start(store: Arc<Mutex<Store>>, health: Arc<DiskHealth>) -> std::io::Result<Saves> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("hotline-saves".into())
-            .spawn(move || write_all(&store, rx))?;
+            .spawn(move || write_all(&store, &health, rx))?;
         Ok(Saves { tx })
     }
 
@@ -87,7 +88,7 @@ impl Saves {
     }
 }
 
-fn write_all(store: &Mutex<Store>, rx: mpsc::Receiver<Save>) {
+fn write_all(store: &Mutex<Store>, health: &DiskHealth, rx: mpsc::Receiver<Save>) {
     let mut batch: Vec<Save> = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -97,16 +98,17 @@ fn write_all(store: &Mutex<Store>, rx: mpsc::Receiver<Save>) {
                 Err(_) => break,
             }
         }
-        write_batch(store, std::mem::take(&mut batch));
+        write_batch(store, health, std::mem::take(&mut batch));
     }
 }
 
-fn write_batch(store: &Mutex<Store>, batch: Vec<Save>) {
+fn write_batch(store: &Mutex<Store>, health: &DiskHealth, batch: Vec<Save>) {
     let mut ready = Vec::with_capacity(batch.len());
     for save in batch {
         match make_folders(&save.files) {
             Ok(()) => ready.push(save),
             Err(e) => {
+                health.failed("a voicemail's folder", &e);
                 let _ = save.done.send(Err(e));
             }
         }
@@ -129,11 +131,13 @@ fn write_batch(store: &Mutex<Store>, batch: Vec<Save>) {
         match w {
             Ok(()) => {
                 rows.push(save.row);
-                replies.push(save.done);
+                let paths: Vec<PathBuf> = save.files.into_iter().map(|(p, _)| p).collect();
+                replies.push((save.done, paths));
             }
             Err(e) => {
                 let folder = save.files.first().and_then(|(p, _)| p.parent());
                 let folder = folder.unwrap_or(Path::new(".")).display();
+                health.failed("a voicemail", &e.to_string());
                 let _ = save.done.send(Err(format!("{folder}: {e}")));
             }
         }
@@ -147,17 +151,25 @@ fn write_batch(store: &Mutex<Store>, batch: Vec<Save>) {
             .map_err(|e| e.to_string()),
         Err(_) => Err("the store lock is poisoned".to_string()),
     };
-    match results {
-        Ok(results) => {
-            for (done, r) in replies.into_iter().zip(results) {
-                let _ = done.send(r.map_err(|e| e.to_string()));
+    let results: Vec<Result<i64, String>> = match results {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect(),
+        Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
+    };
+    for ((done, paths), r) in replies.into_iter().zip(results) {
+        match &r {
+            Ok(_) => health.succeeded(),
+            Err(e) => {
+                // No row points to a missing file, and no file is left without its row.
+                for p in &paths {
+                    let _ = std::fs::remove_file(p);
+                }
+                health.failed("a voicemail or callback row", e);
             }
         }
-        Err(e) => {
-            for done in replies {
-                let _ = done.send(Err(e.clone()));
-            }
-        }
+        let _ = done.send(r);
     }
 }
 
@@ -228,7 +240,7 @@ mod tests {
             batch.push(save);
             replies.push(saved);
         }
-        write_batch(&store, batch);
+        write_batch(&store, &DiskHealth::default(), batch);
         let results: Vec<_> = replies
             .into_iter()
             .map(|mut r| r.try_recv().unwrap())
@@ -262,7 +274,7 @@ mod tests {
     async fn a_save_returns_once_its_row_is_committed() {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(Store::open(data.path()).unwrap()));
-        let saves = Saves::start(Arc::clone(&store)).unwrap();
+        let saves = Saves::start(Arc::clone(&store), Arc::default()).unwrap();
         let (files, record) = message(&data.path().join("voicemail/sales"), "m1");
         let row = saves
             .save(files, move |s| s.add_voicemail(&record))

@@ -225,6 +225,7 @@ impl Signalling {
                 _ = sleep => self.on_timers(Instant::now()),
                 _ = &mut shutdown, if !self.draining => {
                     self.draining = true;
+                    self.shared.stats.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                     let now = Instant::now();
                     tracing::info!(
                         calls = self.calls.len(),
@@ -836,8 +837,12 @@ impl Signalling {
             notify: tx_in,
         };
         let shared = Arc::clone(&self.shared);
+        let task = shared.call_tasks.enter();
         tokio::spawn(tracing::Instrument::instrument(
-            call::run(shared, setup),
+            async move {
+                call::run(shared, setup).await;
+                drop(task);
+            },
             span,
         ));
     }

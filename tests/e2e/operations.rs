@@ -600,3 +600,237 @@ fn calls_beyond_capacity_get_503_with_retry_after() {
     }
     assert_eq!(refused, 4, "{}", server.log());
 }
+
+/// A small tmpfs mounted over a folder for a test; unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the disk-full test mounts a tmpfs (run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Fills what is left with a file: returns it, to be removed to free the space.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x55u8; 16 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn health(server: &Server) -> (u16, Value) {
+    let (status, body) = super::agents::http(server, "GET", "/health", None, "");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// The data folder fills up: no caller is told a message was saved when it was not (they
+/// are told it was not, and offered the queue), no file or row is half there, the state shows
+/// in /health and /metrics, and the call records the disk refused are written once space
+/// returns; then voicemail works again.
+#[test]
+fn a_full_disk_never_tells_a_caller_saved_and_loses_no_record() {
+    let mut server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    server.kill();
+    let disk = SmallDisk::mount(&server.path().join("data"), "3m");
+    let prompts = server.path().join("prompts/followup");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for (name, freq) in [
+        ("saved", 900.0),
+        ("not_saved", 1100.0),
+        ("call_later", 1300.0),
+    ] {
+        write_prompt(&prompts.join(format!("{name}.wav")), 0.5, freq);
+    }
+    server.spawn();
+    assert_eq!(health(&server).0, 200, "a healthy start");
+    let filler = disk.fill();
+
+    // Calls that end at once write records the disk refuses: the server notices.
+    let short = call("PCMU", None, &[pause(200)], CALLER_BYE);
+    let mut made = 0;
+    for _ in 0..20 {
+        let r = server.sipp("short", &short, "main", &[]);
+        assert!(r.ok, "{}", r.text);
+        made += 1;
+        if health(&server).0 == 503 {
+            break;
+        }
+    }
+    let (status, h) = health(&server);
+    assert_eq!(status, 503, "{h}\n{}", server.log());
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["disk"].as_str().unwrap().contains("full"), "{h}");
+    let (_, metrics) = super::agents::http(&server, "GET", "/metrics", None, "");
+    assert!(metrics.contains("hotline_disk_ok 0"), "{metrics}");
+
+    // A caller choosing voicemail is told at once it cannot be kept, goes to the queue
+    // (no agent: its voicemail, refused too), and is asked to call later: the server hangs up.
+    let vm = call("PCMU", None, &[pause(2500), key('1')], SERVER_BYE);
+    let r = server.sipp("vm", &vm, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    made += 1;
+    let log = server.log();
+    assert!(
+        log.contains("no voicemail: the data folder cannot be written"),
+        "{log}"
+    );
+    assert!(!log.contains("voicemail saved"), "{log}");
+    assert_eq!(
+        log.matches("the data folder cannot be written (").count(),
+        1,
+        "logged once, not per call\n{log}"
+    );
+    for mailbox in ["one", "support"] {
+        assert!(
+            server.voicemails(mailbox).is_empty(),
+            "no message half-saved"
+        );
+    }
+
+    // Space returns: every call's record is written, none lost, and voicemail works again.
+    std::fs::remove_file(&filler).unwrap();
+    eventually("the server is healthy again", || health(&server).0 == 200);
+    eventually("every call made on the full disk is on record", || {
+        let c = calls(&server);
+        c.len() == made && c.iter().all(|c| c["ended"].is_string())
+    });
+    let c = calls(&server);
+    let refused = c
+        .iter()
+        .find(|c| {
+            c["path"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|s| s == "main.one"))
+        })
+        .expect("the voicemail caller's record");
+    let path: Vec<&str> = refused["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &path[..7],
+        [
+            "main.welcome",
+            "done",
+            "main.menu",
+            "1",
+            "main.one",
+            "failure",
+            "main.agents"
+        ],
+        "{refused}"
+    );
+    assert_eq!(refused["outcome"], "hangup", "not a voicemail: {refused}");
+
+    let vm = call(
+        "PCMU",
+        None,
+        &[
+            pause(2500),
+            key('1'),
+            pause(1000),
+            speak(),
+            pause(3000),
+            key('#'),
+        ],
+        SERVER_BYE,
+    );
+    let r = server.sipp("vm2", &vm, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    let saved = server.voicemails_when("one", 1);
+    assert_eq!(saved.len(), 1, "{}", server.log());
+    assert!(
+        read_wav(&saved[0].1).len() > 8000,
+        "the message has its audio"
+    );
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let files: Vec<String> = db
+        .prepare("SELECT file FROM voicemails")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(
+        server.path().join(&files[0]).is_file(),
+        "the row's file is there"
+    );
+    drop(db);
+    server.kill();
+}
+
+/// A stop with calls in progress: /health says the line is draining (a load balancer takes
+/// it out), and every call the drain ends has its final record before the process exits.
+#[test]
+fn every_call_ended_by_a_stop_gets_its_final_record() {
+    let mut server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 1");
+    const CALLS: usize = 12;
+    let live = call("PCMU", None, &[], SERVER_BYE);
+    let file = server.path().join("live.xml");
+    std::fs::write(&file, live).unwrap();
+    let n = CALLS.to_string();
+    let mut callers = sipp_command(&server, &file, "hold", &["-m", &n, "-l", &n, "-r", "20"], 0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("every call is live", || {
+        let c = calls(&server);
+        c.len() == CALLS && c.iter().all(|c| c["outcome"] == "live")
+    });
+    server.signal("-TERM");
+    let (status, h) = health(&server);
+    assert_eq!(
+        (status, h["status"].as_str()),
+        (503, Some("draining")),
+        "{h}"
+    );
+    assert_eq!(
+        server.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+    assert!(
+        callers.wait().unwrap().success(),
+        "every caller got its BYE"
+    );
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let ended: Vec<(Option<String>, Option<String>)> = db
+        .prepare("SELECT ended, end_reason FROM calls")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ended.len(), CALLS);
+    for (at, why) in &ended {
+        assert!(at.is_some(), "{ended:?}\n{}", server.log());
+        assert_eq!(why.as_deref(), Some("shutdown"), "{ended:?}");
+    }
+}
