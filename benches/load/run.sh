@@ -8,6 +8,8 @@
 #
 # Needs root (capture), sipp, sox, dumpcap/tshark. hotline runs on core 1, SIPp on core 0.
 # Each level runs calls at N/6 per second for RUN_S seconds (default 30), so N are up at once.
+# ADMISSION=1 keeps hotline's default admission limits ([sip] max_calls, max_new_calls_per_s)
+# to measure overload: calls beyond them are refused with 503 and counted in "refused".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_S=${RUN_S:-30}
@@ -45,8 +47,7 @@ cat > "$work/hotline.toml" <<'TOML'
 listen = "127.0.0.1:5080"
 answer_after_ms = 0
 shutdown_grace_s = 1
-max_calls = 0                 # the bench measures the capacity: no admission limit
-max_new_calls_per_s = 0
+LIMITS
 
 [rtp]
 address = "127.0.0.1"
@@ -68,10 +69,16 @@ name = "support"
 skills = ["support"]
 TOML
 
+if [ "${ADMISSION:-0}" = 1 ]; then
+  sed -i 's/^LIMITS$/# the default admission limits: the bench measures overload/' "$work/hotline.toml"
+else
+  sed -i 's/^LIMITS$/max_calls = 0                 # the bench measures the capacity: no admission limit\nmax_new_calls_per_s = 0/' "$work/hotline.toml"
+fi
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-printf "%6s %7s %7s %8s %9s %9s %10s %8s %8s %8s %8s %9s\n" N calls failed retrans "inv200p50" "inv200p99" "cpu-s/min" "rss-MB" "gap-p50" "gap-p99" "gap-max" "sipp-cpu%"
+printf "%6s %7s %7s %7s %8s %9s %9s %10s %8s %8s %8s %8s %7s %9s\n" N calls failed refused retrans "inv200p50" "inv200p99" "cpu-s/min" "rss-MB" "gap-p50" "gap-p99" "gap-max" "pkt/s" "sipp-cpu%"
 for n in "$@"; do
   rate=$(( (n + 5) / 6 ))
   total=$(( rate * RUN_S ))
@@ -100,11 +107,13 @@ for n in "$@"; do
   wait "$sipp" || true
   c1=$(cpu_ticks "$pid")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  refused=$(curl -sf 127.0.0.1:18080/metrics | awk '/^hotline_calls_refused_total/ {print $2}')
   kill "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true
   kill -INT "$pid"; wait "$server" 2>/dev/null || true
-  python3 - "$work" "$n" "$total" "$c0" "$c1" "$hz" "$rss" "$s0" "$s1" "$t0" "$t1" <<'PY'
+  python3 - "$work" "$n" "$total" "$c0" "$c1" "$hz" "$rss" "$s0" "$s1" "$t0" "$t1" "${refused:-0}" <<'PY'
 import glob, re, subprocess, sys, statistics
-work, n, total, c0, c1, hz, rss, s0, s1, t0, t1 = sys.argv[1:]
+work, n, total, c0, c1, hz, rss, s0, s1, t0, t1, refused = sys.argv[1:]
+refused = int(float(refused))
 n, total = int(n), int(total)
 screen = open(f"{work}/screen-{n}.txt", errors="replace").read()
 def counter(name):
@@ -128,15 +137,22 @@ cpu = (int(c1) - int(c0)) / int(hz)
 minutes = total * 6 / 60
 out = subprocess.run(["tshark", "-r", f"{work}/cap-{n}.pcap", "-T", "fields", "-e", "udp.srcport", "-e", "frame.time_epoch"],
                      capture_output=True, text=True).stdout
-last, gaps = {}, []
+last, gaps, first, count = {}, [], {}, {}
 for line in out.splitlines():
     port, t = line.split("\t"); t = float(t)
     if port in last and t - last[port] < 1.0:
         gaps.append((t - last[port]) * 1000)
+        count[port] = count.get(port, 0) + 1
+    else:
+        first[port] = t; count[port] = 0
     last[port] = t
 gaps.sort()
+# Packets a second each live call received: over each stream's span (a port is reused by
+# later calls; a gap of a second or more starts a new stream).
+span = sum(last[p] - first[p] for p in last if last[p] - first[p] >= 1.0)
+pps = sum(count[p] for p in last if last[p] - first[p] >= 1.0) / span if span else float("nan")
 sipp_cpu = (int(s1) - int(s0)) / int(hz) / max(1e-9, float(t1) - float(t0)) * 100
-print(f"{n:6d} {ok + failed:7d} {failed:7d} {retrans:8d} {pct(rtts,.5):9.2f} {pct(rtts,.99):9.2f} {cpu / minutes:10.4f} {int(rss)/1024:8.1f} {pct(gaps,.5):8.2f} {pct(gaps,.99):8.2f} {gaps[-1] if gaps else float('nan'):8.2f} {sipp_cpu:9.0f}")
+print(f"{n:6d} {ok + failed:7d} {failed - refused:7d} {refused:7d} {retrans:8d} {pct(rtts,.5):9.2f} {pct(rtts,.99):9.2f} {cpu / minutes:10.4f} {int(rss)/1024:8.1f} {pct(gaps,.5):8.2f} {pct(gaps,.99):8.2f} {gaps[-1] if gaps else float('nan'):8.2f} {pps:7.1f} {sipp_cpu:9.0f}")
 PY
   mkdir -p "$work/rtt-$n" && mv "$work"/caller_*_rtt.csv "$work/rtt-$n/" 2>/dev/null || true
 done

@@ -86,6 +86,8 @@ pub enum StateReply {
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
     pub active_calls: usize,
+    /// SIP datagrams dropped because the signalling queue was full.
+    pub sip_dropped: u64,
     pub agents: Vec<(&'static str, usize)>,
     pub queues: Vec<QueueRow>,
 }
@@ -434,6 +436,13 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             String::new(),
             m.sip_transactions.load(Ordering::Relaxed) as f64,
         )],
+    );
+    family(
+        "hotline_sip_datagrams_dropped_total",
+        "counter",
+        "SIP datagrams dropped unread because signalling was behind (messages of calls under \
+         way have their own queue, read first).",
+        vec![(String::new(), g.sip_dropped as f64)],
     );
     family(
         "hotline_calls_refused_total",

@@ -28,7 +28,7 @@ use crate::flow::calendar::Calendar;
 use crate::flow::model::FlowSet;
 use crate::media::player::Prompts;
 use crate::sip::transaction;
-use crate::sip::transport::{INBOUND_QUEUE, Transport};
+use crate::sip::transport::Transport;
 use crate::store::Store;
 
 /// The flows a server runs, with their calendars and encoded prompts. A reload builds a new
@@ -294,6 +294,16 @@ fn raise_file_limit(config: &Config) {
     }
 }
 
+/// Hands memory freed after a flood back to the system: glibc keeps freed heap for reuse
+/// otherwise, and a process that once held a flood's worth would look like it leaks.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// How long a stop waits for the calls it ended to write their final records.
 const DRAIN_RECORDS: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -340,7 +350,7 @@ pub async fn run(
     } else {
         media_ip
     };
-    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (inbound_tx, inbound_rx) = crate::sip::transport::inbox();
     let transport = Transport::bind(listen, inbound_tx)
         .await
         .map_err(|source| ServeError::Bind {

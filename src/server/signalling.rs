@@ -21,7 +21,7 @@ use crate::media::dtmf;
 use crate::sip::dialog::{self, ACCEPT, ALLOW, Dialog};
 use crate::sip::sdp::{self, Agreed, Offer, SdpError};
 use crate::sip::transaction::{self, Key, Output, Transaction};
-use crate::sip::transport::{Inbound, Link, Transport};
+use crate::sip::transport::{Inbound, InboxRx, Link, Transport};
 use crate::sip::wire::{self, Message, Reject, Start};
 
 /// What call tasks tell the signalling task.
@@ -127,6 +127,9 @@ struct CallEntry {
     last_sdp: String,
     /// The codec the call runs on, once it has started; a re-INVITE keeps it.
     law: Option<crate::media::g711::Law>,
+    /// When our 200 went out, until its ACK came: a call never confirmed is the first to
+    /// give way when the line is full.
+    unconfirmed_since: Option<Instant>,
 }
 
 enum TimerRef {
@@ -151,6 +154,12 @@ pub struct Signalling {
     calls: HashMap<String, CallEntry>,
     next_call: u64,
     draining: bool,
+    /// The most transactions held since memory was last given back.
+    tx_peak: usize,
+    /// When unconfirmed calls were last swept out of a full line.
+    last_eviction: Option<Instant>,
+    /// Refused calls, logged once a second rather than once each.
+    refusals: RefusalLog,
     agents: agents::Agents,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
@@ -181,6 +190,9 @@ impl Signalling {
             calls: HashMap::new(),
             next_call: 1,
             draining: false,
+            tx_peak: 0,
+            last_eviction: None,
+            refusals: RefusalLog::default(),
             agents: agents::Agents::new(&shared.config, Instant::now()),
             trace: shared.config.sip.trace
                 || std::env::var("HOTLINE_SIP_TRACE").is_ok_and(|v| v == "1"),
@@ -195,7 +207,7 @@ impl Signalling {
     /// Runs until shutdown has been asked for and every call has ended.
     pub async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
+        mut inbound: InboxRx,
         mut commands: mpsc::UnboundedReceiver<SipCommand>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
@@ -219,8 +231,11 @@ impl Signalling {
                     None => std::future::pending().await,
                 }
             };
+            // In this order: what keeps calls going comes before new requests, so a flood
+            // of INVITEs or REGISTERs delays no BYE, ACK or call task.
             tokio::select! {
-                Some(m) = inbound.recv() => self.on_inbound(m, Instant::now()),
+                biased;
+                Some(m) = inbound.urgent.recv() => self.on_inbound(m, Instant::now()),
                 Some(c) = commands.recv() => self.on_command(c, Instant::now()),
                 _ = sleep => self.on_timers(Instant::now()),
                 _ = &mut shutdown, if !self.draining => {
@@ -239,6 +254,7 @@ impl Signalling {
                     hard_end = Some(Instant::now() + Duration::from_secs(5));
                     self.end_all(Instant::now());
                 }
+                Some(m) = inbound.fresh.recv() => self.on_inbound(m, Instant::now()),
             }
             // Done when no call is left: neither a caller's nor one we placed (a callback's
             // legs live without a caller's call).
@@ -431,6 +447,42 @@ impl Signalling {
             self.emit(l, p, out);
             return;
         }
+        let to_tag = req
+            .get("To")
+            .and_then(wire::parse_name_addr)
+            .and_then(|n| n.param("tag").map(str::to_string));
+        // What is answered at once keeps no state (RFC 3261 §8.2.7): a retransmission is
+        // simply answered again, and a flood of them costs no memory.
+        if let Some((code, reason, extra)) = immediate_answer(&req, method, to_tag.is_some()) {
+            return self.stateless(&req, link, peer, code, reason, &extra);
+        }
+        // Admission control, before any state is kept: a refused INVITE costs one answer.
+        if method == "INVITE"
+            && to_tag.is_none()
+            && !req
+                .get("Call-ID")
+                .is_some_and(|c| self.calls.contains_key(c))
+            && let Some(reason) = self.admit(now)
+        {
+            self.shared
+                .metrics
+                .refused_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.refusals.note(reason, self.calls.len(), now);
+            let retry = [("Retry-After".to_string(), "5".to_string())];
+            return self.stateless(&req, link, peer, 503, reason, &retry);
+        }
+        // A new dialog or registration while the table is full is turned away at once (the
+        // sender retries, or goes elsewhere); requests in a dialog always get through.
+        if to_tag.is_none() && self.transactions.len() >= MAX_TRANSACTIONS {
+            self.shared.metrics.refused_calls.fetch_add(
+                u64::from(method == "INVITE"),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let retry = [("Retry-After".to_string(), "5".to_string())];
+            return self.stateless(&req, link, peer, 503, "Service Unavailable", &retry);
+        }
+        self.tx_peak = self.tx_peak.max(self.transactions.len() + 1);
         let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
         self.shared
             .metrics
@@ -448,26 +500,6 @@ impl Signalling {
         );
         self.emit(link, peer, out);
 
-        if method != "CANCEL"
-            && let Some(required) = req.get("Require")
-        {
-            // We support no extensions (RFC 3261 §8.2.2.3).
-            let unsupported = vec![("Unsupported".to_string(), required.to_string())];
-            return self.respond(
-                &key,
-                &req,
-                420,
-                "Bad Extension",
-                None,
-                &unsupported,
-                Vec::new(),
-                now,
-            );
-        }
-        let to_tag = req
-            .get("To")
-            .and_then(wire::parse_name_addr)
-            .and_then(|n| n.param("tag").map(str::to_string));
         if to_tag.is_some() {
             return self.in_dialog(key, req, method, now);
         }
@@ -475,27 +507,8 @@ impl Signalling {
             "INVITE" => self.on_invite(key, req, link, peer, now),
             "REGISTER" => self.on_register(key, req, link, peer, now),
             "CANCEL" => self.on_cancel(key, req, now),
-            "OPTIONS" => self.options(&key, &req, now),
-            "BYE" | "INFO" | "PRACK" | "UPDATE" => self.respond(
-                &key,
-                &req,
-                481,
-                "Call/Transaction Does Not Exist",
-                None,
-                &[],
-                Vec::new(),
-                now,
-            ),
-            _ => self.respond(
-                &key,
-                &req,
-                501,
-                "Not Implemented",
-                None,
-                &[("Allow".into(), ALLOW.into())],
-                Vec::new(),
-                now,
-            ),
+            // `immediate_answer` took every other method.
+            _ => {}
         }
     }
 
@@ -508,8 +521,18 @@ impl Signalling {
         reason: &str,
         extra: &[(String, String)],
     ) {
-        let resp = wire::response_to(req, code, reason, Some(&tag()), extra, Vec::new());
+        let mut headers = extra.to_vec();
+        headers.push(("Server".into(), "hotline".into()));
+        let resp = wire::response_to(req, code, reason, Some(&tag()), &headers, Vec::new());
         self.send(link, peer, resp.to_bytes().into());
+    }
+
+    /// An OPTIONS inside a dialog (a keep-alive): 200 with what we support.
+    fn options(&mut self, key: &Key, req: &Message, now: Instant) {
+        let Some((code, reason, extra)) = immediate_answer(req, "OPTIONS", false) else {
+            return;
+        };
+        self.respond(key, req, code, reason, None, &extra, Vec::new(), now);
     }
 
     /// Sends a response through the request's server transaction.
@@ -550,16 +573,6 @@ impl Signalling {
         self.schedule_tx(key);
     }
 
-    fn options(&mut self, key: &Key, req: &Message, now: Instant) {
-        let extra = [
-            ("Allow".to_string(), ALLOW.to_string()),
-            ("Accept".to_string(), ACCEPT.to_string()),
-            ("Supported".to_string(), String::new()),
-        ];
-        let extra: Vec<_> = extra.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        self.respond(key, req, 200, "OK", None, &extra, Vec::new(), now);
-    }
-
     fn on_invite(&mut self, key: Key, req: Message, link: Link, peer: SocketAddr, now: Instant) {
         let fail = |s: &mut Self, code, reason: &str| {
             s.respond(&key, &req, code, reason, None, &[], Vec::new(), now)
@@ -581,15 +594,6 @@ impl Signalling {
         if self.calls.contains_key(&call_id) {
             // A second INVITE of a dialog we know, without the tag: a loop or a fork.
             return fail(self, 482, "Loop Detected");
-        }
-        if let Some(reason) = self.admit(now) {
-            self.shared
-                .metrics
-                .refused_calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(reason, calls = self.calls.len(), "new call refused: 503");
-            let extra = [("Retry-After".to_string(), "5".to_string())];
-            return self.respond(&key, &req, 503, reason, None, &extra, Vec::new(), now);
         }
         let uri = match &req.start {
             Start::Request { uri, .. } => uri.clone(),
@@ -699,6 +703,7 @@ impl Signalling {
                 sdp_version: 1,
                 last_sdp: String::new(),
                 law: None,
+                unconfirmed_since: None,
             },
         );
         let delay = Duration::from_millis(u64::from(self.shared.config.sip.answer_after_ms));
@@ -720,8 +725,44 @@ impl Signalling {
         }
     }
 
+    /// The line is full: calls whose 200 has gone unacknowledged for `UNCONFIRMED_GRACE`
+    /// (a real phone ACKs within a round trip or two; a flood never does) are ended now
+    /// rather than at Timer H, 32 s on, so a flood that stops leaves room at once. Swept at
+    /// most once a second.
+    fn evict_unconfirmed(&mut self, now: Instant) {
+        if self
+            .last_eviction
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_eviction = Some(now);
+        let stale: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.unconfirmed_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= UNCONFIRMED_GRACE)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !stale.is_empty() {
+            tracing::warn!(
+                calls = stale.len(),
+                "the line is full: ending calls whose 200 OK was never acknowledged"
+            );
+        }
+        for id in stale {
+            self.invite_timed_out(&id, now);
+        }
+    }
+
     /// Admission control: why a new call is refused now (`None`: it may come in).
     fn admit(&mut self, now: Instant) -> Option<&'static str> {
+        let max_calls = self.shared.config.sip.max_calls as usize;
+        if max_calls > 0 && self.calls.len() >= max_calls {
+            self.evict_unconfirmed(now);
+        }
         let sip = &self.shared.config.sip;
         if sip.max_calls > 0 && self.calls.len() >= sip.max_calls as usize {
             return Some("Too Many Calls");
@@ -776,6 +817,7 @@ impl Signalling {
             socket: Arc::clone(&socket),
             line: line.clone(),
         };
+        entry.unconfirmed_since = Some(now);
         let key = entry.invite.clone();
         let req = entry.invite_request.clone();
         let local_tag = entry.dialog.local_tag.clone();
@@ -889,6 +931,13 @@ impl Signalling {
     fn on_ack(&mut self, req: &Message, now: Instant) {
         // The ACK of a failure shares the INVITE's branch; the ACK of a 2xx is its own
         // transaction and finds the INVITE through the dialog.
+        if let Some(c) = req
+            .get("Call-ID")
+            .and_then(|id| self.calls.get_mut(id))
+            .filter(|c| c.dialog.matches(req))
+        {
+            c.unconfirmed_since = None;
+        }
         let key = Key::of(req, "INVITE")
             .filter(|k| self.transactions.contains_key(k))
             .or_else(|| {
@@ -1189,6 +1238,17 @@ impl Signalling {
         self.schedule_tx(&key);
     }
 
+    /// After a flood has passed (the transactions down to a quarter of their peak), the
+    /// tables shrink and the freed memory goes back to the system.
+    fn give_memory_back(&mut self) {
+        if self.tx_peak < 4096 || self.transactions.len() > self.tx_peak / 4 {
+            return;
+        }
+        self.transactions.shrink_to_fit();
+        self.tx_peak = self.transactions.len();
+        super::release_free_memory();
+    }
+
     fn on_timers(&mut self, now: Instant) {
         while let Some(entry) = self.timers.first_entry() {
             if entry.key().0 > now {
@@ -1223,6 +1283,7 @@ impl Signalling {
                 }
             }
         }
+        self.give_memory_back();
     }
 
     /// No ACK for our 200 (RFC 3261 §13.3.1.4): the call is over; tell the caller with a BYE.
@@ -1321,4 +1382,70 @@ fn tag() -> String {
 
 fn random() -> u64 {
     super::random()
+}
+
+/// Server transactions at most: beyond this a new INVITE or REGISTER gets a stateless 503
+/// (each costs about a kilobyte for Timer J's 32 s, so this bounds a flood to tens of MB).
+const MAX_TRANSACTIONS: usize = 40_000;
+
+/// A status code, its reason phrase and extra headers.
+type ImmediateAnswer = (u16, &'static str, Vec<(String, String)>);
+
+/// The answer to a request that needs no state: the final answer to an out-of-dialog OPTIONS,
+/// BYE, INFO or unknown method, and a 420 to anything requiring an extension.
+fn immediate_answer(req: &Message, method: &str, in_dialog: bool) -> Option<ImmediateAnswer> {
+    if method != "CANCEL"
+        && let Some(required) = req.get("Require")
+    {
+        // We support no extensions (RFC 3261 §8.2.2.3).
+        let unsupported = vec![("Unsupported".to_string(), required.to_string())];
+        return Some((420, "Bad Extension", unsupported));
+    }
+    if in_dialog {
+        return None;
+    }
+    match method {
+        "INVITE" | "REGISTER" | "CANCEL" => None,
+        "OPTIONS" => Some((
+            200,
+            "OK",
+            vec![
+                ("Allow".to_string(), ALLOW.to_string()),
+                ("Accept".to_string(), ACCEPT.to_string()),
+            ],
+        )),
+        "BYE" | "INFO" | "PRACK" | "UPDATE" => {
+            Some((481, "Call/Transaction Does Not Exist", Vec::new()))
+        }
+        _ => Some((501, "Not Implemented", vec![("Allow".into(), ALLOW.into())])),
+    }
+}
+
+/// How long a 200 may go unacknowledged before the call gives way to a new one on a full line.
+const UNCONFIRMED_GRACE: Duration = Duration::from_secs(4);
+
+/// Refused calls, summed into one log line a second: a flood must not become a log flood.
+#[derive(Default)]
+struct RefusalLog {
+    since: Option<Instant>,
+    count: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, reason: &str, calls: usize, now: Instant) {
+        self.count += 1;
+        match self.since {
+            Some(t) if now.saturating_duration_since(t) < Duration::from_secs(1) => {}
+            _ => {
+                tracing::warn!(
+                    reason,
+                    calls,
+                    refused = self.count,
+                    "new calls refused: 503 (counted over the last second)"
+                );
+                self.since = Some(now);
+                self.count = 0;
+            }
+        }
+    }
 }

@@ -42,10 +42,80 @@ pub struct Inbound {
     pub link: Link,
 }
 
+/// Where received messages go. Those that keep existing calls and our own legs going
+/// (responses, ACK, CANCEL, BYE, anything inside a dialog) have their own queue, read first:
+/// a flood of new requests can delay or lose only new requests.
+#[derive(Clone)]
+pub struct Inbox {
+    urgent: mpsc::Sender<Inbound>,
+    fresh: mpsc::Sender<Inbound>,
+}
+
+/// Why a message was not queued.
+enum Dropped {
+    Full,
+    Closed,
+}
+
+/// The receiving ends of an `Inbox`.
+pub struct InboxRx {
+    pub urgent: mpsc::Receiver<Inbound>,
+    pub fresh: mpsc::Receiver<Inbound>,
+}
+
+/// An inbox holding at most `INBOUND_QUEUE` messages on each queue.
+pub fn inbox() -> (Inbox, InboxRx) {
+    let (urgent, urgent_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (fresh, fresh_rx) = mpsc::channel(INBOUND_QUEUE);
+    (
+        Inbox { urgent, fresh },
+        InboxRx {
+            urgent: urgent_rx,
+            fresh: fresh_rx,
+        },
+    )
+}
+
+impl Inbox {
+    fn lane(&self, item: &Inbound) -> &mpsc::Sender<Inbound> {
+        if is_urgent(&item.message) {
+            &self.urgent
+        } else {
+            &self.fresh
+        }
+    }
+
+    /// Queues without waiting; a full queue drops the message (the sender retransmits).
+    fn try_send(&self, item: Inbound) -> Result<(), Dropped> {
+        self.lane(&item).try_send(item).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Dropped::Full,
+            mpsc::error::TrySendError::Closed(_) => Dropped::Closed,
+        })
+    }
+
+    async fn send(&self, item: Inbound) -> Result<(), mpsc::error::SendError<Inbound>> {
+        self.lane(&item).send(item).await
+    }
+}
+
+/// Whether a message belongs to something already under way: a response, an ACK, CANCEL or
+/// BYE, or a request inside a dialog (its To has a tag).
+pub fn is_urgent(message: &Result<Message, Reject>) -> bool {
+    let Ok(m) = message else { return false };
+    match m.method() {
+        None => true,
+        Some("ACK" | "CANCEL" | "BYE") => true,
+        Some(_) => m
+            .get("To")
+            .and_then(wire::parse_name_addr)
+            .is_some_and(|n| n.param("tag").is_some()),
+    }
+}
+
 /// Queued messages per TCP connection before its writer is considered stuck.
 const TCP_QUEUE: usize = 256;
-/// Inbound messages waiting for the signalling task; beyond this, datagrams are dropped
-/// (the sender retransmits) rather than memory growing.
+/// Inbound messages waiting for the signalling task, on each of the inbox's queues; beyond
+/// this, datagrams are dropped (the sender retransmits) rather than memory growing.
 pub const INBOUND_QUEUE: usize = 8192;
 /// Open TCP connections at most.
 const MAX_TCP: usize = 1024;
@@ -56,14 +126,13 @@ pub struct Transport {
     tcp: Mutex<HashMap<u64, mpsc::Sender<Arc<[u8]>>>>,
     next_conn: AtomicU64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Datagrams dropped because the signalling queue was full.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Transport {
     /// Binds UDP and TCP on `addr` and starts receiving into `inbound`.
-    pub async fn bind(
-        addr: SocketAddr,
-        inbound: mpsc::Sender<Inbound>,
-    ) -> io::Result<Arc<Transport>> {
+    pub async fn bind(addr: SocketAddr, inbound: Inbox) -> io::Result<Arc<Transport>> {
         let udp = Arc::new(UdpSocket::bind(addr).await?);
         let local = udp.local_addr()?;
         let listener = TcpListener::bind(local).await?;
@@ -73,8 +142,9 @@ impl Transport {
             tcp: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             tasks: Mutex::new(Vec::new()),
+            dropped: Arc::new(AtomicU64::new(0)),
         });
-        let udp_task = tokio::spawn(udp_loop(udp, inbound.clone()));
+        let udp_task = tokio::spawn(udp_loop(udp, inbound.clone(), Arc::clone(&t.dropped)));
         let tcp_task = tokio::spawn(accept_loop(Arc::clone(&t), listener, inbound));
         if let Ok(mut tasks) = t.tasks.lock() {
             tasks.push(udp_task);
@@ -85,6 +155,11 @@ impl Transport {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Datagrams dropped so far because the signalling queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Sends without waiting: a full UDP buffer or a stuck TCP peer loses this message, and
@@ -120,7 +195,7 @@ impl Transport {
     }
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+async fn udp_loop(socket: Arc<UdpSocket>, inbound: Inbox, dropped: Arc<AtomicU64>) {
     let mut buf = vec![0u8; wire::MAX_MESSAGE + 1];
     loop {
         let (n, source) = match socket.recv_from(&mut buf).await {
@@ -143,15 +218,16 @@ async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
         };
         match inbound.try_send(item) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!("signalling queue full: datagram from {source} dropped")
+            Err(Dropped::Full) => {
+                // Counted, not logged: a flood must not become a log flood.
+                dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(Dropped::Closed) => return,
         }
     }
 }
 
-async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: mpsc::Sender<Inbound>) {
+async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -190,7 +266,7 @@ async fn connection(
     id: u64,
     queue: mpsc::Sender<Arc<[u8]>>,
     mut outgoing: mpsc::Receiver<Arc<[u8]>>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Inbox,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let write = async move {
@@ -257,5 +333,37 @@ async fn connection(
     tokio::select! {
         _ = read => {}
         _ = write => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_urgent;
+    use crate::sip::wire;
+
+    fn msg(start: &str, to: &str) -> Result<wire::Message, wire::Reject> {
+        let text = format!(
+            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:a@x>;tag=1\r\nTo: {to}\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        wire::parse_datagram(text.as_bytes())
+    }
+
+    #[test]
+    fn what_keeps_calls_going_is_read_before_new_requests() {
+        assert!(is_urgent(&msg("SIP/2.0 200 OK", "<sip:b@x>;tag=2")));
+        assert!(is_urgent(&msg("ACK sip:b@x SIP/2.0", "<sip:b@x>;tag=2")));
+        assert!(is_urgent(&msg("BYE sip:b@x SIP/2.0", "<sip:b@x>;tag=2")));
+        assert!(is_urgent(&msg("CANCEL sip:b@x SIP/2.0", "<sip:b@x>")));
+        assert!(
+            is_urgent(&msg("INVITE sip:b@x SIP/2.0", "<sip:b@x>;tag=2")),
+            "a re-INVITE"
+        );
+        assert!(
+            !is_urgent(&msg("INVITE sip:b@x SIP/2.0", "<sip:b@x>")),
+            "a new call"
+        );
+        assert!(!is_urgent(&msg("REGISTER sip:x SIP/2.0", "<sip:b@x>")));
+        assert!(!is_urgent(&msg("OPTIONS sip:x SIP/2.0", "<sip:b@x>")));
+        assert!(!is_urgent(&wire::parse_datagram(b"garbage")));
     }
 }

@@ -383,7 +383,7 @@ fn unacknowledged_invites_give_their_ports_back() {
     std::thread::sleep(Duration::from_millis(5000));
     let r = server.sipp(
         "after",
-        &call("PCMU", None, &[pause(600)], CALLER_BYE),
+        &call("PCMU", None, &[pause(500)], CALLER_BYE),
         "main",
         &[],
     );
@@ -833,4 +833,59 @@ fn every_call_ended_by_a_stop_gets_its_final_record() {
         assert!(at.is_some(), "{ended:?}\n{}", server.log());
         assert_eq!(why.as_deref(), Some("shutdown"), "{ended:?}");
     }
+}
+
+/// The server's resident memory, from /proc.
+fn rss_kb(server: &Server) -> u64 {
+    let pid = server.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 100,000 OPTIONS and 20,000 unacknowledged INVITEs as fast as a socket sends them: the
+/// memory stays bounded (each OPTIONS used to keep a transaction for 32 s, a gigabyte a
+/// minute), the call under way ends normally, and a new call is answered once it stops.
+#[test]
+fn a_flood_leaves_memory_bounded_and_calls_working() {
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    let live = call("PCMU", None, &[pause(6000)], CALLER_BYE);
+    let file = server.path().join("live.xml");
+    std::fs::write(&file, live).unwrap();
+    let caller = sipp_command(&server, &file, "main", &[], 0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = rss_kb(&server);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = s.local_addr().unwrap();
+    let sip = server.ports.sip;
+    for (method, count) in [("OPTIONS", 100_000), ("INVITE", 20_000)] {
+        for n in 0..count {
+            let m = format!(
+                "{method} sip:main@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-fl{n}\r\nFrom: <sip:flood@{local}>;tag=f{n}\r\nTo: <sip:main@127.0.0.1>\r\nCall-ID: flood-{method}-{n}@test\r\nCSeq: 1 {method}\r\nContact: <sip:flood@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = s.send_to(m.as_bytes(), ("127.0.0.1", sip));
+        }
+    }
+    let grown_mb = rss_kb(&server).saturating_sub(before) / 1024;
+    let done = caller.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "the call under way ended normally\n{}",
+        server.log()
+    );
+    assert!(grown_mb < 64, "the flood took {grown_mb} MB");
+    std::thread::sleep(Duration::from_secs(2));
+    let r = server.sipp(
+        "after",
+        &call("PCMU", None, &[pause(500)], CALLER_BYE),
+        "main",
+        &["-p", &(server.ports.sipp + 3).to_string()],
+    );
+    assert!(r.ok, "a call after the flood\n{}", r.text);
 }

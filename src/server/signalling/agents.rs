@@ -1206,6 +1206,7 @@ impl Signalling {
                 }
                 let _ = reply.send(Gauges {
                     active_calls: self.calls.len(),
+                    sip_dropped: self.transport.dropped(),
                     agents,
                     queues: self.queue_rows(now),
                 });
