@@ -61,6 +61,10 @@ pub struct Sip {
     /// Failed digest attempts from one (address, username) within `auth_failure_window_s`
     /// before that pair is refused outright until the window has passed.
     pub max_auth_failures: u32,
+    /// Failed attempts for one username from all addresses together within the window
+    /// before it is refused to every phone not known to have logged in (a guesser spread
+    /// over many addresses); the phones that registered before keep getting in.
+    pub max_auth_failures_per_user: u32,
     pub auth_failure_window_s: u32,
     /// Log every SIP message in and out, with its peer and transport (also
     /// `HOTLINE_SIP_TRACE=1`).
@@ -85,6 +89,7 @@ impl Default for Sip {
             shutdown_grace_s: 30,
             digest_algorithms: vec!["MD5".into()],
             max_auth_failures: 5,
+            max_auth_failures_per_user: 20,
             auth_failure_window_s: 60,
             trace: false,
             t1_ms: 500,

@@ -210,8 +210,9 @@ fn restart_only_changes(
         a.sip.digest_algorithms != b.sip.digest_algorithms,
     );
     differs(
-        "[sip] max_auth_failures / auth_failure_window_s",
+        "[sip] max_auth_failures / max_auth_failures_per_user / auth_failure_window_s",
         a.sip.max_auth_failures != b.sip.max_auth_failures
+            || a.sip.max_auth_failures_per_user != b.sip.max_auth_failures_per_user
             || a.sip.auth_failure_window_s != b.sip.auth_failure_window_s,
     );
     differs(

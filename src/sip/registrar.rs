@@ -25,6 +25,12 @@ pub const MAX_NONCES: usize = 10_000;
 /// refused outright (the defaults of `[sip] max_auth_failures` and `auth_failure_window_s`).
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Failures for one username, from all addresses together, within the window that lock it
+/// out for every phone not yet known to have logged in.
+pub const MAX_FAILURES_PER_USER: u32 = 20;
+/// A phone is known by the Call-ID of a REGISTER that authenticated (a phone keeps it from
+/// one refresh to the next, RFC 3261 §10.2): this many remembered per agent.
+const KNOWN_PHONES: usize = 8;
 /// (address, username) pairs whose failures are remembered at once; past it the oldest is
 /// forgotten, so a flood from many addresses never stops the counting of new ones.
 pub const MAX_TRACKED_SOURCES: usize = 10_000;
@@ -148,10 +154,12 @@ struct Failures {
 /// Who is counted: a source address and the username it tried.
 type Pair = (IpAddr, String);
 
-/// How many failures lock a pair out, and for how long they are counted.
+/// How many failures lock a pair out, how many lock a username out from every address but
+/// its known phones, and for how long they are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
     pub max_failures: u32,
+    pub max_failures_per_user: u32,
     pub window: Duration,
 }
 
@@ -159,6 +167,7 @@ impl Default for Lockout {
     fn default() -> Self {
         Lockout {
             max_failures: MAX_FAILURES,
+            max_failures_per_user: MAX_FAILURES_PER_USER,
             window: FAILURE_WINDOW,
         }
     }
@@ -172,6 +181,9 @@ pub struct Refusal {
     pub source: IpAddr,
     /// This failure reached the limit: the pair is locked out from now.
     pub locked_now: bool,
+    /// This failure reached the username's limit across addresses: the username is locked
+    /// out from now, for every phone not known to have logged in.
+    pub user_locked_now: bool,
     /// The pair was already locked out: refused without checking the password.
     pub locked: bool,
 }
@@ -196,6 +208,11 @@ pub struct Registrar {
     /// Agents removed from the config by a reload: they can no longer authenticate.
     retired: std::collections::HashSet<usize>,
     failures: HashMap<Pair, Failures>,
+    /// Failures per agent from every address (only real usernames: one never configured can
+    /// never log in, and counting it would be a table for an attacker to fill).
+    user_failures: HashMap<usize, Failures>,
+    /// Per agent, the Call-IDs its phones registered with successfully, newest last.
+    known: Vec<VecDeque<String>>,
     /// The pairs in the order they were first counted, for forgetting the oldest; may hold
     /// pairs already forgotten (skipped), and is compacted when it outgrows the map.
     failure_order: VecDeque<Pair>,
@@ -231,6 +248,8 @@ impl Registrar {
             lockout: Lockout::default(),
             retired: std::collections::HashSet::new(),
             failures: HashMap::new(),
+            user_failures: HashMap::new(),
+            known: vec![VecDeque::new(); n],
             failure_order: VecDeque::new(),
             unanswered: VecDeque::new(),
             bindings: vec![Vec::new(); n],
@@ -242,6 +261,7 @@ impl Registrar {
     pub fn with_lockout(mut self, lockout: Lockout) -> Registrar {
         self.lockout = Lockout {
             max_failures: lockout.max_failures.max(1),
+            max_failures_per_user: lockout.max_failures_per_user.max(1),
             window: lockout.window.max(Duration::from_secs(1)),
         };
         self
@@ -275,11 +295,16 @@ impl Registrar {
         for (i, u) in self.users.iter_mut().enumerate() {
             match users.iter().find(|n| n.id == u.id) {
                 Some(n) => {
+                    if u.password != n.password {
+                        // A new password: no phone is known to have it yet.
+                        self.known[i].clear();
+                    }
                     u.password = n.password.clone();
                     self.retired.remove(&i);
                 }
                 None => {
                     self.retired.insert(i);
+                    self.known[i].clear();
                     let gone = std::mem::take(&mut self.bindings[i]);
                     for b in &gone {
                         self.expiry.remove(&(b.expires, i, b.uri.clone()));
@@ -294,6 +319,7 @@ impl Registrar {
             if !self.users.iter().any(|u| u.id == n.id) {
                 self.users.push(n);
                 self.bindings.push(Vec::new());
+                self.known.push(VecDeque::new());
             }
         }
         changes
@@ -419,12 +445,19 @@ impl Registrar {
             .take(MAX_USERNAME)
             .collect();
         let pair = (source.ip(), user);
-        if self.locked_out(&pair, now) {
+        let agent = self.agent_named(&pair.1);
+        // A phone that logged in before (its REGISTER's Call-ID) is let try even while a
+        // guesser at its address, or everywhere, has the username locked out.
+        let call_id = req.get("Call-ID").unwrap_or_default();
+        let known = method == "REGISTER"
+            && agent.is_some_and(|a| self.known[a].iter().any(|c| c == call_id));
+        if !known && (self.locked_out(&pair, now) || self.user_locked_out(agent, now)) {
             let mut a = Answer::new(403, "Too Many Failed Attempts");
             a.refusal = Some(Refusal {
                 user: pair.1,
                 source: pair.0,
                 locked_now: false,
+                user_locked_now: false,
                 locked: true,
             });
             return Err(Box::new(a));
@@ -462,18 +495,58 @@ impl Registrar {
             Check::Malformed(reason) => return Err(Box::new(Answer::new(400, reason))),
             Check::Refused => {
                 let locked_now = self.failed(&pair, now);
+                let user_locked_now = self.user_failed(agent, now);
                 let mut a = Answer::new(403, "Forbidden");
                 a.refusal = Some(Refusal {
                     user: pair.1,
                     source: pair.0,
                     locked_now,
+                    user_locked_now,
                     locked: false,
                 });
                 return Err(Box::new(a));
             }
         };
         self.failures.remove(&pair);
+        if method == "REGISTER" && !call_id.is_empty() && !known {
+            let phones = &mut self.known[agent];
+            if phones.len() >= KNOWN_PHONES {
+                phones.pop_front();
+            }
+            phones.push_back(call_id.chars().take(256).collect());
+        }
         Ok(agent)
+    }
+
+    /// The configured agent with this username, unless retired.
+    fn agent_named(&self, username: &str) -> Option<usize> {
+        self.users
+            .iter()
+            .position(|u| u.id == username)
+            .filter(|i| !self.retired.contains(i))
+    }
+
+    fn user_locked_out(&mut self, agent: Option<usize>, now: Instant) -> bool {
+        let Some(agent) = agent else { return false };
+        match self.user_failures.get(&agent) {
+            Some(f) if now.saturating_duration_since(f.since) >= self.lockout.window => {
+                self.user_failures.remove(&agent);
+                false
+            }
+            Some(f) => f.count >= self.lockout.max_failures_per_user,
+            None => false,
+        }
+    }
+
+    /// Counts a failure against a real username; whether it locks the username out.
+    fn user_failed(&mut self, agent: Option<usize>, now: Instant) -> bool {
+        let Some(agent) = agent else { return false };
+        let f = self.user_failures.entry(agent).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        f.count += 1;
+        f.count == self.lockout.max_failures_per_user
     }
 
     fn locked_out(&mut self, pair: &Pair, now: Instant) -> bool {

@@ -168,6 +168,7 @@ impl Agents {
             )
             .with_lockout(Lockout {
                 max_failures: config.sip.max_auth_failures,
+                max_failures_per_user: config.sip.max_auth_failures_per_user,
                 window: Duration::from_secs(u64::from(config.sip.auth_failure_window_s)),
             }),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
@@ -370,6 +371,17 @@ impl Signalling {
         } else {
             metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
+        }
+        if r.user_locked_now {
+            metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
+            let lockout = &self.shared.config.sip;
+            tracing::warn!(
+                user = ?r.user,
+                source = %r.source,
+                failures = lockout.max_auth_failures_per_user,
+                window_s = lockout.auth_failure_window_s,
+                "SIP auth lockout of the username: only its known phones get in"
+            );
         }
         if r.locked_now {
             metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);

@@ -274,6 +274,7 @@ fn failed_attempts_lock_out_the_address_for_a_while() {
             user: "alice".into(),
             source: source().ip(),
             locked_now: false,
+            user_locked_now: false,
             locked: true
         })
     );
@@ -540,15 +541,23 @@ fn the_lockout_is_configurable_and_its_table_never_stops_counting() {
     let t = now();
     let mut r = registrar().with_lockout(Lockout {
         max_failures: 2,
+        max_failures_per_user: 20,
         window: Duration::from_secs(10),
     });
+    // A username nobody has: only the (address, username) pairs count it.
     let guess = |r: &mut Registrar, from: SocketAddr, t: Instant| {
-        let a = r.register(&register(CONTACT), from, Link::Udp, t);
+        let req = |extra: &str| {
+            let text = format!(
+                "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK9\r\nMax-Forwards: 70\r\nFrom: <sip:mallory@{REALM}>;tag=9\r\nTo: <sip:mallory@{REALM}>\r\nCall-ID: reg9\r\nCSeq: 1 REGISTER\r\n{extra}Contact: <sip:mallory@10.9.9.9>\r\nContent-Length: 0\r\n\r\n"
+            );
+            parse_datagram(text.as_bytes()).unwrap()
+        };
+        let a = r.register(&req(""), from, Link::Udp, t);
         if a.status != 401 {
             return a;
         }
-        let bad = authorization("alice", "guess", Algorithm::Md5, &nonce_of(&a, "MD5"), 1);
-        r.register(&register(&format!("{bad}{CONTACT}")), from, Link::Udp, t)
+        let bad = authorization("mallory", "guess", Algorithm::Md5, &nonce_of(&a, "MD5"), 1);
+        r.register(&req(&bad), from, Link::Udp, t)
     };
     // Fill the table from many addresses: the newest are still counted and locked out.
     for i in 0..(MAX_TRACKED_SOURCES as u32 + 50) {
@@ -632,6 +641,80 @@ fn a_wrong_answer_spends_its_nonce() {
             t
         )
         .status,
+        200
+    );
+}
+
+/// Registers alice's phone with this Call-ID from `from` with `password`; the answer.
+fn alice_from(
+    r: &mut Registrar,
+    from: SocketAddr,
+    call_id: &str,
+    password: &str,
+    t: Instant,
+) -> Answer {
+    let req = |extra: &str| {
+        let text = format!(
+            "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=1\r\nTo: <sip:alice@{REALM}>\r\nCall-ID: {call_id}\r\nCSeq: 1 REGISTER\r\n{extra}Contact: <sip:alice@{from}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        parse_datagram(text.as_bytes()).unwrap()
+    };
+    let a = r.register(&req(""), from, Link::Udp, t);
+    if a.status != 401 {
+        return a;
+    }
+    let creds = authorization("alice", password, Algorithm::Md5, &nonce_of(&a, "MD5"), 1);
+    r.register(&req(&creds), from, Link::Udp, t)
+}
+
+#[test]
+fn a_guesser_from_many_addresses_is_stopped_and_a_known_phone_still_gets_in() {
+    let t = now();
+    let mut r = registrar();
+    let office: SocketAddr = "198.51.100.7:5060".parse().unwrap();
+    // Alice's desk phone registered this morning from the office's address.
+    assert_eq!(
+        alice_from(&mut r, office, "desk-phone-1", "change-me", t).status,
+        200
+    );
+    // A guesser tries from fresh addresses, four guesses each (under the pair limit).
+    let mut user_lock = 0;
+    for i in 0..MAX_FAILURES_PER_USER {
+        let ip = std::net::Ipv4Addr::from(0xcb00_7100 + i / 4);
+        let a = alice_from(
+            &mut r,
+            SocketAddr::new(ip.into(), 5060),
+            "guess",
+            "password1",
+            t,
+        );
+        assert_eq!(a.status, 403);
+        if a.refusal.is_some_and(|f| f.user_locked_now) {
+            user_lock += 1;
+        }
+    }
+    assert_eq!(user_lock, 1, "the username is locked out at the limit");
+    // Now the right password from a fresh address is refused too: guessing stopped.
+    let fresh: SocketAddr = "203.0.113.250:5060".parse().unwrap();
+    let a = alice_from(&mut r, fresh, "guess", "change-me", t);
+    assert_eq!((a.status, a.reason), (403, "Too Many Failed Attempts"));
+    // The guesser moves behind the office's address and locks out that pair as well.
+    for _ in 0..MAX_FAILURES {
+        alice_from(&mut r, office, "guess-2", "password2", t);
+    }
+    assert_eq!(
+        alice_from(&mut r, office, "guess-2", "change-me", t).status,
+        403
+    );
+    // Alice's known phone refreshes from the same address: it gets in.
+    assert_eq!(
+        alice_from(&mut r, office, "desk-phone-1", "change-me", t).status,
+        200
+    );
+    // After the window everyone may try again.
+    let later = t + FAILURE_WINDOW;
+    assert_eq!(
+        alice_from(&mut r, fresh, "new-phone", "change-me", later).status,
         200
     );
 }
