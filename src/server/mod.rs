@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod health;
+mod http;
 pub mod metrics;
 mod outbox;
 pub mod pacer;
@@ -428,11 +429,7 @@ pub async fn run(
         token,
         pacer: Arc::clone(&pacer_stats),
     });
-    let api_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, api).await {
-            tracing::error!("HTTP API stopped: {e}");
-        }
-    });
+    let api_task = tokio::spawn(http::serve(http, api));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, shutdown)

@@ -7,6 +7,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -117,13 +120,33 @@ const TCP_QUEUE: usize = 256;
 /// Inbound messages waiting for the signalling task, on each of the inbox's queues; beyond
 /// this, datagrams are dropped (the sender retransmits) rather than memory growing.
 pub const INBOUND_QUEUE: usize = 8192;
-/// Open TCP connections at most.
+/// Open TCP connections at most, and from one address (an office's phones behind one NAT
+/// address fit; one attacker does not take them all).
 const MAX_TCP: usize = 1024;
+const MAX_TCP_PER_ADDRESS: usize = 64;
+/// A connection's first message, and any message once begun, must arrive within this.
+const TCP_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with nothing read for this long is closed: longer than the longest
+/// registration (3,600 s), so a phone's own connection outlives its binding.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3660);
+/// When the table is full, the connection idle longest gives way to a new one, if it has
+/// been idle this long.
+const TCP_EVICTABLE: Duration = Duration::from_secs(60);
+
+/// An open TCP connection: where its messages are queued, who it is, when it last spoke.
+struct TcpConn {
+    tx: mpsc::Sender<Arc<[u8]>>,
+    ip: std::net::IpAddr,
+    /// Milliseconds after the transport started that the connection last read a byte.
+    last: Arc<AtomicU64>,
+    close: Arc<tokio::sync::Notify>,
+}
 
 pub struct Transport {
     udp: Arc<UdpSocket>,
     local: SocketAddr,
-    tcp: Mutex<HashMap<u64, mpsc::Sender<Arc<[u8]>>>>,
+    tcp: Mutex<HashMap<u64, TcpConn>>,
+    started: Instant,
     next_conn: AtomicU64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Datagrams dropped because the signalling queue was full.
@@ -140,6 +163,7 @@ impl Transport {
             udp: Arc::clone(&udp),
             local,
             tcp: Mutex::new(HashMap::new()),
+            started: Instant::now(),
             next_conn: AtomicU64::new(1),
             tasks: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
@@ -157,6 +181,61 @@ impl Transport {
         self.local
     }
 
+    fn millis(&self) -> u64 {
+        self.started.elapsed().as_millis().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Takes a new connection into the table: refused when its address has too many; when
+    /// the table is full, the connection idle longest (a minute at least) is closed for it.
+    fn admit(
+        &self,
+        id: u64,
+        peer: SocketAddr,
+        tx: &mpsc::Sender<Arc<[u8]>>,
+        last: &Arc<AtomicU64>,
+        close: &Arc<tokio::sync::Notify>,
+    ) -> bool {
+        let Ok(mut m) = self.tcp.lock() else {
+            return false;
+        };
+        if m.values().filter(|c| c.ip == peer.ip()).count() >= MAX_TCP_PER_ADDRESS {
+            tracing::warn!(%peer, "too many TCP connections from this address: refused");
+            return false;
+        }
+        if m.len() >= MAX_TCP {
+            let now = self.millis();
+            let idlest = m
+                .iter()
+                .map(|(id, c)| (now.saturating_sub(c.last.load(Ordering::Relaxed)), *id))
+                .max();
+            match idlest {
+                Some((idle, victim)) if idle >= TCP_EVICTABLE.as_millis() as u64 => {
+                    if let Some(c) = m.remove(&victim) {
+                        tracing::info!(
+                            idle_s = idle / 1000,
+                            "TCP table full: closing the connection idle longest"
+                        );
+                        c.close.notify_one();
+                    }
+                }
+                _ => {
+                    tracing::warn!(%peer, "too many TCP connections: refused");
+                    return false;
+                }
+            }
+        }
+        m.insert(
+            id,
+            TcpConn {
+                tx: tx.clone(),
+                ip: peer.ip(),
+                last: Arc::clone(last),
+                close: Arc::clone(close),
+            },
+        );
+        true
+    }
+
     /// Datagrams dropped so far because the signalling queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -172,7 +251,11 @@ impl Transport {
                 }
             }
             Link::Tcp(id) => {
-                let tx = self.tcp.lock().ok().and_then(|m| m.get(&id).cloned());
+                let tx = self
+                    .tcp
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&id).map(|c| c.tx.clone()));
                 match tx {
                     Some(tx) => {
                         if tx.try_send(bytes).is_err() {
@@ -237,20 +320,22 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
                 continue;
             }
         };
-        let open = t.tcp.lock().map(|m| m.len()).unwrap_or(usize::MAX);
-        if open >= MAX_TCP {
-            tracing::warn!("too many TCP connections: {peer} refused");
-            continue;
-        }
         let id = t.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
-        if let Ok(mut m) = t.tcp.lock() {
-            m.insert(id, tx.clone());
+        let last = Arc::new(AtomicU64::new(t.millis()));
+        let close = Arc::new(tokio::sync::Notify::new());
+        if !t.admit(id, peer, &tx, &last, &close) {
+            continue; // dropped: closed at once
         }
         let t2 = Arc::clone(&t);
         let inbound = inbound.clone();
         tokio::spawn(async move {
-            connection(stream, peer, id, tx, rx, inbound).await;
+            let watch = Watch {
+                started: t2.started,
+                last,
+                close,
+            };
+            connection(stream, peer, id, tx, rx, inbound, watch).await;
             if let Ok(mut m) = t2.tcp.lock() {
                 m.remove(&id);
             }
@@ -258,8 +343,18 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
     }
 }
 
+/// A connection's clock: when it last read, and the signal that closes it.
+struct Watch {
+    started: Instant,
+    last: Arc<AtomicU64>,
+    close: Arc<tokio::sync::Notify>,
+}
+
 /// One TCP connection: messages framed by Content-Length in, queued messages out; a
-/// keep-alive ping (CRLF CRLF) is answered with a pong (CRLF), as RFC 5626 §4.4.1 asks.
+/// keep-alive ping (CRLF CRLF) is answered with a pong (CRLF), as RFC 5626 §4.4.1 asks. The
+/// first message, and each message once begun, must arrive within `TCP_MESSAGE_TIMEOUT`
+/// (no slow drip of headers holds a connection); nothing at all for `TCP_IDLE_TIMEOUT`
+/// closes it.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -267,6 +362,7 @@ async fn connection(
     queue: mpsc::Sender<Arc<[u8]>>,
     mut outgoing: mpsc::Receiver<Arc<[u8]>>,
     inbound: Inbox,
+    watch: Watch,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let write = async move {
@@ -279,6 +375,9 @@ async fn connection(
     let read = async {
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = vec![0u8; 16 * 1024];
+        let mut messages = 0u64;
+        let opened = Instant::now();
+        let mut began: Option<Instant> = None;
         loop {
             // Frame every whole message in the buffer before reading more.
             loop {
@@ -297,6 +396,7 @@ async fn connection(
                 match wire::parse_stream(&buf) {
                     Ok(Framed::Complete(m, used)) => {
                         buf.drain(..used.min(buf.len()));
+                        messages += 1;
                         let item = Inbound {
                             message: Ok(m),
                             source: peer,
@@ -324,15 +424,40 @@ async fn connection(
             if buf.len() > wire::MAX_MESSAGE {
                 return;
             }
-            match reader.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // A message begun, or none yet: it must be whole soon after it began (a byte at a
+            // time does not stretch it). Between messages: the idle limit.
+            if buf.is_empty() {
+                began = None;
+            } else if began.is_none() {
+                began = Some(Instant::now());
+            }
+            let deadline = match (messages, began) {
+                (_, Some(t)) => t + TCP_MESSAGE_TIMEOUT,
+                (0, None) => opened + TCP_MESSAGE_TIMEOUT,
+                _ => Instant::now() + TCP_IDLE_TIMEOUT,
+            };
+            match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+                Err(_) => {
+                    tracing::debug!(%peer, "TCP connection closed: nothing came in time");
+                    return;
+                }
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    let ms = watch
+                        .started
+                        .elapsed()
+                        .as_millis()
+                        .min(u128::from(u64::MAX));
+                    watch.last.store(ms as u64, Ordering::Relaxed);
+                }
             }
         }
     };
     tokio::select! {
         _ = read => {}
         _ = write => {}
+        _ = watch.close.notified() => {}
     }
 }
 

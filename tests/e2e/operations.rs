@@ -889,3 +889,100 @@ fn a_flood_leaves_memory_bounded_and_calls_working() {
     );
     assert!(r.ok, "a call after the flood\n{}", r.text);
 }
+
+/// TCP connections from `ip` to `port`, `n` of them, as plain blocking streams.
+fn connect_from(ip: &str, port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            let stream = s
+                .connect(format!("127.0.0.1:{port}").parse().unwrap())
+                .await
+                .unwrap();
+            out.push(stream.into_std().unwrap());
+        }
+        out
+    })
+}
+
+/// Whether the server has closed this connection (a read gives end of file, or a reset),
+/// waiting up to `within`.
+fn closed(mut s: &std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an answer (a 400, a timeout response) before the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Idle and slow connections cannot take the server's descriptors: one address gets at most
+/// 64 SIP/TCP and 32 HTTP connections, a SIP connection must send a whole message within
+/// 10 s, HTTP headers must come within 10 s and an idle HTTP connection closes after 30 s;
+/// meanwhile a call over TCP and the API from another address work.
+#[test]
+fn idle_and_slow_connections_are_closed_and_the_line_keeps_working() {
+    use std::io::Write;
+    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    let t0 = Instant::now();
+    let mut sip = connect_from("127.0.0.2", server.ports.sip, 70);
+    let mut http = connect_from("127.0.0.2", server.ports.http, 40);
+    // Beyond the per-address caps: closed at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let refused_sip = sip
+        .iter()
+        .filter(|s| closed(s, Duration::from_millis(5)))
+        .count();
+    let refused_http = http
+        .iter()
+        .filter(|s| closed(s, Duration::from_millis(5)))
+        .count();
+    assert_eq!((refused_sip, refused_http), (6, 8));
+    // Half of each start a message and drip it a byte at a time.
+    for s in sip.iter_mut().take(32) {
+        s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2")
+            .unwrap();
+    }
+    for s in http.iter_mut().take(16) {
+        s.write_all(b"GET /api/agents HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+    }
+    // The line works for everyone else meanwhile.
+    let r = server.sipp(
+        "tcp",
+        &call("PCMU", None, &[pause(2400), key('3')], SERVER_BYE),
+        "main",
+        &["-t", "t1"],
+    );
+    assert!(r.ok, "a call over TCP during the attack\n{}", r.text);
+    assert_eq!(health(&server).0, 200);
+    // 10 s after they opened, every SIP connection and the slow HTTP ones are closed.
+    let wait = Duration::from_secs(13).saturating_sub(t0.elapsed());
+    let open_sip = sip.iter().filter(|s| !closed(s, wait)).count();
+    assert_eq!(
+        open_sip, 0,
+        "a SIP connection must send a whole message within 10 s"
+    );
+    let slow_open = http
+        .iter()
+        .take(16)
+        .filter(|s| !closed(s, Duration::from_secs(1)))
+        .count();
+    assert_eq!(slow_open, 0, "headers not sent within 10 s");
+    // The idle HTTP connections: closed after 30 s at most.
+    let wait = Duration::from_secs(34).saturating_sub(t0.elapsed());
+    let idle_open = http.iter().skip(16).filter(|s| !closed(s, wait)).count();
+    assert_eq!(idle_open, 0);
+}

@@ -1,0 +1,147 @@
+//! The HTTP API's listener: every connection has a deadline. Headers must arrive within
+//! `HEADER_TIMEOUT`, a connection with nothing moving for `IDLE_TIMEOUT` is closed, and one
+//! address holds at most `PER_ADDRESS` connections (`MAX_CONNECTIONS` in all), so idle or
+//! slow clients cannot use up the descriptors the calls need.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tower::Service;
+
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const PER_ADDRESS: usize = 32;
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Serves `app` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, app: axum::Router) {
+    let open: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors, typically: wait rather than spin.
+                tracing::warn!("HTTP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        let admitted = open.lock().is_ok_and(|mut m| {
+            let total: usize = m.values().sum();
+            let n = m.entry(ip).or_insert(0);
+            if *n >= PER_ADDRESS || total >= MAX_CONNECTIONS {
+                false
+            } else {
+                *n += 1;
+                true
+            }
+        });
+        if !admitted {
+            tracing::debug!(%peer, "HTTP connection refused: too many open");
+            continue; // dropped: closed at once
+        }
+        let open = Arc::clone(&open);
+        let app = app.clone();
+        tokio::spawn(async move {
+            connection(stream, app).await;
+            if let Ok(mut m) = open.lock()
+                && let Some(n) = m.get_mut(&ip)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        });
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, app: axum::Router) {
+    let started = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        started,
+        last: Arc::clone(&last),
+    });
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        app.clone().call(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = tokio::time::sleep(IDLE_TIMEOUT / 4) => {
+                let idle = started.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                if idle >= IDLE_TIMEOUT {
+                    return; // dropped: the socket closes
+                }
+            }
+        }
+    }
+}
+
+/// A stream that notes when bytes last moved (milliseconds since `started`).
+struct Watched {
+    inner: tokio::net::TcpStream,
+    started: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
