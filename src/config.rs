@@ -77,6 +77,31 @@ pub struct Sip {
     /// every call's audio suffering. 0: no limit.
     pub max_calls: u32,
     pub max_new_calls_per_s: u32,
+    /// SIP messages a second one address may send (on average over 2 s) before it is banned
+    /// for `ban_s`: its messages are then dropped unread. 0: no limit.
+    pub max_messages_per_s_per_address: u32,
+    pub ban_s: u32,
+    /// Addresses never limited nor banned: a proxy, load balancer or trunk in front.
+    pub trusted_addresses: Vec<String>,
+    /// Requests whose User-Agent contains one of these (any case) are dropped unanswered and
+    /// their source banned: the well-known SIP scanners. `[]` turns it off.
+    pub drop_user_agents: Vec<String>,
+}
+
+impl Sip {
+    /// The SIP gate's settings: the per-address limit, its ban, trusted addresses, scanners.
+    pub fn gate(&self) -> crate::sip::gate::GateConfig {
+        crate::sip::gate::GateConfig {
+            max_per_s: self.max_messages_per_s_per_address,
+            ban: std::time::Duration::from_secs(u64::from(self.ban_s.max(1))),
+            trusted: self
+                .trusted_addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            scanners: self.drop_user_agents.clone(),
+        }
+    }
 }
 
 impl Default for Sip {
@@ -96,6 +121,24 @@ impl Default for Sip {
             // Below the measured knee of one core (about 3,000 calls, 500 new a second).
             max_calls: 2500,
             max_new_calls_per_s: 400,
+            // A phone sends a few messages a second at most; a flood sends thousands.
+            max_messages_per_s_per_address: 200,
+            ban_s: 60,
+            trusted_addresses: Vec::new(),
+            drop_user_agents: [
+                "friendly-scanner",
+                "sipvicious",
+                "sipcli",
+                "sip-scan",
+                "sipsak",
+                "sundayddr",
+                "iwar",
+                "sivus",
+                "vaxsipuseragent",
+                "pplsip",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -286,6 +329,7 @@ struct Places {
 #[derive(Debug, Default, Deserialize)]
 struct SipPlaces {
     advertise: Option<toml::Spanned<toml::Value>>,
+    trusted_addresses: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -435,6 +479,14 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
             )));
         }
         _ => {}
+    }
+    for a in &config.sip.trusted_addresses {
+        if a.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "{}: [sip] trusted_addresses: \"{a}\" is not an IP address",
+                at(span_of(&sip.trusted_addresses))
+            )));
+        }
     }
     let mut seen = std::collections::HashSet::new();
     for (i, a) in config.agents.iter().enumerate() {

@@ -47,6 +47,7 @@ cat > "$work/hotline.toml" <<'TOML'
 listen = "127.0.0.1:5080"
 answer_after_ms = 0
 shutdown_grace_s = 1
+trusted_addresses = ["127.0.0.1"]  # SIPp's thousands of messages a second are not a flood
 LIMITS
 
 [rtp]

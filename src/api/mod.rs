@@ -88,6 +88,11 @@ pub struct Gauges {
     pub active_calls: usize,
     /// SIP datagrams dropped because the signalling queue was full.
     pub sip_dropped: u64,
+    /// The gate: messages dropped from banned sources and scanners, bans started, and
+    /// addresses banned now.
+    pub sip_banned_messages: u64,
+    pub sip_bans: u64,
+    pub sip_banned_addresses: usize,
     pub agents: Vec<(&'static str, usize)>,
     pub queues: Vec<QueueRow>,
 }
@@ -443,6 +448,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "SIP datagrams dropped unread because signalling was behind (messages of calls under \
          way have their own queue, read first).",
         vec![(String::new(), g.sip_dropped as f64)],
+    );
+    family(
+        "hotline_sip_banned_messages_total",
+        "counter",
+        "SIP messages dropped unanswered: from an address banned for flooding, or a scanner.",
+        vec![(String::new(), g.sip_banned_messages as f64)],
+    );
+    family(
+        "hotline_sip_bans_total",
+        "counter",
+        "Addresses banned ([sip] max_messages_per_s_per_address exceeded, or a scanner's User-Agent).",
+        vec![(String::new(), g.sip_bans as f64)],
+    );
+    family(
+        "hotline_sip_banned_addresses",
+        "gauge",
+        "Addresses banned now (each for [sip] ban_s).",
+        vec![(String::new(), g.sip_banned_addresses as f64)],
     );
     family(
         "hotline_calls_refused_total",

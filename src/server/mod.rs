@@ -352,7 +352,7 @@ pub async fn run(
         media_ip
     };
     let (inbound_tx, inbound_rx) = crate::sip::transport::inbox();
-    let transport = Transport::bind(listen, inbound_tx)
+    let transport = Transport::bind(listen, inbound_tx, config.sip.gate())
         .await
         .map_err(|source| ServeError::Bind {
             addr: listen.to_string(),

@@ -3,6 +3,7 @@
 
 pub mod dial;
 pub mod dialog;
+pub mod gate;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;

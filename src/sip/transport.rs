@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::gate::{Gate, GateConfig, Verdict};
 use super::wire::{self, Framed, Message, Reject};
 
 /// How a message reached us, and so how its answers leave.
@@ -151,11 +152,75 @@ pub struct Transport {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Datagrams dropped because the signalling queue was full.
     dropped: Arc<AtomicU64>,
+    /// Per-address limits and scanners: judged before a message is read further.
+    gate: Arc<Gated>,
+}
+
+/// The gate with what it counts, shared by the UDP loop and the TCP connections.
+pub struct Gated {
+    gate: Mutex<Gate>,
+    /// Messages dropped because their source was banned or a scanner.
+    pub dropped: AtomicU64,
+    /// Bans started.
+    pub bans: AtomicU64,
+}
+
+impl Gated {
+    /// Whether a message from `source` goes on; logs a ban once, when it starts.
+    fn pass(&self, source: SocketAddr, message: Option<&Message>) -> bool {
+        let now = Instant::now().into_std();
+        let Ok(mut g) = self.gate.lock() else {
+            return true;
+        };
+        let verdict = g.check(source.ip(), None, now);
+        let verdict = match (verdict, message.and_then(|m| m.get("User-Agent"))) {
+            (Verdict::Pass, Some(ua)) if g.is_scanner(ua) => {
+                if g.ban(source.ip(), now) {
+                    self.bans.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(source = %source.ip(), user_agent = ua, "SIP scanner banned");
+                }
+                Verdict::Scanner
+            }
+            (v, _) => v,
+        };
+        match verdict {
+            Verdict::Pass => true,
+            Verdict::Banned { now: started } => {
+                if started {
+                    self.bans.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(source = %source.ip(), "SIP source banned: too many messages");
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Verdict::Scanner => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn is_banned(&self, ip: std::net::IpAddr) -> bool {
+        self.gate
+            .lock()
+            .is_ok_and(|g| g.is_banned(ip, Instant::now().into_std()))
+    }
+
+    /// Addresses banned now.
+    pub fn banned(&self) -> usize {
+        self.gate
+            .lock()
+            .map_or(0, |g| g.banned(Instant::now().into_std()))
+    }
 }
 
 impl Transport {
     /// Binds UDP and TCP on `addr` and starts receiving into `inbound`.
-    pub async fn bind(addr: SocketAddr, inbound: Inbox) -> io::Result<Arc<Transport>> {
+    pub async fn bind(
+        addr: SocketAddr,
+        inbound: Inbox,
+        gate: GateConfig,
+    ) -> io::Result<Arc<Transport>> {
         let udp = Arc::new(UdpSocket::bind(addr).await?);
         let local = udp.local_addr()?;
         let listener = TcpListener::bind(local).await?;
@@ -167,8 +232,18 @@ impl Transport {
             next_conn: AtomicU64::new(1),
             tasks: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
+            gate: Arc::new(Gated {
+                gate: Mutex::new(Gate::new(gate)),
+                dropped: AtomicU64::new(0),
+                bans: AtomicU64::new(0),
+            }),
         });
-        let udp_task = tokio::spawn(udp_loop(udp, inbound.clone(), Arc::clone(&t.dropped)));
+        let udp_task = tokio::spawn(udp_loop(
+            udp,
+            inbound.clone(),
+            Arc::clone(&t.dropped),
+            Arc::clone(&t.gate),
+        ));
         let tcp_task = tokio::spawn(accept_loop(Arc::clone(&t), listener, inbound));
         if let Ok(mut tasks) = t.tasks.lock() {
             tasks.push(udp_task);
@@ -236,6 +311,11 @@ impl Transport {
         true
     }
 
+    /// The gate's counts: messages dropped, bans started, addresses banned now.
+    pub fn gate(&self) -> &Gated {
+        &self.gate
+    }
+
     /// Datagrams dropped so far because the signalling queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -278,7 +358,12 @@ impl Transport {
     }
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, inbound: Inbox, dropped: Arc<AtomicU64>) {
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    inbound: Inbox,
+    dropped: Arc<AtomicU64>,
+    gate: Arc<Gated>,
+) {
     let mut buf = vec![0u8; wire::MAX_MESSAGE + 1];
     loop {
         let (n, source) = match socket.recv_from(&mut buf).await {
@@ -293,7 +378,15 @@ async fn udp_loop(socket: Arc<UdpSocket>, inbound: Inbox, dropped: Arc<AtomicU64
         if buf[..n].iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
+        // A banned source costs a count, not a parse.
+        if gate.is_banned(source.ip()) {
+            let _ = gate.pass(source, None);
+            continue;
+        }
         let message = wire::parse_datagram(&buf[..n]);
+        if !gate.pass(source, message.as_ref().ok()) {
+            continue;
+        }
         let item = Inbound {
             message,
             source,
@@ -320,6 +413,9 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
                 continue;
             }
         };
+        if t.gate.is_banned(peer.ip()) {
+            continue; // dropped: closed at once
+        }
         let id = t.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
         let last = Arc::new(AtomicU64::new(t.millis()));
@@ -334,6 +430,7 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
                 started: t2.started,
                 last,
                 close,
+                gate: Arc::clone(&t2.gate),
             };
             connection(stream, peer, id, tx, rx, inbound, watch).await;
             if let Ok(mut m) = t2.tcp.lock() {
@@ -348,6 +445,7 @@ struct Watch {
     started: Instant,
     last: Arc<AtomicU64>,
     close: Arc<tokio::sync::Notify>,
+    gate: Arc<Gated>,
 }
 
 /// One TCP connection: messages framed by Content-Length in, queued messages out; a
@@ -397,6 +495,9 @@ async fn connection(
                     Ok(Framed::Complete(m, used)) => {
                         buf.drain(..used.min(buf.len()));
                         messages += 1;
+                        if !watch.gate.pass(peer, Some(&m)) {
+                            return; // banned or a scanner: the connection closes
+                        }
                         let item = Inbound {
                             message: Ok(m),
                             source: peer,

@@ -851,7 +851,11 @@ fn rss_kb(server: &Server) -> u64 {
 /// minute), the call under way ends normally, and a new call is answered once it stops.
 #[test]
 fn a_flood_leaves_memory_bounded_and_calls_working() {
-    let server = Server::start_with("answer_after_ms = 0\nshutdown_grace_s = 2");
+    // The flood comes from a trusted address (a proxy in front), so the per-address ban does
+    // not stop it: this is the memory and priority test.
+    let server = Server::start_with(
+        "answer_after_ms = 0\nshutdown_grace_s = 2\ntrusted_addresses = [\"127.0.0.2\"]",
+    );
     let live = call("PCMU", None, &[pause(6000)], CALLER_BYE);
     let file = server.path().join("live.xml");
     std::fs::write(&file, live).unwrap();
@@ -861,7 +865,7 @@ fn a_flood_leaves_memory_bounded_and_calls_working() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let before = rss_kb(&server);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     let local = s.local_addr().unwrap();
     let sip = server.ports.sip;
     for (method, count) in [("OPTIONS", 100_000), ("INVITE", 20_000)] {
@@ -985,4 +989,97 @@ fn idle_and_slow_connections_are_closed_and_the_line_keeps_working() {
     let wait = Duration::from_secs(34).saturating_sub(t0.elapsed());
     let idle_open = http.iter().skip(16).filter(|s| !closed(s, wait)).count();
     assert_eq!(idle_open, 0);
+}
+
+/// An OPTIONS from `from` with this User-Agent; whether the server answered within 500 ms.
+fn answered(s: &UdpSocket, sip: u16, ua: &str, n: u32) -> bool {
+    let local = s.local_addr().unwrap();
+    let m = format!(
+        "OPTIONS sip:hotline@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ban{n}\r\nFrom: <sip:x@{local}>;tag=b{n}\r\nTo: <sip:hotline@127.0.0.1>\r\nCall-ID: ban-{n}@test\r\nCSeq: 1 OPTIONS\r\nUser-Agent: {ua}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.send_to(m.as_bytes(), ("127.0.0.1", sip)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.recv_from(&mut buf) {
+            Ok((len, _)) if String::from_utf8_lossy(&buf[..len]).contains(&format!("ban-{n}@")) => {
+                return true;
+            }
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One address flooding is banned (its messages dropped unanswered) while everyone else is
+/// served, the ban expires, and a scanner's User-Agent is dropped and banned at once; each
+/// is one log line fail2ban can match and a metric.
+#[test]
+fn a_flooding_source_and_a_scanner_are_banned_for_a_while() {
+    let server = Server::start_with(
+        "answer_after_ms = 0\nshutdown_grace_s = 2\nmax_messages_per_s_per_address = 50\nban_s = 3",
+    );
+    let sip = server.ports.sip;
+    let flooder = UdpSocket::bind("127.0.0.3:0").unwrap();
+    assert!(
+        answered(&flooder, sip, "Zoiper", 0),
+        "served before it floods"
+    );
+    for n in 1..=500 {
+        let _ = answered_quietly(&flooder, sip, n);
+    }
+    assert!(
+        !answered(&flooder, sip, "Zoiper", 1000),
+        "banned: no answer"
+    );
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(
+        answered(&phone, sip, "baresip", 1001),
+        "another address is served"
+    );
+    let r = server.sipp(
+        "call",
+        &call("PCMU", None, &[pause(300)], CALLER_BYE),
+        "main",
+        &[],
+    );
+    assert!(r.ok, "{}", r.text);
+    let log = server.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("SIP source banned") && l.contains("source=127.0.0.3"))
+            .count(),
+        1,
+        "{log}"
+    );
+    // The ban expires.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        answered(&flooder, sip, "Zoiper", 1002),
+        "served again after ban_s"
+    );
+
+    let scanner = UdpSocket::bind("127.0.0.4:0").unwrap();
+    assert!(!answered(&scanner, sip, "friendly-scanner", 2000));
+    assert!(
+        !answered(&scanner, sip, "Zoiper", 2001),
+        "its address is banned too"
+    );
+    assert!(server.log().contains("SIP scanner banned source=127.0.0.4"));
+    let (_, metrics) = super::agents::http(&server, "GET", "/metrics", None, "");
+    assert!(metrics.contains("hotline_sip_bans_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("hotline_sip_banned_addresses 1"),
+        "{metrics}"
+    );
+}
+
+/// Sends an OPTIONS without waiting for its answer.
+fn answered_quietly(s: &UdpSocket, sip: u16, n: u32) -> std::io::Result<usize> {
+    let local = s.local_addr().unwrap();
+    let m = format!(
+        "OPTIONS sip:hotline@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-q{n}\r\nFrom: <sip:x@{local}>;tag=q{n}\r\nTo: <sip:hotline@127.0.0.1>\r\nCall-ID: quiet-{n}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.send_to(m.as_bytes(), ("127.0.0.1", sip))
 }

@@ -1219,6 +1219,9 @@ impl Signalling {
                 let _ = reply.send(Gauges {
                     active_calls: self.calls.len(),
                     sip_dropped: self.transport.dropped(),
+                    sip_banned_messages: self.transport.gate().dropped.load(Ordering::Relaxed),
+                    sip_bans: self.transport.gate().bans.load(Ordering::Relaxed),
+                    sip_banned_addresses: self.transport.gate().banned(),
                     agents,
                     queues: self.queue_rows(now),
                 });
