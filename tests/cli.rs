@@ -743,3 +743,83 @@ fn a_broken_server_prompt_fails_validate_as_it_fails_serve() {
         out.stdout
     );
 }
+
+/// One mistake, one diagnostic, however long the line: a ring of 2,000 menus whose silent
+/// caller goes round for ever, and a chain of 20,000 plays too long for the bound, each get
+/// one diagnostic per rule (they used to get one per node, each with its full path: minutes
+/// and gigabytes).
+#[test]
+fn a_mistake_in_a_huge_flow_is_reported_once() {
+    let fx = Fixture::new();
+    fx.config(CONFIG);
+    let head = "[flow]\nentry = \"n0\"\nescape_digit = \"0\"\nescape_to = \"agents\"\nmax_steps_to_human = 5\n\n[nodes.agents]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"support\"\n";
+    let mut ring = head.to_string();
+    for i in 0..2000 {
+        let next = (i + 1) % 2000;
+        ring.push_str(&format!(
+            "\n[nodes.n{i}]\ntype = \"menu\"\nprompt = \"hello\"\noptions = {{ \"1\" = \"n{next}\" }}\non_exhausted = \"n{next}\"\n"
+        ));
+    }
+    let mut chain = head.to_string();
+    for i in 0..20_000 {
+        let next = if i + 1 < 20_000 {
+            format!("n{}", i + 1)
+        } else {
+            "agents".into()
+        };
+        chain.push_str(&format!(
+            "\n[nodes.n{i}]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"{next}\"\n"
+        ));
+    }
+    for (name, text, node) in [("ring", ring, "ring.n0"), ("chain", chain, "chain.n19994")] {
+        let _ = std::fs::remove_file(fx.path().join("flows/ring.toml"));
+        let _ = std::fs::remove_file(fx.path().join("flows/chain.toml"));
+        fx.flow(name, &text);
+        let (code, report) = fx.validate();
+        assert_eq!(code, 1, "{name}");
+        for rule in ["silent-caller-stranded", "lost-caller-stranded"] {
+            let found: Vec<&serde_json::Value> = report["diagnostics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["rule"] == rule)
+                .collect();
+            assert_eq!(found.len(), 1, "{name}: {rule}");
+            assert_eq!(found[0]["node"], node, "{name}: {rule}");
+        }
+    }
+}
+
+/// A branch's exact case beats any prefix, and the longest prefix beats shorter ones,
+/// whatever order the keys are written in.
+#[test]
+fn a_branch_prefers_the_exact_case_then_the_longest_prefix() {
+    for cases in [
+        r#"{ "prefix:1" = "short", "prefix:12" = "long", "123" = "exact" }"#,
+        r#"{ "123" = "exact", "prefix:12" = "long", "prefix:1" = "short" }"#,
+        r#"{ "prefix:12" = "long", "123" = "exact", "prefix:1" = "short" }"#,
+    ] {
+        let fx = Fixture::new();
+        fx.config(CONFIG);
+        let mut flow = String::from(
+            "[flow]\nentry = \"account\"\nescape_digit = \"0\"\nescape_to = \"other\"\n\n[nodes.account]\ntype = \"collect\"\nprompt = \"hello\"\nmin_digits = 1\nmax_digits = 6\nterminator = \"#\"\nvariable = \"account\"\nnext = \"pick\"\non_exhausted = \"other\"\n\n[nodes.pick]\ntype = \"branch\"\nvariable = \"account\"\n",
+        );
+        flow.push_str(&format!("cases = {cases}\ndefault = \"other\"\n"));
+        for q in ["short", "long", "exact", "other"] {
+            flow.push_str(&format!(
+                "\n[nodes.{q}]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n"
+            ));
+        }
+        flow.push_str("\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"support\"\n");
+        fx.flow("main", &flow);
+        for (keys, node) in [
+            ("123#", "main.exact"),
+            ("1239#", "main.long"),
+            ("19#", "main.short"),
+            ("9#", "main.other"),
+        ] {
+            let out = simulate(&fx, keys, OPEN);
+            assert_eq!(out["node"], node, "{cases} with {keys}");
+        }
+    }
+}

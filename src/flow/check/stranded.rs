@@ -56,23 +56,37 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
         reaches.push(reach);
     }
     let failing_states: HashMap<Vertex, u32> = failing.iter().map(|(v, s, ..)| (*v, *s)).collect();
+    let cycles = w.cycles();
+    // Of the failing nodes going round one cycle together, the first reached reports it.
+    let mut first_of_cycle: HashMap<u32, usize> = HashMap::new();
+    for &(v, s, _) in &failing {
+        if let Some(c) = cycles[s as usize] {
+            let o = order_of[&v];
+            first_of_cycle
+                .entry(c)
+                .and_modify(|m| *m = (*m).min(o))
+                .or_insert(o);
+        }
+    }
     for &(v, s, r) in &failing {
         let reach = &reaches[r];
-        let walk = w.walk(s);
         // Report where the trouble is: skip a node whose walk first passes another failing
-        // node, unless they go round together and this one comes first.
-        let downstream = walk
-            .hops
-            .iter()
-            .map(|h| h.1)
-            .find(|&y| y != v && g.is_first_attempt(y) && failing_states.contains_key(&y));
+        // node, unless they go round together and this one comes first. (Found lazily: in a
+        // chain of thousands of failing nodes each one's first hop answers.)
+        let downstream = w
+            .first_on_walk(s, |y| {
+                y != v && g.is_first_attempt(y) && failing_states.contains_key(&y)
+            })
+            .map(|t| t / 2);
         if let Some(y) = downstream {
-            let y_walk = w.walk(failing_states[&y]);
-            let round = y_walk.vertices().any(|x| x == v);
-            if !round || order_of.get(&y) < order_of.get(&v) {
+            let (cv, cy) = (cycles[s as usize], cycles[failing_states[&y] as usize]);
+            let round = cv.is_some() && cv == cy;
+            let first = cv.is_some_and(|c| first_of_cycle[&c] == order_of[&v]);
+            if !round || !first {
                 continue;
             }
         }
+        let walk = w.walk(s);
         let o = w.eval(s);
         let node = g.node_of(v);
         let bound = c.steps_bound(c.set.nodes[node].flow);

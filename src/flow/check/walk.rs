@@ -244,6 +244,68 @@ impl<'g, 'a> Walker<'g, 'a> {
         }
     }
 
+    /// The first state after `s0` on its worst walk whose vertex `pred` accepts, looking no
+    /// further than the walk goes (its end, or the first state seen twice): a walk followed
+    /// lazily, so asking this of every node of a long chain stays linear.
+    pub fn first_on_walk(&mut self, s0: u32, mut pred: impl FnMut(Vertex) -> bool) -> Option<u32> {
+        self.eval(s0);
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(s0);
+        let mut s = s0;
+        while let Some((_, t)) = self.choice[s as usize] {
+            if pred(t / 2) {
+                return Some(t);
+            }
+            if !seen.insert(t) {
+                return None;
+            }
+            s = t;
+        }
+        None
+    }
+
+    /// For every state evaluated so far, the cycle of worst-walk choices it lies on, if any
+    /// (each state has one choice, so the choices form a functional graph): two states go
+    /// round together exactly when they share one.
+    pub fn cycles(&self) -> Vec<Option<u32>> {
+        let n = self.choice.len();
+        let mut cycle: Vec<Option<u32>> = vec![None; n];
+        // 0 unvisited, 1 on the current path, 2 done.
+        let mut mark = vec![0u8; n];
+        let mut next_id = 0;
+        for start in 0..n {
+            if mark[start] != 0 {
+                continue;
+            }
+            let mut path = Vec::new();
+            let mut s = start;
+            loop {
+                if mark[s] == 1 {
+                    // Back on the current path: from `s` to the path's end is a cycle.
+                    let from = path.iter().position(|&x| x == s).unwrap_or(0);
+                    for &x in &path[from..] {
+                        cycle[x] = Some(next_id);
+                    }
+                    next_id += 1;
+                    break;
+                }
+                if mark[s] == 2 {
+                    break;
+                }
+                mark[s] = 1;
+                path.push(s);
+                match self.choice[s] {
+                    Some((_, t)) => s = t as usize,
+                    None => break,
+                }
+            }
+            for x in path {
+                mark[x] = 2;
+            }
+        }
+        cycle
+    }
+
     /// The worst walk from a state, following the choices `eval` made, up to its end or the
     /// first state seen twice.
     pub fn walk(&mut self, s0: u32) -> Walk<'a> {

@@ -29,7 +29,7 @@ impl CaseMatch {
 #[derive(Debug)]
 pub struct Branch {
     pub variable: Option<(String, Pos)>,
-    /// In file order; the first match wins. The string is the key as written.
+    /// In file order. The string is the key as written.
     pub cases: Vec<(String, Target)>,
     pub matchers: Vec<CaseMatch>,
     pub default: Option<Target>,
@@ -53,13 +53,27 @@ impl Branch {
         }
     }
 
-    /// The target for a variable's value (`None` when unset).
+    /// The target for a variable's value (`None` when unset): an exact case wins over any
+    /// `prefix:` case, and the longest matching prefix over shorter ones, whatever order the
+    /// keys are written in (a TOML table has none to rely on).
     pub fn select(&self, value: Option<&str>) -> (Action<'_>, Option<&Target>) {
         if let Some(value) = value {
-            for ((key, target), m) in self.cases.iter().zip(&self.matchers) {
-                if m.matches(value) {
-                    return (Action::Case(key), Some(target));
+            let mut best: Option<(usize, usize)> = None; // (rank, case index)
+            for (i, m) in self.matchers.iter().enumerate() {
+                if !m.matches(value) {
+                    continue;
                 }
+                let rank = match m {
+                    CaseMatch::Exact(_) => usize::MAX,
+                    CaseMatch::Prefix(p) => p.len(),
+                };
+                if best.is_none_or(|(r, _)| rank > r) {
+                    best = Some((rank, i));
+                }
+            }
+            if let Some((_, i)) = best {
+                let (key, target) = &self.cases[i];
+                return (Action::Case(key), Some(target));
             }
         }
         (Action::Default, self.default.as_ref())
