@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod media;
 pub mod routing;
 pub mod server;

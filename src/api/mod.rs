@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -252,22 +252,29 @@ pub fn utc_time(s: &str) -> Option<String> {
 
 /// The most recent calls first, live ones included; `limit` defaults to 50, at most 1000.
 /// Filters: `since`, `until` (RFC 3339 or a date), `outcome`, `line`, `flow`, `from`, `agent`.
-async fn calls(State(state): State<ApiState>, Query(q): Query<CallsQuery>) -> Response {
+/// The query string of `GET /api/calls` (`limit`, then the filters): how many rows, and the
+/// filter with its times in the store's form; or why it cannot be read.
+pub fn calls_query(raw: Option<&str>) -> Result<(u32, CallFilter), String> {
+    let q: CallsQuery =
+        serde_urlencoded::from_str(raw.unwrap_or_default()).map_err(|e| e.to_string())?;
     let limit = q.limit.unwrap_or(50).min(1000);
     let mut filter = q.filter;
     for (name, value) in [("since", &mut filter.since), ("until", &mut filter.until)] {
         if let Some(v) = value.as_mut() {
             match utc_time(v) {
                 Some(t) => *v = t,
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("{name}: \"{v}\" is not a date or an RFC 3339 time"),
-                    );
-                }
+                None => return Err(format!("{name}: \"{v}\" is not a date or an RFC 3339 time")),
             }
         }
     }
+    Ok((limit, filter))
+}
+
+async fn calls(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+    let (limit, filter) = match calls_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
     let store = Arc::clone(&state.shared.store);
     let rows = tokio::task::spawn_blocking(move || {
         store
