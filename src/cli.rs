@@ -463,15 +463,19 @@ pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused>
         }
     }
     // What a caller hears after a voicemail, or when a follow-up could not be saved.
+    let mut missing = Vec::new();
     for n in crate::engine::announce::FOLLOW_UP {
         if prompts_dir.join(format!("{n}.wav")).is_file() {
             names.push(n);
         } else {
-            notes.push(format!(
-                "{} is missing: callers are not told whether their message was kept",
-                prompts_dir.join(format!("{n}.wav")).display()
-            ));
+            missing.push(prompts_dir.join(format!("{n}.wav")).display().to_string());
         }
+    }
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} missing: callers are not told whether their message or callback was kept",
+            missing.join(", ")
+        ));
     }
     let prompts = crate::media::player::Prompts::load(&prompts_dir, names)
         .map_err(|e| refused(e.to_string()))?;
