@@ -823,3 +823,40 @@ fn a_branch_prefers_the_exact_case_then_the_longest_prefix() {
         }
     }
 }
+
+/// A call that entered in one flow and moved to another: the watchdog's bound is the line's
+/// (the flow the call entered), and it sends the caller to the escape of the flow they are in,
+/// as the escape digit would. The validator's message, `simulate` and the engine agree.
+#[test]
+fn the_watchdog_sends_a_caller_to_the_escape_of_the_flow_they_are_in() {
+    let fx = Fixture::new();
+    fx.config(CONFIG);
+    fx.flow(
+        "main",
+        "[flow]\nentry = \"main_menu\"\nescape_digit = \"0\"\nescape_to = \"agents\"\nmax_steps_to_human = 3\n\n[nodes.main_menu]\ntype = \"menu\"\nprompt = \"hello\"\noptions = { \"1\" = \"agents\", \"2\" = \"billing.info\" }\nmax_retries = 0\non_exhausted = \"billing.start\"\n\n[nodes.agents]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"support\"\n",
+    );
+    fx.flow(
+        "billing",
+        "[flow]\nentry = \"start\"\nescape_digit = \"0\"\nescape_to = \"desk\"\nmax_steps_to_human = 5\n\n[nodes.start]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"desk\"\n\n[nodes.info]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"more\"\n\n[nodes.more]\ntype = \"menu\"\nprompt = \"hello\"\noptions = { \"1\" = \"info\" }\nmax_retries = 0\non_exhausted = \"desk\"\n\n[nodes.desk]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"support\"\n",
+    );
+    let (code, report) = fx.validate();
+    assert_eq!(code, 0, "{report}");
+    let watchdog = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "watchdog-reachable" && d["path"][0] == "main.main_menu")
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    assert_eq!(watchdog["node"], "billing.info", "{watchdog}");
+    assert!(
+        watchdog["message"]
+            .as_str()
+            .unwrap()
+            .contains("sends them to billing.desk"),
+        "{watchdog}"
+    );
+    let out = simulate(&fx, "2,1", OPEN);
+    assert_eq!(out["watchdog"], true, "{out}");
+    assert_eq!(out["node"], "billing.desk", "{out}");
+}

@@ -42,10 +42,17 @@ pub(crate) fn check(c: &mut Checker) {
         if let Some(walk) = over_bound(c, g.base[entry], bound) {
             let end = walk.end().unwrap_or(g.base[entry]);
             let node = g.node_of(end);
-            let escape = flow
-                .escape_to
-                .as_ref()
-                .map_or("escape_to".to_string(), |t| t.text.clone());
+            // The bound is the line's (the flow the call entered); the watchdog sends the
+            // caller to the escape of the flow they are in when it steps in, as the escape
+            // digit would: the engine and `simulate` do the same.
+            let here = c.set.nodes[node].flow;
+            let escape = c.set.flows[here].escape_to.as_ref().map_or_else(
+                || "escape_to".to_string(),
+                |t| {
+                    t.node
+                        .map_or(t.text.clone(), |n| c.set.nodes[n].full_name.clone())
+                },
+            );
             let d = c
                 .at_node(
                     Rule::WatchdogReachable,
