@@ -1083,3 +1083,84 @@ fn answered_quietly(s: &UdpSocket, sip: u16, n: u32) -> std::io::Result<usize> {
     );
     s.send_to(m.as_bytes(), ("127.0.0.1", sip))
 }
+
+/// A REGISTER for `user` from `s` with this Call-ID, answering the challenge with
+/// `password`; the final status (the first one when it is not a challenge).
+fn register_raw(s: &UdpSocket, sip: u16, user: &str, password: &str, call_id: &str) -> u16 {
+    use md5::{Digest, Md5};
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let md5 = |t: String| hex(&Md5::digest(t.as_bytes()));
+    let local = s.local_addr().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let send = |cseq: u32, auth: &str| {
+        let m = format!(
+            "REGISTER sip:hotline.local SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}-{cseq}\r\nFrom: <sip:{user}@hotline.local>;tag=r{cseq}\r\nTo: <sip:{user}@hotline.local>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.send_to(m.as_bytes(), ("127.0.0.1", sip)).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = s.recv_from(&mut buf).expect("an answer to the REGISTER");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.contains(&format!("CSeq: {cseq} REGISTER")) {
+                return text;
+            }
+        }
+    };
+    let challenge = send(1, "");
+    let status: u16 = challenge[8..11].parse().unwrap();
+    if status != 401 {
+        return status;
+    }
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let uri = "sip:hotline.local";
+    let ha1 = md5(format!("{user}:hotline.local:{password}"));
+    let ha2 = md5(format!("REGISTER:{uri}"));
+    let response = md5(format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"hotline.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000001\r\n"
+    );
+    send(2, &auth)[8..11].parse().unwrap()
+}
+
+/// A guesser spread over addresses, each staying under the per-address limit, locks the
+/// username out everywhere — except for the agent's phone that registered before, which
+/// keeps getting in; another agent is not affected.
+#[test]
+fn a_guesser_from_many_addresses_is_stopped_but_the_known_phone_gets_in() {
+    let server = Server::start_full(
+        "answer_after_ms = 0\nshutdown_grace_s = 2\nmax_auth_failures_per_user = 4",
+        super::agents::AGENTS,
+    );
+    let sip = server.ports.sip;
+    let desk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        register_raw(&desk, sip, "alice", "alice-pw", "desk-phone"),
+        200
+    );
+    for ip in ["127.0.0.5", "127.0.0.6"] {
+        let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        for n in 0..2 {
+            let id = format!("guess-{ip}-{n}");
+            assert_eq!(register_raw(&s, sip, "alice", "password1", &id), 403);
+        }
+    }
+    let fresh = UdpSocket::bind("127.0.0.7:0").unwrap();
+    assert_eq!(
+        register_raw(&fresh, sip, "alice", "alice-pw", "new-phone"),
+        403,
+        "the username is locked out for phones not known"
+    );
+    assert_eq!(register_raw(&fresh, sip, "bob", "bob-pw", "bob-phone"), 200);
+    assert_eq!(
+        register_raw(&desk, sip, "alice", "alice-pw", "desk-phone"),
+        200,
+        "alice's desk phone refreshes as before"
+    );
+    assert!(server.log().contains("SIP auth lockout of the username"));
+}
