@@ -170,22 +170,22 @@ impl Writer {
     fn keep(&mut self, uid: String, record: CallRecord) {
         if self.rows.len() >= MAX_PENDING && !self.rows.contains_key(&uid) {
             // Bounded: a disk that never comes back must not take the memory too. The
-            // oldest record still has its earlier state on disk, if any.
-            let oldest = self
+            // oldest tenth goes at once (one sort, not a search per record); each still has
+            // its earlier state on disk, if any.
+            let mut by_age: Vec<(String, String)> = self
                 .rows
                 .iter()
-                .min_by(|a, b| a.1.started.cmp(&b.1.started))
-                .map(|(u, _)| u.clone());
-            if let Some(u) = oldest {
+                .map(|(u, r)| (r.started.clone(), u.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, u) in by_age.into_iter().take(MAX_PENDING / 10) {
                 self.rows.remove(&u);
                 self.dropped += 1;
-                if self.dropped == 1 || self.dropped.is_power_of_two() {
-                    tracing::error!(
-                        dropped = self.dropped,
-                        "call records dropped: more than {MAX_PENDING} wait for the disk"
-                    );
-                }
             }
+            tracing::error!(
+                dropped = self.dropped,
+                "call records dropped: more than {MAX_PENDING} wait for the disk"
+            );
         }
         self.rows.insert(uid, record);
     }
@@ -219,5 +219,41 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(started: String) -> CallRecord {
+        CallRecord {
+            started,
+            ..CallRecord::default()
+        }
+    }
+
+    #[test]
+    fn records_waiting_for_the_disk_are_bounded_and_the_oldest_go_first() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path()).unwrap();
+        let mut w = Writer::new(store, Arc::default());
+        for i in 0..MAX_PENDING + 1 {
+            w.keep(format!("u{i}"), record(format!("2026-12-02T10:{i:08}Z")));
+        }
+        assert!(w.rows.len() <= MAX_PENDING);
+        assert!(
+            w.rows.contains_key(&format!("u{MAX_PENDING}")),
+            "the newest is kept"
+        );
+        assert!(!w.rows.contains_key("u0"), "the oldest went");
+        assert_eq!(w.dropped, (MAX_PENDING / 10) as u64);
+        // A call written again keeps one row: its newest state.
+        let n = w.rows.len();
+        w.keep(
+            format!("u{MAX_PENDING}"),
+            record("2026-12-02T11:00:00Z".into()),
+        );
+        assert_eq!(w.rows.len(), n);
     }
 }

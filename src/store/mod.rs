@@ -144,7 +144,7 @@ pub struct VoicemailRecord {
 
 /// One call, as `GET /api/calls` shows it: written when the call is answered and again at
 /// each of its transitions, so a crash loses at most the last one.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallRecord {
     /// The caller's Call-ID.
     pub id: String,
