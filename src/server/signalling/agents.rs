@@ -372,27 +372,25 @@ impl Signalling {
             metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
         }
-        if r.user_locked_now {
-            metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
-            let lockout = &self.shared.config.sip;
-            tracing::warn!(
-                user = ?r.user,
-                source = %r.source,
-                failures = lockout.max_auth_failures_per_user,
-                window_s = lockout.auth_failure_window_s,
-                "SIP auth lockout of the username: only its known phones get in"
-            );
-        }
-        if r.locked_now {
-            metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
-            let lockout = &self.shared.config.sip;
-            tracing::warn!(
-                user = ?r.user,
-                source = %r.source,
-                failures = lockout.max_auth_failures,
-                window_s = lockout.auth_failure_window_s,
-                "SIP auth lockout"
-            );
+        let sip = &self.shared.config.sip;
+        for (now_locked, failures, what) in [
+            (
+                r.user_locked_now,
+                sip.max_auth_failures_per_user,
+                "SIP auth lockout of the username: only its known phones get in",
+            ),
+            (r.locked_now, sip.max_auth_failures, "SIP auth lockout"),
+        ] {
+            if now_locked {
+                metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    user = ?r.user,
+                    source = %r.source,
+                    failures,
+                    window_s = sip.auth_failure_window_s,
+                    "{what}"
+                );
+            }
         }
     }
 
