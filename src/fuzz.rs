@@ -132,7 +132,7 @@ pub fn calls_query(data: &[u8]) {
     let q = String::from_utf8_lossy(data);
     if let Ok((limit, filter)) = crate::api::calls_query(Some(&q)) {
         thread_local! {
-            static STORE: Option<(tempfile_free::Dir, crate::store::Store)> = tempfile_free::store();
+            static STORE: Option<(scratch::Dir, crate::store::Store)> = scratch::store();
         }
         STORE.with(|s| {
             if let Some((_, store)) = s {
@@ -145,7 +145,7 @@ pub fn calls_query(data: &[u8]) {
 }
 
 /// A store in a folder of its own, removed when the thread ends.
-mod tempfile_free {
+mod scratch {
     pub struct Dir(pub std::path::PathBuf);
 
     impl Drop for Dir {

@@ -1027,7 +1027,7 @@ fn a_flooding_source_and_a_scanner_are_banned_for_a_while() {
         "served before it floods"
     );
     for n in 1..=500 {
-        let _ = answered_quietly(&flooder, sip, n);
+        let _ = send_options(&flooder, sip, n);
     }
     assert!(
         !answered(&flooder, sip, "Zoiper", 1000),
@@ -1075,8 +1075,8 @@ fn a_flooding_source_and_a_scanner_are_banned_for_a_while() {
     );
 }
 
-/// Sends an OPTIONS without waiting for its answer.
-fn answered_quietly(s: &UdpSocket, sip: u16, n: u32) -> std::io::Result<usize> {
+/// Sends an OPTIONS from `s` without waiting for its answer.
+fn send_options(s: &UdpSocket, sip: u16, n: u32) -> std::io::Result<usize> {
     let local = s.local_addr().unwrap();
     let m = format!(
         "OPTIONS sip:hotline@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-q{n}\r\nFrom: <sip:x@{local}>;tag=q{n}\r\nTo: <sip:hotline@127.0.0.1>\r\nCall-ID: quiet-{n}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
