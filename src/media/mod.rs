@@ -7,3 +7,4 @@ pub mod latch;
 pub mod player;
 pub mod recorder;
 pub mod rtp;
+pub mod srtp;
