@@ -86,6 +86,11 @@ pub struct Sip {
     /// Requests whose User-Agent contains one of these (any case) are dropped unanswered and
     /// their source banned: the well-known SIP scanners. `[]` turns it off.
     pub drop_user_agents: Vec<String>,
+    /// SIP over TLS (`sips:`, RFC 3261 §26.2): where it listens (`""`: no TLS), and the PEM
+    /// certificate chain and private key it presents. Both files are read again on SIGHUP.
+    pub tls_listen: String,
+    pub tls_certificate: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 impl Sip {
@@ -139,6 +144,9 @@ impl Default for Sip {
             ]
             .map(String::from)
             .to_vec(),
+            tls_listen: String::new(),
+            tls_certificate: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -151,6 +159,24 @@ pub struct Rtp {
     /// A caller whose phone sends nothing (no RTP) this long, while it should, is hung up:
     /// its phone is gone, and the call would hold its port for ever. 0 never.
     pub timeout_s: u32,
+    /// SRTP (SDES keys, RFC 4568): when it is used. See [`SrtpMode`].
+    pub srtp: SrtpMode,
+}
+
+/// When a call's audio is SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrtpMode {
+    /// Whenever the far end offers it; agents' phones registered over TLS are offered it
+    /// (in the best-effort form a plain phone can ignore). Keys are never offered over a
+    /// link in the clear.
+    #[default]
+    Optional,
+    /// Agents' phones must use it: they are offered `RTP/SAVP` only, and a plain answer or
+    /// a plain offer from an agent's phone is refused (488).
+    Agents,
+    /// Every call, callers too: a plain offer gets 488.
+    All,
 }
 
 impl Default for Rtp {
@@ -159,6 +185,7 @@ impl Default for Rtp {
             address: "127.0.0.1".into(),
             ports: [20000, 29999],
             timeout_s: 60,
+            srtp: SrtpMode::Optional,
         }
     }
 }
@@ -330,6 +357,7 @@ struct Places {
 struct SipPlaces {
     advertise: Option<toml::Spanned<toml::Value>>,
     trusted_addresses: Option<toml::Spanned<toml::Value>>,
+    tls_listen: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -479,6 +507,22 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
             )));
         }
         _ => {}
+    }
+    let tls = &config.sip;
+    if !tls.tls_listen.is_empty() {
+        if tls.tls_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "{}: [sip] tls_listen = \"{}\": give an address and port, such as \"0.0.0.0:5061\"",
+                at(span_of(&sip.tls_listen)),
+                tls.tls_listen
+            )));
+        }
+        if tls.tls_certificate.as_os_str().is_empty() || tls.tls_key.as_os_str().is_empty() {
+            return Err(ConfigError(format!(
+                "{}: [sip] tls_listen needs tls_certificate and tls_key (PEM files)",
+                at(span_of(&sip.tls_listen))
+            )));
+        }
     }
     for a in &config.sip.trusted_addresses {
         if a.parse::<std::net::IpAddr>().is_err() {

@@ -8,8 +8,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::media::srtp::{Srtp, Suite};
 use crate::media::{dtmf, g711::Law, recorder::Recorder, rtp};
 use crate::sip::{dialog, registrar, sdp, transaction, transport::Link, wire};
+
+/// Our side of an SDP negotiation, or an SRTP key, for inputs that need one.
+const KEYING: sdp::Keying = sdp::Keying {
+    local: [0x5a; crate::media::srtp::MASTER_LEN],
+    required: false,
+};
 
 /// Any bytes as a SIP datagram and a TCP stream: an accepted message survives a round trip
 /// through our own serialisation, and everything read from it is read without a panic.
@@ -27,7 +34,7 @@ pub fn sip_wire(data: &[u8]) {
                 let _ = wire::parse_via(part);
             }
         }
-        let _ = sdp::parse_offer(&String::from_utf8_lossy(&m.body)).map(|o| o.negotiate());
+        let _ = sdp::parse_offer(&String::from_utf8_lossy(&m.body)).map(|o| o.negotiate(&KEYING));
     }
     let _ = wire::parse_stream(data);
 }
@@ -47,6 +54,13 @@ pub fn rtp_dtmf(data: &[u8]) {
             }
         }
     }
+    // The same bytes as SRTP packets: refused unless they authenticate, never a panic.
+    let mut srtp = Srtp::new(Suite::AesCm128HmacSha1_80, &KEYING.local);
+    let mut short = Srtp::new(Suite::AesCm128HmacSha1_32, &KEYING.local);
+    for chunk in data.chunks(64) {
+        let _ = srtp.unprotect(&mut chunk.to_vec());
+        let _ = short.unprotect(&mut chunk.to_vec());
+    }
     let text = String::from_utf8_lossy(data);
     let _ = dtmf::from_info("application/dtmf-relay", &text);
     let _ = dtmf::from_info("application/dtmf", &text);
@@ -58,7 +72,7 @@ pub fn rtp_dtmf(data: &[u8]) {
 pub fn sdp(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(offer) = sdp::parse_offer(&text)
-        && let Ok(agreed) = offer.negotiate()
+        && let Ok(agreed) = offer.negotiate(&KEYING)
     {
         let answer = sdp::describe(
             1,
@@ -66,12 +80,25 @@ pub fn sdp(data: &[u8]) {
             "192.0.2.1".parse().expect("an address"),
             20000,
             Some((&offer, &agreed)),
+            sdp::OfferSrtp::No,
         );
-        assert!(
-            sdp::parse_offer(&answer).is_ok(),
-            "our own answer parses: {answer}"
-        );
+        let back = sdp::parse_offer(&answer);
+        assert!(back.is_ok(), "our own answer parses: {answer}");
+        // An SRTP answer carries our key, readable by the offerer.
+        if agreed.srtp.is_some() {
+            let back = back.expect("checked above");
+            assert_eq!(back.crypto.first().map(|c| c.key), Some(KEYING.local));
+        }
     }
+    let ours = sdp::describe(
+        1,
+        1,
+        "192.0.2.1".parse().expect("an address"),
+        20000,
+        None,
+        sdp::OfferSrtp::BestEffort(KEYING.local),
+    );
+    let _ = sdp::read_answer(&ours, &text);
 }
 
 /// Any text as a REGISTER's `Authorization` header value (and whatever header lines it

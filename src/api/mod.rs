@@ -557,6 +557,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         )],
     );
     family(
+        "hotline_srtp_legs_total",
+        "counter",
+        "Call legs whose audio was SRTP (keys by SDES), both ways.",
+        vec![(
+            String::new(),
+            state.pacer.srtp_legs.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_srtp_packets_refused_total",
+        "counter",
+        "SRTP packets that failed authentication or were replays (also in hotline_rtp_packets_refused_total).",
+        vec![(
+            String::new(),
+            state.pacer.srtp_refused.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
         "hotline_media_late_ticks_total",
         "counter",
         "Media loop ticks that ran more than 5 ms late.",

@@ -38,6 +38,8 @@ pub enum CallInput {
     Media {
         remote: SocketAddr,
         direction: Direction,
+        /// SRTP keys, as the re-INVITE left them.
+        srtp: Option<crate::sip::sdp::Sdes>,
     },
     /// The server is shutting down and the grace period is over.
     Shutdown,
@@ -488,8 +490,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             *until = now;
                         }
                     }
-                    Some(CallInput::Media { remote, direction }) => {
+                    Some(CallInput::Media { remote, direction, srtp }) => {
                         sending(&shared, id, remote, direction);
+                        rekey(&shared, id, srtp);
                     }
                     Some(CallInput::Hangup) | None => {
                         if let Some(q) = &queue {
@@ -818,8 +821,17 @@ fn start_media(
         timestamp: super::random() as u32,
         notify,
         listen_keys,
+        srtp: agreed.srtp,
     });
     sending(shared, id, remote, agreed.direction);
+}
+
+/// A re-INVITE's SRTP keys for the leg: the media loop starts a new context when the far
+/// end's key changed.
+pub(super) fn rekey(shared: &Shared, id: u64, srtp: Option<crate::sip::sdp::Sdes>) {
+    if let Some(keys) = srtp {
+        let _ = shared.pacer.send(PacerCommand::Keys { id, keys });
+    }
 }
 
 /// Where a leg's audio goes, and whether it is sent at all (not to a party on hold). The

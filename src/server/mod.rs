@@ -14,6 +14,7 @@ pub mod reload;
 mod rtp_io;
 pub mod saves;
 pub mod signalling;
+mod tls;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -351,11 +352,24 @@ pub async fn run(
     } else {
         media_ip
     };
+    let tls = if config.sip.tls_listen.is_empty() {
+        None
+    } else {
+        let at: SocketAddr = config.sip.tls_listen.parse().map_err(|_| {
+            ServeError::Config(format!(
+                "[sip] tls_listen = \"{}\" is not an address:port",
+                config.sip.tls_listen
+            ))
+        })?;
+        let certificate = tls::load(&config.sip.tls_certificate, &config.sip.tls_key)
+            .map_err(ServeError::Config)?;
+        Some((at, certificate))
+    };
     let (inbound_tx, inbound_rx) = crate::sip::transport::inbox();
-    let transport = Transport::bind(listen, inbound_tx, config.sip.gate())
+    let transport = Transport::bind(listen, inbound_tx, config.sip.gate(), tls)
         .await
         .map_err(|source| ServeError::Bind {
-            addr: listen.to_string(),
+            addr: format!("{listen} (or [sip] tls_listen {})", config.sip.tls_listen),
             source,
         })?;
     let http = tokio::net::TcpListener::bind(&config.http.listen)
@@ -415,6 +429,9 @@ pub async fn run(
         transport.local_addr(),
         lines.join(", ")
     );
+    if let Some(at) = transport.tls_addr() {
+        tracing::info!("listening for SIP over TLS on {at}");
+    }
     if token.is_none() {
         tracing::info!(
             "HTTP API on {} (read-only: set {} to allow changes)",

@@ -26,7 +26,9 @@ use crate::media::g711::Law;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
-use crate::media::rtp::{self, SAMPLES_PER_PACKET, Stream};
+use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
+use crate::media::srtp::Srtp;
+use crate::sip::sdp::Sdes;
 
 use super::outbox::{self, Outbox};
 use super::rtp_io::{self, Batch, Poller};
@@ -50,6 +52,13 @@ pub enum PacerCommand {
         notify: mpsc::UnboundedSender<CallInput>,
         /// Whether keys pressed on this leg are reported (not for an agent's phone).
         listen_keys: bool,
+        /// SRTP keys, when the leg's audio is encrypted.
+        srtp: Option<Sdes>,
+    },
+    /// The far end re-keyed its SRTP (a new key in a re-INVITE).
+    Keys {
+        id: u64,
+        keys: Sdes,
     },
     /// The two legs hear each other from now on; whatever played on them stops.
     Bridge {
@@ -135,6 +144,25 @@ struct Leg {
     /// Something arrived since the last silence check; ticks of silence before it.
     heard: bool,
     silent_ticks: u32,
+    /// SRTP: what we send is protected, what arrives must authenticate.
+    srtp: Option<Box<SrtpLeg>>,
+}
+
+/// A leg's two SRTP contexts, and the far end's key they were made with.
+struct SrtpLeg {
+    tx: Srtp,
+    rx: Srtp,
+    remote_key: [u8; crate::media::srtp::MASTER_LEN],
+}
+
+impl SrtpLeg {
+    fn new(k: &Sdes) -> Box<SrtpLeg> {
+        Box::new(SrtpLeg {
+            tx: Srtp::new(k.suite, &k.local),
+            rx: Srtp::new(k.suite, &k.remote),
+            remote_key: k.remote,
+        })
+    }
 }
 
 impl Leg {
@@ -161,6 +189,9 @@ pub struct PacerStats {
     /// RTP packets refused: from a source that is not the call's far end.
     pub refused: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Legs started with SRTP, and SRTP packets refused (failed authentication, replays).
+    pub srtp_legs: AtomicU64,
+    pub srtp_refused: AtomicU64,
     /// Ticks that ran more than 5 ms after their time.
     pub late_ticks: AtomicU64,
 }
@@ -251,7 +282,7 @@ fn run(
         loop {
             match commands.try_recv() {
                 Ok(PacerCommand::Shutdown) => return,
-                Ok(c) => apply(&mut legs, &mut poller, &mut closing, c, clock),
+                Ok(c) => apply(&mut legs, &mut poller, &mut closing, c, clock, &stats),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
@@ -311,7 +342,14 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
     };
     if leg.sending {
         let buf = outbox.buffer();
-        if let Some(n) = leg.stream.next_into(frame, SAMPLES_PER_PACKET as u32, buf) {
+        let n = leg
+            .stream
+            .next_into(frame, SAMPLES_PER_PACKET as u32, buf)
+            .and_then(|n| match &mut leg.srtp {
+                Some(s) => s.tx.protect(buf, n),
+                None => Some(n),
+            });
+        if let Some(n) = n {
             outbox.push(&leg.socket, leg.remote, n);
         }
     } else {
@@ -368,9 +406,14 @@ fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u
     for _ in 0..READS_PER_PASS {
         rtp_io::receive(&leg.socket, batch);
         received += batch.len() as u64;
-        let refused = take_batch(leg, batch, now);
+        let (refused, srtp_refused) = take_batch(leg, batch, now);
         if refused > 0 {
             stats.refused.fetch_add(refused, Ordering::Relaxed);
+        }
+        if srtp_refused > 0 {
+            stats
+                .srtp_refused
+                .fetch_add(srtp_refused, Ordering::Relaxed);
         }
         if !batch.is_full() {
             return (received, true);
@@ -380,12 +423,31 @@ fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u
 }
 
 /// Handles what one read brought: keys, audio for the bridge, the recorder, the tone detector;
-/// only from the far end (see `media::latch`). Returns how many packets were refused.
-fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> u64 {
+/// only from the far end (see `media::latch`). Returns how many packets were refused, and how
+/// many of them failed SRTP's authentication.
+fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
     let mut refused = 0;
+    let mut srtp_refused = 0;
+    let mut plain = [0u8; MAX_PACKET];
     for i in 0..batch.len() {
         let Some((bytes, from)) = batch.get(i) else {
             continue;
+        };
+        // SRTP: only what authenticates counts, and it counts decrypted.
+        let bytes = match &mut leg.srtp {
+            Some(s) => {
+                let n = bytes.len().min(MAX_PACKET);
+                plain[..n].copy_from_slice(&bytes[..n]);
+                match s.rx.unprotect(&mut plain[..n]) {
+                    Some(n) => &plain[..n],
+                    None => {
+                        refused += 1;
+                        srtp_refused += 1;
+                        continue;
+                    }
+                }
+            }
+            None => bytes,
         };
         let Some(p) = rtp::parse(bytes) else {
             continue;
@@ -431,7 +493,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> u64 {
             }
         }
     }
-    refused
+    (refused, srtp_refused)
 }
 
 /// Most of what a caller sends is audio nobody listens to: in a menu or a queue only their
@@ -479,6 +541,7 @@ fn apply(
     closing: &mut VecDeque<(Instant, Arc<UdpSocket>)>,
     c: PacerCommand,
     clock: u64,
+    stats: &PacerStats,
 ) {
     match c {
         PacerCommand::Add {
@@ -493,8 +556,12 @@ fn apply(
             timestamp,
             notify,
             listen_keys,
+            srtp,
         } => {
             poller.add(&socket, id);
+            if srtp.is_some() {
+                stats.srtp_legs.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(old) = legs.insert(
                 id,
                 Leg {
@@ -521,6 +588,7 @@ fn apply(
                     expects_media: true,
                     heard: false,
                     silent_ticks: 0,
+                    srtp: srtp.as_ref().map(SrtpLeg::new),
                 },
             ) {
                 // Same id again: the new socket was added above, the old one goes. A socket
@@ -546,6 +614,25 @@ fn apply(
         PacerCommand::Stop { id } => {
             if let Some(leg) = legs.get_mut(&id) {
                 leg.playing = None;
+            }
+        }
+        PacerCommand::Keys { id, keys } => {
+            if let Some(leg) = legs.get_mut(&id)
+                && leg
+                    .srtp
+                    .as_ref()
+                    .is_none_or(|s| s.remote_key != keys.remote)
+            {
+                // What we send keeps its context (and so its rollover counter) when our key
+                // is unchanged; what arrives starts afresh under the new key.
+                let rx = Srtp::new(keys.suite, &keys.remote);
+                match &mut leg.srtp {
+                    Some(s) if s.tx.suite() == keys.suite => {
+                        s.rx = rx;
+                        s.remote_key = keys.remote;
+                    }
+                    _ => leg.srtp = Some(SrtpLeg::new(&keys)),
+                }
             }
         }
         PacerCommand::Media {
@@ -670,6 +757,7 @@ mod tests {
                 timestamp: 1,
                 notify,
                 listen_keys: true,
+                srtp: None,
             })
             .unwrap();
         commands.send(PacerCommand::Remove { id: 1 }).unwrap();

@@ -134,11 +134,27 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
             },
             None => Loaded::embedded(),
         };
-        crate::cli::load_flows(&loaded).map(|flows| (loaded, flows))
+        // The certificate is read again too (a renewed one is put in place, then SIGHUP).
+        let sip = &loaded.config.sip;
+        let certificate = (!sip.tls_listen.is_empty())
+            .then(|| super::tls::load(&sip.tls_certificate, &sip.tls_key));
+        crate::cli::load_flows(&loaded).map(|flows| (loaded, flows, certificate))
     })
     .await;
     match result {
-        Ok(Ok((loaded, flows))) => {
+        Ok(Ok((loaded, flows, certificate))) => {
+            match certificate {
+                Some(Ok(c)) => {
+                    tracing::info!("TLS certificate reloaded: new connections get it");
+                    let _ = shared
+                        .sip
+                        .send(super::signalling::SipCommand::Certificate(c));
+                }
+                Some(Err(e)) => {
+                    tracing::error!("TLS certificate NOT reloaded, the running one stays: {e}")
+                }
+                None => {}
+            }
             for key in restart_only_changes(&shared.config, &loaded.config) {
                 tracing::warn!("{key} changed: it takes effect at the next restart");
             }
@@ -203,6 +219,7 @@ fn restart_only_changes(
         }
     };
     differs("[sip] listen", a.sip.listen != b.sip.listen);
+    differs("[sip] tls_listen", a.sip.tls_listen != b.sip.tls_listen);
     differs("[sip] domain", a.sip.domain != b.sip.domain);
     differs("[sip] advertise", a.sip.advertise != b.sip.advertise);
     differs(
@@ -234,7 +251,8 @@ fn restart_only_changes(
         "[rtp]",
         a.rtp.address != b.rtp.address
             || a.rtp.ports != b.rtp.ports
-            || a.rtp.timeout_s != b.rtp.timeout_s,
+            || a.rtp.timeout_s != b.rtp.timeout_s
+            || a.rtp.srtp != b.rtp.srtp,
     );
     differs(
         "[http]",

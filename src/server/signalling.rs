@@ -31,6 +31,8 @@ pub enum SipCommand {
     Hangup { call_id: String },
     /// A reloaded `hotline.toml` (validated whole): its agents and queues go live.
     Reconfigure(Box<crate::config::Config>),
+    /// The TLS certificate read again (SIGHUP): new connections get it.
+    Certificate(Arc<rustls::ServerConfig>),
     /// The call task has finished.
     Ended { call_id: String, id: u64 },
     /// The caller waits for an agent of `queue`.
@@ -100,7 +102,7 @@ enum Phase {
     Ringing {
         socket: Arc<std::net::UdpSocket>,
         /// `None` for a delayed offer: our 200 carries the offer, the ACK the answer.
-        offer: Option<(Offer, Agreed)>,
+        offer: Option<Box<(Offer, Agreed)>>,
         line: super::Line,
     },
     /// A delayed offer was answered with ours; the call starts when the ACK's answer comes.
@@ -127,6 +129,8 @@ struct CallEntry {
     last_sdp: String,
     /// The codec the call runs on, once it has started; a re-INVITE keeps it.
     law: Option<crate::media::g711::Law>,
+    /// The call's SRTP keys, once it has started; a re-INVITE keeps ours.
+    srtp: Option<sdp::Sdes>,
     /// When our 200 went out, until its ACK came: a call never confirmed is the first to
     /// give way when the line is full.
     unconfirmed_since: Option<Instant>,
@@ -169,7 +173,7 @@ pub struct Signalling {
 
 /// One SIP message as the trace shows it: direction, transport, peer, then the message.
 fn trace_message(dir: &str, link: Link, peer: SocketAddr, bytes: &[u8]) {
-    let transport = if link.is_reliable() { "tcp" } else { "udp" };
+    let transport = link.name().to_ascii_lowercase();
     tracing::info!(
         target: "hotline::sip_trace",
         dir,
@@ -660,11 +664,12 @@ impl Signalling {
                 now,
             );
         }
+        let keying = self.keying(toggle.is_some());
         let offer = if req.body.is_empty() {
             None // a delayed offer (RFC 3261 §13.2.1): ours goes in the 200
         } else {
-            match negotiate(&req.body) {
-                Ok(o) => Some(o),
+            match negotiate(&req.body, &keying) {
+                Ok(o) => Some(Box::new(o)),
                 Err((code, reason)) => return fail(self, code, reason),
             }
         };
@@ -703,6 +708,7 @@ impl Signalling {
                 sdp_version: 1,
                 last_sdp: String::new(),
                 law: None,
+                srtp: None,
                 unconfirmed_since: None,
             },
         );
@@ -782,11 +788,27 @@ impl Signalling {
     }
 
     fn contact(&self, link: Link) -> String {
-        let port = self.transport.local_addr().port();
+        let port = self.transport.port_for(link);
         let adv = &self.shared.config.sip.advertise;
         match link {
             Link::Udp => format!("<sip:hotline@{adv}:{port}>"),
             Link::Tcp(_) => format!("<sip:hotline@{adv}:{port};transport=tcp>"),
+            Link::Tls(_) => format!("<sip:hotline@{adv}:{port};transport=tls>"),
+        }
+    }
+
+    /// What a call we answer brings to the SDP negotiation: a fresh SRTP key of ours, and
+    /// whether the far end must use SRTP (`[rtp] srtp`; `agent`: an agent's own call).
+    fn keying(&self, agent: bool) -> sdp::Keying {
+        use crate::config::SrtpMode;
+        let required = match self.shared.config.rtp.srtp {
+            SrtpMode::Optional => false,
+            SrtpMode::Agents => agent,
+            SrtpMode::All => true,
+        };
+        sdp::Keying {
+            local: srtp_key(),
+            required,
         }
     }
 
@@ -810,7 +832,8 @@ impl Signalling {
             entry.sdp_version,
             self.shared.media_ip,
             entry.rtp_port,
-            offer.as_ref().map(|(o, a)| (o, a)),
+            offer.as_deref().map(|(o, a)| (o, a)),
+            sdp::OfferSrtp::No,
         );
         entry.last_sdp = sdp.clone();
         entry.phase = Phase::AwaitingAnswer {
@@ -826,8 +849,8 @@ impl Signalling {
             ("Allow".to_string(), ALLOW.to_string()),
         ];
         self.calls.insert(call_id.to_string(), entry);
-        if let Some((_, agreed)) = offer {
-            self.start_call(call_id, socket, agreed, line);
+        if let Some(o) = offer {
+            self.start_call(call_id, socket, o.1, line);
         }
         self.respond(
             &key,
@@ -853,6 +876,7 @@ impl Signalling {
             return;
         };
         entry.law = Some(agreed.law);
+        entry.srtp = agreed.srtp;
         let (tx_in, rx_in) = mpsc::unbounded_channel();
         entry.phase = Phase::Answered {
             to_call: tx_in.clone(),
@@ -976,7 +1000,15 @@ impl Signalling {
             return;
         };
         let (socket, line) = (Arc::clone(socket), line.clone());
-        match negotiate(&ack.body) {
+        // The answer to our offer in the 200, which was plain RTP.
+        let keying = sdp::Keying {
+            local: [0; crate::media::srtp::MASTER_LEN],
+            required: false,
+        };
+        match negotiate(&ack.body, &keying).map(|(o, mut a)| {
+            a.srtp = None;
+            (o, a)
+        }) {
             Ok((_, agreed)) => self.start_call(&call_id, socket, agreed, line),
             Err((_, reason)) => {
                 tracing::info!(
@@ -1076,6 +1108,7 @@ impl Signalling {
     /// Hold, unhold or a media move (RFC 3264 §8).
     fn reinvite(&mut self, key: Key, req: Message, call_id: &str, now: Instant) {
         let media_ip = self.shared.media_ip;
+        let keying = self.keying(false);
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -1085,7 +1118,7 @@ impl Signalling {
             // An offerless re-INVITE: our SDP is the offer, the answer comes in the ACK.
             entry.last_sdp.clone()
         } else {
-            match sdp::renegotiate(&body, entry.law) {
+            match sdp::renegotiate(&body, entry.law, &keying, entry.srtp) {
                 Ok((offer, agreed)) => {
                     entry.sdp_version += 1;
                     let s = sdp::describe(
@@ -1094,13 +1127,18 @@ impl Signalling {
                         media_ip,
                         entry.rtp_port,
                         Some((&offer, &agreed)),
+                        sdp::OfferSrtp::No,
                     );
                     entry.last_sdp = s.clone();
+                    if entry.law.is_some() {
+                        entry.srtp = agreed.srtp;
+                    }
                     if let Phase::Answered { to_call } = &entry.phase {
                         let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
                         let _ = to_call.send(CallInput::Media {
                             remote,
                             direction: agreed.direction,
+                            srtp: agreed.srtp,
                         });
                     }
                     s
@@ -1142,6 +1180,7 @@ impl Signalling {
     fn on_command(&mut self, c: SipCommand, now: Instant) {
         match c {
             SipCommand::Reconfigure(config) => self.reconfigure(&config, now),
+            SipCommand::Certificate(c) => self.transport.set_tls_config(c),
             SipCommand::Ended { call_id, id } => {
                 self.calls.remove(&call_id);
                 if let Some(held) = self.agents.held_callbacks.remove(&call_id) {
@@ -1185,11 +1224,11 @@ impl Signalling {
     /// Sends BYE in a call's dialog.
     fn bye(&mut self, call_id: &str, now: Instant) {
         let via_host = self.shared.config.sip.advertise.clone();
-        let port = self.transport.local_addr().port();
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
         };
         let (link, peer) = (entry.link, entry.peer);
+        let port = self.transport.port_for(link);
         let via = format!(
             "SIP/2.0/{} {via_host}:{port};branch={}{:x};rport",
             link.name(),
@@ -1353,7 +1392,7 @@ impl Signalling {
 
 /// Reads an SDP offer (or a delayed offer's answer) and agrees on the media; the status and
 /// reason to refuse it with otherwise.
-fn negotiate(body: &[u8]) -> Result<(Offer, Agreed), (u16, &'static str)> {
+fn negotiate(body: &[u8], keying: &sdp::Keying) -> Result<(Offer, Agreed), (u16, &'static str)> {
     let text = String::from_utf8_lossy(body);
     let offer = match sdp::parse_offer(&text) {
         Ok(o) => o,
@@ -1366,7 +1405,7 @@ fn negotiate(body: &[u8]) -> Result<(Offer, Agreed), (u16, &'static str)> {
             return Err((488, "Not Acceptable Here"));
         }
     };
-    match offer.negotiate() {
+    match offer.negotiate(keying) {
         Ok(a) => Ok((offer, a)),
         Err(e) => {
             tracing::info!("{e}");
@@ -1382,6 +1421,24 @@ fn tag() -> String {
 
 fn random() -> u64 {
     super::random()
+}
+
+/// A new SRTP master key and salt, from the operating system's secure random source.
+pub(super) fn srtp_key() -> [u8; crate::media::srtp::MASTER_LEN] {
+    let mut key = [0u8; crate::media::srtp::MASTER_LEN];
+    if rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut key)
+        .is_err()
+    {
+        // Never happens on Linux; if it did, a key from the process's hash keys is still
+        // unguessable from outside.
+        for chunk in key.chunks_mut(8) {
+            let r = random().to_be_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
+    key
 }
 
 /// Server transactions at most: beyond this a new INVITE or REGISTER gets a stateless 503

@@ -342,6 +342,22 @@ impl Registrar {
         (!had).then_some(Change::Registered(agent))
     }
 
+    /// Drops the agent's contacts registered over `link` (a TCP or TLS connection that has
+    /// closed: nothing reaches the phone through it any more); the change if none is left.
+    pub fn drop_link(&mut self, agent: usize, link: Link) -> Option<Change> {
+        let list = self.bindings.get_mut(agent)?;
+        let before = list.len();
+        let expiry = &mut self.expiry;
+        list.retain(|b| {
+            let keep = b.link != link;
+            if !keep {
+                expiry.remove(&(b.expires, agent, b.uri.clone()));
+            }
+            keep
+        });
+        (before > 0 && list.is_empty()).then_some(Change::Unregistered(agent))
+    }
+
     /// The agent's registered contacts, newest first.
     pub fn bindings(&self, agent: usize) -> Vec<&Binding> {
         let mut b: Vec<&Binding> = self.bindings.get(agent).into_iter().flatten().collect();
@@ -767,7 +783,7 @@ impl Registrar {
                         Some(c) => c,
                         None => source,
                     },
-                    Link::Tcp(_) => source,
+                    Link::Tcp(_) | Link::Tls(_) => source,
                 };
                 list.push(Binding {
                     uri: uri.clone(),

@@ -1,6 +1,6 @@
-//! SIP over UDP and TCP on tokio: the only file in `sip/` that does IO. Each datagram, and each
-//! message framed out of a TCP stream, is parsed by `wire` and handed to the signalling task as
-//! an `Inbound`; answers go back over the same link they came on.
+//! SIP over UDP, TCP and TLS on tokio: the only file in `sip/` that does IO. Each datagram,
+//! and each message framed out of a TCP or TLS stream, is parsed by `wire` and handed to the
+//! signalling task as an `Inbound`; answers go back over the same link they came on.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,18 +25,29 @@ pub enum Link {
     Udp,
     /// A TCP connection, by its number.
     Tcp(u64),
+    /// A TLS connection (SIP over TLS, `sips:`), by its number.
+    Tls(u64),
 }
 
 impl Link {
     pub fn is_reliable(self) -> bool {
-        matches!(self, Link::Tcp(_))
+        matches!(self, Link::Tcp(_) | Link::Tls(_))
     }
+    /// The transport as a Via header names it.
     pub fn name(self) -> &'static str {
         match self {
             Link::Udp => "UDP",
             Link::Tcp(_) => "TCP",
+            Link::Tls(_) => "TLS",
         }
     }
+}
+
+/// The TLS side: its address and the certificate it presents, which SIGHUP may replace
+/// while connections made with the old one go on.
+pub struct Tls {
+    local: SocketAddr,
+    config: Mutex<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug)]
@@ -154,6 +165,7 @@ pub struct Transport {
     dropped: Arc<AtomicU64>,
     /// Per-address limits and scanners: judged before a message is read further.
     gate: Arc<Gated>,
+    tls: Option<Tls>,
 }
 
 /// The gate with what it counts, shared by the UDP loop and the TCP connections.
@@ -215,15 +227,28 @@ impl Gated {
 }
 
 impl Transport {
-    /// Binds UDP and TCP on `addr` and starts receiving into `inbound`.
+    /// Binds UDP and TCP on `addr` (and TLS on `tls`'s address, with its certificate) and
+    /// starts receiving into `inbound`.
     pub async fn bind(
         addr: SocketAddr,
         inbound: Inbox,
         gate: GateConfig,
+        tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     ) -> io::Result<Arc<Transport>> {
         let udp = Arc::new(UdpSocket::bind(addr).await?);
         let local = udp.local_addr()?;
         let listener = TcpListener::bind(local).await?;
+        let tls_listener = match &tls {
+            Some((at, _)) => Some(TcpListener::bind(at).await?),
+            None => None,
+        };
+        let tls = match (tls, &tls_listener) {
+            (Some((_, config)), Some(l)) => Some(Tls {
+                local: l.local_addr()?,
+                config: Mutex::new(config),
+            }),
+            _ => None,
+        };
         let t = Arc::new(Transport {
             udp: Arc::clone(&udp),
             local,
@@ -237,6 +262,7 @@ impl Transport {
                 dropped: AtomicU64::new(0),
                 bans: AtomicU64::new(0),
             }),
+            tls,
         });
         let udp_task = tokio::spawn(udp_loop(
             udp,
@@ -244,16 +270,51 @@ impl Transport {
             Arc::clone(&t.dropped),
             Arc::clone(&t.gate),
         ));
-        let tcp_task = tokio::spawn(accept_loop(Arc::clone(&t), listener, inbound));
+        let tcp_task = tokio::spawn(accept_loop(
+            Arc::clone(&t),
+            listener,
+            inbound.clone(),
+            false,
+        ));
         if let Ok(mut tasks) = t.tasks.lock() {
             tasks.push(udp_task);
             tasks.push(tcp_task);
+            if let Some(l) = tls_listener {
+                tasks.push(tokio::spawn(accept_loop(Arc::clone(&t), l, inbound, true)));
+            }
         }
         Ok(t)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Where SIP over TLS listens, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.local)
+    }
+
+    /// The port a request we send over `link` names in its Via and Contact.
+    pub fn port_for(&self, link: Link) -> u16 {
+        match (link, &self.tls) {
+            (Link::Tls(_), Some(t)) => t.local.port(),
+            _ => self.local.port(),
+        }
+    }
+
+    /// From now on, new TLS connections get this certificate (SIGHUP); open ones keep theirs.
+    pub fn set_tls_config(&self, config: Arc<rustls::ServerConfig>) {
+        if let Some(t) = &self.tls
+            && let Ok(mut c) = t.config.lock()
+        {
+            *c = config;
+        }
+    }
+
+    fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        let t = self.tls.as_ref()?;
+        t.config.lock().ok().map(|c| Arc::clone(&c))
     }
 
     fn millis(&self) -> u64 {
@@ -330,7 +391,7 @@ impl Transport {
                     tracing::debug!(%to, "SIP send failed: {e}");
                 }
             }
-            Link::Tcp(id) => {
+            Link::Tcp(id) | Link::Tls(id) => {
                 let tx = self
                     .tcp
                     .lock()
@@ -345,6 +406,15 @@ impl Transport {
                     None => tracing::debug!(%to, "TCP connection {id} is gone"),
                 }
             }
+        }
+    }
+
+    /// Whether a message sent over `link` can leave: always over UDP; over TCP or TLS, while
+    /// the connection is open (a phone that registered over it and has since gone is not).
+    pub fn is_open(&self, link: Link) -> bool {
+        match link {
+            Link::Udp => true,
+            Link::Tcp(id) | Link::Tls(id) => self.tcp.lock().is_ok_and(|m| m.contains_key(&id)),
         }
     }
 
@@ -403,7 +473,9 @@ async fn udp_loop(
     }
 }
 
-async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
+/// Takes the connections of one listener: plain TCP, or TLS (`tls`: each is handshaken, within
+/// the time a first message has, before anything is read).
+async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox, tls: bool) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -425,6 +497,14 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
         }
         let t2 = Arc::clone(&t);
         let inbound = inbound.clone();
+        let acceptor = if tls {
+            match t.tls_config() {
+                Some(c) => Some(tokio_rustls::TlsAcceptor::from(c)),
+                None => continue,
+            }
+        } else {
+            None
+        };
         tokio::spawn(async move {
             let watch = Watch {
                 started: t2.started,
@@ -432,7 +512,20 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox) {
                 close,
                 gate: Arc::clone(&t2.gate),
             };
-            connection(stream, peer, id, tx, rx, inbound, watch).await;
+            match acceptor {
+                None => connection(stream, peer, Link::Tcp(id), tx, rx, inbound, watch).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(TCP_MESSAGE_TIMEOUT, acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            connection(stream, peer, Link::Tls(id), tx, rx, inbound, watch).await
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake did not finish in time"),
+                    }
+                }
+            }
             if let Ok(mut m) = t2.tcp.lock() {
                 m.remove(&id);
             }
@@ -453,19 +546,20 @@ struct Watch {
 /// first message, and each message once begun, must arrive within `TCP_MESSAGE_TIMEOUT`
 /// (no slow drip of headers holds a connection); nothing at all for `TCP_IDLE_TIMEOUT`
 /// closes it.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     peer: SocketAddr,
-    id: u64,
+    link: Link,
     queue: mpsc::Sender<Arc<[u8]>>,
     mut outgoing: mpsc::Receiver<Arc<[u8]>>,
     inbound: Inbox,
     watch: Watch,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async move {
         while let Some(bytes) = outgoing.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
+            // TLS: a record is sent only on flush.
+            if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
                 break;
             }
         }
@@ -501,7 +595,7 @@ async fn connection(
                         let item = Inbound {
                             message: Ok(m),
                             source: peer,
-                            link: Link::Tcp(id),
+                            link,
                         };
                         if inbound.send(item).await.is_err() {
                             return;
@@ -513,7 +607,7 @@ async fn connection(
                         let item = Inbound {
                             message: Err(reject),
                             source: peer,
-                            link: Link::Tcp(id),
+                            link,
                         };
                         let _ = inbound.send(item).await;
                         // Give the writer a moment to send the 400 before the socket closes.

@@ -85,6 +85,8 @@ pub(super) struct Leg {
     pub(super) sdp_version: u64,
     /// The far end's last re-INVITE, whose 2xx its ACK confirms.
     pub(super) reinvite: Option<Key>,
+    /// Its SRTP keys once answered, if its audio is encrypted.
+    pub(super) srtp: Option<sdp::Sdes>,
 }
 
 pub(super) struct Agents {
@@ -628,11 +630,24 @@ impl Signalling {
         let context = context_headers(w, now);
         let domain = self.shared.config.sip.domain.clone();
         let mut placed = 0;
+        let mut gone = Vec::new();
         for b in bindings {
+            if !self.transport.is_open(b.link) {
+                gone.push(b.link);
+                // Its connection closed: the phone cannot be reached until it registers
+                // again, and waiting for a ring that never happens would keep the caller.
+                tracing::info!(
+                    agent = self.agents.ids[agent],
+                    contact = b.uri,
+                    "not rung: the phone's {} connection is gone",
+                    b.link.name()
+                );
+                continue;
+            }
             let Some(socket) = self.shared.ports.open() else {
                 break;
             };
-            let (leg_id, offer) = self.leg_offer(&socket);
+            let (leg_id, offer) = self.leg_offer(&socket, self.agent_srtp(b.link));
             let mut headers = vec![
                 header("Via", &self.via(b.link)),
                 header("Max-Forwards", "70"),
@@ -688,6 +703,7 @@ impl Signalling {
                     socket,
                     media,
                     law: None,
+                    srtp: None,
                     sdp_version: 1,
                     reinvite: None,
                 },
@@ -698,10 +714,15 @@ impl Signalling {
             tracing::warn!(agent, call, "cannot ring the agent (no contact or port)");
             self.route(RouterEvent::Declined { call, agent }, now);
         }
+        for link in gone {
+            if let Some(change) = self.agents.registrar.drop_link(agent, link) {
+                self.registration_changed(change, now);
+            }
+        }
     }
 
     /// A new leg's Call-ID, and our SDP offer for its media socket.
-    pub(super) fn leg_offer(&self, socket: &UdpSocket) -> (String, String) {
+    pub(super) fn leg_offer(&self, socket: &UdpSocket, srtp: sdp::OfferSrtp) -> (String, String) {
         let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
         let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let offer = sdp::describe(
@@ -710,8 +731,23 @@ impl Signalling {
             self.shared.media_ip,
             rtp_port,
             None,
+            srtp,
         );
         (leg_id, offer)
+    }
+
+    /// What our offer to an agent's phone says about SRTP (`[rtp] srtp`): required in
+    /// `agents` and `all`; otherwise offered to a phone reached over TLS only, so the key
+    /// never crosses the network in the clear.
+    fn agent_srtp(&self, link: Link) -> sdp::OfferSrtp {
+        use crate::config::SrtpMode;
+        match self.shared.config.rtp.srtp {
+            SrtpMode::Agents | SrtpMode::All => sdp::OfferSrtp::Required(super::srtp_key()),
+            SrtpMode::Optional if matches!(link, Link::Tls(_)) => {
+                sdp::OfferSrtp::BestEffort(super::srtp_key())
+            }
+            SrtpMode::Optional => sdp::OfferSrtp::No,
+        }
     }
 
     /// Whether another of the agent's phones still rings for this call.
@@ -818,12 +854,12 @@ impl Signalling {
                 };
                 let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
                 let (link, peer) = (leg.link, leg.peer);
+                let ours = String::from_utf8_lossy(&leg.invite.body).into_owned();
                 self.send(link, peer, Arc::clone(&ack));
                 if let Some(leg) = self.agents.legs.get_mut(leg_id) {
                     leg.state = LegState::Up { dialog, ack };
                 }
-                let agreed = sdp::parse_offer(&String::from_utf8_lossy(&resp.body))
-                    .and_then(|o| o.negotiate());
+                let agreed = sdp::read_answer(&ours, &String::from_utf8_lossy(&resp.body));
                 match agreed {
                     Ok(agreed) if !cancelled => {
                         self.cancel_other_phones(leg_id, call, agent, now);
@@ -1096,10 +1132,18 @@ impl Signalling {
         let answer = if body.trim().is_empty() {
             Ok(String::from_utf8_lossy(&leg.invite.body).to_string())
         } else {
-            sdp::renegotiate(&body, leg.law).map(|(offer, agreed)| {
+            let keying = sdp::Keying {
+                local: super::srtp_key(),
+                required: false,
+            };
+            sdp::renegotiate(&body, leg.law, &keying, leg.srtp).map(|(offer, agreed)| {
                     leg.sdp_version += 1;
                     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
                     crate::server::call::sending(&self.shared, leg.media, remote, agreed.direction);
+                    if leg.law.is_some() {
+                        leg.srtp = agreed.srtp;
+                        crate::server::call::rekey(&self.shared, leg.media, agreed.srtp);
+                    }
                     tracing::info!(%remote, direction = ?agreed.direction, "the far end's re-INVITE: media updated");
                     sdp::describe(
                         session,
@@ -1107,6 +1151,7 @@ impl Signalling {
                         media_ip,
                         port,
                         Some((&offer, &agreed)),
+                        sdp::OfferSrtp::No,
                     )
                 })
         };
@@ -1294,7 +1339,7 @@ impl Signalling {
             "SIP/2.0/{} {}:{};branch={}{:x};rport",
             link.name(),
             self.shared.config.sip.advertise,
-            self.transport.local_addr().port(),
+            self.transport.port_for(link),
             transaction::MAGIC_COOKIE,
             random()
         )
@@ -1344,7 +1389,13 @@ impl Signalling {
             self.hang_up_leg(leg_id, now);
             return Answer::Nothing;
         }
-        match sdp::parse_offer(&String::from_utf8_lossy(&resp.body)).and_then(|o| o.negotiate()) {
+        let agreed = self.agents.legs.get(leg_id).map(|l| {
+            sdp::read_answer(
+                &String::from_utf8_lossy(&l.invite.body),
+                &String::from_utf8_lossy(&resp.body),
+            )
+        });
+        match agreed.unwrap_or(Err(sdp::SdpError::NoAudio)) {
             Ok(agreed) => Answer::Media(agreed),
             Err(e) => {
                 tracing::info!("a 200 to our INVITE has no usable media: {e}");
@@ -1363,6 +1414,7 @@ pub(super) fn add_leg_media(
     notify: mpsc::UnboundedSender<CallInput>,
 ) {
     leg.law = Some(agreed.law);
+    leg.srtp = agreed.srtp;
     let _ = shared.pacer.send(PacerCommand::Add {
         id: leg.media,
         socket: Arc::clone(&leg.socket),
@@ -1375,6 +1427,7 @@ pub(super) fn add_leg_media(
         timestamp: random() as u32,
         notify,
         listen_keys: false,
+        srtp: agreed.srtp,
     });
 }
 

@@ -245,7 +245,7 @@ impl Signalling {
         };
         let queue = clean(&w.queue).replace('"', "");
         let domain = self.shared.config.sip.domain.clone();
-        let (leg_id, offer) = self.leg_offer(&socket);
+        let (leg_id, offer) = self.leg_offer(&socket, sdp::OfferSrtp::No);
         let headers = vec![
             header("Via", &self.via(Link::Udp)),
             header("Max-Forwards", "70"),
@@ -286,6 +286,7 @@ impl Signalling {
                 socket,
                 media,
                 law: None,
+                srtp: None,
                 sdp_version: 1,
                 reinvite: None,
             },

@@ -85,7 +85,7 @@ impl Signalling {
             return self.transfer_failed(id);
         };
         let domain = self.shared.config.sip.domain.clone();
-        let (leg_id, offer) = self.leg_offer(&socket);
+        let (leg_id, offer) = self.leg_offer(&socket, sdp::OfferSrtp::No);
         let caller_user = crate::sip::dialog::uri_user(&t.context.caller);
         let mut headers = vec![
             header("Via", &self.via(Link::Udp)),
@@ -143,6 +143,7 @@ impl Signalling {
                 socket,
                 media,
                 law: None,
+                srtp: None,
                 sdp_version: 1,
                 reinvite: None,
             },

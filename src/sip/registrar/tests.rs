@@ -718,3 +718,22 @@ fn a_guesser_from_many_addresses_is_stopped_and_a_known_phone_still_gets_in() {
         200
     );
 }
+
+#[test]
+fn a_phone_whose_connection_closed_is_dropped_and_its_agent_unregistered() {
+    let t = now();
+    let mut r = registrar();
+    let tls = Link::Tls(7);
+    let a = r.register(&register(CONTACT), source(), tls, t);
+    let nonce = nonce_of(&a, "MD5");
+    let auth = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
+    let ok = r.register(&register(&format!("{auth}{CONTACT}")), source(), tls, t);
+    assert_eq!(ok.status, 200);
+    assert_eq!(r.bindings(0)[0].link, tls);
+    assert_eq!(r.drop_link(0, Link::Tls(8)), None, "another connection");
+    assert!(r.is_registered(0));
+    assert_eq!(r.drop_link(0, tls), Some(Change::Unregistered(0)));
+    assert!(!r.is_registered(0));
+    // Nothing is left to expire later.
+    assert!(r.expire(t + Duration::from_secs(7200)).is_empty());
+}
