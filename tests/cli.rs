@@ -771,7 +771,10 @@ fn a_mistake_in_a_huge_flow_is_reported_once() {
             "\n[nodes.n{i}]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"{next}\"\n"
         ));
     }
-    for (name, text, node) in [("ring", ring, "ring.n0"), ("chain", chain, "chain.n19994")] {
+    for (name, text, node, behind) in [
+        ("ring", ring, "ring.n0", 1999),
+        ("chain", chain, "chain.n19994", 19994),
+    ] {
         let _ = std::fs::remove_file(fx.path().join("flows/ring.toml"));
         let _ = std::fs::remove_file(fx.path().join("flows/chain.toml"));
         fx.flow(name, &text);
@@ -786,6 +789,12 @@ fn a_mistake_in_a_huge_flow_is_reported_once() {
                 .collect();
             assert_eq!(found.len(), 1, "{name}: {rule}");
             assert_eq!(found[0]["node"], node, "{name}: {rule}");
+            // It says how many other nodes' callers it strands.
+            let message = found[0]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("{behind} more caller-facing nodes lead here")),
+                "{name}: {rule}: {message}"
+            );
         }
     }
 }

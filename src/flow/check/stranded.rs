@@ -68,11 +68,11 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
                 .or_insert(o);
         }
     }
-    for &(v, s, r) in &failing {
-        let reach = &reaches[r];
-        // Report where the trouble is: skip a node whose walk first passes another failing
-        // node, unless they go round together and this one comes first. (Found lazily: in a
-        // chain of thousands of failing nodes each one's first hop answers.)
+    // Where each failing node's trouble lies: itself (reported), or a failing node its walk
+    // passes first (skipped, unless they go round together and this one comes first). (Found
+    // lazily: in a chain of thousands of failing nodes each one's first hop answers.)
+    let mut leads_to: HashMap<Vertex, Vertex> = HashMap::new();
+    for &(v, s, _) in &failing {
         let downstream = w
             .first_on_walk(s, |y| {
                 y != v && g.is_first_attempt(y) && failing_states.contains_key(&y)
@@ -83,8 +83,46 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
             let round = cv.is_some() && cv == cy;
             let first = cv.is_some_and(|c| first_of_cycle[&c] == order_of[&v]);
             if !round || !first {
-                continue;
+                leads_to.insert(v, y);
             }
+        }
+    }
+    // How many skipped nodes each reported one strands: each skipped node's chain is followed
+    // to its end once (what it ends at is remembered for every node on the way).
+    let mut root_of: HashMap<Vertex, Option<Vertex>> = HashMap::new();
+    let mut behind: HashMap<Vertex, usize> = HashMap::new();
+    for &(v, ..) in &failing {
+        if !leads_to.contains_key(&v) {
+            continue;
+        }
+        let mut chain = Vec::new();
+        let mut at = v;
+        let root = loop {
+            if let Some(r) = root_of.get(&at) {
+                break *r;
+            }
+            match leads_to.get(&at) {
+                None => break Some(at),
+                Some(&next) => {
+                    if chain.len() > leads_to.len() {
+                        break None; // round without an end: no one node to count it against
+                    }
+                    chain.push(at);
+                    at = next;
+                }
+            }
+        };
+        for x in chain {
+            root_of.insert(x, root);
+        }
+        if let Some(r) = root {
+            *behind.entry(r).or_default() += 1;
+        }
+    }
+    for &(v, s, r) in &failing {
+        let reach = &reaches[r];
+        if leads_to.contains_key(&v) {
+            continue;
         }
         let walk = w.walk(s);
         let o = w.eval(s);
@@ -108,6 +146,15 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
                 o.cost,
                 c.describe(end)
             ),
+        };
+        let msg = match behind.get(&v) {
+            Some(1) => format!(
+                "{msg} (1 more caller-facing node leads here and strands its callers the same way)"
+            ),
+            Some(n) => format!(
+                "{msg} ({n} more caller-facing nodes lead here and strand their callers the same way)"
+            ),
+            None => msg,
         };
         let path = reach.path_to(s).then(&walk).to_path(g);
         let d = c.at_node(rule, node, msg).with_path(path);
