@@ -1,5 +1,9 @@
 //! Breadth-first reachability from flow entries, keeping the predecessor of every state so the
-//! shortest path from the entry to any problem can be shown.
+//! shortest path from the entry to any problem can be shown. What is kept grows with what is
+//! reached, not with the whole line: a line of many flows holds one of these per entry.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::graph::{Graph, Label, Vertex, Walk};
 use super::walk::state;
@@ -8,24 +12,41 @@ use crate::flow::model::Class;
 pub struct Reach<'a> {
     /// States (`vertex * 2 + closed`) in the order they were reached.
     pub order: Vec<u32>,
-    pred: Vec<Option<(u32, Label<'a>)>>,
-    seen: Vec<bool>,
+    /// Every state reached, with the state and edge it was first reached by (none: a start).
+    pred: HashMap<u32, Option<(u32, Label<'a>)>, BuildHasherDefault<StateHasher>>,
+}
+
+/// States are small integers from the operator's own flows: a multiplicative hash spreads them
+/// well and costs a fraction of the default hasher (which guards against hostile keys).
+#[derive(Default)]
+pub struct StateHasher(u64);
+
+impl Hasher for StateHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl<'a> Reach<'a> {
     /// Everything reachable from `starts`. With `stop_at_humans`, live humans are reached but
     /// not gone through (what a caller meets before a human); follow-ups and hangups end calls.
     pub fn from(g: &Graph<'a>, starts: &[Vertex], stop_at_humans: bool) -> Reach<'a> {
-        let n = g.len() * 2;
         let mut r = Reach {
             order: Vec::new(),
-            pred: vec![None; n],
-            seen: vec![false; n],
+            pred: HashMap::default(),
         };
         for &v in starts {
             let s = state(v, false);
-            if !r.seen[s as usize] {
-                r.seen[s as usize] = true;
+            if let std::collections::hash_map::Entry::Vacant(e) = r.pred.entry(s) {
+                e.insert(None);
                 r.order.push(s);
             }
         }
@@ -39,9 +60,8 @@ impl<'a> Reach<'a> {
             }
             for e in g.edges(v) {
                 let t = state(e.to, s % 2 == 1 || e.label == Label::Closed);
-                if !r.seen[t as usize] {
-                    r.seen[t as usize] = true;
-                    r.pred[t as usize] = Some((s, e.label));
+                if let std::collections::hash_map::Entry::Vacant(slot) = r.pred.entry(t) {
+                    slot.insert(Some((s, e.label)));
                     r.order.push(t);
                 }
             }
@@ -50,24 +70,24 @@ impl<'a> Reach<'a> {
     }
 
     pub fn has_state(&self, s: u32) -> bool {
-        self.seen[s as usize]
+        self.pred.contains_key(&s)
     }
 
     pub fn has_vertex(&self, v: Vertex) -> bool {
-        self.seen[state(v, false) as usize] || self.seen[state(v, true) as usize]
+        self.has_state(state(v, false)) || self.has_state(state(v, true))
     }
 
     /// The state by which `v` was first reached, if it was.
     pub fn first_state(&self, v: Vertex) -> Option<u32> {
         [state(v, false), state(v, true)]
             .into_iter()
-            .filter(|&s| self.seen[s as usize])
+            .filter(|&s| self.has_state(s))
             .min_by_key(|&s| self.depth(s))
     }
 
     fn depth(&self, mut s: u32) -> usize {
         let mut d = 0;
-        while let Some((p, _)) = self.pred[s as usize] {
+        while let Some(&Some((p, _))) = self.pred.get(&s) {
             s = p;
             d += 1;
         }
@@ -77,7 +97,7 @@ impl<'a> Reach<'a> {
     /// The shortest walk from a start to state `s`.
     pub fn path_to(&self, mut s: u32) -> Walk<'a> {
         let mut hops = Vec::new();
-        while let Some((p, label)) = self.pred[s as usize] {
+        while let Some(&Some((p, label))) = self.pred.get(&s) {
             hops.push((label, s / 2));
             s = p;
         }
