@@ -199,7 +199,8 @@ fn parse(buf: &[u8], stream: bool) -> Result<Framed, Reject> {
         } else {
             lines.push(line.to_string());
         }
-        if lines.len() > MAX_HEADER_LINES {
+        // Blank lines and the start line come on top (the headers are counted below).
+        if lines.len() > 2 * MAX_HEADER_LINES {
             return Err(Reject::new(400, "Too Many Header Lines"));
         }
     }
@@ -232,6 +233,16 @@ fn parse(buf: &[u8], stream: bool) -> Result<Framed, Reject> {
             name: canonical(name),
             value: value.trim().to_string(),
         });
+    }
+    // Content-Length is not counted: we write one whether or not it came, and what we write
+    // must read back.
+    if headers
+        .iter()
+        .filter(|h| h.name != "Content-Length")
+        .count()
+        > MAX_HEADER_LINES
+    {
+        return Err(Reject::new(400, "Too Many Header Lines"));
     }
     let mut message = Message {
         start,
