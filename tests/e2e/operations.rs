@@ -804,12 +804,11 @@ fn every_call_ended_by_a_stop_gets_its_final_record() {
         c.len() == CALLS && c.iter().all(|c| c["outcome"] == "live")
     });
     server.signal("-TERM");
-    let (status, h) = health(&server);
-    assert_eq!(
-        (status, h["status"].as_str()),
-        (503, Some("draining")),
-        "{h}"
-    );
+    // The signal is taken a moment after it is sent.
+    eventually("/health says draining", || {
+        let (status, h) = health(&server);
+        (status, h["status"].as_str()) == (503, Some("draining"))
+    });
     assert_eq!(
         server.wait(Duration::from_secs(20)),
         Some(0),
