@@ -428,7 +428,8 @@ fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u
 fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
     let mut refused = 0;
     let mut srtp_refused = 0;
-    let mut plain = [0u8; MAX_PACKET];
+    // Only an SRTP leg's packets are copied (to be decrypted): a plain leg allocates nothing.
+    let mut plain: Vec<u8> = Vec::new();
     for i in 0..batch.len() {
         let Some((bytes, from)) = batch.get(i) else {
             continue;
@@ -436,9 +437,9 @@ fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
         // SRTP: only what authenticates counts, and it counts decrypted.
         let bytes = match &mut leg.srtp {
             Some(s) => {
-                let n = bytes.len().min(MAX_PACKET);
-                plain[..n].copy_from_slice(&bytes[..n]);
-                match s.rx.unprotect(&mut plain[..n]) {
+                plain.clear();
+                plain.extend_from_slice(&bytes[..bytes.len().min(MAX_PACKET)]);
+                match s.rx.unprotect(&mut plain) {
                     Some(n) => &plain[..n],
                     None => {
                         refused += 1;
