@@ -192,7 +192,10 @@ pub fn parse_offer(body: &str) -> Result<Offer, SdpError> {
                         .and_then(|p| p.split('/').next()?.parse().ok())
                         .ok_or(SdpError::Malformed("m= port"))?;
                     let formats = f.filter_map(|p| p.parse().ok()).collect();
-                    audio = Some((media.len() - 1, port, formats));
+                    // Port 0: a stream declined (RFC 3264 §6), never the one we answer.
+                    if port != 0 {
+                        audio = Some((media.len() - 1, port, formats));
+                    }
                 }
             }
             "a" => {
