@@ -56,6 +56,22 @@ pub struct QueueRow {
     pub ewt_s: Option<f64>,
     /// Share of callers answered within 20 s, of those who left the queue in the last hour.
     pub service_level: Option<f64>,
+    /// Spoken wait estimates against the waits callers then had, since the start.
+    pub wait_estimates: WaitEstimateRow,
+}
+
+/// How a queue's announced waits held up (see `routing::audit`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WaitEstimateRow {
+    /// Announcements whose caller has since been answered or left.
+    pub scored: u64,
+    pub mean_abs_error_s: Option<f64>,
+    /// Callers who waited more than 1.5× what they were told.
+    pub waited_over_1_5x: u64,
+    /// The queue's recent average wait would have been closer on the same announcements.
+    pub baseline_better: bool,
+    #[serde(skip)]
+    pub figures: crate::routing::audit::AuditFigures,
 }
 
 /// What the API asks the signalling task.
@@ -589,6 +605,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "From the answer to a live human offered (a queue or transfer).",
         &m.time_to_human,
     );
+    wait_audit(&mut out, &g.queues);
     histogram(
         &mut out,
         "hotline_queue_wait_seconds",
@@ -596,6 +613,64 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         &m.queue_wait,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Per queue: the error of every announced wait (actual − told) as a histogram, the callers
+/// who waited more than 1.5× what they were told, and the recent-average estimator's error on
+/// the same announcements.
+fn wait_audit(out: &mut String, queues: &[QueueRow]) {
+    use crate::routing::audit::ERROR_BUCKETS;
+    let name = "hotline_wait_estimate_error_seconds";
+    out.push_str(&format!(
+        "# HELP {name} What a waiting caller then waited minus the wait they were told (negative: answered sooner).\n# TYPE {name} histogram\n"
+    ));
+    for q in queues {
+        let f = &q.wait_estimates.figures;
+        let queue = label(&q.name);
+        for (le, n) in ERROR_BUCKETS.iter().zip(f.buckets) {
+            out.push_str(&format!(
+                "{name}_bucket{{queue=\"{queue}\",le=\"{le}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "{name}_bucket{{queue=\"{queue}\",le=\"+Inf\"}} {n}\n{name}_sum{{queue=\"{queue}\"}} {sum}\n{name}_count{{queue=\"{queue}\"}} {n}\n",
+            n = f.samples,
+            sum = f.error_sum
+        ));
+    }
+    type Figure = fn(&crate::routing::audit::AuditFigures) -> f64;
+    let counters: [(&str, &str, Figure); 4] = [
+        (
+            "hotline_wait_estimate_abs_error_seconds_total",
+            "Sum of the absolute errors of announced waits.",
+            |f| f.abs_error_sum,
+        ),
+        (
+            "hotline_wait_estimate_overruns_total",
+            "Callers who waited more than 1.5 times the wait they were told.",
+            |f| f.overruns as f64,
+        ),
+        (
+            "hotline_wait_estimate_compared_abs_error_seconds_total",
+            "Sum of the absolute errors of announced waits, over the announcements the recent-average estimator also had a figure for.",
+            |f| f.compared_abs_error,
+        ),
+        (
+            "hotline_wait_estimate_baseline_abs_error_seconds_total",
+            "Sum of the absolute errors the queue's recent average wait would have made on the same announcements.",
+            |f| f.baseline_abs_error,
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for q in queues {
+            out.push_str(&format!(
+                "{name}{{queue=\"{}\"}} {}\n",
+                label(&q.name),
+                value(&q.wait_estimates.figures)
+            ));
+        }
+    }
 }
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {

@@ -105,6 +105,18 @@ fn below_thousand(n: u64) -> Vec<String> {
     out
 }
 
+/// A wait as the announcement says it: 0 ("less than a minute") or whole minutes, rounded.
+fn spoken_minutes(wait: Duration) -> u64 {
+    let secs = wait.as_secs();
+    if secs < 60 { 0 } else { (secs + 30) / 60 }
+}
+
+/// The wait the caller heard, as a duration: "about 4 minutes" is 240 s, "less than a
+/// minute" 60 s (what a caller takes it to promise). The wait-estimate audit scores this.
+pub fn spoken_wait(wait: Duration) -> Duration {
+    Duration::from_secs(spoken_minutes(wait).max(1) * 60)
+}
+
 /// The announcement for a caller with `ahead` callers before them, and the estimated wait
 /// when there is one: under a minute, or to the nearest minute.
 pub fn position(ahead: usize, wait: Option<Duration>) -> Vec<String> {
@@ -113,9 +125,7 @@ pub fn position(ahead: usize, wait: Option<Duration>) -> Vec<String> {
     out.push(IN_LINE.into());
     if let Some(wait) = wait {
         out.push(WAIT_ABOUT.into());
-        let secs = wait.as_secs();
-        let minutes = if secs < 60 { 0 } else { (secs + 30) / 60 };
-        match minutes {
+        match spoken_minutes(wait) {
             0 => out.push(LESS_THAN_A_MINUTE.into()),
             1 => {
                 out.extend(number(1));

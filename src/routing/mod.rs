@@ -4,12 +4,14 @@
 //! ordered-map operations — no scan over all agents or all calls — so it holds 10k agents and
 //! 100k waiting calls.
 
+pub mod audit;
 pub mod estimate;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use audit::{AuditFigures, Pending, RecentWaits, Told};
 use estimate::HandleTimes;
 
 pub type AgentId = usize;
@@ -149,6 +151,12 @@ pub enum RouterEvent {
     Ended {
         call: CallId,
     },
+    /// The waiting caller was just told they would wait about `wait` (as spoken): scored
+    /// against the wait they then have (see `audit`).
+    Told {
+        call: CallId,
+        wait: Duration,
+    },
     /// `poll_timeout()` has passed.
     Timer,
 }
@@ -197,6 +205,8 @@ struct Call {
     /// it again (the queue's `retry`).
     tried: Vec<(AgentId, Instant)>,
     entered: Instant,
+    /// The waits this caller was told, until their wait is over.
+    told: Pending,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +240,10 @@ struct Queue {
     /// Agents serving the queue who are logged in (not offline).
     staffed: u32,
     handle_times: HandleTimes,
+    /// Answered waits, for the baseline estimate.
+    recent_waits: RecentWaits,
+    /// What callers were told against what they then waited.
+    audit: AuditFigures,
 }
 
 /// Live figures for one queue.
@@ -426,6 +440,19 @@ impl Router {
         ))
     }
 
+    /// What the recent-average estimator says for this waiting caller now.
+    pub fn baseline_wait(&self, call: CallId, now: Instant) -> Option<Duration> {
+        let c = self.calls.get(&call)?;
+        self.queues[c.queue]
+            .recent_waits
+            .estimate(now.saturating_duration_since(c.entered))
+    }
+
+    /// How the queue's spoken wait estimates compare with the waits callers then had.
+    pub fn wait_audit(&self, queue: QueueId) -> Option<&AuditFigures> {
+        self.queues.get(queue).map(|q| &q.audit)
+    }
+
     pub fn queue_figures(&self, queue: QueueId, now: Instant) -> Option<QueueFigures> {
         let q = self.queues.get(queue)?;
         let longest = q
@@ -521,6 +548,7 @@ impl Router {
                         callback: false,
                         tried: Vec::new(),
                         entered: now,
+                        told: Pending::default(),
                     },
                 );
                 self.queues[queue].waiting.insert(place, call);
@@ -529,6 +557,24 @@ impl Router {
             RouterEvent::ToCallback { call } => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.callback = true;
+                    // The live wait is over: the caller hangs up and is called back.
+                    c.told.resolve(now, &mut self.queues[c.queue].audit);
+                }
+            }
+            RouterEvent::Told { call, wait } => {
+                if let Some(c) = self.calls.get_mut(&call)
+                    && !c.callback
+                    && !matches!(c.state, CallState::Connected { .. })
+                {
+                    let q = &self.queues[c.queue];
+                    let baseline = q
+                        .recent_waits
+                        .estimate(now.saturating_duration_since(c.entered));
+                    c.told.push(Told {
+                        told: wait,
+                        baseline,
+                        at: now,
+                    });
                 }
             }
             RouterEvent::Hold { call } => {
@@ -544,9 +590,10 @@ impl Router {
             }
             RouterEvent::Abandon { call } => {
                 self.held.remove(&call);
-                let Some(c) = self.calls.remove(&call) else {
+                let Some(mut c) = self.calls.remove(&call) else {
                     return out;
                 };
+                c.told.resolve(now, &mut self.queues[c.queue].audit);
                 match c.state {
                     CallState::Waiting => {
                         self.queues[c.queue].waiting.remove(&c.place);
@@ -576,6 +623,12 @@ impl Router {
                 let until = *until;
                 let others: Vec<AgentId> = agents.iter().copied().filter(|&a| a != agent).collect();
                 c.state = CallState::Connected { agent, since: now };
+                let q = &mut self.queues[c.queue];
+                c.told.resolve(now, &mut q.audit);
+                if !c.callback {
+                    q.recent_waits
+                        .record(now.saturating_duration_since(c.entered));
+                }
                 self.ring_deadlines.remove(&(until, call, agent));
                 for &a in &others {
                     self.ring_deadlines.remove(&(until, call, a));
@@ -964,6 +1017,8 @@ fn new_queue(config: &QueueConfig) -> Queue {
         available: BTreeSet::new(),
         staffed: 0,
         handle_times: HandleTimes::default(),
+        recent_waits: RecentWaits::default(),
+        audit: AuditFigures::default(),
     }
 }
 

@@ -633,6 +633,97 @@ fn wait_estimates_follow_position_and_handle_time() {
     assert_eq!(r.expected_wait(10), Some(Duration::from_secs(120)));
 }
 
+#[test]
+fn told_waits_are_scored_when_the_caller_is_answered_or_leaves() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    for a in 0..3 {
+        r.handle(
+            RouterEvent::SetState {
+                agent: a,
+                state: Requested::NotReady,
+                reason: None,
+            },
+            t.at(5),
+        );
+    }
+    let s = Duration::from_secs;
+    // Caller 1: told 2 minutes at 20 s, then 1 minute at 80 s; answered at 320 s.
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(
+        RouterEvent::Told {
+            call: 1,
+            wait: s(120),
+        },
+        t.at(20),
+    );
+    r.handle(
+        RouterEvent::Told {
+            call: 1,
+            wait: s(60),
+        },
+        t.at(80),
+    );
+    assert_eq!(r.baseline_wait(1, t.at(80)), None, "no answered wait yet");
+    r.handle(
+        RouterEvent::SetState {
+            agent: 0,
+            state: Requested::Available,
+            reason: None,
+        },
+        t.at(319),
+    );
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(320));
+    let f = r.wait_audit(0).unwrap().clone();
+    // 300 − 120 = 180 and 240 − 60 = 180: both overran 1.5×.
+    assert_eq!((f.samples, f.abs_error_sum, f.overruns), (2, 360.0, 2));
+    // Caller 2 joins; the queue's recent answered wait is 310 s, so the baseline is 310 − 10.
+    enqueue(&mut r, 2, 0, t.at(400));
+    assert_eq!(r.baseline_wait(2, t.at(410)), Some(s(300)));
+    r.handle(
+        RouterEvent::Told {
+            call: 2,
+            wait: s(60),
+        },
+        t.at(410),
+    );
+    // Caller 2 hangs up 30 s later: scored as a 30 s wait against 60 s told.
+    r.handle(RouterEvent::Abandon { call: 2 }, t.at(440));
+    let f = r.wait_audit(0).unwrap().clone();
+    assert_eq!((f.samples, f.overruns, f.compared), (3, 2, 1));
+    assert_eq!(f.compared_abs_error, 30.0);
+    assert_eq!(f.baseline_abs_error, 270.0);
+    assert!(!f.baseline_better());
+    // Caller 3 takes a callback: the live wait ends there; a later Told is ignored.
+    enqueue(&mut r, 3, 0, t.at(500));
+    r.handle(
+        RouterEvent::Told {
+            call: 3,
+            wait: s(60),
+        },
+        t.at(510),
+    );
+    r.handle(RouterEvent::ToCallback { call: 3 }, t.at(530));
+    r.handle(
+        RouterEvent::Told {
+            call: 3,
+            wait: s(60),
+        },
+        t.at(540),
+    );
+    r.handle(RouterEvent::Abandon { call: 3 }, t.at(600));
+    assert_eq!(r.wait_audit(0).unwrap().samples, 4);
+    // Unknown calls and queues change nothing.
+    r.handle(
+        RouterEvent::Told {
+            call: 99,
+            wait: s(60),
+        },
+        t.at(600),
+    );
+    assert_eq!(r.wait_audit(0).unwrap().samples, 4);
+    assert!(r.wait_audit(7).is_none());
+}
+
 // ---- property tests: the router's promises over random days ------------------------------
 
 #[derive(Debug, Clone)]

@@ -14,14 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::pacer::{HoldMusic, PacerCommand};
-use super::signalling::{CallerContext, SipCommand};
+use super::signalling::{CallerContext, SipCommand, Standing};
 use crate::engine::announce;
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
-use crate::store::{CallRecord, CallbackRequest, CallbackState, VoicemailRecord};
+use crate::store::{CallRecord, CallbackRequest, CallbackState, VoicemailRecord, WaitTold};
 
 /// What reaches a call task from outside.
 #[derive(Debug)]
@@ -181,6 +181,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         agent: None,
         variables: Default::default(),
         end_reason: None,
+        waits_told: Vec::new(),
     };
     shared.records.save(&uid, &record);
     tracing::info!(
@@ -528,7 +529,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     let _ = shared.sip.send(SipCommand::LeaveQueue { id });
                     pending = call.handle(Event::QueueTimedOut, now);
                 } else if let Some(q) = queue.as_mut().filter(|q| q.announcement_due(now)) {
-                    if let Some(prompts) = announcement(&shared, id, q, now).await {
+                    if let Some(prompts) = announcement(&shared, id, q, &mut record, now).await {
                         tag += 1;
                         play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                         q.announcing = Some(tag);
@@ -676,6 +677,7 @@ async fn announcement(
     shared: &Shared,
     id: u64,
     q: &mut InQueue,
+    record: &mut CallRecord,
     now: Instant,
 ) -> Option<Vec<String>> {
     let (reply, answer) = oneshot::channel();
@@ -683,7 +685,12 @@ async fn announcement(
     let status = answer.await.ok().flatten();
     let position_due = q.next_announce.is_some_and(|t| t <= now);
     let offer_due = q.offer_at.is_some_and(|t| t <= now);
-    let Some((ahead, wait)) = status else {
+    let Some(Standing {
+        ahead,
+        wait,
+        baseline,
+    }) = status
+    else {
         // Being rung (or already gone): try again shortly.
         if position_due {
             q.next_announce = Some(now + ANNOUNCE_LATER);
@@ -702,6 +709,19 @@ async fn announcement(
             wait_s = wait.map(|w| w.as_secs()),
             "announcing the caller's place"
         );
+        // What the caller hears is a promise: it is scored against the wait that follows.
+        if let Some(wait) = wait {
+            let spoken = announce::spoken_wait(wait);
+            let _ = shared.sip.send(SipCommand::WaitTold { id, wait: spoken });
+            if record.waits_told.len() < crate::routing::audit::TOLD_PER_CALL {
+                record.waits_told.push(WaitTold {
+                    queue: q.queue.clone(),
+                    at: Timestamp::now().to_string(),
+                    told_s: spoken.as_secs(),
+                    baseline_s: baseline.map(|b| b.as_secs()),
+                });
+            }
+        }
     }
     if offer_due {
         q.offer_at = None;

@@ -24,6 +24,17 @@ use crate::sip::transaction::{self, Key, Output, Transaction};
 use crate::sip::transport::{Inbound, InboxRx, Link, Transport};
 use crate::sip::wire::{self, Message, Reject, Start};
 
+/// Where a waiting caller stands in their queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// Callers ahead (0 = next).
+    pub ahead: usize,
+    /// The router's expected wait, once the queue has a handle time.
+    pub wait: Option<Duration>,
+    /// What the queue's recent average wait says (for the estimate audit).
+    pub baseline: Option<Duration>,
+}
+
 /// What call tasks tell the signalling task.
 #[derive(Debug)]
 pub enum SipCommand {
@@ -49,8 +60,10 @@ pub enum SipCommand {
     /// agent's phone rings for them (or they have left).
     QueueStatus {
         id: u64,
-        reply: tokio::sync::oneshot::Sender<Option<(usize, Option<Duration>)>>,
+        reply: tokio::sync::oneshot::Sender<Option<Standing>>,
     },
+    /// The waiting caller was just told they would wait about `wait` (as spoken).
+    WaitTold { id: u64, wait: Duration },
     /// The waiting caller took the callback offer, stored as `row`: their place in line
     /// becomes a callback. The reply says whether it did (not when an agent already rings).
     ToCallback {
@@ -1197,7 +1210,10 @@ impl Signalling {
             } => self.enqueue(id, call_id, queue, priority, context, now),
             SipCommand::LeaveQueue { id } => self.leave(id, now),
             SipCommand::QueueStatus { id, reply } => {
-                let _ = reply.send(self.queue_status(id));
+                let _ = reply.send(self.queue_status(id, now));
+            }
+            SipCommand::WaitTold { id, wait } => {
+                self.route(crate::routing::RouterEvent::Told { call: id, wait }, now);
             }
             SipCommand::ToCallback { id, row, reply } => {
                 let _ = reply.send(self.keep_as_callback(id, row, now));

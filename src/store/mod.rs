@@ -180,6 +180,21 @@ pub struct CallRecord {
     pub variables: std::collections::BTreeMap<String, String>,
     /// Who ended the call: `caller`, `agent`, `line` (the flow), `shutdown`, `interrupted`.
     pub end_reason: Option<String>,
+    /// Every wait the caller was told while queued, to audit the estimates (`hotline report`).
+    #[serde(default)]
+    pub waits_told: Vec<WaitTold>,
+}
+
+/// One queue announcement of the expected wait, as the caller heard it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WaitTold {
+    pub queue: String,
+    /// RFC 3339, UTC: when it was said.
+    pub at: String,
+    /// What was said, in seconds ("about 4 minutes" = 240; "less than a minute" = 60).
+    pub told_s: u64,
+    /// What the queue's recent average wait (less what the caller had waited) said then.
+    pub baseline_s: Option<u64>,
 }
 
 /// Outcome of a call still in progress.
@@ -256,7 +271,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 11] = [
+const CALL_COLUMNS: [(&str, &str); 12] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -268,9 +283,10 @@ const CALL_COLUMNS: [(&str, &str); 11] = [
     ("watchdog_used", "INTEGER NOT NULL DEFAULT 0"),
     ("variables", "TEXT NOT NULL DEFAULT '{}'"),
     ("end_reason", "TEXT"),
+    ("waits_told", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -296,6 +312,7 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
         agent: r.get(17)?,
         variables: serde_json::from_str(&variables).unwrap_or_default(),
         end_reason: r.get(19)?,
+        waits_told: serde_json::from_str(&r.get::<_, String>(20)?).unwrap_or_default(),
     })
 }
 
@@ -489,13 +506,15 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
-                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason",
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told",
             )?;
             for (uid, c) in calls {
                 let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
                 let variables = serde_json::to_string(&c.variables).unwrap_or_else(|_| "{}".into());
+                let waits_told =
+                    serde_json::to_string(&c.waits_told).unwrap_or_else(|_| "[]".into());
                 st.execute(params![
                     uid,
                     c.id,
@@ -518,6 +537,7 @@ impl Store {
                     c.agent,
                     variables,
                     c.end_reason,
+                    waits_told,
                 ])?;
             }
         }
@@ -685,6 +705,15 @@ mod tests {
             agent: (n == 2).then(|| "alice".to_string()),
             variables: [("account".to_string(), "1234".to_string())].into(),
             end_reason: Some("caller".into()),
+            waits_told: (n == 2)
+                .then(|| WaitTold {
+                    queue: "support".into(),
+                    at: "2026-11-22T10:02:06Z".into(),
+                    told_s: 60,
+                    baseline_s: Some(42),
+                })
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -8,7 +8,11 @@
 //! - service level: of the callers offered a human, how many were answered within 20 s;
 //! - abandonment: of the callers offered a human, how many hung up before one answered;
 //! - per flow: calls, escape-digit use, watchdog interventions;
-//! - the longest paths callers actually took to a human (or without reaching one).
+//! - the longest paths callers actually took to a human (or without reaching one);
+//! - per queue, how good the spoken wait estimates were: every announcement against the wait
+//!   the caller then had (until an agent answered, or until the call ended), its mean
+//!   absolute error, the share of callers who waited more than 1.5× what they were told, and
+//!   the same error for the simplest estimator (the queue's recent average wait).
 
 use std::fmt::Write as _;
 
@@ -16,6 +20,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{CallRecord, INTERRUPTED, LIVE};
+use crate::routing::audit::OVERRUN;
 
 /// The law's bound: a live human offered within this many seconds.
 pub const OFFER_WITHIN_S: f64 = 180.0;
@@ -34,6 +39,27 @@ pub struct FlowFigures {
     pub answered_by_human: usize,
     pub escape_used: usize,
     pub watchdog_used: usize,
+}
+
+/// How a queue's spoken wait estimates held up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitEstimates {
+    pub queue: String,
+    /// Announcements of an expected wait, in finished calls.
+    pub announcements: usize,
+    pub mean_abs_error_s: f64,
+    /// Mean of (actual − told): positive when callers wait longer than they are told.
+    pub mean_error_s: f64,
+    /// Callers who waited more than 1.5× what they were told.
+    pub waited_over_1_5x: usize,
+    pub waited_over_1_5x_share: f64,
+    /// Announcements for which the recent-average estimator had a figure, and both
+    /// estimators' mean absolute error over exactly those.
+    pub compared: usize,
+    pub compared_mean_abs_error_s: Option<f64>,
+    pub baseline_mean_abs_error_s: Option<f64>,
+    /// The queue's recent average would have been closer.
+    pub baseline_better: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,6 +96,59 @@ pub struct Report {
     pub abandonment_rate: Option<f64>,
     pub flows: Vec<FlowFigures>,
     pub longest_paths: Vec<LongPath>,
+    pub wait_estimates: Vec<WaitEstimates>,
+}
+
+/// Scores every announcement of finished calls against the wait that followed it.
+fn wait_estimates(done: &[&CallRecord]) -> Vec<WaitEstimates> {
+    /// Told, actual and baseline, in seconds.
+    type Sample = (f64, f64, Option<f64>);
+    let mut per: std::collections::BTreeMap<&str, Vec<Sample>> = Default::default();
+    for c in done {
+        let Some(end) = c.agent_answered_at.as_deref().or(c.ended.as_deref()) else {
+            continue;
+        };
+        for w in &c.waits_told {
+            let Some(actual) = seconds_between(&w.at, end) else {
+                continue;
+            };
+            per.entry(&w.queue).or_default().push((
+                w.told_s as f64,
+                actual.max(0.0),
+                w.baseline_s.map(|b| b as f64),
+            ));
+        }
+    }
+    per.into_iter()
+        .map(|(queue, samples)| {
+            let n = samples.len();
+            let abs: f64 = samples.iter().map(|(t, a, _)| (a - t).abs()).sum();
+            let signed: f64 = samples.iter().map(|(t, a, _)| a - t).sum();
+            let over = samples.iter().filter(|(t, a, _)| *a > OVERRUN * t).count();
+            let compared: Vec<(f64, f64)> = samples
+                .iter()
+                .filter_map(|(t, a, b)| Some(((a - t).abs(), (a - (*b)?).abs())))
+                .collect();
+            let mean = |xs: &mut dyn Iterator<Item = f64>| -> Option<f64> {
+                let v: Vec<f64> = xs.collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            };
+            let ours = mean(&mut compared.iter().map(|c| c.0));
+            let base = mean(&mut compared.iter().map(|c| c.1));
+            WaitEstimates {
+                queue: queue.to_string(),
+                announcements: n,
+                mean_abs_error_s: abs / n as f64,
+                mean_error_s: signed / n as f64,
+                waited_over_1_5x: over,
+                waited_over_1_5x_share: over as f64 / n as f64,
+                compared: compared.len(),
+                compared_mean_abs_error_s: ours,
+                baseline_mean_abs_error_s: base,
+                baseline_better: matches!((ours, base), (Some(o), Some(b)) if b < o),
+            }
+        })
+        .collect()
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {
@@ -187,6 +266,7 @@ impl Report {
             abandonment_rate: share(abandoned, offered.len()),
             flows,
             longest_paths,
+            wait_estimates: wait_estimates(&done),
         }
     }
 
@@ -270,6 +350,44 @@ impl Report {
                     f.escape_used,
                     f.watchdog_used
                 );
+            }
+        }
+        if !self.wait_estimates.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nwait estimates (what callers were told against what they then waited):"
+            );
+            for w in &self.wait_estimates {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} announcements, mean error {:.0} s (callers waited {:.0} s {} on average), {} of {} ({:.1}%) waited more than 1.5x what they were told",
+                    w.queue,
+                    w.announcements,
+                    w.mean_abs_error_s,
+                    w.mean_error_s.abs(),
+                    if w.mean_error_s >= 0.0 {
+                        "longer"
+                    } else {
+                        "less"
+                    },
+                    w.waited_over_1_5x,
+                    w.announcements,
+                    w.waited_over_1_5x_share * 100.0
+                );
+                if let (Some(o), Some(b)) =
+                    (w.compared_mean_abs_error_s, w.baseline_mean_abs_error_s)
+                {
+                    let verdict = if w.baseline_better {
+                        "WORSE than the queue's recent average wait"
+                    } else {
+                        "no worse than the queue's recent average wait"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "    the spoken estimate is {verdict}: mean error {o:.0} s against {b:.0} s over {} announcements",
+                        w.compared
+                    );
+                }
             }
         }
         if !self.longest_paths.is_empty() {
@@ -363,7 +481,79 @@ mod tests {
             agent: answer_after.map(|_| "alice".into()),
             variables: BTreeMap::new(),
             end_reason: Some(end.into()),
+            waits_told: Vec::new(),
         }
+    }
+
+    fn told(
+        queue: &str,
+        at_s: f64,
+        told_s: u64,
+        baseline_s: Option<u64>,
+    ) -> super::super::WaitTold {
+        let started: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        super::super::WaitTold {
+            queue: queue.into(),
+            at: (started + jiff::SignedDuration::from_secs_f64(at_s)).to_string(),
+            told_s,
+            baseline_s,
+        }
+    }
+
+    /// Worked by hand. Queue `support`:
+    /// - call 1 offered at 10 s, answered at 310 s; told 60 s at 20 s (waited 290: error 230,
+    ///   over 1.5×; baseline 300 → error 10), told 240 s at 100 s (waited 210: error −30);
+    /// - call 3 offered at 200 s, hung up at 400 s (the call's end); told 60 s at 300 s
+    ///   (waited 100: error 40, over 1.5×).
+    ///
+    /// Queue `sales`: call 2 answered at 70 s; told 60 s at 40 s (waited 30: error −30;
+    /// baseline 120 → error 90). A live call's announcements are left out.
+    #[test]
+    fn wait_estimates_are_scored_against_the_wait_that_followed() {
+        let mut c1 = call(1, Some(10.0), Some(300.0), "agent", "queue");
+        c1.waits_told = vec![
+            told("support", 20.0, 60, Some(300)),
+            told("support", 100.0, 240, None),
+        ];
+        let mut c2 = call(2, Some(30.0), Some(40.0), "agent", "queue");
+        c2.waits_told = vec![told("sales", 40.0, 60, Some(120))];
+        let mut c3 = call(3, Some(200.0), None, "caller", "queue");
+        c3.waits_told = vec![told("support", 300.0, 60, None)];
+        let mut live = CallRecord {
+            outcome: LIVE.into(),
+            ended: None,
+            ..call(6, Some(1.0), None, "caller", "queue")
+        };
+        live.waits_told = vec![told("support", 2.0, 60, None)];
+        let r = Report::new(&[c1, c2, c3, live], None);
+        let [sales, support] = &r.wait_estimates[..] else {
+            panic!("{:?}", r.wait_estimates)
+        };
+        assert_eq!(support.queue, "support");
+        assert_eq!(support.announcements, 3);
+        assert!(
+            (support.mean_abs_error_s - 100.0).abs() < 1e-9,
+            "{support:?}"
+        );
+        assert!((support.mean_error_s - 80.0).abs() < 1e-9, "{support:?}");
+        assert_eq!(support.waited_over_1_5x, 2);
+        assert_eq!(support.compared, 1);
+        assert_eq!(support.compared_mean_abs_error_s, Some(230.0));
+        assert_eq!(support.baseline_mean_abs_error_s, Some(10.0));
+        assert!(support.baseline_better);
+        assert_eq!((sales.announcements, sales.waited_over_1_5x), (1, 0));
+        assert!(!sales.baseline_better);
+        let text = r.text();
+        assert!(
+            text.contains("support: 3 announcements, mean error 100 s (callers waited 80 s longer on average), 2 of 3 (66.7%) waited more than 1.5x"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the spoken estimate is WORSE than the queue's recent average wait: mean error 230 s against 10 s over 1 announcements"),
+            "{text}"
+        );
+        assert!(text.contains("sales: 1 announcements"), "{text}");
+        assert!(r.json().contains("\"baseline_better\": true"));
     }
 
     /// Six calls worked by hand:

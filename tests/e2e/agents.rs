@@ -2713,3 +2713,140 @@ fn an_agent_whose_caller_holds_hears_hold_music() {
         server.log()
     );
 }
+
+/// Every wait a caller is told is scored against the wait they then had: alice takes one short
+/// call (the queue learns a handle time of about a second), goes not ready, and the next caller
+/// hears "less than a minute" (told 60 s) but is answered about 4 s later. `/metrics`, the call
+/// record and `hotline report` all show the estimate and its error.
+#[test]
+fn the_wait_a_caller_is_told_is_audited_against_the_wait_they_had() {
+    let server = server();
+    let ports = AgentPorts::take();
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            waitline_rings(),
+            agent_answers(ports.listen(0)),
+            agent_hangs_up_after(1000),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "2"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let first = server.sipp(
+        "first_caller",
+        &call("PCMU", None, &[], SERVER_BYE),
+        "wait",
+        &[],
+    );
+    assert!(first.ok, "{}", first.text);
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        r#"{"state":"not-ready"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let second = sipp_at(
+        &server,
+        "second_caller",
+        &call("PCMU", None, &[], SERVER_BYE),
+        ports.register(2),
+        ports.media(2),
+        &["-s", "wait", "-m", "1"],
+    );
+    // Announced at 1 s; alice is back at about 4 s.
+    eventually("the second caller waits", || {
+        json(&server, "/api/queues")[0]["waiting"] == 1
+    });
+    std::thread::sleep(Duration::from_millis(4000));
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        r#"{"state":"available"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let second = finish(&server, "second_caller", second);
+    assert!(second.ok, "{}", second.text);
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    let log = server.log();
+
+    let (_, metrics) = http(&server, "GET", "/metrics", None, "");
+    let sample = |name: &str| -> f64 {
+        samples(&metrics)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+            .1
+    };
+    let told = sample("hotline_wait_estimate_error_seconds_count{queue=\"support\"}");
+    assert!(told >= 1.0, "at least one announcement scored\n{log}");
+    // Told 60 s, answered within seconds: every error is negative, none above -30 s.
+    assert_eq!(
+        sample("hotline_wait_estimate_error_seconds_bucket{queue=\"support\",le=\"-30\"}"),
+        told
+    );
+    assert_eq!(
+        sample("hotline_wait_estimate_overruns_total{queue=\"support\"}"),
+        0.0
+    );
+    let queues = json(&server, "/api/queues");
+    assert_eq!(
+        queues[0]["wait_estimates"]["scored"], told as u64,
+        "{queues}"
+    );
+
+    let calls = json(&server, "/api/calls");
+    let waited = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| !c["waits_told"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("a call with its told waits: {calls}"));
+    let t = &waited["waits_told"][0];
+    assert_eq!(t["queue"], "support", "{waited}");
+    assert_eq!(t["told_s"], 60, "{waited}");
+    // The first caller's wait (well under a second) is the queue's recent average.
+    assert_eq!(t["baseline_s"], 0, "{waited}");
+
+    let out = Command::new(common::bin())
+        .args(["report", "--format", "json"])
+        .current_dir(server.path())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let w = &report["wait_estimates"][0];
+    assert_eq!(w["queue"], "support", "{report}");
+    assert_eq!(w["announcements"], told as u64, "{report}");
+    assert!(w["mean_error_s"].as_f64().unwrap() < -30.0, "{report}");
+    assert_eq!(w["waited_over_1_5x"], 0, "{report}");
+    let text = Command::new(common::bin())
+        .arg("report")
+        .current_dir(server.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("support: ") && text.contains("waited more than 1.5x"),
+        "{text}"
+    );
+}
+
+/// The agent's phone rings for a caller of the waiting line (no variables, its own path).
+fn waitline_rings() -> String {
+    AGENT_RINGS
+        .replace(
+            r#"      <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
+"#,
+            "",
+        )
+        .replace("agentline.account[^\\r\\n]*agentline.agents", "waitline.agents")
+        .replace("variables=\"account,", "variables=\"")
+}

@@ -1323,6 +1323,18 @@ impl Signalling {
                     agents_logged_in: f.staffed,
                     ewt_s: ewt,
                     service_level,
+                    wait_estimates: self
+                        .agents
+                        .router
+                        .wait_audit(q)
+                        .map(|f| crate::api::WaitEstimateRow {
+                            scored: f.samples,
+                            mean_abs_error_s: f.mean_abs_error(),
+                            waited_over_1_5x: f.overruns,
+                            baseline_better: f.baseline_better(),
+                            figures: f.clone(),
+                        })
+                        .unwrap_or_default(),
                 })
             })
             .collect()

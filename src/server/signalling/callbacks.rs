@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::agents::{
     Answer, Leg, LegKind, LegState, Waiting, add_leg_media, clean, header, no_one_listens,
 };
-use super::{CallerContext, Signalling, SipCommand, TimerRef, tag};
+use super::{CallerContext, Signalling, SipCommand, Standing, TimerRef, tag};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
@@ -62,12 +62,16 @@ impl Signalling {
     }
 
     /// Where a waiting caller stands: callers ahead and the expected wait.
-    pub(super) fn queue_status(&self, id: u64) -> Option<(usize, Option<Duration>)> {
+    pub(super) fn queue_status(&self, id: u64, now: Instant) -> Option<Standing> {
         let router = &self.agents.router;
         if !router.is_waiting(id) {
             return None;
         }
-        Some((router.position(id)?, router.expected_wait(id)))
+        Some(Standing {
+            ahead: router.position(id)?,
+            wait: router.expected_wait(id),
+            baseline: router.baseline_wait(id, now),
+        })
     }
 
     /// The waiting caller took the offer: their entry stays where it is, as a callback, not
