@@ -869,3 +869,104 @@ fn the_watchdog_sends_a_caller_to_the_escape_of_the_flow_they_are_in() {
     assert_eq!(out["watchdog"], true, "{out}");
     assert_eq!(out["node"], "billing.desk", "{out}");
 }
+
+/// The stranded-caller diagnostic carries the shortest path from any entry, whatever the order
+/// of the files: `billing.dead_end` is three plays from billing's own entry but one key from
+/// main's.
+#[test]
+fn the_counterexample_is_the_shortest_from_any_entry_in_any_argument_order() {
+    let fx = Fixture::new();
+    fx.config(CONFIG);
+    fx.flow(
+        "main",
+        r#"
+[flow]
+entry = "main_menu"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.main_menu]
+type = "menu"
+prompt = "menu"
+options = { "1" = "billing.dead_end", "2" = "agents" }
+on_exhausted = "billing.start"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+"#,
+    );
+    fx.flow(
+        "billing",
+        r#"
+[flow]
+entry = "start"
+escape_digit = "0"
+escape_to = "main.agents"
+
+[nodes.start]
+type = "play"
+prompt = "hello"
+next = "a"
+
+[nodes.a]
+type = "play"
+prompt = "hello"
+next = "b"
+
+[nodes.b]
+type = "play"
+prompt = "hello"
+next = "dead_end"
+
+[nodes.dead_end]
+type = "menu"
+prompt = "menu"
+options = { "1" = "main.agents" }
+on_exhausted = "bye"
+
+[nodes.bye]
+type = "hangup"
+"#,
+    );
+    let mut paths = Vec::new();
+    for args in [
+        vec!["validate", "flows", "--format", "json"],
+        vec![
+            "validate",
+            "flows/main.toml",
+            "flows/billing.toml",
+            "--format",
+            "json",
+        ],
+        vec![
+            "validate",
+            "flows/billing.toml",
+            "flows/main.toml",
+            "--format",
+            "json",
+        ],
+    ] {
+        let out = fx.run(&args);
+        let report = out.json();
+        let d = report["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["rule"] == "silent-caller-stranded")
+            .unwrap_or_else(|| panic!("{args:?}: {report}"))
+            .clone();
+        assert_eq!(d["node"], "billing.dead_end", "{args:?}: {d}");
+        paths.push((args, d["path"].clone()));
+    }
+    for (args, path) in &paths {
+        assert_eq!(path[0], "main.main_menu", "{args:?}: {path}");
+        assert_eq!(path[2], "billing.dead_end", "{args:?}: {path}");
+        assert_eq!(path, &paths[0].1, "{args:?}");
+    }
+}

@@ -93,8 +93,13 @@ impl<'a> Checker<'_, 'a> {
     }
 }
 
-fn entries(set: &FlowSet, g: &Graph) -> Vec<graph::Vertex> {
-    (0..set.flows.len())
+/// Every flow's entry, in the order of the flows' names: paths found from them (the shortest
+/// from any entry, ties to the first) do not depend on the order files were given in.
+pub(crate) fn entries(set: &FlowSet, g: &Graph) -> Vec<graph::Vertex> {
+    let mut flows: Vec<usize> = (0..set.flows.len()).collect();
+    flows.sort_by(|&a, &b| set.flows[a].name.cmp(&set.flows[b].name));
+    flows
+        .into_iter()
         .filter_map(|f| set.entry(f))
         .map(|n| g.base[n])
         .collect()

@@ -31,35 +31,32 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
         _ => Rule::LostCallerStranded,
     };
     let mut w = Walker::new(g, caller, Cost::Steps);
-    // Each entry's reach, and every failing first attempt: (vertex, state, which reach).
-    let mut reaches: Vec<Reach> = Vec::new();
-    let mut failing: Vec<(Vertex, u32, usize)> = Vec::new();
+    // What callers meet before a human, from every entry at once: each node's path is the
+    // shortest from any entry (ties to the flow whose name sorts first), whatever the order
+    // the files came in. Every failing first attempt: (vertex, state).
+    let entries = super::entries(c.set, g);
+    let reach = Reach::from(g, &entries, true);
+    let entries: std::collections::HashSet<Vertex> = entries.into_iter().collect();
+    let mut failing: Vec<(Vertex, u32)> = Vec::new();
     let mut order_of: HashMap<Vertex, usize> = HashMap::new();
-    for fi in 0..c.set.flows.len() {
-        let Some(entry) = c.set.entry(fi) else {
+    for &s in &reach.order {
+        let v = s / 2;
+        // Every caller-facing node, and an entry whatever it is: no choice was made there.
+        let judged = g.is_first_attempt(v) || entries.contains(&v);
+        if !judged || order_of.contains_key(&v) {
             continue;
-        };
-        let reach = Reach::from(g, &[g.base[entry]], true);
-        for &s in &reach.order {
-            let v = s / 2;
-            // Every caller-facing node, and the entry whatever it is: no choice was made there.
-            let judged = g.is_first_attempt(v) || v == g.base[entry];
-            if !judged || order_of.contains_key(&v) {
-                continue;
-            }
-            order_of.insert(v, order_of.len());
-            let bound = c.steps_bound(c.set.nodes[g.node_of(v)].flow);
-            if fails(&w.eval(s), bound) && !chosen_goodbye(&mut w, s) {
-                failing.push((v, s, reaches.len()));
-            }
         }
-        reaches.push(reach);
+        order_of.insert(v, order_of.len());
+        let bound = c.steps_bound(c.set.nodes[g.node_of(v)].flow);
+        if fails(&w.eval(s), bound) && !chosen_goodbye(&mut w, s) {
+            failing.push((v, s));
+        }
     }
-    let failing_states: HashMap<Vertex, u32> = failing.iter().map(|(v, s, ..)| (*v, *s)).collect();
+    let failing_states: HashMap<Vertex, u32> = failing.iter().copied().collect();
     let cycles = w.cycles();
     // Of the failing nodes going round one cycle together, the first reached reports it.
     let mut first_of_cycle: HashMap<u32, usize> = HashMap::new();
-    for &(v, s, _) in &failing {
+    for &(v, s) in &failing {
         if let Some(c) = cycles[s as usize] {
             let o = order_of[&v];
             first_of_cycle
@@ -72,7 +69,7 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
     // passes first (skipped, unless they go round together and this one comes first). (Found
     // lazily: in a chain of thousands of failing nodes each one's first hop answers.)
     let mut leads_to: HashMap<Vertex, Vertex> = HashMap::new();
-    for &(v, s, _) in &failing {
+    for &(v, s) in &failing {
         let downstream = w
             .first_on_walk(s, |y| {
                 y != v && g.is_first_attempt(y) && failing_states.contains_key(&y)
@@ -119,8 +116,7 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
             *behind.entry(r).or_default() += 1;
         }
     }
-    for &(v, s, r) in &failing {
-        let reach = &reaches[r];
+    for &(v, s) in &failing {
         if leads_to.contains_key(&v) {
             continue;
         }
