@@ -139,7 +139,9 @@ fn main() -> ExitCode {
             stderr: String::new(),
         },
     };
-    print!("{}", exit.stdout);
-    eprint!("{}", exit.stderr);
+    // A reader that stops early (`hotline validate | head`) is not an error worth a panic.
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(exit.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(exit.stderr.as_bytes());
     ExitCode::from(exit.code as u8)
 }

@@ -453,6 +453,56 @@ fn too_slow_counts_prompts_and_timeouts() {
     quiet(&bound(22), "too-slow");
 }
 
+/// A caller who presses 2 and then falls silent is timed from the start of the call: 1 s
+/// welcome + 2 s menu to `info`, then 60 s + 1 s of plays and 3 × 7 s of menu = 85 s.
+#[test]
+fn too_slow_times_a_caller_who_falls_silent_after_a_choice() {
+    let line = |s: u32| {
+        edit(
+            "escape_to = \"agents\"",
+            &format!("escape_to = \"agents\"\nmax_seconds_to_human = {s}"),
+        )
+        .replacen("\"2\" = \"vm\"", "\"2\" = \"info\"", 1)
+            + "\n[nodes.info]\ntype = \"play\"\nprompt = \"long\"\nnext = \"info2\"\n\n[nodes.info2]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n"
+    };
+    let (code, report) = Fixture::new().flow("main", &line(84)).validate();
+    assert_eq!(code, 1, "{report}");
+    let slow: Vec<&serde_json::Value> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rule"] == "too-slow")
+        .collect();
+    // Reported once, where the bound is first exceeded; info2 is counted behind it.
+    assert_eq!(slow.len(), 1, "{report}");
+    let d = slow[0];
+    assert_eq!(d["node"], "main.info", "{report}");
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.contains("3.0 s into the call") && msg.contains("85.0 s in all"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 more caller-facing node"), "{msg}");
+    let path: Vec<&str> = d["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &path[..5],
+        ["main.welcome", "done", "main.menu", "2", "main.info"],
+        "{path:?}"
+    );
+    assert_eq!(path.last(), Some(&"main.agents"), "{path:?}");
+    // The silent caller from the entry (22 s) is within the bound.
+    assert!(
+        !slow.iter().any(|d| d["node"] == "main.welcome"),
+        "{report}"
+    );
+    quiet(&line(85), "too-slow");
+}
+
 #[test]
 fn dead_ends() {
     fires(

@@ -1,9 +1,98 @@
-//! `too-slow`: a silent caller's worst case from the entry, counting prompt lengths and menu
-//! timeouts, must offer a live human within `max_seconds_to_human`. Also the per-flow summary.
+//! `too-slow`: a caller who falls silent at any caller-facing node met before a live human must
+//! be offered one within `max_seconds_to_human` of the start of the call. The time counts the
+//! shortest way from an entry to that node (its prompts heard, keys pressed once they end, a
+//! timeout waited out where the way is silence), then the silent caller's worst case from there
+//! (prompt lengths and timeouts). Each root cause is reported once: at the first node on such a
+//! way where the bound is exceeded, with how many nodes behind it are too slow because of it.
+//! Also the per-flow summary.
 
-use super::walk::{Caller, Cost, Walker, state};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::graph::{Graph, Label, Vertex, Walk};
+use super::walk::{Caller, Cost, Outcome, Walker, state};
 use super::{Checker, FlowSummary};
 use crate::flow::diagnostic::Rule;
+use crate::flow::model::Class;
+use crate::flow::node::NodeKind;
+
+/// What leaving vertex `v` by `label` costs in milliseconds: its prompts, and its timeout
+/// when the caller says nothing.
+fn edge_millis(g: &Graph, v: Vertex, label: Label) -> u64 {
+    if !g.is_step(v) {
+        return 0;
+    }
+    let node = &g.set.nodes[g.node_of(v)];
+    let (prompts, timeout) = match &node.kind {
+        NodeKind::Play(n) => (&n.prompts, 0),
+        NodeKind::Menu(n) => (&n.prompts, n.timeout_s),
+        NodeKind::Collect(n) => (&n.prompts, n.timeout_s),
+        _ => return 0,
+    };
+    let prompt = (g.set.prompt_seconds(prompts) * 1000.0).round() as u64;
+    match label {
+        Label::Silence => prompt + u64::from(timeout) * 1000,
+        _ => prompt,
+    }
+}
+
+/// The quickest way (in time) from any entry to every state met before a live human.
+struct Quickest<'a> {
+    /// States in the order they were settled (nearest first), with their time.
+    order: Vec<(u32, u64)>,
+    pred: HashMap<u32, Option<(u32, Label<'a>)>>,
+}
+
+impl<'a> Quickest<'a> {
+    fn from(g: &Graph<'a>, entries: &[Vertex]) -> Quickest<'a> {
+        let mut best: HashMap<u32, u64> = HashMap::new();
+        let mut pred = HashMap::new();
+        let mut heap = BinaryHeap::new();
+        // Ties go to the entry listed first (the flows sorted by name), then the lower state.
+        for (i, &v) in entries.iter().enumerate() {
+            let s = state(v, false);
+            if best.insert(s, 0).is_none() {
+                pred.insert(s, None);
+                heap.push(Reverse((0u64, i, s)));
+            }
+        }
+        let mut order = Vec::new();
+        let mut settled = std::collections::HashSet::new();
+        while let Some(Reverse((d, i, s))) = heap.pop() {
+            if !settled.insert(s) {
+                continue;
+            }
+            order.push((s, d));
+            let v = s / 2;
+            if g.class(v) == Class::LiveHuman {
+                continue;
+            }
+            for e in g.edges(v) {
+                let t = state(e.to, s % 2 == 1 || e.label == Label::Closed);
+                let nd = d + edge_millis(g, v, e.label);
+                if best.get(&t).is_none_or(|&b| nd < b) {
+                    best.insert(t, nd);
+                    pred.insert(t, Some((s, e.label)));
+                    heap.push(Reverse((nd, i, t)));
+                }
+            }
+        }
+        Quickest { order, pred }
+    }
+
+    fn path_to(&self, mut s: u32) -> Walk<'a> {
+        let mut hops = Vec::new();
+        while let Some(&Some((p, label))) = self.pred.get(&s) {
+            hops.push((label, s / 2));
+            s = p;
+        }
+        hops.reverse();
+        Walk {
+            start: Some(s / 2),
+            hops,
+        }
+    }
+}
 
 pub(crate) fn check(c: &mut Checker) -> Vec<FlowSummary> {
     let g = c.g;
@@ -31,26 +120,91 @@ pub(crate) fn check(c: &mut Checker) -> Vec<FlowSummary> {
             }
             if ms.ok() {
                 summary.silent_seconds = Some(ms.cost as f64 / 1000.0);
-                let bound = u64::from(flow.max_seconds_to_human) * 1000;
-                if ms.cost > bound {
-                    let walk = millis.walk(s);
-                    let d = c
-                        .at_node(
-                            Rule::TooSlow,
-                            entry,
-                            format!(
-                                "a silent caller waits {:.1} s of prompts and timeouts before reaching {}; max_seconds_to_human is {}",
-                                ms.cost as f64 / 1000.0,
-                                c.describe(g.node_of(ms.at)),
-                                flow.max_seconds_to_human
-                            ),
-                        )
-                        .with_path(walk.to_path(g));
-                    c.diags.push(d);
-                }
             }
         }
         out.push(summary);
     }
+    too_slow(c, &mut millis);
     out
+}
+
+fn too_slow(c: &mut Checker, millis: &mut Walker) {
+    let g = c.g;
+    let entries = super::entries(c.set, g);
+    let quickest = Quickest::from(g, &entries);
+    let is_entry: std::collections::HashSet<Vertex> = entries.iter().copied().collect();
+    // Judged: every caller-facing node's first attempt, and the entries whatever they are.
+    // Each judged state, in the order reached: (state, time to it, the silent worst from it).
+    let mut judged: Vec<(u32, u64, Outcome)> = Vec::new();
+    let mut failing: HashMap<u32, bool> = HashMap::new();
+    for &(s, d) in &quickest.order {
+        let v = s / 2;
+        if !(g.is_first_attempt(v) || is_entry.contains(&v)) {
+            continue;
+        }
+        let o = millis.eval(s);
+        let bound = u64::from(c.set.flows[c.set.nodes[g.node_of(v)].flow].max_seconds_to_human);
+        let fails = o.ok() && d + o.cost > bound * 1000;
+        failing.insert(s, fails);
+        judged.push((s, d, o));
+    }
+    // The failing node nearest before each state on its quickest way, if any: a node with one
+    // is too slow because of it (reported there, counted behind it).
+    let mut cause: HashMap<u32, Option<u32>> = HashMap::new();
+    for &(s, _) in &quickest.order {
+        let before = match quickest.pred.get(&s) {
+            Some(Some((p, _))) => {
+                if failing.get(p).copied().unwrap_or(false) {
+                    Some(cause.get(p).copied().flatten().unwrap_or(*p))
+                } else {
+                    cause.get(p).copied().flatten()
+                }
+            }
+            _ => None,
+        };
+        cause.insert(s, before);
+    }
+    let mut behind: HashMap<u32, usize> = HashMap::new();
+    for &(s, ..) in &judged {
+        if failing[&s]
+            && let Some(Some(root)) = cause.get(&s)
+        {
+            *behind.entry(*root).or_default() += 1;
+        }
+    }
+    for (s, d, o) in judged {
+        if !failing[&s] || cause.get(&s).copied().flatten().is_some() {
+            continue;
+        }
+        let v = s / 2;
+        let node = g.node_of(v);
+        let bound = c.set.flows[c.set.nodes[node].flow].max_seconds_to_human;
+        let end = c.describe(g.node_of(o.at));
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        let msg = if d == 0 {
+            format!(
+                "a silent caller waits {:.1} s of prompts and timeouts before reaching {end}; max_seconds_to_human is {bound}",
+                secs(o.cost)
+            )
+        } else {
+            format!(
+                "a caller who gets here {:.1} s into the call and then falls silent waits {:.1} s more of prompts and timeouts before reaching {end}: {:.1} s in all; max_seconds_to_human is {bound}",
+                secs(d),
+                secs(o.cost),
+                secs(d + o.cost)
+            )
+        };
+        let msg = match behind.get(&s) {
+            Some(1) => {
+                format!("{msg} (1 more caller-facing node after it is too slow because of it)")
+            }
+            Some(n) => {
+                format!("{msg} ({n} more caller-facing nodes after it are too slow because of it)")
+            }
+            None => msg,
+        };
+        let path = quickest.path_to(s).then(&millis.walk(s)).to_path(g);
+        let diag = c.at_node(Rule::TooSlow, node, msg).with_path(path);
+        c.diags.push(diag);
+    }
 }
