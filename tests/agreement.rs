@@ -4,6 +4,12 @@
 //!     N steps with no watchdog, and no call passes N steps before a human with it.
 //! (b) Every stranded-caller and forced-hangup counterexample, replayed in the engine, walks
 //!     exactly the path the diagnostic shows.
+//! (c) Every watchdog-reachable path, replayed with the watchdog on, is stepped in on where the
+//!     message says, and the engine goes to the target the message names.
+//!
+//! Lines are two flows, `main` and `billing`, whose nodes may lead into each other's: what holds
+//! for one flow must hold for a call that moves between flows (the watchdog counts against the
+//! bound of the flow the call entered and sends the caller to the escape of the flow they are in).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,9 +54,12 @@ enum Gen {
     Hangup,
 }
 
+/// A target at or above this is a node of the other flow (its index modulo that flow's size).
+const OTHER: usize = 1000;
+
 /// Nodes `n` and `n + 1` are always a queue and its voicemail: where fallbacks usually go.
 fn gen_node(n: usize) -> impl Strategy<Value = Gen> {
-    let t = 0..n + 2;
+    let t = prop_oneof![8 => 0..n + 2, 1 => OTHER..OTHER + 20];
     let human = prop_oneof![4 => Just(n), 1 => 0..n + 2];
     prop_oneof![
         3 => t.clone().prop_map(Gen::Play),
@@ -97,8 +106,15 @@ fn gen_flow() -> impl Strategy<Value = GenFlow> {
 }
 
 impl GenFlow {
-    fn toml(&self) -> String {
-        let name = |i: usize| format!("n{i}");
+    /// The flow's file; `other` is the other flow of the line and its size.
+    fn toml(&self, other: (&str, usize)) -> String {
+        let name = |i: usize| {
+            if i >= OTHER {
+                format!("{}.n{}", other.0, (i - OTHER) % other.1)
+            } else {
+                format!("n{i}")
+            }
+        };
         let mut s = format!(
             "[flow]\nentry = \"n0\"\nescape_digit = \"0\"\nescape_to = \"{}\"\nmax_steps_to_human = {}\nmax_seconds_to_human = 86400\n",
             name(self.escape_to),
@@ -189,15 +205,43 @@ fn prompts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")
 }
 
-fn load(flow: &GenFlow) -> (FlowSet, Vec<Diagnostic>) {
+/// The two flows of a line, entered at `main` (flow 0) or `billing` (flow 1).
+const FLOWS: [&str; 2] = ["main", "billing"];
+
+#[derive(Debug, Clone)]
+struct GenLine {
+    flows: Vec<GenFlow>,
+}
+
+fn gen_line() -> impl Strategy<Value = GenLine> {
+    (gen_flow(), gen_flow()).prop_map(|(a, b)| GenLine { flows: vec![a, b] })
+}
+
+impl GenLine {
+    fn toml(&self, f: usize) -> String {
+        let other = 1 - f;
+        self.flows[f].toml((FLOWS[other], self.flows[other].nodes.len()))
+    }
+
+    fn text(&self) -> String {
+        (0..2)
+            .map(|f| format!("# flows/{}.toml\n{}", FLOWS[f], self.toml(f)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn load(line: &GenLine) -> (FlowSet, Vec<Diagnostic>) {
     let mut set = FlowSet::default();
     let mut diags = Vec::new();
-    load::load_text(
-        &mut set,
-        Path::new("flows/main.toml"),
-        &flow.toml(),
-        &mut diags,
-    );
+    for (f, name) in FLOWS.iter().enumerate() {
+        load::load_text(
+            &mut set,
+            Path::new(&format!("flows/{name}.toml")),
+            &line.toml(f),
+            &mut diags,
+        );
+    }
     load::finish(&mut set, Some(&prompts()), &mut diags);
     let ctx = Context {
         queues: Some(HashSet::from(["q".to_string()])),
@@ -208,13 +252,19 @@ fn load(flow: &GenFlow) -> (FlowSet, Vec<Diagnostic>) {
     (set, diags)
 }
 
-fn simulate(set: &FlowSet, script: &[Token], watchdog: bool) -> Run {
+/// The flow a path starts in (its entry).
+fn entered(set: &FlowSet, path: &[String]) -> Option<usize> {
+    let first = path.first()?;
+    (0..set.flows.len()).find(|&f| set.entry(f) == set.find(f, first))
+}
+
+fn simulate(set: &FlowSet, flow: usize, script: &[Token], watchdog: bool) -> Run {
     #[allow(clippy::disallowed_methods)] // the clock is virtual; any origin will do
     let origin = Instant::now();
     run(
         set,
         calendars(),
-        0,
+        flow,
         script,
         jiff::Timestamp::UNIX_EPOCH,
         origin,
@@ -237,10 +287,7 @@ fn chosen_hangup(set: &FlowSet, path: &[String]) -> bool {
     let mut i = path.len() - 1;
     while i >= 2 {
         let (node, action) = (&path[i - 2], &path[i - 1]);
-        let kind = &set.nodes[set
-            .find(0, node.strip_prefix("main.").unwrap_or(node))
-            .unwrap()]
-        .kind;
+        let kind = &set.nodes[set.find(0, node).unwrap()].kind;
         match (kind, action.as_str()) {
             (NodeKind::Play(_), "done") => i -= 2,
             (NodeKind::Menu(_), a) => return a.len() == 1 && a.chars().all(|c| c.is_ascii_digit()),
@@ -263,7 +310,7 @@ fn replay_script(set: &FlowSet, path: &[String]) -> Option<Vec<Token>> {
     let mut tokens = Vec::new();
     for pair in path.chunks(2) {
         let [node, action] = pair else { break };
-        let id = set.find(0, node.strip_prefix("main.")?)?;
+        let id = set.find(0, node)?;
         match (&set.nodes[id].kind, action.as_str()) {
             (NodeKind::Menu(_) | NodeKind::Collect(_), "_") => tokens.push(Token::Silence),
             (NodeKind::Menu(_) | NodeKind::Collect(_), "wrong") => {
@@ -296,43 +343,71 @@ proptest! {
     ))]
 
     #[test]
-    fn valid_flows_never_trap_a_caller(flow in gen_flow(), scripts in proptest::collection::vec(proptest::collection::vec(token(), 0..12), 8)) {
-        let (set, diags) = load(&flow);
+    fn valid_lines_never_trap_a_caller(line in gen_line(), scripts in proptest::collection::vec(proptest::collection::vec(token(), 0..12), 8)) {
+        let (set, diags) = load(&line);
         if diags.iter().any(|d| d.severity() == Severity::Error) {
             return Ok(());
         }
-        let n = flow.max_steps;
-        let silent = simulate(&set, &[], false);
-        prop_assert!(reached_help(&silent) && silent.steps <= n, "silent caller: {silent:?}\n{}", flow.toml());
-        let lost = simulate(&set, &vec![Token::Keys("*".into()); 64], false);
-        prop_assert!(reached_help(&lost) && lost.steps <= n, "lost caller: {lost:?}\n{}", flow.toml());
-        for script in scripts {
-            let r = simulate(&set, &script, true);
-            prop_assert!(r.steps <= n, "{} steps > {n}: {r:?}\n{}", r.steps, flow.toml());
-            match r.outcome {
-                Outcome::Hangup => prop_assert!(chosen_hangup(&set, &r.path), "forced hangup: {r:?}\n{}", flow.toml()),
-                Outcome::Queue | Outcome::Transfer | Outcome::Voicemail | Outcome::Callback | Outcome::CallerHangup => {}
+        for (f, flow) in line.flows.iter().enumerate() {
+            // The bound is the line's: the flow the call entered.
+            let n = flow.max_steps;
+            let silent = simulate(&set, f, &[], false);
+            prop_assert!(reached_help(&silent) && silent.steps <= n, "silent caller into {}: {silent:?}\n{}", FLOWS[f], line.text());
+            let lost = simulate(&set, f, &vec![Token::Keys("*".into()); 64], false);
+            prop_assert!(reached_help(&lost) && lost.steps <= n, "lost caller into {}: {lost:?}\n{}", FLOWS[f], line.text());
+            for script in &scripts {
+                let r = simulate(&set, f, script, true);
+                prop_assert!(r.steps <= n, "{} steps > {n}: {r:?}\n{}", r.steps, line.text());
+                match r.outcome {
+                    Outcome::Hangup => prop_assert!(chosen_hangup(&set, &r.path), "forced hangup: {r:?}\n{}", line.text()),
+                    Outcome::Queue | Outcome::Transfer | Outcome::Voicemail | Outcome::Callback | Outcome::CallerHangup => {}
+                }
             }
         }
     }
 
     #[test]
-    fn counterexamples_replay_in_the_engine(flow in gen_flow()) {
-        let (set, diags) = load(&flow);
+    fn counterexamples_replay_in_the_engine(line in gen_line()) {
+        let (set, diags) = load(&line);
         let structural = ["invalid-flow", "unknown-node", "dead-end", "missing-prompt", "no-escape"];
         if diags.iter().any(|d| structural.contains(&d.rule.id())) {
             return Ok(());
         }
         for d in diags.iter().filter(|d| matches!(d.rule.id(), "silent-caller-stranded" | "lost-caller-stranded" | "forced-hangup")) {
-            prop_assert_eq!(d.path.first().map(String::as_str), Some("main.n0"), "paths start at the entry");
+            let Some(f) = entered(&set, &d.path) else {
+                return Err(TestCaseError::fail(format!("{}: the path starts at no entry: {:?}\n{}", d.rule.id(), d.path, line.text())));
+            };
             let Some(script) = replay_script(&set, &d.path) else { continue };
-            let r = simulate(&set, &script, false);
-            prop_assert!(r.path.starts_with(&d.path), "{}: diagnostic path {:?}\nengine path {:?}\n{}", d.rule.id(), d.path, r.path, flow.toml());
+            let r = simulate(&set, f, &script, false);
+            prop_assert!(r.path.starts_with(&d.path), "{}: diagnostic path {:?}\nengine path {:?}\n{}", d.rule.id(), d.path, r.path, line.text());
             if r.path.len() > d.path.len() {
                 // Only a loop goes on past the counterexample: it ends where it came round.
                 let last = d.path.last().unwrap();
                 prop_assert!(d.path[..d.path.len() - 1].contains(last), "{:?} vs {:?}", d.path, r.path);
             }
+        }
+    }
+
+    #[test]
+    fn the_watchdog_steps_in_where_the_validator_says(line in gen_line()) {
+        let (set, diags) = load(&line);
+        let structural = ["invalid-flow", "unknown-node", "dead-end", "missing-prompt", "no-escape"];
+        if diags.iter().any(|d| structural.contains(&d.rule.id())) {
+            return Ok(());
+        }
+        for d in diags.iter().filter(|d| d.rule.id() == "watchdog-reachable") {
+            let Some(f) = entered(&set, &d.path) else {
+                return Err(TestCaseError::fail(format!("the path starts at no entry: {:?}\n{}", d.path, line.text())));
+            };
+            let named = d.message.split("sends them to ").nth(1).and_then(|m| m.split(' ').next()).unwrap_or_default();
+            let Some(script) = replay_script(&set, &d.path) else { continue };
+            let r = simulate(&set, f, &script, true);
+            let at = r.path.iter().position(|p| p == "watchdog");
+            prop_assert!(at.is_some(), "the watchdog did not step in: {:?}\ndiagnostic {:?}\n{}", r.path, d.path, line.text());
+            let at = at.unwrap();
+            prop_assert_eq!(r.path.get(at + 1).map(String::as_str), Some(named), "engine {:?}\ndiagnostic {:?}: {}\n{}", r.path, d.path, d.message, line.text());
+            // It stepped in after the path's last caller-facing node, as the diagnostic shows.
+            prop_assert_eq!(&r.path[at - 1], d.path.last().unwrap(), "engine {:?}\ndiagnostic {:?}", r.path, d.path);
         }
     }
 }
@@ -344,11 +419,16 @@ fn the_generator_makes_valid_and_invalid_flows() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let (mut valid, mut stranded, mut replayable) = (0, 0, 0);
+    let (mut crossing, mut watchdog) = (0, 0);
     for _ in 0..400 {
-        let flow = gen_flow().new_tree(&mut runner).unwrap().current();
-        let (_, diags) = load(&flow);
+        let line = gen_line().new_tree(&mut runner).unwrap().current();
+        let (_, diags) = load(&line);
         if !diags.iter().any(|d| d.severity() == Severity::Error) {
             valid += 1;
+            // A valid line whose calls can move from one flow into the other.
+            if line.toml(0).contains("billing.n") || line.toml(1).contains("main.n") {
+                crossing += 1;
+            }
         }
         if diags.iter().any(|d| d.rule.id().ends_with("stranded")) {
             stranded += 1;
@@ -356,7 +436,14 @@ fn the_generator_makes_valid_and_invalid_flows() {
         let structural = diags
             .iter()
             .any(|d| d.rule.id() == "invalid-flow" || d.rule.id() == "unknown-node");
-        let (set, _) = load(&flow);
+        let (set, _) = load(&line);
+        if !structural
+            && diags.iter().any(|d| {
+                d.rule.id() == "watchdog-reachable" && replay_script(&set, &d.path).is_some()
+            })
+        {
+            watchdog += 1;
+        }
         if !structural
             && diags.iter().any(|d| {
                 d.rule.id().ends_with("stranded") && replay_script(&set, &d.path).is_some()
@@ -365,7 +452,18 @@ fn the_generator_makes_valid_and_invalid_flows() {
             replayable += 1;
         }
     }
-    assert!(valid >= 20, "only {valid} of 400 random flows are valid");
+    assert!(valid >= 20, "only {valid} of 400 random lines are valid");
+    assert!(
+        crossing >= 10,
+        "only {crossing} of 400 random lines are valid and cross between flows"
+    );
+    assert!(
+        watchdog >= 20,
+        "only {watchdog} of 400 random lines have a watchdog path to replay"
+    );
+    eprintln!(
+        "valid {valid}, crossing {crossing}, stranded {stranded}, replayable {replayable}, watchdog {watchdog}"
+    );
     assert!(
         stranded >= 40,
         "only {stranded} of 400 random flows strand a caller"
