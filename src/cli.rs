@@ -602,3 +602,212 @@ pub fn diff(
         stderr: String::new(),
     }
 }
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ProbeFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+/// `hotline probe`: dials the line and proves the escape at every caller-facing node (exit 0
+/// all reached a human within the bound, 1 some did not, 2 could not run). With `every`, runs
+/// a round each period for ever, printing each, with Prometheus metrics on `metrics`.
+pub struct ProbeOptions<'a> {
+    pub flow: Option<&'a str>,
+    pub config: Option<&'a Path>,
+    pub every: Option<&'a str>,
+    /// Only these nodes (full names); all when empty.
+    pub nodes: &'a [String],
+    pub metrics: &'a str,
+    pub format: ProbeFormat,
+}
+
+#[allow(clippy::disallowed_methods)] // the edge: a probe places real calls, now
+pub fn probe(uri: &str, o: ProbeOptions) -> Exit {
+    use crate::probe::{self, call};
+    let ProbeOptions {
+        flow,
+        config,
+        every,
+        nodes,
+        metrics,
+        format,
+    } = o;
+    let dest = match call::parse_uri(uri) {
+        Ok(d) => d,
+        Err(e) => return Exit::usage(e),
+    };
+    let every = match every.map(probe::parse_every).transpose() {
+        Ok(e) => e,
+        Err(e) => return Exit::usage(e),
+    };
+    let found = match Loaded::find(config) {
+        Ok(c) => c,
+        Err(e) => return Exit::usage(e.to_string()),
+    };
+    // The flow to walk: --flow, else the one named like the line dialled, else main.
+    let dir = found
+        .as_ref()
+        .map_or(PathBuf::from("flows"), |c| c.config.paths.flows.clone());
+    let reference = flow.map(str::to_string).unwrap_or_else(|| {
+        if dir.join(format!("{}.toml", dest.user)).is_file() {
+            dest.user.clone()
+        } else {
+            "main".into()
+        }
+    });
+    let file = match flow_file(&reference, found.as_ref()) {
+        Ok(f) => f,
+        Err(e) => return Exit::usage(e),
+    };
+    let v = match load_one(&file, found.as_ref()) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if v.diagnostics
+        .iter()
+        .any(|d| d.severity() == Severity::Error)
+    {
+        let errors: Vec<_> = v
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .cloned()
+            .collect();
+        let mut stderr = report::text(&errors, &[], 1);
+        stderr.push_str("hotline: the flow is invalid; fix it before probing\n");
+        return Exit {
+            code: 1,
+            stdout: String::new(),
+            stderr,
+        };
+    }
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(line) = v.set.flow_by_name(&name) else {
+        return Exit::usage(format!("{}: no flow loaded", file.display()));
+    };
+    let calendars = found
+        .as_ref()
+        .map(|c| c.calendars.clone())
+        .unwrap_or_else(|| Loaded::embedded().calendars);
+    let prompt_dir = found
+        .as_ref()
+        .map_or(PathBuf::from("prompts"), |c| c.config.paths.prompts.clone());
+    let token = std::env::var("HOTLINE_PROBE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let plan_now = |at: Timestamp| {
+        let mut p = probe::plan(&v.set, &calendars, line, at, Instant::now());
+        if !nodes.is_empty() {
+            p.targets.retain(|t| nodes.contains(&t.node));
+        }
+        p
+    };
+    let first = plan_now(Timestamp::now());
+    if let Some(unknown) = nodes
+        .iter()
+        .find(|n| !first.targets.iter().any(|t| &&t.node == n))
+    {
+        let first = probe::plan(&v.set, &calendars, line, Timestamp::now(), Instant::now());
+        return Exit::usage(format!(
+            "--node {unknown}: not a caller-facing node a call meets now before a human (these are: {})",
+            first
+                .targets
+                .iter()
+                .map(|t| t.node.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut encoded = Vec::new();
+    for p in &first.prompts {
+        if let Ok(loaded) = crate::media::player::Prompts::load(&prompt_dir, [p.as_str()])
+            && let Some(e) = loaded.get(p)
+        {
+            encoded.push((p.clone(), e.clone()));
+        }
+    }
+    if !encoded.iter().any(|(n, _)| n == probe::HOLD) {
+        return Exit::usage(format!(
+            "{}: no {}.wav: the probe recognises the queue by its hold music",
+            prompt_dir.display(),
+            probe::HOLD
+        ));
+    }
+    let recogniser = probe::Recogniser::new(&encoded);
+    let seconds = |p: &str| {
+        encoded
+            .iter()
+            .find(|(n, _)| n == p)
+            .map_or(0.0, |(_, e)| e.seconds())
+    };
+    let render = |r: &probe::Results| match format {
+        ProbeFormat::Text => r.text(),
+        ProbeFormat::Json => r.json(),
+        ProbeFormat::Junit => r.junit(),
+    };
+    let Some(every) = every else {
+        let results = call::run_round(
+            &first,
+            &dest,
+            token.as_deref(),
+            &recogniser,
+            &seconds,
+            Timestamp::now().to_string(),
+        );
+        return Exit {
+            code: if results.ok() { 0 } else { 1 },
+            stdout: render(&results),
+            stderr: String::new(),
+        };
+    };
+    // For ever: a round each period, its figures served to Prometheus.
+    let listener = match std::net::TcpListener::bind(metrics) {
+        Ok(l) => l,
+        Err(e) => return Exit::usage(format!("--metrics {metrics}: {e}")),
+    };
+    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let served = std::sync::Arc::clone(&last);
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let body = served.lock().map(|s| s.clone()).unwrap_or_default();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut rounds = 0u64;
+    loop {
+        let started = Instant::now();
+        let plan = plan_now(Timestamp::now());
+        let results = call::run_round(
+            &plan,
+            &dest,
+            token.as_deref(),
+            &recogniser,
+            &seconds,
+            Timestamp::now().to_string(),
+        );
+        rounds += 1;
+        if let Ok(mut m) = last.lock() {
+            *m = results.metrics(rounds);
+        }
+        {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(render(&results).as_bytes());
+            let _ = std::io::stdout().flush();
+        }
+        std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+}

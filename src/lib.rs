@@ -8,6 +8,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod media;
+pub mod probe;
 pub mod routing;
 pub mod server;
 pub mod sip;

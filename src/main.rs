@@ -87,6 +87,28 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: cli::DiffFormat,
     },
+    /// Dial a line and prove the escape at every caller-facing node on the real phone path (exit 0 all reached a human within the bound, 1 some did not, 2 could not run)
+    Probe {
+        /// The line to call, e.g. sip:main@127.0.0.1:5060 (;transport=tcp for TCP)
+        uri: String,
+        /// The flow the line runs: a file, or a name under flows/ (default: the URI's user, else main)
+        #[arg(long)]
+        flow: Option<String>,
+        /// Server config, for the flows, prompts and calendars (default: ./hotline.toml if it exists)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Probe again every DURATION (30s, 5m, 1h) for ever, serving metrics
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// Probe only these nodes (flow.node, repeatable); the silent caller is probed always
+        #[arg(long = "node", value_name = "NODE")]
+        nodes: Vec<String>,
+        /// With --every: where to serve Prometheus metrics of the probe's results
+        #[arg(long, default_value = "127.0.0.1:9465")]
+        metrics: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::ProbeFormat,
+    },
     /// Print the JSON Schema of the flow format (for editors: see README)
     Schema,
 }
@@ -133,6 +155,25 @@ fn main() -> ExitCode {
             max_steps,
             format,
         } => cli::diff(&old, &new, config.as_deref(), max_steps, format),
+        Command::Probe {
+            uri,
+            flow,
+            config,
+            every,
+            nodes,
+            metrics,
+            format,
+        } => cli::probe(
+            &uri,
+            cli::ProbeOptions {
+                flow: flow.as_deref(),
+                config: config.as_deref(),
+                every: every.as_deref(),
+                nodes: &nodes,
+                metrics: &metrics,
+                format,
+            },
+        ),
         Command::Schema => cli::Exit {
             code: 0,
             stdout: hotline::flow::schema::flow_schema(),

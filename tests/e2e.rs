@@ -13,6 +13,8 @@ mod common;
 mod operations;
 #[path = "e2e/phones.rs"]
 mod phones;
+#[path = "e2e/probe.rs"]
+mod probe;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

@@ -159,6 +159,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         call_id: &call_id,
         uid: &uid,
         caller: &caller,
+        probe: line.probe,
     };
     let mut record = CallRecord {
         id: call_id.clone(),
@@ -182,6 +183,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         variables: Default::default(),
         end_reason: None,
         waits_told: Vec::new(),
+        probe: line.probe,
     };
     shared.records.save(&uid, &record);
     tracing::info!(
@@ -267,6 +269,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                     .iter()
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect(),
+                                probe: line.probe,
                             },
                         });
                     }
@@ -294,6 +297,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                     .iter()
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect(),
+                                probe: line.probe,
                             },
                         });
                     }
@@ -321,6 +325,14 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         });
                     }
                     Action::RegisterCallback { queue, prompts } => {
+                        if line.probe {
+                            // Confirmed as to any caller, but nobody will call a probe back.
+                            tracing::info!(queue, "a probe call's callback request is not kept");
+                            tag += 1;
+                            play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
+                            confirming = Some(tag);
+                            continue;
+                        }
                         let request =
                             callback_request(&call, &call_id, &caller, &queue, &flow_name);
                         // Committed before the caller hears the confirmation.
@@ -899,6 +911,8 @@ struct CallIds<'a> {
     call_id: &'a str,
     uid: &'a str,
     caller: &'a str,
+    /// A probe call: what it records is not kept.
+    probe: bool,
 }
 
 /// Saves the recording (WAV, sidecar JSON, index row), then tells the engine.
@@ -914,6 +928,7 @@ async fn finish_voicemail(
         call_id,
         uid,
         caller,
+        probe,
     } = ids;
     let Some(Voicemail::Recording {
         mailbox, started, ..
@@ -935,6 +950,10 @@ async fn finish_voicemail(
             Vec::new()
         }
     };
+    if probe {
+        tracing::info!(mailbox, "a probe call's recording is not kept");
+        return call.handle(Event::Finished, now);
+    }
     let dir = shared.data.join("voicemail").join(safe_name(&mailbox));
     let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
     // Unique by construction: the call's own record id (random, the records' key), and a

@@ -64,6 +64,9 @@ pub struct Line {
     /// Not a call to a line: an agent's feature code, answered with these prompts and hung
     /// up (no flow, no call record).
     pub announce: Option<Vec<String>>,
+    /// `hotline probe` calling, authenticated by `HOTLINE_PROBE_TOKEN`: kept out of the
+    /// compliance figures, never offered to an agent, leaves no message or callback behind.
+    pub probe: bool,
 }
 
 /// Counters the server keeps (metrics arrive with the HTTP API).
@@ -108,6 +111,9 @@ pub struct Shared {
     pub disk: Arc<health::DiskHealth>,
     /// Call tasks still running: a drain waits for their final records.
     pub call_tasks: Arc<CallTasks>,
+    /// What a probe call's `X-Hotline-Probe` header must say (`HOTLINE_PROBE_TOKEN`); without
+    /// it no call is taken for a probe.
+    pub probe_token: Option<String>,
 }
 
 /// Counts the call tasks running; `idle()` resolves when none is.
@@ -163,6 +169,7 @@ impl Shared {
             dialled: user.to_string(),
             invited: jiff::Timestamp::now().to_string(),
             announce: None,
+            probe: false,
         })
     }
 
@@ -174,6 +181,7 @@ impl Shared {
             dialled: user.to_string(),
             invited: jiff::Timestamp::now().to_string(),
             announce: Some(prompts),
+            probe: false,
         }
     }
 
@@ -417,6 +425,9 @@ pub async fn run(
         stats: Stats::default(),
         disk,
         call_tasks: Arc::default(),
+        probe_token: std::env::var("HOTLINE_PROBE_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
     });
     let lines: Vec<String> = shared
         .config

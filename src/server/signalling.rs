@@ -98,6 +98,8 @@ pub struct CallerContext {
     pub caller: String,
     pub path: Vec<String>,
     pub variables: Vec<(String, String)>,
+    /// A `hotline probe` call: it waits with the hold music but no agent is rung for it.
+    pub probe: bool,
 }
 
 struct TxEntry {
@@ -631,10 +633,18 @@ impl Signalling {
         let mut line = if toggle.is_some() {
             self.shared.announcement(user, Vec::new())
         } else {
-            let Some(line) = self.shared.line_for(user) else {
+            let Some(mut line) = self.shared.line_for(user) else {
                 tracing::info!(user, "INVITE for a line that does not exist");
                 return fail(self, 404, "No Such Line");
             };
+            line.probe = self.shared.probe_token.as_deref().is_some_and(|t| {
+                req.get("X-Hotline-Probe").is_some_and(|v| {
+                    crate::api::constant_time_eq(v.trim().as_bytes(), t.as_bytes())
+                })
+            });
+            if line.probe {
+                tracing::info!(user, "a probe call (X-Hotline-Probe)");
+            }
             line
         };
         // Our answer carries SDP: a caller that accepts none gets 406 (RFC 3261 §8.2.3).

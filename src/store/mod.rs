@@ -183,6 +183,9 @@ pub struct CallRecord {
     /// Every wait the caller was told while queued, to audit the estimates (`hotline report`).
     #[serde(default)]
     pub waits_told: Vec<WaitTold>,
+    /// Placed by `hotline probe` (authenticated): left out of `hotline report`.
+    #[serde(default)]
+    pub probe: bool,
 }
 
 /// One queue announcement of the expected wait, as the caller heard it.
@@ -271,7 +274,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 12] = [
+const CALL_COLUMNS: [(&str, &str); 13] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -284,9 +287,10 @@ const CALL_COLUMNS: [(&str, &str); 12] = [
     ("variables", "TEXT NOT NULL DEFAULT '{}'"),
     ("end_reason", "TEXT"),
     ("waits_told", "TEXT NOT NULL DEFAULT '[]'"),
+    ("probe", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -313,6 +317,7 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
         variables: serde_json::from_str(&variables).unwrap_or_default(),
         end_reason: r.get(19)?,
         waits_told: serde_json::from_str(&r.get::<_, String>(20)?).unwrap_or_default(),
+        probe: r.get(21)?,
     })
 }
 
@@ -506,8 +511,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
                  ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told",
             )?;
             for (uid, c) in calls {
@@ -538,6 +543,7 @@ impl Store {
                     variables,
                     c.end_reason,
                     waits_told,
+                    c.probe,
                 ])?;
             }
         }
@@ -714,6 +720,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
+            probe: false,
         }
     }
 

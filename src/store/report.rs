@@ -162,7 +162,11 @@ fn share(part: usize, whole: usize) -> Option<f64> {
 
 impl Report {
     pub fn new(records: &[CallRecord], since: Option<String>) -> Report {
-        let done: Vec<&CallRecord> = records.iter().filter(|c| c.outcome != LIVE).collect();
+        // Probe calls prove the line; they are not callers.
+        let done: Vec<&CallRecord> = records
+            .iter()
+            .filter(|c| c.outcome != LIVE && !c.probe)
+            .collect();
         let offered: Vec<&&CallRecord> = done
             .iter()
             .filter(|c| c.human_offered_at.is_some())
@@ -482,6 +486,7 @@ mod tests {
             variables: BTreeMap::new(),
             end_reason: Some(end.into()),
             waits_told: Vec::new(),
+            probe: false,
         }
     }
 
@@ -575,6 +580,11 @@ mod tests {
                 outcome: LIVE.into(),
                 ended: None,
                 ..call(6, Some(1.0), None, "caller", "queue")
+            },
+            // A probe's call: not a caller, not counted.
+            CallRecord {
+                probe: true,
+                ..call(7, None, None, "caller", "caller-hangup")
             },
         ];
         let r = Report::new(&records, None);

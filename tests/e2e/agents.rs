@@ -144,12 +144,12 @@ fn server() -> Server {
 }
 
 /// A block of ports for the agents' SIPp instances and the test's RTP listeners.
-struct AgentPorts {
+pub(super) struct AgentPorts {
     base: u16,
 }
 
 impl AgentPorts {
-    fn take() -> AgentPorts {
+    pub(super) fn take() -> AgentPorts {
         AgentPorts {
             base: Ports::take().sip,
         }
@@ -246,7 +246,7 @@ fn register(phone: u16, expect: &str) -> String {
 }
 
 /// Registers agent `n` as `user` and waits for the answer SIPp expects.
-fn register_agent(
+pub(super) fn register_agent(
     server: &Server,
     ports: &AgentPorts,
     n: u16,

@@ -538,6 +538,11 @@ impl Signalling {
             let _ = to_call.send(CallInput::NoAgents);
             return;
         };
+        if context.probe {
+            // A probe proves the caller got this far (the hold music); nobody is rung for it.
+            tracing::info!(queue, "a probe call waits: no agent is offered it");
+            return;
+        }
         self.agents.waiting.insert(
             id,
             Waiting {

@@ -142,6 +142,7 @@ impl Signalling {
                     caller: request.caller,
                     path: request.path,
                     variables: request.variables,
+                    probe: false,
                 },
                 entered: now,
                 connected: None,

@@ -1,0 +1,143 @@
+//! `hotline probe` against the demo line as `hotline serve` runs it: real SIP calls, real
+//! RFC 4733 keys, the demo's own prompts recognised in the RTP. Then the served line is
+//! changed behind the probe's back and the probe names the node that broke.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::agents::{AgentPorts, json, register_agent};
+use super::*;
+
+const TOKEN: &str = "probe-secret";
+
+/// The repository's demo line (flows, prompts, examples/hotline.toml) in `dir`, on the
+/// test's ports.
+fn demo(dir: &Path, ports: &Ports) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for d in ["flows", "prompts"] {
+        let ok = Command::new("cp")
+            .arg("-r")
+            .arg(repo.join(d))
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let config = std::fs::read_to_string(repo.join("examples/hotline.toml"))
+        .unwrap()
+        .replace("127.0.0.1:5060", &format!("127.0.0.1:{}", ports.sip))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
+        .replace(
+            "ports = [20000, 29999]",
+            &format!("ports = [{}, {}]", ports.rtp.0, ports.rtp.1),
+        );
+    std::fs::write(dir.join("hotline.toml"), config).unwrap();
+}
+
+fn probe(dir: &Path, sip: u16, extra: &[&str]) -> (i32, Value, String) {
+    let out = Command::new("timeout")
+        .args(["-k", "5", "400"])
+        .arg(common::bin())
+        .arg("probe")
+        .arg(format!("sip:main@127.0.0.1:{sip}"))
+        .args(["--format", "json"])
+        .args(extra)
+        .current_dir(dir)
+        .env("HOTLINE_PROBE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v, stdout)
+}
+
+#[test]
+fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::take();
+    demo(dir.path(), &ports);
+    let mut server = Server {
+        dir,
+        ports,
+        child: None,
+        env: vec![("HOTLINE_PROBE_TOKEN".into(), TOKEN.into())],
+    };
+    server.spawn();
+    // Agents logged in to every queue, so callers wait for them (a queue nobody serves sends
+    // its callers on to voicemail at once): the probe must never ring them.
+    let agents = AgentPorts::take();
+    register_agent(&server, &agents, 0, "alice", "change-me", "200");
+    register_agent(&server, &agents, 1, "bob", "change-me-too", "200");
+    // The probe walks its own copy of the line: what the repository says.
+    let mine = tempfile::tempdir().unwrap();
+    demo(mine.path(), &server.ports);
+
+    let (code, report, text) = probe(mine.path(), server.ports.sip, &[]);
+    let log = server.log();
+    assert_eq!(code, 0, "{text}\n{log}");
+    assert_eq!(report["ok"], true, "{text}");
+    let nodes = report["nodes"].as_array().unwrap();
+    // The silent caller, the welcome, and whatever the schedule gives now (the menu, or the
+    // after-hours menu) at least.
+    assert!(nodes.len() >= 3, "{text}");
+    assert!(nodes.iter().all(|n| n["reached"] == true), "{text}");
+    let welcome = nodes
+        .iter()
+        .find(|n| n["node"] == "main.welcome")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(welcome["escape"], "0", "{text}");
+    // The escape is taken at once: hold music within a couple of seconds of the key.
+    assert!(
+        welcome["seconds_after_escape"].as_f64().unwrap() < 3.0,
+        "{text}"
+    );
+    let silent = &nodes[0];
+    assert_eq!(silent["escape"], Value::Null, "{text}");
+    assert!(silent["seconds"].as_f64().unwrap() <= 120.0, "{text}");
+
+    // The probe's calls rang no agent, left no message, and are marked in the records.
+    assert!(!log.contains("ringing the agent"), "{log}");
+    assert!(server.voicemails("support").is_empty());
+    let calls = json(&server, "/api/calls?limit=100");
+    let calls = calls.as_array().unwrap();
+    assert_eq!(calls.len(), nodes.len(), "one call per probed node");
+    assert!(calls.iter().all(|c| c["probe"] == true), "{calls:?}");
+    let out = Command::new(common::bin())
+        .args(["report", "--format", "json"])
+        .current_dir(server.path())
+        .output()
+        .unwrap();
+    let figures: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        figures["calls"], 0,
+        "probe calls are not callers: {figures}"
+    );
+
+    // Behind the probe's back, the served welcome now plays another prompt: the probe waits
+    // for the welcome it knows, never hears it, and says so for that node.
+    let file = server.path().join("flows/main.toml");
+    let flow = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("prompt = \"welcome\"", "prompt = \"goodbye\"");
+    std::fs::write(&file, flow).unwrap();
+    server.signal("-HUP");
+    super::agents::eventually("the changed line is served", || {
+        server.log().contains("flows reloaded")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, report, text) = probe(mine.path(), server.ports.sip, &["--node", "main.welcome"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(report["ok"], false, "{text}");
+    let broken = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "main.welcome")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(broken["ok"], false, "{text}");
+    assert!(
+        broken["error"].as_str().unwrap().contains("never heard"),
+        "{text}"
+    );
+}
