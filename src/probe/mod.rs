@@ -493,6 +493,74 @@ mod tests {
         assert!(r.knows("late") && !r.knows("missing"));
     }
 
+    fn result(node: &str, escape: Option<char>, ok: bool) -> NodeResult {
+        NodeResult {
+            node: node.into(),
+            escape,
+            reached: ok,
+            seconds: ok.then_some(4.5),
+            seconds_after_escape: escape.filter(|_| ok).map(|_| 0.3),
+            steps: 2,
+            bound_s: 120,
+            ok,
+            error: (!ok).then(|| "its prompt (hours) was never heard".to_string()),
+        }
+    }
+
+    #[test]
+    fn results_read_as_text_json_junit_and_metrics() {
+        let r = Results {
+            target: "sip:main@127.0.0.1:5060".into(),
+            flow: "main".into(),
+            at: "2026-12-02T16:00:00Z".into(),
+            nodes: vec![
+                result("main", None, true),
+                result("main.welcome", Some('0'), true),
+                result("main.\"hours\"", Some('0'), false),
+            ],
+        };
+        assert!(!r.ok());
+        let text = r.text();
+        assert!(
+            text.contains("silent caller: ok, a human after 4.5 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("main.welcome: escape 0: ok, a human after 4.5 s (0.3 s after the key)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAILED: its prompt (hours) was never heard"),
+            "{text}"
+        );
+        assert!(text.ends_with("FAILED: 3 checked, 1 failed\n"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["nodes"][1]["escape"], "0");
+        let junit = r.junit();
+        assert!(junit.contains("tests=\"3\" failures=\"1\""), "{junit}");
+        assert!(
+            junit.contains("name=\"main.&quot;hours&quot; escape 0\""),
+            "{junit}"
+        );
+        let m = r.metrics(7);
+        assert!(m.contains("hotline_probe_ok{node=\"silent\"} 1"), "{m}");
+        assert!(
+            m.contains("hotline_probe_ok{node=\"main.\\\"hours\\\"\"} 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("hotline_probe_seconds_to_human{node=\"main.welcome\"} 4.5"),
+            "{m}"
+        );
+        assert!(m.contains("hotline_probe_rounds_total 7"), "{m}");
+        let none = Results {
+            nodes: Vec::new(),
+            ..r
+        };
+        assert!(!none.ok(), "a round that checked nothing proves nothing");
+    }
+
     #[test]
     fn every_is_a_duration_of_at_least_ten_seconds() {
         assert_eq!(parse_every("5m"), Ok(Duration::from_secs(300)));

@@ -34,12 +34,12 @@ fn demo(dir: &Path, ports: &Ports) {
     std::fs::write(dir.join("hotline.toml"), config).unwrap();
 }
 
-fn probe(dir: &Path, sip: u16, extra: &[&str]) -> (i32, Value, String) {
+fn probe(dir: &Path, uri: &str, extra: &[&str]) -> (i32, Value, String) {
     let out = Command::new("timeout")
         .args(["-k", "5", "400"])
         .arg(common::bin())
         .arg("probe")
-        .arg(format!("sip:main@127.0.0.1:{sip}"))
+        .arg(uri)
         .args(["--format", "json"])
         .args(extra)
         .current_dir(dir)
@@ -73,7 +73,8 @@ fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
     let mine = tempfile::tempdir().unwrap();
     demo(mine.path(), &server.ports);
 
-    let (code, report, text) = probe(mine.path(), server.ports.sip, &[]);
+    let uri = format!("sip:main@127.0.0.1:{}", server.ports.sip);
+    let (code, report, text) = probe(mine.path(), &uri, &[]);
     let log = server.log();
     assert_eq!(code, 0, "{text}\n{log}");
     assert_eq!(report["ok"], true, "{text}");
@@ -115,18 +116,20 @@ fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
     );
 
     // Behind the probe's back, the served welcome now plays another prompt: the probe waits
-    // for the welcome it knows, never hears it, and says so for that node.
+    // for the welcome it knows, never hears it, and says so for that node. (Over TCP this
+    // time: the silent caller's call still reaches the queue.)
     let file = server.path().join("flows/main.toml");
     let flow = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("prompt = \"welcome\"", "prompt = \"goodbye\"");
+        .replace("prompt = \"welcome\"", "prompt = \"hours\"");
     std::fs::write(&file, flow).unwrap();
     server.signal("-HUP");
     super::agents::eventually("the changed line is served", || {
         server.log().contains("flows reloaded")
     });
     std::thread::sleep(Duration::from_millis(500));
-    let (code, report, text) = probe(mine.path(), server.ports.sip, &["--node", "main.welcome"]);
+    let tcp = format!("{uri};transport=tcp");
+    let (code, report, text) = probe(mine.path(), &tcp, &["--node", "main.welcome"]);
     assert_eq!(code, 1, "{text}");
     assert_eq!(report["ok"], false, "{text}");
     let broken = report["nodes"]
@@ -140,4 +143,8 @@ fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
         broken["error"].as_str().unwrap().contains("never heard"),
         "{text}"
     );
+    let silent = &report["nodes"][0];
+    assert_eq!(silent["escape"], Value::Null, "{text}");
+    assert_eq!(silent["ok"], true, "the silent caller over TCP: {text}");
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 2, "{text}");
 }
