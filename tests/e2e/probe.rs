@@ -148,3 +148,30 @@ fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
     assert_eq!(silent["ok"], true, "the silent caller over TCP: {text}");
     assert_eq!(report["nodes"].as_array().unwrap().len(), 2, "{text}");
 }
+
+/// A probe reaching a transfer hears its ringback and hangs up; the transfer's target is never
+/// dialled (nobody is rung for a probe).
+#[test]
+fn a_probe_at_a_transfer_hears_the_ringback_and_nobody_is_dialled() {
+    let server = Server::start_env(
+        "answer_after_ms = 100",
+        "[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+        &[("HOTLINE_PROBE_TOKEN", TOKEN)],
+    );
+    // Where the transfer would ring: a socket the test watches.
+    let desk = std::net::UdpSocket::bind(("127.0.0.1", server.ports.transfer_target)).unwrap();
+    desk.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let uri = format!("sip:front@127.0.0.1:{}", server.ports.sip);
+    let (code, report, text) = probe(server.path(), &uri, &["--flow", "transferline"]);
+    let log = server.log();
+    assert_eq!(code, 0, "{text}\n{log}");
+    assert_eq!(report["nodes"][0]["reached"], true, "{text}");
+    assert!(log.contains("a probe call reached a transfer"), "{log}");
+    let mut buf = [0u8; 2048];
+    assert!(
+        desk.recv_from(&mut buf).is_err(),
+        "the transfer target got: {}",
+        String::from_utf8_lossy(&buf)
+    );
+}

@@ -50,6 +50,11 @@ impl Signalling {
             let _ = to_call.send(CallInput::TransferFailed);
             return;
         };
+        if context.probe {
+            // The probe hears the ringback and hangs up: nobody is rung for it.
+            tracing::info!(to, "a probe call reached a transfer: it is not dialled");
+            return;
+        }
         self.agents.transfers.insert(
             id,
             Transfer {
