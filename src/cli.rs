@@ -1,7 +1,6 @@
 //! The commands behind `hotline validate | simulate | graph`: argument handling, loading, and
 //! mapping results to the exit codes of SPEC §1.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,10 +8,9 @@ use jiff::Timestamp;
 
 use crate::config::Loaded;
 use crate::engine::simulate;
-use crate::flow::check::{self, Context};
-use crate::flow::load;
 use crate::flow::report::{self, Format};
-use crate::flow::{FlowSet, Severity, render};
+use crate::flow::{Severity, render};
+pub use crate::line::{FlowsRefused, Validated, load_flows, validate_against, validate_paths};
 
 /// What a command ends with: its output and exit code.
 pub struct Exit {
@@ -29,59 +27,6 @@ impl Exit {
             stderr: format!("hotline: {}\n", msg.into()),
         }
     }
-}
-
-fn context(config: Option<&Loaded>, max_steps: Option<u32>) -> Context {
-    Context {
-        queues: config.map(|c| c.queue_names().into_iter().collect::<HashSet<_>>()),
-        calendars: config.map(|c| c.calendars.keys().cloned().collect()),
-        max_steps,
-    }
-}
-
-pub struct Validated {
-    pub set: FlowSet,
-    pub diagnostics: Vec<crate::flow::Diagnostic>,
-    pub summaries: Vec<check::FlowSummary>,
-    pub files: Vec<String>,
-}
-
-/// Loads and checks flows: the work of `validate`, shared with `simulate` and `serve`.
-pub fn validate_paths(
-    paths: &[PathBuf],
-    config: Option<&Loaded>,
-    max_steps: Option<u32>,
-) -> Result<Validated, load::LoadError> {
-    let prompts = config.map(|c| c.config.paths.prompts.as_path());
-    validate_against(paths, config, prompts, max_steps)
-}
-
-/// Loads and checks flows against a config's queues and calendars, with prompts from
-/// `prompts` (none: the nearest `prompts/` folder beside or above each flow file).
-fn validate_against(
-    paths: &[PathBuf],
-    config: Option<&Loaded>,
-    prompts: Option<&Path>,
-    max_steps: Option<u32>,
-) -> Result<Validated, load::LoadError> {
-    let files = load::collect_files(paths)?;
-    let (set, mut diagnostics) = load::load_files(&files, prompts);
-    let server_prompts = crate::engine::announce::server_prompts();
-    diagnostics.extend(load::check_server_prompts(&set, prompts, &server_prompts));
-    let report = check::check(&set, &context(config, max_steps));
-    diagnostics.extend(report.diagnostics);
-    check::sort(&mut diagnostics);
-    let files = files
-        .iter()
-        .filter(|f| f.1)
-        .map(|f| f.0.display().to_string())
-        .collect();
-    Ok(Validated {
-        set,
-        diagnostics,
-        summaries: report.summaries,
-        files,
-    })
 }
 
 pub fn validate(
@@ -389,114 +334,6 @@ fn init_logging() {
     };
 }
 
-/// Why a set of flows cannot go live.
-#[derive(Debug)]
-pub struct FlowsRefused {
-    pub message: String,
-    /// The validator's report, as `validate` prints it (empty when the problem is elsewhere).
-    pub diagnostics: String,
-}
-
-/// Loads, validates and encodes the flows a server runs: every flow in `[paths] flows` with no
-/// errors, every `[lines]` entry naming one of them, and their prompts (with hold music and the
-/// queue announcements when present). Used at start and on every reload.
-pub fn load_flows(loaded: &Loaded) -> Result<crate::server::Flows, FlowsRefused> {
-    let refused = |message: String| FlowsRefused {
-        message,
-        diagnostics: String::new(),
-    };
-    let flows_dir = loaded.config.paths.flows.clone();
-    let v = validate_paths(std::slice::from_ref(&flows_dir), Some(loaded), None)
-        .map_err(|e| refused(e.to_string()))?;
-    let (errors, warnings) = report::counts(&v.diagnostics);
-    if errors > 0 {
-        return Err(FlowsRefused {
-            message: format!(
-                "the flows in {} have {errors} error(s)",
-                flows_dir.display()
-            ),
-            diagnostics: report::text(&v.diagnostics, &v.summaries, v.files.len()),
-        });
-    }
-    for (user, flow) in &loaded.config.lines {
-        if v.set.flow_by_name(flow).is_none() {
-            return Err(refused(format!(
-                "[lines] {user} = \"{flow}\": no flow named \"{flow}\" in {}",
-                flows_dir.display()
-            )));
-        }
-    }
-    let mut notes = Vec::new();
-    let prompts_dir = loaded.config.paths.prompts.clone();
-    let mut names: Vec<&str> = v.set.prompts.keys().map(String::as_str).collect();
-    if prompts_dir.join("hold.wav").is_file() {
-        names.push("hold");
-    } else {
-        notes.push(format!(
-            "{} is missing: callers in a queue hear silence",
-            prompts_dir.join("hold.wav").display()
-        ));
-    }
-    // Queue announcements and the callback offer: all their prompts, or none.
-    let announce = crate::engine::announce::prompt_names();
-    let missing: Vec<&String> = announce
-        .iter()
-        .filter(|n| !prompts_dir.join(format!("{n}.wav")).is_file())
-        .collect();
-    if missing.is_empty() {
-        names.extend(announce.iter().map(String::as_str));
-    } else {
-        notes.push(format!(
-            "{} is missing ({} of {} queue prompts): callers in a queue hear no position, wait or callback offer",
-            prompts_dir.join(format!("{}.wav", missing[0])).display(),
-            missing.len(),
-            announce.len()
-        ));
-    }
-    // The confirmations of an agent's feature code (a beep stands in for a missing one).
-    for n in [
-        crate::engine::announce::AGENT_AVAILABLE,
-        crate::engine::announce::AGENT_NOT_READY,
-    ] {
-        if prompts_dir.join(format!("{n}.wav")).is_file() {
-            names.push(n);
-        }
-    }
-    // What a caller hears after a voicemail, or when a follow-up could not be saved.
-    let mut missing = Vec::new();
-    for n in crate::engine::announce::FOLLOW_UP {
-        if prompts_dir.join(format!("{n}.wav")).is_file() {
-            names.push(n);
-        } else {
-            missing.push(prompts_dir.join(format!("{n}.wav")).display().to_string());
-        }
-    }
-    if !missing.is_empty() {
-        notes.push(format!(
-            "{} missing: callers are not told whether their message or callback was kept",
-            missing.join(", ")
-        ));
-    }
-    let prompts = crate::media::player::Prompts::load(&prompts_dir, names)
-        .map_err(|e| refused(e.to_string()))?;
-    let versions = v
-        .set
-        .flows
-        .iter()
-        .map(|f| crate::server::reload::version_of(&f.source.text))
-        .collect();
-    Ok(crate::server::Flows {
-        set: v.set,
-        calendars: loaded.calendars.clone(),
-        prompts,
-        versions,
-        warnings: notes,
-        warning_count: warnings,
-        lines: loaded.config.lines.clone(),
-        callbacks: loaded.config.callbacks.policy(),
-    })
-}
-
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ReportFormat {
     Text,
@@ -518,7 +355,7 @@ pub fn report(since: Option<&str>, config: Option<&Path>, format: ReportFormat) 
             data.join("hotline.db").display()
         ));
     }
-    let since = match since.map(|s| (s, crate::api::utc_time(s))) {
+    let since = match since.map(|s| (s, crate::store::utc_time(s))) {
         None => None,
         Some((_, Some(t))) => Some(t),
         Some((s, None)) => {

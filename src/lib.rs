@@ -7,6 +7,7 @@ pub mod engine;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod line;
 pub mod media;
 pub mod probe;
 pub mod routing;

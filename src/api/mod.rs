@@ -254,17 +254,7 @@ struct CallsQuery {
     filter: CallFilter,
 }
 
-/// A time given as RFC 3339 or a plain date (`2026-11-22`, midnight UTC), as the store
-/// compares it (UTC, RFC 3339).
-pub fn utc_time(s: &str) -> Option<String> {
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Some(t.to_string());
-    }
-    let date = s.parse::<jiff::civil::Date>().ok()?;
-    date.to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp().to_string())
-}
+pub use crate::store::utc_time;
 
 /// The most recent calls first, live ones included; `limit` defaults to 50, at most 1000.
 /// Filters: `since`, `until` (RFC 3339 or a date), `outcome`, `line`, `flow`, `from`, `agent`.

@@ -3,7 +3,6 @@
 //! belongs; a lost one becomes 20 ms of silence, so the message keeps its timing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::g711::Law;
 use super::rtp::SAMPLES_PER_PACKET;
@@ -118,12 +117,6 @@ impl Recorder {
     }
 }
 
-/// Writes samples as an 8 kHz mono 16-bit WAV.
-pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), hound::Error> {
-    crate::store::write_durably(&[(path, &wav_bytes(samples)?)])?;
-    Ok(())
-}
-
 /// A whole 8 kHz mono 16-bit WAV file in memory (a recording is bounded by `max_s`).
 pub fn wav_bytes(samples: &[i16]) -> Result<Vec<u8>, hound::Error> {
     let spec = hound::WavSpec {
@@ -185,16 +178,14 @@ mod tests {
 
     #[test]
     fn the_wav_is_8khz_mono_16_bit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.wav");
         let samples: Vec<i16> = (0..20_000).map(|i| (i * 7 - 60_000) as i16).collect();
-        write_wav(&path, &samples).unwrap();
-        let mut r = hound::WavReader::open(&path).unwrap();
+        let bytes = wav_bytes(&samples).unwrap();
+        assert_eq!(bytes.len(), 44 + 40_000);
+        let mut r = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(r.spec().sample_rate, 8000);
         assert_eq!(r.spec().channels, 1);
         assert_eq!(r.spec().bits_per_sample, 16);
         let back: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
         assert_eq!(back, samples, "every sample, in order");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 44 + 40_000);
     }
 }

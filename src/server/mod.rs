@@ -16,7 +16,6 @@ pub mod saves;
 pub mod signalling;
 mod tls;
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
@@ -26,30 +25,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Loaded};
-use crate::flow::calendar::Calendar;
-use crate::flow::model::FlowSet;
-use crate::media::player::Prompts;
 use crate::sip::transaction;
 use crate::sip::transport::Transport;
 use crate::store::Store;
 
-/// The flows a server runs, with their calendars and encoded prompts. A reload builds a new
-/// one; calls keep the one they started with.
-pub struct Flows {
-    pub set: FlowSet,
-    pub calendars: HashMap<String, Calendar>,
-    pub prompts: Prompts,
-    /// Each flow's version (`reload::version_of` its file), by flow index.
-    pub versions: Vec<String>,
-    /// What is missing but not fatal (hold music, queue prompts).
-    pub warnings: Vec<String>,
-    /// The validator's warnings on the set.
-    pub warning_count: usize,
-    /// `[lines]` and `[callbacks]` of the config the set was validated with: they change
-    /// with it on a reload.
-    pub lines: std::collections::BTreeMap<String, String>,
-    pub callbacks: crate::sip::dial::DialPolicy,
-}
+pub use crate::line::Flows;
 
 /// The flow a call is answered by: the set it belongs to (kept for the whole call), and
 /// which flow of it.

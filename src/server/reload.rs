@@ -10,22 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use super::{Flows, Shared};
 use crate::config::Loaded;
 
 /// How often the flows folder is looked at for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-/// A flow file's version: the first 12 hex digits of the SHA-256 of its text.
-pub fn version_of(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::line::version_of;
 
 /// The outcome of the last reload, for `GET /api/flows`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -126,7 +117,7 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
                 Ok(Some(l)) => l,
                 Ok(None) => Loaded::embedded(),
                 Err(e) => {
-                    return Err(crate::cli::FlowsRefused {
+                    return Err(crate::line::FlowsRefused {
                         message: format!("the config is refused: {e}"),
                         diagnostics: String::new(),
                     });
@@ -138,7 +129,7 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
         let sip = &loaded.config.sip;
         let certificate = (!sip.tls_listen.is_empty())
             .then(|| super::tls::load(&sip.tls_certificate, &sip.tls_key));
-        crate::cli::load_flows(&loaded).map(|flows| (loaded, flows, certificate))
+        crate::line::load_flows(&loaded).map(|flows| (loaded, flows, certificate))
     })
     .await;
     match result {

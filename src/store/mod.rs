@@ -205,6 +205,18 @@ pub const LIVE: &str = "live";
 /// Outcome (and end reason) of a call the server stopped under, found at the next start.
 pub const INTERRUPTED: &str = "interrupted";
 
+/// A time given as RFC 3339 or a plain date (`2026-11-22`, midnight UTC), as the store
+/// compares it (UTC, RFC 3339).
+pub fn utc_time(s: &str) -> Option<String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.to_string());
+    }
+    let date = s.parse::<jiff::civil::Date>().ok()?;
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().to_string())
+}
+
 /// Which calls `GET /api/calls` and `hotline report` look at. Times are RFC 3339 and compare
 /// with `started`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
