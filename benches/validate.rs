@@ -16,7 +16,7 @@ use hotline::flow::load;
 fn generate(nodes: usize) -> String {
     let levels = nodes.div_ceil(5);
     let mut s = String::from(
-        "[flow]\nentry = \"p0\"\nescape_digit = \"0\"\nescape_to = \"q0\"\nmax_steps_to_human = 5\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"m\"\n",
+        "[flow]\nentry = \"p0\"\nescape_digit = \"0\"\nescape_to = \"q0\"\nmax_steps_to_human = 5\nmax_seconds_to_human = 86400\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"m\"\n",
     );
     for i in 0..levels {
         let next = if i + 1 < levels {
@@ -160,7 +160,7 @@ fn chains(nodes: usize, menus: bool, mistake: bool) -> Vec<(String, String)> {
 /// leaves queues. `mistake`: the root's silent caller is hung up on.
 fn tree(nodes: usize, mistake: bool) -> Vec<(String, String)> {
     let exhausted = if mistake { "bye" } else { "q" };
-    let mut s = "[flow]\nentry = \"t0\"\nescape_digit = \"0\"\nescape_to = \"q\"\n\n[nodes.q]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"m\"\n\n[nodes.bye]\ntype = \"hangup\"\n".to_string();
+    let mut s = "[flow]\nentry = \"t0\"\nescape_digit = \"0\"\nescape_to = \"q\"\nmax_seconds_to_human = 86400\n\n[nodes.q]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.vm]\ntype = \"voicemail\"\nmailbox = \"m\"\n\n[nodes.bye]\ntype = \"hangup\"\n".to_string();
     // Menus t0.., each with children 9i+1..9i+9; those past `nodes` are queues.
     let menus = nodes / 10;
     for i in 0..menus {

@@ -66,20 +66,8 @@ pub struct Plan {
 }
 
 fn first_prompt(kind: &NodeKind) -> Option<String> {
-    let prompts = match kind {
-        NodeKind::Play(n) => &n.prompts,
-        NodeKind::Menu(n) => &n.prompts,
-        NodeKind::Collect(n) => &n.prompts,
-        _ => return None,
-    };
+    let (prompts, _) = kind.prompts_and_timeout()?;
     prompts.first().map(|p| p.name.clone())
-}
-
-fn caller_facing(kind: &NodeKind) -> bool {
-    matches!(
-        kind,
-        NodeKind::Play(_) | NodeKind::Menu(_) | NodeKind::Collect(_)
-    )
 }
 
 /// Finds a way to every caller-facing node of `flow`'s line that a call placed at `wall`
@@ -138,7 +126,8 @@ pub fn plan(
             if node.class() == crate::flow::model::Class::LiveHuman {
                 break;
             }
-            if caller_facing(&node.kind) && found.insert(node.full_name.clone()) {
+            let facing = node.kind.prompts_and_timeout();
+            if facing.is_some() && found.insert(node.full_name.clone()) {
                 targets.push(Target {
                     node: node.full_name.clone(),
                     prompt: first_prompt(&node.kind),
@@ -157,13 +146,7 @@ pub fn plan(
                 (_, "wrong") => "*".into(),
                 (_, k) => k.to_string(),
             };
-            if caller_facing(&node.kind) {
-                let (prompts, timeout) = match &node.kind {
-                    NodeKind::Play(n) => (&n.prompts, 0),
-                    NodeKind::Menu(n) => (&n.prompts, n.timeout_s),
-                    NodeKind::Collect(n) => (&n.prompts, n.timeout_s),
-                    _ => unreachable!("caller-facing"),
-                };
+            if let Some((prompts, timeout)) = facing {
                 let waits = if label == "_" {
                     f64::from(timeout)
                 } else {

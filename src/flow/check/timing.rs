@@ -14,7 +14,6 @@ use super::walk::{Caller, Cost, Outcome, Walker, state};
 use super::{Checker, FlowSummary};
 use crate::flow::diagnostic::Rule;
 use crate::flow::model::Class;
-use crate::flow::node::NodeKind;
 
 /// What leaving vertex `v` by `label` costs in milliseconds: its prompts, and its timeout
 /// when the caller says nothing.
@@ -23,11 +22,8 @@ fn edge_millis(g: &Graph, v: Vertex, label: Label) -> u64 {
         return 0;
     }
     let node = &g.set.nodes[g.node_of(v)];
-    let (prompts, timeout) = match &node.kind {
-        NodeKind::Play(n) => (&n.prompts, 0),
-        NodeKind::Menu(n) => (&n.prompts, n.timeout_s),
-        NodeKind::Collect(n) => (&n.prompts, n.timeout_s),
-        _ => return 0,
+    let Some((prompts, timeout)) = node.kind.prompts_and_timeout() else {
+        return 0;
     };
     let prompt = (g.set.prompt_seconds(prompts) * 1000.0).round() as u64;
     match label {

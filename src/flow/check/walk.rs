@@ -326,7 +326,6 @@ impl<'g, 'a> Walker<'g, 'a> {
 }
 
 fn vertex_cost(g: &Graph, v: Vertex, cost: Cost) -> u64 {
-    use crate::flow::node::NodeKind;
     if !g.is_step(v) {
         return 0;
     }
@@ -334,11 +333,8 @@ fn vertex_cost(g: &Graph, v: Vertex, cost: Cost) -> u64 {
         Cost::Steps => 1,
         Cost::Millis => {
             let node = &g.set.nodes[g.node_of(v)];
-            let (prompts, timeout) = match &node.kind {
-                NodeKind::Play(n) => (&n.prompts, 0),
-                NodeKind::Menu(n) => (&n.prompts, n.timeout_s),
-                NodeKind::Collect(n) => (&n.prompts, n.timeout_s),
-                _ => return 0,
+            let Some((prompts, timeout)) = node.kind.prompts_and_timeout() else {
+                return 0;
             };
             (g.set.prompt_seconds(prompts) * 1000.0).round() as u64 + u64::from(timeout) * 1000
         }

@@ -73,6 +73,17 @@ impl NodeKind {
         })
     }
 
+    /// What a caller-facing node plays and how long it then waits for a key (0 for a play);
+    /// `None` for the nodes that are not caller-facing.
+    pub fn prompts_and_timeout(&self) -> Option<(&[crate::flow::model::Prompt], u32)> {
+        match self {
+            NodeKind::Play(n) => Some((&n.prompts, 0)),
+            NodeKind::Menu(n) => Some((&n.prompts, n.timeout_s)),
+            NodeKind::Collect(n) => Some((&n.prompts, n.timeout_s)),
+            _ => None,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             NodeKind::Play(_) => "play",
