@@ -7,9 +7,11 @@
 //! Also the per-flow summary.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use super::graph::{Graph, Label, Vertex, Walk};
+use super::reach::StateHasher;
 use super::walk::{Caller, Cost, Outcome, Walker, state};
 use super::{Checker, FlowSummary};
 use crate::flow::diagnostic::Rule;
@@ -32,17 +34,20 @@ fn edge_millis(g: &Graph, v: Vertex, label: Label) -> u64 {
     }
 }
 
+/// Maps keyed by the operator's own small state numbers: the fast hasher is enough.
+type Fast<K, V> = HashMap<K, V, BuildHasherDefault<StateHasher>>;
+
 /// The quickest way (in time) from any entry to every state met before a live human.
 struct Quickest<'a> {
     /// States in the order they were settled (nearest first), with their time.
     order: Vec<(u32, u64)>,
-    pred: HashMap<u32, Option<(u32, Label<'a>)>>,
+    pred: Fast<u32, Option<(u32, Label<'a>)>>,
 }
 
 impl<'a> Quickest<'a> {
     fn from(g: &Graph<'a>, entries: &[Vertex]) -> Quickest<'a> {
-        let mut best: HashMap<u32, u64> = HashMap::new();
-        let mut pred = HashMap::new();
+        let mut best: Fast<u32, u64> = Fast::default();
+        let mut pred = Fast::default();
         let mut heap = BinaryHeap::new();
         // Ties go to the entry listed first (the flows sorted by name), then the lower state.
         for (i, &v) in entries.iter().enumerate() {
@@ -53,7 +58,7 @@ impl<'a> Quickest<'a> {
             }
         }
         let mut order = Vec::new();
-        let mut settled = std::collections::HashSet::new();
+        let mut settled: HashSet<u32, BuildHasherDefault<StateHasher>> = HashSet::default();
         while let Some(Reverse((d, i, s))) = heap.pop() {
             if !settled.insert(s) {
                 continue;
@@ -132,7 +137,7 @@ fn too_slow(c: &mut Checker, millis: &mut Walker) {
     // Judged: every caller-facing node's first attempt, and the entries whatever they are.
     // Each judged state, in the order reached: (state, time to it, the silent worst from it).
     let mut judged: Vec<(u32, u64, Outcome)> = Vec::new();
-    let mut failing: HashMap<u32, bool> = HashMap::new();
+    let mut failing: Fast<u32, bool> = Fast::default();
     for &(s, d) in &quickest.order {
         let v = s / 2;
         if !(g.is_first_attempt(v) || is_entry.contains(&v)) {
@@ -146,7 +151,7 @@ fn too_slow(c: &mut Checker, millis: &mut Walker) {
     }
     // The failing node nearest before each state on its quickest way, if any: a node with one
     // is too slow because of it (reported there, counted behind it).
-    let mut cause: HashMap<u32, Option<u32>> = HashMap::new();
+    let mut cause: Fast<u32, Option<u32>> = Fast::default();
     for &(s, _) in &quickest.order {
         let before = match quickest.pred.get(&s) {
             Some(Some((p, _))) => {
@@ -160,7 +165,7 @@ fn too_slow(c: &mut Checker, millis: &mut Walker) {
         };
         cause.insert(s, before);
     }
-    let mut behind: HashMap<u32, usize> = HashMap::new();
+    let mut behind: Fast<u32, usize> = Fast::default();
     for &(s, ..) in &judged {
         if failing[&s]
             && let Some(Some(root)) = cause.get(&s)
