@@ -670,10 +670,23 @@ fn probe_silent(
         Ok(mut call) => {
             let until = call.answered + Duration::from_secs(u64::from(bound)) + GIVE_UP_AFTER;
             match wait_human(&mut call, &plan.not_human, until) {
-                Err(p) => {
+                Err(p) if !plan.silent_follow_up => {
                     r.error = Some(format!(
                         "the silent caller reached no human: the line played {p} (a voicemail, callback or hangup) instead; is anybody logged in to its queue?"
                     ))
+                }
+                // Closed now: the follow-up the flow gives is the silent caller's help (as the
+                // validator has it); it is timed like a human.
+                Err(_) => {
+                    let secs = call.answered.elapsed().as_secs_f64();
+                    r.reached = true;
+                    r.seconds = Some(secs);
+                    r.ok = secs <= f64::from(bound);
+                    if !r.ok {
+                        r.error = Some(format!(
+                            "the line's follow-up after {secs:.1} s; the bound is {bound} s"
+                        ));
+                    }
                 }
                 Ok(Some(t)) => {
                     let secs = (t - call.answered).as_secs_f64();

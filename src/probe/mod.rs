@@ -56,6 +56,9 @@ pub struct Plan {
     /// The silent caller: the steps and seconds the engine takes to a human now.
     pub silent_steps: u32,
     pub silent_seconds: f64,
+    /// The line is closed now and the silent caller's way ends in a follow-up (a voicemail or
+    /// a callback after a schedule's `closed` branch): what the validator accepts then.
+    pub silent_follow_up: bool,
     pub bound_s: u32,
     pub max_steps: u32,
     /// Every prompt a probe may hear: the flows' and the queue's.
@@ -195,6 +198,10 @@ pub fn plan(
         targets,
         silent_steps: silent.steps,
         silent_seconds: silent.seconds,
+        silent_follow_up: matches!(
+            silent.outcome,
+            crate::engine::Outcome::Voicemail | crate::engine::Outcome::Callback
+        ) && silent.path.iter().any(|p| p == "closed"),
         bound_s: set.flows[flow].max_seconds_to_human,
         max_steps: set.flows[flow].max_steps_to_human,
         prompts,
