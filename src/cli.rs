@@ -122,6 +122,35 @@ fn load_one(file: &Path, config: Option<&Loaded>) -> Result<Validated, Exit> {
     validate_paths(&[file.to_path_buf()], config, None).map_err(|e| Exit::usage(e.to_string()))
 }
 
+/// The flow of `file` in a loaded set, or the exit that says why it cannot be run: its errors
+/// (exit 1), or no such flow (exit 2).
+fn runnable(v: &Validated, file: &Path, doing: &str) -> Result<usize, Exit> {
+    let errors: Vec<_> = v
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        let mut stderr = report::text(&errors, &[], 1);
+        stderr.push_str(&format!(
+            "hotline: the flow is invalid; fix it before {doing}\n"
+        ));
+        return Err(Exit {
+            code: 1,
+            stdout: String::new(),
+            stderr,
+        });
+    }
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    v.set
+        .flow_by_name(&name)
+        .ok_or_else(|| Exit::usage(format!("{}: no flow loaded", file.display())))
+}
+
 #[allow(clippy::disallowed_methods)] // the edge: the default --at is the real clock
 pub fn simulate(
     flow: &str,
@@ -150,27 +179,9 @@ pub fn simulate(
         Ok(v) => v,
         Err(e) => return e,
     };
-    let errors: Vec<_> = v
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity() == Severity::Error)
-        .cloned()
-        .collect();
-    if !errors.is_empty() {
-        let mut stderr = report::text(&errors, &[], 1);
-        stderr.push_str("hotline: the flow is invalid; fix it before simulating\n");
-        return Exit {
-            code: 1,
-            stdout: String::new(),
-            stderr,
-        };
-    }
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Some(line) = v.set.flow_by_name(&name) else {
-        return Exit::usage(format!("{}: no flow loaded", file.display()));
+    let line = match runnable(&v, &file, "simulating") {
+        Ok(line) => line,
+        Err(e) => return e,
     };
     let calendars = found
         .map(|c| c.calendars)
@@ -502,30 +513,9 @@ pub fn probe(uri: &str, o: ProbeOptions) -> Exit {
         Ok(v) => v,
         Err(e) => return e,
     };
-    if v.diagnostics
-        .iter()
-        .any(|d| d.severity() == Severity::Error)
-    {
-        let errors: Vec<_> = v
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity() == Severity::Error)
-            .cloned()
-            .collect();
-        let mut stderr = report::text(&errors, &[], 1);
-        stderr.push_str("hotline: the flow is invalid; fix it before probing\n");
-        return Exit {
-            code: 1,
-            stdout: String::new(),
-            stderr,
-        };
-    }
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Some(line) = v.set.flow_by_name(&name) else {
-        return Exit::usage(format!("{}: no flow loaded", file.display()));
+    let line = match runnable(&v, &file, "probing") {
+        Ok(line) => line,
+        Err(e) => return e,
     };
     let calendars = found
         .as_ref()

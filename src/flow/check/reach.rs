@@ -13,7 +13,7 @@ pub struct Reach<'a> {
     /// States (`vertex * 2 + closed`) in the order they were reached.
     pub order: Vec<u32>,
     /// Every state reached, with the state and edge it was first reached by (none: a start).
-    pred: HashMap<u32, Option<(u32, Label<'a>)>, BuildHasherDefault<StateHasher>>,
+    pred: Preds<'a>,
 }
 
 /// States are small integers from the operator's own flows: a multiplicative hash spreads them
@@ -95,16 +95,24 @@ impl<'a> Reach<'a> {
     }
 
     /// The shortest walk from a start to state `s`.
-    pub fn path_to(&self, mut s: u32) -> Walk<'a> {
-        let mut hops = Vec::new();
-        while let Some(&Some((p, label))) = self.pred.get(&s) {
-            hops.push((label, s / 2));
-            s = p;
-        }
-        hops.reverse();
-        Walk {
-            start: Some(s / 2),
-            hops,
-        }
+    pub fn path_to(&self, s: u32) -> Walk<'a> {
+        walk_back(&self.pred, s)
+    }
+}
+
+/// Every state reached, with the state and edge it was first reached by (none: a start).
+pub type Preds<'a> = HashMap<u32, Option<(u32, Label<'a>)>, BuildHasherDefault<StateHasher>>;
+
+/// The walk that led to `s`, read back through the predecessors.
+pub fn walk_back<'a>(pred: &Preds<'a>, mut s: u32) -> Walk<'a> {
+    let mut hops = Vec::new();
+    while let Some(&Some((p, label))) = pred.get(&s) {
+        hops.push((label, s / 2));
+        s = p;
+    }
+    hops.reverse();
+    Walk {
+        start: Some(s / 2),
+        hops,
     }
 }

@@ -41,7 +41,7 @@ type Fast<K, V> = HashMap<K, V, BuildHasherDefault<StateHasher>>;
 struct Quickest<'a> {
     /// States in the order they were settled (nearest first), with their time.
     order: Vec<(u32, u64)>,
-    pred: Fast<u32, Option<(u32, Label<'a>)>>,
+    pred: super::reach::Preds<'a>,
 }
 
 impl<'a> Quickest<'a> {
@@ -81,17 +81,8 @@ impl<'a> Quickest<'a> {
         Quickest { order, pred }
     }
 
-    fn path_to(&self, mut s: u32) -> Walk<'a> {
-        let mut hops = Vec::new();
-        while let Some(&Some((p, label))) = self.pred.get(&s) {
-            hops.push((label, s / 2));
-            s = p;
-        }
-        hops.reverse();
-        Walk {
-            start: Some(s / 2),
-            hops,
-        }
+    fn path_to(&self, s: u32) -> Walk<'a> {
+        super::reach::walk_back(&self.pred, s)
     }
 }
 
