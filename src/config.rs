@@ -21,6 +21,7 @@ pub struct Config {
     pub lines: BTreeMap<String, String>,
     pub routing: Routing,
     pub callbacks: Callbacks,
+    pub desk: Desk,
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
     pub calendars: BTreeMap<String, CalendarConfig>,
@@ -36,6 +37,7 @@ impl Default for Config {
             lines: BTreeMap::from([("default".to_string(), "main".to_string())]),
             routing: Routing::default(),
             callbacks: Callbacks::default(),
+            desk: Desk::default(),
             agents: Vec::new(),
             queues: Vec::new(),
             calendars: BTreeMap::new(),
@@ -273,6 +275,39 @@ pub struct Agent {
     pub name: String,
     #[serde(default)]
     pub skills: BTreeMap<String, u32>,
+    /// `agent` (the default) or `supervisor`: a supervisor also opens the wall and may change
+    /// any agent's state. A supervisor with skills takes calls like any agent.
+    #[serde(default)]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+}
+
+/// The humans' pages: what an agent may pick on the desk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Desk {
+    /// Why an agent is not ready: the desk's choices (the API takes any short text).
+    pub not_ready_reasons: Vec<String>,
+    /// How long a desk session lasts without being used.
+    pub session_idle_h: u32,
+}
+
+impl Default for Desk {
+    fn default() -> Self {
+        Desk {
+            not_ready_reasons: ["break", "lunch", "meeting", "training"]
+                .map(String::from)
+                .to_vec(),
+            session_idle_h: 12,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

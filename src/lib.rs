@@ -14,3 +14,4 @@ pub mod routing;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod web;

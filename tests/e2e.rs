@@ -9,6 +9,8 @@
 #[path = "e2e/agents.rs"]
 mod agents;
 mod common;
+#[path = "e2e/desk.rs"]
+mod desk;
 #[path = "e2e/operations.rs"]
 mod operations;
 #[path = "e2e/phones.rs"]

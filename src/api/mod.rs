@@ -3,6 +3,8 @@
 //! core) as queries with a reply channel, and to the store; writes need the bearer token
 //! named by `[http] token_env`, and are refused when it is unset.
 
+pub mod events;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -42,6 +44,17 @@ pub struct AgentRow {
     pub locked_out: Vec<String>,
     /// The Call-ID of the caller the agent rings for or talks to.
     pub call: Option<String>,
+    /// What the agent asked to be after the current call (`not-ready`, `available`,
+    /// `offline`), with its reason.
+    pub next_state: Option<NextState>,
+    /// Seconds of wrap-up left, while in wrap-up.
+    pub wrap_up_left_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextState {
+    pub state: &'static str,
+    pub reason: Option<String>,
 }
 
 /// One queue, for `GET /api/queues`.
@@ -87,6 +100,29 @@ pub enum ApiQuery {
     },
     /// Live calls and agents by state, for the metrics.
     Gauges(oneshot::Sender<Gauges>),
+    /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
+    Login {
+        user: String,
+        password: String,
+        source: std::net::IpAddr,
+        reply: oneshot::Sender<Result<LoggedIn, LoginRefused>>,
+    },
+}
+
+/// Who logged in to the desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub id: String,
+    pub name: String,
+    pub supervisor: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Wrong username or password.
+    Wrong,
+    /// Too many failures: refused unchecked until the window has passed.
+    LockedOut,
 }
 
 /// The answer to a state change.
@@ -133,17 +169,17 @@ pub fn router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn ask<T>(state: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> ApiQuery) -> Option<T> {
+pub async fn ask<T>(state: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> ApiQuery) -> Option<T> {
     let (tx, rx) = oneshot::channel();
     state.shared.sip.send(SipCommand::Api(q(tx))).ok()?;
     rx.await.ok()
 }
 
-fn unavailable() -> Response {
+pub fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server is shutting down",
@@ -202,6 +238,17 @@ async fn set_state(
     let (wanted, reason) = serde_json::from_str::<StateBody>(&text)
         .map(|b| (b.state, b.reason))
         .unwrap_or_else(|_| (text.trim().trim_matches('"').to_string(), None));
+    change_state(&state, id, &wanted, reason).await
+}
+
+/// Sets an agent's state (`available`, `not-ready`, `offline`) with an optional reason, for
+/// whoever the caller has already authorised: the agent's new row, or a JSON error.
+pub async fn change_state(
+    state: &ApiState,
+    id: String,
+    wanted: &str,
+    reason: Option<String>,
+) -> Response {
     // Shown back as given: printable, one line, bounded.
     let reason = reason
         .map(|r| {
@@ -211,7 +258,7 @@ async fn set_state(
                 .collect::<String>()
         })
         .filter(|r| !r.trim().is_empty());
-    let requested = match wanted.as_str() {
+    let requested = match wanted {
         "available" => Requested::Available,
         "not-ready" => Requested::NotReady,
         "offline" => Requested::Offline,
@@ -225,7 +272,7 @@ async fn set_state(
             );
         }
     };
-    let reply = ask(&state, |reply| ApiQuery::SetState {
+    let reply = ask(state, |reply| ApiQuery::SetState {
         agent: id.clone(),
         state: requested,
         reason,

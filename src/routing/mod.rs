@@ -100,6 +100,16 @@ pub enum Requested {
     Offline,
 }
 
+impl Requested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requested::Available => "available",
+            Requested::NotReady => "not-ready",
+            Requested::Offline => "offline",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouterEvent {
     /// The agent's phone registered (digest-authenticated).
@@ -269,6 +279,18 @@ pub struct Router {
     retry_deadlines: BTreeSet<(Instant, CallId)>,
     /// Calls that keep their place but are rung for by nobody yet.
     held: std::collections::HashSet<CallId>,
+    /// Agents whose state or reason changed since `take_changes` last ran (the desk and the
+    /// wall follow them), and whether any queue's figures may have.
+    changed_agents: Vec<AgentId>,
+    queues_changed: bool,
+}
+
+/// What changed in the routing core since it was last asked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Each agent once, in the order they first changed.
+    pub agents: Vec<AgentId>,
+    pub queues: bool,
 }
 
 impl Router {
@@ -298,7 +320,44 @@ impl Router {
             wrap_deadlines: BTreeSet::new(),
             retry_deadlines: BTreeSet::new(),
             held: std::collections::HashSet::new(),
+            changed_agents: Vec::new(),
+            queues_changed: false,
         }
+    }
+
+    /// The agents whose state, reason or next state changed, and whether the queues' figures
+    /// may have, since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        let mut agents = std::mem::take(&mut self.changed_agents);
+        let mut seen = std::collections::HashSet::with_capacity(agents.len());
+        agents.retain(|a| seen.insert(*a));
+        Changes {
+            agents,
+            queues: std::mem::take(&mut self.queues_changed),
+        }
+    }
+
+    /// Notes a changed agent for `take_changes`, bounded when nobody asks.
+    fn changed(&mut self, agent: AgentId) {
+        if self.changed_agents.len() > 2 * self.agents.len() + 16 {
+            let mut seen = std::collections::HashSet::new();
+            self.changed_agents.retain(|a| seen.insert(*a));
+        }
+        self.changed_agents.push(agent);
+    }
+
+    /// What the agent asked to be once the current call (and its wrap-up) is over.
+    pub fn next_state(&self, agent: AgentId) -> Option<(Requested, Option<&str>)> {
+        let (r, why) = self.agents.get(agent)?.after_call.as_ref()?;
+        Some((*r, why.as_deref()))
+    }
+
+    /// How long the agent's wrap-up has left.
+    pub fn wrap_up_left(&self, agent: AgentId, now: Instant) -> Option<Duration> {
+        self.wrap_deadlines
+            .iter()
+            .find(|(_, a)| *a == agent)
+            .map(|(t, _)| t.saturating_duration_since(now))
     }
 
     /// Takes a changed config (a reload) without disturbing a call. Agents and queues are
@@ -486,6 +545,17 @@ impl Router {
 
     pub fn handle(&mut self, event: RouterEvent, now: Instant) -> Vec<RouterAction> {
         let mut out = Vec::new();
+        if !matches!(event, RouterEvent::Told { .. }) {
+            self.queues_changed = true;
+        }
+        if let RouterEvent::SetState { agent, .. }
+        | RouterEvent::Registered { agent }
+        | RouterEvent::Unregistered { agent } = event
+        {
+            // A wish for after the call, or a phone, changes the agent's row though not
+            // always its state.
+            self.changed(agent);
+        }
         match event {
             RouterEvent::Registered { agent } => {
                 let Some(a) = self.agents.get_mut(agent).filter(|a| !a.retired) else {
@@ -813,6 +883,7 @@ impl Router {
         }
         a.state = state;
         a.reason = None;
+        self.changed(agent);
         if state == AgentState::Available {
             let idle = now.saturating_duration_since(self.origin).as_nanos() as u64;
             let queues = self.agents[agent].queues.clone();

@@ -938,3 +938,40 @@ proptest! {
         }
     }
 }
+
+/// The desk and the wall follow the router's changes: each agent whose state changed is
+/// reported once, a wish for after the call is reported though the state stays, and the
+/// wrap-up's time left and the next state are there to show.
+#[test]
+fn changes_name_each_agent_once_with_the_wish_for_after_the_call() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    let first = r.take_changes();
+    assert_eq!(first.agents, vec![0, 1, 2]);
+    assert!(first.queues);
+    assert_eq!(r.take_changes(), Changes::default(), "nothing new");
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    let c = r.take_changes();
+    assert_eq!(c.agents, vec![0], "ringing then busy: one row to send");
+    assert!(c.queues);
+    r.handle(
+        RouterEvent::SetState {
+            agent: 0,
+            state: Requested::NotReady,
+            reason: Some("lunch".into()),
+        },
+        t.at(12),
+    );
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    assert_eq!(r.next_state(0), Some((Requested::NotReady, Some("lunch"))));
+    assert_eq!(r.take_changes().agents, vec![0]);
+    r.handle(RouterEvent::Ended { call: 1 }, t.at(20));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
+    assert_eq!(r.wrap_up_left(0, t.at(24)), Some(Duration::from_secs(6)));
+    r.handle(RouterEvent::Timer, t.at(30));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::NotReady);
+    assert_eq!(r.agent_reason(0), Some("lunch"));
+    assert_eq!(r.next_state(0), None);
+    assert_eq!(r.wrap_up_left(0, t.at(30)), None);
+    assert_eq!(r.take_changes().agents, vec![0]);
+}

@@ -4,7 +4,7 @@
 //! slow clients cannot use up the descriptors the calls need.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router) {
         let open = Arc::clone(&open);
         let app = app.clone();
         tokio::spawn(async move {
-            connection(stream, app).await;
+            connection(stream, peer, app).await;
             if let Ok(mut m) = open.lock()
                 && let Some(n) = m.get_mut(&ip)
             {
@@ -65,7 +65,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router) {
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, app: axum::Router) {
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: axum::Router) {
     let started = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let io = TokioIo::new(Watched {
@@ -73,9 +73,13 @@ async fn connection(stream: tokio::net::TcpStream, app: axum::Router) {
         started,
         last: Arc::clone(&last),
     });
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        app.clone().call(req)
-    });
+    // The peer's address goes with each request (the desk's login counts failures by it).
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().call(req)
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -91,6 +91,8 @@ pub struct Shared {
     pub disk: Arc<health::DiskHealth>,
     /// Call tasks still running: a drain waits for their final records.
     pub call_tasks: Arc<CallTasks>,
+    /// What the desk and the wall follow live (`GET /api/events`).
+    pub events: crate::api::events::Hub,
     /// What a probe call's `X-Hotline-Probe` header must say (`HOTLINE_PROBE_TOKEN`); without
     /// it no call is taken for a probe.
     pub probe_token: Option<String>,
@@ -405,6 +407,7 @@ pub async fn run(
         stats: Stats::default(),
         disk,
         call_tasks: Arc::default(),
+        events: crate::api::events::Hub::default(),
         probe_token: std::env::var("HOTLINE_PROBE_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty()),
@@ -432,11 +435,15 @@ pub async fn run(
     } else {
         tracing::info!("HTTP API on {}", shared.config.http.listen);
     }
-    let api = crate::api::router(crate::api::ApiState {
+    let api_state = crate::api::ApiState {
         shared: Arc::clone(&shared),
         token,
         pacer: Arc::clone(&pacer_stats),
-    });
+    };
+    let api = crate::api::router(api_state.clone())
+        .merge(crate::web::router(crate::web::WebState::new(api_state)))
+        .fallback(crate::web::not_found)
+        .layer(axum::middleware::map_response(crate::web::security_headers));
     let api_task = tokio::spawn(http::serve(http, api));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
     signalling::Signalling::new(Arc::clone(&shared), transport)

@@ -155,6 +155,8 @@ enum TimerRef {
     Transaction(Key),
     Answer(String),
     Router,
+    /// The wall's queue figures are due (see `publish_changes`).
+    Queues,
     Registrar,
     /// A callback's call to the caller rang too long (its leg's Call-ID).
     CallbackRing(String),
@@ -1322,6 +1324,7 @@ impl Signalling {
             match entry.remove() {
                 TimerRef::Answer(call_id) => self.answer(&call_id, now),
                 TimerRef::Router => self.on_router_timer(now),
+                TimerRef::Queues => self.publish_queues(now),
                 TimerRef::Registrar => self.on_registrar_timer(now),
                 TimerRef::CallbackRing(leg) => self.callback_ring_timeout(&leg, now),
                 TimerRef::CallbackRetry(id) => self.retry_callback(id, now),

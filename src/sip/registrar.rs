@@ -534,6 +534,56 @@ impl Registrar {
         Ok(agent)
     }
 
+    /// A login by password (the desk's form): the same counters and lockouts as digest
+    /// authentication, so a guesser gains nothing by switching from SIP to the web or back.
+    /// The agent, or the refusal (with `locked` when refused unchecked).
+    pub fn login(
+        &mut self,
+        username: &str,
+        password: &str,
+        source: IpAddr,
+        now: Instant,
+    ) -> Result<usize, Refusal> {
+        let user: String = username.chars().take(MAX_USERNAME).collect();
+        let pair = (source, user);
+        let agent = self.agent_named(&pair.1);
+        if self.locked_out(&pair, now) || self.user_locked_out(agent, now) {
+            return Err(Refusal {
+                user: pair.1,
+                source,
+                locked_now: false,
+                user_locked_now: false,
+                locked: true,
+            });
+        }
+        let right = agent.is_some_and(|a| {
+            let want = self.users[a].password.as_bytes();
+            want.len() == password.len()
+                && want
+                    .iter()
+                    .zip(password.as_bytes())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                    == 0
+        });
+        match agent {
+            Some(a) if right => {
+                self.failures.remove(&pair);
+                Ok(a)
+            }
+            _ => {
+                let locked_now = self.failed(&pair, now);
+                let user_locked_now = self.user_failed(agent, now);
+                Err(Refusal {
+                    user: pair.1,
+                    source,
+                    locked_now,
+                    user_locked_now,
+                    locked: false,
+                })
+            }
+        }
+    }
+
     /// The configured agent with this username, unless retired.
     fn agent_named(&self, username: &str) -> Option<usize> {
         self.users

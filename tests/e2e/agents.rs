@@ -159,20 +159,27 @@ impl AgentPorts {
         self.base + n * 4
     }
     /// Where agent `n`'s phone takes calls.
-    fn phone(&self, n: u16) -> u16 {
+    pub(super) fn phone(&self, n: u16) -> u16 {
         self.base + 2 + n * 4
     }
-    fn media(&self, n: u16) -> u16 {
+    pub(super) fn media(&self, n: u16) -> u16 {
         self.base + 20 + n * 8
     }
     /// Where the test listens to what agent `n` receives.
-    fn listen(&self, n: u16) -> u16 {
+    pub(super) fn listen(&self, n: u16) -> u16 {
         self.base + 50 + n * 2
     }
 }
 
 /// SIPp at explicit ports, in the background, wrapped in `timeout`.
-fn sipp_at(server: &Server, name: &str, xml: &str, port: u16, media: u16, extra: &[&str]) -> Child {
+pub(super) fn sipp_at(
+    server: &Server,
+    name: &str,
+    xml: &str,
+    port: u16,
+    media: u16,
+    extra: &[&str],
+) -> Child {
     let file = server.path().join(format!("{name}.xml"));
     std::fs::write(&file, xml).unwrap();
     Command::new("timeout")
@@ -193,7 +200,7 @@ fn sipp_at(server: &Server, name: &str, xml: &str, port: u16, media: u16, extra:
         .expect("SIPp (Debian package sip-tester) must be installed")
 }
 
-fn finish(server: &Server, name: &str, child: Child) -> Sipp {
+pub(super) fn finish(server: &Server, name: &str, child: Child) -> Sipp {
     let out = child.wait_with_output().unwrap();
     Sipp {
         ok: out.status.success(),
@@ -351,7 +358,7 @@ fn refuses(status: &str) -> String {
 }
 
 /// The phone answers with media at `rtp` and talks until the other side's BYE.
-fn answers_until_bye(rtp: u16) -> String {
+pub(super) fn answers_until_bye(rtp: u16) -> String {
     format!("{}{AGENT_GETS_BYE}", agent_answers(rtp))
 }
 
@@ -1868,7 +1875,7 @@ fn a_busy_caller_leaves_the_callback_pending_for_another_attempt() {
 }
 
 /// The agent's phone rings (any call) and says so.
-const AGENT_RINGS_ANY: &str = r#"  <recv request="INVITE" crlf="true"/>
+pub(super) const AGENT_RINGS_ANY: &str = r#"  <recv request="INVITE" crlf="true"/>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random, tag};
-use crate::api::{AgentRow, ApiQuery, Gauges, QueueRow, StateReply};
-use crate::config::Config;
+use crate::api::events::Event;
+use crate::api::{
+    AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow, StateReply,
+};
+use crate::config::{Config, Role};
 use crate::engine::announce;
 use crate::media::g711::Law;
 use crate::routing::estimate;
@@ -94,6 +97,8 @@ pub(super) struct Agents {
     pub registrar: Registrar,
     pub ids: Vec<String>,
     pub names: Vec<String>,
+    /// Whether each agent is a supervisor (`role = "supervisor"`): opens the wall.
+    pub supervisors: Vec<bool>,
     pub queue_ids: HashMap<String, usize>,
     pub queue_names: Vec<String>,
     pub waiting: HashMap<u64, Waiting>,
@@ -110,7 +115,13 @@ pub(super) struct Agents {
     /// Per queue, the callers who left it in the last hour: when, and whether an agent
     /// answered within `SERVICE_LEVEL_S`.
     served: Vec<VecDeque<(Instant, bool)>>,
+    /// A queues event is scheduled.
+    queues_due: bool,
 }
+
+/// How often at most the wall gets the queues' figures (each costs a pass over the hour's
+/// served callers).
+const QUEUES_EVENT_EVERY: Duration = Duration::from_millis(250);
 
 /// The router's and the registrar's view of a config's agents and queues.
 fn routing_config(config: &Config) -> (Vec<AgentConfig>, Vec<QueueConfig>, Vec<User>) {
@@ -175,6 +186,11 @@ impl Agents {
             }),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             names: config.agents.iter().map(|a| a.name.clone()).collect(),
+            supervisors: config
+                .agents
+                .iter()
+                .map(|a| a.role == Role::Supervisor)
+                .collect(),
             queue_names: queues.iter().map(|q| q.name.clone()).collect(),
             queue_ids: queues
                 .iter()
@@ -189,6 +205,7 @@ impl Agents {
             router_timer: None,
             registrar_timer: None,
             served: vec![VecDeque::new(); config.queues.len()],
+            queues_due: false,
         }
     }
 }
@@ -207,7 +224,7 @@ impl Signalling {
         if let Some(agent) = answer.agent {
             tracing::info!(agent = self.agents.ids[agent], %peer, status = answer.status, "REGISTER");
         } else if let Some(r) = &answer.refusal {
-            self.log_refusal(r);
+            self.log_refusal(r, "SIP auth");
         } else if answer.status != 401 {
             tracing::info!(%peer, status = answer.status, reason = answer.reason, "REGISTER refused");
         }
@@ -309,7 +326,7 @@ impl Signalling {
             Ok(agent) => Some(agent),
             Err(answer) => {
                 if let Some(r) = &answer.refusal {
-                    self.log_refusal(r);
+                    self.log_refusal(r, "SIP auth");
                 }
                 self.respond(
                     key,
@@ -365,23 +382,24 @@ impl Signalling {
         vec![prompts.to_string()]
     }
 
-    /// One log line per refused credential, the same shape every time, for fail2ban.
-    fn log_refusal(&self, r: &Refusal) {
+    /// One log line per refused credential, the same shape every time, for fail2ban; `what`
+    /// says where it was given ("SIP auth", "desk login").
+    fn log_refusal(&self, r: &Refusal, what: &str) {
         let metrics = &self.shared.metrics;
         if r.locked {
-            tracing::warn!(user = ?r.user, source = %r.source, "SIP auth refused: locked out");
+            tracing::warn!(user = ?r.user, source = %r.source, "{what} refused: locked out");
         } else {
             metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(user = ?r.user, source = %r.source, "SIP auth failed");
+            tracing::warn!(user = ?r.user, source = %r.source, "{what} failed");
         }
         let sip = &self.shared.config.sip;
-        for (now_locked, failures, what) in [
+        for (now_locked, failures, lockout) in [
             (
                 r.user_locked_now,
                 sip.max_auth_failures_per_user,
-                "SIP auth lockout of the username: only its known phones get in",
+                "lockout of the username: only its known phones get in",
             ),
-            (r.locked_now, sip.max_auth_failures, "SIP auth lockout"),
+            (r.locked_now, sip.max_auth_failures, "lockout"),
         ] {
             if now_locked {
                 metrics.auth_lockouts.fetch_add(1, Ordering::Relaxed);
@@ -390,7 +408,7 @@ impl Signalling {
                     source = %r.source,
                     failures,
                     window_s = sip.auth_failure_window_s,
-                    "{what}"
+                    "{what} {lockout}"
                 );
             }
         }
@@ -452,11 +470,16 @@ impl Signalling {
     pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
         let (agents, queues, users) = routing_config(config);
         for a in &config.agents {
+            let supervisor = a.role == Role::Supervisor;
             match self.agents.ids.iter().position(|id| *id == a.id) {
-                Some(i) => self.agents.names[i] = a.name.clone(),
+                Some(i) => {
+                    self.agents.names[i] = a.name.clone();
+                    self.agents.supervisors[i] = supervisor;
+                }
                 None => {
                     self.agents.ids.push(a.id.clone());
                     self.agents.names.push(a.name.clone());
+                    self.agents.supervisors.push(supervisor);
                 }
             }
         }
@@ -477,6 +500,7 @@ impl Signalling {
         }
         let actions = self.agents.router.reconfigure(&agents, &queues, now);
         self.carry_out(actions, now);
+        self.publish_changes(now);
         tracing::info!(
             agents = config.agents.len(),
             queues = config.queues.len(),
@@ -488,6 +512,31 @@ impl Signalling {
     pub(super) fn route(&mut self, event: RouterEvent, now: Instant) {
         let actions = self.agents.router.handle(event, now);
         self.carry_out(actions, now);
+        self.publish_changes(now);
+    }
+
+    /// Sends the desk and the wall what the router changed: each changed agent's row at
+    /// once, the queues' figures a moment later (many changes make one event).
+    pub(super) fn publish_changes(&mut self, now: Instant) {
+        let changes = self.agents.router.take_changes();
+        for i in changes.agents {
+            if let Some(row) = self.agent_row(i, now) {
+                self.shared.events.publish(Event::Agent {
+                    agent: Box::new(row),
+                });
+            }
+        }
+        if changes.queues && !self.agents.queues_due {
+            self.agents.queues_due = true;
+            self.schedule(now + QUEUES_EVENT_EVERY, TimerRef::Queues);
+        }
+    }
+
+    /// The queues' figures for the wall, when their timer comes.
+    pub(super) fn publish_queues(&mut self, now: Instant) {
+        self.agents.queues_due = false;
+        let queues = self.queue_rows(now);
+        self.shared.events.publish(Event::Queues { queues });
     }
 
     fn carry_out(&mut self, actions: Vec<RouterAction>, now: Instant) {
@@ -1254,6 +1303,29 @@ impl Signalling {
             ApiQuery::Queues(reply) => {
                 let _ = reply.send(self.queue_rows(now));
             }
+            ApiQuery::Login {
+                user,
+                password,
+                source,
+                reply,
+            } => {
+                let answer = match self.agents.registrar.login(&user, &password, source, now) {
+                    Ok(i) => Ok(LoggedIn {
+                        id: self.agents.ids[i].clone(),
+                        name: self.agents.names[i].clone(),
+                        supervisor: self.agents.supervisors[i],
+                    }),
+                    Err(r) => {
+                        self.log_refusal(&r, "desk login");
+                        Err(if r.locked {
+                            LoginRefused::LockedOut
+                        } else {
+                            LoginRefused::Wrong
+                        })
+                    }
+                };
+                let _ = reply.send(answer);
+            }
             ApiQuery::Gauges(reply) => {
                 let mut agents: Vec<(&'static str, usize)> = Vec::new();
                 for i in 0..self.agents.ids.len() {
@@ -1298,6 +1370,14 @@ impl Signalling {
             call: call
                 .and_then(|c| self.agents.waiting.get(&c))
                 .map(|w| w.call_id.clone()),
+            next_state: self.agents.router.next_state(i).map(|(r, why)| NextState {
+                state: r.as_str(),
+                reason: why.map(str::to_string),
+            }),
+            wrap_up_left_s: (state == AgentState::WrapUp)
+                .then(|| self.agents.router.wrap_up_left(i, now))
+                .flatten()
+                .map(|d| d.as_secs_f64().ceil() as u64),
         })
     }
 

@@ -737,3 +737,32 @@ fn a_phone_whose_connection_closed_is_dropped_and_its_agent_unregistered() {
     // Nothing is left to expire later.
     assert!(r.expire(t + Duration::from_secs(7200)).is_empty());
 }
+
+/// The desk's login counts towards the same lockout as digest authentication: a guesser
+/// locked out over SIP is locked out of the web too, and the right password then waits for
+/// the window to pass.
+#[test]
+fn a_desk_login_shares_the_sip_lockout() {
+    let mut r = registrar();
+    let now = now();
+    let ip = source().ip();
+    assert_eq!(r.login("alice", "change-me", ip, now), Ok(0));
+    assert_eq!(r.login("bob", "s3cret", ip, now), Ok(1));
+    let wrong = r.login("alice", "guess", ip, now).unwrap_err();
+    assert!(!wrong.locked && !wrong.locked_now);
+    assert!(r.login("nobody", "x", ip, now).is_err());
+    for _ in 1..MAX_FAILURES - 1 {
+        r.login("alice", "guess", ip, now).unwrap_err();
+    }
+    assert!(r.login("alice", "guess", ip, now).unwrap_err().locked_now);
+    let locked = r.login("alice", "change-me", ip, now).unwrap_err();
+    assert!(locked.locked, "refused unchecked while locked out");
+    // The same counters: a REGISTER from that address for alice is refused too.
+    let a = r.authenticate(&register(""), source(), now).unwrap_err();
+    assert_eq!(a.status, 403);
+    // Another address is not locked out, and the window passing frees this one.
+    let other: IpAddr = "127.0.0.9".parse().unwrap();
+    assert_eq!(r.login("alice", "change-me", other, now), Ok(0));
+    let later = now + FAILURE_WINDOW + Duration::from_secs(1);
+    assert_eq!(r.login("alice", "change-me", ip, later), Ok(0));
+}

@@ -1,0 +1,261 @@
+//! The pages, as maud templates: HTML checked when the crate compiles, and every value put in
+//! it escaped unless it is marked as markup, so nothing a caller or a config wrote can become a
+//! tag. The pages' scripts are files of their own (no inline script: the Content-Security-Policy
+//! forbids it), and they set caller-supplied text with `textContent` only.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::api::{AgentRow, QueueRow};
+
+/// Who is looking at a page.
+pub struct Viewer<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub supervisor: bool,
+    pub csrf: &'a str,
+}
+
+fn page(title: &str, viewer: Option<&Viewer>, script: Option<&str>, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · hotline" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body data-csrf=[viewer.map(|v| v.csrf)] data-agent=[viewer.map(|v| v.id)] {
+                header {
+                    span.brand { "hotline" }
+                    @if let Some(v) = viewer {
+                        nav {
+                            a href="/desk" { "Desk" }
+                            @if v.supervisor {
+                                a href="/wall" { "Wall" }
+                            }
+                        }
+                        span.who { (v.name) }
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { (main) }
+                @if let Some(s) = script {
+                    script src="/assets/common.js" {}
+                    script src=(s) {}
+                }
+            }
+        }
+    }
+}
+
+/// The login form; `error` says why the last attempt failed.
+pub fn login(error: Option<&str>, next: &str, agent: &str) -> Markup {
+    page(
+        "Log in",
+        None,
+        None,
+        html! {
+            section.card.login {
+                h1 { "Log in" }
+                p.hint { "Your agent id and password, as your phone uses them." }
+                @if let Some(e) = error {
+                    p.error role="alert" { (e) }
+                }
+                form method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    label { "Agent id" input name="agent" autocomplete="username" required value=(agent); }
+                    label { "Password" input name="password" type="password" autocomplete="current-password" required; }
+                    button type="submit" { "Log in" }
+                }
+            }
+        },
+    )
+}
+
+/// A page in place of one the viewer may not open.
+pub fn refused(viewer: &Viewer, message: &str) -> Markup {
+    page(
+        "Not allowed",
+        Some(viewer),
+        None,
+        html! { section.card { h1 { "Not allowed" } p.error { (message) } } },
+    )
+}
+
+pub fn not_found(viewer: Option<&Viewer>) -> Markup {
+    page(
+        "Not found",
+        viewer,
+        None,
+        html! { section.card { h1 { "Not found" } p { "There is no such page. " a href="/desk" { "The desk" } " is where agents start." } } },
+    )
+}
+
+/// The router's own reasons in words (an agent's reason, "lunch", is shown as given).
+pub fn reason_label(reason: &str) -> &str {
+    match reason {
+        "no-phone" => "no phone registered",
+        "registered" => "phone registered, not yet ready",
+        "ring-no-answer" => "missed a call",
+        other => other,
+    }
+}
+
+/// Words for a state, as the pages show it.
+pub fn state_label(state: &str) -> &'static str {
+    match state {
+        "available" => "Ready",
+        "ringing" => "Ringing",
+        "busy" => "On a call",
+        "wrap-up" => "Wrap-up",
+        "not-ready" => "Not ready",
+        "offline" => "Offline",
+        _ => "Unknown",
+    }
+}
+
+/// The agent desk: their state, the buttons that change it, and what comes next.
+pub fn desk(viewer: &Viewer, me: Option<&AgentRow>, reasons: &[String], after: u64) -> Markup {
+    let state = me.map_or("offline", |r| r.state);
+    page(
+        "Desk",
+        Some(viewer),
+        Some("/assets/desk.js"),
+        html! {
+            section.card id="agent" data-after=(after) {
+                h1 { (viewer.name) }
+                p.state-line {
+                    "You are "
+                    strong id="state" class=(format!("state {state}")) { (state_label(state)) }
+                    " "
+                    span id="reason" { (me.and_then(|r| r.reason.as_deref()).map(|r| format!("({})", reason_label(r))).unwrap_or_default()) }
+                    " for "
+                    span id="since" data-since=[me.map(|r| r.since_s)] { (me.map(|r| r.since_s).unwrap_or(0)) " s" }
+                }
+                p id="next" { (me.and_then(|r| r.next_state.as_ref()).map(|n| format!("After this call: {}{}", state_label(n.state), n.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())).unwrap_or_default()) }
+                p id="wrap-up" { (me.and_then(|r| r.wrap_up_left_s).map(|s| format!("Wrap-up: {s} s left")).unwrap_or_default()) }
+                p id="phone" {
+                    @if me.is_some_and(|r| r.registered) { "Your phone is registered." }
+                    @else { "No phone is registered for you: register your SIP phone to take calls." }
+                }
+                div.buttons {
+                    button id="ready" type="button" { "Ready" }
+                    label { "Reason "
+                        select id="reason-choice" {
+                            @for r in reasons { option value=(r) { (r) } }
+                        }
+                    }
+                    button id="not-ready" type="button" { "Not ready" }
+                }
+                p id="message" role="status" {}
+            }
+        },
+    )
+}
+
+fn seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 60 {
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The supervisor wall: every queue's live figures and every agent's state.
+pub fn wall(viewer: &Viewer, queues: &[QueueRow], agents: &[AgentRow], after: u64) -> Markup {
+    page(
+        "Wall",
+        Some(viewer),
+        Some("/assets/wall.js"),
+        html! {
+            section.card id="wall" data-after=(after) {
+                h1 { "Queues" }
+                table id="queues" {
+                    thead { tr {
+                        th { "Queue" } th { "Waiting" } th { "Longest wait" } th { "Expected wait" }
+                        th { "Available" } th { "Logged in" } th { "Answered in 20 s (1 h)" }
+                    } }
+                    tbody {
+                        @for q in queues {
+                            tr data-queue=(q.name) class=(queue_class(q)) {
+                                td { (q.name) }
+                                td.waiting { (q.waiting) }
+                                td.longest data-since=[(q.waiting > 0).then_some(q.longest_wait_s)] { (seconds(q.longest_wait_s)) }
+                                td.ewt { (q.ewt_s.map(seconds).unwrap_or_else(|| "–".into())) }
+                                td.available { (q.agents_available) }
+                                td.staffed { (q.agents_logged_in) }
+                                td.sl { (q.service_level.map(|s| format!("{:.0}%", s * 100.0)).unwrap_or_else(|| "–".into())) }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h1 { "Agents" }
+                table id="agents" {
+                    thead { tr {
+                        th { "Agent" } th { "State" } th { "Reason" } th { "For" } th { "Phone" } th { "Set state" }
+                    } }
+                    tbody {
+                        @for a in agents {
+                            tr data-agent=(a.id) {
+                                td.name { (a.name) " (" (a.id) ")" }
+                                td { span class=(format!("state {}", a.state)) { (state_label(a.state)) } }
+                                td.reason { (a.reason.as_deref().map(reason_label).unwrap_or("")) }
+                                td.since data-since=(a.since_s) { (seconds(a.since_s as f64)) }
+                                td.phone { @if a.registered { "registered" } @else { "none" } }
+                                td.set {
+                                    select {
+                                        option value="available" { "Ready" }
+                                        option value="not-ready" { "Not ready" }
+                                        option value="offline" { "Offline" }
+                                    }
+                                    button type="button" { "Set" }
+                                }
+                            }
+                        }
+                    }
+                }
+                p id="message" role="status" {}
+            }
+        },
+    )
+}
+
+/// A queue row's colour: calm, callers waiting, or callers waiting too long / too few
+/// answered in time.
+pub fn queue_class(q: &QueueRow) -> &'static str {
+    if q.longest_wait_s >= 60.0 || q.service_level.is_some_and(|s| s < 0.8) {
+        "alert"
+    } else if q.waiting > 0 {
+        "busy"
+    } else {
+        "calm"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_caller_or_a_config_wrote_is_shown_as_text() {
+        let v = Viewer {
+            id: "alice",
+            name: "<img src=x onerror=alert(1)>",
+            supervisor: false,
+            csrf: "\"><script>",
+        };
+        let out = desk(&v, None, &["<b>lunch</b>".to_string()], 0).into_string();
+        assert!(!out.contains("<img"), "{out}");
+        assert!(!out.contains("<b>"), "{out}");
+        assert!(!out.contains("\"><script>"), "{out}");
+        assert!(out.contains("&lt;img src=x onerror=alert(1)&gt;"), "{out}");
+        assert!(out.contains("<script src=\"/assets/desk.js\">"), "{out}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The agent desk and the supervisor wall, in a real headless Chromium driven through
+//! chromedriver (WebDriver), against `hotline serve` with SIPp as the caller and the agent's
+//! phone. The tests read what a person sees: the visible text of the pages.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use super::agents::{AgentPorts, finish, http, json, register_agent, sipp_at};
+use super::{ANSWERED, Server, invite, pause, scenario};
+
+/// An agent who takes support calls, and a supervisor who takes none.
+const DESK_AGENTS: &str = r#"
+[desk]
+not_ready_reasons = ["lunch", "training"]
+
+[[agents]]
+id = "alice"
+password = "alice-pw"
+name = "Alice"
+skills = { support = 5 }
+
+[[agents]]
+id = "sam"
+password = "sam-pw"
+name = "Sam <b>Supervisor</b>"
+role = "supervisor"
+
+[[queues]]
+name = "support"
+skills = ["support"]
+strategy = "longest-idle"
+ring_timeout_s = 5
+wrap_up_s = 0
+"#;
+
+/// Headless Chromium under its own chromedriver, closed when dropped.
+struct Browser {
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    driver: Child,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(http_port: u16) -> Browser {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1200,800",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let client = rt
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("a Chromium session through chromedriver");
+        Browser {
+            rt,
+            client: Some(client),
+            driver,
+            base: format!("http://127.0.0.1:{http_port}"),
+            _profile: profile,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    fn goto(&self, path: &str) {
+        self.rt
+            .block_on(self.client().goto(&format!("{}{path}", self.base)))
+            .unwrap();
+    }
+
+    /// The page's path once it is `want` (a form's navigation may still be under way), or
+    /// whatever it is after 10 s.
+    fn path_after(&self, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let p = self.path();
+            if p == want || Instant::now() > deadline {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn path(&self) -> String {
+        self.rt
+            .block_on(self.client().current_url())
+            .unwrap()
+            .path()
+            .to_string()
+    }
+
+    /// The visible text of the first element `css` finds, or "" if none.
+    fn text(&self, css: &str) -> String {
+        self.rt.block_on(async {
+            match self.client().find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        })
+    }
+
+    /// Waits up to 10 s for the text of `css` to contain `want`; what it says then.
+    fn wait_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = self.text(css);
+            if t.contains(want) || Instant::now() > deadline {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn fill(&self, css: &str, value: &str) {
+        self.rt.block_on(async {
+            let e = self.client().find(Locator::Css(css)).await.unwrap();
+            e.clear().await.unwrap();
+            e.send_keys(value).await.unwrap();
+        })
+    }
+
+    fn click(&self, css: &str) {
+        self.rt.block_on(async {
+            let e = self.client().find(Locator::Css(css)).await.unwrap();
+            e.click().await.unwrap();
+        })
+    }
+
+    fn select(&self, css: &str, value: &str) {
+        self.rt.block_on(async {
+            let e = self.client().find(Locator::Css(css)).await.unwrap();
+            e.select_by_value(value).await.unwrap();
+        })
+    }
+
+    /// Logs in through the form, from wherever the browser is.
+    fn log_in(&self, agent: &str, password: &str) {
+        self.goto("/login");
+        self.fill("input[name=agent]", agent);
+        self.fill("input[name=password]", password);
+        self.click("button[type=submit]");
+    }
+
+    /// Saves a screenshot of the page under target/ (a test artefact).
+    fn screenshot(&self, name: &str) {
+        let png = self.rt.block_on(self.client().screenshot()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn agent_row(server: &Server, id: &str) -> serde_json::Value {
+    json(server, "/api/agents")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+/// A newcomer opening the server lands on the login; a wrong password is refused; alice's desk
+/// follows her phone registering and her state live; Not ready with a reason holds a caller
+/// back from her (he waits, her phone is not rung); the supervisor's wall shows him waiting
+/// without a reload, sets her Ready from the wall, and shows the queue empty once she answers.
+#[test]
+fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    let ports = AgentPorts::take();
+    let browser = Browser::open(server.ports.http);
+
+    browser.goto("/");
+    assert_eq!(
+        browser.path(),
+        "/login",
+        "/ leads to the desk, which needs a login"
+    );
+    browser.log_in("alice", "wrong");
+    assert!(
+        browser
+            .wait_text(".error", "Wrong")
+            .contains("Wrong agent id or password"),
+        "{}",
+        server.log()
+    );
+    browser.goto("/desk");
+    assert_eq!(browser.path(), "/login", "still no session");
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    assert_eq!(browser.text("h1"), "Alice");
+    assert_eq!(browser.text("#state"), "Offline");
+
+    // Her phone registers: the desk says Ready without a reload.
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    assert!(browser.text("#phone").contains("registered"));
+
+    // Not ready, for lunch: the API says so.
+    browser.select("#reason-choice", "lunch");
+    browser.click("#not-ready");
+    assert_eq!(browser.wait_text("#state", "Not ready"), "Not ready");
+    assert_eq!(browser.text("#reason"), "(lunch)");
+    let row = agent_row(&server, "alice");
+    assert_eq!(
+        (row["state"].as_str(), row["reason"].as_str()),
+        (Some("not-ready"), Some("lunch"))
+    );
+    browser.screenshot("desk");
+
+    // An agent may not open the wall.
+    browser.goto("/wall");
+    assert!(browser.text(".error").contains("supervisors"));
+
+    // The supervisor logs in on the same browser after alice logs out.
+    browser.goto("/desk");
+    browser.click("form.logout button");
+    assert_eq!(browser.path_after("/login"), "/login");
+    browser.goto("/desk");
+    assert_eq!(browser.path(), "/login", "logged out");
+    browser.log_in("sam", "sam-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    assert_eq!(
+        browser.text("header .who"),
+        "Sam <b>Supervisor</b>",
+        "a name is shown as text, never as markup"
+    );
+    browser.goto("/wall");
+    assert_eq!(browser.path(), "/wall");
+    let waiting = "#queues tr[data-queue=support] td.waiting";
+    assert_eq!(browser.text(waiting), "0");
+    let alice_state = "#agents tr[data-agent=alice] .state";
+    assert_eq!(browser.text(alice_state), "Not ready");
+
+    // A caller holds for support; alice is not ready, so he waits and her phone stays quiet.
+    let file = server.path().join("caller.xml");
+    std::fs::write(
+        &file,
+        scenario(&[
+            invite("PCMU", None),
+            ANSWERED.to_string(),
+            pause(8000),
+            super::CALLER_BYE.to_string(),
+        ]),
+    )
+    .unwrap();
+    let caller = super::sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(browser.wait_text(waiting, "1"), "1", "{}", server.log());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        browser.text(waiting),
+        "1",
+        "nobody took him while alice was not ready"
+    );
+    assert!(!server.log().contains("agent answered"), "{}", server.log());
+    browser.screenshot("wall");
+
+    // The supervisor sets her Ready from the wall: her phone rings, she answers, the queue
+    // empties on the wall.
+    browser.select("#agents tr[data-agent=alice] td.set select", "available");
+    browser.click("#agents tr[data-agent=alice] td.set button");
+    assert_eq!(browser.wait_text(waiting, "0"), "0", "{}", server.log());
+    assert_eq!(browser.wait_text(alice_state, "On a call"), "On a call");
+
+    let caller = caller.wait_with_output().unwrap();
+    assert!(caller.status.success(), "{}", server.log());
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    assert_eq!(browser.wait_text(alice_state, "Ready"), "Ready");
+}
+
+/// The page's token is needed for a change, an agent can change no one else's state, the
+/// events need a login, and every answer carries the Content-Security-Policy.
+#[test]
+fn changes_need_the_pages_token_and_the_stream_needs_a_login() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    let (status, _) = http(&server, "GET", "/api/events", None, "");
+    assert_eq!(status, 401);
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/desk/state",
+        None,
+        r#"{"state":"available"}"#,
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http(&server, "GET", "/api/nothing", None, "");
+    assert_eq!(status, 404);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+        "JSON errors: {body}"
+    );
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    // From the page itself, a change without the token, and one for bob, are refused.
+    let answers = browser
+        .rt
+        .block_on(browser.client().execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const post = (headers, body) => fetch("/desk/state", { method: "POST",
+                headers: Object.assign({ "Content-Type": "application/json" }, headers),
+                body: JSON.stringify(body) }).then((r) => r.status);
+            Promise.all([
+                post({}, { state: "not-ready" }),
+                post({ "X-CSRF-Token": document.body.dataset.csrf }, { agent: "sam", state: "offline" }),
+                post({ "X-CSRF-Token": document.body.dataset.csrf }, { state: "not-ready", reason: "training" }),
+                fetch("/desk").then((r) => r.headers.get("content-security-policy")),
+            ]).then(done);"#,
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(answers[0], 403, "no token: {answers}");
+    assert_eq!(answers[1], 403, "another agent's state: {answers}");
+    assert_eq!(answers[2], 200, "her own, with the token: {answers}");
+    assert!(
+        answers[3].as_str().unwrap().contains("default-src 'self'"),
+        "{answers}"
+    );
+    assert_eq!(agent_row(&server, "alice")["reason"], "training");
+}
