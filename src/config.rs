@@ -295,6 +295,8 @@ pub enum Role {
 pub struct Desk {
     /// Why an agent is not ready: the desk's choices (the API takes any short text).
     pub not_ready_reasons: Vec<String>,
+    /// What an agent picks to sum a call up after it (saved on the call record with a note).
+    pub wrap_up_codes: Vec<String>,
     /// How long a desk session lasts without being used.
     pub session_idle_h: u32,
 }
@@ -303,6 +305,9 @@ impl Default for Desk {
     fn default() -> Self {
         Desk {
             not_ready_reasons: ["break", "lunch", "meeting", "training"]
+                .map(String::from)
+                .to_vec(),
+            wrap_up_codes: ["resolved", "follow-up needed", "escalated", "wrong number"]
                 .map(String::from)
                 .to_vec(),
             session_idle_h: 12,

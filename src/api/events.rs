@@ -195,6 +195,7 @@ mod tests {
             call: None,
             next_state: None,
             wrap_up_left_s: None,
+            caller: None,
         };
         let alice = Viewer::Agent("alice".into());
         assert!(

@@ -3,7 +3,9 @@
 //! core) as queries with a reply channel, and to the store; writes need the bearer token
 //! named by `[http] token_env`, and are refused when it is unset.
 
+pub mod caller;
 pub mod events;
+pub mod session;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,6 +51,8 @@ pub struct AgentRow {
     pub next_state: Option<NextState>,
     /// Seconds of wrap-up left, while in wrap-up.
     pub wrap_up_left_s: Option<u64>,
+    /// Who the agent rings for or talks to.
+    pub caller: Option<caller::CallerCard>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,14 +159,117 @@ pub struct ApiState {
     /// The bearer token writes need; `None` refuses every write.
     pub token: Option<String>,
     pub pacer: Arc<PacerStats>,
+    /// Desk logins (the pages, and the API reads they make).
+    pub sessions: Arc<std::sync::Mutex<session::Sessions>>,
+}
+
+/// The cookie that names a desk session.
+pub const COOKIE: &str = "hotline_session";
+
+#[allow(clippy::disallowed_methods)] // the HTTP edge reads the clock; the session core does not
+pub fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// The wall clock, for the times the pages write and look back from.
+#[allow(clippy::disallowed_methods)] // the HTTP edge reads the clock
+pub fn wall_now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Who asks: the API's bearer token (everything), or a desk login.
+#[derive(Debug, Clone)]
+pub enum Who {
+    Token,
+    Desk(session::Session),
+}
+
+impl Who {
+    /// Whether they may see every agent's and every call's details.
+    pub fn sees_all(&self) -> bool {
+        match self {
+            Who::Token => true,
+            Who::Desk(s) => s.supervisor,
+        }
+    }
+
+    /// The agent logged in, if a desk login.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Who::Token => None,
+            Who::Desk(s) => Some(&s.agent),
+        }
+    }
+}
+
+impl ApiState {
+    pub fn new(shared: Arc<Shared>, token: Option<String>, pacer: Arc<PacerStats>) -> ApiState {
+        let idle = std::time::Duration::from_secs(
+            u64::from(shared.config.desk.session_idle_h.max(1)) * 3600,
+        );
+        ApiState {
+            shared,
+            token,
+            pacer,
+            sessions: Arc::new(std::sync::Mutex::new(session::Sessions::new(idle))),
+        }
+    }
+
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, session::Sessions> {
+        match self.sessions.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The desk session the request's cookie names, if open.
+    pub fn session(&self, headers: &HeaderMap) -> Option<session::Session> {
+        let token = cookie(headers, COOKIE)?;
+        self.sessions().get(&token, now())
+    }
+
+    /// Whether the request carries the API's bearer token.
+    pub fn bearer_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    }
+
+    /// Who the request comes from, if anyone known.
+    pub fn who(&self, headers: &HeaderMap) -> Option<Who> {
+        if self.bearer_ok(headers) {
+            return Some(Who::Token);
+        }
+        self.session(headers).map(Who::Desk)
+    }
 }
 
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/agents", get(agents))
+        .route("/api/agents/{id}", get(agent))
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(queues))
         .route("/api/calls", get(calls))
+        .route("/api/calls/{id}", get(call))
         .route("/api/flows", get(flows))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -189,6 +296,16 @@ pub fn unavailable() -> Response {
 async fn agents(State(state): State<ApiState>) -> Response {
     match ask(&state, ApiQuery::Agents).await {
         Some(rows) => Json(rows).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn agent(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match ask(&state, ApiQuery::Agents).await {
+        Some(rows) => match rows.into_iter().find(|a| a.id == id) {
+            Some(row) => Json(row).into_response(),
+            None => error(StatusCode::NOT_FOUND, "no such agent"),
+        },
         None => unavailable(),
     }
 }
@@ -323,7 +440,50 @@ pub fn calls_query(raw: Option<&str>) -> Result<(u32, CallFilter), String> {
     Ok((limit, filter))
 }
 
-async fn calls(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+/// A call's wrap-up note is the business of the agent who took it, supervisors and the API's
+/// token holder: anyone else gets the record without it.
+fn hide_wrap_up(
+    mut record: crate::store::CallRecord,
+    who: Option<&Who>,
+) -> crate::store::CallRecord {
+    let may = who.is_some_and(|w| {
+        w.sees_all() || (w.agent().is_some() && w.agent() == record.agent.as_deref())
+    });
+    if !may {
+        record.wrap_up = None;
+    }
+    record
+}
+
+/// `GET /api/calls/{id}`: the newest call with that Call-ID.
+async fn call(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let who = state.who(&headers);
+    let store = Arc::clone(&state.shared.store);
+    let found = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())
+            .and_then(|s| s.call(&id).map_err(|e| e.to_string()))
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(record))) => Json(hide_wrap_up(record, who.as_ref())).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with that id"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn calls(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let who = state.who(&headers);
     let (limit, filter) = match calls_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -337,7 +497,12 @@ async fn calls(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Respon
     })
     .await;
     match rows {
-        Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Ok(rows)) => Json(
+            rows.into_iter()
+                .map(|r| hide_wrap_up(r, who.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

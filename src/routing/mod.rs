@@ -471,6 +471,14 @@ impl Router {
         }
     }
 
+    /// When the call's agent answered, while connected.
+    pub fn answered_at(&self, call: CallId) -> Option<Instant> {
+        match self.calls.get(&call)?.state {
+            CallState::Connected { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
     /// Whether the call still waits in its queue (not ringing, not connected).
     pub fn is_waiting(&self, call: CallId) -> bool {
         matches!(

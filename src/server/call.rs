@@ -184,6 +184,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         end_reason: None,
         waits_told: Vec::new(),
         probe: line.probe,
+        wrap_up: None,
     };
     shared.records.save(&uid, &record);
     tracing::info!(

@@ -435,13 +435,9 @@ pub async fn run(
     } else {
         tracing::info!("HTTP API on {}", shared.config.http.listen);
     }
-    let api_state = crate::api::ApiState {
-        shared: Arc::clone(&shared),
-        token,
-        pacer: Arc::clone(&pacer_stats),
-    };
+    let api_state = crate::api::ApiState::new(Arc::clone(&shared), token, Arc::clone(&pacer_stats));
     let api = crate::api::router(api_state.clone())
-        .merge(crate::web::router(crate::web::WebState::new(api_state)))
+        .merge(crate::web::router(api_state))
         .fallback(crate::web::not_found)
         .layer(axum::middleware::map_response(crate::web::security_headers));
     let api_task = tokio::spawn(http::serve(http, api));

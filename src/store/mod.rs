@@ -186,6 +186,20 @@ pub struct CallRecord {
     /// Placed by `hotline probe` (authenticated): left out of `hotline report`.
     #[serde(default)]
     pub probe: bool,
+    /// What the agent noted after the call (shown only to them, supervisors and the API's
+    /// token holder).
+    #[serde(default)]
+    pub wrap_up: Option<WrapUp>,
+}
+
+/// An agent's wrap-up of a call: a code from `[desk] wrap_up_codes` and a free note.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WrapUp {
+    pub code: String,
+    pub note: String,
+    /// Who wrote it, and when (RFC 3339, UTC).
+    pub by: String,
+    pub at: String,
 }
 
 /// One queue announcement of the expected wait, as the caller heard it.
@@ -215,6 +229,29 @@ pub fn utc_time(s: &str) -> Option<String> {
     date.to_zoned(jiff::tz::TimeZone::UTC)
         .ok()
         .map(|z| z.timestamp().to_string())
+}
+
+/// Who a caller's URI names, to find their earlier calls: `user@host` (the host in lower
+/// case, without port or parameters), or the number of a `tel:` URI; none for an anonymous
+/// caller or one with no user.
+pub fn caller_key(uri: &str) -> Option<String> {
+    let lower = uri.trim().to_ascii_lowercase();
+    let rest = ["sips:", "sip:", "tel:"]
+        .iter()
+        .find_map(|s| lower.starts_with(s).then(|| &uri.trim()[s.len()..]))?;
+    let rest = rest.split([';', '?', '>']).next().unwrap_or("");
+    let key = match rest.split_once('@') {
+        Some((user, host)) => {
+            let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+            if user.is_empty() || host.is_empty() {
+                return None;
+            }
+            format!("{user}@{host}")
+        }
+        None => rest.to_string(),
+    };
+    let anonymous = key.to_ascii_lowercase().starts_with("anonymous");
+    (!key.is_empty() && !anonymous).then_some(key)
 }
 
 /// Which calls `GET /api/calls` and `hotline report` look at. Times are RFC 3339 and compare
@@ -286,7 +323,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 13] = [
+const CALL_COLUMNS: [(&str, &str); 14] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -300,9 +337,10 @@ const CALL_COLUMNS: [(&str, &str); 13] = [
     ("end_reason", "TEXT"),
     ("waits_told", "TEXT NOT NULL DEFAULT '[]'"),
     ("probe", "INTEGER NOT NULL DEFAULT 0"),
+    ("wrap_up", "TEXT"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -330,6 +368,9 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
         end_reason: r.get(19)?,
         waits_told: serde_json::from_str(&r.get::<_, String>(20)?).unwrap_or_default(),
         probe: r.get(21)?,
+        wrap_up: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|w| serde_json::from_str(&w).ok()),
     })
 }
 
@@ -574,6 +615,68 @@ impl Store {
         )?)
     }
 
+    /// Writes the wrap-up of the newest call with this Call-ID, when `agent` (if given) is the
+    /// one who answered it. Whether a call was found. The call's own record writes never
+    /// touch it.
+    pub fn set_wrap_up(
+        &self,
+        call_id: &str,
+        agent: Option<&str>,
+        wrap_up: &WrapUp,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(wrap_up).unwrap_or_else(|_| "null".into());
+        let n = self.conn.execute(
+            "UPDATE calls SET wrap_up = ?1 WHERE id = (
+               SELECT id FROM calls WHERE call_id = ?2 AND (?3 IS NULL OR agent = ?3)
+               ORDER BY id DESC LIMIT 1)",
+            params![json, call_id, agent],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The calls from the same caller as `uri` (the same user at the same host, whatever the
+    /// port or parameters) since `since`, newest first, at most `limit`.
+    pub fn calls_from(
+        &self,
+        uri: &str,
+        since: &str,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let Some(key) = caller_key(uri) else {
+            return Ok(Vec::new());
+        };
+        let pattern = format!(
+            "%{}%",
+            key.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let mut st = self.conn.prepare(&format!(
+            "{CALL_SELECT} WHERE started >= ?1 AND caller LIKE ?2 ESCAPE '\\' ORDER BY id DESC LIMIT 500"
+        ))?;
+        let rows = st.query_map(params![since, pattern], call_from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r?;
+            if caller_key(&r.from).as_deref() == Some(key.as_str()) {
+                out.push(r);
+                if out.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest call with this Call-ID.
+    pub fn call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "{CALL_SELECT} WHERE call_id = ?1 ORDER BY id DESC LIMIT 1"
+        ))?;
+        let mut rows = st.query_map(params![call_id], call_from_row)?;
+        Ok(rows.next().transpose()?)
+    }
+
     /// The last `limit` calls matching `filter`, newest first.
     pub fn calls(&self, filter: &CallFilter, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
         let mut sql = format!("{CALL_SELECT} WHERE 1 = 1");
@@ -733,6 +836,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             probe: false,
+            wrap_up: None,
         }
     }
 
@@ -756,6 +860,69 @@ mod tests {
             ..CallFilter::default()
         };
         assert_eq!(again.calls(&window, 10).unwrap(), vec![record(2)]);
+    }
+
+    #[test]
+    fn a_callers_earlier_calls_are_found_whatever_their_port() {
+        assert_eq!(
+            caller_key("sip:ana@Example.com:5062;transport=tcp").as_deref(),
+            Some("ana@example.com")
+        );
+        assert_eq!(
+            caller_key("tel:+34600111222").as_deref(),
+            Some("+34600111222")
+        );
+        assert_eq!(caller_key("sip:anonymous@anonymous.invalid"), None);
+        assert_eq!(caller_key("mailto:x@y"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut other = record(3);
+        other.from = "sip:anabel@example.com".into();
+        let mut ported = record(2);
+        ported.from = "sip:ana@example.com:5099".into();
+        store
+            .save_calls(&[
+                ("u1".into(), record(1)),
+                ("u2".into(), ported.clone()),
+                ("u3".into(), other),
+            ])
+            .unwrap();
+        let found = store
+            .calls_from("sip:ana@example.com:7000", "2026-11-22T00:00:00Z", 10)
+            .unwrap();
+        assert_eq!(found, vec![ported, record(1)]);
+        let later = store
+            .calls_from("sip:ana@example.com", "2026-11-22T10:02:00Z", 10)
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert!(
+            store
+                .calls_from("sip:%@example.com", "2026-01-01", 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// The agent who answered writes the wrap-up; nobody else's name does; the call's later
+    /// record writes keep it.
+    #[test]
+    fn a_wrap_up_is_kept_by_the_call_and_written_only_by_its_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.save_calls(&[("u2".into(), record(2))]).unwrap();
+        let w = WrapUp {
+            code: "resolved".into(),
+            note: "new card sent".into(),
+            by: "alice".into(),
+            at: "2026-11-22T10:03:00Z".into(),
+        };
+        assert!(!store.set_wrap_up("c2", Some("bob"), &w).unwrap());
+        assert!(!store.set_wrap_up("nope", None, &w).unwrap());
+        assert!(store.set_wrap_up("c2", Some("alice"), &w).unwrap());
+        store.save_calls(&[("u2".into(), record(2))]).unwrap();
+        let got = store.call("c2").unwrap().unwrap();
+        assert_eq!(got.wrap_up.as_ref(), Some(&w));
+        assert_eq!(store.call("nope").unwrap(), None);
     }
 
     #[test]

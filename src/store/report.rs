@@ -487,6 +487,7 @@ mod tests {
             end_reason: Some(end.into()),
             waits_told: Vec::new(),
             probe: false,
+            wrap_up: None,
         }
     }
 

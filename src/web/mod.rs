@@ -4,12 +4,10 @@
 //! Events stream both pages follow. Templates and scripts are built into the binary.
 
 pub mod pages;
-pub mod session;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,55 +18,21 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
 use crate::api::events::{Published, Viewer as EventViewer};
-use crate::api::{ApiQuery, ApiState, LoginRefused, ask, change_state, error, unavailable};
+use crate::api::session::Session;
+use crate::api::{
+    ApiQuery, ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, now, unavailable,
+};
 use pages::Viewer;
-use session::{Session, Sessions};
 
-/// The cookie that names a desk session.
-pub const COOKIE: &str = "hotline_session";
-
-#[derive(Clone)]
-pub struct WebState {
-    pub api: ApiState,
-    pub sessions: Arc<Mutex<Sessions>>,
-}
-
-impl WebState {
-    pub fn new(api: ApiState) -> WebState {
-        let idle =
-            Duration::from_secs(u64::from(api.shared.config.desk.session_idle_h.max(1)) * 3600);
-        WebState {
-            api,
-            sessions: Arc::new(Mutex::new(Sessions::new(idle))),
-        }
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        match self.sessions.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// The session the request's cookie names, if open.
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let token = cookie(headers, COOKIE)?;
-        self.sessions().get(&token, now())
-    }
-}
-
-#[allow(clippy::disallowed_methods)] // the web edge reads the clock; the session core does not
-fn now() -> Instant {
-    Instant::now()
-}
-
-pub fn router(state: WebState) -> axum::Router {
+pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/", get(|| async { Redirect::to("/desk") }))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/desk", get(desk))
         .route("/desk/state", post(desk_state))
+        .route("/desk/history", get(history))
+        .route("/desk/wrap-up", post(wrap_up))
         .route("/wall", get(wall))
         .route("/api/events", get(events))
         .route("/assets/{file}", get(asset))
@@ -105,17 +69,6 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         )
             .into_response()
     }
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 /// 32 random bytes from the operating system, as hex.
@@ -161,7 +114,7 @@ struct NextQuery {
 }
 
 async fn login_page(
-    State(state): State<WebState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     q: Query<NextQuery>,
 ) -> Response {
@@ -180,7 +133,7 @@ struct LoginForm {
 }
 
 async fn login(
-    State(state): State<WebState>,
+    State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -193,7 +146,7 @@ async fn login(
     let next = next_page(form.next.as_deref());
     let agent: String = form.agent.trim().chars().take(64).collect();
     let password: String = form.password.chars().take(256).collect();
-    let answer = ask(&state.api, |reply| ApiQuery::Login {
+    let answer = ask(&state, |reply| ApiQuery::Login {
         user: agent.clone(),
         password,
         source: peer.ip(),
@@ -246,7 +199,7 @@ struct LogoutForm {
 }
 
 async fn logout(
-    State(state): State<WebState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -268,20 +221,44 @@ async fn logout(
         .into_response()
 }
 
-async fn desk(State(state): State<WebState>, headers: HeaderMap) -> Response {
+async fn desk(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(s) = state.session(&headers) else {
         return to_login("/desk");
     };
-    let after = state.api.shared.events.last_id();
-    let Some(agents) = ask(&state.api, ApiQuery::Agents).await else {
+    let after = state.shared.events.last_id();
+    let Some(agents) = ask(&state, ApiQuery::Agents).await else {
         return unavailable();
     };
     let me = agents.iter().find(|a| a.id == s.agent);
-    let reasons = &state.api.shared.config.desk.not_ready_reasons;
-    html(StatusCode::OK, pages::desk(&viewer(&s), me, reasons, after))
+    // The last call she answered, if it ended in the last hour without a wrap-up.
+    let agent = s.agent.clone();
+    let since = (crate::api::wall_now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let pending = read_store(&state, move |store| {
+        let filter = crate::store::CallFilter {
+            agent: Some(agent),
+            since: Some(since),
+            ..Default::default()
+        };
+        Ok(store
+            .calls(&filter, 1)?
+            .into_iter()
+            .find(|c| c.ended.is_some() && c.wrap_up.is_none())
+            .map(|c| (c.id, c.from)))
+    })
+    .await
+    .unwrap_or(None);
+    let desk = &state.shared.config.desk;
+    let d = pages::Desk {
+        me,
+        reasons: &desk.not_ready_reasons,
+        codes: &desk.wrap_up_codes,
+        pending,
+        after,
+    };
+    html(StatusCode::OK, pages::desk(&viewer(&s), &d))
 }
 
-async fn wall(State(state): State<WebState>, headers: HeaderMap) -> Response {
+async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(s) = state.session(&headers) else {
         return to_login("/wall");
     };
@@ -291,10 +268,10 @@ async fn wall(State(state): State<WebState>, headers: HeaderMap) -> Response {
             pages::refused(&viewer(&s), "The wall is for supervisors."),
         );
     }
-    let after = state.api.shared.events.last_id();
+    let after = state.shared.events.last_id();
     let (Some(agents), Some(queues)) = (
-        ask(&state.api, ApiQuery::Agents).await,
-        ask(&state.api, ApiQuery::Queues).await,
+        ask(&state, ApiQuery::Agents).await,
+        ask(&state, ApiQuery::Queues).await,
     ) else {
         return unavailable();
     };
@@ -306,7 +283,7 @@ async fn wall(State(state): State<WebState>, headers: HeaderMap) -> Response {
 
 /// A change from a page: the session's own token in `X-CSRF-Token`, and, when the browser
 /// says where the page came from, that it came from here.
-fn checked(state: &WebState, headers: &HeaderMap) -> Result<Session, (StatusCode, &'static str)> {
+fn checked(state: &ApiState, headers: &HeaderMap) -> Result<Session, (StatusCode, &'static str)> {
     let Some(s) = state.session(headers) else {
         return Err((StatusCode::UNAUTHORIZED, "log in first"));
     };
@@ -341,7 +318,7 @@ struct StateForm {
 }
 
 async fn desk_state(
-    State(state): State<WebState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -368,7 +345,170 @@ async fn desk_state(
         state = form.state,
         "state set from a page"
     );
-    change_state(&state.api, agent, &form.state, form.reason).await
+    change_state(&state, agent, &form.state, form.reason).await
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    call: String,
+}
+
+/// One earlier call of the caller, as the desk lists it.
+#[derive(serde::Serialize)]
+struct Earlier {
+    started: String,
+    outcome: String,
+    agent: Option<String>,
+    wrap_up_code: Option<String>,
+    note: Option<String>,
+}
+
+/// How far back the desk looks for a caller's earlier calls.
+const HISTORY_DAYS: i64 = 30;
+
+/// Runs a store read off the async threads; a JSON error if it fails.
+async fn read_store<T: Send + 'static>(
+    state: &ApiState,
+    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let store = std::sync::Arc::clone(&state.shared.store);
+    let r = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())
+            .and_then(|s| f(&s).map_err(|e| e.to_string()))
+    })
+    .await;
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    }
+}
+
+/// `GET /desk/history?call=ID`: the caller's calls of the last 30 days before this one,
+/// for the agent whose phone rings for it or who answered it (or a supervisor).
+async fn history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Query<HistoryQuery>,
+) -> Response {
+    let Some(s) = state.session(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "log in first");
+    };
+    let ringing_for_me = if s.supervisor {
+        true
+    } else {
+        match ask(&state, ApiQuery::Agents).await {
+            Some(rows) => rows
+                .iter()
+                .any(|a| a.id == s.agent && a.call.as_deref() == Some(q.call.as_str())),
+            None => return unavailable(),
+        }
+    };
+    let call = q.call.clone();
+    let since =
+        (crate::api::wall_now() - jiff::SignedDuration::from_hours(24 * HISTORY_DAYS)).to_string();
+    let me = s.agent.clone();
+    let found = read_store(&state, move |store| {
+        let Some(this) = store.call(&call)? else {
+            return Ok(None);
+        };
+        if !ringing_for_me && this.agent.as_deref() != Some(me.as_str()) {
+            return Ok(Some(Err(())));
+        }
+        let earlier = store.calls_from(&this.from, &since, 11)?;
+        Ok(Some(Ok((this.from, earlier))))
+    })
+    .await;
+    let (from, earlier) = match found {
+        Ok(Some(Ok(v))) => v,
+        Ok(Some(Err(()))) => {
+            return error(StatusCode::FORBIDDEN, "not a call of yours");
+        }
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no call with that id"),
+        Err(e) => return e,
+    };
+    let calls: Vec<Earlier> = earlier
+        .into_iter()
+        .filter(|c| c.id != q.call)
+        .take(10)
+        .map(|c| Earlier {
+            started: c.started,
+            outcome: c.outcome,
+            agent: c.agent,
+            wrap_up_code: c.wrap_up.as_ref().map(|w| w.code.clone()),
+            note: c.wrap_up.map(|w| w.note),
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "caller": from, "calls": calls })).into_response()
+}
+
+#[derive(Deserialize)]
+struct WrapUpForm {
+    call: String,
+    code: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// The longest wrap-up note kept.
+const MAX_NOTE: usize = 2000;
+
+/// `POST /desk/wrap-up`: the agent who answered a call sums it up (a supervisor may for
+/// anyone); saved on the call record.
+async fn wrap_up(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let s = match checked(&state, &headers) {
+        Ok(s) => s,
+        Err((status, why)) => return error(status, why),
+    };
+    let Ok(form) = serde_json::from_slice::<WrapUpForm>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"call\": ..., \"code\": ..., \"note\": ...}",
+        );
+    };
+    let codes = &state.shared.config.desk.wrap_up_codes;
+    if !codes.is_empty() && !codes.contains(&form.code) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("the wrap-up code is one of: {}", codes.join(", ")),
+        );
+    }
+    let note: String = form
+        .note
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(MAX_NOTE)
+        .collect();
+    let w = crate::store::WrapUp {
+        code: form.code,
+        note: note.trim().to_string(),
+        by: s.agent.clone(),
+        at: crate::api::wall_now().to_string(),
+    };
+    let call = form.call.clone();
+    let agent = (!s.supervisor).then(|| s.agent.clone());
+    let saved = read_store(&state, move |store| {
+        Ok(if store.set_wrap_up(&call, agent.as_deref(), &w)? {
+            store.call(&call)?
+        } else {
+            None
+        })
+    })
+    .await;
+    match saved {
+        Ok(Some(record)) => {
+            tracing::info!(agent = s.agent, call = form.call, "wrap-up saved");
+            axum::Json(record).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no call of yours with that id"),
+        Err(e) => e,
+    }
 }
 
 #[derive(Deserialize)]
@@ -380,14 +520,14 @@ struct EventsQuery {
 /// `GET /api/events`: the live stream, for a desk session (its own row and the queues; a
 /// supervisor's session everything) or the API's bearer token (everything).
 async fn events(
-    State(state): State<WebState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     q: Query<EventsQuery>,
 ) -> Response {
     let viewer = match state.session(&headers) {
         Some(s) if s.supervisor => EventViewer::Supervisor,
         Some(s) => EventViewer::Agent(s.agent),
-        None if bearer_ok(&state, &headers) => EventViewer::Supervisor,
+        None if state.bearer_ok(&headers) => EventViewer::Supervisor,
         None => {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -400,7 +540,7 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .or(q.after);
-    let sub = state.api.shared.events.subscribe(last);
+    let sub = state.shared.events.subscribe(last);
     let first: Vec<Result<sse::Event, Infallible>> = sub
         .gap
         .then(|| Ok(sse::Event::default().event("reload").data("{}")))
@@ -443,18 +583,6 @@ fn to_sse(p: &Published) -> sse::Event {
         .id(p.id.to_string())
         .event(p.event.name())
         .data(p.json.as_str())
-}
-
-fn bearer_ok(state: &WebState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.api.token else {
-        return false;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    crate::api::constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
 /// The pages' style and scripts, built into the binary.

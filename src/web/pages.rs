@@ -119,14 +119,30 @@ pub fn state_label(state: &str) -> &'static str {
 }
 
 /// The agent desk: their state, the buttons that change it, and what comes next.
-pub fn desk(viewer: &Viewer, me: Option<&AgentRow>, reasons: &[String], after: u64) -> Markup {
+/// What the desk is rendered with.
+pub struct Desk<'a> {
+    pub me: Option<&'a AgentRow>,
+    pub reasons: &'a [String],
+    pub codes: &'a [String],
+    /// The agent's last answered call still without a wrap-up: its Call-ID and caller.
+    pub pending: Option<(String, String)>,
+    /// The number of the last event before the render: the stream resumes after it.
+    pub after: u64,
+}
+
+pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
+    let (me, reasons, after) = (d.me, d.reasons, d.after);
+    // The page's script draws the row (the caller card too) from the same JSON the stream sends.
+    let row = me
+        .and_then(|r| serde_json::to_string(r).ok())
+        .unwrap_or_default();
     let state = me.map_or("offline", |r| r.state);
     page(
         "Desk",
         Some(viewer),
         Some("/assets/desk.js"),
         html! {
-            section.card id="agent" data-after=(after) {
+            section.card id="agent" data-after=(after) data-row=(row) {
                 h1 { (viewer.name) }
                 p.state-line {
                     "You are "
@@ -152,6 +168,36 @@ pub fn desk(viewer: &Viewer, me: Option<&AgentRow>, reasons: &[String], after: u
                     button id="not-ready" type="button" { "Not ready" }
                 }
                 p id="message" role="status" {}
+            }
+            section.card id="caller" hidden {
+                h1 { "Caller" }
+                p.caller-who {
+                    strong id="caller-name" {} " " span id="caller-number" {}
+                }
+                p {
+                    "Queue " strong id="caller-queue" {} ", waited " span id="caller-waited" {}
+                    " " span id="caller-callback" {}
+                }
+                h2 { "Their way through the line" }
+                ol id="caller-steps" {}
+                h2 { "What they typed" }
+                dl id="caller-variables" {}
+                h2 { "Their calls of the last 30 days" }
+                ul id="caller-history" {}
+            }
+            section.card id="wrap-up-card" hidden
+                data-call=[d.pending.as_ref().map(|p| &p.0)]
+                data-caller=[d.pending.as_ref().map(|p| &p.1)] {
+                h1 { "Wrap-up" }
+                p id="wrap-up-for" {}
+                label { "Code "
+                    select id="wrap-up-code" {
+                        @for c in d.codes { option value=(c) { (c) } }
+                    }
+                }
+                label.note { "Note" textarea id="wrap-up-note" maxlength="2000" rows="3" {} }
+                button id="wrap-up-save" type="button" { "Save" }
+                p id="wrap-up-message" role="status" {}
             }
         },
     )
@@ -251,7 +297,15 @@ mod tests {
             supervisor: false,
             csrf: "\"><script>",
         };
-        let out = desk(&v, None, &["<b>lunch</b>".to_string()], 0).into_string();
+        let reasons = ["<b>lunch</b>".to_string()];
+        let d = Desk {
+            me: None,
+            reasons: &reasons,
+            codes: &[],
+            pending: Some(("c1".into(), "\"><img src=x>".into())),
+            after: 0,
+        };
+        let out = desk(&v, &d).into_string();
         assert!(!out.contains("<img"), "{out}");
         assert!(!out.contains("<b>"), "{out}");
         assert!(!out.contains("\"><script>"), "{out}");

@@ -300,7 +300,7 @@ const AGENT_RINGS: &str = r#"  <recv request="INVITE" crlf="true">
 "#;
 
 /// The agent answers with PCMA, its media at `rtp` (the test listens there).
-fn agent_answers(rtp: u16) -> String {
+pub(super) fn agent_answers(rtp: u16) -> String {
     let ack = r#"  <recv request="ACK" crlf="true">
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="from"/>
@@ -378,7 +378,7 @@ const AGENT_GETS_BYE: &str = r#"  <recv request="BYE"/>
 "#;
 
 /// The agent hangs up, unless the caller has within `ms`.
-fn agent_hangs_up_after(ms: u32) -> String {
+pub(super) fn agent_hangs_up_after(ms: u32) -> String {
     format!(
         r#"  <recv request="BYE" timeout="{ms}" ontimeout="1"/>
   <send next="2">

@@ -381,3 +381,133 @@ fn changes_need_the_pages_token_and_the_stream_needs_a_login() {
     );
     assert_eq!(agent_row(&server, "alice")["reason"], "training");
 }
+
+/// A caller whose phone calls itself `<img src=x onerror=alert(1)>` types 7 and reaches
+/// alice: within moments of her phone ringing her desk shows the card (the name as text, the
+/// queue, the way through the line, what was typed); after the call she picks a wrap-up code
+/// and writes a note, which the call's record then has; the same caller's next call shows
+/// the first, with its note, among their earlier calls.
+#[test]
+fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    let ports = AgentPorts::take();
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    // Her phone takes two calls, each for about 3 s, then hangs up.
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::agent_answers(ports.listen(0)),
+            super::agents::agent_hangs_up_after(3000),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "2"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    let xss = "<img src=x onerror=alert(1)>";
+    let caller_xml = scenario(&[
+        invite("PCMU", None).replace("\"Test Caller\"", &format!("\"{xss}\"")),
+        ANSWERED.to_string(),
+        pause(500),
+        super::key('7'),
+        super::SERVER_BYE.to_string(),
+    ]);
+    let file = server.path().join("caller.xml");
+    std::fs::write(&file, &caller_xml).unwrap();
+    let first = super::sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        browser.wait_text("#caller-name", xss),
+        xss,
+        "{}",
+        server.log()
+    );
+    assert_eq!(browser.text("#caller-queue"), "support");
+    let steps = browser.text("#caller-steps");
+    assert!(
+        steps.contains("agentline.account: typed their digits")
+            && steps.contains("agentline.agents"),
+        "{steps}"
+    );
+    let typed = browser.text("#caller-variables");
+    assert!(typed.contains("account") && typed.contains('7'), "{typed}");
+    assert!(
+        browser
+            .wait_text("#caller-history", "No earlier call")
+            .contains("No earlier call")
+    );
+    let images = browser
+        .rt
+        .block_on(browser.client().find_all(Locator::Css("img")))
+        .unwrap();
+    assert!(images.is_empty(), "the caller's name became an element");
+    browser.screenshot("desk-caller");
+
+    // The call ends: the wrap-up.
+    assert!(
+        browser
+            .wait_text("#wrap-up-for", "Your call with")
+            .contains(xss),
+        "{}",
+        server.log()
+    );
+    assert!(
+        first.wait_with_output().unwrap().status.success(),
+        "{}",
+        server.log()
+    );
+    browser.select("#wrap-up-code", "follow-up needed");
+    browser.fill("#wrap-up-note", "New card sent; call back Friday");
+    browser.click("#wrap-up-save");
+    assert_eq!(browser.wait_text("#wrap-up-message", "Saved"), "Saved.");
+    let calls = {
+        let (status, body) = http(&server, "GET", "/api/calls?limit=1", Some("test-token"), "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let id = calls[0]["id"].as_str().unwrap().to_string();
+    let (_, body) = http(
+        &server,
+        "GET",
+        &format!("/api/calls/{id}"),
+        Some("test-token"),
+        "",
+    );
+    let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(record["agent"], "alice", "{record}");
+    assert_eq!(record["wrap_up"]["code"], "follow-up needed", "{record}");
+    assert_eq!(record["wrap_up"]["note"], "New card sent; call back Friday");
+    // Without the token or her login, the note is not shown.
+    let (_, body) = http(&server, "GET", &format!("/api/calls/{id}"), None, "");
+    let anonymous: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(anonymous["wrap_up"].is_null(), "{anonymous}");
+    let (status, _) = http(&server, "GET", "/api/calls/no-such-call", None, "");
+    assert_eq!(status, 404);
+
+    // The same caller again: the first call and its note are on the card.
+    let second = super::sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let history = browser.wait_text("#caller-history", "call back Friday");
+    assert!(
+        history.contains("follow-up needed") && history.contains("with alice"),
+        "{history}\n{}",
+        server.log()
+    );
+    browser.screenshot("desk-returning-caller");
+    assert!(
+        second.wait_with_output().unwrap().status.success(),
+        "{}",
+        server.log()
+    );
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+}

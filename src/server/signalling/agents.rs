@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random, tag};
+use crate::api::caller::{CallerCard, Variable};
 use crate::api::events::Event;
 use crate::api::{
     AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow, StateReply,
@@ -1374,10 +1375,41 @@ impl Signalling {
                 state: r.as_str(),
                 reason: why.map(str::to_string),
             }),
+            caller: call.and_then(|c| self.caller_card(c, now)),
             wrap_up_left_s: (state == AgentState::WrapUp)
                 .then(|| self.agents.router.wrap_up_left(i, now))
                 .flatten()
                 .map(|d| d.as_secs_f64().ceil() as u64),
+        })
+    }
+
+    /// What the desk shows of the caller an agent rings for or talks to.
+    fn caller_card(&self, call: u64, now: Instant) -> Option<CallerCard> {
+        let w = self.agents.waiting.get(&call)?;
+        let from = self
+            .calls
+            .get(&w.call_id)
+            .and_then(|c| c.invite_request.get("From"));
+        let (name, uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
+        let until = self.agents.router.answered_at(call).unwrap_or(now);
+        Some(CallerCard {
+            call: w.call_id.clone(),
+            number: crate::sip::dialog::uri_user(&uri).to_string(),
+            name,
+            uri,
+            queue: w.queue.clone(),
+            waited_s: until.saturating_duration_since(w.entered).as_secs(),
+            steps: crate::api::caller::steps(&w.context.path),
+            variables: w
+                .context
+                .variables
+                .iter()
+                .map(|(name, value)| Variable {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            callback: w.callback.is_some(),
         })
     }
 

@@ -1,4 +1,5 @@
-// The agent desk: the agent's state, live, and the buttons that change it.
+// The agent desk: the agent's state, live, the buttons that change it, the caller card while
+// a call rings and lasts, and the wrap-up after it.
 "use strict";
 
 (() => {
@@ -6,6 +7,87 @@
   const me = document.body.dataset.agent;
   const el = (id) => document.getElementById(id);
   const message = el("message");
+  // The call on the caller card, and whether this agent answered it.
+  let shown = null;
+  let answered = false;
+
+  function clear(node) {
+    while (node.firstChild) node.firstChild.remove();
+  }
+
+  function item(list, text) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    list.appendChild(li);
+    return li;
+  }
+
+  async function showHistory(call) {
+    const list = el("caller-history");
+    clear(list);
+    item(list, "Looking…");
+    try {
+      const res = await fetch("/desk/history?call=" + encodeURIComponent(call), { credentials: "same-origin" });
+      const json = await res.json();
+      if (shown !== call) return; // another call by now
+      clear(list);
+      if (!res.ok) return item(list, json.error || "not available");
+      if (json.calls.length === 0) return item(list, "No earlier call.");
+      for (const c of json.calls) {
+        const when = new Date(c.started).toLocaleString();
+        let text = when + " — " + c.outcome + (c.agent ? " with " + c.agent : "");
+        if (c.wrap_up_code) text += " — " + c.wrap_up_code;
+        const li = item(list, text);
+        if (c.note) {
+          const note = document.createElement("blockquote");
+          note.textContent = c.note;
+          li.appendChild(note);
+        }
+      }
+    } catch (e) {
+      clear(list);
+      item(list, "not available: " + e.message);
+    }
+  }
+
+  function showCaller(c) {
+    el("caller").hidden = false;
+    el("caller-name").textContent = c.name;
+    el("caller-number").textContent = c.number !== c.name ? c.number : "";
+    el("caller-queue").textContent = c.queue;
+    el("caller-waited").textContent = hotline.seconds(c.waited_s);
+    el("caller-callback").textContent = c.callback ? "(you are calling them back)" : "";
+    const steps = el("caller-steps");
+    clear(steps);
+    for (const s of c.steps) item(steps, s);
+    const vars = el("caller-variables");
+    clear(vars);
+    if (c.variables.length === 0) {
+      const dd = document.createElement("dd");
+      dd.textContent = "nothing";
+      vars.appendChild(dd);
+    }
+    for (const v of c.variables) {
+      const dt = document.createElement("dt");
+      dt.textContent = v.name;
+      const dd = document.createElement("dd");
+      dd.textContent = v.value;
+      vars.append(dt, dd);
+    }
+    if (shown !== c.call) {
+      shown = c.call;
+      showHistory(c.call);
+    }
+  }
+
+  function askWrapUp(call, caller) {
+    const form = el("wrap-up-card");
+    form.dataset.call = call;
+    el("wrap-up-for").textContent = "Your call with " + caller + ".";
+    el("wrap-up-note").value = "";
+    el("wrap-up-message").textContent = "";
+    form.hidden = false;
+  }
 
   function show(row) {
     const state = el("state");
@@ -27,6 +109,17 @@
     el("phone").textContent = row.registered
       ? "Your phone is registered."
       : "No phone is registered for you: register your SIP phone to take calls.";
+    if (row.caller) {
+      if (row.caller.call !== shown) answered = false;
+      showCaller(row.caller);
+      if (row.state === "busy") answered = true;
+    } else if (shown) {
+      // The call is over: ask for its wrap-up if she talked to the caller.
+      if (answered) askWrapUp(shown, el("caller-name").textContent);
+      else el("caller").hidden = true;
+      shown = null;
+      answered = false;
+    }
   }
 
   async function set(state) {
@@ -34,15 +127,43 @@
     try {
       const body = { state };
       if (state !== "available") body.reason = el("reason-choice").value;
-      const row = await hotline.setState(body);
-      show(row);
+      show(await hotline.setState(body));
     } catch (e) {
       message.textContent = e.message;
     }
   }
 
+  async function saveWrapUp() {
+    const form = el("wrap-up-card");
+    const out = el("wrap-up-message");
+    out.textContent = "";
+    try {
+      const res = await fetch("/desk/wrap-up", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+        body: JSON.stringify({
+          call: form.dataset.call,
+          code: el("wrap-up-code").value,
+          note: el("wrap-up-note").value,
+        }),
+        credentials: "same-origin",
+      });
+      const json = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+      out.textContent = "Saved.";
+      el("caller").hidden = true;
+      setTimeout(() => { if (form.dataset.call === json.id) form.hidden = true; }, 1500);
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }
+
   el("ready").addEventListener("click", () => set("available"));
   el("not-ready").addEventListener("click", () => set("not-ready"));
+  el("wrap-up-save").addEventListener("click", saveWrapUp);
+  const pending = el("wrap-up-card").dataset;
+  if (pending.call) askWrapUp(pending.call, pending.caller);
+  if (card.dataset.row) show(JSON.parse(card.dataset.row));
   hotline.follow(card.dataset.after, {
     agent: (e) => { if (e.agent.id === me) show(e.agent); },
   });

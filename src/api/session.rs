@@ -1,6 +1,7 @@
-//! Desk logins: a random token in an HttpOnly cookie names a session, which knows the agent,
-//! whether they are a supervisor, and the token their page sends back with every change
-//! (CSRF). Pure: the time is passed in, the tokens are made by the caller.
+//! Desk logins, for the pages and the API alike: a random token in an HttpOnly cookie names a
+//! session, which knows the agent, whether they are a supervisor, and the token their page
+//! sends back with every change (CSRF). Pure: the time is passed in, the tokens are made by
+//! the caller.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,104 @@
+//! The caller card: what an agent sees of the caller while their phone rings and while they
+//! talk — who calls, from which queue, how long they waited, the way they came through the
+//! line in words, and what they typed — so the caller never repeats themselves.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallerCard {
+    /// The caller's Call-ID (the call record's `id`).
+    pub call: String,
+    /// The name their phone gives, or their number when it gives none.
+    pub name: String,
+    /// Their SIP URI, and the number (its user part).
+    pub uri: String,
+    pub number: String,
+    pub queue: String,
+    /// How long they waited in the queue before this agent answered (or until now, while it
+    /// rings).
+    pub waited_s: u64,
+    /// The way they came, one step a line ("main.menu: pressed 2").
+    pub steps: Vec<String>,
+    pub variables: Vec<Variable>,
+    /// The agent is calling them back (they asked to be called back earlier).
+    pub callback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Variable {
+    pub name: String,
+    pub value: String,
+}
+
+/// A call's path (nodes alternating with what the caller did there) as readable steps.
+pub fn steps(path: &[String]) -> Vec<String> {
+    path.chunks(2)
+        .map(|pair| match pair {
+            [node, action] => format!("{node}: {}", action_words(action)),
+            [node] => format!("{node}: reached"),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+fn action_words(action: &str) -> String {
+    let words = match action {
+        "_" => "said nothing",
+        "done" => "listened to the end",
+        "wrong" => "pressed a wrong key",
+        "digits" => "typed their digits",
+        "timeout" => "waited until the wait ran out",
+        "failure" => "could not be put through",
+        "open" => "open hours",
+        "closed" => "closed hours",
+        "default" => "none of the cases",
+        "watchdog" => "moved on by the watchdog (too many steps)",
+        "callback" => "asked to be called back",
+        a if a.len() == 1
+            && a.chars()
+                .all(|c| c.is_ascii_digit() || c == '*' || c == '#') =>
+        {
+            return format!("pressed {a}");
+        }
+        a => {
+            if let Some(value) = a.strip_prefix("case:") {
+                return format!("was {value}");
+            }
+            a
+        }
+    };
+    words.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_reads_as_steps() {
+        let path: Vec<String> = [
+            "main.welcome",
+            "done",
+            "main.menu",
+            "2",
+            "main.account",
+            "digits",
+            "main.vip",
+            "case:gold",
+            "main.agents",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            steps(&path),
+            [
+                "main.welcome: listened to the end",
+                "main.menu: pressed 2",
+                "main.account: typed their digits",
+                "main.vip: was gold",
+                "main.agents: reached",
+            ]
+        );
+        assert!(steps(&[]).is_empty());
+    }
+}
