@@ -27,6 +27,20 @@ pub struct Config {
     pub calendars: BTreeMap<String, CalendarConfig>,
 }
 
+impl Config {
+    /// The queues an agent serves: those whose skills it has every one of.
+    pub fn queues_of(&self, agent: &str) -> Vec<String> {
+        let Some(a) = self.agents.iter().find(|a| a.id == agent) else {
+            return Vec::new();
+        };
+        self.queues
+            .iter()
+            .filter(|q| q.skills.iter().all(|s| a.skills.contains_key(s)))
+            .map(|q| q.name.clone())
+            .collect()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -299,6 +313,8 @@ pub struct Desk {
     pub wrap_up_codes: Vec<String>,
     /// How long a desk session lasts without being used.
     pub session_idle_h: u32,
+    /// A voicemail or callback request not done within this many hours is overdue.
+    pub follow_up_within_h: u32,
 }
 
 impl Default for Desk {
@@ -311,6 +327,7 @@ impl Default for Desk {
                 .map(String::from)
                 .to_vec(),
             session_idle_h: 12,
+            follow_up_within_h: 24,
         }
     }
 }

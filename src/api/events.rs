@@ -21,6 +21,9 @@ pub enum Event {
     Agent { agent: Box<AgentRow> },
     /// The queues' live figures (sent at most a few times a second).
     Queues { queues: Vec<QueueRow> },
+    /// A voicemail or callback request came or changed: pages read `/api/followups` again
+    /// (which shows each login what it may see).
+    FollowUps,
 }
 
 impl Event {
@@ -29,6 +32,7 @@ impl Event {
         match self {
             Event::Agent { .. } => "agent",
             Event::Queues { .. } => "queues",
+            Event::FollowUps => "follow-ups",
         }
     }
 
@@ -38,7 +42,7 @@ impl Event {
         match (self, viewer) {
             (_, Viewer::Supervisor) => true,
             (Event::Agent { agent }, Viewer::Agent(id)) => agent.id == *id,
-            (Event::Queues { .. }, Viewer::Agent(_)) => true,
+            (Event::Queues { .. } | Event::FollowUps, Viewer::Agent(_)) => true,
         }
     }
 }
@@ -148,7 +152,7 @@ mod tests {
     fn waiting(p: &Published) -> usize {
         match &p.event {
             Event::Queues { queues } => queues[0].waiting,
-            Event::Agent { .. } => usize::MAX,
+            _ => usize::MAX,
         }
     }
 

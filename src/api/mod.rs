@@ -5,6 +5,7 @@
 
 pub mod caller;
 pub mod events;
+pub mod followups;
 pub mod session;
 
 use std::sync::Arc;
@@ -253,6 +254,37 @@ impl ApiState {
         constant_time_eq(given.trim().as_bytes(), token.as_bytes())
     }
 
+    /// A change from a page: the session's own token in `X-CSRF-Token`, and, when the browser
+    /// says where the page came from, that it came from here.
+    pub fn page_change(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<session::Session, (StatusCode, &'static str)> {
+        let Some(s) = self.session(headers) else {
+            return Err((StatusCode::UNAUTHORIZED, "log in first"));
+        };
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !constant_time_eq(sent.as_bytes(), s.csrf.as_bytes()) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "the page's token is missing or stale: reload it",
+            ));
+        }
+        if let (Some(origin), Some(host)) = (
+            headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+            headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        ) {
+            let from = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            if from != host {
+                return Err((StatusCode::FORBIDDEN, "a change from another site"));
+            }
+        }
+        Ok(s)
+    }
+
     /// Who the request comes from, if anyone known.
     pub fn who(&self, headers: &HeaderMap) -> Option<Who> {
         if self.bearer_ok(headers) {
@@ -270,6 +302,9 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/queues", get(queues))
         .route("/api/calls", get(calls))
         .route("/api/calls/{id}", get(call))
+        .route("/api/followups", get(followups::list))
+        .route("/api/followups/{id}", post(followups::change))
+        .route("/api/followups/{id}/audio", get(followups::audio))
         .route("/api/flows", get(flows))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -438,6 +473,26 @@ pub fn calls_query(raw: Option<&str>) -> Result<(u32, CallFilter), String> {
         }
     }
     Ok((limit, filter))
+}
+
+/// Runs a store call off the async threads.
+pub async fn with_store<T: Send + 'static>(
+    state: &ApiState,
+    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let store = std::sync::Arc::clone(&state.shared.store);
+    let r = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())
+            .and_then(|s| f(&s).map_err(|e| e.to_string()))
+    })
+    .await;
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    }
 }
 
 /// A call's wrap-up note is the business of the agent who took it, supervisors and the API's

@@ -345,6 +345,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         {
                             Ok(row) => {
                                 tracing::info!(queue, row, "callback request stored");
+                                shared.events.publish(crate::api::events::Event::FollowUps);
                                 let _ = shared.sip.send(SipCommand::NewCallback { row, request });
                                 tag += 1;
                                 play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
@@ -791,7 +792,10 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         .save(Vec::new(), move |s| s.add_callback(&request))
         .await
     {
-        Ok(row) => row,
+        Ok(row) => {
+            shared.events.publish(crate::api::events::Event::FollowUps);
+            row
+        }
         Err(e) => {
             tracing::error!(
                 queue,
@@ -815,8 +819,9 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         s.set_callback_state(row, CallbackState::Withdrawn, 0)
             .map(|()| row)
     });
-    if let Err(e) = withdrawn.await {
-        tracing::error!(row, "callback request not withdrawn: {e}");
+    match withdrawn.await {
+        Ok(_) => shared.events.publish(crate::api::events::Event::FollowUps),
+        Err(e) => tracing::error!(row, "callback request not withdrawn: {e}"),
     }
     Offer::TooLate
 }
@@ -999,6 +1004,7 @@ async fn finish_voicemail(
     match saved {
         Ok(_) => {
             tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved");
+            shared.events.publish(crate::api::events::Event::FollowUps);
             call.handle(Event::Finished, now)
         }
         Err(e) => {

@@ -2,6 +2,7 @@
 //! voicemails, and one record per finished call. A write returns only once SQLite has committed it, so a caller never hears a
 //! confirmation for something a crash could lose.
 
+pub mod followup;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -435,6 +436,7 @@ impl Store {
             "CREATE UNIQUE INDEX IF NOT EXISTS calls_uid ON calls(uid);
              CREATE INDEX IF NOT EXISTS calls_started ON calls(started);",
         )?;
+        conn.execute_batch(followup::SCHEMA)?;
         Ok(Store { conn })
     }
 
@@ -489,7 +491,16 @@ impl Store {
             "INSERT INTO callbacks (call_id, caller, queue, flow, requested_at, path, variables) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![r.call_id, r.caller, r.queue, r.flow, r.requested_at, path, variables],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let row = self.conn.last_insert_rowid();
+        self.add_followup(
+            followup::Kind::Callback,
+            row,
+            &r.call_id,
+            &r.caller,
+            &r.queue,
+            &r.requested_at,
+        )?;
+        Ok(row)
     }
 
     /// Callbacks still to be made, oldest request first.
@@ -528,6 +539,22 @@ impl Store {
             "UPDATE callbacks SET state = ?1, attempts = ?2 WHERE id = ?3",
             params![state.as_str(), attempts, row],
         )?;
+        // Its follow-up follows: what the dialler did, or a person's turn (manual).
+        let (next, reason) = match state {
+            CallbackState::Pending => return Ok(()),
+            CallbackState::Done => ("done", "called back".to_string()),
+            CallbackState::Failed => ("failed", format!("no answer after {attempts} attempts")),
+            CallbackState::Withdrawn => ("done", "withdrawn by the caller".to_string()),
+            CallbackState::Manual => (
+                "new",
+                "not dialled automatically: call them back by hand".to_string(),
+            ),
+        };
+        self.conn.execute(
+            "UPDATE followups SET state = ?1, reason = ?2, changed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+             WHERE kind = 'callback' AND item = ?3 AND state IN ('new', 'taken')",
+            params![next, reason, row],
+        )?;
         Ok(())
     }
 
@@ -548,7 +575,90 @@ impl Store {
             "INSERT INTO voicemails (call_id, caller, mailbox, file, recorded_at, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![v.call_id, v.caller, v.mailbox, v.file, v.recorded_at, v.duration_ms as i64],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let row = self.conn.last_insert_rowid();
+        self.add_followup(
+            followup::Kind::Voicemail,
+            row,
+            &v.call_id,
+            &v.caller,
+            &v.mailbox,
+            &v.recorded_at,
+        )?;
+        Ok(row)
+    }
+
+    /// Every voicemail and callback request is a follow-up from the moment it is stored (in
+    /// the same transaction as the item).
+    fn add_followup(
+        &self,
+        kind: followup::Kind,
+        item: i64,
+        call_id: &str,
+        caller: &str,
+        queue: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO followups (kind, item, call_id, caller, queue, created_at, changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![kind.as_str(), item, call_id, caller, queue, at],
+        )?;
+        Ok(())
+    }
+
+    /// The open follow-ups (oldest first), then those closed since `since`, at most `limit`.
+    pub fn followups(
+        &self,
+        since: &str,
+        limit: u32,
+    ) -> Result<Vec<followup::FollowUp>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "{} WHERE state IN ('new', 'taken') OR changed_at >= ?1
+             ORDER BY state NOT IN ('new', 'taken'), created_at LIMIT ?2",
+            followup::SELECT
+        ))?;
+        let rows = st.query_map(params![since, limit], followup::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn followup(&self, id: i64) -> Result<Option<followup::FollowUp>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} WHERE id = ?1", followup::SELECT))?;
+        let mut rows = st.query_map(params![id], followup::from_row)?;
+        Ok(rows.next().transpose()?)
+    }
+
+    /// Writes `after` only if the item is still as `before` (nobody changed it meanwhile).
+    pub fn change_followup(
+        &self,
+        before: &followup::FollowUp,
+        after: &followup::FollowUp,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE followups SET state = ?1, owner = ?2, reason = ?3, changed_at = ?4
+             WHERE id = ?5 AND state = ?6 AND owner IS ?7",
+            params![
+                after.state.as_str(),
+                after.owner,
+                after.reason,
+                after.changed_at,
+                before.id,
+                before.state.as_str(),
+                before.owner,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// A voicemail's file and length in milliseconds.
+    pub fn voicemail_file(&self, row: i64) -> Result<Option<(String, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT file, duration_ms FROM voicemails WHERE id = ?1")?;
+        let mut rows = st.query_map(params![row], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.next().transpose()?)
     }
 
     /// `synchronous = NORMAL`: in WAL mode a commit survives the process being killed; only a
@@ -750,6 +860,81 @@ mod tests {
             s.registrations(1500).unwrap(),
             vec![("alice".to_string(), phone("sip:a@desk", 2000))]
         );
+    }
+
+    /// A voicemail and a callback request are follow-ups as soon as they are stored; a change
+    /// is written only over the state it was made from; the dialler's outcome closes a
+    /// callback's, and a callback nobody may dial stays a person's to do.
+    #[test]
+    fn voicemails_and_callbacks_are_follow_ups_changed_only_from_what_was_seen() {
+        use followup::{Action, Kind, State};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .add_voicemail(&VoicemailRecord {
+                call_id: "v1".into(),
+                caller: "sip:ana@example.com".into(),
+                mailbox: "support".into(),
+                file: "data/voicemail/support/x.wav".into(),
+                recorded_at: "2026-12-06T10:00:00Z".into(),
+                duration_ms: 4200,
+            })
+            .unwrap();
+        let request = |id: &str| CallbackRequest {
+            call_id: id.into(),
+            caller: "sip:bo@example.com".into(),
+            queue: "sales".into(),
+            flow: "main".into(),
+            requested_at: "2026-12-06T10:05:00Z".into(),
+            path: Vec::new(),
+            variables: Vec::new(),
+        };
+        let failing = store.add_callback(&request("cb1")).unwrap();
+        let manual = store.add_callback(&request("cb2")).unwrap();
+        let all = store.followups("2026-12-06T00:00:00Z", 100).unwrap();
+        assert_eq!(all.len(), 3);
+        let vm = &all[0];
+        assert_eq!(
+            (vm.kind, vm.state, vm.queue.as_str()),
+            (Kind::Voicemail, State::New, "support")
+        );
+        assert_eq!(
+            store.voicemail_file(vm.item).unwrap(),
+            Some(("data/voicemail/support/x.wav".to_string(), 4200))
+        );
+        let taken = vm
+            .apply(&Action::Take, "alice", false, "2026-12-06T10:10:00Z")
+            .unwrap();
+        assert!(store.change_followup(vm, &taken).unwrap());
+        // Bob's page still showed it new: his change is not written over alice's.
+        let bobs = vm
+            .apply(&Action::Take, "bob", false, "2026-12-06T10:11:00Z")
+            .unwrap();
+        assert!(!store.change_followup(vm, &bobs).unwrap());
+        assert_eq!(
+            store.followup(vm.id).unwrap().unwrap().owner.as_deref(),
+            Some("alice")
+        );
+        store
+            .set_callback_state(failing, CallbackState::Failed, 3)
+            .unwrap();
+        store
+            .set_callback_state(manual, CallbackState::Manual, 0)
+            .unwrap();
+        let again = Store::open(dir.path()).unwrap();
+        let all = again.followups("2026-12-06T00:00:00Z", 100).unwrap();
+        assert_eq!(all.len(), 3, "reopening adds none twice");
+        let by_call = |id: &str| all.iter().find(|f| f.call_id == id).unwrap().clone();
+        assert_eq!(by_call("cb1").state, State::Failed);
+        assert_eq!(
+            by_call("cb1").reason.as_deref(),
+            Some("no answer after 3 attempts")
+        );
+        assert_eq!(by_call("cb2").state, State::New);
+        assert!(by_call("cb2").reason.unwrap().contains("by hand"));
+        // Closed ones older than the window are left out; open ones never are.
+        let later = again.followups("2099-01-01T00:00:00Z", 100).unwrap();
+        assert_eq!(later.len(), 2);
     }
 
     #[test]

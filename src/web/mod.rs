@@ -21,6 +21,7 @@ use crate::api::events::{Published, Viewer as EventViewer};
 use crate::api::session::Session;
 use crate::api::{
     ApiQuery, ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, now, unavailable,
+    with_store,
 };
 use pages::Viewer;
 
@@ -233,7 +234,7 @@ async fn desk(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     // The last call she answered, if it ended in the last hour without a wrap-up.
     let agent = s.agent.clone();
     let since = (crate::api::wall_now() - jiff::SignedDuration::from_hours(1)).to_string();
-    let pending = read_store(&state, move |store| {
+    let pending = with_store(&state, move |store| {
         let filter = crate::store::CallFilter {
             agent: Some(agent),
             since: Some(since),
@@ -281,34 +282,6 @@ async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     )
 }
 
-/// A change from a page: the session's own token in `X-CSRF-Token`, and, when the browser
-/// says where the page came from, that it came from here.
-fn checked(state: &ApiState, headers: &HeaderMap) -> Result<Session, (StatusCode, &'static str)> {
-    let Some(s) = state.session(headers) else {
-        return Err((StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !crate::api::constant_time_eq(sent.as_bytes(), s.csrf.as_bytes()) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "the page's token is missing or stale: reload it",
-        ));
-    }
-    if let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        let from = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if from != host {
-            return Err((StatusCode::FORBIDDEN, "a change from another site"));
-        }
-    }
-    Ok(s)
-}
-
 #[derive(Deserialize)]
 struct StateForm {
     /// Whose state: the agent's own when absent; another's only for a supervisor.
@@ -322,7 +295,7 @@ async fn desk_state(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match checked(&state, &headers) {
+    let s = match state.page_change(&headers) {
         Ok(s) => s,
         Err((status, why)) => return error(status, why),
     };
@@ -366,26 +339,6 @@ struct Earlier {
 /// How far back the desk looks for a caller's earlier calls.
 const HISTORY_DAYS: i64 = 30;
 
-/// Runs a store read off the async threads; a JSON error if it fails.
-async fn read_store<T: Send + 'static>(
-    state: &ApiState,
-    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, Response> {
-    let store = std::sync::Arc::clone(&state.shared.store);
-    let r = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_string())
-            .and_then(|s| f(&s).map_err(|e| e.to_string()))
-    })
-    .await;
-    match r {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e)),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
-    }
-}
-
 /// `GET /desk/history?call=ID`: the caller's calls of the last 30 days before this one,
 /// for the agent whose phone rings for it or who answered it (or a supervisor).
 async fn history(
@@ -410,7 +363,7 @@ async fn history(
     let since =
         (crate::api::wall_now() - jiff::SignedDuration::from_hours(24 * HISTORY_DAYS)).to_string();
     let me = s.agent.clone();
-    let found = read_store(&state, move |store| {
+    let found = with_store(&state, move |store| {
         let Some(this) = store.call(&call)? else {
             return Ok(None);
         };
@@ -462,7 +415,7 @@ async fn wrap_up(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match checked(&state, &headers) {
+    let s = match state.page_change(&headers) {
         Ok(s) => s,
         Err((status, why)) => return error(status, why),
     };
@@ -493,7 +446,7 @@ async fn wrap_up(
     };
     let call = form.call.clone();
     let agent = (!s.supervisor).then(|| s.agent.clone());
-    let saved = read_store(&state, move |store| {
+    let saved = with_store(&state, move |store| {
         Ok(if store.set_wrap_up(&call, agent.as_deref(), &w)? {
             store.call(&call)?
         } else {

@@ -25,7 +25,8 @@ fn page(title: &str, viewer: Option<&Viewer>, script: Option<&str>, main: Markup
                 title { (title) " · hotline" }
                 link rel="stylesheet" href="/assets/style.css";
             }
-            body data-csrf=[viewer.map(|v| v.csrf)] data-agent=[viewer.map(|v| v.id)] {
+            body data-csrf=[viewer.map(|v| v.csrf)] data-agent=[viewer.map(|v| v.id)]
+                data-supervisor=[viewer.filter(|v| v.supervisor).map(|_| "yes")] {
                 header {
                     span.brand { "hotline" }
                     @if let Some(v) = viewer {
@@ -199,6 +200,7 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                 button id="wrap-up-save" type="button" { "Save" }
                 p id="wrap-up-message" role="status" {}
             }
+            (followups("Your queues' voicemails and callbacks"))
         },
     )
 }
@@ -269,8 +271,27 @@ pub fn wall(viewer: &Viewer, queues: &[QueueRow], agents: &[AgentRow], after: u6
                 }
                 p id="message" role="status" {}
             }
+            (followups("Follow-ups"))
         },
     )
+}
+
+/// The follow-ups table; the page's script fills it from `/api/followups`.
+fn followups(title: &str) -> Markup {
+    html! {
+        section.card id="followups" {
+            h1 { (title) }
+            p id="followup-none" { "Nothing to follow up." }
+            table id="followup-list" {
+                thead { tr {
+                    th { "What" } th { "Caller" } th { "Queue" } th { "Age" } th { "Due" }
+                    th { "State" } th { "Message" } th { "" }
+                } }
+                tbody {}
+            }
+            p id="followup-message" role="status" {}
+        }
+    }
 }
 
 /// A queue row's colour: calm, callers waiting, or callers waiting too long / too few

@@ -511,3 +511,164 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
     let phone = finish(&server, "alice_phone", phone);
     assert!(phone.ok, "{}", phone.text);
 }
+
+/// Runs a script in the page that calls back with its answer (`done(value)`).
+fn run_js(browser: &Browser, script: &str) -> serde_json::Value {
+    browser
+        .rt
+        .block_on(browser.client().execute_async(
+            &format!("const done = arguments[arguments.length - 1];\n{script}"),
+            vec![],
+        ))
+        .unwrap()
+}
+
+/// Voicemails never vanish: a message left for support (nobody was logged in) and one left in
+/// a mailbox no queue serves appear on the wall without a reload; alice's desk shows support's
+/// only, plays it (its audio's duration is the recording's), refuses her the other (403), and
+/// she takes it and marks it done.
+#[test]
+fn a_voicemail_is_a_follow_up_played_taken_and_done_on_the_desk() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("sam", "sam-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    browser.goto("/wall");
+    assert_eq!(
+        browser.wait_text("#followup-none", "Nothing"),
+        "Nothing to follow up."
+    );
+
+    // Nobody serves support: the caller who typed 7 leaves a message there. Another caller
+    // presses 1 on the main line: mailbox "one", which no queue serves.
+    let support = super::call(
+        "PCMA",
+        None,
+        &[
+            pause(500),
+            super::key('7'),
+            pause(800),
+            super::speak(),
+            pause(4000),
+        ],
+        super::CALLER_BYE,
+    );
+    let r = server.sipp("support_vm", &support, "agent", &[]);
+    assert!(r.ok, "{}", r.text);
+    assert!(
+        browser
+            .wait_text("#followup-list", "support")
+            .contains("Voicemail"),
+        "{}",
+        server.log()
+    );
+    let other = super::call(
+        "PCMA",
+        None,
+        &[
+            pause(2500),
+            super::key('1'),
+            pause(1500),
+            super::speak(),
+            pause(3000),
+        ],
+        super::CALLER_BYE,
+    );
+    let r = server.sipp(
+        "one_vm",
+        &other,
+        "main",
+        &["-p", &(server.ports.sipp + 4).to_string()],
+    );
+    assert!(r.ok, "{}", r.text);
+    let listed = browser.wait_text("#followup-list tbody tr:nth-child(2)", "one");
+    assert!(listed.contains("new"), "{listed}");
+    browser.screenshot("wall-follow-ups");
+
+    let all: serde_json::Value = {
+        let (status, body) = http(&server, "GET", "/api/followups", Some("test-token"), "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let item = |queue: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["queue"] == queue)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {queue} follow-up in {all}"))
+    };
+    let (support, one) = (item("support"), item("one"));
+    assert_eq!(
+        (support["state"].as_str(), support["overdue"].as_bool()),
+        (Some("new"), Some(false))
+    );
+    let seconds = support["duration_s"].as_f64().unwrap();
+    assert!(seconds > 2.0, "{support}");
+
+    browser.goto("/desk");
+    browser.click("form.logout button");
+    assert_eq!(browser.path_after("/login"), "/login");
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    browser.wait_text("#followup-list", "support");
+    let queues = run_js(
+        &browser,
+        "done([...document.querySelectorAll('#followup-list td.queue')].map((td) => td.textContent));",
+    );
+    assert_eq!(
+        queues,
+        json!(["support"]),
+        "alice sees only her queues' follow-ups"
+    );
+    // The message plays in the page: its length is the recording's.
+    let duration = run_js(
+        &browser,
+        r##"const audio = document.querySelector("#followup-list audio");
+        const report = () => done(audio.duration);
+        if (audio.readyState >= 1) report(); else {
+          audio.addEventListener("loadedmetadata", report);
+          audio.addEventListener("error", () => done("error"));
+        }"##,
+    );
+    let duration = duration.as_f64().unwrap_or_else(|| panic!("{duration}"));
+    assert!(
+        (duration - seconds).abs() < 0.1,
+        "{duration} s played, {seconds} s recorded"
+    );
+    // Another mailbox's recording is not hers.
+    let status = run_js(
+        &browser,
+        &format!(
+            "fetch('/api/followups/{}/audio').then((r) => done(r.status));",
+            one["id"]
+        ),
+    );
+    assert_eq!(status, 403);
+    browser.click("#followup-list td.actions button");
+    assert!(
+        browser
+            .wait_text("#followup-list td.state", "taken by alice")
+            .contains("taken by alice")
+    );
+    browser.click("#followup-list td.actions button:nth-of-type(2)");
+    assert!(
+        browser
+            .wait_text("#followup-list td.state", "done")
+            .starts_with("done"),
+        "{}",
+        browser.text("#followup-message")
+    );
+    let (_, body) = http(&server, "GET", "/api/followups", Some("test-token"), "");
+    let after: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let done = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == support["id"])
+        .unwrap();
+    assert_eq!(
+        (done["state"].as_str(), done["owner"].as_str()),
+        (Some("done"), Some("alice"))
+    );
+}

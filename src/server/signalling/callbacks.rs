@@ -488,16 +488,18 @@ impl Signalling {
 
     /// Writes a callback's progress to the store, off the signalling task.
     fn record_callback(&self, row: i64, state: CallbackState, attempts: u32) {
-        let store = Arc::clone(&self.shared.store);
+        let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let result = match store.lock() {
+            let result = match shared.store.lock() {
                 Ok(s) => s
                     .set_callback_state(row, state, attempts)
                     .map_err(|e| e.to_string()),
                 Err(_) => Err("the store lock is poisoned".to_string()),
             };
-            if let Err(e) = result {
-                tracing::error!(row, "callback state NOT saved: {e}");
+            match result {
+                // Its follow-up may have closed (done, failed) or become a person's (manual).
+                Ok(()) => shared.events.publish(crate::api::events::Event::FollowUps),
+                Err(e) => tracing::error!(row, "callback state NOT saved: {e}"),
             }
         });
     }

@@ -164,8 +164,10 @@
   const pending = el("wrap-up-card").dataset;
   if (pending.call) askWrapUp(pending.call, pending.caller);
   if (card.dataset.row) show(JSON.parse(card.dataset.row));
+  const followUps = hotline.followUps({ supervisor: !!document.body.dataset.supervisor });
   hotline.follow(card.dataset.after, {
     agent: (e) => { if (e.agent.id === me) show(e.agent); },
+    "follow-ups": () => followUps(),
   });
   hotline.tick(() => [el("since")]);
   setInterval(() => {

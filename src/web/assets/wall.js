@@ -67,9 +67,11 @@
     });
   }
 
+  const followUps = hotline.followUps({ supervisor: true });
   hotline.follow(wall.dataset.after, {
     queues: (e) => showQueues(e.queues),
     agent: (e) => showAgent(e.agent),
+    "follow-ups": () => followUps(),
   });
   hotline.tick(() => document.querySelectorAll("#agents td.since, #queues td.longest[data-since]:not([data-since=''])"));
 })();
