@@ -375,20 +375,16 @@ pub fn report(since: Option<&str>, config: Option<&Path>, format: ReportFormat) 
             ));
         }
     };
-    let records = crate::store::Store::open(data).and_then(|s| {
-        s.calls(
-            &crate::store::CallFilter {
-                since: since.clone(),
-                ..Default::default()
-            },
-            u32::MAX,
-        )
-    });
-    let records = match records {
+    #[allow(clippy::disallowed_methods)]
+    // a command's edge: whether an open follow-up is overdue now
+    let now = jiff::Timestamp::now();
+    let within_h = loaded.config.desk.follow_up_within_h;
+    let r = match crate::store::Store::open(data)
+        .and_then(|s| crate::store::report::Report::read(&s, since, within_h, now))
+    {
         Ok(r) => r,
         Err(e) => return Exit::usage(e.to_string()),
     };
-    let r = crate::store::report::Report::new(&records, since);
     Exit {
         code: 0,
         stdout: match format {

@@ -24,6 +24,25 @@ pub struct CallerCard {
     pub callback: bool,
 }
 
+/// A caller waiting for or talking to a human, for the wall.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveCall {
+    pub call: String,
+    pub name: String,
+    pub number: String,
+    pub queue: String,
+    /// `waiting`, `ringing` (an agent's phone rings) or `talking`.
+    pub state: &'static str,
+    /// Who they talk to.
+    pub agent: Option<String>,
+    /// Since they joined the queue (until answered, once talking).
+    pub waited_s: u64,
+    pub steps: Vec<String>,
+}
+
+/// The wall lists at most this many live calls (the longest waiting first).
+pub const LIVE_CALLS_SHOWN: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Variable {
     pub name: String,

@@ -21,6 +21,8 @@ pub enum Event {
     Agent { agent: Box<AgentRow> },
     /// The queues' live figures (sent at most a few times a second).
     Queues { queues: Vec<QueueRow> },
+    /// The callers waiting for or talking to a human (supervisors only), with the queues.
+    Calls { calls: Vec<super::caller::LiveCall> },
     /// A voicemail or callback request came or changed: pages read `/api/followups` again
     /// (which shows each login what it may see).
     FollowUps,
@@ -33,6 +35,7 @@ impl Event {
             Event::Agent { .. } => "agent",
             Event::Queues { .. } => "queues",
             Event::FollowUps => "follow-ups",
+            Event::Calls { .. } => "calls",
         }
     }
 
@@ -43,6 +46,7 @@ impl Event {
             (_, Viewer::Supervisor) => true,
             (Event::Agent { agent }, Viewer::Agent(id)) => agent.id == *id,
             (Event::Queues { .. } | Event::FollowUps, Viewer::Agent(_)) => true,
+            (Event::Calls { .. }, Viewer::Agent(_)) => false,
         }
     }
 }
@@ -145,6 +149,7 @@ mod tests {
                 ewt_s: None,
                 service_level: None,
                 wait_estimates: Default::default(),
+                agents: Default::default(),
             }],
         }
     }

@@ -76,6 +76,17 @@ pub struct QueueRow {
     pub service_level: Option<f64>,
     /// Spoken wait estimates against the waits callers then had, since the start.
     pub wait_estimates: WaitEstimateRow,
+    /// The queue's agents by state (those logged out are not counted).
+    pub agents: AgentCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentCounts {
+    pub available: u32,
+    pub ringing: u32,
+    pub busy: u32,
+    pub wrap_up: u32,
+    pub not_ready: u32,
 }
 
 /// How a queue's announced waits held up (see `routing::audit`).
@@ -105,6 +116,8 @@ pub enum ApiQuery {
     },
     /// Live calls and agents by state, for the metrics.
     Gauges(oneshot::Sender<Gauges>),
+    /// The callers waiting for or talking to a human, longest waiting first.
+    LiveCalls(oneshot::Sender<Vec<caller::LiveCall>>),
     /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
     Login {
         user: String,
@@ -285,6 +298,22 @@ impl ApiState {
         Ok(s)
     }
 
+    /// A change from a page (see `page_change`) with its JSON body read as `T`; or the JSON
+    /// error to answer, `usage` saying what the body should be.
+    pub fn page_request<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        usage: &str,
+    ) -> Result<(session::Session, T), Box<Response>> {
+        let s = self
+            .page_change(headers)
+            .map_err(|(status, why)| Box::new(error(status, why)))?;
+        let form = serde_json::from_slice(body)
+            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, &format!("expected {usage}"))))?;
+        Ok((s, form))
+    }
+
     /// Who the request comes from, if anyone known.
     pub fn who(&self, headers: &HeaderMap) -> Option<Who> {
         if self.bearer_ok(headers) {
@@ -306,6 +335,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/followups/{id}", post(followups::change))
         .route("/api/followups/{id}/audio", get(followups::audio))
         .route("/api/flows", get(flows))
+        .route("/api/report", get(report))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .with_state(state)
@@ -560,6 +590,61 @@ async fn calls(
         .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    since: Option<String>,
+}
+
+/// `GET /api/report?since=DATE`: `hotline report --format json` (since midnight UTC by
+/// default), for the API's token or a supervisor.
+async fn report(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match state.who(&headers) {
+        Some(who) if who.sees_all() => {}
+        Some(_) => return error(StatusCode::FORBIDDEN, "the report is for supervisors"),
+        None => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "log in, or give the API's bearer token",
+            );
+        }
+    }
+    let q: ReportQuery = match serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = wall_now();
+    let since = match q.since {
+        Some(s) => match utc_time(&s) {
+            Some(t) => t,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "since: \"{}\" is not a date or an RFC 3339 time",
+                        s.chars().take(40).collect::<String>()
+                    ),
+                );
+            }
+        },
+        None => {
+            utc_time(&now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default()
+        }
+    };
+    let within_h = state.shared.config.desk.follow_up_within_h;
+    match with_store(&state, move |s| {
+        crate::store::report::Report::read(s, Some(since), within_h, now)
+    })
+    .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e,
     }
 }
 

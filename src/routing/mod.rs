@@ -450,6 +450,11 @@ impl Router {
     }
 
     /// Whether the agent was removed from the config (a reload).
+    /// The queues the agent serves.
+    pub fn agent_queues(&self, agent: AgentId) -> &[QueueId] {
+        self.agents.get(agent).map_or(&[], |a| &a.queues)
+    }
+
     pub fn is_retired(&self, agent: AgentId) -> bool {
         self.agents.get(agent).is_some_and(|a| a.retired)
     }

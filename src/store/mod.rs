@@ -620,6 +620,19 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The follow-ups that came since `since` (all of them without), oldest first.
+    pub fn followups_since(
+        &self,
+        since: Option<&str>,
+    ) -> Result<Vec<followup::FollowUp>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "{} WHERE created_at >= ?1 ORDER BY created_at",
+            followup::SELECT
+        ))?;
+        let rows = st.query_map(params![since.unwrap_or("")], followup::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn followup(&self, id: i64) -> Result<Option<followup::FollowUp>, StoreError> {
         let mut st = self
             .conn

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::followup::{FollowUp, State};
 use super::{CallRecord, INTERRUPTED, LIVE};
 use crate::routing::audit::OVERRUN;
 
@@ -97,6 +98,57 @@ pub struct Report {
     pub flows: Vec<FlowFigures>,
     pub longest_paths: Vec<LongPath>,
     pub wait_estimates: Vec<WaitEstimates>,
+    /// Voicemails and callback requests, against `[desk] follow_up_within_h`.
+    pub follow_ups: FollowUpFigures,
+}
+
+/// How the follow-ups that came in the period went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FollowUpFigures {
+    pub within_h: u32,
+    pub total: usize,
+    pub done_in_time: usize,
+    pub done_late: usize,
+    pub failed: usize,
+    /// Still new or taken, and of those, past their due time.
+    pub open: usize,
+    pub overdue: usize,
+}
+
+impl FollowUpFigures {
+    /// Scores each follow-up: closed by its due time or after it, failed, or still open
+    /// (overdue at `now` or not).
+    pub fn new(items: &[FollowUp], within_h: u32, now: jiff::Timestamp) -> FollowUpFigures {
+        let within = jiff::SignedDuration::from_hours(i64::from(within_h));
+        let mut f = FollowUpFigures {
+            within_h,
+            total: items.len(),
+            ..Default::default()
+        };
+        for i in items {
+            let due = i
+                .created_at
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| t.checked_add(within).ok());
+            let by = |at: &str| match (at.parse::<jiff::Timestamp>(), due) {
+                (Ok(at), Some(due)) => at <= due,
+                _ => true,
+            };
+            match i.state {
+                State::Done if by(&i.changed_at) => f.done_in_time += 1,
+                State::Done => f.done_late += 1,
+                State::Failed => f.failed += 1,
+                State::New | State::Taken => {
+                    f.open += 1;
+                    if due.is_some_and(|d| d < now) {
+                        f.overdue += 1;
+                    }
+                }
+            }
+        }
+        f
+    }
 }
 
 /// Scores every announcement of finished calls against the wait that followed it.
@@ -161,6 +213,27 @@ fn share(part: usize, whole: usize) -> Option<f64> {
 }
 
 impl Report {
+    /// The report of the calls and follow-ups in `store` since `since` (everything without),
+    /// follow-ups judged against `within_h` at `now`.
+    pub fn read(
+        store: &super::Store,
+        since: Option<String>,
+        within_h: u32,
+        now: Timestamp,
+    ) -> Result<Report, super::StoreError> {
+        let records = store.calls(
+            &super::CallFilter {
+                since: since.clone(),
+                ..Default::default()
+            },
+            u32::MAX,
+        )?;
+        let follow_ups = store.followups_since(since.as_deref())?;
+        let mut r = Report::new(&records, since);
+        r.follow_ups = FollowUpFigures::new(&follow_ups, within_h.max(1), now);
+        Ok(r)
+    }
+
     pub fn new(records: &[CallRecord], since: Option<String>) -> Report {
         // Probe calls prove the line; they are not callers.
         let done: Vec<&CallRecord> = records
@@ -271,6 +344,7 @@ impl Report {
             flows,
             longest_paths,
             wait_estimates: wait_estimates(&done),
+            follow_ups: FollowUpFigures::default(),
         }
     }
 
@@ -393,6 +467,14 @@ impl Report {
                     );
                 }
             }
+        }
+        let f = &self.follow_ups;
+        if f.total > 0 {
+            let _ = writeln!(
+                out,
+                "\nfollow-ups (voicemails and callback requests, due within {} h): {}\n  done in time {}, done late {}, failed {}, still open {} ({} overdue)",
+                f.within_h, f.total, f.done_in_time, f.done_late, f.failed, f.open, f.overdue
+            );
         }
         if !self.longest_paths.is_empty() {
             let _ = writeln!(out, "\nlongest paths callers took:");
@@ -639,5 +721,58 @@ mod tests {
                 .starts_with("(all),5,4,3,0.6000,2,22.5000,0.2500,1,0.2500,1,1"),
             "{csv}"
         );
+    }
+
+    /// A follow-up closed by its due time counts as in time, one closed after as late, a
+    /// failure as failed, and an open one past its due time as overdue.
+    #[test]
+    fn follow_ups_are_counted_against_their_deadline() {
+        use crate::store::followup::{FollowUp, Kind, State};
+        let item = |created: &str, state: State, changed: &str| FollowUp {
+            id: 0,
+            kind: Kind::Voicemail,
+            item: 0,
+            call_id: "c".into(),
+            caller: "sip:ana@example.com".into(),
+            queue: "support".into(),
+            created_at: created.into(),
+            state,
+            owner: None,
+            reason: None,
+            changed_at: changed.into(),
+        };
+        let items = [
+            item("2026-12-01T10:00:00Z", State::Done, "2026-12-01T20:00:00Z"),
+            item("2026-12-01T10:00:00Z", State::Done, "2026-12-02T11:00:00Z"),
+            item(
+                "2026-12-01T10:00:00Z",
+                State::Failed,
+                "2026-12-01T11:00:00Z",
+            ),
+            item("2026-12-01T10:00:00Z", State::Taken, "2026-12-01T11:00:00Z"),
+            item("2026-12-06T09:00:00Z", State::New, "2026-12-06T09:00:00Z"),
+        ];
+        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let f = FollowUpFigures::new(&items, 24, now);
+        assert_eq!(
+            f,
+            FollowUpFigures {
+                within_h: 24,
+                total: 5,
+                done_in_time: 1,
+                done_late: 1,
+                failed: 1,
+                open: 2,
+                overdue: 1,
+            }
+        );
+        let mut r = Report::new(&[], None);
+        r.follow_ups = f;
+        let text = r.text();
+        assert!(
+            text.contains("done in time 1, done late 1, failed 1, still open 2 (1 overdue)"),
+            "{text}"
+        );
+        assert!(r.json().contains("\"done_in_time\": 1"));
     }
 }

@@ -270,15 +270,16 @@ async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         );
     }
     let after = state.shared.events.last_id();
-    let (Some(agents), Some(queues)) = (
+    let (Some(agents), Some(queues), Some(calls)) = (
         ask(&state, ApiQuery::Agents).await,
         ask(&state, ApiQuery::Queues).await,
+        ask(&state, ApiQuery::LiveCalls).await,
     ) else {
         return unavailable();
     };
     html(
         StatusCode::OK,
-        pages::wall(&viewer(&s), &queues, &agents, after),
+        pages::wall(&viewer(&s), &queues, &agents, &calls, after),
     )
 }
 
@@ -295,15 +296,10 @@ async fn desk_state(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match state.page_change(&headers) {
-        Ok(s) => s,
-        Err((status, why)) => return error(status, why),
-    };
-    let Ok(form) = serde_json::from_slice::<StateForm>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"state\": \"available\" | \"not-ready\" | \"offline\", \"reason\": ...}",
-        );
+    let usage = r#"{"state": "available" | "not-ready" | "offline", "reason": ...}"#;
+    let (s, form) = match state.page_request::<StateForm>(&headers, &body, usage) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     let agent = form.agent.unwrap_or_else(|| s.agent.clone());
     if agent != s.agent && !s.supervisor {
@@ -415,15 +411,10 @@ async fn wrap_up(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match state.page_change(&headers) {
-        Ok(s) => s,
-        Err((status, why)) => return error(status, why),
-    };
-    let Ok(form) = serde_json::from_slice::<WrapUpForm>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"call\": ..., \"code\": ..., \"note\": ...}",
-        );
+    let usage = r#"{"call": ..., "code": ..., "note": ...}"#;
+    let (s, form) = match state.page_request::<WrapUpForm>(&headers, &body, usage) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     let codes = &state.shared.config.desk.wrap_up_codes;
     if !codes.is_empty() && !codes.contains(&form.code) {

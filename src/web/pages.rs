@@ -5,6 +5,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use crate::api::caller::LiveCall;
 use crate::api::{AgentRow, QueueRow};
 
 /// Who is looking at a page.
@@ -215,7 +216,13 @@ fn seconds(s: f64) -> String {
 }
 
 /// The supervisor wall: every queue's live figures and every agent's state.
-pub fn wall(viewer: &Viewer, queues: &[QueueRow], agents: &[AgentRow], after: u64) -> Markup {
+pub fn wall(
+    viewer: &Viewer,
+    queues: &[QueueRow],
+    agents: &[AgentRow],
+    calls: &[LiveCall],
+    after: u64,
+) -> Markup {
     page(
         "Wall",
         Some(viewer),
@@ -226,7 +233,8 @@ pub fn wall(viewer: &Viewer, queues: &[QueueRow], agents: &[AgentRow], after: u6
                 table id="queues" {
                     thead { tr {
                         th { "Queue" } th { "Waiting" } th { "Longest wait" } th { "Expected wait" }
-                        th { "Available" } th { "Logged in" } th { "Answered in 20 s (1 h)" }
+                        th { "Ready" } th { "Ringing" } th { "On a call" } th { "Wrap-up" } th { "Not ready" }
+                        th { "Answered in 20 s (1 h)" }
                     } }
                     tbody {
                         @for q in queues {
@@ -235,9 +243,44 @@ pub fn wall(viewer: &Viewer, queues: &[QueueRow], agents: &[AgentRow], after: u6
                                 td.waiting { (q.waiting) }
                                 td.longest data-since=[(q.waiting > 0).then_some(q.longest_wait_s)] { (seconds(q.longest_wait_s)) }
                                 td.ewt { (q.ewt_s.map(seconds).unwrap_or_else(|| "–".into())) }
-                                td.available { (q.agents_available) }
-                                td.staffed { (q.agents_logged_in) }
+                                td.available { (q.agents.available) }
+                                td.ringing { (q.agents.ringing) }
+                                td.busy { (q.agents.busy) }
+                                td.wrap-up { (q.agents.wrap_up) }
+                                td.not-ready { (q.agents.not_ready) }
                                 td.sl { (q.service_level.map(|s| format!("{:.0}%", s * 100.0)).unwrap_or_else(|| "–".into())) }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card id="compliance" {
+                h1 { "Today (since 00:00 UTC)" }
+                dl.figures {
+                    dt { "Calls" } dd.calls { "–" }
+                    dt { "Offered a human within 3 minutes" } dd.offered { "–" }
+                    dt { "Answered by a human" } dd.answered { "–" }
+                    dt { "Average speed of answer" } dd.asa { "–" }
+                    dt { "Abandoned waiting" } dd.abandoned { "–" }
+                    dt { "Follow-ups overdue" } dd.overdue { "–" }
+                }
+                p.hint { "Spain's customer-service law asks 95% of callers to be offered a human within 3 minutes." }
+            }
+            section.card {
+                h1 { "Callers with a human, or waiting for one" }
+                table id="calls" {
+                    thead { tr {
+                        th { "Caller" } th { "Queue" } th { "State" } th { "Agent" } th { "Waited" } th { "Their way" }
+                    } }
+                    tbody {
+                        @for c in calls {
+                            tr data-call=(c.call) class=(c.state) {
+                                td.caller { (c.name) @if c.number != c.name { " " (c.number) } }
+                                td.queue { (c.queue) }
+                                td.state { (c.state) }
+                                td.agent { (c.agent.as_deref().unwrap_or("")) }
+                                td.waited { (seconds(c.waited_s as f64)) }
+                                td.steps { (c.steps.join(" → ")) }
                             }
                         }
                     }

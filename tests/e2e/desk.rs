@@ -232,6 +232,7 @@ fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
         "{}",
         server.log()
     );
+    browser.screenshot("login");
     browser.goto("/desk");
     assert_eq!(browser.path(), "/login", "still no session");
     browser.log_in("alice", "alice-pw");
@@ -315,6 +316,15 @@ fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
         "nobody took him while alice was not ready"
     );
     assert!(!server.log().contains("agent answered"), "{}", server.log());
+    assert_eq!(
+        browser.text("#queues tr[data-queue=support] td.not-ready"),
+        "1"
+    );
+    let live = browser.wait_text("#calls tbody", "waiting");
+    assert!(
+        live.contains("support") && live.contains("hold.agents: reached"),
+        "{live}"
+    );
     browser.screenshot("wall");
 
     // The supervisor sets her Ready from the wall: her phone rings, she answers, the queue
@@ -323,12 +333,19 @@ fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
     browser.click("#agents tr[data-agent=alice] td.set button");
     assert_eq!(browser.wait_text(waiting, "0"), "0", "{}", server.log());
     assert_eq!(browser.wait_text(alice_state, "On a call"), "On a call");
+    assert_eq!(browser.wait_text("#calls td.state", "talking"), "talking");
+    assert_eq!(browser.text("#calls td.agent"), "Alice");
+    assert_eq!(browser.text("#queues tr[data-queue=support] td.busy"), "1");
 
     let caller = caller.wait_with_output().unwrap();
     assert!(caller.status.success(), "{}", server.log());
     let phone = finish(&server, "alice_phone", phone);
     assert!(phone.ok, "{}", phone.text);
     assert_eq!(browser.wait_text(alice_state, "Ready"), "Ready");
+    // Today's figures count the call once it is over.
+    browser.goto("/wall");
+    assert_eq!(browser.wait_text("#compliance dd.calls", "1"), "1");
+    assert!(browser.text("#compliance dd.answered").contains("100.0%"));
 }
 
 /// The page's token is needed for a change, an agent can change no one else's state, the
@@ -409,6 +426,13 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
     assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    // A break, and back: the buttons are hers.
+    browser.click("#not-ready");
+    assert_eq!(browser.wait_text("#state", "Not ready"), "Not ready");
+    assert_eq!(agent_row(&server, "alice")["state"], "not-ready");
+    browser.click("#ready");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    assert_eq!(agent_row(&server, "alice")["state"], "available");
     let xss = "<img src=x onerror=alert(1)>";
     let caller_xml = scenario(&[
         invite("PCMU", None).replace("\"Test Caller\"", &format!("\"{xss}\"")),
@@ -670,5 +694,17 @@ fn a_voicemail_is_a_follow_up_played_taken_and_done_on_the_desk() {
     assert_eq!(
         (done["state"].as_str(), done["owner"].as_str()),
         (Some("done"), Some("alice"))
+    );
+    // hotline report counts it done in time, and the other still open.
+    let report = super::common::run_in(server.path(), &["report", "--format", "json"]).json();
+    let f = &report["follow_ups"];
+    assert_eq!(
+        (
+            f["total"].as_u64(),
+            f["done_in_time"].as_u64(),
+            f["open"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{report}"
     );
 }

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random, tag};
-use crate::api::caller::{CallerCard, Variable};
+use crate::api::caller::{CallerCard, LIVE_CALLS_SHOWN, LiveCall, Variable};
 use crate::api::events::Event;
 use crate::api::{
-    AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow, StateReply,
+    AgentCounts, AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow,
+    StateReply,
 };
 use crate::config::{Config, Role};
 use crate::engine::announce;
@@ -538,6 +539,46 @@ impl Signalling {
         self.agents.queues_due = false;
         let queues = self.queue_rows(now);
         self.shared.events.publish(Event::Queues { queues });
+        let calls = self.live_calls(now);
+        self.shared.events.publish(Event::Calls { calls });
+    }
+
+    /// The callers in a queue or with an agent, longest waiting first (at most
+    /// `LIVE_CALLS_SHOWN`).
+    fn live_calls(&self, now: Instant) -> Vec<LiveCall> {
+        let mut waiting: Vec<(&u64, &Waiting)> = self
+            .agents
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.callback.is_none())
+            .collect();
+        waiting.sort_by_key(|(_, w)| w.entered);
+        waiting
+            .into_iter()
+            .take(LIVE_CALLS_SHOWN)
+            .filter_map(|(&id, w)| {
+                let card = self.caller_card(id, now)?;
+                let router = &self.agents.router;
+                let agent = router.connected_agent(id);
+                let state = if agent.is_some() {
+                    "talking"
+                } else if router.is_waiting(id) {
+                    "waiting"
+                } else {
+                    "ringing"
+                };
+                Some(LiveCall {
+                    call: w.call_id.clone(),
+                    name: card.name,
+                    number: card.number,
+                    queue: card.queue,
+                    state,
+                    agent: agent.and_then(|a| self.agents.names.get(a).cloned()),
+                    waited_s: card.waited_s,
+                    steps: card.steps,
+                })
+            })
+            .collect()
     }
 
     fn carry_out(&mut self, actions: Vec<RouterAction>, now: Instant) {
@@ -1304,6 +1345,9 @@ impl Signalling {
             ApiQuery::Queues(reply) => {
                 let _ = reply.send(self.queue_rows(now));
             }
+            ApiQuery::LiveCalls(reply) => {
+                let _ = reply.send(self.live_calls(now));
+            }
             ApiQuery::Login {
                 user,
                 password,
@@ -1414,6 +1458,24 @@ impl Signalling {
     }
 
     fn queue_rows(&self, now: Instant) -> Vec<QueueRow> {
+        // Each queue's agents by state: one pass over the agents.
+        let mut counts = vec![AgentCounts::default(); self.agents.queue_names.len()];
+        for i in 0..self.agents.ids.len() {
+            let Some((state, ..)) = self.agents.router.agent_state(i) else {
+                continue;
+            };
+            for &q in self.agents.router.agent_queues(i) {
+                let Some(c) = counts.get_mut(q) else { continue };
+                match state {
+                    AgentState::Available => c.available += 1,
+                    AgentState::Ringing => c.ringing += 1,
+                    AgentState::Busy => c.busy += 1,
+                    AgentState::WrapUp => c.wrap_up += 1,
+                    AgentState::NotReady => c.not_ready += 1,
+                    AgentState::Offline => {}
+                }
+            }
+        }
         self.agents
             .queue_names
             .iter()
@@ -1452,6 +1514,7 @@ impl Signalling {
                             figures: f.clone(),
                         })
                         .unwrap_or_default(),
+                    agents: counts.get(q).cloned().unwrap_or_default(),
                 })
             })
             .collect()

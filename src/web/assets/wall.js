@@ -23,7 +23,7 @@
       if (!row) {
         row = body.insertRow();
         row.dataset.queue = q.name;
-        for (const cls of ["name", "waiting", "longest", "ewt", "available", "staffed", "sl"]) {
+        for (const cls of ["name", "waiting", "longest", "ewt", "available", "ringing", "busy", "wrap-up", "not-ready", "sl"]) {
           row.insertCell().className = cls;
         }
         row.cells[0].textContent = q.name;
@@ -35,8 +35,11 @@
       longest.dataset.base = Date.now();
       longest.textContent = seconds(q.longest_wait_s);
       cell(row, "ewt", seconds(q.ewt_s));
-      cell(row, "available", String(q.agents_available));
-      cell(row, "staffed", String(q.agents_logged_in));
+      cell(row, "available", String(q.agents.available));
+      cell(row, "ringing", String(q.agents.ringing));
+      cell(row, "busy", String(q.agents.busy));
+      cell(row, "wrap-up", String(q.agents.wrap_up));
+      cell(row, "not-ready", String(q.agents.not_ready));
       cell(row, "sl", q.service_level == null ? "–" : Math.round(q.service_level * 100) + "%");
     }
   }
@@ -55,6 +58,58 @@
     cell(row, "phone", a.registered ? "registered" : "none");
   }
 
+  function showCalls(calls) {
+    const body = document.querySelector("#calls tbody");
+    while (body.firstChild) body.firstChild.remove();
+    for (const c of calls) {
+      const row = body.insertRow();
+      row.dataset.call = c.call;
+      row.className = c.state;
+      const cells = {
+        caller: c.number !== c.name ? c.name + " " + c.number : c.name,
+        queue: c.queue,
+        state: c.state,
+        agent: c.agent || "",
+        waited: hotline.seconds(c.waited_s),
+        steps: c.steps.join(" → "),
+      };
+      for (const [cls, text] of Object.entries(cells)) {
+        const td = row.insertCell();
+        td.className = cls;
+        td.textContent = text;
+      }
+    }
+  }
+
+  // Today's figures, read at load and again (at most every 10 s) as calls move.
+  let reportAt = 0;
+  async function showReport() {
+    if (Date.now() - reportAt < 10000) return;
+    reportAt = Date.now();
+    const panel = document.getElementById("compliance");
+    const pct = (x) => (x == null ? "–" : (x * 100).toFixed(1) + "%");
+    const set = (cls, text, bad) => {
+      const dd = panel.querySelector("dd." + cls);
+      dd.textContent = text;
+      dd.classList.toggle("bad", !!bad);
+    };
+    try {
+      const res = await fetch("/api/report", { credentials: "same-origin" });
+      const r = await res.json();
+      if (!res.ok) throw new Error(r.error);
+      set("calls", String(r.calls));
+      set("offered", pct(r.offered_within_3_min_share) + " (" + r.offered_within_3_min + ")",
+        r.offered_within_3_min_share != null && r.offered_within_3_min_share < r.offered_within_3_min_target);
+      set("answered", pct(r.answered_share) + " (" + r.answered_by_human + ")");
+      set("asa", r.average_speed_of_answer_s == null ? "–" : hotline.seconds(r.average_speed_of_answer_s));
+      set("abandoned", String(r.abandoned) + (r.abandonment_rate == null ? "" : " (" + pct(r.abandonment_rate) + ")"));
+      set("overdue", String(r.follow_ups.overdue) + " of " + r.follow_ups.open + " open", r.follow_ups.overdue > 0);
+    } catch (e) {
+      message.textContent = "Today's figures: " + e.message;
+    }
+  }
+  showReport();
+
   for (const row of document.querySelectorAll("#agents tbody tr")) {
     row.querySelector("td.set button").addEventListener("click", async () => {
       message.textContent = "";
@@ -70,6 +125,7 @@
   const followUps = hotline.followUps({ supervisor: true });
   hotline.follow(wall.dataset.after, {
     queues: (e) => showQueues(e.queues),
+    calls: (e) => { showCalls(e.calls); showReport(); },
     agent: (e) => showAgent(e.agent),
     "follow-ups": () => followUps(),
   });
