@@ -151,8 +151,9 @@
       const json = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
       out.textContent = "Saved.";
-      el("caller").hidden = true;
-      setTimeout(() => { if (form.dataset.call === json.id) form.hidden = true; }, 1500);
+      if (!shown) el("caller").hidden = true;
+      const saved = json.id;
+      setTimeout(() => { if (form.dataset.call === saved) form.hidden = true; }, 1500);
     } catch (e) {
       out.textContent = e.message;
     }
