@@ -439,6 +439,7 @@ pub async fn run(
     let api = crate::api::router(api_state.clone())
         .merge(crate::web::router(api_state))
         .fallback(crate::web::not_found)
+        .layer(axum::middleware::from_fn(crate::web::json_errors))
         .layer(axum::middleware::map_response(crate::web::security_headers));
     let api_task = tokio::spawn(http::serve(http, api));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));

@@ -365,6 +365,19 @@ fn changes_need_the_pages_token_and_the_stream_needs_a_login() {
         serde_json::from_str::<serde_json::Value>(&body).is_ok(),
         "JSON errors: {body}"
     );
+    // The framework's own refusals are JSON too.
+    for (method, path) in [
+        ("GET", "/api/calls?limit=abc"),
+        ("POST", "/api/followups/abc"),
+        ("GET", "/desk/history"),
+        ("GET", "/api/followups/abc/audio"),
+    ] {
+        let (status, body) = http(&server, method, path, Some("test-token"), "");
+        assert!((400..500).contains(&status), "{path}: {status}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert!(v["error"].is_string(), "{path}: {v}");
+    }
     let browser = Browser::open(server.ports.http);
     browser.log_in("alice", "alice-pw");
     assert_eq!(browser.path_after("/desk"), "/desk");
