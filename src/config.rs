@@ -348,6 +348,9 @@ pub struct Queue {
     /// after this long (as app_queue's `retry`); at least 1.
     #[serde(default = "default_retry")]
     pub retry_s: u32,
+    /// A caller answered within this many seconds of joining counts for the service level.
+    #[serde(default = "default_service_level")]
+    pub service_level_s: u32,
 }
 
 fn default_strategy() -> String {
@@ -361,6 +364,9 @@ fn default_wrap_up() -> u32 {
 }
 fn default_retry() -> u32 {
     5
+}
+fn default_service_level() -> u32 {
+    20
 }
 
 const STRATEGIES: [&str; 5] = [

@@ -148,6 +148,7 @@ mod tests {
                 agents_logged_in: 0,
                 ewt_s: None,
                 service_level: None,
+                service_level_s: 20,
                 wait_estimates: Default::default(),
                 agents: Default::default(),
             }],

@@ -72,8 +72,10 @@ pub struct QueueRow {
     pub agents_logged_in: u32,
     /// Estimated wait for a caller joining now; `null` until calls have been handled.
     pub ewt_s: Option<f64>,
-    /// Share of callers answered within 20 s, of those who left the queue in the last hour.
+    /// Share of callers answered within `service_level_s`, of those who left the queue in
+    /// the last hour.
     pub service_level: Option<f64>,
+    pub service_level_s: u64,
     /// Spoken wait estimates against the waits callers then had, since the start.
     pub wait_estimates: WaitEstimateRow,
     /// The queue's agents by state (those logged out are not counted).

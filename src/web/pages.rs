@@ -234,7 +234,7 @@ pub fn wall(
                     thead { tr {
                         th { "Queue" } th { "Waiting" } th { "Longest wait" } th { "Expected wait" }
                         th { "Ready" } th { "Ringing" } th { "On a call" } th { "Wrap-up" } th { "Not ready" }
-                        th { "Answered in 20 s (1 h)" }
+                        th { "Answered in time (last hour)" }
                     } }
                     tbody {
                         @for q in queues {
@@ -248,7 +248,7 @@ pub fn wall(
                                 td.busy { (q.agents.busy) }
                                 td.wrap-up { (q.agents.wrap_up) }
                                 td.not-ready { (q.agents.not_ready) }
-                                td.sl { (q.service_level.map(|s| format!("{:.0}%", s * 100.0)).unwrap_or_else(|| "–".into())) }
+                                td.sl { (service_level(q)) }
                             }
                         }
                     }
@@ -335,6 +335,14 @@ fn followups(title: &str) -> Markup {
             p id="followup-message" role="status" {}
         }
     }
+}
+
+/// "95% within 20 s", or a dash before anyone has left the queue this hour.
+fn service_level(q: &QueueRow) -> String {
+    let share = q
+        .service_level
+        .map_or_else(|| "–".to_string(), |s| format!("{:.0}%", s * 100.0));
+    format!("{share} within {} s", q.service_level_s)
 }
 
 /// A queue row's colour: calm, callers waiting, or callers waiting too long / too few

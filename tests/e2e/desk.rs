@@ -35,6 +35,7 @@ skills = ["support"]
 strategy = "longest-idle"
 ring_timeout_s = 5
 wrap_up_s = 0
+service_level_s = 2
 "#;
 
 /// Headless Chromium under its own chromedriver, closed when dropped.
@@ -332,6 +333,11 @@ fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
     assert_eq!(browser.wait_text("#calls td.state", "talking"), "talking");
     assert_eq!(browser.text("#calls td.agent"), "Alice");
     assert_eq!(browser.text("#queues tr[data-queue=support] td.busy"), "1");
+    // He waited longer than the queue's 2 s: not answered in time.
+    assert_eq!(
+        browser.wait_text("#queues tr[data-queue=support] td.sl", "0% within 2 s"),
+        "0% within 2 s"
+    );
 
     let caller = caller.wait_with_output().unwrap();
     assert!(caller.status.success(), "{}", server.log());

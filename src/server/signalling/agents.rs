@@ -119,6 +119,8 @@ pub(super) struct Agents {
     served: Vec<VecDeque<(Instant, bool)>>,
     /// A queues event is scheduled.
     queues_due: bool,
+    /// Per queue, the wait within which an answer counts for the service level.
+    service_levels: Vec<Duration>,
 }
 
 /// How often at most the wall gets the queues' figures (each costs a pass over the hour's
@@ -159,7 +161,6 @@ fn routing_config(config: &Config) -> (Vec<AgentConfig>, Vec<QueueConfig>, Vec<U
 }
 
 /// The service-level threshold: answered within 20 s.
-const SERVICE_LEVEL: Duration = Duration::from_secs(20);
 const SERVICE_WINDOW: Duration = Duration::from_secs(3600);
 
 impl Agents {
@@ -207,6 +208,11 @@ impl Agents {
             router_timer: None,
             registrar_timer: None,
             served: vec![VecDeque::new(); config.queues.len()],
+            service_levels: config
+                .queues
+                .iter()
+                .map(|q| Duration::from_secs(u64::from(q.service_level_s)))
+                .collect(),
             queues_due: false,
         }
     }
@@ -492,9 +498,11 @@ impl Signalling {
                 None => {
                     self.agents.queue_names.push(q.name.clone());
                     self.agents.served.push(VecDeque::new());
+                    self.agents.service_levels.push(Duration::ZERO);
                     self.agents.queue_names.len() - 1
                 }
             };
+            self.agents.service_levels[i] = Duration::from_secs(u64::from(q.service_level_s));
             self.agents.queue_ids.insert(q.name.clone(), i);
         }
         for change in self.agents.registrar.set_users(users) {
@@ -1043,7 +1051,14 @@ impl Signalling {
         if w.callback.is_some() {
             return self.callback_agent_answered(leg_id, call, agent, agreed, now);
         }
-        let in_time = now.saturating_duration_since(w.entered) <= SERVICE_LEVEL;
+        let within = self
+            .agents
+            .queue_ids
+            .get(&w.queue)
+            .and_then(|&q| self.agents.service_levels.get(q))
+            .copied()
+            .unwrap_or(Duration::from_secs(20));
+        let in_time = now.saturating_duration_since(w.entered) <= within;
         let queue = w.queue.clone();
         self.served(&queue, in_time, now);
         let (Some(w), Some(leg)) = (
@@ -1515,6 +1530,11 @@ impl Signalling {
                         })
                         .unwrap_or_default(),
                     agents: counts.get(q).cloned().unwrap_or_default(),
+                    service_level_s: self
+                        .agents
+                        .service_levels
+                        .get(q)
+                        .map_or(20, |d| d.as_secs()),
                 })
             })
             .collect()

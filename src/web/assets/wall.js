@@ -40,7 +40,7 @@
       cell(row, "busy", String(q.agents.busy));
       cell(row, "wrap-up", String(q.agents.wrap_up));
       cell(row, "not-ready", String(q.agents.not_ready));
-      cell(row, "sl", q.service_level == null ? "–" : Math.round(q.service_level * 100) + "%");
+      cell(row, "sl", (q.service_level == null ? "–" : Math.round(q.service_level * 100) + "%") + " within " + q.service_level_s + " s");
     }
   }
 
