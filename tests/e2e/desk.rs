@@ -412,6 +412,39 @@ fn changes_need_the_pages_token_and_the_stream_needs_a_login() {
         "{answers}"
     );
     assert_eq!(agent_row(&server, "alice")["reason"], "training");
+    // A stream that comes back with Last-Event-ID gets what it missed: here everything
+    // since the start, alice's change among it (the bearer token sees every agent).
+    let missed = sse_until(&server, "Last-Event-ID: 0\r\n", "\"reason\":\"training\"");
+    assert!(
+        missed.contains("event: agent\n") && missed.contains("id: "),
+        "{missed}"
+    );
+}
+
+/// Reads `GET /api/events` with the bearer token and `extra` headers until `needle` comes
+/// (or 5 s pass); what was read.
+fn sse_until(server: &Server, extra: &str, needle: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer test-token\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(needle) {
+        if let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// A caller whose phone calls itself `<img src=x onerror=alert(1)>` types 7 and reaches
