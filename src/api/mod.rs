@@ -360,17 +360,38 @@ pub fn unavailable() -> Response {
     )
 }
 
-async fn agents(State(state): State<ApiState>) -> Response {
+/// The caller card (who calls, what they typed) is for the agent it rings for, supervisors
+/// and the token holder: anyone else reads the row without it.
+fn hide_caller(mut row: AgentRow, who: Option<&Who>) -> AgentRow {
+    let may = who.is_some_and(|w| w.sees_all() || w.agent() == Some(row.id.as_str()));
+    if !may {
+        row.caller = None;
+    }
+    row
+}
+
+async fn agents(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let who = state.who(&headers);
     match ask(&state, ApiQuery::Agents).await {
-        Some(rows) => Json(rows).into_response(),
+        Some(rows) => Json(
+            rows.into_iter()
+                .map(|r| hide_caller(r, who.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         None => unavailable(),
     }
 }
 
-async fn agent(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+async fn agent(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let who = state.who(&headers);
     match ask(&state, ApiQuery::Agents).await {
         Some(rows) => match rows.into_iter().find(|a| a.id == id) {
-            Some(row) => Json(row).into_response(),
+            Some(row) => Json(hide_caller(row, who.as_ref())).into_response(),
             None => error(StatusCode::NOT_FOUND, "no such agent"),
         },
         None => unavailable(),

@@ -502,6 +502,11 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
         server.log()
     );
     assert_eq!(browser.text("#caller-queue"), "support");
+    // The API shows the card to the token holder, not to an anonymous reader.
+    let (_, body) = http(&server, "GET", "/api/agents/alice", Some("test-token"), "");
+    let row: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(row["caller"]["variables"][0]["value"], "7", "{row}");
+    assert!(json(&server, "/api/agents/alice")["caller"].is_null());
     let steps = browser.text("#caller-steps");
     assert!(
         steps.contains("agentline.account: typed their digits")
