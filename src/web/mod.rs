@@ -161,9 +161,24 @@ struct LoginForm {
     next: Option<String>,
 }
 
+/// The session cookie's attributes: `Secure` when the page came over TLS (a proxy in front
+/// says so with `X-Forwarded-Proto: https`; the listener itself speaks plain HTTP).
+fn cookie_attributes(headers: &HeaderMap) -> &'static str {
+    let tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    if tls {
+        "Path=/; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Strict"
+    }
+}
+
 async fn login(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
@@ -211,7 +226,7 @@ async fn login(
         now(),
     );
     tracing::info!(agent = who.id, source = %peer.ip(), "desk login");
-    let cookie = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
+    let cookie = format!("{COOKIE}={session}; {}", cookie_attributes(&headers));
     (
         StatusCode::SEE_OTHER,
         [
@@ -239,7 +254,7 @@ async fn logout(
         state.sessions().close(&token);
         tracing::info!(agent = s.agent, "desk logout");
     }
-    let gone = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let gone = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&headers));
     (
         StatusCode::SEE_OTHER,
         [
@@ -588,6 +603,14 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cookie_is_secure_behind_a_tls_proxy() {
+        let mut h = HeaderMap::new();
+        assert!(!cookie_attributes(&h).contains("Secure"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(cookie_attributes(&h).ends_with("HttpOnly; SameSite=Strict; Secure"));
+    }
 
     #[test]
     fn a_login_leads_only_to_our_own_pages() {
