@@ -18,8 +18,10 @@ use tower::Service;
 
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const PER_ADDRESS: usize = 32;
-pub const MAX_CONNECTIONS: usize = 512;
+/// Each open desk or wall holds one connection (its event stream), and an office's agents
+/// often share one address behind NAT: room for a few hundred of them.
+pub const PER_ADDRESS: usize = 256;
+pub const MAX_CONNECTIONS: usize = 2048;
 
 /// Serves `app` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, app: axum::Router) {
