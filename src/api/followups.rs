@@ -130,10 +130,13 @@ pub async fn change(
             "expected {\"action\": \"take\" | \"release\" | \"done\" | \"fail\", \"reason\": ...}",
         );
     };
+    if b.action == "call" {
+        return call_back(&state, who, id).await;
+    }
     let Some(action) = Action::parse(&b.action, b.reason) else {
         return error(
             StatusCode::BAD_REQUEST,
-            "the action is take, release, done or fail (fail needs a reason)",
+            "the action is take, release, done, fail (with a reason) or call",
         );
     };
     let before = match with_store(&state, move |s| s.followup(id)).await {
@@ -170,6 +173,67 @@ pub async fn change(
             "someone changed it meanwhile: look again",
         ),
         Err(e) => e,
+    }
+}
+
+/// `{"action": "call"}`: the agent takes the follow-up (if nobody has) and calls the caller
+/// back now: their own phone rings, then the caller's.
+async fn call_back(state: &ApiState, who: Who, id: i64) -> Response {
+    let Who::Desk(session) = &who else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "calling back rings an agent's phone: from the agent's desk",
+        );
+    };
+    let before = match with_store(state, move |s| s.followup(id)).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such follow-up"),
+        Err(e) => return e,
+    };
+    if !may(state, &who, &before.queue) {
+        return error(StatusCode::FORBIDDEN, "not one of your queues' follow-ups");
+    }
+    let agent = session.agent.clone();
+    let mut item = before.clone();
+    if before.owner.as_deref() != Some(agent.as_str()) {
+        let now = super::wall_now().to_string();
+        let taken = match before.apply(&Action::Take, &agent, false, &now) {
+            Ok(t) => t,
+            Err(refused) => return error(StatusCode::CONFLICT, &refused.to_string()),
+        };
+        let (b, t) = (before.clone(), taken.clone());
+        match with_store(state, move |s| s.change_followup(&b, &t)).await {
+            Ok(true) => item = taken,
+            Ok(false) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "someone changed it meanwhile: look again",
+                );
+            }
+            Err(e) => return e,
+        }
+        state.shared.events.publish(Event::FollowUps);
+    } else if !item.state.is_open() {
+        return error(
+            StatusCode::CONFLICT,
+            &format!("it is {} already", item.state.as_str()),
+        );
+    }
+    let rang = super::ask(state, |reply| super::ApiQuery::CallBackNow {
+        agent: agent.clone(),
+        caller: item.caller.clone(),
+        queue: item.queue.clone(),
+        call_id: item.call_id.clone(),
+        reply,
+    })
+    .await;
+    match rang {
+        Some(Ok(())) => {
+            tracing::info!(id, agent, "calling back now");
+            Json(row(state, item, None)).into_response()
+        }
+        Some(Err(why)) => error(StatusCode::CONFLICT, &why),
+        None => super::unavailable(),
     }
 }
 

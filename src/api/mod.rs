@@ -120,6 +120,15 @@ pub enum ApiQuery {
     Gauges(oneshot::Sender<Gauges>),
     /// The callers waiting for or talking to a human, longest waiting first.
     LiveCalls(oneshot::Sender<Vec<caller::LiveCall>>),
+    /// An agent calls a caller back now (a follow-up on the desk): ring the agent, then dial
+    /// the caller; or why not.
+    CallBackNow {
+        agent: String,
+        caller: String,
+        queue: String,
+        call_id: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
     Login {
         user: String,

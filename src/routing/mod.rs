@@ -131,6 +131,14 @@ pub enum RouterEvent {
         queue: QueueId,
         priority: u32,
     },
+    /// An agent calls someone back now (from a follow-up on the desk): ring that agent for
+    /// `call`, a callback of `queue`, if they serve it and are available; otherwise nothing
+    /// happens. Not answered, it waits first in line for the queue's other agents.
+    CallBackNow {
+        call: CallId,
+        queue: QueueId,
+        agent: AgentId,
+    },
     /// The waiting caller chose to be called back: the entry keeps its place in line.
     ToCallback {
         call: CallId,
@@ -636,6 +644,45 @@ impl Router {
                 );
                 self.queues[queue].waiting.insert(place, call);
                 self.dispatch(queue, now, &mut out);
+            }
+            RouterEvent::CallBackNow { call, queue, agent } => {
+                let free = self.agents.get(agent).is_some_and(|a| {
+                    a.state == AgentState::Available && !a.retired && a.queues.contains(&queue)
+                });
+                if !free
+                    || queue >= self.queues.len()
+                    || self.queues[queue].retired
+                    || self.calls.contains_key(&call)
+                {
+                    return out;
+                }
+                self.seq += 1;
+                let until = now + self.queues[queue].config.ring_timeout;
+                self.calls.insert(
+                    call,
+                    Call {
+                        queue,
+                        // First in line if it comes back unanswered.
+                        place: (Reverse(u32::MAX), self.seq),
+                        state: CallState::Ringing {
+                            agents: vec![agent],
+                            until,
+                        },
+                        callback: true,
+                        tried: Vec::new(),
+                        entered: now,
+                        told: Pending::default(),
+                    },
+                );
+                self.agents[agent].last_rung = self.seq;
+                self.set_state(agent, AgentState::Ringing, now, &mut out);
+                self.agents[agent].call = Some(call);
+                self.ring_deadlines.insert((until, call, agent));
+                out.push(RouterAction::Ring {
+                    call,
+                    agent,
+                    callback: true,
+                });
             }
             RouterEvent::ToCallback { call } => {
                 if let Some(c) = self.calls.get_mut(&call) {

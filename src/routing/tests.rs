@@ -975,3 +975,76 @@ fn changes_name_each_agent_once_with_the_wish_for_after_the_call() {
     assert_eq!(r.wrap_up_left(0, t.at(30)), None);
     assert_eq!(r.take_changes().agents, vec![0]);
 }
+
+/// "Call back now" rings the agent who asked, and only while they are free; a ring they let
+/// go unanswered leaves the callback first in line for the queue's other agents.
+#[test]
+fn call_back_now_rings_the_agent_who_asked_and_then_the_others() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    let now = RouterEvent::CallBackNow {
+        call: 7,
+        queue: 0,
+        agent: 2,
+    };
+    let rung = r.handle(now.clone(), t.at(10));
+    assert_eq!(
+        rung,
+        vec![RouterAction::Ring {
+            call: 7,
+            agent: 2,
+            callback: true
+        }]
+    );
+    assert_eq!(r.agent_state(2).unwrap().0, AgentState::Ringing);
+    // Asked again while ringing (or for a call already known): nothing.
+    assert!(r.handle(now, t.at(11)).is_empty());
+    let busy_agent = RouterEvent::CallBackNow {
+        call: 8,
+        queue: 0,
+        agent: 2,
+    };
+    assert!(r.handle(busy_agent, t.at(11)).is_empty());
+    // An ordinary caller arrives meanwhile; the callback, given back, goes before them.
+    r.handle(
+        RouterEvent::SetState {
+            agent: 0,
+            state: Requested::NotReady,
+            reason: None,
+        },
+        t.at(12),
+    );
+    r.handle(
+        RouterEvent::SetState {
+            agent: 1,
+            state: Requested::NotReady,
+            reason: None,
+        },
+        t.at(12),
+    );
+    enqueue(&mut r, 9, 5, t.at(13));
+    let out = r.handle(RouterEvent::Timer, t.at(10 + 15));
+    assert!(
+        out.contains(&RouterAction::CancelRing {
+            call: 7,
+            agent: 2,
+            elsewhere: false
+        }),
+        "{out:?}"
+    );
+    let back = r.handle(
+        RouterEvent::SetState {
+            agent: 0,
+            state: Requested::Available,
+            reason: None,
+        },
+        t.at(30),
+    );
+    assert_eq!(
+        back,
+        vec![RouterAction::Ring {
+            call: 7,
+            agent: 0,
+            callback: true
+        }]
+    );
+}

@@ -1480,7 +1480,7 @@ fn the_api_shows_agents_queues_calls_and_metrics() {
 
 /// The callback's call reaches the caller's phone (where the caller called from): it rings,
 /// answers with PCMA media at `rtp`, talks, and hangs up after 3 s.
-fn caller_phone_answers_callback(rtp: u16) -> String {
+pub(super) fn caller_phone_answers_callback(rtp: u16) -> String {
     scenario(&[
         r#"  <recv request="INVITE" crlf="true"/>
   <send>

@@ -165,6 +165,16 @@ impl Browser {
         })
     }
 
+    /// Clicks the button that says `label` inside the first element `css` finds.
+    fn press(&self, css: &str, label: &str) {
+        self.rt.block_on(async {
+            let within = self.client().find(Locator::Css(css)).await.unwrap();
+            let path = format!(".//button[normalize-space()='{label}']");
+            let b = within.find(Locator::XPath(&path)).await.unwrap();
+            b.click().await.unwrap();
+        })
+    }
+
     fn select(&self, css: &str, value: &str) {
         self.rt.block_on(async {
             let e = self.client().find(Locator::Css(css)).await.unwrap();
@@ -724,13 +734,13 @@ fn a_voicemail_is_a_follow_up_played_taken_and_done_on_the_desk() {
         ),
     );
     assert_eq!(status, 403);
-    browser.click("#followup-list td.actions button");
+    browser.press("#followup-list td.actions", "Take");
     assert!(
         browser
             .wait_text("#followup-list td.state", "taken by alice")
             .contains("taken by alice")
     );
-    browser.click("#followup-list td.actions button:nth-of-type(2)");
+    browser.press("#followup-list td.actions", "Done");
     assert!(
         browser
             .wait_text("#followup-list td.state", "done")
@@ -761,5 +771,81 @@ fn a_voicemail_is_a_follow_up_played_taken_and_done_on_the_desk() {
         ),
         (Some(2), Some(1), Some(1)),
         "{report}"
+    );
+}
+
+/// "Call back now" on a voicemail: alice's phone rings first, she answers, then the phone the
+/// message came from rings and answers, and they talk; the follow-up is hers, and she marks it
+/// done.
+#[test]
+fn call_back_now_rings_the_agent_then_the_caller_who_left_a_message() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    let ports = AgentPorts::take();
+    // Nobody is logged in: the caller leaves a message for support.
+    let message = super::call(
+        "PCMA",
+        None,
+        &[
+            pause(500),
+            super::key('7'),
+            pause(800),
+            super::speak(),
+            pause(3000),
+        ],
+        super::CALLER_BYE,
+    );
+    let r = server.sipp("message", &message, "agent", &[]);
+    assert!(r.ok, "{}", r.text);
+    // The phone the message came from now waits to be called back.
+    let callee = sipp_at(
+        &server,
+        "caller_phone",
+        &super::agents::caller_phone_answers_callback(ports.listen(3)),
+        server.ports.sipp,
+        ports.media(2),
+        &["-m", "1"],
+    );
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    assert!(
+        browser
+            .wait_text("#followup-list", "support")
+            .contains("Voicemail")
+    );
+    browser.press("#followup-list td.actions", "Call back now");
+    assert!(
+        browser
+            .wait_text("#followup-list td.state", "taken by alice")
+            .contains("taken by alice"),
+        "{}",
+        browser.text("#followup-message")
+    );
+    let callee = finish(&server, "caller_phone", callee);
+    assert!(
+        callee.ok,
+        "the caller's phone rang and answered: {}",
+        callee.text
+    );
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}", phone.text);
+    browser.press("#followup-list td.actions", "Done");
+    assert!(
+        browser
+            .wait_text("#followup-list td.state", "done")
+            .starts_with("done")
     );
 }

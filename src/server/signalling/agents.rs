@@ -1363,6 +1363,15 @@ impl Signalling {
             ApiQuery::LiveCalls(reply) => {
                 let _ = reply.send(self.live_calls(now));
             }
+            ApiQuery::CallBackNow {
+                agent,
+                caller,
+                queue,
+                call_id,
+                reply,
+            } => {
+                let _ = reply.send(self.call_back_now(&agent, caller, &queue, call_id, now));
+            }
             ApiQuery::Login {
                 user,
                 password,

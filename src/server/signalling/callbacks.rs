@@ -34,6 +34,9 @@ pub(in crate::server) struct Callback {
     pub dial: Option<String>,
 }
 
+/// The row of a callback that is no stored request (a desk's "call back now").
+const NOT_STORED: i64 = 0;
+
 /// Calls to the caller before a callback is given up (and marked failed).
 const MAX_ATTEMPTS: u32 = 3;
 /// An unanswered callback goes back in line after this long.
@@ -167,6 +170,70 @@ impl Signalling {
             now,
         );
         self.route(RouterEvent::ToCallback { call: id }, now);
+    }
+
+    /// "Call back now" from the desk (a voicemail's follow-up): the agent's phone rings at
+    /// once, then, answered, the caller is dialled, as for any callback. Refused unless the
+    /// agent is ready for the queue and `[callbacks]` allows dialling the caller. Nothing is
+    /// stored (the follow-up the agent took is its record), and an unreachable caller is not
+    /// tried again.
+    pub(super) fn call_back_now(
+        &mut self,
+        agent: &str,
+        caller: String,
+        queue: &str,
+        call_id: String,
+        now: Instant,
+    ) -> Result<(), String> {
+        if let Err(why) = self.shared.flows().callbacks.target(&caller) {
+            return Err(format!("hotline may not dial this caller: {why}"));
+        }
+        let Some(a) = self.agents.ids.iter().position(|id| id == agent) else {
+            return Err("no such agent".into());
+        };
+        let Some(&q) = self.agents.queue_ids.get(queue) else {
+            return Err(format!("no queue \"{queue}\" in the config"));
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        self.agents.waiting.insert(
+            id,
+            Waiting {
+                call_id,
+                queue: queue.to_string(),
+                priority: u32::MAX,
+                to_call: None,
+                context: CallerContext {
+                    caller,
+                    path: Vec::new(),
+                    variables: Vec::new(),
+                    probe: false,
+                },
+                entered: now,
+                connected: None,
+                callback: Some(Callback {
+                    row: NOT_STORED,
+                    attempts: MAX_ATTEMPTS - 1,
+                    caller_leg: None,
+                    dial: None,
+                }),
+            },
+        );
+        self.route(
+            RouterEvent::CallBackNow {
+                call: id,
+                queue: q,
+                agent: a,
+            },
+            now,
+        );
+        if self.agents.router.agent_state(a).map(|s| s.2) == Some(Some(id)) {
+            tracing::info!(agent, queue, "call back now: the agent's phone rings");
+            Ok(())
+        } else {
+            self.agents.waiting.remove(&id);
+            Err("be Ready, with your phone registered, for this queue's calls first".into())
+        }
     }
 
     /// The agent answered a callback: they hear ringback while we look up the caller's number.
@@ -488,6 +555,9 @@ impl Signalling {
 
     /// Writes a callback's progress to the store, off the signalling task.
     fn record_callback(&self, row: i64, state: CallbackState, attempts: u32) {
+        if row == NOT_STORED {
+            return;
+        }
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
             let result = match shared.store.lock() {

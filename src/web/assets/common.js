@@ -154,6 +154,9 @@ hotline.followUps = function (opts) {
       actions.className = "actions";
       const open = f.state === "new" || f.state === "taken";
       const mine = f.owner === me || opts.supervisor;
+      if (open && opts.callBack && (f.state === "new" || f.owner === me)) {
+        actions.appendChild(button("Call back now", () => act(f, "call")));
+      }
       if (open && f.state === "new") actions.appendChild(button("Take", () => act(f, "take")));
       if (open && f.state === "taken" && mine) actions.appendChild(button("Release", () => act(f, "release")));
       if (open && (f.state === "new" || mine)) {

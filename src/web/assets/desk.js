@@ -165,7 +165,10 @@
   const pending = el("wrap-up-card").dataset;
   if (pending.call) askWrapUp(pending.call, pending.caller);
   if (card.dataset.row) show(JSON.parse(card.dataset.row));
-  const followUps = hotline.followUps({ supervisor: !!document.body.dataset.supervisor });
+  const followUps = hotline.followUps({
+    supervisor: !!document.body.dataset.supervisor,
+    callBack: true, // rings this agent's phone, then the caller
+  });
   hotline.follow(card.dataset.after, {
     agent: (e) => { if (e.agent.id === me) show(e.agent); },
     "follow-ups": () => followUps(),
