@@ -211,6 +211,10 @@ impl Default for Rtp {
 pub struct Http {
     pub listen: String,
     pub token_env: String,
+    /// Whether the API's reads (agents, queues, calls, flows, metrics) answer anyone. When
+    /// false they need the bearer token or a desk login, and an agent's login reads only
+    /// their own calls.
+    pub open_reads: bool,
 }
 
 impl Default for Http {
@@ -218,6 +222,7 @@ impl Default for Http {
         Http {
             listen: "127.0.0.1:8080".into(),
             token_env: "HOTLINE_TOKEN".into(),
+            open_reads: true,
         }
     }
 }

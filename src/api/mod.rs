@@ -334,6 +334,40 @@ impl ApiState {
     }
 }
 
+/// With `[http] open_reads = false`, the API's reads need the bearer token or a desk login
+/// (`/health` stays open for load balancers; the pages and the stream check their own).
+async fn reads_guard(
+    State(state): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let guarded = path == "/metrics"
+        || ["/api/agents", "/api/queues", "/api/calls", "/api/flows"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if guarded
+        && req.method() == axum::http::Method::GET
+        && !state.shared.config.http.open_reads
+        && state.who(req.headers()).is_none()
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "log in, or give the API's bearer token ([http] open_reads = false)",
+        );
+    }
+    next.run(req).await
+}
+
+/// An agent's own login reads only their own calls while reads are not open to all.
+fn own_calls_only(state: &ApiState, who: Option<&Who>) -> Option<String> {
+    if state.shared.config.http.open_reads {
+        return None;
+    }
+    who.filter(|w| !w.sees_all())
+        .and_then(|w| w.agent().map(str::to_string))
+}
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/agents", get(agents))
@@ -349,6 +383,10 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/report", get(report))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reads_guard,
+        ))
         .with_state(state)
 }
 
@@ -588,6 +626,12 @@ async fn call(
     })
     .await;
     match found {
+        Ok(Ok(Some(record)))
+            if own_calls_only(&state, who.as_ref())
+                .is_some_and(|me| record.agent.as_deref() != Some(me.as_str())) =>
+        {
+            error(StatusCode::FORBIDDEN, "not a call you took")
+        }
         Ok(Ok(Some(record))) => Json(hide_wrap_up(record, who.as_ref())).into_response(),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with that id"),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -601,10 +645,13 @@ async fn calls(
     headers: HeaderMap,
 ) -> Response {
     let who = state.who(&headers);
-    let (limit, filter) = match calls_query(raw.as_deref()) {
+    let (limit, mut filter) = match calls_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
+    if let Some(me) = own_calls_only(&state, who.as_ref()) {
+        filter.agent = Some(me);
+    }
     let store = Arc::clone(&state.shared.store);
     let rows = tokio::task::spawn_blocking(move || {
         store

@@ -849,3 +849,40 @@ fn call_back_now_rings_the_agent_then_the_caller_who_left_a_message() {
             .starts_with("done")
     );
 }
+
+/// With `[http] open_reads = false` the API's reads need the token or a login; `/health`
+/// stays open for a load balancer.
+#[test]
+fn reads_can_be_closed_to_strangers() {
+    let mut server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    server.kill();
+    let file = server.path().join("hotline.toml");
+    let config = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        config.replace("[http]\n", "[http]\nopen_reads = false\n"),
+    )
+    .unwrap();
+    server.spawn();
+    for path in [
+        "/api/agents",
+        "/api/queues",
+        "/api/calls",
+        "/api/flows",
+        "/metrics",
+    ] {
+        let (status, body) = http(&server, "GET", path, None, "");
+        assert_eq!(status, 401, "{path}: {body}");
+        let (status, _) = http(&server, "GET", path, Some("test-token"), "");
+        assert_eq!(status, 200, "{path} with the token");
+    }
+    assert_eq!(http(&server, "GET", "/health", None, "").0, 200);
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    let status = run_js(
+        &browser,
+        "fetch('/api/agents').then((r) => done(r.status));",
+    );
+    assert_eq!(status, 200, "her login reads the API");
+}
