@@ -337,8 +337,20 @@ impl Router {
     /// may have, since the last call.
     pub fn take_changes(&mut self) -> Changes {
         let mut agents = std::mem::take(&mut self.changed_agents);
-        let mut seen = std::collections::HashSet::with_capacity(agents.len());
-        agents.retain(|a| seen.insert(*a));
+        // Usually one or two after an event: a scan, no set to allocate.
+        if agents.len() <= 16 {
+            let mut i = 0;
+            while i < agents.len() {
+                if agents[..i].contains(&agents[i]) {
+                    agents.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(agents.len());
+            agents.retain(|a| seen.insert(*a));
+        }
         Changes {
             agents,
             queues: std::mem::take(&mut self.queues_changed),
