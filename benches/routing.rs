@@ -90,6 +90,8 @@ fn bench(c: &mut Criterion) {
                         now,
                     );
                     next_call += 1;
+                    // What the server then asks: whom to tell the desk and the wall about.
+                    black_box(r.take_changes());
                     black_box(&r);
                 })
             },

@@ -601,6 +601,25 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
     assert!(phone.ok, "{}", phone.text);
 }
 
+/// A caller on the agent line types 7 and, with nobody serving support, speaks for `ms`
+/// after the beep into its mailbox, then hangs up.
+fn leave_message_for_support(server: &Server, name: &str, ms: u32) {
+    let message = super::call(
+        "PCMA",
+        None,
+        &[
+            pause(500),
+            super::key('7'),
+            pause(800),
+            super::speak(),
+            pause(ms),
+        ],
+        super::CALLER_BYE,
+    );
+    let r = server.sipp(name, &message, "agent", &[]);
+    assert!(r.ok, "{}", r.text);
+}
+
 /// Runs a script in the page that calls back with its answer (`done(value)`).
 fn run_js(browser: &Browser, script: &str) -> serde_json::Value {
     browser
@@ -630,20 +649,7 @@ fn a_voicemail_is_a_follow_up_played_taken_and_done_on_the_desk() {
 
     // Nobody serves support: the caller who typed 7 leaves a message there. Another caller
     // presses 1 on the main line: mailbox "one", which no queue serves.
-    let support = super::call(
-        "PCMA",
-        None,
-        &[
-            pause(500),
-            super::key('7'),
-            pause(800),
-            super::speak(),
-            pause(4000),
-        ],
-        super::CALLER_BYE,
-    );
-    let r = server.sipp("support_vm", &support, "agent", &[]);
-    assert!(r.ok, "{}", r.text);
+    leave_message_for_support(&server, "support_vm", 4000);
     assert!(
         browser
             .wait_text("#followup-list", "support")
@@ -782,20 +788,7 @@ fn call_back_now_rings_the_agent_then_the_caller_who_left_a_message() {
     let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
     let ports = AgentPorts::take();
     // Nobody is logged in: the caller leaves a message for support.
-    let message = super::call(
-        "PCMA",
-        None,
-        &[
-            pause(500),
-            super::key('7'),
-            pause(800),
-            super::speak(),
-            pause(3000),
-        ],
-        super::CALLER_BYE,
-    );
-    let r = server.sipp("message", &message, "agent", &[]);
-    assert!(r.ok, "{}", r.text);
+    leave_message_for_support(&server, "message", 3000);
     // The phone the message came from now waits to be called back.
     let callee = sipp_at(
         &server,
