@@ -252,18 +252,7 @@ fn the_desk_and_the_wall_follow_an_agent_and_a_waiting_caller_live() {
     assert_eq!(browser.text("#state"), "Offline");
 
     // Her phone registers: the desk says Ready without a reload.
-    let phone = sipp_at(
-        &server,
-        "alice_phone",
-        &scenario(&[
-            super::agents::AGENT_RINGS_ANY.to_string(),
-            super::agents::answers_until_bye(ports.listen(0)),
-        ]),
-        ports.phone(0),
-        ports.media(0),
-        &["-m", "1"],
-    );
-    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let phone = alice_phone_takes_one_call(&server, &ports);
     assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
     assert!(browser.text("#phone").contains("registered"));
 
@@ -601,6 +590,24 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
     assert!(phone.ok, "{}", phone.text);
 }
 
+/// Alice's phone registers, then rings once, answers and talks until the other side hangs
+/// up; `finish` it to know it did.
+fn alice_phone_takes_one_call(server: &Server, ports: &AgentPorts) -> std::process::Child {
+    let phone = sipp_at(
+        server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(server, ports, 0, "alice", "alice-pw", "200");
+    phone
+}
+
 /// A caller on the agent line types 7 and, with nobody serving support, speaks for `ms`
 /// after the beep into its mailbox, then hangs up.
 fn leave_message_for_support(server: &Server, name: &str, ms: u32) {
@@ -798,18 +805,7 @@ fn call_back_now_rings_the_agent_then_the_caller_who_left_a_message() {
         ports.media(2),
         &["-m", "1"],
     );
-    let phone = sipp_at(
-        &server,
-        "alice_phone",
-        &scenario(&[
-            super::agents::AGENT_RINGS_ANY.to_string(),
-            super::agents::answers_until_bye(ports.listen(0)),
-        ]),
-        ports.phone(0),
-        ports.media(0),
-        &["-m", "1"],
-    );
-    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let phone = alice_phone_takes_one_call(&server, &ports);
     let browser = Browser::open(server.ports.http);
     browser.log_in("alice", "alice-pw");
     assert_eq!(browser.path_after("/desk"), "/desk");
