@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::events::Event;
-use super::{ApiState, Who, error, with_store};
+use super::{ApiState, Who, error, login_required, with_store};
 use crate::store::StoreError;
 use crate::store::followup::{Action, FollowUp, Kind};
 
@@ -63,10 +63,7 @@ fn row(state: &ApiState, item: FollowUp, duration_ms: Option<u64>) -> FollowUpRo
 /// last day.
 pub async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(who) = state.who(&headers) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "log in, or give the API's bearer token",
-        );
+        return login_required();
     };
     let since = (super::wall_now() - jiff::SignedDuration::from_hours(CLOSED_LISTED_H)).to_string();
     let items = match with_store(&state, move |s| {
@@ -244,10 +241,7 @@ pub async fn audio(
     headers: HeaderMap,
 ) -> Response {
     let Some(who) = state.who(&headers) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "log in, or give the API's bearer token",
-        );
+        return login_required();
     };
     let found = with_store(&state, move |s| {
         let Some(f) = s.followup(id)? else {

@@ -196,6 +196,14 @@ pub fn now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// 401: the request needs a desk login or the API's bearer token.
+pub fn login_required() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "log in, or give the API's bearer token",
+    )
+}
+
 /// The wall clock, for the times the pages write and look back from.
 #[allow(clippy::disallowed_methods)] // the HTTP edge reads the clock
 pub fn wall_now() -> jiff::Timestamp {
@@ -467,18 +475,13 @@ async fn set_state(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(token) = &state.token else {
+    if state.token.is_none() {
         return error(
             StatusCode::FORBIDDEN,
             "writes are disabled: the server has no API token (see [http] token_env)",
         );
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+    }
+    if !state.bearer_ok(&headers) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -617,26 +620,17 @@ async fn call(
     headers: HeaderMap,
 ) -> Response {
     let who = state.who(&headers);
-    let store = Arc::clone(&state.shared.store);
-    let found = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_string())
-            .and_then(|s| s.call(&id).map_err(|e| e.to_string()))
-    })
-    .await;
-    match found {
-        Ok(Ok(Some(record)))
-            if own_calls_only(&state, who.as_ref())
-                .is_some_and(|me| record.agent.as_deref() != Some(me.as_str())) =>
-        {
-            error(StatusCode::FORBIDDEN, "not a call you took")
-        }
-        Ok(Ok(Some(record))) => Json(hide_wrap_up(record, who.as_ref())).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with that id"),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    let record = match with_store(&state, move |s| s.call(&id)).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no call with that id"),
+        Err(e) => return e,
+    };
+    if own_calls_only(&state, who.as_ref())
+        .is_some_and(|me| record.agent.as_deref() != Some(me.as_str()))
+    {
+        return error(StatusCode::FORBIDDEN, "not a call you took");
     }
+    Json(hide_wrap_up(record, who.as_ref())).into_response()
 }
 
 async fn calls(
@@ -652,23 +646,14 @@ async fn calls(
     if let Some(me) = own_calls_only(&state, who.as_ref()) {
         filter.agent = Some(me);
     }
-    let store = Arc::clone(&state.shared.store);
-    let rows = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_string())
-            .and_then(|s| s.calls(&filter, limit).map_err(|e| e.to_string()))
-    })
-    .await;
-    match rows {
-        Ok(Ok(rows)) => Json(
+    match with_store(&state, move |s| s.calls(&filter, limit)).await {
+        Ok(rows) => Json(
             rows.into_iter()
                 .map(|r| hide_wrap_up(r, who.as_ref()))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => e,
     }
 }
 
@@ -688,10 +673,7 @@ async fn report(
         Some(who) if who.sees_all() => {}
         Some(_) => return error(StatusCode::FORBIDDEN, "the report is for supervisors"),
         None => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "log in, or give the API's bearer token",
-            );
+            return login_required();
         }
     }
     let q: ReportQuery = match serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()) {

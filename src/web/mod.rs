@@ -20,8 +20,8 @@ use serde::Deserialize;
 use crate::api::events::{Published, Viewer as EventViewer};
 use crate::api::session::Session;
 use crate::api::{
-    ApiQuery, ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, now, unavailable,
-    with_store,
+    ApiQuery, ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, login_required,
+    now, unavailable, with_store,
 };
 use pages::Viewer;
 
@@ -516,10 +516,7 @@ async fn events(
         Some(s) => EventViewer::Agent(s.agent),
         None if state.bearer_ok(&headers) => EventViewer::Supervisor,
         None => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "log in, or give the API's bearer token",
-            );
+            return login_required();
         }
     };
     let last = headers
