@@ -343,8 +343,8 @@ pub struct Queue {
     pub name: String,
     #[serde(default)]
     pub skills: Vec<String>,
-    #[serde(default = "default_strategy")]
-    pub strategy: String,
+    #[serde(default)]
+    pub strategy: crate::routing::Strategy,
     #[serde(default = "default_ring_timeout")]
     pub ring_timeout_s: u32,
     #[serde(default = "default_wrap_up")]
@@ -358,9 +358,6 @@ pub struct Queue {
     pub service_level_s: u32,
 }
 
-fn default_strategy() -> String {
-    "longest-idle".into()
-}
 fn default_ring_timeout() -> u32 {
     15
 }
@@ -373,14 +370,6 @@ fn default_retry() -> u32 {
 fn default_service_level() -> u32 {
     20
 }
-
-const STRATEGIES: [&str; 5] = [
-    "longest-idle",
-    "round-robin",
-    "fewest-calls",
-    "skill-weighted",
-    "ring-all",
-];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -499,16 +488,6 @@ impl Loaded {
             return Err(ConfigError(format!(
                 "{name}: [sip] digest_algorithms: a list of \"MD5\" and/or \"SHA-256\""
             )));
-        }
-        for q in &config.queues {
-            if !STRATEGIES.contains(&q.strategy.as_str()) {
-                return Err(ConfigError(format!(
-                    "{name}: queue \"{}\": unknown strategy \"{}\" (one of {})",
-                    q.name,
-                    q.strategy,
-                    STRATEGIES.join(", ")
-                )));
-            }
         }
         let warnings = check(&config, text, &name)?;
         if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
@@ -702,6 +681,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("Nowhere/Town"), "{e}");
+        // A queue's strategy is read as one, not checked after as a string.
+        let e = Loaded::parse(
+            "[[queues]]\nname = \"support\"\nstrategy = \"fastest\"\n",
+            Some("h.toml".into()),
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("h.toml:3:"), "{e}");
+        assert!(
+            e.0.contains("unknown strategy \"fastest\" (one of longest-idle,"),
+            "{e}"
+        );
+        let ok = Loaded::parse(
+            "[[queues]]\nname = \"support\"\nstrategy = \"ring-all\"\n",
+            Some("h.toml".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.config.queues[0].strategy,
+            crate::routing::Strategy::RingAll
+        );
     }
 
     #[test]

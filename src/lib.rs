@@ -14,4 +14,5 @@ pub mod routing;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod switch;
 pub mod web;

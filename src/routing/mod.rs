@@ -18,8 +18,12 @@ pub type AgentId = usize;
 pub type QueueId = usize;
 pub type CallId = u64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a queue picks among its available agents (`strategy` in a `[[queues]]` entry). An
+/// unknown name is a config error, never a silent fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Strategy {
+    #[default]
     LongestIdle,
     RoundRobin,
     FewestCalls,
@@ -27,7 +31,27 @@ pub enum Strategy {
     RingAll,
 }
 
+impl TryFrom<String> for Strategy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Strategy, String> {
+        Strategy::parse(&s).ok_or_else(|| {
+            format!(
+                "unknown strategy \"{s}\" (one of {})",
+                Strategy::NAMES.join(", ")
+            )
+        })
+    }
+}
+
 impl Strategy {
+    pub const NAMES: [&str; 5] = [
+        "longest-idle",
+        "round-robin",
+        "fewest-calls",
+        "skill-weighted",
+        "ring-all",
+    ];
+
     pub fn parse(s: &str) -> Option<Strategy> {
         Some(match s {
             "longest-idle" => Strategy::LongestIdle,

@@ -23,6 +23,7 @@ use crate::sip::sdp::{self, Agreed, Offer, SdpError};
 use crate::sip::transaction::{self, Key, Output, Transaction};
 use crate::sip::transport::{Inbound, InboxRx, Link, Transport};
 use crate::sip::wire::{self, Message, Reject, Start};
+use crate::switch::Switch;
 
 /// Where a waiting caller stands in their queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,8 +109,6 @@ struct TxEntry {
     peer: SocketAddr,
     /// The call an INVITE transaction belongs to, to end it if the ACK never comes.
     call_id: Option<String>,
-    /// The agent leg a client INVITE transaction places.
-    leg: Option<String>,
 }
 
 enum Phase {
@@ -164,6 +163,8 @@ enum TimerRef {
     CallbackRetry(u64),
     /// A transfer target rang for its `ring_timeout_s` (its leg's Call-ID).
     TransferRing(String),
+    /// The switch's `poll_timeout()`.
+    Switch,
 }
 
 pub struct Signalling {
@@ -182,6 +183,10 @@ pub struct Signalling {
     /// Refused calls, logged once a second rather than once each.
     refusals: RefusalLog,
     agents: agents::Agents,
+    /// The calls we place: their SIP, decided without IO (`crate::switch`).
+    switch: Switch,
+    /// When the switch's next timeout is scheduled for.
+    switch_due: Option<Instant>,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
     /// New calls admitted by the rate limit: tokens left, and when they were counted.
@@ -203,7 +208,16 @@ fn trace_message(dir: &str, link: Link, peer: SocketAddr, bytes: &[u8]) {
 
 impl Signalling {
     pub fn new(shared: Arc<Shared>, transport: Arc<Transport>) -> Signalling {
+        let local = crate::switch::Local {
+            advertise: shared.config.sip.advertise.clone(),
+            port: transport.local_addr().port(),
+            tls_port: transport.tls_addr().map(|a| a.port()),
+            media_ip: shared.media_ip,
+            timers: shared.tx_config,
+        };
         Signalling {
+            switch: Switch::new(local, Box::new(OsEntropy)),
+            switch_due: None,
             transport,
             transactions: HashMap::new(),
             timers: BTreeMap::new(),
@@ -277,15 +291,18 @@ impl Signalling {
                 }
                 Some(m) = inbound.fresh.recv() => self.on_inbound(m, Instant::now()),
             }
+            // Whatever the switch was asked above: send it, and tell the legs' users.
+            self.drive(Instant::now());
             // Done when no call is left: neither a caller's nor one we placed (a callback's
             // legs live without a caller's call).
-            if self.draining && self.calls.is_empty() && self.agents.legs.is_empty() {
+            if self.draining && self.calls.is_empty() && self.switch.is_empty() {
                 // Let our BYEs finish, within reason.
-                let byes_pending = self.transactions.values().any(|t| {
-                    t.call_id.is_none()
-                        && !t.tx.is_terminated()
-                        && t.tx.kind() == transaction::Kind::ClientNonInvite
-                });
+                let byes_pending = self.switch.requests_pending()
+                    || self.transactions.values().any(|t| {
+                        t.call_id.is_none()
+                            && !t.tx.is_terminated()
+                            && t.tx.kind() == transaction::Kind::ClientNonInvite
+                    });
                 if !byes_pending || hard_end.is_some_and(|t| Instant::now() >= t) {
                     break;
                 }
@@ -363,6 +380,15 @@ impl Signalling {
         if msg.method().is_some() {
             wire::stamp_via(&mut msg, source);
         }
+        if self.switch.owns(&msg) {
+            let input = crate::switch::Input::Message {
+                msg,
+                link,
+                peer: source,
+            };
+            self.switch.handle(input, now);
+            return self.drive(now);
+        }
         match &msg.start {
             Start::Response { .. } => self.on_response(msg, now),
             Start::Request { method, .. } => {
@@ -402,39 +428,15 @@ impl Signalling {
         let Some(key) = Key::of(&msg, &method) else {
             return;
         };
-        let leg = msg
-            .get("Call-ID")
-            .filter(|c| method == "INVITE" && self.agents.legs.contains_key(*c))
-            .map(str::to_string);
-        // The ACK a failure answer needs (the transaction sends it only for those).
-        let ack = leg
-            .as_ref()
-            .map(|l| self.failure_ack(l, &msg))
-            .unwrap_or_default();
+        // Only our BYEs to callers are left here (the switch takes its legs' answers).
         let Some(entry) = self.transactions.get_mut(&key) else {
-            // A 2xx retransmitted after its transaction ended: the leg ACKs it again.
-            if let Some(leg) = leg {
-                self.on_leg_response(&leg, msg, now);
-            }
             return;
         };
         let (link, peer) = (entry.link, entry.peer);
-        let out = entry.tx.on_response(msg, |_| ack, now);
-        let responses: Vec<Message> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Response(m) => Some((**m).clone()),
-                _ => None,
-            })
-            .collect();
+        let out = entry.tx.on_response(msg, |_| Vec::new(), now);
         self.emit(link, peer, out);
         self.cleanup(&key);
         self.schedule_tx(&key);
-        if let Some(leg) = leg {
-            for r in responses {
-                self.on_leg_response(&leg, r, now);
-            }
-        }
     }
 
     fn cleanup(&mut self, key: &Key) {
@@ -516,7 +518,6 @@ impl Signalling {
                 link,
                 peer,
                 call_id: None,
-                leg: None,
             },
         );
         self.emit(link, peer, out);
@@ -995,8 +996,7 @@ impl Signalling {
                     .get(call_id)
                     .filter(|c| c.dialog.matches(req))
                     .map(|c| c.invite.clone())
-            })
-            .or_else(|| self.leg_reinvite_of(req));
+            });
         let Some(key) = key else { return };
         if let Some(e) = self.transactions.get_mut(&key) {
             e.tx.on_request(true, now);
@@ -1049,9 +1049,6 @@ impl Signalling {
 
     fn in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
         let call_id = req.get("Call-ID").unwrap_or_default().to_string();
-        if self.agents.legs.contains_key(&call_id) {
-            return self.leg_in_dialog(key, req, method, now);
-        }
         let known = self
             .calls
             .get_mut(&call_id)
@@ -1268,19 +1265,11 @@ impl Signalling {
             return;
         };
         let bye = entry.dialog.request("BYE", &via, &contact);
-        self.send_request(&bye, link, peer, None, now);
+        self.send_request(&bye, link, peer, now);
     }
 
-    /// Sends a request we originate through a new client transaction; `leg` names the agent
-    /// leg an INVITE places.
-    fn send_request(
-        &mut self,
-        req: &Message,
-        link: Link,
-        peer: SocketAddr,
-        leg: Option<String>,
-        now: Instant,
-    ) {
+    /// Sends a request we originate (a BYE to a caller) through a new client transaction.
+    fn send_request(&mut self, req: &Message, link: Link, peer: SocketAddr, now: Instant) {
         let method = req.method().unwrap_or_default().to_string();
         let Some(key) = Key::of(req, &method) else {
             return;
@@ -1298,7 +1287,6 @@ impl Signalling {
                 link,
                 peer,
                 call_id: None,
-                leg,
             },
         );
         self.emit(link, peer, out);
@@ -1329,6 +1317,13 @@ impl Signalling {
                 TimerRef::CallbackRing(leg) => self.callback_ring_timeout(&leg, now),
                 TimerRef::CallbackRetry(id) => self.retry_callback(id, now),
                 TimerRef::TransferRing(leg) => self.transfer_ring_timeout(&leg, now),
+                TimerRef::Switch => {
+                    if self.switch_due.is_some_and(|t| t <= now) {
+                        self.switch_due = None;
+                        self.switch.handle(crate::switch::Input::Timeout, now);
+                        self.drive(now);
+                    }
+                }
                 TimerRef::Transaction(key) => {
                     let Some(e) = self.transactions.get_mut(&key) else {
                         continue;
@@ -1337,14 +1332,10 @@ impl Signalling {
                         continue; // superseded
                     }
                     let (link, peer, call_id) = (e.link, e.peer, e.call_id.clone());
-                    let leg = e.leg.clone();
                     let out = e.tx.on_timer(now);
                     let timed_out = self.emit(link, peer, out);
                     if timed_out && let Some(call_id) = call_id {
                         self.invite_timed_out(&call_id, now);
-                    }
-                    if timed_out && let Some(leg) = leg {
-                        self.leg_failed(&leg, now);
                     }
                     self.cleanup(&key);
                     self.schedule_tx(&key);
@@ -1408,13 +1399,44 @@ impl Signalling {
         }
         // Calls we placed that no caller's call holds (a callback's agent and caller legs):
         // hang up the answered ones, stop the ringing ones.
-        let legs: Vec<String> = self.agents.legs.keys().cloned().collect();
-        for id in legs {
-            match self.agents.legs.get(&id).map(|l| &l.state) {
-                Some(agents::LegState::Up { .. }) => self.hang_up_leg(&id, now),
-                Some(agents::LegState::Ringing) => self.cancel_leg(&id, false, now),
-                _ => {}
+        for id in self.switch.leg_ids() {
+            self.switch.hang_up(&id, now);
+        }
+        self.drive(now);
+    }
+
+    /// Carries out what the switch asks: messages to send, and what happened to our legs
+    /// (each leg's user decides what that means); then its next timeout is scheduled.
+    pub(super) fn drive(&mut self, now: Instant) {
+        while let Some(o) = self.switch.poll_output() {
+            match o {
+                crate::switch::Output::Transmit {
+                    link,
+                    peer,
+                    bytes,
+                    resend,
+                } => {
+                    if resend {
+                        self.shared
+                            .stats
+                            .retransmissions
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.send(link, peer, bytes);
+                }
+                crate::switch::Output::Event(e) => self.on_leg_event(e, now),
             }
+        }
+        let started = self.switch.take_started();
+        self.shared
+            .metrics
+            .sip_transactions
+            .fetch_add(started, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.switch.poll_timeout()
+            && self.switch_due.is_none_or(|due| t < due)
+        {
+            self.switch_due = Some(t);
+            self.schedule(t, TimerRef::Switch);
         }
     }
 }
@@ -1440,6 +1462,18 @@ fn negotiate(body: &[u8], keying: &sdp::Keying) -> Result<(Offer, Agreed), (u16,
             tracing::info!("{e}");
             Err((488, "Not Acceptable Here"))
         }
+    }
+}
+
+/// The switch's randomness: the process's hash keys for ids, the secure source for keys.
+struct OsEntropy;
+
+impl crate::switch::Entropy for OsEntropy {
+    fn next(&mut self) -> u64 {
+        random()
+    }
+    fn key(&mut self) -> [u8; crate::media::srtp::MASTER_LEN] {
+        srtp_key()
     }
 }
 

@@ -16,6 +16,54 @@ pub enum Start {
     Response { code: u16, reason: String },
 }
 
+/// A request's method, as the code that acts on it matches it. Methods are case-sensitive
+/// (RFC 3261 §7.1): `invite` is `Other("invite")`, answered as any method we do not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Info,
+    Register,
+    Other(String),
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "REGISTER" => Method::Register,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Register => "REGISTER",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Canonical name for the headers we know (`Call-ID`), as written otherwise.
@@ -361,6 +409,17 @@ impl Message {
         match &self.start {
             Start::Request { method, .. } => Some(method),
             Start::Response { .. } => None,
+        }
+    }
+
+    /// A request's method, typed; for a response, the method its CSeq names.
+    pub fn method_kind(&self) -> Option<Method> {
+        match &self.start {
+            Start::Request { method, .. } => Some(Method::parse(method)),
+            Start::Response { .. } => self
+                .get("CSeq")
+                .and_then(parse_cseq)
+                .map(|(_, m)| Method::parse(&m)),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{CallerContext, Signalling, TimerRef, random, tag};
+use super::{CallerContext, Signalling, TimerRef, random};
 use crate::api::caller::{CallerCard, LIVE_CALLS_SHOWN, LiveCall, Variable};
 use crate::api::events::Event;
 use crate::api::{
@@ -20,20 +20,19 @@ use crate::api::{
 };
 use crate::config::{Config, Role};
 use crate::engine::announce;
-use crate::media::g711::Law;
 use crate::routing::estimate;
 use crate::routing::{
-    AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent, Strategy,
+    AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent,
 };
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
-use crate::sip::dialog::{ALLOW, Dialog};
 use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Refusal, Registrar, User};
 use crate::sip::sdp;
-use crate::sip::transaction::{self, Key};
+use crate::sip::transaction::Key;
 use crate::sip::transport::Link;
-use crate::sip::wire::{self, Header, Message, Start};
+use crate::sip::wire::Message;
 use crate::store::StoredBinding;
+use crate::switch::{Context, Dial, Event as LegEvent, Party, Phase};
 
 /// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
 /// place.
@@ -50,16 +49,6 @@ pub(super) struct Waiting {
     pub(super) callback: Option<super::callbacks::Callback>,
 }
 
-pub(super) enum LegState {
-    Ringing,
-    /// We sent CANCEL; the final answer only needs acknowledging.
-    Cancelled,
-    Up {
-        dialog: Dialog,
-        ack: Arc<[u8]>,
-    },
-}
-
 /// Whom a leg we place calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LegKind {
@@ -71,27 +60,18 @@ pub(super) enum LegKind {
     Transfer,
 }
 
-/// A call we place: to an agent's phone, to a caller (for a callback), or to a transfer target.
+/// A call we place, as its user sees it: whom it is for, and its media. Its SIP lives in
+/// the switch.
 pub(super) struct Leg {
     pub(super) call: u64,
     /// The agent it rings, or who waits on it for a callback (unused for a transfer).
     pub(super) agent: usize,
     pub(super) kind: LegKind,
-    pub(super) invite: Message,
-    pub(super) link: Link,
-    pub(super) peer: SocketAddr,
-    pub(super) state: LegState,
     pub(super) socket: Arc<UdpSocket>,
     /// The leg's id in the media loop.
     pub(super) media: u64,
-    /// The codec it runs on once answered; a re-INVITE from the far end keeps it.
-    pub(super) law: Option<Law>,
-    /// Our SDP's version, raised with each answer to a re-INVITE.
-    pub(super) sdp_version: u64,
-    /// The far end's last re-INVITE, whose 2xx its ACK confirms.
-    pub(super) reinvite: Option<Key>,
-    /// Its SRTP keys once answered, if its audio is encrypted.
-    pub(super) srtp: Option<sdp::Sdes>,
+    /// Where its SIP goes (its RTP is only taken from that host).
+    pub(super) peer: SocketAddr,
 }
 
 pub(super) struct Agents {
@@ -143,7 +123,7 @@ fn routing_config(config: &Config) -> (Vec<AgentConfig>, Vec<QueueConfig>, Vec<U
         .map(|q| QueueConfig {
             name: q.name.clone(),
             skills: q.skills.clone(),
-            strategy: Strategy::parse(&q.strategy).unwrap_or(Strategy::LongestIdle),
+            strategy: q.strategy,
             ring_timeout: Duration::from_secs(u64::from(q.ring_timeout_s.max(1))),
             wrap_up: Duration::from_secs(u64::from(q.wrap_up_s)),
             retry: Duration::from_secs(u64::from(q.retry_s.max(1))),
@@ -730,9 +710,19 @@ impl Signalling {
             .calls
             .get(&caller_call)
             .and_then(|c| c.invite_request.get("From"));
-        let (display, caller_uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
-        let context = context_headers(w, now);
-        let domain = self.shared.config.sip.domain.clone();
+        let (display, uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
+        let context = Context {
+            caller: w.context.caller.clone(),
+            queue: Some(w.queue.clone()),
+            path: w.context.path.clone(),
+            waited: Some(now.saturating_duration_since(w.entered)),
+            callback_attempt: w.callback.as_ref().map(|cb| cb.attempts + 1),
+            variables: w.context.variables.clone(),
+        };
+        let to = format!(
+            "sip:{}@{}",
+            self.agents.ids[agent], self.shared.config.sip.domain
+        );
         let mut placed = 0;
         let mut gone = Vec::new();
         for b in bindings {
@@ -751,67 +741,33 @@ impl Signalling {
             let Some(socket) = self.shared.ports.open() else {
                 break;
             };
-            let (leg_id, offer) = self.leg_offer(&socket, self.agent_srtp(b.link));
-            let mut headers = vec![
-                header("Via", &self.via(b.link)),
-                header("Max-Forwards", "70"),
-                header(
-                    "From",
-                    &format!("\"{display}\" <{caller_uri}>;tag={}", tag()),
-                ),
-                header(
-                    "P-Asserted-Identity",
-                    &format!("\"{display}\" <{caller_uri}>"),
-                ),
-                header("To", &format!("<sip:{}@{domain}>", self.agents.ids[agent])),
-                header("Call-ID", &leg_id),
-                header("CSeq", "1 INVITE"),
-                header("Contact", &self.contact(b.link)),
-                header("Allow", ALLOW),
-                header("User-Agent", "hotline"),
-            ];
-            headers.extend(context.iter().cloned());
-            headers.push(header("Content-Type", "application/sdp"));
-            let invite = Message {
-                start: Start::Request {
-                    method: "INVITE".into(),
-                    uri: b.uri.clone(),
-                },
-                headers,
-                body: offer.into_bytes(),
-            };
             tracing::info!(
                 agent = self.agents.ids[agent],
                 contact = b.uri,
                 caller_call,
                 "ringing the agent"
             );
-            self.send_request(&invite, b.link, b.target, Some(leg_id.clone()), now);
-            let media = self.next_call;
-            self.next_call += 1;
+            let dial = Dial {
+                uri: b.uri.clone(),
+                to: to.clone(),
+                from: Party {
+                    display: display.clone(),
+                    uri: uri.clone(),
+                },
+                assert_identity: true,
+                link: b.link,
+                peer: b.target,
+                rtp_port: 0,
+                srtp: self.agent_srtp(b.link),
+                context: Some(context.clone()),
+                media: 0,
+            };
+            let leg_id = self.place(dial, socket, call, agent, LegKind::Agent, now);
             self.agents
                 .leg_of
                 .entry((call, agent))
                 .or_default()
-                .push(leg_id.clone());
-            self.agents.legs.insert(
-                leg_id,
-                Leg {
-                    call,
-                    agent,
-                    kind: LegKind::Agent,
-                    invite,
-                    link: b.link,
-                    peer: b.target,
-                    state: LegState::Ringing,
-                    socket,
-                    media,
-                    law: None,
-                    srtp: None,
-                    sdp_version: 1,
-                    reinvite: None,
-                },
-            );
+                .push(leg_id);
             placed += 1;
         }
         if placed == 0 {
@@ -825,19 +781,34 @@ impl Signalling {
         }
     }
 
-    /// A new leg's Call-ID, and our SDP offer for its media socket.
-    pub(super) fn leg_offer(&self, socket: &UdpSocket, srtp: sdp::OfferSrtp) -> (String, String) {
-        let leg_id = format!("{:016x}{:08x}@hotline", random(), random() as u32);
-        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let offer = sdp::describe(
-            random() & 0xFFFF_FFFF,
-            1,
-            self.shared.media_ip,
-            rtp_port,
-            None,
-            srtp,
+    /// Places a leg through the switch, on the RTP socket opened for it; its user's record
+    /// is kept here. Returns the leg's id.
+    pub(super) fn place(
+        &mut self,
+        mut dial: Dial,
+        socket: Arc<UdpSocket>,
+        call: u64,
+        agent: usize,
+        kind: LegKind,
+        now: Instant,
+    ) -> String {
+        dial.rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        dial.media = self.next_call;
+        self.next_call += 1;
+        let (media, peer) = (dial.media, dial.peer);
+        let leg_id = self.switch.place(dial, now);
+        self.agents.legs.insert(
+            leg_id.clone(),
+            Leg {
+                call,
+                agent,
+                kind,
+                socket,
+                media,
+                peer,
+            },
         );
-        (leg_id, offer)
+        leg_id
     }
 
     /// What our offer to an agent's phone says about SRTP (`[rtp] srtp`): required in
@@ -857,12 +828,8 @@ impl Signalling {
     /// Whether another of the agent's phones still rings for this call.
     fn still_ringing(&self, call: u64, agent: usize) -> bool {
         self.agents.leg_of.get(&(call, agent)).is_some_and(|ids| {
-            ids.iter().any(|id| {
-                self.agents
-                    .legs
-                    .get(id)
-                    .is_some_and(|l| matches!(l.state, LegState::Ringing))
-            })
+            ids.iter()
+                .any(|id| self.switch.phase(id) == Some(Phase::Ringing))
         })
     }
 
@@ -877,7 +844,7 @@ impl Signalling {
             "the ring stops: CANCEL"
         );
         for leg_id in legs {
-            self.cancel_leg(&leg_id, elsewhere, now);
+            self.switch.cancel(&leg_id, elsewhere, now);
         }
     }
 
@@ -893,140 +860,104 @@ impl Signalling {
             .cloned()
             .collect();
         for leg_id in others {
-            self.cancel_leg(&leg_id, true, now);
+            self.switch.cancel(&leg_id, true, now);
         }
     }
 
-    /// CANCEL for a leg still ringing; its final answer then only needs acknowledging. When
-    /// another phone answered, it says so (RFC 3326), and phones do not log a missed call.
-    pub(super) fn cancel_leg(&mut self, leg_id: &str, elsewhere: bool, now: Instant) {
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
-            return;
+    /// What happened to one of our legs, for its user: an agent's ring, a callback's call to
+    /// the caller, or a transfer.
+    pub(super) fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
+        let id = match &event {
+            LegEvent::Answered { leg, .. }
+            | LegEvent::Refused { leg, .. }
+            | LegEvent::Unreached { leg, .. }
+            | LegEvent::HungUp { leg }
+            | LegEvent::Media { leg, .. }
+            | LegEvent::Closed { leg, .. } => leg.clone(),
         };
-        if !matches!(leg.state, LegState::Ringing) {
-            return;
-        }
-        leg.state = LegState::Cancelled;
-        let mut cancel = same_transaction(&leg.invite, "CANCEL", None);
-        if elsewhere {
-            cancel.headers.push(header(
-                "Reason",
-                "SIP;cause=200;text=\"Call completed elsewhere\"",
-            ));
-        }
-        let (link, peer) = (leg.link, leg.peer);
-        self.send_request(&cancel, link, peer, None, now);
-    }
-
-    /// The ACK for a failure answer to our INVITE (§17.1.1.3), built by its transaction.
-    pub(super) fn failure_ack(&self, leg_id: &str, response: &Message) -> Vec<u8> {
-        match self.agents.legs.get(leg_id) {
-            Some(leg) => same_transaction(&leg.invite, "ACK", response.get("To")).to_bytes(),
-            None => Vec::new(),
-        }
-    }
-
-    /// An answer to one of our agent INVITEs.
-    pub(super) fn on_leg_response(&mut self, leg_id: &str, resp: Message, now: Instant) {
-        let Start::Response { code, .. } = resp.start else {
-            return;
-        };
-        let via = self.via_for(leg_id);
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
-            return;
-        };
-        let (call, agent) = (leg.call, leg.agent);
-        match leg.kind {
-            LegKind::CallbackCaller => {
-                return self.on_caller_leg_response(leg_id, code, resp, via, now);
-            }
-            LegKind::Transfer => return self.on_transfer_response(leg_id, code, resp, via, now),
-            LegKind::Agent => {}
-        }
-        match (code, &leg.state) {
-            (100..=199, _) => {}
-            (200..=299, LegState::Up { ack, .. }) => {
-                // A retransmitted 2xx: our ACK was lost.
-                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
-                self.send(link, peer, ack);
-            }
-            (200..=299, _) => {
-                let cancelled = matches!(leg.state, LegState::Cancelled);
-                let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
-                    tracing::info!("agent's 200 without a usable Contact");
-                    return self.leg_failed(leg_id, now);
-                };
-                let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
-                let (link, peer) = (leg.link, leg.peer);
-                let ours = String::from_utf8_lossy(&leg.invite.body).into_owned();
-                self.send(link, peer, Arc::clone(&ack));
-                if let Some(leg) = self.agents.legs.get_mut(leg_id) {
-                    leg.state = LegState::Up { dialog, ack };
+        let user = self.agents.legs.get(&id).map(|l| (l.call, l.agent, l.kind));
+        match (event, user) {
+            (LegEvent::Closed { media, up, .. }, _) => {
+                if up {
+                    let _ = self.shared.pacer.send(PacerCommand::Remove { id: media });
                 }
-                let agreed = sdp::read_answer(&ours, &String::from_utf8_lossy(&resp.body));
-                match agreed {
-                    Ok(agreed) if !cancelled => {
-                        self.cancel_other_phones(leg_id, call, agent, now);
-                        self.agent_answered(leg_id, call, agent, agreed, now)
-                    }
-                    Ok(_) => {
-                        // Answered as we cancelled: hang up at once.
-                        self.hang_up_leg(leg_id, now);
-                    }
-                    Err(e) => {
-                        tracing::info!("agent's answer has no usable media: {e}");
-                        self.hang_up_leg(leg_id, now);
-                        if !cancelled && !self.still_ringing(call, agent) {
-                            self.route(RouterEvent::Declined { call, agent }, now);
-                        }
+                self.forget_leg(&id);
+            }
+            (
+                LegEvent::Media {
+                    media,
+                    remote,
+                    direction,
+                    srtp,
+                    ..
+                },
+                _,
+            ) => {
+                crate::server::call::sending(&self.shared, media, remote, direction);
+                crate::server::call::rekey(&self.shared, media, srtp);
+            }
+            (LegEvent::Answered { .. }, None) => self.switch.hang_up(&id, now),
+            (LegEvent::Answered { agreed, .. }, Some((call, agent, kind))) => match kind {
+                LegKind::Agent => {
+                    self.cancel_other_phones(&id, call, agent, now);
+                    self.agent_answered(&id, call, agent, agreed, now)
+                }
+                LegKind::CallbackCaller => self.caller_answered(&id, call, agreed),
+                LegKind::Transfer => self.transfer_answered(&id, call, agreed),
+            },
+            (LegEvent::Refused { code, .. }, Some((call, agent, kind))) => match kind {
+                LegKind::Agent => self.agent_refused(call, agent, code, now),
+                LegKind::CallbackCaller => {
+                    tracing::info!(code, "the caller did not take the callback");
+                    self.caller_unreached(call, now);
+                }
+                LegKind::Transfer => {
+                    tracing::info!(code, "the transfer target declined");
+                    self.transfer_failed(call);
+                }
+            },
+            (LegEvent::Unreached { why, .. }, Some((call, agent, kind))) => match kind {
+                LegKind::Agent => {
+                    if !self.still_ringing(call, agent) {
+                        self.route(RouterEvent::Declined { call, agent }, now);
                     }
                 }
-            }
-            (_, LegState::Ringing) => {
-                self.remove_leg(leg_id);
-                if code < 600 && self.still_ringing(call, agent) {
-                    // Busy on one phone; another of the agent's phones still rings.
-                    tracing::info!(
-                        agent = self.agents.ids[agent],
-                        code,
-                        "one of the agent's phones declined; the others still ring"
-                    );
-                    return;
+                LegKind::CallbackCaller => {
+                    tracing::info!(?why, "the callback's call to the caller reached no one");
+                    self.caller_unreached(call, now);
                 }
-                tracing::info!(
-                    agent = self.agents.ids[agent],
-                    code,
-                    "the agent's phone declined"
-                );
-                // A 6xx is the agent's answer everywhere (RFC 3261 §16.7): stop the others.
-                self.cancel_ring(call, agent, false, now);
-                self.route(RouterEvent::Declined { call, agent }, now);
-            }
-            (_, _) => self.remove_leg(leg_id),
+                LegKind::Transfer => {
+                    tracing::info!(?why, "the transfer target was not reached");
+                    self.transfer_failed(call);
+                }
+            },
+            (LegEvent::HungUp { .. }, Some(_)) => self.leg_hung_up(&id, now),
+            (
+                LegEvent::Refused { .. } | LegEvent::Unreached { .. } | LegEvent::HungUp { .. },
+                None,
+            ) => {}
         }
     }
 
-    /// Our INVITE to an agent got no answer at all, or an unusable one.
-    pub(super) fn leg_failed(&mut self, leg_id: &str, now: Instant) {
-        let Some(leg) = self.agents.legs.get(leg_id) else {
+    /// One of the agent's phones refused the call while it rang.
+    fn agent_refused(&mut self, call: u64, agent: usize, code: u16, now: Instant) {
+        if code < 600 && self.still_ringing(call, agent) {
+            // Busy on one phone; another of the agent's phones still rings.
+            tracing::info!(
+                agent = self.agents.ids[agent],
+                code,
+                "one of the agent's phones declined; the others still ring"
+            );
             return;
-        };
-        let ringing = matches!(leg.state, LegState::Ringing);
-        let (call, agent, kind) = (leg.call, leg.agent, leg.kind);
-        self.remove_leg(leg_id);
-        if kind == LegKind::CallbackCaller {
-            if ringing {
-                tracing::info!("the callback's call to the caller got no answer at all");
-                self.caller_unreached(call, now);
-            }
-        } else if kind == LegKind::Transfer {
-            if ringing {
-                tracing::info!("the transfer target never answered our INVITE");
-                self.transfer_failed(call);
-            }
-        } else if ringing && !self.still_ringing(call, agent) {
-            self.route(RouterEvent::Declined { call, agent }, now);
         }
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            code,
+            "the agent's phone declined"
+        );
+        // A 6xx is the agent's answer everywhere (RFC 3261 §16.7): stop the others.
+        self.cancel_ring(call, agent, false, now);
+        self.route(RouterEvent::Declined { call, agent }, now);
     }
 
     fn agent_answered(
@@ -1089,221 +1020,46 @@ impl Signalling {
             });
         }
     }
-
-    /// BYE to an answered agent leg (the caller hung up, or left); the leg is forgotten.
+    /// BYE to an answered leg (the caller hung up, or left); the leg is forgotten.
     pub(super) fn hang_up_leg(&mut self, leg_id: &str, now: Instant) {
-        let via = self.via_for(leg_id);
-        let contact = self
-            .agents
-            .legs
-            .get(leg_id)
-            .map(|l| self.contact(l.link))
-            .unwrap_or_default();
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
+        self.switch.hang_up(leg_id, now);
+    }
+
+    /// Forgets a leg's user record; returns whom it was for.
+    fn forget_leg(&mut self, leg_id: &str) -> Option<(u64, LegKind)> {
+        let leg = self.agents.legs.remove(leg_id)?;
+        let key = (leg.call, leg.agent);
+        if let Some(ids) = self.agents.leg_of.get_mut(&key) {
+            ids.retain(|id| id != leg_id);
+            if ids.is_empty() {
+                self.agents.leg_of.remove(&key);
+            }
+        }
+        Some((leg.call, leg.kind))
+    }
+
+    /// The far end of a leg hung up: an agent's BYE ends the caller's call too.
+    fn leg_hung_up(&mut self, leg_id: &str, now: Instant) {
+        let Some((call, kind)) = self.forget_leg(leg_id) else {
             return;
         };
-        let (link, peer) = (leg.link, leg.peer);
-        if let LegState::Up { dialog, .. } = &mut leg.state {
-            let bye = dialog.request("BYE", &via, &contact);
-            self.send_request(&bye, link, peer, None, now);
+        if kind == LegKind::Transfer {
+            return self.transfer_hung_up(call);
         }
-        self.remove_leg(leg_id);
-    }
-
-    pub(super) fn remove_leg(&mut self, leg_id: &str) {
-        if let Some(leg) = self.agents.legs.remove(leg_id) {
-            let key = (leg.call, leg.agent);
-            if let Some(ids) = self.agents.leg_of.get_mut(&key) {
-                ids.retain(|id| id != leg_id);
-                if ids.is_empty() {
-                    self.agents.leg_of.remove(&key);
-                }
-            }
-            if matches!(leg.state, LegState::Up { .. }) {
-                let _ = self
-                    .shared
-                    .pacer
-                    .send(PacerCommand::Remove { id: leg.media });
-            }
-        }
-    }
-
-    /// A request inside an agent leg's dialog: BYE ends the caller's call too.
-    pub(super) fn leg_in_dialog(&mut self, key: Key, req: Message, method: &str, now: Instant) {
-        let call_id = req.get("Call-ID").unwrap_or_default().to_string();
-        let ok = self
+        if self
             .agents
-            .legs
-            .get_mut(&call_id)
-            .and_then(|l| match &mut l.state {
-                LegState::Up { dialog, .. } if dialog.matches(&req) => {
-                    Some(dialog.accept_cseq(&req).map(|()| dialog.local_tag.clone()))
-                }
-                _ => None,
-            });
-        let local_tag = match ok {
-            Some(Ok(t)) => t,
-            Some(Err(r)) => {
-                return self.respond(&key, &req, r.status, r.reason, None, &[], Vec::new(), now);
-            }
-            None => {
-                return self.respond(
-                    &key,
-                    &req,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    None,
-                    &[],
-                    Vec::new(),
-                    now,
-                );
-            }
-        };
-        match method {
-            "BYE" => {
-                self.respond(
-                    &key,
-                    &req,
-                    200,
-                    "OK",
-                    Some(&local_tag),
-                    &[],
-                    Vec::new(),
-                    now,
-                );
-                let leg = self.agents.legs.get(&call_id).map(|l| (l.call, l.kind));
-                self.remove_leg(&call_id);
-                let Some((call, kind)) = leg else {
-                    return;
-                };
-                if kind == LegKind::Transfer {
-                    return self.transfer_hung_up(call);
-                }
-                if self
-                    .agents
-                    .waiting
-                    .get(&call)
-                    .is_some_and(|w| w.callback.is_some())
-                {
-                    return self.callback_leg_hung_up(call, now);
-                }
-                if let Some(w) = self.agents.waiting.remove(&call)
-                    && let Some(to_call) = &w.to_call
-                {
-                    let _ = to_call.send(CallInput::AgentHungUp);
-                }
-                self.route(RouterEvent::Ended { call }, now);
-            }
-            "INFO" | "OPTIONS" => self.respond(
-                &key,
-                &req,
-                200,
-                "OK",
-                Some(&local_tag),
-                &[],
-                Vec::new(),
-                now,
-            ),
-            "INVITE" => self.leg_reinvite(key, req, &call_id, &local_tag, now),
-            _ => self.respond(
-                &key,
-                &req,
-                501,
-                "Not Implemented",
-                Some(&local_tag),
-                &[(
-                    "Allow".into(),
-                    "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".into(),
-                )],
-                Vec::new(),
-                now,
-            ),
+            .waiting
+            .get(&call)
+            .is_some_and(|w| w.callback.is_some())
+        {
+            return self.callback_leg_hung_up(call, now);
         }
-    }
-
-    /// A re-INVITE from the phone we called: hold, resume, its media moved, or a session
-    /// refresh (RFC 3264 §8). The leg keeps its codec; an offer without it gets 488 and
-    /// changes nothing. Without an offer, our current SDP is the offer (its answer in the ACK
-    /// is not needed: nothing changes on our side).
-    fn leg_reinvite(
-        &mut self,
-        key: Key,
-        req: Message,
-        leg_id: &str,
-        local_tag: &str,
-        now: Instant,
-    ) {
-        let media_ip = self.shared.media_ip;
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
-            return;
-        };
-        let port = leg.socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let session = sdp_session(&leg.invite.body);
-        let body = String::from_utf8_lossy(&req.body).to_string();
-        let answer = if body.trim().is_empty() {
-            Ok(String::from_utf8_lossy(&leg.invite.body).to_string())
-        } else {
-            let keying = sdp::Keying {
-                local: super::srtp_key(),
-                required: false,
-            };
-            sdp::renegotiate(&body, leg.law, &keying, leg.srtp).map(|(offer, agreed)| {
-                    leg.sdp_version += 1;
-                    let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
-                    crate::server::call::sending(&self.shared, leg.media, remote, agreed.direction);
-                    if leg.law.is_some() {
-                        leg.srtp = agreed.srtp;
-                        crate::server::call::rekey(&self.shared, leg.media, agreed.srtp);
-                    }
-                    tracing::info!(%remote, direction = ?agreed.direction, "the far end's re-INVITE: media updated");
-                    sdp::describe(
-                        session,
-                        leg.sdp_version,
-                        media_ip,
-                        port,
-                        Some((&offer, &agreed)),
-                        sdp::OfferSrtp::No,
-                    )
-                })
-        };
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::info!("re-INVITE on a leg refused: {e}");
-                return self.respond(
-                    &key,
-                    &req,
-                    488,
-                    "Not Acceptable Here",
-                    Some(local_tag),
-                    &[],
-                    Vec::new(),
-                    now,
-                );
-            }
-        };
-        leg.reinvite = Some(key.clone());
-        let link = leg.link;
-        let extra = [("Contact".to_string(), self.contact(link))];
-        self.respond(
-            &key,
-            &req,
-            200,
-            "OK",
-            Some(local_tag),
-            &extra,
-            answer.into_bytes(),
-            now,
-        );
-    }
-
-    /// The re-INVITE a 2xx-ACK on one of our legs confirms.
-    pub(super) fn leg_reinvite_of(&self, ack: &Message) -> Option<Key> {
-        let leg = self.agents.legs.get(ack.get("Call-ID")?)?;
-        match &leg.state {
-            LegState::Up { dialog, .. } if dialog.matches(ack) => leg.reinvite.clone(),
-            _ => None,
+        if let Some(w) = self.agents.waiting.remove(&call)
+            && let Some(to_call) = &w.to_call
+        {
+            let _ = to_call.send(CallInput::AgentHungUp);
         }
+        self.route(RouterEvent::Ended { call }, now);
     }
 
     /// Answers the HTTP API.
@@ -1548,94 +1304,15 @@ impl Signalling {
             })
             .collect()
     }
-
-    fn via_for(&self, leg_id: &str) -> String {
-        let link = self.agents.legs.get(leg_id).map_or(Link::Udp, |l| l.link);
-        self.via(link)
-    }
-
-    /// A Via for a request we originate, with a fresh branch.
-    pub(super) fn via(&self, link: Link) -> String {
-        format!(
-            "SIP/2.0/{} {}:{};branch={}{:x};rport",
-            link.name(),
-            self.shared.config.sip.advertise,
-            self.transport.port_for(link),
-            transaction::MAGIC_COOKIE,
-            random()
-        )
-    }
-}
-
-/// What a 2xx to one of our INVITEs leaves to do, once `take_answer` has ACKed it.
-pub(super) enum Answer {
-    /// The leg is up with this media: bridge it.
-    Media(sdp::Agreed),
-    /// Nothing: a retransmitted 2xx, or an answer to a leg we had cancelled (hung up again).
-    Nothing,
-    /// Unusable (no Contact, no common codec): the leg is gone; treat it as not answered.
-    Unusable,
-}
-
-impl Signalling {
-    /// ACKs a 2xx to our INVITE on `leg_id` and reads its media.
-    pub(super) fn take_answer(
-        &mut self,
-        leg_id: &str,
-        resp: &Message,
-        via: &str,
-        now: Instant,
-    ) -> Answer {
-        let Some(leg) = self.agents.legs.get(leg_id) else {
-            return Answer::Nothing;
-        };
-        if let LegState::Up { ack, .. } = &leg.state {
-            let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
-            self.send(link, peer, ack);
-            return Answer::Nothing;
-        }
-        let cancelled = matches!(leg.state, LegState::Cancelled);
-        let Ok(dialog) = Dialog::from_answer(&leg.invite, resp) else {
-            tracing::info!("a 200 to our INVITE has no usable Contact");
-            self.remove_leg(leg_id);
-            return Answer::Unusable;
-        };
-        let ack: Arc<[u8]> = dialog.ack(via).to_bytes().into();
-        let (link, peer) = (leg.link, leg.peer);
-        self.send(link, peer, Arc::clone(&ack));
-        if let Some(leg) = self.agents.legs.get_mut(leg_id) {
-            leg.state = LegState::Up { dialog, ack };
-        }
-        if cancelled {
-            self.hang_up_leg(leg_id, now);
-            return Answer::Nothing;
-        }
-        let agreed = self.agents.legs.get(leg_id).map(|l| {
-            sdp::read_answer(
-                &String::from_utf8_lossy(&l.invite.body),
-                &String::from_utf8_lossy(&resp.body),
-            )
-        });
-        match agreed.unwrap_or(Err(sdp::SdpError::NoAudio)) {
-            Ok(agreed) => Answer::Media(agreed),
-            Err(e) => {
-                tracing::info!("a 200 to our INVITE has no usable media: {e}");
-                self.hang_up_leg(leg_id, now);
-                Answer::Unusable
-            }
-        }
-    }
 }
 
 /// Hands an answered leg's media to the media loop (keys on it are not listened for).
 pub(super) fn add_leg_media(
     shared: &crate::server::Shared,
-    leg: &mut Leg,
+    leg: &Leg,
     agreed: &sdp::Agreed,
     notify: mpsc::UnboundedSender<CallInput>,
 ) {
-    leg.law = Some(agreed.law);
-    leg.srtp = agreed.srtp;
     let _ = shared.pacer.send(PacerCommand::Add {
         id: leg.media,
         socket: Arc::clone(&leg.socket),
@@ -1655,106 +1332,4 @@ pub(super) fn add_leg_media(
 /// The media loop's notifications for a leg no call task follows (a callback's legs).
 pub(super) fn no_one_listens() -> mpsc::UnboundedSender<CallInput> {
     mpsc::unbounded_channel().0
-}
-
-/// CANCEL or a failure's ACK for our INVITE: its Request-URI, top Via (same branch), From,
-/// Call-ID, CSeq number and Route; `to` from the response for an ACK.
-fn same_transaction(invite: &Message, method: &str, to: Option<&str>) -> Message {
-    let uri = match &invite.start {
-        Start::Request { uri, .. } => uri.clone(),
-        Start::Response { .. } => String::new(),
-    };
-    let n = invite
-        .get("CSeq")
-        .and_then(wire::parse_cseq)
-        .map_or(1, |c| c.0);
-    let mut headers = Vec::new();
-    if let Some(v) = invite.get("Via") {
-        headers.push(header("Via", v));
-    }
-    headers.push(header("Max-Forwards", "70"));
-    for name in ["From", "Call-ID"] {
-        if let Some(v) = invite.get(name) {
-            headers.push(header(name, v));
-        }
-    }
-    if let Some(t) = to.or_else(|| invite.get("To")) {
-        headers.push(header("To", t));
-    }
-    headers.push(header("CSeq", &format!("{n} {method}")));
-    for r in invite.all("Route") {
-        headers.push(header("Route", r));
-    }
-    Message {
-        start: Start::Request {
-            method: method.into(),
-            uri,
-        },
-        headers,
-        body: Vec::new(),
-    }
-}
-
-/// The session id of an SDP we sent (`o=hotline <id> <version> ...`).
-fn sdp_session(body: &[u8]) -> u64 {
-    String::from_utf8_lossy(body)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("o=")?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(1)
-}
-
-/// What the caller already told the line, on the agent's INVITE: the agent never asks again.
-fn context_headers(w: &Waiting, now: Instant) -> Vec<Header> {
-    let mut headers = vec![
-        header("X-Hotline-Caller", &clean(&w.context.caller)),
-        header("X-Hotline-Queue", &clean(&w.queue)),
-        header("X-Hotline-Path", &clean(&w.context.path.join(" "))),
-        header(
-            "X-Hotline-Waited",
-            &now.saturating_duration_since(w.entered)
-                .as_secs()
-                .to_string(),
-        ),
-    ];
-    if let Some(cb) = &w.callback {
-        // The agent calls this person back: we dial them once the agent answers.
-        headers.push(header("X-Hotline-Callback", &clean(&w.context.caller)));
-        headers.push(header(
-            "X-Hotline-Callback-Attempt",
-            &(cb.attempts + 1).to_string(),
-        ));
-    }
-    for (name, value) in &w.context.variables {
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(64)
-            .collect();
-        headers.push(header(&format!("X-Hotline-Var-{name}"), &clean(value)));
-    }
-    headers
-}
-
-pub(super) fn header(name: &str, value: &str) -> Header {
-    Header {
-        name: name.to_string(),
-        value: value.to_string(),
-    }
-}
-
-/// A header value from what callers typed or flows named: printable, one line, bounded.
-pub(super) fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(512).collect()
 }

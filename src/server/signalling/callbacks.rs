@@ -9,18 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agents::{
-    Answer, Leg, LegKind, LegState, Waiting, add_leg_media, clean, header, no_one_listens,
-};
-use super::{CallerContext, Signalling, SipCommand, Standing, TimerRef, tag};
+use super::agents::{LegKind, Waiting, add_leg_media, no_one_listens};
+use super::{CallerContext, Signalling, SipCommand, Standing, TimerRef};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
-use crate::sip::dialog::ALLOW;
 use crate::sip::sdp;
 use crate::sip::transport::Link;
-use crate::sip::wire::{Message, Start};
 use crate::store::{CallbackRequest, CallbackState};
+use crate::switch::{Dial, Party, Phase};
 
 /// A waiting entry that is a callback.
 pub(in crate::server) struct Callback {
@@ -315,54 +312,23 @@ impl Signalling {
             tracing::warn!("cannot dial back: no RTP port free");
             return self.caller_unreached(id, now);
         };
-        let queue = clean(&w.queue).replace('"', "");
-        let domain = self.shared.config.sip.domain.clone();
-        let (leg_id, offer) = self.leg_offer(&socket, sdp::OfferSrtp::No);
-        let headers = vec![
-            header("Via", &self.via(Link::Udp)),
-            header("Max-Forwards", "70"),
-            header(
-                "From",
-                &format!("\"{queue}\" <sip:hotline@{domain}>;tag={}", tag()),
-            ),
-            header("To", &format!("<{uri}>")),
-            header("Call-ID", &leg_id),
-            header("CSeq", "1 INVITE"),
-            header("Contact", &self.contact(Link::Udp)),
-            header("Allow", ALLOW),
-            header("User-Agent", "hotline"),
-            header("Content-Type", "application/sdp"),
-        ];
-        let invite = Message {
-            start: Start::Request {
-                method: "INVITE".into(),
-                uri: uri.clone(),
+        let dial = Dial {
+            uri: uri.clone(),
+            to: uri.clone(),
+            from: Party {
+                display: w.queue.clone(),
+                uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
             },
-            headers,
-            body: offer.into_bytes(),
+            assert_identity: false,
+            link: Link::Udp,
+            peer: target,
+            rtp_port: 0,
+            srtp: sdp::OfferSrtp::No,
+            context: None,
+            media: 0,
         };
         tracing::info!(uri, %target, "calling the caller back");
-        self.send_request(&invite, Link::Udp, target, Some(leg_id.clone()), now);
-        let media = self.next_call;
-        self.next_call += 1;
-        self.agents.legs.insert(
-            leg_id.clone(),
-            Leg {
-                call: id,
-                agent,
-                kind: LegKind::CallbackCaller,
-                invite,
-                link: Link::Udp,
-                peer: target,
-                state: LegState::Ringing,
-                socket,
-                media,
-                law: None,
-                srtp: None,
-                sdp_version: 1,
-                reinvite: None,
-            },
-        );
+        let leg_id = self.place(dial, socket, id, agent, LegKind::CallbackCaller, now);
         if let Some(cb) = self
             .agents
             .waiting
@@ -374,37 +340,8 @@ impl Signalling {
         self.schedule(now + CALLER_RING, TimerRef::CallbackRing(leg_id));
     }
 
-    /// An answer to our INVITE to the caller.
-    pub(super) fn on_caller_leg_response(
-        &mut self,
-        leg_id: &str,
-        code: u16,
-        resp: Message,
-        via: String,
-        now: Instant,
-    ) {
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
-            return;
-        };
-        let call = leg.call;
-        match (code, &leg.state) {
-            (100..=199, _) => {}
-            (200..=299, _) => match self.take_answer(leg_id, &resp, &via, now) {
-                Answer::Media(agreed) => self.caller_answered(leg_id, call, agreed),
-                Answer::Unusable => self.caller_unreached(call, now),
-                Answer::Nothing => {}
-            },
-            (_, LegState::Ringing) => {
-                tracing::info!(code, "the caller did not take the callback");
-                self.remove_leg(leg_id);
-                self.caller_unreached(call, now);
-            }
-            (_, _) => self.remove_leg(leg_id),
-        }
-    }
-
     /// The caller picked up: bridge them to the waiting agent; the callback is done.
-    fn caller_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
+    pub(super) fn caller_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
@@ -438,7 +375,7 @@ impl Signalling {
         let Some(leg) = self.agents.legs.get(leg_id) else {
             return;
         };
-        if !matches!(leg.state, LegState::Ringing) {
+        if self.switch.phase(leg_id) != Some(Phase::Ringing) {
             return;
         }
         let call = leg.call;
@@ -446,7 +383,7 @@ impl Signalling {
             ring_s = CALLER_RING.as_secs(),
             "the caller did not answer the callback"
         );
-        self.cancel_leg(leg_id, false, now);
+        self.switch.cancel(leg_id, false, now);
         self.caller_unreached(call, now);
     }
 
@@ -519,8 +456,8 @@ impl Signalling {
             .is_some_and(|l| self.agents.legs.contains_key(l));
         let caller_state = caller_leg
             .as_ref()
-            .and_then(|l| self.agents.legs.get(l))
-            .map(|l| matches!(l.state, LegState::Up { .. }));
+            .filter(|l| self.agents.legs.contains_key(*l))
+            .map(|l| self.switch.phase(l) == Some(Phase::Up));
         match (agent_here, caller_state) {
             // The caller hung up after talking: the agent's side ends too.
             (true, _) => {
@@ -539,7 +476,7 @@ impl Signalling {
             // The agent gave up before the caller answered: try again later.
             (false, Some(false)) => {
                 if let Some(l) = caller_leg {
-                    self.cancel_leg(&l, false, now);
+                    self.switch.cancel(&l, false, now);
                 }
                 self.caller_unreached(call, now);
             }

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::agents::{Answer, Leg, LegKind, LegState, add_leg_media, clean, header};
-use super::{CallerContext, Signalling, SipCommand, TimerRef, tag};
+use super::agents::{LegKind, add_leg_media};
+use super::{CallerContext, Signalling, SipCommand, TimerRef};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
-use crate::sip::dialog::ALLOW;
 use crate::sip::sdp;
 use crate::sip::transport::Link;
-use crate::sip::wire::{Message, Start};
+use crate::switch::{Context, Dial, Party, Phase};
 
 /// A caller being transferred.
 pub(in crate::server) struct Transfer {
@@ -89,106 +88,38 @@ impl Signalling {
             tracing::warn!("cannot transfer: no RTP port free");
             return self.transfer_failed(id);
         };
-        let domain = self.shared.config.sip.domain.clone();
-        let (leg_id, offer) = self.leg_offer(&socket, sdp::OfferSrtp::No);
-        let caller_user = crate::sip::dialog::uri_user(&t.context.caller);
-        let mut headers = vec![
-            header("Via", &self.via(Link::Udp)),
-            header("Max-Forwards", "70"),
-            header(
-                "From",
-                &format!(
-                    "\"{}\" <sip:hotline@{domain}>;tag={}",
-                    clean(caller_user).replace('"', ""),
-                    tag()
-                ),
-            ),
-            header("To", &format!("<{}>", t.uri)),
-            header("Call-ID", &leg_id),
-            header("CSeq", "1 INVITE"),
-            header("Contact", &self.contact(Link::Udp)),
-            header("Allow", ALLOW),
-            header("User-Agent", "hotline"),
-            header("X-Hotline-Caller", &clean(&t.context.caller)),
-            header("X-Hotline-Path", &clean(&t.context.path.join(" "))),
-        ];
-        for (name, value) in &t.context.variables {
-            let name: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .take(64)
-                .collect();
-            headers.push(header(&format!("X-Hotline-Var-{name}"), &clean(value)));
-        }
-        headers.push(header("Content-Type", "application/sdp"));
-        let uri = t.uri.clone();
-        let ring_timeout = t.ring_timeout;
-        let invite = Message {
-            start: Start::Request {
-                method: "INVITE".into(),
-                uri: uri.clone(),
+        let dial = Dial {
+            uri: t.uri.clone(),
+            to: t.uri.clone(),
+            from: Party {
+                display: crate::sip::dialog::uri_user(&t.context.caller).to_string(),
+                uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
             },
-            headers,
-            body: offer.into_bytes(),
+            assert_identity: false,
+            link: Link::Udp,
+            peer: target,
+            rtp_port: 0,
+            srtp: sdp::OfferSrtp::No,
+            context: Some(Context {
+                caller: t.context.caller.clone(),
+                queue: None,
+                path: t.context.path.clone(),
+                waited: None,
+                callback_attempt: None,
+                variables: t.context.variables.clone(),
+            }),
+            media: 0,
         };
-        tracing::info!(to = uri, %target, caller_call = t.call_id, "transferring the caller");
-        self.send_request(&invite, Link::Udp, target, Some(leg_id.clone()), now);
-        let media = self.next_call;
-        self.next_call += 1;
-        self.agents.legs.insert(
-            leg_id.clone(),
-            Leg {
-                call: id,
-                agent: 0,
-                kind: LegKind::Transfer,
-                invite,
-                link: Link::Udp,
-                peer: target,
-                state: LegState::Ringing,
-                socket,
-                media,
-                law: None,
-                srtp: None,
-                sdp_version: 1,
-                reinvite: None,
-            },
-        );
+        let ring_timeout = t.ring_timeout;
+        tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
+        let leg_id = self.place(dial, socket, id, 0, LegKind::Transfer, now);
         if let Some(t) = self.agents.transfers.get_mut(&id) {
             t.leg = Some(leg_id.clone());
         }
         self.schedule(now + ring_timeout, TimerRef::TransferRing(leg_id));
     }
 
-    /// An answer to our INVITE to a transfer target.
-    pub(super) fn on_transfer_response(
-        &mut self,
-        leg_id: &str,
-        code: u16,
-        resp: Message,
-        via: String,
-        now: Instant,
-    ) {
-        let Some(leg) = self.agents.legs.get_mut(leg_id) else {
-            return;
-        };
-        let call = leg.call;
-        match (code, &leg.state) {
-            (100..=199, _) => {}
-            (200..=299, _) => match self.take_answer(leg_id, &resp, &via, now) {
-                Answer::Media(agreed) => self.transfer_answered(leg_id, call, agreed),
-                Answer::Unusable => self.transfer_failed(call),
-                Answer::Nothing => {}
-            },
-            (_, LegState::Ringing) => {
-                tracing::info!(code, "the transfer target declined");
-                self.remove_leg(leg_id);
-                self.transfer_failed(call);
-            }
-            (_, _) => self.remove_leg(leg_id),
-        }
-    }
-
-    fn transfer_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
+    pub(super) fn transfer_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
         let (Some(t), Some(leg)) = (
             self.agents.transfers.get(&call),
             self.agents.legs.get_mut(leg_id),
@@ -211,12 +142,12 @@ impl Signalling {
         let Some(leg) = self.agents.legs.get(leg_id) else {
             return;
         };
-        if !matches!(leg.state, LegState::Ringing) {
+        if self.switch.phase(leg_id) != Some(Phase::Ringing) {
             return;
         }
         let call = leg.call;
         tracing::info!("the transfer target did not answer in time");
-        self.cancel_leg(leg_id, false, now);
+        self.switch.cancel(leg_id, false, now);
         self.transfer_failed(call);
     }
 
@@ -240,11 +171,7 @@ impl Signalling {
             return;
         };
         if let Some(leg) = t.leg {
-            match self.agents.legs.get(&leg).map(|l| &l.state) {
-                Some(LegState::Ringing) => self.cancel_leg(&leg, false, now),
-                Some(LegState::Up { .. }) => self.hang_up_leg(&leg, now),
-                _ => {}
-            }
+            self.switch.hang_up(&leg, now);
         }
     }
 }

@@ -1,0 +1,804 @@
+//! Call control without IO: the switch. In this part it owns the calls hotline places (legs,
+//! `leg.rs`) and their SIP transactions, in the shape of a sans-IO protocol core:
+//! `handle(Input, now)` takes what arrived, `poll_output()` hands back what to send and what
+//! happened, `poll_timeout()` says when to call again. No sockets, no clock, no tasks: tags,
+//! branches, Call-IDs and SRTP keys come from an injected [`Entropy`], RTP ports from the
+//! driver, time from the caller. `server/` drives it; `tests/switch.rs` drives it with
+//! scripted phones on a virtual clock.
+//!
+//! Who a leg is for — an agent's phones ringing together, a callback's call to the caller, a
+//! transfer target — is its user's business; the switch reports what happened to each leg
+//! ([`Event`]) and the user decides.
+
+pub mod leg;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::media::srtp::MASTER_LEN;
+use crate::sip::dialog::Dialog;
+use crate::sip::sdp;
+use crate::sip::transaction::{self, Key, Transaction};
+use crate::sip::transport::Link;
+use crate::sip::wire::{self, Message, Method, Start};
+
+pub use leg::{Context, Dial, Leg, Party, Phase};
+use leg::{State, header};
+
+/// Randomness, injected: the server's is the operating system's, a test's is a counter.
+pub trait Entropy: Send {
+    /// A fresh 64-bit value (tags, branches, Call-IDs, SDP session ids).
+    fn next(&mut self) -> u64;
+    /// A fresh SRTP master key and salt (secret: a secure source in the server).
+    fn key(&mut self) -> [u8; MASTER_LEN];
+}
+
+/// Where we are: what our Via, Contact and SDP say.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// The host phones reach us at (`[sip] advertise`).
+    pub advertise: String,
+    /// Our SIP port over UDP and TCP.
+    pub port: u16,
+    /// Our SIP port over TLS, when it listens.
+    pub tls_port: Option<u16>,
+    /// The address our SDP offers for media.
+    pub media_ip: IpAddr,
+    /// The transaction timers (T1, T2, T4); `reliable` is set per link.
+    pub timers: transaction::Config,
+}
+
+impl Local {
+    fn port_for(&self, link: Link) -> u16 {
+        match (link, self.tls_port) {
+            (Link::Tls(_), Some(p)) => p,
+            _ => self.port,
+        }
+    }
+
+    /// Our Contact for requests sent over `link`.
+    pub fn contact(&self, link: Link) -> String {
+        let (adv, port) = (&self.advertise, self.port_for(link));
+        match link {
+            Link::Udp => format!("<sip:hotline@{adv}:{port}>"),
+            Link::Tcp(_) => format!("<sip:hotline@{adv}:{port};transport=tcp>"),
+            Link::Tls(_) => format!("<sip:hotline@{adv}:{port};transport=tls>"),
+        }
+    }
+
+    fn via(&self, link: Link, branch: u64) -> String {
+        format!(
+            "SIP/2.0/{} {}:{};branch={}{branch:x};rport",
+            link.name(),
+            self.advertise,
+            self.port_for(link),
+            transaction::MAGIC_COOKIE,
+        )
+    }
+}
+
+/// What the switch is told.
+#[derive(Debug)]
+pub enum Input {
+    /// A SIP message for one of our legs (see [`Switch::owns`]), read from `peer` over `link`.
+    Message {
+        msg: Message,
+        link: Link,
+        peer: SocketAddr,
+    },
+    /// `poll_timeout()`'s time has come.
+    Timeout,
+}
+
+/// What the switch asks of its driver, or tells it.
+#[derive(Debug)]
+pub enum Output {
+    /// Send these bytes; `resend` marks a retransmission.
+    Transmit {
+        link: Link,
+        peer: SocketAddr,
+        bytes: Arc<[u8]>,
+        resend: bool,
+    },
+    /// Something happened to a leg: its user decides what it means.
+    Event(Event),
+}
+
+/// Why a leg reached no one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreached {
+    /// No answer at all to our INVITE (Timer B).
+    NoResponse,
+    /// A 2xx we cannot use: no Contact to reach it, or no media we share (we hung up again).
+    Unusable,
+}
+
+/// What happened to a leg.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The far end answered, with this media; the leg is up and acknowledged.
+    Answered { leg: String, agreed: sdp::Agreed },
+    /// A final refusal while it rang (486 busy, 603 decline, 6xx, 404...).
+    Refused { leg: String, code: u16 },
+    /// It reached no one.
+    Unreached { leg: String, why: Unreached },
+    /// The far end hung up (BYE) a leg that was up.
+    HungUp { leg: String },
+    /// The far end's re-INVITE moved, held or resumed its media, or rekeyed it.
+    Media {
+        leg: String,
+        media: u64,
+        remote: SocketAddr,
+        direction: sdp::Direction,
+        srtp: Option<sdp::Sdes>,
+    },
+    /// The leg is gone from the switch (after any event above): `up` says whether it had media.
+    Closed { leg: String, media: u64, up: bool },
+}
+
+struct Tx {
+    tx: Transaction,
+    link: Link,
+    peer: SocketAddr,
+    /// The leg whose INVITE this client transaction carries.
+    leg: Option<String>,
+}
+
+/// The legs hotline places, and their transactions.
+pub struct Switch {
+    local: Local,
+    entropy: Box<dyn Entropy>,
+    legs: HashMap<String, Leg>,
+    transactions: HashMap<Key, Tx>,
+    timers: BTreeMap<(Instant, u64), Key>,
+    timer_seq: u64,
+    out: VecDeque<Output>,
+    started: u64,
+}
+
+impl Switch {
+    pub fn new(local: Local, entropy: Box<dyn Entropy>) -> Switch {
+        Switch {
+            local,
+            entropy,
+            legs: HashMap::new(),
+            transactions: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            out: VecDeque::new(),
+            started: 0,
+        }
+    }
+
+    pub fn local(&self) -> &Local {
+        &self.local
+    }
+
+    /// Places a call: the INVITE goes out at once. Returns the leg's id (its Call-ID).
+    pub fn place(&mut self, dial: Dial, now: Instant) -> String {
+        let call_id = format!(
+            "{:016x}{:08x}@hotline",
+            self.entropy.next(),
+            self.entropy.next() as u32
+        );
+        let session = self.entropy.next() & 0xFFFF_FFFF;
+        let fresh = leg::Fresh {
+            call_id: call_id.clone(),
+            tag: format!("{:x}", self.entropy.next()),
+            via: self.local.via(dial.link, self.entropy.next()),
+            contact: self.local.contact(dial.link),
+            offer: sdp::describe(
+                session,
+                1,
+                self.local.media_ip,
+                dial.rtp_port,
+                None,
+                dial.srtp,
+            ),
+        };
+        let invite = leg::invite(&dial, &fresh);
+        self.send_request(&invite, dial.link, dial.peer, Some(call_id.clone()), now);
+        self.legs.insert(
+            call_id.clone(),
+            Leg {
+                id: call_id.clone(),
+                invite,
+                link: dial.link,
+                peer: dial.peer,
+                media: dial.media,
+                state: State::Ringing,
+                rtp_port: dial.rtp_port,
+                session,
+                sdp_version: 1,
+                law: None,
+                srtp: None,
+                reinvite: None,
+                offer_pending: false,
+            },
+        );
+        call_id
+    }
+
+    pub fn leg(&self, id: &str) -> Option<&Leg> {
+        self.legs.get(id)
+    }
+
+    pub fn phase(&self, id: &str) -> Option<Phase> {
+        self.legs.get(id).map(Leg::phase)
+    }
+
+    /// Every leg's id.
+    pub fn leg_ids(&self) -> Vec<String> {
+        self.legs.keys().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// Whether a BYE or CANCEL of ours still waits for its answer (a drain lets them finish).
+    pub fn requests_pending(&self) -> bool {
+        self.transactions.values().any(|t| {
+            t.tx.kind() == transaction::Kind::ClientNonInvite
+                && matches!(
+                    t.tx.state(),
+                    transaction::State::Trying | transaction::State::Proceeding
+                )
+        })
+    }
+
+    /// Transactions started since last asked (for the metrics).
+    pub fn take_started(&mut self) -> u64 {
+        std::mem::take(&mut self.started)
+    }
+
+    /// Stops a leg that rings: CANCEL (RFC 3261 §9.1). `elsewhere`: another phone answered
+    /// (RFC 3326), so phones log no missed call. The leg stays until the INVITE's final answer.
+    pub fn cancel(&mut self, id: &str, elsewhere: bool, now: Instant) {
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        if !matches!(leg.state, State::Ringing) {
+            return;
+        }
+        leg.state = State::Cancelled;
+        let mut cancel = leg::same_transaction(&leg.invite, "CANCEL", None);
+        if elsewhere {
+            cancel.headers.push(header(
+                "Reason",
+                "SIP;cause=200;text=\"Call completed elsewhere\"",
+            ));
+        }
+        let (link, peer) = (leg.link, leg.peer);
+        self.send_request(&cancel, link, peer, None, now);
+    }
+
+    /// Ends a leg: BYE when it is up (it is gone at once), CANCEL while it rings.
+    pub fn hang_up(&mut self, id: &str, now: Instant) {
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        match &mut leg.state {
+            State::Ringing => self.cancel(id, false, now),
+            State::Cancelled => {}
+            State::Up { dialog, .. } => {
+                let via = self.local.via(leg.link, self.entropy.next());
+                let bye = dialog.request("BYE", &via, &self.local.contact(leg.link));
+                let (link, peer) = (leg.link, leg.peer);
+                self.send_request(&bye, link, peer, None, now);
+                self.close(id);
+            }
+        }
+    }
+
+    /// Whether a message read off the network is the switch's: an answer to a request it
+    /// sent, or a request inside one of its legs' dialogs (or a retransmission of one).
+    pub fn owns(&self, msg: &Message) -> bool {
+        match &msg.start {
+            Start::Response { .. } => {
+                let Some(method) = msg.method_kind() else {
+                    return false;
+                };
+                Key::of(msg, method.as_str()).is_some_and(|k| self.transactions.contains_key(&k))
+                    || (method == Method::Invite
+                        && msg
+                            .get("Call-ID")
+                            .is_some_and(|c| self.legs.contains_key(c)))
+            }
+            Start::Request { method, .. } => {
+                let ours = msg
+                    .get("Call-ID")
+                    .is_some_and(|c| self.legs.contains_key(c));
+                let in_dialog = msg
+                    .get("To")
+                    .and_then(wire::parse_name_addr)
+                    .is_some_and(|n| n.param("tag").is_some());
+                let key_method = if method == "ACK" { "INVITE" } else { method };
+                (ours && in_dialog)
+                    || Key::of(msg, key_method).is_some_and(|k| self.transactions.contains_key(&k))
+            }
+        }
+    }
+
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Message { msg, link, peer } => match &msg.start {
+                Start::Response { .. } => self.on_response(msg, now),
+                Start::Request { .. } => self.on_request(msg, link, peer, now),
+            },
+            Input::Timeout => self.on_timeout(now),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When `handle(Input::Timeout, ..)` is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first_key_value().map(|(k, _)| k.0)
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    fn transmit(&mut self, link: Link, peer: SocketAddr, bytes: Arc<[u8]>, resend: bool) {
+        self.out.push_back(Output::Transmit {
+            link,
+            peer,
+            bytes,
+            resend,
+        });
+    }
+
+    /// A transaction's outputs, as ours; returns the responses it passes up and whether it
+    /// timed out.
+    fn emit(
+        &mut self,
+        link: Link,
+        peer: SocketAddr,
+        outputs: Vec<transaction::Output>,
+    ) -> (Vec<Message>, bool) {
+        let mut responses = Vec::new();
+        let mut timed_out = false;
+        for o in outputs {
+            match o {
+                transaction::Output::Send(b) => self.transmit(link, peer, b, false),
+                transaction::Output::Resend(b) => self.transmit(link, peer, b, true),
+                transaction::Output::Response(m) => responses.push(*m),
+                transaction::Output::TimedOut => timed_out = true,
+            }
+        }
+        (responses, timed_out)
+    }
+
+    fn tx_config(&self, link: Link) -> transaction::Config {
+        let mut c = self.local.timers;
+        c.reliable = link.is_reliable();
+        c
+    }
+
+    fn schedule(&mut self, key: &Key) {
+        let Some(e) = self.transactions.get(key) else {
+            return;
+        };
+        if e.tx.is_terminated() {
+            self.transactions.remove(key);
+            return;
+        }
+        if let Some(at) = e.tx.poll_timeout() {
+            self.timer_seq += 1;
+            self.timers.insert((at, self.timer_seq), key.clone());
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        req: &Message,
+        link: Link,
+        peer: SocketAddr,
+        leg: Option<String>,
+        now: Instant,
+    ) {
+        let method = req.method().unwrap_or_default().to_string();
+        let Some(key) = Key::of(req, &method) else {
+            return;
+        };
+        let (tx, out) = Transaction::client(
+            method == "INVITE",
+            req.to_bytes(),
+            self.tx_config(link),
+            now,
+        );
+        self.started += 1;
+        self.transactions.insert(
+            key.clone(),
+            Tx {
+                tx,
+                link,
+                peer,
+                leg,
+            },
+        );
+        self.emit(link, peer, out);
+        self.schedule(&key);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            let Some(e) = self.transactions.get_mut(&key) else {
+                continue;
+            };
+            if e.tx.poll_timeout().is_none_or(|t| t > now) {
+                continue; // superseded by a later timer of the same transaction
+            }
+            let (link, peer, leg) = (e.link, e.peer, e.leg.clone());
+            let out = e.tx.on_timer(now);
+            let (_, timed_out) = self.emit(link, peer, out);
+            self.schedule(&key);
+            if timed_out && let Some(leg) = leg {
+                self.unreached(&leg, Unreached::NoResponse);
+            }
+        }
+    }
+
+    fn on_response(&mut self, msg: Message, now: Instant) {
+        let Some(method) = msg.method_kind() else {
+            return;
+        };
+        let Some(key) = Key::of(&msg, method.as_str()) else {
+            return;
+        };
+        let leg = msg
+            .get("Call-ID")
+            .filter(|c| method == Method::Invite && self.legs.contains_key(*c))
+            .map(str::to_string);
+        let Some(entry) = self.transactions.get_mut(&key) else {
+            // A 2xx retransmitted after its transaction ended: the leg ACKs it again.
+            if let Some(leg) = leg {
+                self.leg_response(&leg, msg, now);
+            }
+            return;
+        };
+        // The ACK a failure answer needs (the transaction sends it only for those).
+        let failure_ack = |r: &Message| match leg.as_ref().and_then(|l| self.legs.get(l)) {
+            Some(l) => leg::same_transaction(&l.invite, "ACK", r.get("To")).to_bytes(),
+            None => Vec::new(),
+        };
+        let (link, peer) = (entry.link, entry.peer);
+        let out = entry.tx.on_response(msg, failure_ack, now);
+        let (responses, _) = self.emit(link, peer, out);
+        self.schedule(&key);
+        if let Some(leg) = leg {
+            for r in responses {
+                self.leg_response(&leg, r, now);
+            }
+        }
+    }
+
+    /// An answer to a leg's INVITE.
+    fn leg_response(&mut self, id: &str, resp: Message, now: Instant) {
+        let Start::Response { code, .. } = resp.start else {
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        match (code, &leg.state) {
+            (100..=199, _) => {}
+            (200..=299, State::Up { ack, .. }) => {
+                // A retransmitted 2xx: our ACK was lost.
+                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
+                self.transmit(link, peer, ack, true);
+            }
+            (200..=299, _) => {
+                let cancelled = matches!(leg.state, State::Cancelled);
+                let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
+                    tracing::info!(leg = id, "a 2xx to our INVITE has no usable Contact");
+                    return self.unreached(id, Unreached::Unusable);
+                };
+                let via = self.local.via(leg.link, self.entropy.next());
+                let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
+                let (link, peer) = (leg.link, leg.peer);
+                leg.state = State::Up {
+                    dialog,
+                    ack: Arc::clone(&ack),
+                };
+                let ours = String::from_utf8_lossy(&leg.invite.body).into_owned();
+                self.out.push_back(Output::Transmit {
+                    link,
+                    peer,
+                    bytes: ack,
+                    resend: false,
+                });
+                if cancelled {
+                    // Answered as we cancelled: hang up at once.
+                    return self.hang_up(id, now);
+                }
+                match sdp::read_answer(&ours, &String::from_utf8_lossy(&resp.body)) {
+                    Ok(agreed) => {
+                        leg.law = Some(agreed.law);
+                        leg.srtp = agreed.srtp;
+                        self.event(Event::Answered {
+                            leg: id.to_string(),
+                            agreed,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::info!(leg = id, "a 2xx to our INVITE has no usable media: {e}");
+                        self.event(Event::Unreached {
+                            leg: id.to_string(),
+                            why: Unreached::Unusable,
+                        });
+                        self.hang_up(id, now);
+                    }
+                }
+            }
+            (_, State::Ringing) => {
+                self.event(Event::Refused {
+                    leg: id.to_string(),
+                    code,
+                });
+                self.close(id);
+            }
+            (_, State::Cancelled) => self.close(id),
+            // A failure after the 2xx: the dialog stands (only BYE ends it).
+            (_, State::Up { .. }) => {}
+        }
+    }
+
+    /// A leg reached no one: its user hears why while it rang, and the leg is gone.
+    fn unreached(&mut self, id: &str, why: Unreached) {
+        if self
+            .legs
+            .get(id)
+            .is_some_and(|l| matches!(l.state, State::Ringing))
+        {
+            self.event(Event::Unreached {
+                leg: id.to_string(),
+                why,
+            });
+        }
+        self.close(id);
+    }
+
+    fn close(&mut self, id: &str) {
+        if let Some(leg) = self.legs.remove(id) {
+            self.event(Event::Closed {
+                leg: leg.id,
+                media: leg.media,
+                up: matches!(leg.state, State::Up { .. }),
+            });
+        }
+    }
+
+    /// A request inside a leg's dialog, or a retransmission of one.
+    fn on_request(&mut self, req: Message, link: Link, peer: SocketAddr, now: Instant) {
+        let Some(method) = req.method_kind() else {
+            return;
+        };
+        if method == Method::Ack {
+            return self.on_ack(&req, now);
+        }
+        let Some(key) = Key::of(&req, method.as_str()) else {
+            return;
+        };
+        if let Some(e) = self.transactions.get_mut(&key) {
+            let (l, p) = (e.link, e.peer);
+            let out = e.tx.on_request(false, now);
+            self.emit(l, p, out);
+            return;
+        }
+        let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
+        self.started += 1;
+        self.transactions.insert(
+            key.clone(),
+            Tx {
+                tx,
+                link,
+                peer,
+                leg: None,
+            },
+        );
+        self.emit(link, peer, out);
+        self.schedule(&key);
+
+        let call_id = req.get("Call-ID").unwrap_or_default().to_string();
+        let checked = self
+            .legs
+            .get_mut(&call_id)
+            .and_then(|l| match &mut l.state {
+                State::Up { dialog, .. } if dialog.matches(&req) => {
+                    Some(dialog.accept_cseq(&req).map(|()| dialog.local_tag.clone()))
+                }
+                _ => None,
+            });
+        let local_tag = match checked {
+            Some(Ok(t)) => t,
+            Some(Err(r)) => {
+                return self.respond(&key, &req, r.status, r.reason, None, &[], "", now);
+            }
+            None => {
+                let reason = "Call/Transaction Does Not Exist";
+                return self.respond(&key, &req, 481, reason, None, &[], "", now);
+            }
+        };
+        let tag = Some(local_tag.as_str());
+        match method {
+            Method::Bye => {
+                self.respond(&key, &req, 200, "OK", tag, &[], "", now);
+                self.event(Event::HungUp {
+                    leg: call_id.clone(),
+                });
+                self.close(&call_id);
+            }
+            Method::Info | Method::Options => {
+                self.respond(&key, &req, 200, "OK", tag, &[], "", now)
+            }
+            Method::Invite => self.reinvite(key, req, &call_id, &local_tag, now),
+            Method::Cancel => {
+                // Our answer to any re-INVITE went out at once: nothing is left to cancel.
+                let invite = Key::of(&req, "INVITE");
+                let (code, reason) = match invite.filter(|k| self.transactions.contains_key(k)) {
+                    Some(_) => (200, "OK"),
+                    None => (481, "Call/Transaction Does Not Exist"),
+                };
+                self.respond(&key, &req, code, reason, tag, &[], "", now);
+            }
+            Method::Ack | Method::Register | Method::Other(_) => {
+                let allow = [(
+                    "Allow".to_string(),
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".to_string(),
+                )];
+                self.respond(&key, &req, 501, "Not Implemented", tag, &allow, "", now);
+            }
+        }
+    }
+
+    /// A re-INVITE from the phone we called: hold, resume, its media moved, or a session
+    /// refresh (RFC 3264 §8). The leg keeps its codec; an offer without it gets 488 and
+    /// changes nothing. Without an offer, our current SDP is the offer (its answer, in the ACK,
+    /// changes nothing on our side).
+    fn reinvite(&mut self, key: Key, req: Message, id: &str, local_tag: &str, now: Instant) {
+        let fresh_key = self.entropy.key();
+        let media_ip = self.local.media_ip;
+        let contact = [("Contact".to_string(), String::new())];
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        let body = String::from_utf8_lossy(&req.body).to_string();
+        if leg.offer_pending && !body.trim().is_empty() {
+            // Their new offer crossed ours (in our 2xx, whose ACK has not come).
+            let retry = [("Retry-After".to_string(), "1".to_string())];
+            return self.respond(
+                &key,
+                &req,
+                491,
+                "Request Pending",
+                Some(local_tag),
+                &retry,
+                "",
+                now,
+            );
+        }
+        let answer = if body.trim().is_empty() {
+            leg.offer_pending = true;
+            Ok(String::from_utf8_lossy(&leg.invite.body).to_string())
+        } else {
+            let keying = sdp::Keying {
+                local: fresh_key,
+                required: false,
+            };
+            sdp::renegotiate(&body, leg.law, &keying, leg.srtp).map(|(offer, agreed)| {
+                leg.sdp_version += 1;
+                let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);
+                leg.srtp = agreed.srtp;
+                tracing::info!(leg = id, %remote, direction = ?agreed.direction, "the far end's re-INVITE: media updated");
+                let media = leg.media;
+                let answer = sdp::describe(
+                    leg.session,
+                    leg.sdp_version,
+                    media_ip,
+                    leg.rtp_port,
+                    Some((&offer, &agreed)),
+                    sdp::OfferSrtp::No,
+                );
+                self.out.push_back(Output::Event(Event::Media {
+                    leg: id.to_string(),
+                    media,
+                    remote,
+                    direction: agreed.direction,
+                    srtp: agreed.srtp,
+                }));
+                answer
+            })
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(leg = id, "re-INVITE on a leg refused: {e}");
+                let tag = Some(local_tag);
+                return self.respond(&key, &req, 488, "Not Acceptable Here", tag, &[], "", now);
+            }
+        };
+        leg.reinvite = Some(key.clone());
+        let mut extra = contact;
+        extra[0].1 = self.local.contact(leg.link);
+        self.respond(&key, &req, 200, "OK", Some(local_tag), &extra, &answer, now);
+    }
+
+    /// The ACK of a failure we sent shares its INVITE's branch; the ACK of our 2xx to a
+    /// re-INVITE finds it through the dialog.
+    fn on_ack(&mut self, ack: &Message, now: Instant) {
+        let by_branch = Key::of(ack, "INVITE").filter(|k| self.transactions.contains_key(k));
+        let by_dialog = || {
+            let leg = self.legs.get(ack.get("Call-ID")?)?;
+            match &leg.state {
+                State::Up { dialog, .. } if dialog.matches(ack) => leg.reinvite.clone(),
+                _ => None,
+            }
+        };
+        let Some(key) = by_branch.or_else(by_dialog) else {
+            return;
+        };
+        if let Some(leg) = ack.get("Call-ID").and_then(|c| self.legs.get_mut(c))
+            && leg.reinvite.as_ref() == Some(&key)
+        {
+            leg.offer_pending = false;
+        }
+        if let Some(e) = self.transactions.get_mut(&key) {
+            e.tx.on_request(true, now);
+        }
+        self.schedule(&key);
+    }
+
+    /// Answers a request through its server transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        key: &Key,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(String, String)],
+        body: &str,
+        now: Instant,
+    ) {
+        let fresh;
+        let to_tag = match to_tag {
+            Some(t) => Some(t),
+            None => {
+                fresh = format!("{:x}", self.entropy.next());
+                Some(fresh.as_str())
+            }
+        };
+        let mut headers: Vec<(String, String)> = extra.to_vec();
+        headers.push(("Server".into(), "hotline".into()));
+        if !body.is_empty() {
+            headers.push(("Content-Type".into(), "application/sdp".into()));
+        }
+        let resp = wire::response_to(
+            req,
+            code,
+            reason,
+            to_tag,
+            &headers,
+            body.as_bytes().to_vec(),
+        );
+        let Some(entry) = self.transactions.get_mut(key) else {
+            return;
+        };
+        let (link, peer) = (entry.link, entry.peer);
+        let out = entry.tx.respond(code, resp.to_bytes(), now);
+        self.emit(link, peer, out);
+        self.schedule(key);
+    }
+}

@@ -1,0 +1,641 @@
+//! The switch on a virtual clock: scripted phones answer, refuse, ring out and hang up the
+//! calls hotline places, with no socket and no waiting. Timer B's 32 s take microseconds.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hotline::sip::sdp;
+use hotline::sip::transaction;
+use hotline::sip::transport::Link;
+use hotline::sip::wire::{self, Message, Start};
+use hotline::switch::{
+    Context, Dial, Entropy, Event, Input, Local, Output, Party, Phase, Switch, Unreached,
+};
+
+/// Counts instead of guessing: every run of a test sees the same tags and branches.
+struct Counter(u64);
+
+impl Entropy for Counter {
+    fn next(&mut self) -> u64 {
+        self.0 += 1;
+        self.0 * 0x9E37_79B9
+    }
+    fn key(&mut self) -> [u8; 30] {
+        [7; 30]
+    }
+}
+
+/// A message the switch sent, and when.
+struct Sent {
+    at: Duration,
+    peer: SocketAddr,
+    msg: Message,
+    resend: bool,
+}
+
+struct Sim {
+    switch: Switch,
+    start: Instant,
+    now: Instant,
+    wire: Vec<Sent>,
+    events: Vec<Event>,
+}
+
+const DESK: u16 = 5070;
+const MOBILE: u16 = 5072;
+
+fn phone(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// The SDP a scripted phone answers with.
+fn phone_sdp(rtp: u16) -> String {
+    format!(
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+impl Sim {
+    #[allow(clippy::disallowed_methods)] // the clock is virtual; any origin will do
+    fn new() -> Sim {
+        let local = Local {
+            advertise: "127.0.0.1".into(),
+            port: 5060,
+            tls_port: None,
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            timers: transaction::Config::default(),
+        };
+        let start = Instant::now();
+        Sim {
+            switch: Switch::new(local, Box::new(Counter(0))),
+            start,
+            now: start,
+            wire: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.switch.poll_output() {
+            match o {
+                Output::Transmit {
+                    peer,
+                    bytes,
+                    resend,
+                    ..
+                } => self.wire.push(Sent {
+                    at: self.now - self.start,
+                    peer,
+                    msg: wire::parse_datagram(&bytes).expect("the switch sends valid SIP"),
+                    resend,
+                }),
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    /// Moves the clock on by `ms`, firing every timeout on the way at its own time.
+    fn advance(&mut self, ms: u64) {
+        let until = self.now + Duration::from_millis(ms);
+        while let Some(t) = self.switch.poll_timeout().filter(|t| *t <= until) {
+            self.now = self.now.max(t);
+            self.switch.handle(Input::Timeout, self.now);
+            self.pump();
+        }
+        self.now = until;
+    }
+
+    fn deliver(&mut self, msg: Message, from: SocketAddr) {
+        assert!(self.switch.owns(&msg), "the switch owns {:?}", msg.start);
+        self.switch.handle(
+            Input::Message {
+                msg,
+                link: Link::Udp,
+                peer: from,
+            },
+            self.now,
+        );
+        self.pump();
+    }
+
+    fn place(&mut self, port: u16, context: Option<Context>) -> String {
+        let dial = Dial {
+            uri: format!("sip:alice@127.0.0.1:{port}"),
+            to: "sip:alice@hotline.test".into(),
+            from: Party {
+                display: "Ana \"the\" García\\".into(),
+                uri: "sip:+34600111222@carrier.test".into(),
+            },
+            assert_identity: true,
+            link: Link::Udp,
+            peer: phone(port),
+            rtp_port: 41000,
+            srtp: sdp::OfferSrtp::No,
+            context,
+            media: u64::from(port),
+        };
+        let id = self.switch.place(dial, self.now);
+        self.pump();
+        id
+    }
+
+    /// What the switch sent `peer` with this method (requests) or to this CSeq (responses),
+    /// first transmissions only.
+    fn sent(&self, peer: SocketAddr, method: &str) -> Vec<&Message> {
+        self.wire
+            .iter()
+            .filter(|s| s.peer == peer && !s.resend)
+            .filter(|s| match &s.msg.start {
+                Start::Request { method: m, .. } => m == method,
+                Start::Response { .. } => false,
+            })
+            .map(|s| &s.msg)
+            .collect()
+    }
+
+    fn responses(&self, peer: SocketAddr) -> Vec<(u16, String)> {
+        self.wire
+            .iter()
+            .filter(|s| s.peer == peer)
+            .filter_map(|s| match &s.msg.start {
+                Start::Response { code, .. } => {
+                    Some((*code, s.msg.get("CSeq").unwrap_or_default().to_string()))
+                }
+                Start::Request { .. } => None,
+            })
+            .collect()
+    }
+
+    fn invite_to(&self, peer: SocketAddr) -> Message {
+        self.sent(peer, "INVITE")
+            .first()
+            .map(|m| (*m).clone())
+            .expect("an INVITE was sent")
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// The phone's answer to a request, with its tag and Contact.
+fn answer(req: &Message, code: u16, reason: &str, body: Option<String>) -> Message {
+    let mut extra = vec![(
+        "Contact".to_string(),
+        "<sip:alice@127.0.0.1:5070>".to_string(),
+    )];
+    if body.is_some() {
+        extra.push(("Content-Type".into(), "application/sdp".into()));
+    }
+    wire::response_to(
+        req,
+        code,
+        reason,
+        Some("phone-tag"),
+        &extra,
+        body.unwrap_or_default().into_bytes(),
+    )
+}
+
+/// A request the phone sends inside the leg's dialog.
+fn from_phone(sim: &Sim, peer: SocketAddr, method: &str, cseq: u32, body: &str) -> Message {
+    let invite = sim.invite_to(peer);
+    let ours = invite.get("From").unwrap_or_default();
+    let text = format!(
+        "{method} sip:hotline@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-phone-{method}-{cseq}\r\n\
+         From: <sip:alice@hotline.test>;tag=phone-tag\r\n\
+         To: {ours}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         {ctype}Content-Length: {len}\r\n\r\n{body}",
+        port = peer.port(),
+        call_id = invite.get("Call-ID").unwrap_or_default(),
+        ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        },
+        len = body.len(),
+    );
+    wire::parse_datagram(text.as_bytes()).expect("a valid request")
+}
+
+fn answered(events: &[Event], leg: &str) -> Option<sdp::Agreed> {
+    events.iter().find_map(|e| match e {
+        Event::Answered { leg: l, agreed } if l == leg => Some(*agreed),
+        _ => None,
+    })
+}
+
+fn closed(events: &[Event], leg: &str) -> Option<bool> {
+    events.iter().find_map(|e| match e {
+        Event::Closed { leg: l, up, .. } if l == leg => Some(*up),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_invite_says_who_calls_and_what_they_told_the_line_and_nothing_they_could_inject() {
+    let mut sim = Sim::new();
+    let context = Context {
+        caller: "sip:+34600111222@carrier.test\r\nX-Evil: 1".into(),
+        queue: Some("support".into()),
+        path: vec!["menu".into(), "support".into()],
+        waited: Some(Duration::from_secs(42)),
+        callback_attempt: None,
+        variables: vec![("order id".into(), "A-17".into())],
+    };
+    sim.place(DESK, Some(context));
+    let invite = sim.invite_to(phone(DESK));
+    let from = invite.get("From").unwrap_or_default();
+    assert!(
+        from.starts_with("\"Ana the García\" <sip:+34600111222@carrier.test>;tag="),
+        "{from}"
+    );
+    assert_eq!(
+        invite.get("P-Asserted-Identity"),
+        Some("\"Ana the García\" <sip:+34600111222@carrier.test>")
+    );
+    assert_eq!(invite.get("To"), Some("<sip:alice@hotline.test>"));
+    assert_eq!(invite.get("X-Hotline-Queue"), Some("support"));
+    assert_eq!(invite.get("X-Hotline-Path"), Some("menu support"));
+    assert_eq!(invite.get("X-Hotline-Waited"), Some("42"));
+    assert_eq!(invite.get("X-Hotline-Var-order-id"), Some("A-17"));
+    assert_eq!(
+        invite.get("X-Hotline-Caller"),
+        Some("sip:+34600111222@carrier.testX-Evil: 1")
+    );
+    assert_eq!(
+        invite.get("X-Evil"),
+        None,
+        "no header from the caller's text"
+    );
+    assert_eq!(invite.get("Content-Type"), Some("application/sdp"));
+    let offer = String::from_utf8_lossy(&invite.body);
+    assert!(offer.contains("m=audio 41000 RTP/AVP"), "{offer}");
+}
+
+#[test]
+fn a_phone_that_never_answers_is_retransmitted_to_then_unreached_after_timer_b() {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    sim.advance(40_000);
+    let sends: Vec<u128> = sim
+        .wire
+        .iter()
+        .filter(|s| s.msg.method() == Some("INVITE"))
+        .map(|s| s.at.as_millis())
+        .collect();
+    // Timer A doubles from T1 (RFC 3261 §17.1.1.2) until Timer B (64·T1) gives up.
+    assert_eq!(sends, [0, 500, 1500, 3500, 7500, 15500, 31500]);
+    let events = sim.take_events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Unreached {
+            leg: leg.clone(),
+            why: Unreached::NoResponse
+        })
+    );
+    assert_eq!(closed(&events, &leg), Some(false));
+    assert!(sim.switch.is_empty());
+    assert_eq!(sim.switch.poll_timeout(), None, "nothing left to wake for");
+}
+
+#[test]
+fn an_answer_is_acknowledged_once_per_2xx_and_the_leg_is_up() {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(answer(&invite, 180, "Ringing", None), phone(DESK));
+    assert!(sim.take_events().is_empty(), "ringing changes nothing yet");
+    sim.advance(3_000);
+    let ok = answer(&invite, 200, "OK", Some(phone_sdp(40_000)));
+    sim.deliver(ok.clone(), phone(DESK));
+    let events = sim.take_events();
+    let agreed = answered(&events, &leg).expect("answered");
+    assert_eq!(agreed.remote.1, 40_000);
+    assert_eq!(sim.switch.phase(&leg), Some(Phase::Up));
+    let acks = sim.sent(phone(DESK), "ACK");
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].get("CSeq"), Some("1 ACK"));
+    match &acks[0].start {
+        Start::Request { uri, .. } => assert_eq!(uri, "sip:alice@127.0.0.1:5070"),
+        Start::Response { .. } => unreachable!(),
+    }
+    // The phone did not hear our ACK and sends its 200 again: the same ACK, and no second
+    // answer for the user.
+    sim.deliver(ok, phone(DESK));
+    assert!(sim.take_events().is_empty());
+    let resent = sim
+        .wire
+        .iter()
+        .filter(|s| s.msg.method() == Some("ACK") && s.resend)
+        .count();
+    assert_eq!(resent, 1);
+    // No INVITE retransmission after the ringing started (Timer A stops on a 1xx).
+    assert_eq!(
+        sim.wire
+            .iter()
+            .filter(|s| s.msg.method() == Some("INVITE"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn two_phones_ring_one_answers_and_the_other_is_cancelled_as_answered_elsewhere() {
+    let mut sim = Sim::new();
+    let desk = sim.place(DESK, None);
+    let mobile = sim.place(MOBILE, None);
+    let desk_invite = sim.invite_to(phone(DESK));
+    let mobile_invite = sim.invite_to(phone(MOBILE));
+    assert_ne!(desk_invite.get("Call-ID"), mobile_invite.get("Call-ID"));
+    sim.deliver(answer(&mobile_invite, 180, "Ringing", None), phone(MOBILE));
+    sim.advance(2_000);
+    sim.deliver(
+        answer(&desk_invite, 200, "OK", Some(phone_sdp(40_000))),
+        phone(DESK),
+    );
+    assert!(answered(&sim.take_events(), &desk).is_some());
+    // Its user (the agent's ring) stops the other phone.
+    sim.switch.cancel(&mobile, true, sim.now);
+    sim.pump();
+    let cancels = sim.sent(phone(MOBILE), "CANCEL");
+    assert_eq!(cancels.len(), 1);
+    let cancel = cancels[0];
+    assert_eq!(
+        cancel.get("Via"),
+        mobile_invite.get("Via"),
+        "the INVITE's branch"
+    );
+    assert_eq!(cancel.get("CSeq"), Some("1 CANCEL"));
+    assert_eq!(
+        cancel.get("Reason"),
+        Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+    );
+    assert_eq!(sim.switch.phase(&mobile), Some(Phase::Cancelled));
+    // The phone confirms, and its INVITE ends 487: we ACK that, and the leg is simply gone.
+    sim.deliver(answer(cancel, 200, "OK", None), phone(MOBILE));
+    sim.deliver(
+        answer(&mobile_invite, 487, "Request Terminated", None),
+        phone(MOBILE),
+    );
+    let ack = sim.sent(phone(MOBILE), "ACK");
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].get("Via"), mobile_invite.get("Via"));
+    let events = sim.take_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(closed(&events, &mobile), Some(false));
+    assert_eq!(sim.switch.phase(&desk), Some(Phase::Up));
+}
+
+#[test]
+fn a_decline_is_acknowledged_and_reported_with_its_code() {
+    for code in [486, 603] {
+        let mut sim = Sim::new();
+        let leg = sim.place(DESK, None);
+        let invite = sim.invite_to(phone(DESK));
+        sim.deliver(answer(&invite, code, "No", None), phone(DESK));
+        let events = sim.take_events();
+        assert_eq!(
+            events,
+            [
+                Event::Refused {
+                    leg: leg.clone(),
+                    code
+                },
+                Event::Closed {
+                    leg: leg.clone(),
+                    media: u64::from(DESK),
+                    up: false
+                }
+            ]
+        );
+        assert_eq!(sim.sent(phone(DESK), "ACK").len(), 1);
+        // The phone's 6xx, retransmitted, is ACKed again and reported no more.
+        sim.deliver(answer(&invite, code, "No", None), phone(DESK));
+        assert!(sim.take_events().is_empty());
+    }
+}
+
+#[test]
+fn an_answer_that_crosses_our_cancel_is_acknowledged_then_hung_up() {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    sim.switch.cancel(&leg, false, sim.now);
+    sim.pump();
+    assert_eq!(sim.sent(phone(DESK), "CANCEL")[0].get("Reason"), None);
+    sim.deliver(
+        answer(&invite, 200, "OK", Some(phone_sdp(40_000))),
+        phone(DESK),
+    );
+    assert_eq!(sim.sent(phone(DESK), "ACK").len(), 1);
+    let byes = sim.sent(phone(DESK), "BYE");
+    assert_eq!(byes.len(), 1, "hung up at once");
+    assert_eq!(byes[0].get("CSeq"), Some("2 BYE"));
+    let bye = byes[0].clone();
+    let events = sim.take_events();
+    assert!(answered(&events, &leg).is_none(), "nobody is bridged to it");
+    assert_eq!(closed(&events, &leg), Some(true));
+    assert!(
+        sim.switch.requests_pending(),
+        "the BYE waits for its answer"
+    );
+    let cancel = sim.sent(phone(DESK), "CANCEL")[0].clone();
+    sim.deliver(answer(&cancel, 200, "OK", None), phone(DESK));
+    assert!(sim.switch.requests_pending(), "the BYE still waits");
+    sim.deliver(answer(&bye, 200, "OK", None), phone(DESK));
+    assert!(!sim.switch.requests_pending());
+}
+
+#[test]
+fn an_answer_we_cannot_use_is_hung_up_and_reported_unreached() {
+    // No media in common.
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    let video_only = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                      m=video 40000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    sim.deliver(
+        answer(&invite, 200, "OK", Some(video_only.into())),
+        phone(DESK),
+    );
+    let events = sim.take_events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Unreached {
+            leg: leg.clone(),
+            why: Unreached::Unusable
+        })
+    );
+    assert_eq!(sim.sent(phone(DESK), "BYE").len(), 1);
+    // No Contact: nowhere to send an ACK or a BYE.
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    let no_contact = wire::response_to(
+        &invite,
+        200,
+        "OK",
+        Some("t"),
+        &[],
+        phone_sdp(40_000).into_bytes(),
+    );
+    sim.deliver(no_contact, phone(DESK));
+    let events = sim.take_events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Unreached {
+            leg: leg.clone(),
+            why: Unreached::Unusable
+        })
+    );
+    assert!(sim.switch.is_empty());
+}
+
+/// Places a leg and has the desk phone answer it.
+fn up() -> (Sim, String) {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(
+        answer(&invite, 200, "OK", Some(phone_sdp(40_000))),
+        phone(DESK),
+    );
+    sim.take_events();
+    (sim, leg)
+}
+
+#[test]
+fn the_phone_hanging_up_is_answered_reported_and_its_retransmission_answered_again() {
+    let (mut sim, leg) = up();
+    let bye = from_phone(&sim, phone(DESK), "BYE", 1, "");
+    sim.deliver(bye.clone(), phone(DESK));
+    assert_eq!(sim.responses(phone(DESK)), [(200, "1 BYE".to_string())]);
+    let events = sim.take_events();
+    assert_eq!(events[0], Event::HungUp { leg: leg.clone() });
+    assert_eq!(closed(&events, &leg), Some(true));
+    // The phone missed our 200: its BYE again gets the same answer, no second event.
+    sim.deliver(bye, phone(DESK));
+    assert_eq!(sim.responses(phone(DESK)).len(), 2);
+    assert!(sim.take_events().is_empty());
+}
+
+#[test]
+fn hanging_up_sends_bye_in_the_dialog_and_forgets_the_leg() {
+    let (mut sim, leg) = up();
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    let bye = sim.sent(phone(DESK), "BYE")[0].clone();
+    assert_eq!(
+        bye.get("To").map(|t| t.contains("tag=phone-tag")),
+        Some(true)
+    );
+    assert_eq!(closed(&sim.take_events(), &leg), Some(true));
+    assert!(sim.switch.is_empty());
+    // The phone never answers the BYE: it is retransmitted, then given up (Timer F).
+    sim.advance(40_000);
+    assert!(!sim.switch.requests_pending());
+    let byes = sim
+        .wire
+        .iter()
+        .filter(|s| s.msg.method() == Some("BYE"))
+        .count();
+    assert!(byes > 5, "retransmitted: {byes}");
+}
+
+#[test]
+fn a_reinvite_moves_the_media_and_one_without_our_codec_changes_nothing() {
+    let (mut sim, leg) = up();
+    let hold = phone_sdp(40_002).replace("a=sendrecv", "a=sendonly");
+    sim.deliver(
+        from_phone(&sim, phone(DESK), "INVITE", 2, &hold),
+        phone(DESK),
+    );
+    let events = sim.take_events();
+    match events.as_slice() {
+        [
+            Event::Media {
+                leg: l,
+                remote,
+                direction,
+                ..
+            },
+        ] => {
+            assert_eq!(l, &leg);
+            assert_eq!(remote.port(), 40_002);
+            assert_eq!(*direction, sdp::Direction::RecvOnly);
+        }
+        other => panic!("{other:?}"),
+    }
+    let codes: Vec<u16> = sim.responses(phone(DESK)).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [100, 200]);
+    let g729 = "v=0\r\no=p 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 40004 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    sim.deliver(
+        from_phone(&sim, phone(DESK), "INVITE", 3, g729),
+        phone(DESK),
+    );
+    assert!(sim.take_events().is_empty());
+    assert_eq!(sim.responses(phone(DESK)).last().map(|r| r.0), Some(488));
+}
+
+#[test]
+fn a_new_offer_crossing_ours_is_glare_and_gets_491_until_the_ack_comes() {
+    let (mut sim, _leg) = up();
+    // An offerless re-INVITE: our 200 carries our offer; the answer comes in the ACK.
+    sim.deliver(from_phone(&sim, phone(DESK), "INVITE", 2, ""), phone(DESK));
+    let last = sim.responses(phone(DESK)).last().cloned();
+    assert_eq!(last, Some((200, "2 INVITE".to_string())));
+    // Before that ACK, the phone offers again: the offers cross (RFC 3261 §14.2).
+    let offer = phone_sdp(40_006);
+    sim.deliver(
+        from_phone(&sim, phone(DESK), "INVITE", 3, &offer),
+        phone(DESK),
+    );
+    assert_eq!(sim.responses(phone(DESK)).last().map(|r| r.0), Some(491));
+    assert!(sim.take_events().is_empty(), "the media did not move");
+    // The ACK with the answer settles it; the same offer again is taken.
+    let mut ack = from_phone(&sim, phone(DESK), "ACK", 2, &phone_sdp(40_000));
+    // A 2xx's ACK is its own transaction: a branch of its own.
+    for h in &mut ack.headers {
+        if h.name == "Via" {
+            h.value = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-phone-ack-2".into();
+        }
+    }
+    sim.deliver(ack, phone(DESK));
+    sim.deliver(
+        from_phone(&sim, phone(DESK), "INVITE", 4, &offer),
+        phone(DESK),
+    );
+    assert_eq!(sim.responses(phone(DESK)).last().map(|r| r.0), Some(200));
+    assert!(matches!(
+        sim.take_events().as_slice(),
+        [Event::Media { remote, .. }] if remote.port() == 40_006
+    ));
+}
+
+#[test]
+fn a_request_for_a_leg_we_do_not_know_is_not_ours() {
+    let mut sim = Sim::new();
+    sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    // A stranger's BYE with the right Call-ID but no dialog yet: answered 481, nothing else.
+    let bye = from_phone(&sim, phone(DESK), "BYE", 1, "");
+    sim.deliver(bye, phone(DESK));
+    assert_eq!(sim.responses(phone(DESK)), [(481, "1 BYE".to_string())]);
+    assert!(sim.take_events().is_empty());
+    // Not ours at all: a new call from someone else, which the signalling answers.
+    let stranger = "INVITE sip:support@127.0.0.1 SIP/2.0\r\n\
+                    Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-stranger\r\n\
+                    From: <sip:bob@example.com>;tag=b\r\nTo: <sip:support@127.0.0.1>\r\n\
+                    Call-ID: someone-else\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let stranger = wire::parse_datagram(stranger.as_bytes()).expect("valid");
+    assert!(!sim.switch.owns(&stranger));
+    assert_eq!(invite.get("CSeq"), Some("1 INVITE"));
+}
