@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hotline::api::caller::{CallerCard, Variable};
-use hotline::api::events::{Event, Hub};
-use hotline::api::{AgentRow, NextState};
+use hotline::status::caller::{CallerCard, Variable};
+use hotline::status::events::{Event, Hub};
+use hotline::status::{AgentRow, NextState};
 
 /// An agent ringing for a caller: the largest row there is (the caller card with its path).
 fn ringing() -> Event {

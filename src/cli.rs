@@ -294,7 +294,17 @@ pub fn serve(config: Option<&Path>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let result = runtime.block_on(crate::server::run(loaded, flows, store, shutdown_signal()));
+    let token = std::env::var(&loaded.config.http.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let http_app = move |status| crate::web::app(crate::api::ApiState::new(status, token));
+    let result = runtime.block_on(crate::server::run(
+        loaded,
+        flows,
+        store,
+        http_app,
+        shutdown_signal(),
+    ));
     match result {
         Ok(()) => 0,
         Err(e) => fail(e.to_string()),

@@ -13,6 +13,7 @@ pub mod probe;
 pub mod routing;
 pub mod server;
 pub mod sip;
+pub mod status;
 pub mod store;
 pub mod switch;
 pub mod web;

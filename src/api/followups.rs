@@ -36,13 +36,13 @@ fn may(state: &ApiState, who: &Who, queue: &str) -> bool {
     who.sees_all()
         || who
             .agent()
-            .is_some_and(|a| state.shared.config.queues_of(a).iter().any(|q| q == queue))
+            .is_some_and(|a| state.status.config.queues_of(a).iter().any(|q| q == queue))
 }
 
 fn row(state: &ApiState, item: FollowUp, duration_ms: Option<u64>) -> FollowUpRow {
     let now = super::wall_now();
     let within = jiff::SignedDuration::from_hours(i64::from(
-        state.shared.config.desk.follow_up_within_h.max(1),
+        state.status.config.desk.follow_up_within_h.max(1),
     ));
     let due = item
         .created_at
@@ -162,7 +162,7 @@ pub async fn change(
                 state = after.state.as_str(),
                 "follow-up changed"
             );
-            state.shared.events.publish(Event::FollowUps);
+            state.status.events.publish(Event::FollowUps);
             Json(row(&state, after, None)).into_response()
         }
         Ok(false) => error(
@@ -209,7 +209,7 @@ async fn call_back(state: &ApiState, who: Who, id: i64) -> Response {
             }
             Err(e) => return e,
         }
-        state.shared.events.publish(Event::FollowUps);
+        state.status.events.publish(Event::FollowUps);
     } else if !item.state.is_open() {
         return error(
             StatusCode::CONFLICT,

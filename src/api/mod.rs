@@ -3,10 +3,10 @@
 //! core) as queries with a reply channel, and to the store; writes need the bearer token
 //! named by `[http] token_env`, and are refused when it is unset.
 
-pub mod caller;
-pub mod events;
 pub mod followups;
 pub mod session;
+
+pub use crate::status::{caller, events};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,170 +20,19 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::routing::Requested;
-use crate::server::Shared;
-use crate::server::metrics::Histogram;
-use crate::server::pacer::PacerStats;
-use crate::server::signalling::SipCommand;
+use crate::sip::registrar::constant_time_eq;
+use crate::status::metrics::Histogram;
+pub use crate::status::{
+    AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, QueueRow, StateReply, Status,
+};
 use crate::store::CallFilter;
-
-/// One agent, for `GET /api/agents`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentRow {
-    pub id: String,
-    pub name: String,
-    /// offline | available | ringing | busy | wrap-up | not-ready
-    pub state: &'static str,
-    /// When the agent entered that state (RFC 3339, UTC), and how long ago.
-    pub since: String,
-    pub since_s: u64,
-    /// Why the agent is not ready or offline: the reason given with the state change, or
-    /// `no-phone`, `registered`, `ring-no-answer`; null otherwise.
-    pub reason: Option<String>,
-    /// Whether a phone is registered for the agent.
-    pub registered: bool,
-    /// Wrong passwords given for the agent's username within the lockout window, and the
-    /// addresses locked out for it meanwhile.
-    pub auth_failures: u32,
-    pub locked_out: Vec<String>,
-    /// The Call-ID of the caller the agent rings for or talks to.
-    pub call: Option<String>,
-    /// What the agent asked to be after the current call (`not-ready`, `available`,
-    /// `offline`), with its reason.
-    pub next_state: Option<NextState>,
-    /// Seconds of wrap-up left, while in wrap-up.
-    pub wrap_up_left_s: Option<u64>,
-    /// Who the agent rings for or talks to.
-    pub caller: Option<caller::CallerCard>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NextState {
-    pub state: &'static str,
-    pub reason: Option<String>,
-}
-
-/// One queue, for `GET /api/queues`.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueRow {
-    pub name: String,
-    pub waiting: usize,
-    pub longest_wait_s: f64,
-    pub agents_available: usize,
-    pub agents_logged_in: u32,
-    /// Estimated wait for a caller joining now; `null` until calls have been handled.
-    pub ewt_s: Option<f64>,
-    /// Share of callers answered within `service_level_s`, of those who left the queue in
-    /// the last hour.
-    pub service_level: Option<f64>,
-    pub service_level_s: u64,
-    /// Spoken wait estimates against the waits callers then had, since the start.
-    pub wait_estimates: WaitEstimateRow,
-    /// The queue's agents by state (those logged out are not counted).
-    pub agents: AgentCounts,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AgentCounts {
-    pub available: u32,
-    pub ringing: u32,
-    pub busy: u32,
-    pub wrap_up: u32,
-    pub not_ready: u32,
-}
-
-/// How a queue's announced waits held up (see `routing::audit`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WaitEstimateRow {
-    /// Announcements whose caller has since been answered or left.
-    pub scored: u64,
-    pub mean_abs_error_s: Option<f64>,
-    /// Callers who waited more than 1.5× what they were told.
-    pub waited_over_1_5x: u64,
-    /// The queue's recent average wait would have been closer on the same announcements.
-    pub baseline_better: bool,
-    #[serde(skip)]
-    pub figures: crate::routing::audit::AuditFigures,
-}
-
-/// What the API asks the signalling task.
-#[derive(Debug)]
-pub enum ApiQuery {
-    Agents(oneshot::Sender<Vec<AgentRow>>),
-    Queues(oneshot::Sender<Vec<QueueRow>>),
-    SetState {
-        agent: String,
-        state: Requested,
-        reason: Option<String>,
-        reply: oneshot::Sender<StateReply>,
-    },
-    /// Live calls and agents by state, for the metrics.
-    Gauges(oneshot::Sender<Gauges>),
-    /// The callers waiting for or talking to a human, longest waiting first.
-    LiveCalls(oneshot::Sender<Vec<caller::LiveCall>>),
-    /// An agent calls a caller back now (a follow-up on the desk): ring the agent, then dial
-    /// the caller; or why not.
-    CallBackNow {
-        agent: String,
-        caller: String,
-        queue: String,
-        call_id: String,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
-    Login {
-        user: String,
-        password: String,
-        source: std::net::IpAddr,
-        reply: oneshot::Sender<Result<LoggedIn, LoginRefused>>,
-    },
-}
-
-/// Who logged in to the desk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedIn {
-    pub id: String,
-    pub name: String,
-    pub supervisor: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginRefused {
-    /// Wrong username or password.
-    Wrong,
-    /// Too many failures: refused unchecked until the window has passed.
-    LockedOut,
-}
-
-/// The answer to a state change.
-#[derive(Debug)]
-pub enum StateReply {
-    /// Done (a busy agent takes it after the call): the agent's new row.
-    Done(AgentRow),
-    NoSuchAgent,
-    /// `available` for an agent with no registered phone: nothing could ring.
-    NoPhone(AgentRow),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Gauges {
-    pub active_calls: usize,
-    /// SIP datagrams dropped because the signalling queue was full.
-    pub sip_dropped: u64,
-    /// The gate: messages dropped from banned sources and scanners, bans started, and
-    /// addresses banned now.
-    pub sip_banned_messages: u64,
-    pub sip_bans: u64,
-    pub sip_banned_addresses: usize,
-    pub agents: Vec<(&'static str, usize)>,
-    pub queues: Vec<QueueRow>,
-}
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub shared: Arc<Shared>,
+    /// What the running server shows.
+    pub status: Arc<Status>,
     /// The bearer token writes need; `None` refuses every write.
     pub token: Option<String>,
-    pub pacer: Arc<PacerStats>,
     /// Desk logins (the pages, and the API reads they make).
     pub sessions: Arc<std::sync::Mutex<session::Sessions>>,
 }
@@ -248,14 +97,13 @@ impl Who {
 }
 
 impl ApiState {
-    pub fn new(shared: Arc<Shared>, token: Option<String>, pacer: Arc<PacerStats>) -> ApiState {
+    pub fn new(status: Arc<Status>, token: Option<String>) -> ApiState {
         let idle = std::time::Duration::from_secs(
-            u64::from(shared.config.desk.session_idle_h.max(1)) * 3600,
+            u64::from(status.config.desk.session_idle_h.max(1)) * 3600,
         );
         ApiState {
-            shared,
+            status,
             token,
-            pacer,
             sessions: Arc::new(std::sync::Mutex::new(session::Sessions::new(idle))),
         }
     }
@@ -356,7 +204,7 @@ async fn reads_guard(
             .any(|p| path == *p || path.starts_with(&format!("{p}/")));
     if guarded
         && req.method() == axum::http::Method::GET
-        && !state.shared.config.http.open_reads
+        && !state.status.config.http.open_reads
         && state.who(req.headers()).is_none()
     {
         return error(
@@ -369,7 +217,7 @@ async fn reads_guard(
 
 /// An agent's own login reads only their own calls while reads are not open to all.
 fn own_calls_only(state: &ApiState, who: Option<&Who>) -> Option<String> {
-    if state.shared.config.http.open_reads {
+    if state.status.config.http.open_reads {
         return None;
     }
     who.filter(|w| !w.sees_all())
@@ -404,7 +252,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 
 pub async fn ask<T>(state: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> ApiQuery) -> Option<T> {
     let (tx, rx) = oneshot::channel();
-    state.shared.sip.send(SipCommand::Api(q(tx))).ok()?;
+    state.status.queries.send(q(tx)).ok()?;
     rx.await.ok()
 }
 
@@ -583,7 +431,7 @@ pub async fn with_store<T: Send + 'static>(
     state: &ApiState,
     f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let store = std::sync::Arc::clone(&state.shared.store);
+    let store = std::sync::Arc::clone(&state.status.store);
     let r = tokio::task::spawn_blocking(move || {
         store
             .lock()
@@ -698,7 +546,7 @@ async fn report(
             utc_time(&now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default()
         }
     };
-    let within_h = state.shared.config.desk.follow_up_within_h;
+    let within_h = state.status.config.desk.follow_up_within_h;
     match with_store(&state, move |s| {
         crate::store::report::Report::read(s, Some(since), within_h, now)
     })
@@ -721,7 +569,7 @@ pub struct FlowRow {
 /// The flows new calls get, with their versions, and how the last reload went (with the
 /// validator's report when it was refused).
 async fn flows(State(state): State<ApiState>) -> Response {
-    let flows = state.shared.flows();
+    let flows = state.status.flows();
     let rows: Vec<FlowRow> = flows
         .set
         .flows
@@ -736,7 +584,7 @@ async fn flows(State(state): State<ApiState>) -> Response {
         })
         .collect();
     let last_reload = state
-        .shared
+        .status
         .reload_status
         .lock()
         .map(|s| s.clone())
@@ -754,7 +602,7 @@ async fn flows(State(state): State<ApiState>) -> Response {
 /// drains, or while its data folder refuses writes (voicemail and callbacks are then refused,
 /// call records wait in memory).
 async fn health(State(state): State<ApiState>) -> Response {
-    let shared = &state.shared;
+    let shared = &state.status;
     let draining = shared.stats.draining.load(Ordering::Relaxed);
     let disk = shared.disk.problem();
     let body = serde_json::json!({
@@ -825,7 +673,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             })
             .collect(),
     );
-    let m = &state.shared.metrics;
+    let m = &state.status.metrics;
     family(
         "hotline_calls_total",
         "counter",
@@ -902,7 +750,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             m.refused_calls.load(Ordering::Relaxed) as f64,
         )],
     );
-    let disk = &state.shared.disk;
+    let disk = &state.status.disk;
     family(
         "hotline_disk_ok",
         "gauge",
@@ -945,7 +793,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "SIP messages sent again on a transaction timer.",
         vec![(
             String::new(),
-            state.shared.stats.retransmissions.load(Ordering::Relaxed) as f64,
+            state.status.stats.retransmissions.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -954,7 +802,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "RTP packets sent by the media loop.",
         vec![(
             String::new(),
-            state.pacer.packets.load(Ordering::Relaxed) as f64,
+            state.status.pacer.packets.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -963,7 +811,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "RTP packets read by the media loop (audio no call uses is mostly dropped unread).",
         vec![(
             String::new(),
-            state.pacer.received.load(Ordering::Relaxed) as f64,
+            state.status.pacer.received.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -972,7 +820,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "RTP packets refused: not from the call's far end (a stranger, or audio from another port).",
         vec![(
             String::new(),
-            state.pacer.refused.load(Ordering::Relaxed) as f64,
+            state.status.pacer.refused.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -981,7 +829,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "Call legs whose audio was SRTP (keys by SDES), both ways.",
         vec![(
             String::new(),
-            state.pacer.srtp_legs.load(Ordering::Relaxed) as f64,
+            state.status.pacer.srtp_legs.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -990,7 +838,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "SRTP packets that failed authentication or were replays (also in hotline_rtp_packets_refused_total).",
         vec![(
             String::new(),
-            state.pacer.srtp_refused.load(Ordering::Relaxed) as f64,
+            state.status.pacer.srtp_refused.load(Ordering::Relaxed) as f64,
         )],
     );
     family(
@@ -999,7 +847,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "Media loop ticks that ran more than 5 ms late.",
         vec![(
             String::new(),
-            state.pacer.late_ticks.load(Ordering::Relaxed) as f64,
+            state.status.pacer.late_ticks.load(Ordering::Relaxed) as f64,
         )],
     );
     histogram(
@@ -1091,8 +939,4 @@ fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -345,7 +345,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         {
                             Ok(row) => {
                                 tracing::info!(queue, row, "callback request stored");
-                                shared.events.publish(crate::api::events::Event::FollowUps);
+                                shared
+                                    .events
+                                    .publish(crate::status::events::Event::FollowUps);
                                 let _ = shared.sip.send(SipCommand::NewCallback { row, request });
                                 tag += 1;
                                 play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
@@ -793,7 +795,9 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         .await
     {
         Ok(row) => {
-            shared.events.publish(crate::api::events::Event::FollowUps);
+            shared
+                .events
+                .publish(crate::status::events::Event::FollowUps);
             row
         }
         Err(e) => {
@@ -820,7 +824,9 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
             .map(|()| row)
     });
     match withdrawn.await {
-        Ok(_) => shared.events.publish(crate::api::events::Event::FollowUps),
+        Ok(_) => shared
+            .events
+            .publish(crate::status::events::Event::FollowUps),
         Err(e) => tracing::error!(row, "callback request not withdrawn: {e}"),
     }
     Offer::TooLate
@@ -1004,7 +1010,9 @@ async fn finish_voicemail(
     match saved {
         Ok(_) => {
             tracing::info!(mailbox, duration_ms, file = record.file, "voicemail saved");
-            shared.events.publish(crate::api::events::Event::FollowUps);
+            shared
+                .events
+                .publish(crate::status::events::Event::FollowUps);
             call.handle(Event::Finished, now)
         }
         Err(e) => {

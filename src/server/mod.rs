@@ -4,9 +4,7 @@
 #![allow(clippy::disallowed_methods)] // the one place the clock is read
 
 pub mod call;
-pub mod health;
 mod http;
-pub mod metrics;
 mod outbox;
 pub mod pacer;
 pub mod records;
@@ -19,7 +17,7 @@ mod tls;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
@@ -30,6 +28,8 @@ use crate::sip::transport::Transport;
 use crate::store::Store;
 
 pub use crate::line::Flows;
+use crate::status::Status;
+pub use crate::status::{CallTask, CallTasks, Stats, health, metrics};
 
 /// The flow a call is answered by: the set it belongs to (kept for the whole call), and
 /// which flow of it.
@@ -49,14 +49,6 @@ pub struct Line {
     pub probe: bool,
 }
 
-/// Counters the server keeps (metrics arrive with the HTTP API).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub retransmissions: AtomicU64,
-    /// Set when a stop begins: new calls get 503, `GET /health` says so.
-    pub draining: std::sync::atomic::AtomicBool,
-}
-
 impl std::fmt::Debug for Line {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Line")
@@ -73,10 +65,10 @@ pub struct Shared {
     pub config: Config,
     /// The file it came from (`None`: the embedded demo config), read again on a reload.
     pub config_file: Option<PathBuf>,
-    flows: RwLock<Arc<Flows>>,
-    pub reload_status: Mutex<reload::ReloadStatus>,
+    flows: Arc<RwLock<Arc<Flows>>>,
+    pub reload_status: Arc<Mutex<reload::ReloadStatus>>,
     pub records: records::Records,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     pub store: Arc<Mutex<Store>>,
     /// Voicemails and callback requests, durable before the caller is told.
     pub saves: saves::Saves,
@@ -86,56 +78,16 @@ pub struct Shared {
     pub ports: Ports,
     pub media_ip: IpAddr,
     pub tx_config: transaction::Config,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     /// Whether the data folder takes writes (`GET /health`, `/metrics`).
     pub disk: Arc<health::DiskHealth>,
     /// Call tasks still running: a drain waits for their final records.
     pub call_tasks: Arc<CallTasks>,
     /// What the desk and the wall follow live (`GET /api/events`).
-    pub events: crate::api::events::Hub,
+    pub events: Arc<crate::status::events::Hub>,
     /// What a probe call's `X-Hotline-Probe` header must say (`HOTLINE_PROBE_TOKEN`); without
     /// it no call is taken for a probe.
     pub probe_token: Option<String>,
-}
-
-/// Counts the call tasks running; `idle()` resolves when none is.
-#[derive(Debug, Default)]
-pub struct CallTasks {
-    live: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-/// One running call task; dropping it counts it out.
-pub struct CallTask(Arc<CallTasks>);
-
-impl CallTasks {
-    pub fn enter(self: &Arc<Self>) -> CallTask {
-        self.live.fetch_add(1, Ordering::SeqCst);
-        CallTask(Arc::clone(self))
-    }
-
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once no call task runs.
-    pub async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.live() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for CallTask {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 impl Shared {
@@ -299,11 +251,13 @@ pub fn release_free_memory() {
 /// How long a stop waits for the calls it ended to write their final records.
 const DRAIN_RECORDS: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Runs the server until `shutdown` resolves and the live calls have drained.
+/// Runs the server until `shutdown` resolves and the live calls have drained. `http` builds
+/// what `[http] listen` serves (the API, the desk and the wall) from what the server shows.
 pub async fn run(
     loaded: Loaded,
     flows: Flows,
     store: Store,
+    http_app: impl FnOnce(Arc<Status>) -> axum::Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let config = loaded.config;
@@ -373,6 +327,7 @@ pub async fn run(
         .filter(|t| !t.trim().is_empty());
     let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    let (queries_tx, queries_rx) = mpsc::unbounded_channel();
     // Detached: each call task waits for its final record, so nothing is left to flush.
     let disk = Arc::new(health::DiskHealth::default());
     let (records, _writer) = records::Records::start(&config.paths.data, Arc::clone(&disk))
@@ -394,20 +349,20 @@ pub async fn run(
         data: config.paths.data.clone(),
         config_file: loaded.file.clone(),
         config,
-        flows: RwLock::new(Arc::new(flows)),
-        reload_status: Mutex::new(reload::ReloadStatus::default()),
+        flows: Arc::new(RwLock::new(Arc::new(flows))),
+        reload_status: Arc::default(),
         records,
-        metrics: metrics::Metrics::default(),
+        metrics: Arc::default(),
         store,
         saves,
         pacer: pacer_tx,
         sip: sip_tx,
         media_ip: sdp_ip,
         tx_config,
-        stats: Stats::default(),
+        stats: Arc::default(),
         disk,
         call_tasks: Arc::default(),
-        events: crate::api::events::Hub::default(),
+        events: Arc::default(),
         probe_token: std::env::var("HOTLINE_PROBE_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty()),
@@ -435,16 +390,23 @@ pub async fn run(
     } else {
         tracing::info!("HTTP API on {}", shared.config.http.listen);
     }
-    let api_state = crate::api::ApiState::new(Arc::clone(&shared), token, Arc::clone(&pacer_stats));
-    let api = crate::api::router(api_state.clone())
-        .merge(crate::web::router(api_state))
-        .fallback(crate::web::not_found)
-        .layer(axum::middleware::from_fn(crate::web::json_errors))
-        .layer(axum::middleware::map_response(crate::web::security_headers));
-    let api_task = tokio::spawn(http::serve(http, api));
+    let status = Arc::new(Status {
+        config: shared.config.clone(),
+        flows: Arc::clone(&shared.flows),
+        reload_status: Arc::clone(&shared.reload_status),
+        store: Arc::clone(&shared.store),
+        events: Arc::clone(&shared.events),
+        metrics: Arc::clone(&shared.metrics),
+        stats: Arc::clone(&shared.stats),
+        pacer: Arc::clone(&pacer_stats),
+        disk: Arc::clone(&shared.disk),
+        call_tasks: Arc::clone(&shared.call_tasks),
+        queries: queries_tx,
+    });
+    let api_task = tokio::spawn(http::serve(http, http_app(status)));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
     signalling::Signalling::new(Arc::clone(&shared), transport)
-        .run(inbound_rx, sip_rx, shutdown)
+        .run(inbound_rx, sip_rx, queries_rx, shutdown)
         .await;
     // Every call the drain ended writes its final record before the process exits.
     let left = shared.call_tasks.live();

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -181,20 +181,7 @@ impl Leg {
     }
 }
 
-/// What the pacing loop counts, for the metrics and the benchmark.
-#[derive(Debug, Default)]
-pub struct PacerStats {
-    pub packets: AtomicU64,
-    pub received: AtomicU64,
-    /// RTP packets refused: from a source that is not the call's far end.
-    pub refused: AtomicU64,
-    pub send_errors: AtomicU64,
-    /// Legs started with SRTP, and SRTP packets refused (failed authentication, replays).
-    pub srtp_legs: AtomicU64,
-    pub srtp_refused: AtomicU64,
-    /// Ticks that ran more than 5 ms after their time.
-    pub late_ticks: AtomicU64,
-}
+pub use crate::status::PacerStats;
 
 /// Starts the media loop on its own thread: a plain OS thread sleeping to absolute deadlines
 /// keeps 20 ms far more exactly than the async timer wheel (1 ms granularity), and the loop

@@ -18,18 +18,7 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 pub use crate::line::version_of;
 
-/// The outcome of the last reload, for `GET /api/flows`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ReloadStatus {
-    /// RFC 3339, UTC.
-    pub at: Option<String>,
-    /// Why: `signal` or `file change`.
-    pub trigger: Option<String>,
-    pub ok: Option<bool>,
-    pub message: Option<String>,
-    /// The validator's report when the new set was refused.
-    pub diagnostics: Option<String>,
-}
+pub use crate::status::ReloadStatus;
 
 /// What the flows folder looks like: each TOML file's name, length and modification time.
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {

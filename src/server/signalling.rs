@@ -89,8 +89,6 @@ pub enum SipCommand {
     TransferResolved { id: u64, target: Option<SocketAddr> },
     /// The callback's number resolved (or not): dial it.
     CallbackResolved { id: u64, target: Option<SocketAddr> },
-    /// A question from the HTTP API.
-    Api(crate::api::ApiQuery),
 }
 
 /// What the caller already told the line, handed to the agent with the call.
@@ -244,6 +242,7 @@ impl Signalling {
         mut self,
         mut inbound: InboxRx,
         mut commands: mpsc::UnboundedReceiver<SipCommand>,
+        mut queries: mpsc::UnboundedReceiver<crate::status::ApiQuery>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -272,6 +271,7 @@ impl Signalling {
                 biased;
                 Some(m) = inbound.urgent.recv() => self.on_inbound(m, Instant::now()),
                 Some(c) = commands.recv() => self.on_command(c, Instant::now()),
+                Some(q) = queries.recv() => self.api(q, Instant::now()),
                 _ = sleep => self.on_timers(Instant::now()),
                 _ = &mut shutdown, if !self.draining => {
                     self.draining = true;
@@ -642,7 +642,7 @@ impl Signalling {
             };
             line.probe = self.shared.probe_token.as_deref().is_some_and(|t| {
                 req.get("X-Hotline-Probe").is_some_and(|v| {
-                    crate::api::constant_time_eq(v.trim().as_bytes(), t.as_bytes())
+                    crate::sip::registrar::constant_time_eq(v.trim().as_bytes(), t.as_bytes())
                 })
             });
             if line.probe {
@@ -1241,7 +1241,6 @@ impl Signalling {
             SipCommand::TransferResolved { id, target } => {
                 self.dial_transfer(id, target, now);
             }
-            SipCommand::Api(q) => self.api(q, now),
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
         }
     }

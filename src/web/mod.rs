@@ -20,10 +20,21 @@ use serde::Deserialize;
 use crate::api::events::{Published, Viewer as EventViewer};
 use crate::api::session::Session;
 use crate::api::{
-    ApiQuery, ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, login_required,
-    now, unavailable, with_store,
+    ApiState, COOKIE, LoginRefused, ask, change_state, cookie, error, login_required, now,
+    unavailable, with_store,
 };
+use crate::status::ApiQuery;
 use pages::Viewer;
+
+/// Everything `[http] listen` serves: the API, the desk and the wall, with the JSON errors,
+/// the 404 page and the security headers.
+pub fn app(state: ApiState) -> axum::Router {
+    crate::api::router(state.clone())
+        .merge(router(state))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::map_response(security_headers))
+}
 
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
@@ -269,7 +280,7 @@ async fn desk(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(s) = state.session(&headers) else {
         return to_login("/desk");
     };
-    let after = state.shared.events.last_id();
+    let after = state.status.events.last_id();
     let Some(agents) = ask(&state, ApiQuery::Agents).await else {
         return unavailable();
     };
@@ -291,7 +302,7 @@ async fn desk(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     })
     .await
     .unwrap_or(None);
-    let desk = &state.shared.config.desk;
+    let desk = &state.status.config.desk;
     let d = pages::Desk {
         me,
         reasons: &desk.not_ready_reasons,
@@ -312,7 +323,7 @@ async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
             pages::refused(&viewer(&s), "The wall is for supervisors."),
         );
     }
-    let after = state.shared.events.last_id();
+    let after = state.status.events.last_id();
     let (Some(agents), Some(queues), Some(calls)) = (
         ask(&state, ApiQuery::Agents).await,
         ask(&state, ApiQuery::Queues).await,
@@ -459,7 +470,7 @@ async fn wrap_up(
         Ok(v) => v,
         Err(refused) => return *refused,
     };
-    let codes = &state.shared.config.desk.wrap_up_codes;
+    let codes = &state.status.config.desk.wrap_up_codes;
     if !codes.is_empty() && !codes.contains(&form.code) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -524,7 +535,7 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .or(q.after);
-    let sub = state.shared.events.subscribe(last);
+    let sub = state.status.events.subscribe(last);
     let first: Vec<Result<sse::Event, Infallible>> = sub
         .gap
         .then(|| Ok(sse::Event::default().event("reload").data("{}")))

@@ -12,12 +12,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random};
-use crate::api::caller::{CallerCard, LIVE_CALLS_SHOWN, LiveCall, Variable};
-use crate::api::events::Event;
-use crate::api::{
-    AgentCounts, AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow,
-    StateReply,
-};
 use crate::config::{Config, Role};
 use crate::engine::announce;
 use crate::routing::estimate;
@@ -31,6 +25,12 @@ use crate::sip::sdp;
 use crate::sip::transaction::Key;
 use crate::sip::transport::Link;
 use crate::sip::wire::Message;
+use crate::status::caller::{CallerCard, LIVE_CALLS_SHOWN, LiveCall, Variable};
+use crate::status::events::Event;
+use crate::status::{
+    AgentCounts, AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow,
+    StateReply,
+};
 use crate::store::StoredBinding;
 use crate::switch::{Context, Dial, Event as LegEvent, Party, Phase};
 
@@ -1223,7 +1223,7 @@ impl Signalling {
             uri,
             queue: w.queue.clone(),
             waited_s: until.saturating_duration_since(w.entered).as_secs(),
-            steps: crate::api::caller::steps(&w.context.path),
+            steps: crate::status::caller::steps(&w.context.path),
             variables: w
                 .context
                 .variables
@@ -1286,7 +1286,7 @@ impl Signalling {
                         .agents
                         .router
                         .wait_audit(q)
-                        .map(|f| crate::api::WaitEstimateRow {
+                        .map(|f| crate::status::WaitEstimateRow {
                             scored: f.samples,
                             mean_abs_error_s: f.mean_abs_error(),
                             waited_over_1_5x: f.overruns,

@@ -505,7 +505,9 @@ impl Signalling {
             };
             match result {
                 // Its follow-up may have closed (done, failed) or become a person's (manual).
-                Ok(()) => shared.events.publish(crate::api::events::Event::FollowUps),
+                Ok(()) => shared
+                    .events
+                    .publish(crate::status::events::Event::FollowUps),
                 Err(e) => tracing::error!(row, "callback state NOT saved: {e}"),
             }
         });
