@@ -639,3 +639,577 @@ fn a_request_for_a_leg_we_do_not_know_is_not_ours() {
     assert!(!sim.switch.owns(&stranger));
     assert_eq!(invite.get("CSeq"), Some("1 INVITE"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Agents: the routing core in front of the switch, glued as the server glues them.
+
+use std::collections::BTreeMap;
+
+use hotline::routing::{
+    AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent, Strategy,
+};
+
+const ALICE: usize = 0;
+const BOB_PHONE: u16 = 5074;
+
+/// The router's Ring and CancelRing go to the switch; the switch's AgentAnswered and
+/// AgentDeclined go back to the router. Every event the switch gives is kept in `log`.
+struct Routed {
+    sim: Sim,
+    router: Router,
+    /// Each agent's phones (their ports).
+    phones: Vec<Vec<u16>>,
+    log: Vec<Event>,
+    next_media: u64,
+}
+
+impl Routed {
+    fn new(phones: Vec<Vec<u16>>, strategy: Strategy) -> Routed {
+        let sim = Sim::new();
+        let agents: Vec<AgentConfig> = ["alice", "bob"]
+            .iter()
+            .take(phones.len())
+            .map(|id| AgentConfig {
+                id: id.to_string(),
+                skills: BTreeMap::from([("support".to_string(), 1)]),
+            })
+            .collect();
+        let queues = [QueueConfig {
+            name: "support".into(),
+            skills: vec!["support".into()],
+            strategy,
+            ring_timeout: Duration::from_secs(15),
+            wrap_up: Duration::from_secs(10),
+            retry: Duration::from_secs(5),
+        }];
+        let router = Router::new(&agents, &queues, true, sim.now);
+        let mut r = Routed {
+            sim,
+            router,
+            phones,
+            log: Vec::new(),
+            next_media: 100,
+        };
+        for agent in 0..r.phones.len() {
+            r.route(RouterEvent::Registered { agent });
+        }
+        r
+    }
+
+    fn route(&mut self, event: RouterEvent) {
+        let actions = self.router.handle(event, self.sim.now);
+        self.act(actions);
+    }
+
+    fn act(&mut self, actions: Vec<RouterAction>) {
+        for a in actions {
+            match a {
+                RouterAction::Ring { call, agent, .. } => {
+                    let phones = self.phones[agent]
+                        .iter()
+                        .map(|&port| {
+                            self.next_media += 1;
+                            Phone {
+                                uri: format!("sip:agent@127.0.0.1:{port}"),
+                                link: Link::Udp,
+                                peer: phone(port),
+                                rtp_port: 41000,
+                                media: self.next_media,
+                                srtp: sdp::OfferSrtp::No,
+                            }
+                        })
+                        .collect();
+                    let dial = Dial {
+                        uri: String::new(),
+                        to: "sip:agent@hotline.test".into(),
+                        from: Party {
+                            display: "Ana".into(),
+                            uri: "sip:ana@carrier.test".into(),
+                        },
+                        assert_identity: true,
+                        link: Link::Udp,
+                        peer: phone(0),
+                        rtp_port: 0,
+                        srtp: sdp::OfferSrtp::No,
+                        context: Some(Context {
+                            caller: "sip:ana@carrier.test".into(),
+                            queue: Some("support".into()),
+                            ..Context::default()
+                        }),
+                        media: 0,
+                    };
+                    let now = self.sim.now;
+                    self.sim
+                        .switch
+                        .ring(Ring { call, agent }, phones, &dial, now);
+                }
+                RouterAction::CancelRing {
+                    call,
+                    agent,
+                    elsewhere,
+                } => {
+                    let now = self.sim.now;
+                    self.sim
+                        .switch
+                        .cancel_ring(Ring { call, agent }, elsewhere, now);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Hands the switch's agent answers to the router until nothing new comes.
+    fn settle(&mut self) {
+        loop {
+            self.sim.pump();
+            let events = self.sim.take_events();
+            if events.is_empty() {
+                return;
+            }
+            for e in events {
+                self.log.push(e.clone());
+                match e {
+                    Event::AgentAnswered { ring, .. } => self.route(RouterEvent::Answered {
+                        call: ring.call,
+                        agent: ring.agent,
+                    }),
+                    Event::AgentDeclined { ring, .. } => self.route(RouterEvent::Declined {
+                        call: ring.call,
+                        agent: ring.agent,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The clock moves on by `ms`: the switch's and the router's timers fire in order.
+    fn advance(&mut self, ms: u64) {
+        let until = self.sim.now + Duration::from_millis(ms);
+        loop {
+            let next = [self.sim.switch.poll_timeout(), self.router.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t <= until)
+                .min();
+            let Some(t) = next else { break };
+            self.sim.now = self.sim.now.max(t);
+            let now = self.sim.now;
+            self.sim.switch.handle(Input::Timeout, now);
+            self.settle();
+            if self.router.poll_timeout().is_some_and(|r| r <= now) {
+                self.route(RouterEvent::Timer);
+            }
+        }
+        self.sim.now = until;
+    }
+
+    fn deliver(&mut self, msg: Message, port: u16) {
+        self.sim.deliver(msg, phone(port));
+        self.settle();
+    }
+
+    /// Every INVITE `port` got, in order.
+    fn invites(&self, port: u16) -> Vec<Message> {
+        self.sim
+            .sent(phone(port), "INVITE")
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    fn state(&self, agent: usize) -> AgentState {
+        self.router.agent_state(agent).map(|s| s.0).expect("agent")
+    }
+
+    /// The phone at `port` rings: 180 to its last INVITE.
+    fn ringing(&mut self, port: u16) {
+        let invite = self.invites(port).pop().expect("an INVITE");
+        self.deliver(answer(&invite, 180, "Ringing", None), port);
+    }
+}
+
+#[test]
+fn an_agents_two_phones_ring_together_and_the_one_not_answered_is_cancelled() {
+    let mut r = Routed::new(vec![vec![DESK, MOBILE]], Strategy::LongestIdle);
+    r.route(RouterEvent::Enqueue {
+        call: 1,
+        queue: 0,
+        priority: 0,
+    });
+    assert_eq!(r.invites(DESK).len(), 1);
+    assert_eq!(r.invites(MOBILE).len(), 1);
+    assert_eq!(r.invites(DESK)[0].get("X-Hotline-Queue"), Some("support"));
+    r.ringing(MOBILE);
+    r.advance(4_000);
+    let desk = r.invites(DESK).remove(0);
+    r.deliver(answer(&desk, 200, "OK", Some(phone_sdp(40_000))), DESK);
+    assert_eq!(r.router.connected_agent(1), Some(ALICE));
+    assert_eq!(r.state(ALICE), AgentState::Busy);
+    let cancel = r.sim.sent(phone(MOBILE), "CANCEL")[0].clone();
+    assert_eq!(
+        cancel.get("Reason"),
+        Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+    );
+    let mobile = r.invites(MOBILE).remove(0);
+    r.deliver(answer(&mobile, 487, "Request Terminated", None), MOBILE);
+    let answers = r
+        .log
+        .iter()
+        .filter(|e| matches!(e, Event::AgentAnswered { .. } | Event::AgentDeclined { .. }))
+        .count();
+    assert_eq!(answers, 1, "one answer for the agent: {:?}", r.log);
+}
+
+#[test]
+fn one_phone_busy_leaves_the_other_ringing() {
+    let mut r = Routed::new(vec![vec![DESK, MOBILE]], Strategy::LongestIdle);
+    r.route(RouterEvent::Enqueue {
+        call: 1,
+        queue: 0,
+        priority: 0,
+    });
+    let desk = r.invites(DESK).remove(0);
+    r.deliver(answer(&desk, 486, "Busy Here", None), DESK);
+    assert!(r.sim.sent(phone(MOBILE), "CANCEL").is_empty());
+    assert_eq!(r.state(ALICE), AgentState::Ringing);
+    let mobile = r.invites(MOBILE).remove(0);
+    r.deliver(answer(&mobile, 200, "OK", Some(phone_sdp(40_000))), MOBILE);
+    assert_eq!(r.router.connected_agent(1), Some(ALICE));
+}
+
+#[test]
+fn a_6xx_on_one_phone_stops_the_others_and_the_next_agent_rings() {
+    let mut r = Routed::new(
+        vec![vec![DESK, MOBILE], vec![BOB_PHONE]],
+        Strategy::LongestIdle,
+    );
+    r.route(RouterEvent::Enqueue {
+        call: 1,
+        queue: 0,
+        priority: 0,
+    });
+    assert!(r.invites(BOB_PHONE).is_empty(), "alice first");
+    let desk = r.invites(DESK).remove(0);
+    r.deliver(answer(&desk, 603, "Decline", None), DESK);
+    assert_eq!(r.sim.sent(phone(MOBILE), "CANCEL").len(), 1);
+    assert!(r.log.contains(&Event::AgentDeclined {
+        ring: Ring {
+            call: 1,
+            agent: ALICE
+        },
+        code: Some(603)
+    }));
+    assert_eq!(r.invites(BOB_PHONE).len(), 1, "bob rings next");
+    // The mobile's 487 for our CANCEL says nothing more about alice.
+    let mobile = r.invites(MOBILE).remove(0);
+    r.deliver(answer(&mobile, 487, "Request Terminated", None), MOBILE);
+    let declined = r
+        .log
+        .iter()
+        .filter(|e| matches!(e, Event::AgentDeclined { .. }))
+        .count();
+    assert_eq!(declined, 1);
+}
+
+#[test]
+fn a_busy_agent_is_offered_the_caller_again_after_the_retry() {
+    let mut r = Routed::new(vec![vec![DESK]], Strategy::LongestIdle);
+    r.route(RouterEvent::Enqueue {
+        call: 1,
+        queue: 0,
+        priority: 0,
+    });
+    let first = r.invites(DESK).remove(0);
+    r.deliver(answer(&first, 486, "Busy Here", None), DESK);
+    assert_eq!(r.state(ALICE), AgentState::Available, "busy is not away");
+    r.advance(4_000);
+    assert_eq!(r.invites(DESK).len(), 1, "not rung again before the retry");
+    r.advance(2_000);
+    let invites = r.invites(DESK);
+    assert_eq!(invites.len(), 2, "rung again once the retry (5 s) is up");
+    assert_ne!(invites[0].get("Call-ID"), invites[1].get("Call-ID"));
+}
+
+#[test]
+fn ring_no_answer_goes_to_the_next_agent_and_the_first_is_offered_again_later() {
+    let mut r = Routed::new(vec![vec![DESK], vec![BOB_PHONE]], Strategy::LongestIdle);
+    r.route(RouterEvent::Enqueue {
+        call: 1,
+        queue: 0,
+        priority: 0,
+    });
+    r.ringing(DESK);
+    r.advance(14_900);
+    assert!(r.invites(BOB_PHONE).is_empty());
+    r.advance(200);
+    // Alice let it ring for the queue's 15 s: her phone stops, she is away, bob rings.
+    assert_eq!(r.sim.sent(phone(DESK), "CANCEL").len(), 1);
+    assert_eq!(r.state(ALICE), AgentState::NotReady);
+    assert_eq!(r.invites(BOB_PHONE).len(), 1);
+    let desk = r.invites(DESK).remove(0);
+    r.deliver(answer(&desk, 487, "Request Terminated", None), DESK);
+    r.ringing(BOB_PHONE);
+    // Alice is back; bob lets it ring out too: the caller is offered to alice again.
+    r.route(RouterEvent::SetState {
+        agent: ALICE,
+        state: Requested::Available,
+        reason: None,
+    });
+    r.advance(15_100);
+    assert_eq!(r.sim.sent(phone(BOB_PHONE), "CANCEL").len(), 1);
+    assert_eq!(
+        r.invites(DESK).len(),
+        2,
+        "alice is offered the caller again"
+    );
+    let again = r.invites(DESK).remove(1);
+    r.deliver(answer(&again, 200, "OK", Some(phone_sdp(40_000))), DESK);
+    assert_eq!(r.router.connected_agent(1), Some(ALICE));
+}
+
+// ---------------------------------------------------------------------------------------
+// Transfers and callbacks.
+
+use hotline::switch::{CallbackMiss, Phone, Ring, TransferFailure};
+
+const CALLER: u16 = 5090;
+
+/// A call to `port`, as a transfer or a callback dials it.
+fn dial_to(port: u16) -> Dial {
+    Dial {
+        uri: format!("sip:someone@127.0.0.1:{port}"),
+        to: format!("sip:someone@127.0.0.1:{port}"),
+        from: Party {
+            display: "support".into(),
+            uri: "sip:hotline@hotline.test".into(),
+        },
+        assert_identity: false,
+        link: Link::Udp,
+        peer: phone(port),
+        rtp_port: 42000,
+        srtp: sdp::OfferSrtp::No,
+        context: None,
+        media: 9,
+    }
+}
+
+#[test]
+fn a_transfer_target_that_never_answers_is_cancelled_when_its_time_is_up() {
+    let mut sim = Sim::new();
+    let leg = sim
+        .switch
+        .transfer(7, dial_to(DESK), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(answer(&invite, 180, "Ringing", None), phone(DESK));
+    sim.advance(19_900);
+    assert!(sim.take_events().is_empty());
+    assert!(sim.sent(phone(DESK), "CANCEL").is_empty());
+    sim.advance(200);
+    assert_eq!(sim.sent(phone(DESK), "CANCEL").len(), 1);
+    assert_eq!(
+        sim.take_events(),
+        [Event::TransferFailed {
+            call: 7,
+            why: TransferFailure::NoAnswer
+        }]
+    );
+    sim.deliver(
+        answer(&invite, 487, "Request Terminated", None),
+        phone(DESK),
+    );
+    assert_eq!(
+        sim.take_events(),
+        [Event::Closed {
+            leg,
+            media: 9,
+            up: false
+        }]
+    );
+}
+
+#[test]
+fn a_transfer_fails_with_the_targets_refusal_or_connects_on_its_answer() {
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, dial_to(DESK), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(answer(&invite, 404, "Not Found", None), phone(DESK));
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::TransferFailed {
+            call: 7,
+            why: TransferFailure::Refused(404)
+        })
+    );
+    let mut sim = Sim::new();
+    let leg = sim
+        .switch
+        .transfer(8, dial_to(DESK), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(
+        answer(&invite, 200, "OK", Some(phone_sdp(40_000))),
+        phone(DESK),
+    );
+    assert!(matches!(
+        sim.take_events().as_slice(),
+        [Event::TransferAnswered { call: 8, leg: l, .. }] if *l == leg
+    ));
+    // Answered, its ring time no longer applies.
+    sim.advance(30_000);
+    assert!(sim.sent(phone(DESK), "CANCEL").is_empty());
+    assert_eq!(sim.switch.phase(&leg), Some(Phase::Up));
+}
+
+/// When each INVITE to `port` first left, in seconds.
+fn invite_times(sim: &Sim, port: u16) -> Vec<u64> {
+    sim.wire
+        .iter()
+        .filter(|s| s.peer == phone(port) && !s.resend && s.msg.method() == Some("INVITE"))
+        .map(|s| s.at.as_secs())
+        .collect()
+}
+
+#[test]
+fn a_callback_is_tried_three_times_two_minutes_apart_then_given_up_with_its_reason() {
+    let mut sim = Sim::new();
+    // First call: it rings 30 s unanswered.
+    sim.switch.call_back(9, 0, dial_to(CALLER), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CALLER));
+    sim.deliver(answer(&first, 180, "Ringing", None), phone(CALLER));
+    sim.advance(30_000);
+    assert_eq!(sim.sent(phone(CALLER), "CANCEL").len(), 1);
+    assert_eq!(
+        sim.take_events(),
+        [Event::CallbackLater {
+            id: 9,
+            attempts: 1,
+            why: CallbackMiss::NoAnswer,
+            retry_in: Duration::from_secs(120)
+        }]
+    );
+    sim.deliver(
+        answer(&first, 487, "Request Terminated", None),
+        phone(CALLER),
+    );
+    sim.take_events();
+    sim.advance(119_000);
+    assert!(sim.take_events().is_empty(), "not due yet");
+    sim.advance(1_000);
+    assert_eq!(sim.take_events(), [Event::CallbackDue { id: 9 }]);
+    // Second call, two minutes after the first was given up on: busy.
+    sim.switch.call_back(9, 1, dial_to(CALLER), sim.now);
+    sim.pump();
+    let second = sim.sent(phone(CALLER), "INVITE")[1].clone();
+    sim.deliver(answer(&second, 486, "Busy Here", None), phone(CALLER));
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::CallbackLater {
+            id: 9,
+            attempts: 2,
+            why: CallbackMiss::Refused(486),
+            retry_in: Duration::from_secs(120)
+        })
+    );
+    sim.advance(120_000);
+    assert_eq!(sim.take_events(), [Event::CallbackDue { id: 9 }]);
+    // Third and last: nothing answers at all; its ring time ends it before Timer B would.
+    sim.switch.call_back(9, 2, dial_to(CALLER), sim.now);
+    sim.pump();
+    sim.advance(40_000);
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::CallbackFailed {
+            id: 9,
+            attempts: 3,
+            why: CallbackMiss::NoAnswer
+        })
+    );
+    assert_eq!(invite_times(&sim, CALLER), [0, 150, 270]);
+    sim.advance(600_000);
+    assert!(
+        !sim.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::CallbackDue { .. })),
+        "a callback given up is not tried again"
+    );
+}
+
+#[test]
+fn a_callback_the_agent_leaves_counts_as_a_try_and_stops_the_ringing() {
+    let mut sim = Sim::new();
+    sim.switch.call_back(9, 0, dial_to(CALLER), sim.now);
+    sim.pump();
+    sim.advance(5_000);
+    sim.switch
+        .callback_missed(9, 0, CallbackMiss::AgentLeft, sim.now);
+    sim.pump();
+    assert_eq!(sim.sent(phone(CALLER), "CANCEL").len(), 1);
+    assert_eq!(
+        sim.take_events(),
+        [Event::CallbackLater {
+            id: 9,
+            attempts: 1,
+            why: CallbackMiss::AgentLeft,
+            retry_in: Duration::from_secs(120)
+        }]
+    );
+    // Its ring time passing changes nothing more (the unanswered leg just goes, Timer B).
+    sim.advance(30_000);
+    let events = sim.take_events();
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, Event::Closed { up: false, .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_callback_answered_by_the_caller_is_bridged_to_the_agent_who_waits() {
+    let mut r = Routed::new(vec![vec![DESK]], Strategy::LongestIdle);
+    // The callback keeps the caller's place: alice is rung first.
+    r.route(RouterEvent::Enqueue {
+        call: 5,
+        queue: 0,
+        priority: 0,
+    });
+    r.route(RouterEvent::ToCallback { call: 5 });
+    let desk = r.invites(DESK).pop().expect("alice rung for the callback");
+    r.deliver(answer(&desk, 200, "OK", Some(phone_sdp(40_000))), DESK);
+    let agent_leg = r
+        .log
+        .iter()
+        .find_map(|e| match e {
+            Event::AgentAnswered { ring, leg, .. } if ring.call == 5 => Some(leg.clone()),
+            _ => None,
+        })
+        .expect("alice answered");
+    assert_eq!(r.router.connected_agent(5), Some(ALICE));
+    // Alice hears ringback while the caller's number is dialled.
+    let now = r.sim.now;
+    let caller_leg = r.sim.switch.call_back(5, 0, dial_to(CALLER), now);
+    r.settle();
+    r.advance(6_000);
+    let invite = r.invites(CALLER).pop().expect("the caller dialled");
+    r.deliver(answer(&invite, 200, "OK", Some(phone_sdp(40_010))), CALLER);
+    assert!(r.log.iter().any(|e| matches!(
+        e,
+        Event::CallbackAnswered { id: 5, leg, attempts: 1, agreed } if *leg == caller_leg && agreed.remote.1 == 40_010
+    )));
+    // Both ends up: the server bridges the two legs' media.
+    assert_eq!(r.sim.switch.phase(&agent_leg), Some(Phase::Up));
+    assert_eq!(r.sim.switch.phase(&caller_leg), Some(Phase::Up));
+    // Its ring time passing later changes nothing.
+    r.advance(60_000);
+    assert_eq!(r.sim.switch.phase(&caller_leg), Some(Phase::Up));
+    assert!(
+        !r.log
+            .iter()
+            .any(|e| matches!(e, Event::CallbackLater { .. }))
+    );
+}

@@ -155,12 +155,6 @@ enum TimerRef {
     /// The wall's queue figures are due (see `publish_changes`).
     Queues,
     Registrar,
-    /// A callback's call to the caller rang too long (its leg's Call-ID).
-    CallbackRing(String),
-    /// A callback nobody answered is due to try again.
-    CallbackRetry(u64),
-    /// A transfer target rang for its `ring_timeout_s` (its leg's Call-ID).
-    TransferRing(String),
     /// The switch's `poll_timeout()`.
     Switch,
 }
@@ -1313,9 +1307,6 @@ impl Signalling {
                 TimerRef::Router => self.on_router_timer(now),
                 TimerRef::Queues => self.publish_queues(now),
                 TimerRef::Registrar => self.on_registrar_timer(now),
-                TimerRef::CallbackRing(leg) => self.callback_ring_timeout(&leg, now),
-                TimerRef::CallbackRetry(id) => self.retry_callback(id, now),
-                TimerRef::TransferRing(leg) => self.transfer_ring_timeout(&leg, now),
                 TimerRef::Switch => {
                     if self.switch_due.is_some_and(|t| t <= now) {
                         self.switch_due = None;

@@ -6,11 +6,16 @@
 //! driver, time from the caller. `server/` drives it; `tests/switch.rs` drives it with
 //! scripted phones on a virtual clock.
 //!
-//! Who a leg is for — an agent's phones ringing together, a callback's call to the caller, a
-//! transfer target — is its user's business; the switch reports what happened to each leg
-//! ([`Event`]) and the user decides.
+//! Each user of legs has its own file and owns its own state: `agents.rs` an agent's phones
+//! ringing together, `callbacks.rs` calling a caller back (attempts, spacing, giving up),
+//! `transfers.rs` a transfer target's ring time. Each turns what happened to its legs into
+//! what it means ([`Event`]). Which agent takes which caller stays with the router
+//! (`crate::routing`), which the server drives beside the switch, as `tests/switch.rs` does.
 
+pub mod agents;
+pub mod callbacks;
 pub mod leg;
+pub mod transfers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -24,8 +29,11 @@ use crate::sip::transaction::{self, Key, Transaction};
 use crate::sip::transport::Link;
 use crate::sip::wire::{self, Message, Method, Start};
 
+pub use agents::{Phone, Ring};
+pub use callbacks::CallbackMiss;
 pub use leg::{Context, Dial, Leg, Party, Phase};
 use leg::{State, header};
+pub use transfers::TransferFailure;
 
 /// Randomness, injected: the server's is the operating system's, a test's is a counter.
 pub trait Entropy: Send {
@@ -136,6 +144,53 @@ pub enum Event {
     },
     /// The leg is gone from the switch (after any event above): `up` says whether it had media.
     Closed { leg: String, media: u64, up: bool },
+    /// One of the agent's phones answered (the others are being cancelled).
+    AgentAnswered {
+        ring: Ring,
+        leg: String,
+        agreed: sdp::Agreed,
+    },
+    /// The agent did not take the caller: a phone declined for all (`code`), or every phone
+    /// refused or was not reached. A phone that rang out is the routing's to decide.
+    AgentDeclined { ring: Ring, code: Option<u16> },
+    /// The transfer target answered: bridge it to the caller's `call`.
+    TransferAnswered {
+        call: u64,
+        leg: String,
+        agreed: sdp::Agreed,
+    },
+    /// The transfer did not connect: the caller's flow goes on.
+    TransferFailed { call: u64, why: TransferFailure },
+    /// The caller answered their callback (this was call `attempts` to them).
+    CallbackAnswered {
+        id: u64,
+        leg: String,
+        agreed: sdp::Agreed,
+        attempts: u32,
+    },
+    /// The caller was not reached; the callback is tried again in `retry_in`.
+    CallbackLater {
+        id: u64,
+        attempts: u32,
+        why: CallbackMiss,
+        retry_in: std::time::Duration,
+    },
+    /// The caller was not reached `attempts` times: the callback is given up.
+    CallbackFailed {
+        id: u64,
+        attempts: u32,
+        why: CallbackMiss,
+    },
+    /// A callback's retry time has come: back in line.
+    CallbackDue { id: u64 },
+}
+
+/// The switch's own timers, besides its transactions'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Deadline {
+    TransferRing(String),
+    CallbackRing(String),
+    CallbackRetry(u64),
 }
 
 struct Tx {
@@ -151,8 +206,12 @@ pub struct Switch {
     local: Local,
     entropy: Box<dyn Entropy>,
     legs: HashMap<String, Leg>,
+    rings: agents::Rings,
+    transfers: transfers::Transfers,
+    callbacks: callbacks::Callbacks,
     transactions: HashMap<Key, Tx>,
     timers: BTreeMap<(Instant, u64), Key>,
+    deadlines: BTreeMap<(Instant, u64), Deadline>,
     timer_seq: u64,
     out: VecDeque<Output>,
     started: u64,
@@ -164,8 +223,12 @@ impl Switch {
             local,
             entropy,
             legs: HashMap::new(),
+            rings: agents::Rings::default(),
+            transfers: transfers::Transfers::default(),
+            callbacks: callbacks::Callbacks::default(),
             transactions: HashMap::new(),
             timers: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
             timer_seq: 0,
             out: VecDeque::new(),
             started: 0,
@@ -288,7 +351,7 @@ impl Switch {
                 let bye = dialog.request("BYE", &via, &self.local.contact(leg.link));
                 let (link, peer) = (leg.link, leg.peer);
                 self.send_request(&bye, link, peer, None, now);
-                self.close(id);
+                self.close(id, now);
             }
         }
     }
@@ -338,11 +401,25 @@ impl Switch {
 
     /// When `handle(Input::Timeout, ..)` is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first_key_value().map(|(k, _)| k.0)
+        let tx = self.timers.first_key_value().map(|(k, _)| k.0);
+        let own = self.deadlines.first_key_value().map(|(k, _)| k.0);
+        tx.into_iter().chain(own).min()
     }
 
-    fn event(&mut self, e: Event) {
-        self.out.push_back(Output::Event(e));
+    fn at(&mut self, when: Instant, what: Deadline) {
+        self.timer_seq += 1;
+        self.deadlines.insert((when, self.timer_seq), what);
+    }
+
+    /// An event for the leg's user; a ring's legs go through the ring first (`agents.rs`).
+    fn event(&mut self, e: Event, now: Instant) {
+        let passed = self
+            .ring_event(e, now)
+            .and_then(|e| self.transfer_event(e))
+            .and_then(|e| self.callback_event(e, now));
+        if let Some(e) = passed {
+            self.out.push_back(Output::Event(e));
+        }
     }
 
     fn transmit(&mut self, link: Link, peer: SocketAddr, bytes: Arc<[u8]>, resend: bool) {
@@ -428,6 +505,16 @@ impl Switch {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            match entry.remove() {
+                Deadline::TransferRing(leg) => self.transfer_rang_out(&leg, now),
+                Deadline::CallbackRing(leg) => self.callback_rang_out(&leg, now),
+                Deadline::CallbackRetry(id) => self.callback_due(id),
+            }
+        }
         while let Some(entry) = self.timers.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -444,7 +531,7 @@ impl Switch {
             let (_, timed_out) = self.emit(link, peer, out);
             self.schedule(&key);
             if timed_out && let Some(leg) = leg {
-                self.unreached(&leg, Unreached::NoResponse);
+                self.unreached(&leg, Unreached::NoResponse, now);
             }
         }
     }
@@ -502,7 +589,7 @@ impl Switch {
                 let cancelled = matches!(leg.state, State::Cancelled);
                 let Ok(dialog) = Dialog::from_answer(&leg.invite, &resp) else {
                     tracing::info!(leg = id, "a 2xx to our INVITE has no usable Contact");
-                    return self.unreached(id, Unreached::Unusable);
+                    return self.unreached(id, Unreached::Unusable, now);
                 };
                 let via = self.local.via(leg.link, self.entropy.next());
                 let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
@@ -526,56 +613,71 @@ impl Switch {
                     Ok(agreed) => {
                         leg.law = Some(agreed.law);
                         leg.srtp = agreed.srtp;
-                        self.event(Event::Answered {
-                            leg: id.to_string(),
-                            agreed,
-                        });
+                        self.event(
+                            Event::Answered {
+                                leg: id.to_string(),
+                                agreed,
+                            },
+                            now,
+                        );
                     }
                     Err(e) => {
                         tracing::info!(leg = id, "a 2xx to our INVITE has no usable media: {e}");
-                        self.event(Event::Unreached {
-                            leg: id.to_string(),
-                            why: Unreached::Unusable,
-                        });
+                        self.event(
+                            Event::Unreached {
+                                leg: id.to_string(),
+                                why: Unreached::Unusable,
+                            },
+                            now,
+                        );
                         self.hang_up(id, now);
                     }
                 }
             }
             (_, State::Ringing) => {
-                self.event(Event::Refused {
-                    leg: id.to_string(),
-                    code,
-                });
-                self.close(id);
+                self.event(
+                    Event::Refused {
+                        leg: id.to_string(),
+                        code,
+                    },
+                    now,
+                );
+                self.close(id, now);
             }
-            (_, State::Cancelled) => self.close(id),
+            (_, State::Cancelled) => self.close(id, now),
             // A failure after the 2xx: the dialog stands (only BYE ends it).
             (_, State::Up { .. }) => {}
         }
     }
 
     /// A leg reached no one: its user hears why while it rang, and the leg is gone.
-    fn unreached(&mut self, id: &str, why: Unreached) {
+    fn unreached(&mut self, id: &str, why: Unreached, now: Instant) {
         if self
             .legs
             .get(id)
             .is_some_and(|l| matches!(l.state, State::Ringing))
         {
-            self.event(Event::Unreached {
-                leg: id.to_string(),
-                why,
-            });
+            self.event(
+                Event::Unreached {
+                    leg: id.to_string(),
+                    why,
+                },
+                now,
+            );
         }
-        self.close(id);
+        self.close(id, now);
     }
 
-    fn close(&mut self, id: &str) {
+    fn close(&mut self, id: &str, now: Instant) {
         if let Some(leg) = self.legs.remove(id) {
-            self.event(Event::Closed {
-                leg: leg.id,
-                media: leg.media,
-                up: matches!(leg.state, State::Up { .. }),
-            });
+            self.event(
+                Event::Closed {
+                    leg: leg.id,
+                    media: leg.media,
+                    up: matches!(leg.state, State::Up { .. }),
+                },
+                now,
+            );
         }
     }
 
@@ -634,10 +736,13 @@ impl Switch {
         match method {
             Method::Bye => {
                 self.respond(&key, &req, 200, "OK", tag, &[], "", now);
-                self.event(Event::HungUp {
-                    leg: call_id.clone(),
-                });
-                self.close(&call_id);
+                self.event(
+                    Event::HungUp {
+                        leg: call_id.clone(),
+                    },
+                    now,
+                );
+                self.close(&call_id, now);
             }
             Method::Info | Method::Options => {
                 self.respond(&key, &req, 200, "OK", tag, &[], "", now)
@@ -674,6 +779,7 @@ impl Switch {
             return;
         };
         let body = String::from_utf8_lossy(&req.body).to_string();
+        let mut media_event = None;
         if leg.offer_pending && !body.trim().is_empty() {
             // Their new offer crossed ours (in our 2xx, whose ACK has not come).
             let retry = [("Retry-After".to_string(), "1".to_string())];
@@ -710,13 +816,13 @@ impl Switch {
                     Some((&offer, &agreed)),
                     sdp::OfferSrtp::No,
                 );
-                self.out.push_back(Output::Event(Event::Media {
+                media_event = Some(Event::Media {
                     leg: id.to_string(),
                     media,
                     remote,
                     direction: agreed.direction,
                     srtp: agreed.srtp,
-                }));
+                });
                 answer
             })
         };
@@ -732,6 +838,9 @@ impl Switch {
         let mut extra = contact;
         extra[0].1 = self.local.contact(leg.link);
         self.respond(&key, &req, 200, "OK", Some(local_tag), &extra, &answer, now);
+        if let Some(e) = media_event {
+            self.event(e, now);
+        }
     }
 
     /// The ACK of a failure we sent shares its INVITE's branch; the ACK of our 2xx to a

@@ -32,7 +32,7 @@ use crate::status::{
     StateReply,
 };
 use crate::store::StoredBinding;
-use crate::switch::{Context, Dial, Event as LegEvent, Party, Phase};
+use crate::switch::{Context, Dial, Event as LegEvent, Party, Phone, Ring};
 
 /// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
 /// place.
@@ -89,9 +89,6 @@ pub(super) struct Agents {
     pub legs: HashMap<String, Leg>,
     /// Callbacks held unrung while their caller (by Call-ID) still hears the confirmation.
     pub held_callbacks: HashMap<String, u64>,
-    /// The legs ringing (or answered by) an agent's phones for a call: one per registered
-    /// contact.
-    leg_of: HashMap<(u64, usize), Vec<String>>,
     router_timer: Option<Instant>,
     registrar_timer: Option<Instant>,
     /// Per queue, the callers who left it in the last hour: when, and whether an agent
@@ -184,7 +181,6 @@ impl Agents {
             transfers: HashMap::new(),
             legs: HashMap::new(),
             held_callbacks: HashMap::new(),
-            leg_of: HashMap::new(),
             router_timer: None,
             registrar_timer: None,
             served: vec![VecDeque::new(); config.queues.len()],
@@ -586,7 +582,13 @@ impl Signalling {
                             "the agent did not answer in time: set not-ready, the caller keeps their place"
                         );
                     }
-                    self.cancel_ring(call, agent, elsewhere, now)
+                    tracing::info!(
+                        agent = self.agents.ids[agent],
+                        elsewhere,
+                        "the ring stops: CANCEL"
+                    );
+                    self.switch
+                        .cancel_ring(Ring { call, agent }, elsewhere, now)
                 }
             }
         }
@@ -723,7 +725,8 @@ impl Signalling {
             "sip:{}@{}",
             self.agents.ids[agent], self.shared.config.sip.domain
         );
-        let mut placed = 0;
+        let mut phones = Vec::new();
+        let mut sockets = Vec::new();
         let mut gone = Vec::new();
         for b in bindings {
             if !self.transport.is_open(b.link) {
@@ -747,28 +750,43 @@ impl Signalling {
                 caller_call,
                 "ringing the agent"
             );
-            let dial = Dial {
+            let media = self.next_call;
+            self.next_call += 1;
+            phones.push(Phone {
                 uri: b.uri.clone(),
-                to: to.clone(),
-                from: Party {
-                    display: display.clone(),
-                    uri: uri.clone(),
-                },
-                assert_identity: true,
                 link: b.link,
                 peer: b.target,
-                rtp_port: 0,
+                rtp_port: socket.local_addr().map(|a| a.port()).unwrap_or(0),
+                media,
                 srtp: self.agent_srtp(b.link),
-                context: Some(context.clone()),
-                media: 0,
+            });
+            sockets.push(socket);
+        }
+        let dial = Dial {
+            uri: String::new(),
+            to,
+            from: Party { display, uri },
+            assert_identity: true,
+            link: Link::Udp,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            rtp_port: 0,
+            srtp: sdp::OfferSrtp::No,
+            context: Some(context),
+            media: 0,
+        };
+        let placed = phones.len();
+        let ring = Ring { call, agent };
+        let legs = self.switch.ring(ring, phones.clone(), &dial, now);
+        for ((leg, phone), socket) in legs.into_iter().zip(phones).zip(sockets) {
+            let user = Leg {
+                call,
+                agent,
+                kind: LegKind::Agent,
+                socket,
+                media: phone.media,
+                peer: phone.peer,
             };
-            let leg_id = self.place(dial, socket, call, agent, LegKind::Agent, now);
-            self.agents
-                .leg_of
-                .entry((call, agent))
-                .or_default()
-                .push(leg_id);
-            placed += 1;
+            self.agents.legs.insert(leg, user);
         }
         if placed == 0 {
             tracing::warn!(agent, call, "cannot ring the agent (no contact or port)");
@@ -781,34 +799,12 @@ impl Signalling {
         }
     }
 
-    /// Places a leg through the switch, on the RTP socket opened for it; its user's record
-    /// is kept here. Returns the leg's id.
-    pub(super) fn place(
-        &mut self,
-        mut dial: Dial,
-        socket: Arc<UdpSocket>,
-        call: u64,
-        agent: usize,
-        kind: LegKind,
-        now: Instant,
-    ) -> String {
+    /// A leg's media id and RTP port, on the socket opened for it.
+    pub(super) fn media_for(&mut self, dial: &mut Dial, socket: &UdpSocket) -> u64 {
         dial.rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         dial.media = self.next_call;
         self.next_call += 1;
-        let (media, peer) = (dial.media, dial.peer);
-        let leg_id = self.switch.place(dial, now);
-        self.agents.legs.insert(
-            leg_id.clone(),
-            Leg {
-                call,
-                agent,
-                kind,
-                socket,
-                media,
-                peer,
-            },
-        );
-        leg_id
+        dial.media
     }
 
     /// What our offer to an agent's phone says about SRTP (`[rtp] srtp`): required in
@@ -825,45 +821,6 @@ impl Signalling {
         }
     }
 
-    /// Whether another of the agent's phones still rings for this call.
-    fn still_ringing(&self, call: u64, agent: usize) -> bool {
-        self.agents.leg_of.get(&(call, agent)).is_some_and(|ids| {
-            ids.iter()
-                .any(|id| self.switch.phase(id) == Some(Phase::Ringing))
-        })
-    }
-
-    /// Stops a ring: CANCEL for the INVITE (RFC 3261 §9.1).
-    fn cancel_ring(&mut self, call: u64, agent: usize, elsewhere: bool, now: Instant) {
-        let Some(legs) = self.agents.leg_of.get(&(call, agent)).cloned() else {
-            return;
-        };
-        tracing::info!(
-            agent = self.agents.ids[agent],
-            elsewhere,
-            "the ring stops: CANCEL"
-        );
-        for leg_id in legs {
-            self.switch.cancel(&leg_id, elsewhere, now);
-        }
-    }
-
-    /// One of the agent's phones answered: the others stop ringing.
-    fn cancel_other_phones(&mut self, answered: &str, call: u64, agent: usize, now: Instant) {
-        let others: Vec<String> = self
-            .agents
-            .leg_of
-            .get(&(call, agent))
-            .into_iter()
-            .flatten()
-            .filter(|id| *id != answered)
-            .cloned()
-            .collect();
-        for leg_id in others {
-            self.switch.cancel(&leg_id, true, now);
-        }
-    }
-
     /// What happened to one of our legs, for its user: an agent's ring, a callback's call to
     /// the caller, or a transfer.
     pub(super) fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
@@ -873,7 +830,15 @@ impl Signalling {
             | LegEvent::Unreached { leg, .. }
             | LegEvent::HungUp { leg }
             | LegEvent::Media { leg, .. }
-            | LegEvent::Closed { leg, .. } => leg.clone(),
+            | LegEvent::Closed { leg, .. }
+            | LegEvent::AgentAnswered { leg, .. }
+            | LegEvent::TransferAnswered { leg, .. }
+            | LegEvent::CallbackAnswered { leg, .. } => leg.clone(),
+            LegEvent::AgentDeclined { .. }
+            | LegEvent::TransferFailed { .. }
+            | LegEvent::CallbackLater { .. }
+            | LegEvent::CallbackFailed { .. }
+            | LegEvent::CallbackDue { .. } => String::new(),
         };
         let user = self.agents.legs.get(&id).map(|l| (l.call, l.agent, l.kind));
         match (event, user) {
@@ -896,68 +861,65 @@ impl Signalling {
                 crate::server::call::sending(&self.shared, media, remote, direction);
                 crate::server::call::rekey(&self.shared, media, srtp);
             }
-            (LegEvent::Answered { .. }, None) => self.switch.hang_up(&id, now),
-            (LegEvent::Answered { agreed, .. }, Some((call, agent, kind))) => match kind {
-                LegKind::Agent => {
-                    self.cancel_other_phones(&id, call, agent, now);
-                    self.agent_answered(&id, call, agent, agreed, now)
-                }
-                LegKind::CallbackCaller => self.caller_answered(&id, call, agreed),
-                LegKind::Transfer => self.transfer_answered(&id, call, agreed),
-            },
-            (LegEvent::Refused { code, .. }, Some((call, agent, kind))) => match kind {
-                LegKind::Agent => self.agent_refused(call, agent, code, now),
-                LegKind::CallbackCaller => {
-                    tracing::info!(code, "the caller did not take the callback");
-                    self.caller_unreached(call, now);
-                }
-                LegKind::Transfer => {
-                    tracing::info!(code, "the transfer target declined");
-                    self.transfer_failed(call);
-                }
-            },
-            (LegEvent::Unreached { why, .. }, Some((call, agent, kind))) => match kind {
-                LegKind::Agent => {
-                    if !self.still_ringing(call, agent) {
-                        self.route(RouterEvent::Declined { call, agent }, now);
-                    }
-                }
-                LegKind::CallbackCaller => {
-                    tracing::info!(?why, "the callback's call to the caller reached no one");
-                    self.caller_unreached(call, now);
-                }
-                LegKind::Transfer => {
-                    tracing::info!(?why, "the transfer target was not reached");
-                    self.transfer_failed(call);
-                }
-            },
-            (LegEvent::HungUp { .. }, Some(_)) => self.leg_hung_up(&id, now),
+            (LegEvent::AgentAnswered { ring, agreed, .. }, _) => {
+                self.agent_answered(&id, ring.call, ring.agent, agreed, now)
+            }
+            (LegEvent::AgentDeclined { ring, code }, _) => {
+                let agent = self.agents.ids.get(ring.agent).cloned().unwrap_or_default();
+                tracing::info!(
+                    agent,
+                    ?code,
+                    "the agent's phone declined or was not reached"
+                );
+                self.route(
+                    RouterEvent::Declined {
+                        call: ring.call,
+                        agent: ring.agent,
+                    },
+                    now,
+                );
+            }
+            (LegEvent::TransferAnswered { call, agreed, .. }, _) => {
+                self.transfer_answered(&id, call, agreed)
+            }
+            (LegEvent::TransferFailed { call, why }, _) => {
+                tracing::info!(?why, "the transfer did not connect");
+                self.transfer_failed(call);
+            }
             (
-                LegEvent::Refused { .. } | LegEvent::Unreached { .. } | LegEvent::HungUp { .. },
-                None,
-            ) => {}
+                LegEvent::CallbackAnswered {
+                    id: call,
+                    agreed,
+                    attempts,
+                    ..
+                },
+                _,
+            ) => self.caller_answered(&id, call, agreed, attempts),
+            (
+                LegEvent::CallbackLater {
+                    id: call,
+                    attempts,
+                    why,
+                    ..
+                },
+                _,
+            ) => self.caller_unreached(call, attempts, why, false, now),
+            (
+                LegEvent::CallbackFailed {
+                    id: call,
+                    attempts,
+                    why,
+                },
+                _,
+            ) => self.caller_unreached(call, attempts, why, true, now),
+            (LegEvent::CallbackDue { id: call }, _) => self.retry_callback(call, now),
+            // A leg with a user above (a ring, a transfer, a callback) gets its user's event
+            // instead; any other answered leg has nobody to talk to.
+            (LegEvent::Answered { .. }, _) => self.switch.hang_up(&id, now),
+            (LegEvent::Refused { .. } | LegEvent::Unreached { .. }, _) => {}
+            (LegEvent::HungUp { .. }, Some(_)) => self.leg_hung_up(&id, now),
+            (LegEvent::HungUp { .. }, None) => {}
         }
-    }
-
-    /// One of the agent's phones refused the call while it rang.
-    fn agent_refused(&mut self, call: u64, agent: usize, code: u16, now: Instant) {
-        if code < 600 && self.still_ringing(call, agent) {
-            // Busy on one phone; another of the agent's phones still rings.
-            tracing::info!(
-                agent = self.agents.ids[agent],
-                code,
-                "one of the agent's phones declined; the others still ring"
-            );
-            return;
-        }
-        tracing::info!(
-            agent = self.agents.ids[agent],
-            code,
-            "the agent's phone declined"
-        );
-        // A 6xx is the agent's answer everywhere (RFC 3261 §16.7): stop the others.
-        self.cancel_ring(call, agent, false, now);
-        self.route(RouterEvent::Declined { call, agent }, now);
     }
 
     fn agent_answered(
@@ -1028,13 +990,6 @@ impl Signalling {
     /// Forgets a leg's user record; returns whom it was for.
     fn forget_leg(&mut self, leg_id: &str) -> Option<(u64, LegKind)> {
         let leg = self.agents.legs.remove(leg_id)?;
-        let key = (leg.call, leg.agent);
-        if let Some(ids) = self.agents.leg_of.get_mut(&key) {
-            ids.retain(|id| id != leg_id);
-            if ids.is_empty() {
-                self.agents.leg_of.remove(&key);
-            }
-        }
         Some((leg.call, leg.kind))
     }
 

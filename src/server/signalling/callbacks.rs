@@ -7,17 +7,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::agents::{LegKind, Waiting, add_leg_media, no_one_listens};
-use super::{CallerContext, Signalling, SipCommand, Standing, TimerRef};
+use super::agents::{Leg, LegKind, Waiting, add_leg_media, no_one_listens};
+use super::{CallerContext, Signalling, SipCommand, Standing};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
 use crate::sip::sdp;
 use crate::sip::transport::Link;
 use crate::store::{CallbackRequest, CallbackState};
-use crate::switch::{Dial, Party, Phase};
+use crate::switch::callbacks::{MAX_ATTEMPTS, RETRY_AFTER};
+use crate::switch::{CallbackMiss, Dial, Party, Phase};
 
 /// A waiting entry that is a callback.
 pub(in crate::server) struct Callback {
@@ -33,13 +34,6 @@ pub(in crate::server) struct Callback {
 
 /// The row of a callback that is no stored request (a desk's "call back now").
 const NOT_STORED: i64 = 0;
-
-/// Calls to the caller before a callback is given up (and marked failed).
-const MAX_ATTEMPTS: u32 = 3;
-/// An unanswered callback goes back in line after this long.
-const RETRY_AFTER: Duration = Duration::from_secs(120);
-/// How long the caller's phone may ring.
-const CALLER_RING: Duration = Duration::from_secs(30);
 
 impl Signalling {
     /// Puts every stored, unfinished callback back in line, oldest first (at startup).
@@ -306,13 +300,14 @@ impl Signalling {
                 caller = w.context.caller,
                 "cannot dial back: not a sip: URI with a reachable host"
             );
-            return self.caller_unreached(id, now);
+            return self.miss_callback(id, CallbackMiss::NotDialable, now);
         };
         let Some(socket) = self.shared.ports.open() else {
             tracing::warn!("cannot dial back: no RTP port free");
-            return self.caller_unreached(id, now);
+            return self.miss_callback(id, CallbackMiss::NoPort, now);
         };
-        let dial = Dial {
+        let made = w.callback.as_ref().map_or(0, |c| c.attempts);
+        let mut dial = Dial {
             uri: uri.clone(),
             to: uri.clone(),
             from: Party {
@@ -328,20 +323,46 @@ impl Signalling {
             media: 0,
         };
         tracing::info!(uri, %target, "calling the caller back");
-        let leg_id = self.place(dial, socket, id, agent, LegKind::CallbackCaller, now);
+        let media = self.media_for(&mut dial, &socket);
+        let leg_id = self.switch.call_back(id, made, dial, now);
+        let user = Leg {
+            call: id,
+            agent,
+            kind: LegKind::CallbackCaller,
+            socket,
+            media,
+            peer: target,
+        };
+        self.agents.legs.insert(leg_id.clone(), user);
         if let Some(cb) = self
             .agents
             .waiting
             .get_mut(&id)
             .and_then(|w| w.callback.as_mut())
         {
-            cb.caller_leg = Some(leg_id.clone());
+            cb.caller_leg = Some(leg_id);
         }
-        self.schedule(now + CALLER_RING, TimerRef::CallbackRing(leg_id));
+    }
+
+    /// The call to the caller was not made, or is stopped: the switch counts the attempt.
+    fn miss_callback(&mut self, id: u64, why: CallbackMiss, now: Instant) {
+        let made = self
+            .agents
+            .waiting
+            .get(&id)
+            .and_then(|w| w.callback.as_ref())
+            .map_or(0, |c| c.attempts);
+        self.switch.callback_missed(id, made, why, now);
     }
 
     /// The caller picked up: bridge them to the waiting agent; the callback is done.
-    pub(super) fn caller_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
+    pub(super) fn caller_answered(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        agreed: sdp::Agreed,
+        attempts: u32,
+    ) {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
@@ -356,8 +377,8 @@ impl Signalling {
         let Some(cb) = w.callback.as_mut() else {
             return;
         };
-        cb.attempts += 1;
-        let (row, attempts) = (cb.row, cb.attempts);
+        cb.attempts = attempts;
+        let row = cb.row;
         let Some(leg) = self.agents.legs.get_mut(leg_id) else {
             return;
         };
@@ -370,26 +391,17 @@ impl Signalling {
         self.record_callback(row, CallbackState::Done, attempts);
     }
 
-    /// The caller's phone rang too long: stop it.
-    pub(super) fn callback_ring_timeout(&mut self, leg_id: &str, now: Instant) {
-        let Some(leg) = self.agents.legs.get(leg_id) else {
-            return;
-        };
-        if self.switch.phase(leg_id) != Some(Phase::Ringing) {
-            return;
-        }
-        let call = leg.call;
-        tracing::info!(
-            ring_s = CALLER_RING.as_secs(),
-            "the caller did not answer the callback"
-        );
-        self.switch.cancel(leg_id, false, now);
-        self.caller_unreached(call, now);
-    }
-
-    /// Nobody took the call to the caller: the agent is released, and the callback goes back
-    /// in line later, or is given up after `MAX_ATTEMPTS`.
-    pub(super) fn caller_unreached(&mut self, call: u64, now: Instant) {
+    /// Nobody took the call to the caller (the switch counted the attempt, `why` the last
+    /// miss): the agent is released, and the callback goes back in line later, or, `given_up`,
+    /// is marked failed.
+    pub(super) fn caller_unreached(
+        &mut self,
+        call: u64,
+        attempts: u32,
+        why: CallbackMiss,
+        given_up: bool,
+        now: Instant,
+    ) {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
@@ -397,18 +409,19 @@ impl Signalling {
         let Some(cb) = w.callback.as_mut() else {
             return;
         };
-        cb.attempts += 1;
+        cb.attempts = attempts;
         cb.caller_leg = None;
-        let (row, attempts) = (cb.row, cb.attempts);
+        let row = cb.row;
         if let Some(l) = agent_leg {
             self.hang_up_leg(&l, now);
         }
         self.route(RouterEvent::Ended { call }, now);
-        if attempts >= MAX_ATTEMPTS {
+        if given_up {
             tracing::warn!(
                 row,
                 attempts,
-                "callback given up: the caller never answered"
+                ?why,
+                "callback given up: the caller was never reached"
             );
             self.agents.waiting.remove(&call);
             self.record_callback(row, CallbackState::Failed, attempts);
@@ -416,11 +429,11 @@ impl Signalling {
             tracing::info!(
                 row,
                 attempts,
+                ?why,
                 retry_s = RETRY_AFTER.as_secs(),
                 "callback back in line later"
             );
             self.record_callback(row, CallbackState::Pending, attempts);
-            self.schedule(now + RETRY_AFTER, TimerRef::CallbackRetry(call));
         }
     }
 
@@ -473,14 +486,8 @@ impl Signalling {
                 }
                 self.callback_over(call, now);
             }
-            // The agent gave up before the caller answered: try again later.
-            (false, Some(false)) => {
-                if let Some(l) = caller_leg {
-                    self.switch.cancel(&l, false, now);
-                }
-                self.caller_unreached(call, now);
-            }
-            (false, None) => self.caller_unreached(call, now),
+            // The agent gave up before the caller answered (or was dialled): try again later.
+            (false, _) => self.miss_callback(call, CallbackMiss::AgentLeft, now),
         }
     }
 

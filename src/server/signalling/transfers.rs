@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::agents::{LegKind, add_leg_media};
-use super::{CallerContext, Signalling, SipCommand, TimerRef};
+use super::agents::{Leg, LegKind, add_leg_media};
+use super::{CallerContext, Signalling, SipCommand};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::sdp;
 use crate::sip::transport::Link;
-use crate::switch::{Context, Dial, Party, Phase};
+use crate::switch::{Context, Dial, Party};
 
 /// A caller being transferred.
 pub(in crate::server) struct Transfer {
@@ -88,7 +88,7 @@ impl Signalling {
             tracing::warn!("cannot transfer: no RTP port free");
             return self.transfer_failed(id);
         };
-        let dial = Dial {
+        let mut dial = Dial {
             uri: t.uri.clone(),
             to: t.uri.clone(),
             from: Party {
@@ -112,11 +112,20 @@ impl Signalling {
         };
         let ring_timeout = t.ring_timeout;
         tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
-        let leg_id = self.place(dial, socket, id, 0, LegKind::Transfer, now);
+        let media = self.media_for(&mut dial, &socket);
+        let leg_id = self.switch.transfer(id, dial, ring_timeout, now);
+        let user = Leg {
+            call: id,
+            agent: 0,
+            kind: LegKind::Transfer,
+            socket,
+            media,
+            peer: target,
+        };
+        self.agents.legs.insert(leg_id.clone(), user);
         if let Some(t) = self.agents.transfers.get_mut(&id) {
-            t.leg = Some(leg_id.clone());
+            t.leg = Some(leg_id);
         }
-        self.schedule(now + ring_timeout, TimerRef::TransferRing(leg_id));
     }
 
     pub(super) fn transfer_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
@@ -135,20 +144,6 @@ impl Signalling {
         let _ = t
             .to_call
             .send(CallInput::TransferAnswered { to: t.uri.clone() });
-    }
-
-    /// The target rang for `ring_timeout_s`: stop it, and the flow goes on.
-    pub(super) fn transfer_ring_timeout(&mut self, leg_id: &str, now: Instant) {
-        let Some(leg) = self.agents.legs.get(leg_id) else {
-            return;
-        };
-        if self.switch.phase(leg_id) != Some(Phase::Ringing) {
-            return;
-        }
-        let call = leg.call;
-        tracing::info!("the transfer target did not answer in time");
-        self.switch.cancel(leg_id, false, now);
-        self.transfer_failed(call);
     }
 
     /// The transfer did not connect: the caller's flow takes `on_failure`.
