@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use hotline::sip::link::Link;
 use hotline::sip::sdp;
 use hotline::sip::transaction;
-use hotline::sip::transport::Link;
 use hotline::sip::wire::{self, Message, Start};
 use hotline::switch::{
     Context, Dial, Entropy, Event, Input, Local, Output, Party, Phase, Switch, Unreached,
@@ -1212,4 +1212,34 @@ fn a_callback_answered_by_the_caller_is_bridged_to_the_agent_who_waits() {
             .iter()
             .any(|e| matches!(e, Event::CallbackLater { .. }))
     );
+}
+
+#[test]
+fn the_switch_reads_no_clock_opens_no_socket_and_imports_nothing_above_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/switch");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/switch") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("a source file");
+        files += 1;
+        for banned in [
+            "tokio",
+            "std::net",
+            "UdpSocket",
+            "TcpStream",
+            "Instant::now",
+            "SystemTime",
+            "crate::server",
+            "crate::api",
+            "crate::web",
+            "sip::transport",
+        ] {
+            assert!(
+                !text.contains(banned),
+                "{} mentions {banned}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 5, "{files} files read");
 }

@@ -423,6 +423,18 @@ pub fn calls_query(raw: Option<&str>) -> Result<(u32, CallFilter), String> {
             }
         }
     }
+    if let Some(o) = &filter.outcome
+        && crate::store::CallOutcome::parse(o).is_none()
+    {
+        let known: Vec<&str> = crate::store::CallOutcome::ALL
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        return Err(format!(
+            "outcome: \"{o}\" is not one of {}",
+            known.join(", ")
+        ));
+    }
     Ok((limit, filter))
 }
 
@@ -939,4 +951,18 @@ fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unknown_outcome_filter_is_refused_by_name() {
+        let e = super::calls_query(Some("outcome=teleported")).unwrap_err();
+        assert!(
+            e.contains("\"teleported\" is not one of live, queue,"),
+            "{e}"
+        );
+        let (limit, f) = super::calls_query(Some("outcome=caller-hangup&limit=5")).unwrap();
+        assert_eq!((limit, f.outcome.as_deref()), (5, Some("caller-hangup")));
+    }
 }

@@ -21,7 +21,9 @@ use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
-use crate::store::{CallRecord, CallbackRequest, CallbackState, VoicemailRecord, WaitTold};
+use crate::store::{
+    CallOutcome, CallRecord, CallbackRequest, CallbackState, EndReason, VoicemailRecord, WaitTold,
+};
 
 /// What reaches a call task from outside.
 #[derive(Debug)]
@@ -174,7 +176,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         ended: None,
         path: Vec::new(),
         steps: 0,
-        outcome: crate::store::LIVE.to_string(),
+        outcome: CallOutcome::Live,
         steps_to_human: None,
         seconds_to_human: None,
         escape_used: false,
@@ -193,7 +195,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         flow = flow_name,
         "call started"
     );
-    let mut end_reason = "caller";
+    let mut end_reason = EndReason::Caller;
 
     let mut pending = call.handle(
         Event::Start {
@@ -370,7 +372,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             shared.records.save(&uid, &record);
         }
         if (call.is_ended() && !bridged) || we_hang_up {
-            end_reason = "line";
+            end_reason = EndReason::Line;
             break;
         }
 
@@ -498,7 +500,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::AgentHungUp) => {
                         tracing::info!("the agent hung up");
                         we_hang_up = true;
-                        end_reason = "agent";
+                        end_reason = EndReason::Agent;
                         break;
                     }
                     Some(CallInput::RecordingFull) => {
@@ -523,7 +525,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     }
                     Some(CallInput::Shutdown) => {
                         we_hang_up = true;
-                        end_reason = "shutdown";
+                        end_reason = EndReason::Shutdown;
                         break;
                     }
                     Some(CallInput::MediaTimeout) => {
@@ -532,7 +534,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             "no media from the caller: hanging up"
                         );
                         we_hang_up = true;
-                        end_reason = "no-media";
+                        end_reason = EndReason::NoMedia;
                         break;
                     }
                 }
@@ -568,19 +570,17 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             call_id: call_id.clone(),
         });
     }
-    let outcome = call
-        .outcome()
-        .map_or(Outcome::Hangup.as_str(), |o| o.0.as_str());
+    let outcome = recorded(call.outcome().map_or(Outcome::Hangup, |o| o.0));
     progress(&shared, &call, &mut record, started_wall, started);
-    record.outcome = outcome.to_string();
+    record.outcome = outcome;
     record.ended = Some(Timestamp::now().to_string());
-    record.end_reason = Some(end_reason.to_string());
+    record.end_reason = Some(end_reason);
     if !shared.records.save_and_wait(&uid, &record).await {
         tracing::error!("the call's final record is NOT saved");
     }
-    shared.metrics.call_ended(outcome);
+    shared.metrics.call_ended(outcome.as_str());
     tracing::info!(
-        outcome,
+        outcome = outcome.as_str(),
         steps = call.steps(),
         path = call.path().join(" "),
         escape = call.escape_used(),
@@ -1039,6 +1039,18 @@ fn safe_name(s: &str) -> String {
         .take(64)
         .collect();
     if out.is_empty() { "_".into() } else { out }
+}
+
+/// A flow's outcome, as the call's record keeps it.
+fn recorded(outcome: Outcome) -> CallOutcome {
+    match outcome {
+        Outcome::Queue => CallOutcome::Queue,
+        Outcome::Transfer => CallOutcome::Transfer,
+        Outcome::Voicemail => CallOutcome::Voicemail,
+        Outcome::Callback => CallOutcome::Callback,
+        Outcome::Hangup => CallOutcome::Hangup,
+        Outcome::CallerHangup => CallOutcome::CallerHangup,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod dial;
 pub mod dialog;
 pub mod gate;
+pub mod link;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::transport::Link;
+use super::link::Link;
 use super::wire::{self, Message, Start};
 
 /// How long a nonce may be used; after that the phone is told `stale=true` and retries

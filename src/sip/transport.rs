@@ -19,29 +19,7 @@ use tokio::task::JoinHandle;
 use super::gate::{Gate, GateConfig, Verdict};
 use super::wire::{self, Framed, Message, Reject};
 
-/// How a message reached us, and so how its answers leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Link {
-    Udp,
-    /// A TCP connection, by its number.
-    Tcp(u64),
-    /// A TLS connection (SIP over TLS, `sips:`), by its number.
-    Tls(u64),
-}
-
-impl Link {
-    pub fn is_reliable(self) -> bool {
-        matches!(self, Link::Tcp(_) | Link::Tls(_))
-    }
-    /// The transport as a Via header names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Link::Udp => "UDP",
-            Link::Tcp(_) => "TCP",
-            Link::Tls(_) => "TLS",
-        }
-    }
-}
+pub use super::link::Link;
 
 /// The TLS side: its address and the certificate it presents, which SIGHUP may replace
 /// while connections made with the old one go on.

@@ -3,7 +3,10 @@
 //! confirmation for something a crash could lose.
 
 pub mod followup;
+pub mod outcome;
 pub mod report;
+
+pub use outcome::{CallOutcome, EndReason};
 
 use std::path::{Path, PathBuf};
 
@@ -169,7 +172,7 @@ pub struct CallRecord {
     /// Steps the caller took through the flow.
     pub steps: u32,
     /// `live` until the call ends; `interrupted` when the server stopped under it.
-    pub outcome: String,
+    pub outcome: CallOutcome,
     /// Steps and seconds until a live human was offered (a queue or transfer), if one was.
     pub steps_to_human: Option<u32>,
     pub seconds_to_human: Option<f64>,
@@ -180,7 +183,7 @@ pub struct CallRecord {
     /// What the caller entered, by variable name.
     pub variables: std::collections::BTreeMap<String, String>,
     /// Who ended the call: `caller`, `agent`, `line` (the flow), `shutdown`, `interrupted`.
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     /// Every wait the caller was told while queued, to audit the estimates (`hotline report`).
     #[serde(default)]
     pub waits_told: Vec<WaitTold>,
@@ -214,11 +217,6 @@ pub struct WaitTold {
     /// What the queue's recent average wait (less what the caller had waited) said then.
     pub baseline_s: Option<u64>,
 }
-
-/// Outcome of a call still in progress.
-pub const LIVE: &str = "live";
-/// Outcome (and end reason) of a call the server stopped under, found at the next start.
-pub const INTERRUPTED: &str = "interrupted";
 
 /// A time given as RFC 3339 or a plain date (`2026-11-22`, midnight UTC), as the store
 /// compares it (UTC, RFC 3339).
@@ -734,7 +732,7 @@ impl Store {
             "UPDATE calls SET outcome = ?1, end_reason = ?1,
                ended = COALESCE(agent_answered_at, human_offered_at, answered, started)
              WHERE ended IS NULL",
-            params![INTERRUPTED],
+            params![CallOutcome::Interrupted.as_str()],
         )?)
     }
 
@@ -1016,14 +1014,14 @@ mod tests {
             ended: Some(format!("2026-11-22T10:0{n}:30Z")),
             path: vec!["main.welcome".into(), "0".into(), "main.agents".into()],
             steps: 2,
-            outcome: "agent".into(),
+            outcome: CallOutcome::Queue,
             steps_to_human: Some(n),
             seconds_to_human: Some(1.5),
             escape_used: n == 1,
             watchdog_used: false,
             agent: (n == 2).then(|| "alice".to_string()),
             variables: [("account".to_string(), "1234".to_string())].into(),
-            end_reason: Some("caller".into()),
+            end_reason: Some(EndReason::Caller),
             waits_told: (n == 2)
                 .then(|| WaitTold {
                     queue: "support".into(),
@@ -1131,7 +1129,7 @@ mod tests {
         live.ended = None;
         live.end_reason = None;
         live.agent_answered_at = None;
-        live.outcome = LIVE.into();
+        live.outcome = CallOutcome::Live;
         live.path.truncate(1);
         store.save_calls(&[("a".into(), live.clone())]).unwrap();
         live.path = record(1).path;
@@ -1143,8 +1141,8 @@ mod tests {
         let calls = again.calls(&CallFilter::default(), 10).unwrap();
         assert_eq!(calls.len(), 2, "one row per call, however often written");
         assert_eq!(calls[0], record(2), "the finished call is untouched");
-        assert_eq!(calls[1].outcome, INTERRUPTED);
-        assert_eq!(calls[1].end_reason.as_deref(), Some(INTERRUPTED));
+        assert_eq!(calls[1].outcome, CallOutcome::Interrupted);
+        assert_eq!(calls[1].end_reason, Some(EndReason::Interrupted));
         assert_eq!(
             calls[1].path,
             record(1).path,

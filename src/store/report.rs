@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::followup::{FollowUp, State};
-use super::{CallRecord, INTERRUPTED, LIVE};
+use super::{CallOutcome, CallRecord, EndReason};
 use crate::routing::audit::OVERRUN;
 
 /// The law's bound: a live human offered within this many seconds.
@@ -71,7 +71,7 @@ pub struct LongPath {
     pub steps: u32,
     pub steps_to_human: Option<u32>,
     pub seconds_to_human: Option<f64>,
-    pub outcome: String,
+    pub outcome: CallOutcome,
     pub path: Vec<String>,
 }
 
@@ -238,7 +238,7 @@ impl Report {
         // Probe calls prove the line; they are not callers.
         let done: Vec<&CallRecord> = records
             .iter()
-            .filter(|c| c.outcome != LIVE && !c.probe)
+            .filter(|c| c.outcome != CallOutcome::Live && !c.probe)
             .collect();
         let offered: Vec<&&CallRecord> = done
             .iter()
@@ -265,8 +265,8 @@ impl Report {
             .iter()
             .filter(|c| {
                 c.agent_answered_at.is_none()
-                    && c.end_reason.as_deref() == Some("caller")
-                    && matches!(c.outcome.as_str(), "queue" | "transfer")
+                    && c.end_reason == Some(EndReason::Caller)
+                    && c.outcome.offers_human()
             })
             .count();
         let mut flows: Vec<FlowFigures> = Vec::new();
@@ -318,14 +318,17 @@ impl Report {
                 steps: c.steps,
                 steps_to_human: c.steps_to_human,
                 seconds_to_human: c.seconds_to_human,
-                outcome: c.outcome.clone(),
+                outcome: c.outcome,
                 path: c.path.clone(),
             })
             .collect();
         Report {
             since,
             calls: done.len(),
-            interrupted: done.iter().filter(|c| c.outcome == INTERRUPTED).count(),
+            interrupted: done
+                .iter()
+                .filter(|c| c.outcome == CallOutcome::Interrupted)
+                .count(),
             offered_human: offered.len(),
             offered_within_3_min: within,
             offered_within_3_min_share: share(within, done.len()),
@@ -559,14 +562,14 @@ mod tests {
             ended: Some(at(400.0)),
             path: vec![format!("p{n}")],
             steps: n,
-            outcome: outcome.into(),
+            outcome: CallOutcome::parse(outcome).expect("a known outcome"),
             steps_to_human: to_human.map(|_| n),
             seconds_to_human: to_human,
             escape_used: n == 1,
             watchdog_used: n == 4,
             agent: answer_after.map(|_| "alice".into()),
             variables: BTreeMap::new(),
-            end_reason: Some(end.into()),
+            end_reason: Some(EndReason::parse(end).expect("a known end reason")),
             waits_told: Vec::new(),
             probe: false,
             wrap_up: None,
@@ -608,7 +611,7 @@ mod tests {
         let mut c3 = call(3, Some(200.0), None, "caller", "queue");
         c3.waits_told = vec![told("support", 300.0, 60, None)];
         let mut live = CallRecord {
-            outcome: LIVE.into(),
+            outcome: CallOutcome::Live,
             ended: None,
             ..call(6, Some(1.0), None, "caller", "queue")
         };
@@ -660,7 +663,7 @@ mod tests {
             call(4, Some(60.0), None, "caller", "voicemail"),
             call(5, None, None, "caller", "caller-hangup"),
             CallRecord {
-                outcome: LIVE.into(),
+                outcome: CallOutcome::Live,
                 ended: None,
                 ..call(6, Some(1.0), None, "caller", "queue")
             },

@@ -4,13 +4,13 @@
 //! them all (RFC 3261 §16.7). The ring's user (the routing) hears the agent's answer, once:
 //! [`Event::AgentAnswered`] or [`Event::AgentDeclined`], never a phone's.
 
+use core::net::SocketAddr;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{Dial, Event, Phase, Switch};
+use crate::sip::link::Link;
 use crate::sip::sdp;
-use crate::sip::transport::Link;
 
 /// A caller offered to an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

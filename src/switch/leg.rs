@@ -3,15 +3,15 @@
 //! the caller already told the line), the ACK of its answer, CANCEL, BYE, and the one
 //! sanitizer every header value from a caller or a flow goes through. Pure: no IO, no clock.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::media::g711::Law;
 use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::sip::transaction::Key;
-use crate::sip::transport::Link;
 use crate::sip::wire::{self, Header, Message, Start};
 
 /// Who a leg calls and what its INVITE says.

@@ -1,9 +1,9 @@
 //! Call control without IO: the switch. In this part it owns the calls hotline places (legs,
 //! `leg.rs`) and their SIP transactions, in the shape of a sans-IO protocol core:
 //! `handle(Input, now)` takes what arrived, `poll_output()` hands back what to send and what
-//! happened, `poll_timeout()` says when to call again. No sockets, no clock, no tasks: tags,
-//! branches, Call-IDs and SRTP keys come from an injected [`Entropy`], RTP ports from the
-//! driver, time from the caller. `server/` drives it; `tests/switch.rs` drives it with
+//! happened, `poll_timeout()` says when to call again. No sockets, no clock, no tasks (the
+//! addresses it names are `core::net`'s plain values): tags, branches, Call-IDs and SRTP keys
+//! come from an injected [`Entropy`], RTP ports from the driver, time from the caller. `server/` drives it; `tests/switch.rs` drives it with
 //! scripted phones on a virtual clock.
 //!
 //! Each user of legs has its own file and owns its own state: `agents.rs` an agent's phones
@@ -17,16 +17,16 @@ pub mod callbacks;
 pub mod leg;
 pub mod transfers;
 
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::media::srtp::MASTER_LEN;
 use crate::sip::dialog::Dialog;
+use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::sip::transaction::{self, Key, Transaction};
-use crate::sip::transport::Link;
 use crate::sip::wire::{self, Message, Method, Start};
 
 pub use agents::{Phone, Ring};

@@ -438,7 +438,7 @@ async fn history(
         .take(10)
         .map(|c| Earlier {
             started: c.started,
-            outcome: c.outcome,
+            outcome: c.outcome.to_string(),
             agent: c.agent,
             wrap_up_code: c.wrap_up.as_ref().map(|w| w.code.clone()),
             note: c.wrap_up.map(|w| w.note),
