@@ -107,12 +107,8 @@ impl Switch {
     /// What a leg's event means for its ring, if it rings for one: the agent's answer, or
     /// nothing yet. Returns the event to pass on (`None`: the ring took it).
     pub(super) fn ring_event(&mut self, event: Event, now: Instant) -> Option<Event> {
-        let leg = match &event {
-            Event::Answered { leg, .. }
-            | Event::Refused { leg, .. }
-            | Event::Unreached { leg, .. }
-            | Event::Closed { leg, .. } => leg.clone(),
-            _ => return Some(event),
+        let Some(leg) = event.of_a_leg() else {
+            return Some(event);
         };
         let Some(ring) = self.rings.of(&leg) else {
             return Some(event);

@@ -98,12 +98,8 @@ impl Switch {
 
     /// What a leg's event means for its callback, if it is one's call to the caller.
     pub(super) fn callback_event(&mut self, event: Event, now: Instant) -> Option<Event> {
-        let leg = match &event {
-            Event::Answered { leg, .. }
-            | Event::Refused { leg, .. }
-            | Event::Unreached { leg, .. }
-            | Event::Closed { leg, .. } => leg.clone(),
-            _ => return Some(event),
+        let Some(leg) = event.of_a_leg() else {
+            return Some(event);
         };
         let Some(&(id, made)) = self.callbacks.by_leg.get(&leg) else {
             return Some(event);

@@ -185,6 +185,40 @@ pub enum Event {
     CallbackDue { id: u64 },
 }
 
+impl Event {
+    /// The leg a phone-level event is about (`None` for what a leg's user says).
+    pub fn leg(&self) -> Option<&str> {
+        match self {
+            Event::Answered { leg, .. }
+            | Event::Refused { leg, .. }
+            | Event::Unreached { leg, .. }
+            | Event::HungUp { leg }
+            | Event::Media { leg, .. }
+            | Event::Closed { leg, .. }
+            | Event::AgentAnswered { leg, .. }
+            | Event::TransferAnswered { leg, .. }
+            | Event::CallbackAnswered { leg, .. } => Some(leg),
+            Event::AgentDeclined { .. }
+            | Event::TransferFailed { .. }
+            | Event::CallbackLater { .. }
+            | Event::CallbackFailed { .. }
+            | Event::CallbackDue { .. } => None,
+        }
+    }
+
+    /// The leg of an event a leg's user turns into its own (an answer, a refusal, a miss, or
+    /// the leg gone).
+    fn of_a_leg(&self) -> Option<String> {
+        match self {
+            Event::Answered { leg, .. }
+            | Event::Refused { leg, .. }
+            | Event::Unreached { leg, .. }
+            | Event::Closed { leg, .. } => Some(leg.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// The switch's own timers, besides its transactions'.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Deadline {
@@ -490,16 +524,23 @@ impl Switch {
             self.tx_config(link),
             now,
         );
-        self.started += 1;
-        self.transactions.insert(
-            key.clone(),
+        self.track(
+            key,
             Tx {
                 tx,
                 link,
                 peer,
                 leg,
             },
+            out,
         );
+    }
+
+    /// Keeps a new transaction, sends its first message and schedules its timer.
+    fn track(&mut self, key: Key, tx: Tx, out: Vec<transaction::Output>) {
+        let (link, peer) = (tx.link, tx.peer);
+        self.started += 1;
+        self.transactions.insert(key.clone(), tx);
         self.emit(link, peer, out);
         self.schedule(&key);
     }
@@ -699,8 +740,7 @@ impl Switch {
             return;
         }
         let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
-        self.started += 1;
-        self.transactions.insert(
+        self.track(
             key.clone(),
             Tx {
                 tx,
@@ -708,9 +748,8 @@ impl Switch {
                 peer,
                 leg: None,
             },
+            out,
         );
-        self.emit(link, peer, out);
-        self.schedule(&key);
 
         let call_id = req.get("Call-ID").unwrap_or_default().to_string();
         let checked = self

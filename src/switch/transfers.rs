@@ -59,12 +59,8 @@ impl Switch {
 
     /// What a leg's event means for its transfer, if it is one's.
     pub(super) fn transfer_event(&mut self, event: Event) -> Option<Event> {
-        let leg = match &event {
-            Event::Answered { leg, .. }
-            | Event::Refused { leg, .. }
-            | Event::Unreached { leg, .. }
-            | Event::Closed { leg, .. } => leg.clone(),
-            _ => return Some(event),
+        let Some(leg) = event.of_a_leg() else {
+            return Some(event);
         };
         let Some(&call) = self.transfers.call_of.get(&leg) else {
             return Some(event);

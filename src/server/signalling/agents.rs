@@ -824,22 +824,7 @@ impl Signalling {
     /// What happened to one of our legs, for its user: an agent's ring, a callback's call to
     /// the caller, or a transfer.
     pub(super) fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
-        let id = match &event {
-            LegEvent::Answered { leg, .. }
-            | LegEvent::Refused { leg, .. }
-            | LegEvent::Unreached { leg, .. }
-            | LegEvent::HungUp { leg }
-            | LegEvent::Media { leg, .. }
-            | LegEvent::Closed { leg, .. }
-            | LegEvent::AgentAnswered { leg, .. }
-            | LegEvent::TransferAnswered { leg, .. }
-            | LegEvent::CallbackAnswered { leg, .. } => leg.clone(),
-            LegEvent::AgentDeclined { .. }
-            | LegEvent::TransferFailed { .. }
-            | LegEvent::CallbackLater { .. }
-            | LegEvent::CallbackFailed { .. }
-            | LegEvent::CallbackDue { .. } => String::new(),
-        };
+        let id = event.leg().unwrap_or_default().to_string();
         let user = self.agents.legs.get(&id).map(|l| (l.call, l.agent, l.kind));
         match (event, user) {
             (LegEvent::Closed { media, up, .. }, _) => {
