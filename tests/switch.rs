@@ -977,20 +977,15 @@ const CALLER: u16 = 5090;
 
 /// A call to `port`, as a transfer or a callback dials it.
 fn dial_to(port: u16) -> Dial {
+    let from = Party {
+        display: "support".into(),
+        uri: "sip:hotline@hotline.test".into(),
+    };
+    let uri = format!("sip:someone@127.0.0.1:{port}");
     Dial {
-        uri: format!("sip:someone@127.0.0.1:{port}"),
-        to: format!("sip:someone@127.0.0.1:{port}"),
-        from: Party {
-            display: "support".into(),
-            uri: "sip:hotline@hotline.test".into(),
-        },
-        assert_identity: false,
-        link: Link::Udp,
-        peer: phone(port),
         rtp_port: 42000,
-        srtp: sdp::OfferSrtp::No,
-        context: None,
         media: 9,
+        ..Dial::to_address(&uri, phone(port), from, None)
     }
 }
 

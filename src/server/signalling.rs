@@ -573,12 +573,7 @@ impl Signalling {
             }
             None => None,
         };
-        let mut headers: Vec<(String, String)> = extra.to_vec();
-        headers.push(("Server".into(), "hotline".into()));
-        if !body.is_empty() {
-            headers.push(("Content-Type".into(), "application/sdp".into()));
-        }
-        let resp = wire::response_to(req, code, reason, to_tag, &headers, body);
+        let resp = wire::our_response(req, code, reason, to_tag, extra, body);
         let Some(entry) = self.transactions.get_mut(key) else {
             return;
         };

@@ -771,6 +771,24 @@ pub fn stamp_via(msg: &mut Message, source: std::net::SocketAddr) {
     h.value = value;
 }
 
+/// Our answer to a request, as every answer of ours reads: `response_to` with `extra`, then
+/// `Server: hotline`, and the SDP's content type when there is a body.
+pub fn our_response(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(String, String)],
+    body: Vec<u8>,
+) -> Message {
+    let mut headers: Vec<(String, String)> = extra.to_vec();
+    headers.push(("Server".into(), "hotline".into()));
+    if !body.is_empty() {
+        headers.push(("Content-Type".into(), "application/sdp".into()));
+    }
+    response_to(req, code, reason, to_tag, &headers, body)
+}
+
 /// The answer to a request: its Via, From, To (with our tag), Call-ID and CSeq, then `extra`.
 pub fn response_to(
     req: &Message,

@@ -36,6 +36,25 @@ pub struct Dial {
     pub media: u64,
 }
 
+impl Dial {
+    /// A call to an address hotline dials itself (a callback's caller, a transfer target):
+    /// over UDP, plain RTP, from `from`; the driver fills in the RTP port and media id.
+    pub fn to_address(uri: &str, peer: SocketAddr, from: Party, context: Option<Context>) -> Dial {
+        Dial {
+            uri: uri.to_string(),
+            to: uri.to_string(),
+            from,
+            assert_identity: false,
+            link: Link::Udp,
+            peer,
+            rtp_port: 0,
+            srtp: sdp::OfferSrtp::No,
+            context,
+            media: 0,
+        }
+    }
+}
+
 /// A display name and a URI, as a From shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party {

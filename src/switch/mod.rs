@@ -928,19 +928,7 @@ impl Switch {
                 Some(fresh.as_str())
             }
         };
-        let mut headers: Vec<(String, String)> = extra.to_vec();
-        headers.push(("Server".into(), "hotline".into()));
-        if !body.is_empty() {
-            headers.push(("Content-Type".into(), "application/sdp".into()));
-        }
-        let resp = wire::response_to(
-            req,
-            code,
-            reason,
-            to_tag,
-            &headers,
-            body.as_bytes().to_vec(),
-        );
+        let resp = wire::our_response(req, code, reason, to_tag, extra, body.as_bytes().to_vec());
         let Some(entry) = self.transactions.get_mut(key) else {
             return;
         };

@@ -15,7 +15,6 @@ use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
 use crate::sip::sdp;
-use crate::sip::transport::Link;
 use crate::store::{CallbackRequest, CallbackState};
 use crate::switch::callbacks::{MAX_ATTEMPTS, RETRY_AFTER};
 use crate::switch::{CallbackMiss, Dial, Party, Phase};
@@ -307,21 +306,11 @@ impl Signalling {
             return self.miss_callback(id, CallbackMiss::NoPort, now);
         };
         let made = w.callback.as_ref().map_or(0, |c| c.attempts);
-        let mut dial = Dial {
-            uri: uri.clone(),
-            to: uri.clone(),
-            from: Party {
-                display: w.queue.clone(),
-                uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
-            },
-            assert_identity: false,
-            link: Link::Udp,
-            peer: target,
-            rtp_port: 0,
-            srtp: sdp::OfferSrtp::No,
-            context: None,
-            media: 0,
+        let from = Party {
+            display: w.queue.clone(),
+            uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
         };
+        let mut dial = Dial::to_address(&uri, target, from, None);
         tracing::info!(uri, %target, "calling the caller back");
         let media = self.media_for(&mut dial, &socket);
         let leg_id = self.switch.call_back(id, made, dial, now);

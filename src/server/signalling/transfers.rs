@@ -14,7 +14,6 @@ use super::{CallerContext, Signalling, SipCommand};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::sdp;
-use crate::sip::transport::Link;
 use crate::switch::{Context, Dial, Party};
 
 /// A caller being transferred.
@@ -88,28 +87,19 @@ impl Signalling {
             tracing::warn!("cannot transfer: no RTP port free");
             return self.transfer_failed(id);
         };
-        let mut dial = Dial {
-            uri: t.uri.clone(),
-            to: t.uri.clone(),
-            from: Party {
-                display: crate::sip::dialog::uri_user(&t.context.caller).to_string(),
-                uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
-            },
-            assert_identity: false,
-            link: Link::Udp,
-            peer: target,
-            rtp_port: 0,
-            srtp: sdp::OfferSrtp::No,
-            context: Some(Context {
-                caller: t.context.caller.clone(),
-                queue: None,
-                path: t.context.path.clone(),
-                waited: None,
-                callback_attempt: None,
-                variables: t.context.variables.clone(),
-            }),
-            media: 0,
+        let from = Party {
+            display: crate::sip::dialog::uri_user(&t.context.caller).to_string(),
+            uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
         };
+        let context = Context {
+            caller: t.context.caller.clone(),
+            queue: None,
+            path: t.context.path.clone(),
+            waited: None,
+            callback_attempt: None,
+            variables: t.context.variables.clone(),
+        };
+        let mut dial = Dial::to_address(&t.uri, target, from, Some(context));
         let ring_timeout = t.ring_timeout;
         tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
         let media = self.media_for(&mut dial, &socket);
