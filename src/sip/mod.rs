@@ -3,6 +3,7 @@
 
 pub mod dial;
 pub mod dialog;
+pub mod digest;
 pub mod gate;
 pub mod link;
 pub mod registrar;

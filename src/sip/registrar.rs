@@ -10,9 +10,10 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use md5::Md5;
 use sha2::{Digest, Sha256};
 
+pub use super::digest::Algorithm;
+use super::digest::{Params as Credentials, hex};
 use super::link::Link;
 use super::wire::{self, Message, Start};
 
@@ -47,42 +48,6 @@ pub const MAX_EXPIRES: u32 = 3600;
 pub const DEFAULT_EXPIRES: u32 = 3600;
 /// Contacts one agent may register (a desk phone, a softphone, a mobile...).
 pub const MAX_CONTACTS: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    Sha256,
-    Md5,
-}
-
-impl Algorithm {
-    fn name(self) -> &'static str {
-        match self {
-            Algorithm::Sha256 => "SHA-256",
-            Algorithm::Md5 => "MD5",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Algorithm> {
-        if s.eq_ignore_ascii_case("SHA-256") {
-            Some(Algorithm::Sha256)
-        } else if s.eq_ignore_ascii_case("MD5") {
-            Some(Algorithm::Md5)
-        } else {
-            None
-        }
-    }
-
-    fn hash(self, data: &str) -> String {
-        match self {
-            Algorithm::Sha256 => hex(&Sha256::digest(data.as_bytes())),
-            Algorithm::Md5 => hex(&Md5::digest(data.as_bytes())),
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// One registered contact of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,7 +408,7 @@ impl Registrar {
         };
         let credentials = req
             .all("Authorization")
-            .filter_map(parse_credentials)
+            .filter_map(Credentials::parse)
             .find(|c| c.get("realm") == Some(self.realm.as_str()));
         // Counted by the username the phone authenticates as, or (before it has) the user
         // it registers (To), or calls as (From).
@@ -867,84 +832,6 @@ enum Check {
     Stale,
     Malformed(&'static str),
     Refused,
-}
-
-/// The parameters of a `Digest` Authorization header.
-struct Credentials(Vec<(String, String)>);
-
-impl Credentials {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn parse_credentials(value: &str) -> Option<Credentials> {
-    let v = value.trim();
-    let (scheme, rest) = v.split_once(char::is_whitespace)?;
-    if !scheme.eq_ignore_ascii_case("Digest") {
-        return None;
-    }
-    let mut params = Vec::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            name.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return None;
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut val = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => val.push(chars.next()?),
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    _ => val.push(c),
-                }
-            }
-            if !closed {
-                return None;
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' || c.is_whitespace() {
-                    break;
-                }
-                val.push(c);
-                chars.next();
-            }
-        }
-        if name.is_empty() || params.len() >= 32 || val.len() > 1024 {
-            return None;
-        }
-        params.push((name, val));
-    }
-    Some(Credentials(params))
 }
 
 /// The IP address and port of a SIP URI's host part, when it is a literal address
