@@ -135,6 +135,7 @@ impl Sim {
             srtp: sdp::OfferSrtp::No,
             context,
             media: u64::from(port),
+            auth: None,
         };
         let id = self.switch.place(dial, self.now);
         self.pump();
@@ -737,6 +738,7 @@ impl Routed {
                             ..Context::default()
                         }),
                         media: 0,
+                        auth: None,
                     };
                     let now = self.sim.now;
                     self.sim
@@ -1206,6 +1208,205 @@ fn a_callback_answered_by_the_caller_is_bridged_to_the_agent_who_waits() {
         !r.log
             .iter()
             .any(|e| matches!(e, Event::CallbackLater { .. }))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A carrier that asks for credentials.
+
+use hotline::sip::digest::{Params, Secret};
+
+const CARRIER: u16 = 5080;
+
+fn through_carrier() -> Dial {
+    Dial {
+        auth: Some(Secret {
+            username: "line1".into(),
+            password: "s3cret".into(),
+        }),
+        ..dial_to(CARRIER)
+    }
+}
+
+/// A challenge as a carrier writes it.
+fn challenge(req: &Message, code: u16, nonce: &str, extra: &str) -> Message {
+    let name = if code == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    let mut headers = vec![(
+        name.to_string(),
+        format!(
+            "Digest realm=\"carrier.test\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{extra}"
+        ),
+    )];
+    headers.push((
+        name.to_string(),
+        format!("Digest realm=\"carrier.test\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{extra}"),
+    ));
+    wire::response_to(req, code, "Auth", Some("carrier"), &headers, Vec::new())
+}
+
+/// The carrier's own check of an answer, written from RFC 7616 without the switch's code.
+fn carrier_accepts(req: &Message, header: &str, password: &str) -> bool {
+    use sha2::Digest;
+    let Some(p) = req.get(header).and_then(Params::parse) else {
+        return false;
+    };
+    let h = |s: String| match p.get("algorithm") {
+        Some("SHA-256") => format!("{:x}", sha2::Sha256::digest(s.as_bytes())),
+        _ => format!("{:x}", md5::Md5::digest(s.as_bytes())),
+    };
+    let f = |k: &str| p.get(k).unwrap_or_default().to_string();
+    let uri = match &req.start {
+        Start::Request { uri, .. } => uri.clone(),
+        Start::Response { .. } => return false,
+    };
+    let ha1 = h(format!("{}:{}:{password}", f("username"), f("realm")));
+    let ha2 = h(format!("INVITE:{}", f("uri")));
+    f("uri") == uri
+        && f("response")
+            == h(format!(
+                "{ha1}:{}:{}:{}:{}:{ha2}",
+                f("nonce"),
+                f("nc"),
+                f("cnonce"),
+                f("qop")
+            ))
+}
+
+#[test]
+fn a_carriers_challenge_is_answered_once_in_the_same_call_and_the_call_goes_through() {
+    let mut sim = Sim::new();
+    let leg = sim
+        .switch
+        .transfer(7, through_carrier(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    assert!(first.get("Proxy-Authorization").is_none());
+    sim.deliver(challenge(&first, 407, "n-1", ""), phone(CARRIER));
+    // The 407 is acknowledged, and the INVITE sent again with the answer.
+    let acks = sim.sent(phone(CARRIER), "ACK");
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].get("CSeq"), Some("1 ACK"));
+    let invites = sim.sent(phone(CARRIER), "INVITE");
+    assert_eq!(invites.len(), 2, "one INVITE again, not a loop");
+    let again = invites[1].clone();
+    assert_eq!(again.get("Call-ID"), first.get("Call-ID"));
+    assert_eq!(again.get("From"), first.get("From"), "the same From tag");
+    assert_eq!(again.get("CSeq"), Some("2 INVITE"));
+    assert_ne!(again.get("Via"), first.get("Via"), "a new transaction");
+    assert!(
+        carrier_accepts(&again, "Proxy-Authorization", "s3cret"),
+        "{:?}",
+        again.get("Proxy-Authorization")
+    );
+    assert!(
+        again
+            .get("Proxy-Authorization")
+            .unwrap_or_default()
+            .contains("algorithm=SHA-256"),
+        "the stronger of the two challenges"
+    );
+    assert!(!carrier_accepts(&again, "Proxy-Authorization", "guess"));
+    assert!(sim.take_events().is_empty(), "still ringing");
+    // The carrier then asks the callee's own realm (401): answered as well, both kept.
+    sim.deliver(challenge(&again, 401, "n-2", ""), phone(CARRIER));
+    let third = sim.sent(phone(CARRIER), "INVITE")[2].clone();
+    assert_eq!(third.get("CSeq"), Some("3 INVITE"));
+    assert!(carrier_accepts(&third, "Authorization", "s3cret"));
+    assert!(carrier_accepts(&third, "Proxy-Authorization", "s3cret"));
+    // A CANCEL now goes with the INVITE that rings.
+    sim.deliver(answer(&third, 180, "Ringing", None), phone(CARRIER));
+    sim.deliver(
+        answer(&third, 200, "OK", Some(phone_sdp(40_000))),
+        phone(CARRIER),
+    );
+    assert!(matches!(
+        sim.take_events().as_slice(),
+        [Event::TransferAnswered { call: 7, leg: l, .. }] if *l == leg
+    ));
+    let ack = sim.sent(phone(CARRIER), "ACK").last().map(|m| (*m).clone());
+    assert_eq!(
+        ack.and_then(|a| a.get("CSeq").map(str::to_string)),
+        Some("3 ACK".into())
+    );
+}
+
+#[test]
+fn wrong_credentials_are_refused_not_looped_and_a_stale_nonce_is_tried_again() {
+    // Challenged again for the realm we answered: the password is wrong; give up.
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, through_carrier(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    sim.deliver(challenge(&first, 407, "n-1", ""), phone(CARRIER));
+    let again = sim.sent(phone(CARRIER), "INVITE")[1].clone();
+    sim.deliver(challenge(&again, 407, "n-2", ""), phone(CARRIER));
+    assert_eq!(sim.sent(phone(CARRIER), "INVITE").len(), 2);
+    assert_eq!(sim.sent(phone(CARRIER), "ACK").len(), 2);
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::TransferFailed {
+            call: 7,
+            why: TransferFailure::Refused(407)
+        })
+    );
+    assert!(sim.switch.is_empty());
+
+    // The same challenge marked stale: the nonce expired, the password is fine.
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, through_carrier(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    sim.deliver(challenge(&first, 407, "n-1", ""), phone(CARRIER));
+    let again = sim.sent(phone(CARRIER), "INVITE")[1].clone();
+    sim.deliver(
+        challenge(&again, 407, "n-2", ", stale=true"),
+        phone(CARRIER),
+    );
+    let third = sim.sent(phone(CARRIER), "INVITE")[2].clone();
+    let p = Params::parse(third.get("Proxy-Authorization").unwrap_or_default()).unwrap();
+    assert_eq!(p.get("nonce"), Some("n-2"));
+    assert_eq!(
+        third.all("Proxy-Authorization").count(),
+        1,
+        "the stale answer is replaced, not kept beside the new one"
+    );
+    // Stale for ever is a loop too: it ends.
+    for _ in 0..3 {
+        let last = sim
+            .sent(phone(CARRIER), "INVITE")
+            .last()
+            .map(|m| (*m).clone());
+        if let Some(last) = last {
+            sim.deliver(challenge(&last, 407, "n-x", ", stale=true"), phone(CARRIER));
+        }
+    }
+    assert_eq!(
+        sim.sent(phone(CARRIER), "INVITE").len(),
+        4,
+        "three answers at most"
+    );
+    assert!(sim.switch.is_empty());
+
+    // Without credentials a challenge is a refusal, as before.
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, dial_to(CARRIER), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    sim.deliver(challenge(&first, 407, "n-1", ""), phone(CARRIER));
+    assert_eq!(sim.sent(phone(CARRIER), "INVITE").len(), 1);
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::TransferFailed {
+            call: 7,
+            why: TransferFailure::Refused(407)
+        })
     );
 }
 

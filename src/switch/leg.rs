@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::media::g711::Law;
 use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::digest::{self, Challenge, Secret};
 use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::sip::transaction::Key;
@@ -34,6 +35,9 @@ pub struct Dial {
     pub context: Option<Context>,
     /// The leg's id in the media loop.
     pub media: u64,
+    /// What answers a `401`/`407` on the way (a trunk's credentials); none: a challenge is
+    /// a refusal.
+    pub auth: Option<Secret>,
 }
 
 impl Dial {
@@ -51,6 +55,7 @@ impl Dial {
             srtp: sdp::OfferSrtp::No,
             context,
             media: 0,
+            auth: None,
         }
     }
 }
@@ -116,6 +121,9 @@ pub struct Leg {
     /// Our 2xx to an offerless re-INVITE carried an offer, whose answer comes in the ACK: a
     /// new offer before then crosses it (glare, RFC 3261 §14.2) and gets 491.
     pub(super) offer_pending: bool,
+    pub(super) auth: Option<Secret>,
+    /// The challenges answered so far (`401`/`407` and realm): each is answered once.
+    pub(super) answered: Vec<(u16, String)>,
 }
 
 impl Leg {
@@ -173,6 +181,53 @@ pub(super) fn invite(dial: &Dial, fresh: &Fresh) -> Message {
         headers,
         body: fresh.offer.clone().into_bytes(),
     }
+}
+
+/// Challenges one leg answers at most (a proxy's and the far end's, and a stale nonce).
+pub(super) const MAX_CHALLENGES: usize = 3;
+
+/// The INVITE again, answering a `401`/`407` (RFC 3261 §22.2): the same Call-ID, From and
+/// To, the next CSeq, a fresh branch, and the credentials for the challenge's realm beside
+/// any given to another realm before. `None` when the answer cannot be given.
+pub(super) fn authorized(
+    invite: &Message,
+    code: u16,
+    ch: &Challenge,
+    secret: &Secret,
+    via: &str,
+    cnonce: &str,
+) -> Option<Message> {
+    let Start::Request { uri, .. } = &invite.start else {
+        return None;
+    };
+    let name = if code == 407 {
+        "Proxy-Authorization"
+    } else {
+        "Authorization"
+    };
+    let (n, _) = invite.get("CSeq").and_then(wire::parse_cseq)?;
+    let value = digest::answer(ch, secret, "INVITE", uri, cnonce, 1);
+    let mut again = invite.clone();
+    let same_realm = |v: &str| {
+        digest::Params::parse(v).is_some_and(|p| p.get("realm") == Some(ch.realm.as_str()))
+    };
+    again
+        .headers
+        .retain(|h| !(h.name.eq_ignore_ascii_case(name) && same_realm(&h.value)));
+    for h in &mut again.headers {
+        if h.name.eq_ignore_ascii_case("Via") {
+            h.value = via.to_string();
+        } else if h.name.eq_ignore_ascii_case("CSeq") {
+            h.value = format!("{} INVITE", n.saturating_add(1));
+        }
+    }
+    let at = again
+        .headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case("Content-Type"))
+        .unwrap_or(again.headers.len());
+    again.headers.insert(at, header(name, &value));
+    Some(again)
 }
 
 /// What the caller already told the line, as headers.

@@ -313,6 +313,8 @@ impl Switch {
                 srtp: None,
                 reinvite: None,
                 offer_pending: false,
+                auth: dial.auth,
+                answered: Vec::new(),
             },
         );
         call_id
@@ -675,6 +677,18 @@ impl Switch {
                     }
                 }
             }
+            (401 | 407, State::Ringing) if leg.auth.is_some() => {
+                if !self.answer_challenge(id, code, &resp, now) {
+                    self.event(
+                        Event::Refused {
+                            leg: id.to_string(),
+                            code,
+                        },
+                        now,
+                    );
+                    self.close(id, now);
+                }
+            }
             (_, State::Ringing) => {
                 self.event(
                     Event::Refused {
@@ -689,6 +703,55 @@ impl Switch {
             // A failure after the 2xx: the dialog stands (only BYE ends it).
             (_, State::Up { .. }) => {}
         }
+    }
+
+    /// Sends the leg's INVITE again with credentials for the challenge in `resp`; `false`
+    /// when it cannot or must not be answered: nothing we support, a realm already answered
+    /// (a wrong password: never a loop) unless its nonce went stale, or too many challenges.
+    fn answer_challenge(&mut self, id: &str, code: u16, resp: &Message, now: Instant) -> bool {
+        let name = if code == 407 {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let Some(ch) = crate::sip::digest::Challenge::pick(resp.all(name)) else {
+            tracing::info!(leg = id, code, "a challenge we cannot answer");
+            return false;
+        };
+        let (branch, cnonce) = (self.entropy.next(), self.entropy.next());
+        let Some(leg) = self.legs.get_mut(id) else {
+            return false;
+        };
+        let realm = (code, ch.realm.clone());
+        let again = leg.answered.contains(&realm);
+        if (again && !ch.stale) || leg.answered.len() >= leg::MAX_CHALLENGES {
+            tracing::info!(
+                leg = id,
+                code,
+                realm = ch.realm,
+                "challenged again after our answer: the credentials are refused"
+            );
+            return false;
+        }
+        let Some(secret) = leg.auth.clone() else {
+            return false;
+        };
+        let via = self.local.via(leg.link, branch);
+        let Some(invite) = leg::authorized(
+            &leg.invite,
+            code,
+            &ch,
+            &secret,
+            &via,
+            &format!("{cnonce:016x}"),
+        ) else {
+            return false;
+        };
+        leg.answered.push(realm);
+        leg.invite = invite.clone();
+        let (link, peer) = (leg.link, leg.peer);
+        self.send_request(&invite, link, peer, Some(id.to_string()), now);
+        true
     }
 
     /// A leg reached no one: its user hears why while it rang, and the leg is gone.

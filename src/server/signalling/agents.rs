@@ -773,6 +773,7 @@ impl Signalling {
             srtp: sdp::OfferSrtp::No,
             context: Some(context),
             media: 0,
+            auth: None,
         };
         let placed = phones.len();
         let ring = Ring { call, agent };
