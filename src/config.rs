@@ -21,6 +21,8 @@ pub struct Config {
     pub lines: BTreeMap<String, String>,
     pub routing: Routing,
     pub callbacks: Callbacks,
+    pub numbers: crate::numbers::Numbering,
+    pub trunks: Vec<Trunk>,
     pub desk: Desk,
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
@@ -28,6 +30,36 @@ pub struct Config {
 }
 
 impl Config {
+    /// The SIP gate's settings: `[sip]`'s, with every trunk's addresses trusted (a carrier
+    /// sends many calls a second from one address: that is no flood).
+    pub fn gate(&self) -> crate::sip::gate::GateConfig {
+        let mut gate = self.sip.gate();
+        for t in &self.trunks {
+            gate.trusted.extend(
+                t.addresses
+                    .iter()
+                    .filter_map(|a| a.parse::<std::net::IpAddr>().ok()),
+            );
+        }
+        gate
+    }
+
+    /// Whom hotline may dial: `[callbacks]`, the trunks and how numbers are written.
+    pub fn dial_policy(&self) -> crate::sip::dial::DialPolicy {
+        let mut policy = self.callbacks.policy();
+        policy.numbering = self.numbers.clone();
+        policy.trunks = self
+            .trunks
+            .iter()
+            .filter_map(Trunk::route)
+            .map(|mut r| {
+                r.caller_id = self.numbers.key(&r.caller_id);
+                r
+            })
+            .collect();
+        policy
+    }
+
     /// The queues an agent serves: those whose skills it has every one of.
     pub fn queues_of(&self, agent: &str) -> Vec<String> {
         let Some(a) = self.agents.iter().find(|a| a.id == agent) else {
@@ -51,6 +83,8 @@ impl Default for Config {
             lines: BTreeMap::from([("default".to_string(), "main".to_string())]),
             routing: Routing::default(),
             callbacks: Callbacks::default(),
+            numbers: crate::numbers::Numbering::default(),
+            trunks: Vec::new(),
             desk: Desk::default(),
             agents: Vec::new(),
             queues: Vec::new(),
@@ -281,7 +315,87 @@ impl Callbacks {
             domains: self.domains.clone(),
             gateway: self.gateway.clone().filter(|g| !g.trim().is_empty()),
             numbers: self.numbers.clone(),
+            ..Default::default()
         }
+    }
+}
+
+/// A carrier's SIP trunk (`[[trunks]]`; README, "Connecting a carrier"): where calls to
+/// numbers go out, with what credentials and caller ID, and where its calls come in from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    pub name: String,
+    /// Where calls (and the REGISTER) are sent: `sip:host[:port]`.
+    pub proxy: String,
+    /// The carrier's domain in From, To and the registration; default: the proxy's host.
+    #[serde(default)]
+    pub domain: String,
+    /// The credentials a 401/407 from the carrier is answered with.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// Register `username@domain` to the carrier, refreshed before it expires.
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "Trunk::default_expires")]
+    pub expires_s: u32,
+    /// The numbers hotline may dial through it, as E.164 prefixes (`+34`, `+346`); none:
+    /// it dials nothing.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// The addresses its calls come from: trusted by the flood limit, and their
+    /// P-Asserted-Identity believed for the caller's number.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The number presented on calls hotline places through it (From and
+    /// P-Asserted-Identity); default: `username`.
+    #[serde(default)]
+    pub caller_id: String,
+    /// A transfer through it presents the caller's own number (unless they asked for
+    /// privacy); `false`: `caller_id` always.
+    #[serde(default = "Trunk::yes")]
+    pub present_caller: bool,
+}
+
+impl Trunk {
+    fn default_expires() -> u32 {
+        600
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    /// What the dial policy needs of it; `None` when its proxy is no `sip:` URI (refused
+    /// when the config is read).
+    pub fn route(&self) -> Option<crate::sip::dial::Route> {
+        let proxy = crate::sip::dial::sip_target(&self.proxy)?;
+        let domain = if self.domain.trim().is_empty() {
+            proxy.host.clone()
+        } else {
+            self.domain.trim().to_string()
+        };
+        let auth = (!self.username.is_empty()).then(|| crate::sip::digest::Secret {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        });
+        let caller_id = if self.caller_id.is_empty() {
+            self.username.clone()
+        } else {
+            self.caller_id.clone()
+        };
+        Some(crate::sip::dial::Route {
+            name: self.name.clone(),
+            host: proxy.host,
+            port: proxy.port,
+            domain,
+            numbers: self.numbers.clone(),
+            auth,
+            caller_id,
+            present_caller: self.present_caller,
+        })
     }
 }
 
@@ -408,6 +522,20 @@ struct Places {
     agents: Vec<AgentPlaces>,
     #[serde(default)]
     queues: Vec<QueuePlaces>,
+    #[serde(default)]
+    trunks: Vec<TrunkPlaces>,
+    #[serde(default)]
+    numbers: Option<toml::Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TrunkPlaces {
+    name: Option<toml::Spanned<toml::Value>>,
+    proxy: Option<toml::Spanned<toml::Value>>,
+    password: Option<toml::Spanned<toml::Value>>,
+    numbers: Option<toml::Spanned<toml::Value>>,
+    addresses: Option<toml::Spanned<toml::Value>>,
+    caller_id: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -603,6 +731,13 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
             )));
         }
     }
+    if let Err(e) = config.numbers.check() {
+        return Err(ConfigError(format!(
+            "{}: {e}",
+            at(span_of(&places.numbers))
+        )));
+    }
+    check_trunks(config, &places.trunks, &at)?;
     let mut warnings = Vec::new();
     for (i, q) in config.queues.iter().enumerate() {
         let served = config
@@ -621,9 +756,145 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
     Ok(warnings)
 }
 
+/// `[[trunks]]`: each with its place in the file when it is wrong.
+fn check_trunks(
+    config: &Config,
+    places: &[TrunkPlaces],
+    at: &dyn Fn(Option<std::ops::Range<usize>>) -> String,
+) -> Result<(), ConfigError> {
+    let span_of = |v: &Option<toml::Spanned<toml::Value>>| v.as_ref().map(toml::Spanned::span);
+    let mut names = std::collections::HashSet::new();
+    for (i, t) in config.trunks.iter().enumerate() {
+        let place = places.get(i);
+        let here = |f: fn(&TrunkPlaces) -> &Option<toml::Spanned<toml::Value>>| {
+            at(place.and_then(|p| span_of(f(p)).or_else(|| span_of(&p.name))))
+        };
+        let name = &t.name;
+        if name.trim().is_empty() || !names.insert(name.as_str()) {
+            return Err(ConfigError(format!(
+                "{}: a trunk needs a name of its own (\"{name}\" is empty or given twice)",
+                here(|p| &p.name)
+            )));
+        }
+        match crate::sip::dial::sip_target(&t.proxy) {
+            None => {
+                return Err(ConfigError(format!(
+                    "{}: trunk \"{name}\": proxy = \"{}\" is not a sip: URI with a host (such as \"sip:sip.carrier.example:5060\")",
+                    here(|p| &p.proxy),
+                    t.proxy
+                )));
+            }
+            Some(_) if t.proxy.to_ascii_lowercase().contains("transport=") => {
+                return Err(ConfigError(format!(
+                    "{}: trunk \"{name}\": only UDP trunks are supported yet; drop the transport parameter",
+                    here(|p| &p.proxy)
+                )));
+            }
+            Some(_) => {}
+        }
+        if t.username.is_empty() != t.password.is_empty() || (t.register && t.username.is_empty()) {
+            return Err(ConfigError(format!(
+                "{}: trunk \"{name}\": username and password go together{}",
+                here(|p| &p.password),
+                if t.register {
+                    " (register = true needs both)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if !(60..=86_400).contains(&t.expires_s) {
+            return Err(ConfigError(format!(
+                "{}: trunk \"{name}\": expires_s = {} is not between 60 and 86400",
+                here(|p| &p.name),
+                t.expires_s
+            )));
+        }
+        for n in &t.numbers {
+            let digits = n.strip_prefix('+').unwrap_or("x");
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ConfigError(format!(
+                    "{}: trunk \"{name}\": numbers: \"{n}\" is not a prefix of E.164 numbers (a + and digits, such as \"+34\")",
+                    here(|p| &p.numbers)
+                )));
+            }
+        }
+        for a in &t.addresses {
+            if a.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError(format!(
+                    "{}: trunk \"{name}\": addresses: \"{a}\" is not an IP address",
+                    here(|p| &p.addresses)
+                )));
+            }
+        }
+        if !t.caller_id.is_empty() && config.numbers.e164(&t.caller_id).is_none() {
+            return Err(ConfigError(format!(
+                "{}: trunk \"{name}\": caller_id = \"{}\" is not a telephone number (with [numbers] country set, or written with +)",
+                here(|p| &p.caller_id),
+                t.caller_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trunks_are_read_and_their_mistakes_named_with_their_place() {
+        let ok = Loaded::parse(
+            "[numbers]\ncountry = \"34\"\n\n[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:5099\"\nusername = \"line1\"\npassword = \"s\"\nregister = true\nnumbers = [\"+34\"]\naddresses = [\"127.0.0.9\"]\ncaller_id = \"910000000\"\n",
+            Some("h.toml".into()),
+        )
+        .unwrap();
+        let route = ok.config.trunks[0].route().unwrap();
+        assert_eq!(
+            (route.host.as_str(), route.port, route.domain.as_str()),
+            ("127.0.0.1", 5099, "127.0.0.1")
+        );
+        assert!(
+            ok.config
+                .gate()
+                .trusted
+                .contains(&"127.0.0.9".parse().unwrap()),
+            "a trunk's address is trusted by the flood limit"
+        );
+        let refused = |text: &str, wanted: &str, line: u32| {
+            let e = Loaded::parse(text, Some("h.toml".into())).unwrap_err();
+            assert!(e.0.contains(wanted), "{e}");
+            assert!(e.0.starts_with(&format!("h.toml:{line}:")), "{e}");
+        };
+        let t = "[[trunks]]\nname = \"c\"\n";
+        refused(&format!("{t}proxy = \"carrier\"\n"), "not a sip: URI", 3);
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\nusername = \"u\"\n"),
+            "go together",
+            2,
+        );
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\nnumbers = [\"34\"]\n"),
+            "not a prefix of E.164",
+            4,
+        );
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\naddresses = [\"c.example\"]\n"),
+            "not an IP address",
+            4,
+        );
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\ncaller_id = \"910000000\"\n"),
+            "not a telephone number",
+            4,
+        );
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\n\n{t}proxy = \"sip:d.example\"\n"),
+            "given twice",
+            6,
+        );
+        refused("[numbers]\ncountry = \"+34\"\n", "country calling code", 1);
+    }
 
     #[test]
     fn mistakes_serde_cannot_see_are_refused_with_their_place() {

@@ -9,6 +9,7 @@ pub mod flow;
 pub mod fuzz;
 pub mod line;
 pub mod media;
+pub mod numbers;
 pub mod probe;
 pub mod routing;
 pub mod server;

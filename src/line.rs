@@ -200,6 +200,25 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
         warnings: notes,
         warning_count: warnings,
         lines: loaded.config.lines.clone(),
-        callbacks: loaded.config.callbacks.policy(),
+        callbacks: loaded.config.dial_policy(),
     })
+}
+
+impl Flows {
+    /// The flow a dialled user names in `[lines]`: exactly, or as the same number written
+    /// another way (`0034910000000` finds `"+34910000000"`); `None` for no entry.
+    pub fn line_named(&self, user: &str) -> Option<&str> {
+        if user.is_empty() {
+            return None;
+        }
+        if let Some(flow) = self.lines.get(user) {
+            return Some(flow);
+        }
+        let numbering = &self.callbacks.numbering;
+        let number = numbering.e164(user)?;
+        self.lines
+            .iter()
+            .find(|(key, _)| numbering.e164(key).as_deref() == Some(number.as_str()))
+            .map(|(_, flow)| flow.as_str())
+    }
 }

@@ -91,16 +91,24 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The flow a Request-URI user is answered by: its `[lines]` entry, else `default`.
-    pub fn line_for(&self, user: &str) -> Option<Line> {
+    /// The flow a call is answered by: the `[lines]` entry of its Request-URI user, else of
+    /// its To user (a carrier may put its own account in the Request-URI), else `default`.
+    /// Numbers match in any format, and the line is recorded in E.164.
+    pub fn line_for(&self, user: &str, to_user: &str) -> Option<Line> {
         let flows = self.flows();
-        let lines = &flows.lines;
-        let name = lines.get(user).or_else(|| lines.get("default"))?;
+        let (dialled, name) = match flows.line_named(user) {
+            Some(name) => (user, name),
+            None => match flows.line_named(to_user) {
+                Some(name) => (to_user, name),
+                None => (user, flows.lines.get("default")?.as_str()),
+            },
+        };
         let flow = flows.set.flow_by_name(name)?;
+        let dialled = flows.callbacks.numbering.key(dialled);
         Some(Line {
             flows,
             flow,
-            dialled: user.to_string(),
+            dialled,
             invited: jiff::Timestamp::now().to_string(),
             announce: None,
             probe: false,
@@ -310,7 +318,7 @@ pub async fn run(
         Some((at, certificate))
     };
     let (inbound_tx, inbound_rx) = crate::sip::transport::inbox();
-    let transport = Transport::bind(listen, inbound_tx, config.sip.gate(), tls)
+    let transport = Transport::bind(listen, inbound_tx, config.gate(), tls)
         .await
         .map_err(|source| ServeError::Bind {
             addr: format!("{listen} (or [sip] tls_listen {})", config.sip.tls_listen),

@@ -625,7 +625,12 @@ impl Signalling {
         let mut line = if toggle.is_some() {
             self.shared.announcement(user, Vec::new())
         } else {
-            let Some(mut line) = self.shared.line_for(user) else {
+            let to_user = req
+                .get("To")
+                .and_then(wire::parse_name_addr)
+                .map(|n| dialog::uri_user(&n.uri).to_string())
+                .unwrap_or_default();
+            let Some(mut line) = self.shared.line_for(user, &to_user) else {
                 tracing::info!(user, "INVITE for a line that does not exist");
                 return fail(self, 404, "No Such Line");
             };
@@ -896,12 +901,17 @@ impl Signalling {
         entry.phase = Phase::Answered {
             to_call: tx_in.clone(),
         };
-        let caller = entry
-            .invite_request
-            .get("From")
-            .and_then(wire::parse_name_addr)
-            .map(|n| n.uri)
-            .unwrap_or_default();
+        let from_trunk = self.shared.config.trunks.iter().any(|t| {
+            t.addresses
+                .iter()
+                .any(|a| a.parse::<std::net::IpAddr>().ok() == Some(entry.peer.ip()))
+        });
+        let caller = crate::sip::identity::caller(
+            &entry.invite_request,
+            from_trunk,
+            &line.flows.callbacks.numbering,
+        )
+        .uri;
         let id = self.next_call;
         self.next_call += 1;
         let span = tracing::info_span!("call", id, call_id, caller);

@@ -14,6 +14,49 @@ pub struct DialPolicy {
     pub gateway: Option<String>,
     /// Number prefixes the gateway may dial (`+34`, `+331`); none: the gateway dials nothing.
     pub numbers: Vec<String>,
+    /// How numbers written without `+` are read (`[numbers]`).
+    pub numbering: crate::numbers::Numbering,
+    /// The carriers' trunks (`[[trunks]]`), tried in order before the gateway.
+    pub trunks: Vec<Route>,
+}
+
+/// A trunk, as a call placed through it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    /// Its proxy: where requests are sent.
+    pub host: String,
+    pub port: u16,
+    /// The host in the URIs of calls through it.
+    pub domain: String,
+    /// E.164 prefixes it may dial.
+    pub numbers: Vec<String>,
+    /// What a 401/407 on the way is answered with.
+    pub auth: Option<super::digest::Secret>,
+    /// The number presented on calls placed through it.
+    pub caller_id: String,
+    /// A transfer through it presents the caller's number (unless they asked for privacy).
+    pub present_caller: bool,
+}
+
+impl Route {
+    /// A `sip:` URI for `user` at the trunk's domain.
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", bracketed(&self.domain))
+    }
+
+    /// Whether a call to `host` goes to this trunk (a transfer target on the carrier).
+    pub fn serves(&self, host: &str) -> bool {
+        host.eq_ignore_ascii_case(&self.host) || host.eq_ignore_ascii_case(&self.domain)
+    }
+}
+
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }
 
 /// Where a callback goes: the URI for the INVITE, and the host and port it is sent to.
@@ -22,6 +65,8 @@ pub struct Target {
     pub uri: String,
     pub host: String,
     pub port: u16,
+    /// The trunk it goes through, when it does.
+    pub trunk: Option<Route>,
 }
 
 impl DialPolicy {
@@ -33,17 +78,32 @@ impl DialPolicy {
         {
             return Ok(t);
         }
-        let Some(gateway) = &self.gateway else {
+        if self.gateway.is_none() && self.trunks.is_empty() {
             return Err(format!(
-                "{}: not a SIP host in [callbacks] domains, and no gateway is configured",
+                "{}: not a SIP host in [callbacks] domains, and no trunk or gateway is configured",
+                shown(uri)
+            ));
+        }
+        let Some(number) = self.numbering.e164(uri).or_else(|| number_of(uri)) else {
+            return Err(format!(
+                "{}: no telephone number in it to dial through a trunk",
                 shown(uri)
             ));
         };
-        let Some(number) = number_of(uri) else {
-            return Err(format!(
-                "{}: no telephone number in it for the gateway",
-                shown(uri)
-            ));
+        if let Some(route) = self
+            .trunks
+            .iter()
+            .find(|t| t.numbers.iter().any(|p| number.starts_with(p.as_str())))
+        {
+            return Ok(Target {
+                uri: format!("{};user=phone", route.uri(&number)),
+                host: route.host.clone(),
+                port: route.port,
+                trunk: Some(route.clone()),
+            });
+        }
+        let Some(gateway) = &self.gateway else {
+            return Err(format!("{number}: not a number any trunk's numbers allow"));
         };
         if !self.numbers.iter().any(|p| number.starts_with(p.as_str())) {
             return Err(format!(
@@ -51,15 +111,15 @@ impl DialPolicy {
             ));
         }
         let gw = sip_target(gateway).ok_or_else(|| format!("gateway {gateway}: not a sip: URI"))?;
-        let host = if gw.host.contains(':') {
-            format!("[{}]", gw.host)
-        } else {
-            gw.host.clone()
-        };
         Ok(Target {
-            uri: format!("sip:{number}@{host}:{};user=phone", gw.port),
+            uri: format!(
+                "sip:{number}@{}:{};user=phone",
+                bracketed(&gw.host),
+                gw.port
+            ),
             host: gw.host,
             port: gw.port,
+            trunk: None,
         })
     }
 }
@@ -103,6 +163,7 @@ pub fn sip_target(uri: &str) -> Option<Target> {
         uri: uri.to_string(),
         host: host.to_string(),
         port,
+        trunk: None,
     })
 }
 
@@ -140,7 +201,52 @@ mod tests {
             domains: vec!["127.0.0.1".into(), "pbx.example.com".into()],
             gateway: Some("sip:gw.example.net:5080".into()),
             numbers: vec!["+34".into(), "+331".into()],
+            ..DialPolicy::default()
         }
+    }
+
+    fn carrier() -> Route {
+        Route {
+            name: "carrier".into(),
+            host: "127.0.0.1".into(),
+            port: 5099,
+            domain: "carrier.test".into(),
+            numbers: vec!["+346".into(), "+349".into()],
+            auth: None,
+            caller_id: "+34910000000".into(),
+            present_caller: true,
+        }
+    }
+
+    #[test]
+    fn a_number_in_any_format_goes_through_the_trunk_that_carries_it() {
+        let p = DialPolicy {
+            numbering: crate::numbers::Numbering {
+                country: "34".into(),
+                national_digits: Some(9),
+                ..Default::default()
+            },
+            trunks: vec![carrier()],
+            ..DialPolicy::default()
+        };
+        for caller in [
+            "sip:600111222@carrier.test",
+            "sip:+34600111222@10.9.9.9",
+            "tel:0034600111222",
+            "sip:34600111222@carrier.test;user=phone",
+        ] {
+            let t = p.target(caller).unwrap();
+            assert_eq!(
+                t.uri, "sip:+34600111222@carrier.test;user=phone",
+                "{caller}"
+            );
+            assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5099));
+            assert_eq!(t.trunk.map(|r| r.name), Some("carrier".into()));
+        }
+        // +348 is not among the trunk's numbers: refused, whatever host the caller named.
+        let e = p.target("sip:+34800123456@carrier.test").unwrap_err();
+        assert!(e.contains("+34800123456"), "{e}");
+        assert!(p.target("sip:anonymous@anonymous.invalid").is_err());
     }
 
     #[test]
@@ -150,7 +256,8 @@ mod tests {
             Ok(Target {
                 uri: "sip:ana@127.0.0.1:5070".into(),
                 host: "127.0.0.1".into(),
-                port: 5070
+                port: 5070,
+                trunk: None,
             })
         );
         assert_eq!(

@@ -5,6 +5,7 @@ pub mod dial;
 pub mod dialog;
 pub mod digest;
 pub mod gate;
+pub mod identity;
 pub mod link;
 pub mod registrar;
 pub mod sdp;

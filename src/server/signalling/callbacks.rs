@@ -27,8 +27,8 @@ pub(in crate::server) struct Callback {
     pub attempts: u32,
     /// The leg dialling the caller, once the agent answered.
     pub caller_leg: Option<String>,
-    /// The SIP URI dialled.
-    pub dial: Option<String>,
+    /// Where the caller is dialled (the URI, and the trunk it goes through).
+    pub dial: Option<crate::sip::dial::Target>,
 }
 
 /// The row of a callback that is no stored request (a desk's "call back now").
@@ -257,7 +257,7 @@ impl Signalling {
         // Checked when the callback joined the line; checked again, never dialled verbatim.
         let target = self.shared.flows().callbacks.target(&caller).ok();
         if let (Some(t), Some(cb)) = (&target, w.callback.as_mut()) {
-            cb.dial = Some(t.uri.clone());
+            cb.dial = Some(t.clone());
         }
         tracing::info!(
             agent = self.agents.ids[agent],
@@ -293,7 +293,7 @@ impl Signalling {
         else {
             return; // the agent hung up meanwhile
         };
-        let (Some(target), Some(uri)) = (target, w.callback.as_ref().and_then(|c| c.dial.clone()))
+        let (Some(target), Some(how)) = (target, w.callback.as_ref().and_then(|c| c.dial.clone()))
         else {
             tracing::warn!(
                 caller = w.context.caller,
@@ -306,11 +306,29 @@ impl Signalling {
             return self.miss_callback(id, CallbackMiss::NoPort, now);
         };
         let made = w.callback.as_ref().map_or(0, |c| c.attempts);
-        let from = Party {
-            display: w.queue.clone(),
-            uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
+        let uri = how.uri.clone();
+        let mut dial = match &how.trunk {
+            // Through a carrier: the line's own number, in From and asserted, so the
+            // caller's phone shows who calls them back, and the carrier's credentials.
+            Some(trunk) => {
+                let from = Party {
+                    display: w.queue.clone(),
+                    uri: trunk.uri(&trunk.caller_id),
+                };
+                Dial {
+                    assert_identity: true,
+                    auth: trunk.auth.clone(),
+                    ..Dial::to_address(&uri, target, from, None)
+                }
+            }
+            None => {
+                let from = Party {
+                    display: w.queue.clone(),
+                    uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
+                };
+                Dial::to_address(&uri, target, from, None)
+            }
         };
-        let mut dial = Dial::to_address(&uri, target, from, None);
         tracing::info!(uri, %target, "calling the caller back");
         let media = self.media_for(&mut dial, &socket);
         let leg_id = self.switch.call_back(id, made, dial, now);

@@ -42,7 +42,9 @@ impl Signalling {
             Some(super::Phase::Answered { to_call }) => to_call.clone(),
             _ => return, // the caller is already gone
         };
-        let Some(crate::sip::dial::Target { uri, host, port }) = crate::sip::dial::sip_target(&to)
+        let Some(crate::sip::dial::Target {
+            uri, host, port, ..
+        }) = crate::sip::dial::sip_target(&to)
         else {
             tracing::warn!(to, "cannot transfer: not a sip: URI with a host");
             let _ = to_call.send(CallInput::TransferFailed);
@@ -87,9 +89,32 @@ impl Signalling {
             tracing::warn!("cannot transfer: no RTP port free");
             return self.transfer_failed(id);
         };
-        let from = Party {
-            display: crate::sip::dialog::uri_user(&t.context.caller).to_string(),
-            uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
+        let flows = self.shared.flows();
+        let trunk = crate::sip::dial::sip_target(&t.uri)
+            .and_then(|u| flows.callbacks.trunks.iter().find(|r| r.serves(&u.host)))
+            .cloned();
+        let private = self.calls.get(&t.call_id).is_some_and(|c| {
+            crate::sip::identity::caller(&c.invite_request, false, &flows.callbacks.numbering)
+                .private
+        });
+        let from = match &trunk {
+            // Through a carrier: the caller's own number where the trunk lets us present it
+            // and they did not ask for privacy, else the line's; never our own domain.
+            Some(r) => {
+                let number = flows.callbacks.numbering.e164(&t.context.caller);
+                let user = match number {
+                    Some(n) if r.present_caller && !private => n,
+                    _ => r.caller_id.clone(),
+                };
+                Party {
+                    display: if private { String::new() } else { user.clone() },
+                    uri: r.uri(&user),
+                }
+            }
+            None => Party {
+                display: crate::sip::dialog::uri_user(&t.context.caller).to_string(),
+                uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
+            },
         };
         let context = Context {
             caller: t.context.caller.clone(),
@@ -99,7 +124,13 @@ impl Signalling {
             callback_attempt: None,
             variables: t.context.variables.clone(),
         };
-        let mut dial = Dial::to_address(&t.uri, target, from, Some(context));
+        // What the caller told the line is for the humans of a PBX, not for a carrier.
+        let context = trunk.is_none().then_some(context);
+        let mut dial = Dial {
+            assert_identity: trunk.is_some(),
+            auth: trunk.and_then(|r| r.auth),
+            ..Dial::to_address(&t.uri, target, from, context)
+        };
         let ring_timeout = t.ring_timeout;
         tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
         let media = self.media_for(&mut dial, &socket);
