@@ -8,6 +8,8 @@
 
 #[path = "e2e/agents.rs"]
 mod agents;
+#[path = "e2e/carrier.rs"]
+mod carrier;
 mod common;
 #[path = "e2e/desk.rs"]
 mod desk;
@@ -217,6 +219,7 @@ hold = "hold"
 agent = "agentline"
 wait = "waitline"
 front = "transferline"
+"+34910000000" = "main"
 
 {tail}"#,
             sip = ports.sip,

@@ -136,6 +136,7 @@ impl Sim {
             context,
             media: u64::from(port),
             auth: None,
+            redirect: None,
         };
         let id = self.switch.place(dial, self.now);
         self.pump();
@@ -739,6 +740,7 @@ impl Routed {
                         }),
                         media: 0,
                         auth: None,
+                        redirect: None,
                     };
                     let now = self.sim.now;
                     self.sim
@@ -1264,7 +1266,8 @@ fn carrier_accepts(req: &Message, header: &str, password: &str) -> bool {
         Start::Response { .. } => return false,
     };
     let ha1 = h(format!("{}:{}:{password}", f("username"), f("realm")));
-    let ha2 = h(format!("INVITE:{}", f("uri")));
+    let method = req.method().unwrap_or_default();
+    let ha2 = h(format!("{method}:{}", f("uri")));
     f("uri") == uri
         && f("response")
             == h(format!(
@@ -1407,6 +1410,326 @@ fn wrong_credentials_are_refused_not_looped_and_a_stale_nonce_is_tried_again() {
             call: 7,
             why: TransferFailure::Refused(407)
         })
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Redirects.
+
+use hotline::sip::dial::{DialPolicy, Route};
+use hotline::switch::Redirect;
+
+/// A callback through the carrier's trunk (at 127.0.0.1:CARRIER), which carries Spanish
+/// numbers only.
+fn redirectable() -> Dial {
+    let policy = DialPolicy {
+        trunks: vec![Route {
+            name: "carrier".into(),
+            host: "127.0.0.1".into(),
+            port: CARRIER,
+            domain: "carrier.test".into(),
+            numbers: vec!["+34".into()],
+            auth: None,
+            caller_id: "+34910000000".into(),
+            present_caller: true,
+        }],
+        ..DialPolicy::default()
+    };
+    Dial {
+        redirect: Some(Redirect {
+            policy: std::sync::Arc::new(policy),
+            host: "127.0.0.1".into(),
+            port: CARRIER,
+        }),
+        ..dial_to(CARRIER)
+    }
+}
+
+fn moved(req: &Message, contacts: &[&str]) -> Message {
+    let headers: Vec<(String, String)> = contacts
+        .iter()
+        .map(|c| ("Contact".to_string(), format!("<{c}>")))
+        .collect();
+    wire::response_to(
+        req,
+        302,
+        "Moved Temporarily",
+        Some("c"),
+        &headers,
+        Vec::new(),
+    )
+}
+
+#[test]
+fn a_redirect_is_followed_only_to_what_the_dial_policy_allows() {
+    // To a premium number abroad, on a host the redirect names: refused, nothing dialled.
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, redirectable(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    sim.deliver(
+        moved(
+            &first,
+            &["sip:+19005550100@evil.example", "tel:+19005550101"],
+        ),
+        phone(CARRIER),
+    );
+    assert_eq!(sim.sent(phone(CARRIER), "INVITE").len(), 1);
+    assert_eq!(
+        sim.take_events().first(),
+        Some(&Event::TransferFailed {
+            call: 7,
+            why: TransferFailure::Refused(302)
+        })
+    );
+
+    // To a Spanish number: the trunk carries it, so it is dialled there, in the same call.
+    let mut sim = Sim::new();
+    let leg = sim
+        .switch
+        .transfer(7, redirectable(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    let first = sim.invite_to(phone(CARRIER));
+    sim.deliver(
+        moved(
+            &first,
+            &[
+                "sip:+19005550100@evil.example",
+                "sip:+34600999888@elsewhere.example",
+            ],
+        ),
+        phone(CARRIER),
+    );
+    let invites = sim.sent(phone(CARRIER), "INVITE");
+    assert_eq!(invites.len(), 2);
+    let again = invites[1].clone();
+    assert!(matches!(
+        &again.start,
+        Start::Request { uri, .. } if uri == "sip:+34600999888@carrier.test;user=phone"
+    ));
+    assert_eq!(again.get("Call-ID"), first.get("Call-ID"));
+    assert_eq!(again.get("CSeq"), Some("2 INVITE"));
+    sim.deliver(
+        answer(&again, 200, "OK", Some(phone_sdp(40_000))),
+        phone(CARRIER),
+    );
+    assert!(matches!(
+        sim.take_events().as_slice(),
+        [Event::TransferAnswered { call: 7, leg: l, .. }] if *l == leg
+    ));
+
+    // Redirected round and round: three are followed, then it is a refusal.
+    let mut sim = Sim::new();
+    sim.switch
+        .transfer(7, redirectable(), Duration::from_secs(20), sim.now);
+    sim.pump();
+    for _ in 0..5 {
+        let last = sim
+            .sent(phone(CARRIER), "INVITE")
+            .last()
+            .map(|m| (*m).clone());
+        if let Some(last) = last {
+            sim.deliver(moved(&last, &["tel:+34600999888"]), phone(CARRIER));
+        }
+    }
+    assert_eq!(sim.sent(phone(CARRIER), "INVITE").len(), 4);
+    assert!(sim.switch.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Registering to a carrier.
+
+use hotline::switch::{Account, Registration};
+
+fn account() -> Account {
+    Account {
+        trunk: "carrier".into(),
+        registrar: "sip:carrier.test".into(),
+        aor: "sip:line1@carrier.test".into(),
+        contact_user: "line1".into(),
+        link: Link::Udp,
+        peer: phone(CARRIER),
+        auth: Some(Secret {
+            username: "line1".into(),
+            password: "s3cret".into(),
+        }),
+        expires: 600,
+    }
+}
+
+fn registers(sim: &Sim) -> Vec<Message> {
+    sim.sent(phone(CARRIER), "REGISTER")
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+fn registration_events(sim: &mut Sim) -> Vec<Registration> {
+    sim.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Registration { trunk, state } if trunk == "carrier" => Some(state),
+            _ => None,
+        })
+        .collect()
+}
+
+fn granted(req: &Message, expires: u32) -> Message {
+    let contact = format!(
+        "{};expires={expires}",
+        req.get("Contact").unwrap_or_default()
+    );
+    wire::response_to(
+        req,
+        200,
+        "OK",
+        Some("reg"),
+        &[("Contact".into(), contact)],
+        Vec::new(),
+    )
+}
+
+#[test]
+fn hotline_registers_answers_the_challenge_and_refreshes_before_expiry() {
+    let mut sim = Sim::new();
+    sim.switch.register(account(), sim.now);
+    sim.pump();
+    let first = registers(&sim)[0].clone();
+    assert_eq!(first.get("To"), Some("<sip:line1@carrier.test>"));
+    assert!(
+        first
+            .get("From")
+            .unwrap_or_default()
+            .starts_with("<sip:line1@carrier.test>;tag=")
+    );
+    assert_eq!(first.get("Expires"), Some("600"));
+    assert!(
+        first
+            .get("Contact")
+            .unwrap_or_default()
+            .starts_with("<sip:line1@"),
+        "calls for the account come to us"
+    );
+    sim.deliver(challenge(&first, 401, "r-1", ""), phone(CARRIER));
+    let second = registers(&sim)[1].clone();
+    assert_eq!(second.get("CSeq"), Some("2 REGISTER"));
+    assert_eq!(second.get("Call-ID"), first.get("Call-ID"));
+    assert!(carrier_accepts(&second, "Authorization", "s3cret"));
+    assert!(registration_events(&mut sim).is_empty());
+    // The carrier grants 300 s: refreshed at 240 s, in the same Call-ID.
+    sim.deliver(granted(&second, 300), phone(CARRIER));
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Registered { expires: 300 }]
+    );
+    sim.advance(239_000);
+    assert_eq!(registers(&sim).len(), 2);
+    sim.advance(1_000);
+    let refresh = registers(&sim)[2].clone();
+    assert_eq!(refresh.get("CSeq"), Some("3 REGISTER"));
+    assert_eq!(refresh.get("Call-ID"), first.get("Call-ID"));
+    // Challenged again with a fresh nonce, as carriers do: answered again.
+    sim.deliver(challenge(&refresh, 401, "r-2", ""), phone(CARRIER));
+    let answered = registers(&sim)[3].clone();
+    assert!(carrier_accepts(&answered, "Authorization", "s3cret"));
+    sim.deliver(granted(&answered, 300), phone(CARRIER));
+    assert_eq!(
+        sim.switch.registrations(),
+        [(
+            "carrier".to_string(),
+            Registration::Registered { expires: 300 }
+        )]
+    );
+    // Stopping: the binding is taken down.
+    sim.switch.unregister_all(sim.now);
+    sim.pump();
+    let bye = registers(&sim).last().cloned().unwrap();
+    assert_eq!(bye.get("Expires"), Some("0"));
+    sim.advance(3_600_000);
+    assert_eq!(registers(&sim).len(), 5, "no refresh after leaving");
+}
+
+#[test]
+fn a_refusing_or_silent_carrier_is_retried_ever_later_and_a_wrong_password_never_loops() {
+    let mut sim = Sim::new();
+    sim.switch.register(account(), sim.now);
+    sim.pump();
+    let first = registers(&sim)[0].clone();
+    sim.deliver(challenge(&first, 401, "r-1", ""), phone(CARRIER));
+    let second = registers(&sim)[1].clone();
+    // Challenged again for the realm we answered: the password is wrong.
+    sim.deliver(challenge(&second, 401, "r-2", ""), phone(CARRIER));
+    assert_eq!(registers(&sim).len(), 2, "no loop");
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Failed {
+            code: Some(401),
+            retry_in: Duration::from_secs(30)
+        }]
+    );
+    // 30 s on, again; this time the carrier says nothing (Timer F, 32 s): 60 s next.
+    sim.advance(30_000);
+    assert_eq!(registers(&sim).len(), 3);
+    sim.advance(32_000);
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Failed {
+            code: None,
+            retry_in: Duration::from_secs(60)
+        }]
+    );
+    // Every wait doubles, up to ten minutes.
+    for _ in 0..6 {
+        sim.advance(700_000);
+    }
+    let waits: Vec<Duration> = registration_events(&mut sim)
+        .into_iter()
+        .filter_map(|s| match s {
+            Registration::Failed { retry_in, .. } => Some(retry_in),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        waits.iter().all(|w| *w <= Duration::from_secs(600)),
+        "{waits:?}"
+    );
+    assert_eq!(waits.last(), Some(&Duration::from_secs(600)), "{waits:?}");
+    // It comes back: registered, and the next failure waits 30 s again.
+    let last = registers(&sim).last().cloned().unwrap();
+    sim.advance(600_000);
+    let retry = registers(&sim).last().cloned().unwrap();
+    assert_ne!(retry.get("CSeq"), last.get("CSeq"));
+    sim.deliver(granted(&retry, 600), phone(CARRIER));
+    assert_eq!(
+        registration_events(&mut sim).last(),
+        Some(&Registration::Registered { expires: 600 })
+    );
+}
+
+#[test]
+fn an_interval_too_brief_takes_the_carriers_minimum() {
+    let mut sim = Sim::new();
+    sim.switch.register(account(), sim.now);
+    sim.pump();
+    let first = registers(&sim)[0].clone();
+    sim.deliver(
+        wire::response_to(
+            &first,
+            423,
+            "Interval Too Brief",
+            Some("reg"),
+            &[("Min-Expires".into(), "3600".into())],
+            Vec::new(),
+        ),
+        phone(CARRIER),
+    );
+    let again = registers(&sim)[1].clone();
+    assert_eq!(again.get("Expires"), Some("3600"));
+    sim.deliver(granted(&again, 3600), phone(CARRIER));
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Registered { expires: 3600 }]
     );
 }
 

@@ -199,9 +199,15 @@ async fn reads_guard(
 ) -> Response {
     let path = req.uri().path();
     let guarded = path == "/metrics"
-        || ["/api/agents", "/api/queues", "/api/calls", "/api/flows"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+        || [
+            "/api/agents",
+            "/api/queues",
+            "/api/calls",
+            "/api/flows",
+            "/api/trunks",
+        ]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
     if guarded
         && req.method() == axum::http::Method::GET
         && !state.status.config.http.open_reads
@@ -230,6 +236,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/agents/{id}", get(agent))
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(queues))
+        .route("/api/trunks", get(trunks))
         .route("/api/calls", get(calls))
         .route("/api/calls/{id}", get(call))
         .route("/api/followups", get(followups::list))
@@ -303,6 +310,14 @@ async fn agent(
 
 async fn queues(State(state): State<ApiState>) -> Response {
     match ask(&state, ApiQuery::Queues).await {
+        Some(rows) => Json(rows).into_response(),
+        None => unavailable(),
+    }
+}
+
+/// The carrier trunks, and whether hotline is registered to each.
+async fn trunks(State(state): State<ApiState>) -> Response {
+    match ask(&state, ApiQuery::Trunks).await {
         Some(rows) => Json(rows).into_response(),
         None => unavailable(),
     }
@@ -655,6 +670,21 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         g.agents
             .iter()
             .map(|(s, n)| (format!("{{state=\"{s}\"}}"), *n as f64))
+            .collect(),
+    );
+    family(
+        "hotline_trunk_registered",
+        "gauge",
+        "1 while hotline is registered to the trunk's carrier, 0 otherwise (registering trunks only).",
+        g.trunks
+            .iter()
+            .filter(|t| t.register)
+            .map(|t| {
+                (
+                    format!("{{trunk=\"{}\"}}", label(&t.name)),
+                    f64::from(u8::from(t.state == "registered")),
+                )
+            })
             .collect(),
     );
     family(

@@ -7,6 +7,7 @@
 mod agents;
 mod callbacks;
 mod transfers;
+mod trunks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -89,6 +90,11 @@ pub enum SipCommand {
     TransferResolved { id: u64, target: Option<SocketAddr> },
     /// The callback's number resolved (or not): dial it.
     CallbackResolved { id: u64, target: Option<SocketAddr> },
+    /// A registering trunk's proxy resolved (or not).
+    TrunkResolved {
+        name: String,
+        target: Option<SocketAddr>,
+    },
 }
 
 /// What the caller already told the line, handed to the agent with the call.
@@ -242,6 +248,7 @@ impl Signalling {
         tokio::pin!(shutdown);
         self.load_registrations(Instant::now());
         self.load_callbacks(Instant::now());
+        self.start_trunks();
         let grace = Duration::from_secs(u64::from(self.shared.config.sip.shutdown_grace_s));
         let mut grace_end: Option<Instant> = None;
         let mut hard_end: Option<Instant> = None;
@@ -277,6 +284,8 @@ impl Signalling {
                         "shutting down: new calls get 503, live calls may finish"
                     );
                     grace_end = Some(now + grace);
+                    // Calls for our carrier accounts go elsewhere from now on.
+                    self.switch.unregister_all(now);
                 }
                 _ = grace_sleep => {
                     grace_end = None;
@@ -1241,6 +1250,7 @@ impl Signalling {
                 self.dial_transfer(id, target, now);
             }
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
+            SipCommand::TrunkResolved { name, target } => self.register_trunk(name, target, now),
         }
     }
 

@@ -6,6 +6,8 @@
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
+use super::wire::{self, Header, Message, Start};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     Sha256,
@@ -243,6 +245,85 @@ pub fn answer(
         v.push_str(&format!(", opaque=\"{o}\""));
     }
     v
+}
+
+/// The challenges one request has answered (`401`/`407` and realm): each is answered once
+/// (a second challenge for it means the password is wrong: never a loop), again only when
+/// its nonce went stale, and three at most (a proxy's, the far end's, and a stale nonce).
+#[derive(Debug, Clone, Default)]
+pub struct Answered(Vec<(u16, String)>);
+
+impl Answered {
+    const MAX: usize = 3;
+
+    /// Whether `ch`, sent with `code`, may be answered; if so it is counted.
+    pub fn may_answer(&mut self, code: u16, ch: &Challenge) -> bool {
+        let realm = (code, ch.realm.clone());
+        if (self.0.contains(&realm) && !ch.stale) || self.0.len() >= Self::MAX {
+            return false;
+        }
+        self.0.push(realm);
+        true
+    }
+}
+
+/// The challenge in a `401`/`407`: `WWW-Authenticate` or `Proxy-Authenticate`.
+pub fn challenge_in(resp: &Message, code: u16) -> Option<Challenge> {
+    let name = if code == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    Challenge::pick(resp.all(name))
+}
+
+/// `req` again, answering a `401`/`407` (RFC 3261 §22.2): the same Call-ID, From and To,
+/// the next CSeq, the top Via given (a fresh branch), and the credentials for the
+/// challenge's realm beside any given to another realm before. `None` for no request.
+pub fn authorized(
+    req: &Message,
+    code: u16,
+    ch: &Challenge,
+    secret: &Secret,
+    via: &str,
+    cnonce: &str,
+) -> Option<Message> {
+    let Start::Request { method, uri } = &req.start else {
+        return None;
+    };
+    let name = if code == 407 {
+        "Proxy-Authorization"
+    } else {
+        "Authorization"
+    };
+    let (n, _) = req.get("CSeq").and_then(wire::parse_cseq)?;
+    let value = answer(ch, secret, method, uri, cnonce, 1);
+    let mut again = req.clone();
+    let same_realm =
+        |v: &str| Params::parse(v).is_some_and(|p| p.get("realm") == Some(ch.realm.as_str()));
+    again
+        .headers
+        .retain(|h| !(h.name.eq_ignore_ascii_case(name) && same_realm(&h.value)));
+    for h in &mut again.headers {
+        if h.name.eq_ignore_ascii_case("Via") {
+            h.value = via.to_string();
+        } else if h.name.eq_ignore_ascii_case("CSeq") {
+            h.value = format!("{} {method}", n.saturating_add(1));
+        }
+    }
+    let at = again
+        .headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case("Content-Type"))
+        .unwrap_or(again.headers.len());
+    again.headers.insert(
+        at,
+        Header {
+            name: name.to_string(),
+            value,
+        },
+    );
+    Some(again)
 }
 
 #[cfg(test)]

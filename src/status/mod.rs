@@ -142,6 +142,8 @@ pub enum ApiQuery {
     },
     /// Live calls and agents by state, for the metrics.
     Gauges(oneshot::Sender<Gauges>),
+    /// The carrier trunks and their registrations.
+    Trunks(oneshot::Sender<Vec<TrunkRow>>),
     /// The callers waiting for or talking to a human, longest waiting first.
     LiveCalls(oneshot::Sender<Vec<caller::LiveCall>>),
     /// An agent calls a caller back now (a follow-up on the desk): ring the agent, then dial
@@ -200,6 +202,21 @@ pub struct Gauges {
     pub sip_banned_addresses: usize,
     pub agents: Vec<(&'static str, usize)>,
     pub queues: Vec<QueueRow>,
+    pub trunks: Vec<TrunkRow>,
+}
+
+/// One trunk as `/api/trunks` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrunkRow {
+    pub name: String,
+    pub proxy: String,
+    pub register: bool,
+    /// `registered`, `registering`, `failed`, `unregistered`, or `off` (not registering).
+    pub state: &'static str,
+    pub expires_s: Option<u32>,
+    /// The carrier's refusal, when it refused.
+    pub code: Option<u16>,
+    pub retry_in_s: Option<u64>,
 }
 
 /// Counters the server keeps (metrics arrive with the HTTP API).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::media::g711::Law;
 use crate::sip::dialog::{ALLOW, Dialog};
-use crate::sip::digest::{self, Challenge, Secret};
+use crate::sip::digest::{Answered, Secret};
 use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::sip::transaction::Key;
@@ -38,7 +38,23 @@ pub struct Dial {
     /// What answers a `401`/`407` on the way (a trunk's credentials); none: a challenge is
     /// a refusal.
     pub auth: Option<Secret>,
+    /// Which `3xx` redirects may be followed; none: a redirect is a refusal.
+    pub redirect: Option<Redirect>,
 }
+
+/// How a leg follows a `3xx`: only to what the dial policy allows, and only through the same
+/// next hop it was sent to (the trunk's proxy: no new lookup, no new destination), a few
+/// times at most.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    pub policy: Arc<crate::sip::dial::DialPolicy>,
+    /// The host and port the leg was sent to, as the policy names them.
+    pub host: String,
+    pub port: u16,
+}
+
+/// Redirects one leg follows at most.
+pub(super) const MAX_REDIRECTS: u8 = 3;
 
 impl Dial {
     /// A call to an address hotline dials itself (a callback's caller, a transfer target):
@@ -56,6 +72,7 @@ impl Dial {
             context,
             media: 0,
             auth: None,
+            redirect: None,
         }
     }
 }
@@ -122,8 +139,9 @@ pub struct Leg {
     /// new offer before then crosses it (glare, RFC 3261 §14.2) and gets 491.
     pub(super) offer_pending: bool,
     pub(super) auth: Option<Secret>,
-    /// The challenges answered so far (`401`/`407` and realm): each is answered once.
-    pub(super) answered: Vec<(u16, String)>,
+    pub(super) answered: Answered,
+    pub(super) redirect: Option<Redirect>,
+    pub(super) redirects: u8,
 }
 
 impl Leg {
@@ -183,37 +201,19 @@ pub(super) fn invite(dial: &Dial, fresh: &Fresh) -> Message {
     }
 }
 
-/// Challenges one leg answers at most (a proxy's and the far end's, and a stale nonce).
-pub(super) const MAX_CHALLENGES: usize = 3;
-
-/// The INVITE again, answering a `401`/`407` (RFC 3261 §22.2): the same Call-ID, From and
-/// To, the next CSeq, a fresh branch, and the credentials for the challenge's realm beside
-/// any given to another realm before. `None` when the answer cannot be given.
-pub(super) fn authorized(
-    invite: &Message,
-    code: u16,
-    ch: &Challenge,
-    secret: &Secret,
-    via: &str,
-    cnonce: &str,
-) -> Option<Message> {
-    let Start::Request { uri, .. } = &invite.start else {
-        return None;
-    };
-    let name = if code == 407 {
-        "Proxy-Authorization"
-    } else {
-        "Authorization"
-    };
+/// The INVITE again to `uri` after a redirect (RFC 3261 §8.1.3.4): the same Call-ID, From
+/// and To, the next CSeq, the top Via given, and no credentials (the new target asks anew).
+pub(super) fn redirected(invite: &Message, uri: &str, via: &str) -> Option<Message> {
     let (n, _) = invite.get("CSeq").and_then(wire::parse_cseq)?;
-    let value = digest::answer(ch, secret, "INVITE", uri, cnonce, 1);
     let mut again = invite.clone();
-    let same_realm = |v: &str| {
-        digest::Params::parse(v).is_some_and(|p| p.get("realm") == Some(ch.realm.as_str()))
+    again.start = Start::Request {
+        method: "INVITE".into(),
+        uri: uri.to_string(),
     };
-    again
-        .headers
-        .retain(|h| !(h.name.eq_ignore_ascii_case(name) && same_realm(&h.value)));
+    again.headers.retain(|h| {
+        !h.name.eq_ignore_ascii_case("Authorization")
+            && !h.name.eq_ignore_ascii_case("Proxy-Authorization")
+    });
     for h in &mut again.headers {
         if h.name.eq_ignore_ascii_case("Via") {
             h.value = via.to_string();
@@ -221,12 +221,6 @@ pub(super) fn authorized(
             h.value = format!("{} INVITE", n.saturating_add(1));
         }
     }
-    let at = again
-        .headers
-        .iter()
-        .position(|h| h.name.eq_ignore_ascii_case("Content-Type"))
-        .unwrap_or(again.headers.len());
-    again.headers.insert(at, header(name, &value));
     Some(again)
 }
 

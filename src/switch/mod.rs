@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod callbacks;
 pub mod leg;
+pub mod registrations;
 pub mod transfers;
 
 use core::net::{IpAddr, SocketAddr};
@@ -24,6 +25,7 @@ use std::time::Instant;
 
 use crate::media::srtp::MASTER_LEN;
 use crate::sip::dialog::Dialog;
+use crate::sip::digest;
 use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::sip::transaction::{self, Key, Transaction};
@@ -31,8 +33,9 @@ use crate::sip::wire::{self, Message, Method, Start};
 
 pub use agents::{Phone, Ring};
 pub use callbacks::CallbackMiss;
-pub use leg::{Context, Dial, Leg, Party, Phase};
+pub use leg::{Context, Dial, Leg, Party, Phase, Redirect};
 use leg::{State, header};
+pub use registrations::{Account, Registration};
 pub use transfers::TransferFailure;
 
 /// Randomness, injected: the server's is the operating system's, a test's is a counter.
@@ -59,7 +62,7 @@ pub struct Local {
 }
 
 impl Local {
-    fn port_for(&self, link: Link) -> u16 {
+    pub(crate) fn port_for(&self, link: Link) -> u16 {
         match (link, self.tls_port) {
             (Link::Tls(_), Some(p)) => p,
             _ => self.port,
@@ -183,6 +186,8 @@ pub enum Event {
     },
     /// A callback's retry time has come: back in line.
     CallbackDue { id: u64 },
+    /// A carrier registration changed state.
+    Registration { trunk: String, state: Registration },
 }
 
 impl Event {
@@ -202,7 +207,8 @@ impl Event {
             | Event::TransferFailed { .. }
             | Event::CallbackLater { .. }
             | Event::CallbackFailed { .. }
-            | Event::CallbackDue { .. } => None,
+            | Event::CallbackDue { .. }
+            | Event::Registration { .. } => None,
         }
     }
 
@@ -225,6 +231,8 @@ enum Deadline {
     TransferRing(String),
     CallbackRing(String),
     CallbackRetry(u64),
+    /// A registration's refresh or retry is due.
+    Register(String),
 }
 
 struct Tx {
@@ -233,6 +241,8 @@ struct Tx {
     peer: SocketAddr,
     /// The leg whose INVITE this client transaction carries.
     leg: Option<String>,
+    /// The trunk whose REGISTER it carries.
+    trunk: Option<String>,
 }
 
 /// The legs hotline places, and their transactions.
@@ -243,6 +253,7 @@ pub struct Switch {
     rings: agents::Rings,
     transfers: transfers::Transfers,
     callbacks: callbacks::Callbacks,
+    registrations: BTreeMap<String, registrations::Registrant>,
     transactions: HashMap<Key, Tx>,
     timers: BTreeMap<(Instant, u64), Key>,
     deadlines: BTreeMap<(Instant, u64), Deadline>,
@@ -260,6 +271,7 @@ impl Switch {
             rings: agents::Rings::default(),
             transfers: transfers::Transfers::default(),
             callbacks: callbacks::Callbacks::default(),
+            registrations: BTreeMap::new(),
             transactions: HashMap::new(),
             timers: BTreeMap::new(),
             deadlines: BTreeMap::new(),
@@ -314,7 +326,9 @@ impl Switch {
                 reinvite: None,
                 offer_pending: false,
                 auth: dial.auth,
-                answered: Vec::new(),
+                answered: Default::default(),
+                redirect: dial.redirect,
+                redirects: 0,
             },
         );
         call_id
@@ -520,6 +534,9 @@ impl Switch {
         let Some(key) = Key::of(req, &method) else {
             return;
         };
+        let trunk = (method == "REGISTER")
+            .then(|| req.get("Call-ID").and_then(|c| self.registrant_of(c)))
+            .flatten();
         let (tx, out) = Transaction::client(
             method == "INVITE",
             req.to_bytes(),
@@ -533,6 +550,7 @@ impl Switch {
                 link,
                 peer,
                 leg,
+                trunk,
             },
             out,
         );
@@ -556,6 +574,7 @@ impl Switch {
                 Deadline::TransferRing(leg) => self.transfer_rang_out(&leg, now),
                 Deadline::CallbackRing(leg) => self.callback_rang_out(&leg, now),
                 Deadline::CallbackRetry(id) => self.callback_due(id),
+                Deadline::Register(trunk) => self.send_register(&trunk, now),
             }
         }
         while let Some(entry) = self.timers.first_entry() {
@@ -569,12 +588,15 @@ impl Switch {
             if e.tx.poll_timeout().is_none_or(|t| t > now) {
                 continue; // superseded by a later timer of the same transaction
             }
-            let (link, peer, leg) = (e.link, e.peer, e.leg.clone());
+            let (link, peer, leg, trunk) = (e.link, e.peer, e.leg.clone(), e.trunk.clone());
             let out = e.tx.on_timer(now);
             let (_, timed_out) = self.emit(link, peer, out);
             self.schedule(&key);
             if timed_out && let Some(leg) = leg {
                 self.unreached(&leg, Unreached::NoResponse, now);
+            }
+            if timed_out && let Some(trunk) = trunk {
+                self.registration_answer(&trunk, None, now);
             }
         }
     }
@@ -602,13 +624,17 @@ impl Switch {
             Some(l) => leg::same_transaction(&l.invite, "ACK", r.get("To")).to_bytes(),
             None => Vec::new(),
         };
-        let (link, peer) = (entry.link, entry.peer);
+        let (link, peer, trunk) = (entry.link, entry.peer, entry.trunk.clone());
         let out = entry.tx.on_response(msg, failure_ack, now);
         let (responses, _) = self.emit(link, peer, out);
         self.schedule(&key);
         if let Some(leg) = leg {
             for r in responses {
                 self.leg_response(&leg, r, now);
+            }
+        } else if let Some(trunk) = trunk {
+            for r in responses {
+                self.registration_answer(&trunk, Some(&r), now);
             }
         }
     }
@@ -677,6 +703,18 @@ impl Switch {
                     }
                 }
             }
+            (300..=399, State::Ringing) if leg.redirect.is_some() => {
+                if !self.follow_redirect(id, &resp, now) {
+                    self.event(
+                        Event::Refused {
+                            leg: id.to_string(),
+                            code,
+                        },
+                        now,
+                    );
+                    self.close(id, now);
+                }
+            }
             (401 | 407, State::Ringing) if leg.auth.is_some() => {
                 if !self.answer_challenge(id, code, &resp, now) {
                     self.event(
@@ -709,12 +747,7 @@ impl Switch {
     /// when it cannot or must not be answered: nothing we support, a realm already answered
     /// (a wrong password: never a loop) unless its nonce went stale, or too many challenges.
     fn answer_challenge(&mut self, id: &str, code: u16, resp: &Message, now: Instant) -> bool {
-        let name = if code == 407 {
-            "Proxy-Authenticate"
-        } else {
-            "WWW-Authenticate"
-        };
-        let Some(ch) = crate::sip::digest::Challenge::pick(resp.all(name)) else {
+        let Some(ch) = digest::challenge_in(resp, code) else {
             tracing::info!(leg = id, code, "a challenge we cannot answer");
             return false;
         };
@@ -722,9 +755,7 @@ impl Switch {
         let Some(leg) = self.legs.get_mut(id) else {
             return false;
         };
-        let realm = (code, ch.realm.clone());
-        let again = leg.answered.contains(&realm);
-        if (again && !ch.stale) || leg.answered.len() >= leg::MAX_CHALLENGES {
+        if !leg.answered.may_answer(code, &ch) {
             tracing::info!(
                 leg = id,
                 code,
@@ -737,7 +768,7 @@ impl Switch {
             return false;
         };
         let via = self.local.via(leg.link, branch);
-        let Some(invite) = leg::authorized(
+        let Some(invite) = digest::authorized(
             &leg.invite,
             code,
             &ch,
@@ -747,7 +778,60 @@ impl Switch {
         ) else {
             return false;
         };
-        leg.answered.push(realm);
+        leg.invite = invite.clone();
+        let (link, peer) = (leg.link, leg.peer);
+        self.send_request(&invite, link, peer, Some(id.to_string()), now);
+        true
+    }
+
+    /// Sends the leg's INVITE to the first contact of a `3xx` the dial policy allows through
+    /// the same next hop; `false` when none is (the redirect is a refusal) or the leg was
+    /// redirected too often. A redirect never dials what the operator did not allow.
+    fn follow_redirect(&mut self, id: &str, resp: &Message, now: Instant) -> bool {
+        let branch = self.entropy.next();
+        let Some(leg) = self.legs.get_mut(id) else {
+            return false;
+        };
+        let Some(redirect) = leg.redirect.clone() else {
+            return false;
+        };
+        if leg.redirects >= leg::MAX_REDIRECTS {
+            tracing::info!(leg = id, "redirected too often: not followed");
+            return false;
+        }
+        let contacts = resp
+            .all("Contact")
+            .flat_map(wire::split_list)
+            .filter_map(wire::parse_name_addr)
+            .map(|c| c.uri)
+            .take(8);
+        let mut allowed = None;
+        for contact in contacts {
+            match redirect.policy.target(&contact) {
+                Ok(t) if t.host.eq_ignore_ascii_case(&redirect.host) && t.port == redirect.port => {
+                    allowed = Some(t.uri);
+                    break;
+                }
+                Ok(t) => tracing::info!(
+                    leg = id,
+                    contact = leg::clean(&contact),
+                    "a redirect elsewhere than {}:{} is not followed",
+                    t.host,
+                    t.port
+                ),
+                Err(why) => tracing::info!(leg = id, "a redirect is not followed: {why}"),
+            }
+        }
+        let Some(uri) = allowed else {
+            return false;
+        };
+        let via = self.local.via(leg.link, branch);
+        let Some(invite) = leg::redirected(&leg.invite, &uri, &via) else {
+            return false;
+        };
+        tracing::info!(leg = id, to = uri, "following a redirect");
+        leg.redirects += 1;
+        leg.answered = Default::default();
         leg.invite = invite.clone();
         let (link, peer) = (leg.link, leg.peer);
         self.send_request(&invite, link, peer, Some(id.to_string()), now);
@@ -810,6 +894,7 @@ impl Switch {
                 link,
                 peer,
                 leg: None,
+                trunk: None,
             },
             out,
         );

@@ -155,7 +155,7 @@ impl AgentPorts {
         }
     }
     /// Where agent `n`'s phone registers from.
-    fn register(&self, n: u16) -> u16 {
+    pub(super) fn register(&self, n: u16) -> u16 {
         self.base + n * 4
     }
     /// Where agent `n`'s phone takes calls.
@@ -473,7 +473,12 @@ pub(super) struct Listener {
 
 impl Listener {
     pub(super) fn bind(port: u16, talks: bool) -> Listener {
-        let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        Listener::bind_on("127.0.0.1", port, talks)
+    }
+
+    /// The same on another loopback address (a phone elsewhere on the network).
+    pub(super) fn bind_on(ip: &str, port: u16, talks: bool) -> Listener {
+        let s = UdpSocket::bind((ip, port)).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -567,7 +572,7 @@ fn pcap_packets() -> Vec<Vec<u8>> {
 }
 
 /// The A-law audio of the recording, all payloads in order.
-fn pcap_audio() -> Vec<u8> {
+pub(super) fn pcap_audio() -> Vec<u8> {
     pcap_packets()
         .iter()
         .flat_map(|rtp| rtp[12 + usize::from(rtp[0] & 0x0f) * 4..].to_vec())
@@ -576,7 +581,7 @@ fn pcap_audio() -> Vec<u8> {
 
 /// How much of `heard` is `said`, exactly, in runs of at least 100 ms (a scheduling hiccup
 /// on a loaded test machine may put a frame of silence between runs).
-fn matched_speech(heard: &[u8], said: &[u8]) -> usize {
+pub(super) fn matched_speech(heard: &[u8], said: &[u8]) -> usize {
     // Anchor on windows of the heard audio, then extend.
     let mut total = 0;
     let mut i = 0;

@@ -774,6 +774,7 @@ impl Signalling {
             context: Some(context),
             media: 0,
             auth: None,
+            redirect: None,
         };
         let placed = phones.len();
         let ring = Ring { call, agent };
@@ -899,6 +900,7 @@ impl Signalling {
                 _,
             ) => self.caller_unreached(call, attempts, why, true, now),
             (LegEvent::CallbackDue { id: call }, _) => self.retry_callback(call, now),
+            (LegEvent::Registration { trunk, state }, _) => self.trunk_registration(&trunk, &state),
             // A leg with a user above (a ring, a transfer, a callback) gets its user's event
             // instead; any other answered leg has nobody to talk to.
             (LegEvent::Answered { .. }, _) => self.switch.hang_up(&id, now),
@@ -1110,7 +1112,11 @@ impl Signalling {
                     sip_banned_addresses: self.transport.gate().banned(),
                     agents,
                     queues: self.queue_rows(now),
+                    trunks: self.trunk_rows(),
                 });
+            }
+            ApiQuery::Trunks(reply) => {
+                let _ = reply.send(self.trunk_rows());
             }
         }
     }

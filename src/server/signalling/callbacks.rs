@@ -307,6 +307,11 @@ impl Signalling {
         };
         let made = w.callback.as_ref().map_or(0, |c| c.attempts);
         let uri = how.uri.clone();
+        let redirect = Some(crate::switch::Redirect {
+            policy: std::sync::Arc::new(self.shared.flows().callbacks.clone()),
+            host: how.host.clone(),
+            port: how.port,
+        });
         let mut dial = match &how.trunk {
             // Through a carrier: the line's own number, in From and asserted, so the
             // caller's phone shows who calls them back, and the carrier's credentials.
@@ -318,6 +323,7 @@ impl Signalling {
                 Dial {
                     assert_identity: true,
                     auth: trunk.auth.clone(),
+                    redirect,
                     ..Dial::to_address(&uri, target, from, None)
                 }
             }
@@ -326,7 +332,10 @@ impl Signalling {
                     display: w.queue.clone(),
                     uri: format!("sip:hotline@{}", self.shared.config.sip.domain),
                 };
-                Dial::to_address(&uri, target, from, None)
+                Dial {
+                    redirect,
+                    ..Dial::to_address(&uri, target, from, None)
+                }
             }
         };
         tracing::info!(uri, %target, "calling the caller back");

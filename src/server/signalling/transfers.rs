@@ -26,6 +26,8 @@ pub(in crate::server) struct Transfer {
     pub context: CallerContext,
     /// Our leg to the target, once placed.
     pub leg: Option<String>,
+    /// The host and port the INVITE goes to (the target's, or its trunk's proxy).
+    pub next_hop: (String, u16),
 }
 
 impl Signalling {
@@ -50,6 +52,15 @@ impl Signalling {
             let _ = to_call.send(CallInput::TransferFailed);
             return;
         };
+        // A target on a carrier's domain is reached through its trunk's proxy.
+        let (host, port) = self
+            .shared
+            .flows()
+            .callbacks
+            .trunks
+            .iter()
+            .find(|r| r.serves(&host))
+            .map_or((host, port), |r| (r.host.clone(), r.port));
         if context.probe {
             // The probe hears the ringback and hangs up: nobody is rung for it.
             tracing::info!(to, "a probe call reached a transfer: it is not dialled");
@@ -64,6 +75,7 @@ impl Signalling {
                 ring_timeout: Duration::from_secs(u64::from(ring_timeout_s.max(1))),
                 context,
                 leg: None,
+                next_hop: (host.clone(), port),
             },
         );
         let sip = self.shared.sip.clone();
@@ -126,9 +138,15 @@ impl Signalling {
         };
         // What the caller told the line is for the humans of a PBX, not for a carrier.
         let context = trunk.is_none().then_some(context);
+        let redirect = Some(crate::switch::Redirect {
+            policy: std::sync::Arc::new(flows.callbacks.clone()),
+            host: t.next_hop.0.clone(),
+            port: t.next_hop.1,
+        });
         let mut dial = Dial {
             assert_identity: trunk.is_some(),
             auth: trunk.and_then(|r| r.auth),
+            redirect,
             ..Dial::to_address(&t.uri, target, from, context)
         };
         let ring_timeout = t.ring_timeout;

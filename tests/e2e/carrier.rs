@@ -1,0 +1,405 @@
+//! A real carrier in front of hotline: Debian's Kamailio as the provider's registrar and
+//! proxy on 127.0.0.2, demanding digest credentials for hotline's REGISTER (401) and for
+//! every call hotline places through it (407), and a "public network" of SIPp phones on
+//! 127.0.0.3 behind it. Nothing here is mocked: the carrier is a SIP server users run.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::agents::{
+    AGENTS, AgentPorts, Listener, agent_answers, answers_until_bye, eventually, finish, json,
+    register_agent, sipp_at,
+};
+use super::{SERVER_BYE, Server, key, pause, scenario};
+
+const CARRIER_IP: &str = "127.0.0.2";
+const PSTN_IP: &str = "127.0.0.3";
+const PASSWORD: &str = "s3cret";
+
+/// Kamailio, run in the foreground for one test, killed when dropped.
+struct Carrier {
+    child: Child,
+    log: std::path::PathBuf,
+    port: u16,
+}
+
+impl Carrier {
+    /// The carrier on `CARRIER_IP:port`, sending hotline's calls to `pstn`.
+    fn start(dir: &Path, port: u16, pstn: u16) -> Carrier {
+        let cfg =
+            std::fs::read_to_string(super::common::repo().join("tests/data/carrier/kamailio.cfg"))
+                .unwrap()
+                .replace("__CARRIER__", CARRIER_IP)
+                .replace("__PORT__", &port.to_string())
+                .replace("__PASSWORD__", PASSWORD)
+                .replace("__USER__", "line1")
+                .replace("__HOTLINE__", "127.0.0.1")
+                .replace("__PSTN__", &format!("{PSTN_IP}:{pstn}"));
+        let file = dir.join("kamailio.cfg");
+        std::fs::write(&file, cfg).unwrap();
+        let log = dir.join("kamailio.log");
+        // Its own process group: its workers are stopped with it.
+        let child = Command::new("kamailio")
+            .process_group(0)
+            .arg("-f")
+            .arg(&file)
+            .args(["-DD", "-E", "-n", "1", "-m", "32", "-M", "4", "-w"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("Kamailio (Debian package kamailio) must be installed");
+        let carrier = Carrier { child, log, port };
+        // Listening once its port is taken.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind((CARRIER_IP, port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "Kamailio never listened:\n{}",
+                carrier.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        carrier
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: signals to the process group this test started; no memory is involved.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; whatever did not stop in time.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// hotline.toml's tail: the trunk to the carrier, Spanish numbers, and the agents.
+fn trunk(carrier_port: u16) -> String {
+    format!(
+        r#"[numbers]
+country = "34"
+national_digits = 9
+
+[[trunks]]
+name = "carrier"
+proxy = "sip:{CARRIER_IP}:{carrier_port}"
+domain = "carrier.test"
+username = "line1"
+password = "{PASSWORD}"
+register = true
+expires_s = 60
+numbers = ["+34"]
+addresses = ["{CARRIER_IP}"]
+caller_id = "910000000"
+{AGENTS}"#
+    )
+}
+
+/// SIPp on the public network (127.0.0.1's neighbour), talking to the carrier.
+fn pstn_sipp(
+    server: &Server,
+    carrier: &Carrier,
+    name: &str,
+    xml: &str,
+    port: u16,
+    media: u16,
+    extra: &[&str],
+) -> Child {
+    let file = server.path().join(format!("{name}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    Command::new("timeout")
+        .args(["-k", "5", "60", "sipp"])
+        .arg(format!("{CARRIER_IP}:{}", carrier.port))
+        .arg("-sf")
+        .arg(&file)
+        .args(["-i", PSTN_IP, "-nostdin", "-trace_err"])
+        .arg("-error_file")
+        .arg(server.path().join(format!("{name}_errors.log")))
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-timeout", "40s", "-timeout_error", "-m", "1"])
+        .args(extra)
+        .current_dir(server.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("SIPp (Debian package sip-tester) must be installed")
+}
+
+/// A caller on the public network dials the line as `[service]` (the number in whatever
+/// format), from 600 111 222, through the carrier; `middle` happens once answered.
+fn caller_through_carrier(middle: &[String], end: &str) -> String {
+    let mut steps = vec![
+        r#"  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@carrier.test SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:600111222@carrier.test>;tag=[pid]T[call_number]
+      To: <sip:[service]@carrier.test>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:600111222@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+        .to_string(),
+    ];
+    steps.extend(middle.iter().cloned());
+    steps.push(end.to_string());
+    scenario(&steps)
+}
+
+/// The caller hangs up, through the carrier (its Record-Route).
+const CALLER_HANGS_UP: &str = r#"  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 20 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"#;
+
+/// The phone on the public network that hotline calls back: the INVITE arrives through the
+/// carrier (so it passed the 407) and shows the line's own number, asserted; it rings,
+/// answers with media at `rtp`, talks 3 s and hangs up through the carrier.
+fn called_back_phone(rtp: u16) -> String {
+    format!(
+        r#"  <recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp="^INVITE sip:\+34600111222@carrier.test" search_in="msg" check_it="true" assign_to="ruri"/>
+      <ereg regexp="From: &quot;support&quot; &lt;sip:\+34910000000@carrier.test&gt;;tag=" search_in="msg" check_it="true" assign_to="from"/>
+      <ereg regexp="P-Asserted-Identity: &quot;support&quot; &lt;sip:\+34910000000@carrier.test&gt;" search_in="msg" check_it="true" assign_to="pai"/>
+      <ereg regexp="Record-Route: &lt;sip:{CARRIER_IP}" search_in="msg" check_it="true" assign_to="rr"/>
+    </action>
+  </recv>
+  <Reference variables="ruri,from,pai,rr"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_Record-Route:]
+      [last_From:]
+      [last_To:];tag=[pid]P[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:600111222@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+{answer}  <pause milliseconds="3000"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"#,
+        answer = agent_answers(rtp)
+            .replace("[last_Via:]\n", "[last_Via:]\n      [last_Record-Route:]\n"),
+    )
+}
+
+/// hotline registers to the carrier (401 answered) and stays registered across refreshes;
+/// a caller reaches the line through it with the number in three formats, each recorded as
+/// one line, the caller known by the number the carrier asserted; that caller asks for a
+/// callback, and when the agent answers, hotline calls them back through the carrier: its
+/// 407 answered, the line's own number in From and P-Asserted-Identity, and the two talk.
+#[test]
+fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
+    let ports = AgentPorts::take();
+    let carrier_port = ports.phone(5);
+    let pstn_phone = ports.phone(6);
+    let carrier_dir = tempfile::tempdir().unwrap();
+    let carrier = Carrier::start(carrier_dir.path(), carrier_port, pstn_phone);
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        &trunk(carrier_port),
+    );
+    let logs = || {
+        format!(
+            "--- carrier ---\n{}\n--- hotline ---\n{}",
+            carrier.log(),
+            server.log()
+        )
+    };
+
+    // Registered, its challenge answered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&server, "/api/trunks")[0]["state"] != "registered" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let trunks = json(&server, "/api/trunks");
+    assert_eq!(trunks[0]["state"], "registered", "{trunks}\n{}", logs());
+    assert_eq!(trunks[0]["expires_s"], 10, "the carrier's maximum");
+    let registered_at = Instant::now();
+
+    // The line, dialled three ways; each caller hangs up after a second.
+    for (i, dialled) in ["+34910000000", "34910000000", "0034910000000"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("caller_{i}");
+        let c = pstn_sipp(
+            &server,
+            &carrier,
+            &name,
+            &caller_through_carrier(&[pause(1000)], CALLER_HANGS_UP),
+            ports.register(3) + i as u16 * 2,
+            ports.media(3),
+            &["-s", dialled],
+        );
+        let c = finish(&server, &name, c);
+        assert!(c.ok, "{dialled}: {}\n{}", c.text, carrier.log());
+    }
+    let mut calls = Vec::new();
+    eventually("three calls are recorded", || {
+        calls = json(&server, "/api/calls?limit=10")
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        calls.len() == 3
+    });
+    for c in &calls {
+        assert_eq!(c["line"], "+34910000000", "{c}");
+        assert_eq!(c["from"], "tel:+34600111222", "{c}");
+    }
+
+    // Ten seconds on, the binding has been refreshed: the carrier still reaches us.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(registered_at.elapsed()));
+    let refreshes = server.log().matches("registered to the carrier").count();
+    assert!(refreshes >= 2, "refreshed {refreshes} times\n{}", logs());
+
+    // The caller asks to be called back (the menu's 2), through the carrier.
+    let caller = pstn_sipp(
+        &server,
+        &carrier,
+        "callback_caller",
+        &caller_through_carrier(&[pause(2400), key('2')], SERVER_BYE),
+        ports.register(4),
+        ports.media(4),
+        &["-s", "910000000"],
+    );
+    let caller = finish(&server, "callback_caller", caller);
+    assert!(caller.ok, "{}\n{}", caller.text, logs());
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let stored: String = db
+        .query_row("SELECT caller FROM callbacks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "tel:+34600111222");
+
+    // Alice answers the callback; hotline dials the caller through the carrier.
+    let agent_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind_on(PSTN_IP, ports.listen(3), true);
+    let phone = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Callback: tel:\+34600111222" search_in="msg" check_it="true" assign_to="cb"/>
+    </action>
+  </recv>
+  <Reference variables="cb"/>
+"#
+            .to_string(),
+            answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let called = pstn_sipp(
+        &server,
+        &carrier,
+        "called_back",
+        &scenario(&[called_back_phone(ports.listen(3))]),
+        pstn_phone,
+        ports.media(6),
+        &[],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let phone = finish(&server, "alice_phone", phone);
+    assert!(phone.ok, "{}\n{}", phone.text, carrier.log());
+    let called = finish(&server, "called_back", called);
+    assert!(called.ok, "{}\n{}", called.text, carrier.log());
+    std::thread::sleep(Duration::from_millis(200));
+    let log = logs();
+    assert!(
+        carrier
+            .log()
+            .contains("carrier: hotline calls +34600111222 as +34910000000"),
+        "the carrier let the call through only with credentials\n{log}"
+    );
+    let said = super::agents::pcap_audio();
+    let heard: Vec<u8> = agent_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        super::agents::matched_speech(&heard, &said) >= 8000,
+        "the agent heard the caller\n{log}"
+    );
+    let heard: Vec<u8> = caller_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        super::agents::matched_speech(&heard, &said) >= 8000,
+        "the caller heard the agent\n{log}"
+    );
+    eventually("the callback is marked done", || {
+        db.query_row("SELECT state FROM callbacks", [], |r| r.get::<_, String>(0))
+            .is_ok_and(|s| s == "done")
+    });
+}
