@@ -20,6 +20,7 @@ fn ringing() -> Event {
             since_s: 0,
             reason: None,
             registered: true,
+            unreachable: false,
             auth_failures: 0,
             locked_out: Vec::new(),
             call: Some("a84b4c76e66710@pc33.example.com".into()),

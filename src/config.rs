@@ -141,6 +141,16 @@ pub struct Sip {
     pub tls_listen: String,
     pub tls_certificate: PathBuf,
     pub tls_key: PathBuf,
+    /// Where an agent's phone registered over UDP gets its calls: `auto` (where its REGISTER
+    /// came from when it is behind a NAT), `always` (there, whatever its Contact says) or
+    /// `never` (its Contact).
+    pub agents_nat: crate::sip::registrar::Nat,
+    /// The longest registration granted to agents' phones, in seconds.
+    pub max_expires: u32,
+    /// Which agents' phones get an OPTIONS every `qualify_s`: `nat` (those reached through a
+    /// NAT's mapping, which closes when nothing passes), `all`, or `off`.
+    pub qualify: crate::sip::qualify::Mode,
+    pub qualify_s: u32,
 }
 
 impl Sip {
@@ -197,6 +207,10 @@ impl Default for Sip {
             tls_listen: String::new(),
             tls_certificate: PathBuf::new(),
             tls_key: PathBuf::new(),
+            agents_nat: crate::sip::registrar::Nat::Auto,
+            max_expires: crate::sip::registrar::MAX_EXPIRES,
+            qualify: crate::sip::qualify::Mode::Nat,
+            qualify_s: 30,
         }
     }
 }

@@ -1733,6 +1733,65 @@ fn an_interval_too_brief_takes_the_carriers_minimum() {
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// Asking phones whether they are there.
+
+#[test]
+fn a_phone_that_answers_options_is_there_and_one_that_never_does_is_not() {
+    let mut sim = Sim::new();
+    sim.switch.ping(
+        "0 sip:alice@127.0.0.1:5070",
+        "sip:alice@127.0.0.1:5070",
+        Link::Udp,
+        phone(DESK),
+        sim.now,
+    );
+    sim.pump();
+    let options = sim.sent(phone(DESK), "OPTIONS")[0].clone();
+    assert!(
+        matches!(&options.start, Start::Request { uri, .. } if uri == "sip:alice@127.0.0.1:5070")
+    );
+    // Any answer will do: a phone that does not implement OPTIONS is still there.
+    sim.deliver(
+        answer(&options, 405, "Method Not Allowed", None),
+        phone(DESK),
+    );
+    assert_eq!(
+        sim.take_events(),
+        [Event::Pong {
+            phone: "0 sip:alice@127.0.0.1:5070".into(),
+            reached: true
+        }]
+    );
+    // Silence: retransmitted over UDP, then given up at Timer F (64 × T1).
+    sim.switch.ping(
+        "1 sip:bob@127.0.0.1:5072",
+        "sip:bob@127.0.0.1:5072",
+        Link::Udp,
+        phone(MOBILE),
+        sim.now,
+    );
+    sim.pump();
+    sim.advance(31_000);
+    assert!(sim.take_events().is_empty());
+    assert!(
+        sim.wire
+            .iter()
+            .filter(|s| s.peer == phone(MOBILE) && s.resend)
+            .count()
+            >= 5,
+        "retransmitted while waiting"
+    );
+    sim.advance(1_500);
+    assert_eq!(
+        sim.take_events(),
+        [Event::Pong {
+            phone: "1 sip:bob@127.0.0.1:5072".into(),
+            reached: false
+        }]
+    );
+}
+
 #[test]
 fn the_switch_reads_no_clock_opens_no_socket_and_imports_nothing_above_it() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/switch");

@@ -161,6 +161,8 @@ enum TimerRef {
     /// The wall's queue figures are due (see `publish_changes`).
     Queues,
     Registrar,
+    /// OPTIONS to agents' phones are due (`sip::qualify`).
+    Qualify,
     /// The switch's `poll_timeout()`.
     Switch,
 }
@@ -1322,6 +1324,7 @@ impl Signalling {
                 TimerRef::Router => self.on_router_timer(now),
                 TimerRef::Queues => self.publish_queues(now),
                 TimerRef::Registrar => self.on_registrar_timer(now),
+                TimerRef::Qualify => self.on_qualify_timer(now),
                 TimerRef::Switch => {
                     if self.switch_due.is_some_and(|t| t <= now) {
                         self.switch_due = None;

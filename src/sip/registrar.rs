@@ -161,8 +161,25 @@ pub struct Unanswered {
     pub source: SocketAddr,
 }
 
+/// Where a phone registered over UDP is sent its calls (`[sip] agents_nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nat {
+    /// Where its REGISTER came from when it is behind a NAT: its Contact names a private
+    /// address other than that, or it asked for replies where it sends from (`rport`, RFC
+    /// 3581) and its Contact is elsewhere. Otherwise its Contact.
+    #[default]
+    Auto,
+    /// Always where its REGISTER came from, whatever its Contact says.
+    Always,
+    /// Always its Contact's address.
+    Never,
+}
+
 pub struct Registrar {
     realm: String,
+    nat: Nat,
+    max_expires: u32,
     algorithms: Vec<Algorithm>,
     users: Vec<User>,
     secret: [u8; 16],
@@ -204,6 +221,8 @@ impl Registrar {
         };
         Registrar {
             algorithms,
+            nat: Nat::Auto,
+            max_expires: MAX_EXPIRES,
             realm: realm.to_string(),
             users,
             secret,
@@ -229,6 +248,14 @@ impl Registrar {
             max_failures_per_user: lockout.max_failures_per_user.max(1),
             window: lockout.window.max(Duration::from_secs(1)),
         };
+        self
+    }
+
+    /// Where phones behind a NAT are sent their calls, and the longest registration granted
+    /// (a phone behind a NAT that re-registers often keeps its mapping open).
+    pub fn with_nat(mut self, nat: Nat, max_expires: u32) -> Registrar {
+        self.nat = nat;
+        self.max_expires = max_expires.clamp(MIN_EXPIRES, MAX_EXPIRES);
         self
     }
 
@@ -744,6 +771,15 @@ impl Registrar {
             None => None,
         };
         let contacts: Vec<&str> = req.all("Contact").flat_map(wire::split_list).collect();
+        let symmetric = req
+            .get("Via")
+            .and_then(|v| {
+                wire::split_list(v)
+                    .first()
+                    .copied()
+                    .and_then(wire::parse_via)
+            })
+            .is_some_and(|v| v.param("rport").is_some());
         let had = self.is_registered(agent);
         if contacts.iter().any(|c| c.trim() == "*") {
             // Remove all (RFC 3261 §10.3 step 6): only alone and with Expires: 0.
@@ -772,7 +808,7 @@ impl Registrar {
                         .push(("Min-Expires".into(), MIN_EXPIRES.to_string()));
                     return a;
                 }
-                wanted.push((na.uri, expires.min(MAX_EXPIRES)));
+                wanted.push((na.uri, expires.min(self.max_expires)));
             }
             for (uri, expires) in wanted {
                 let list = &mut self.bindings[agent];
@@ -791,12 +827,17 @@ impl Registrar {
                 }
                 let at = now + Duration::from_secs(u64::from(expires));
                 let target = match link {
-                    Link::Udp => match contact_address(&uri) {
+                    Link::Udp => match (self.nat, contact_address(&uri)) {
+                        (Nat::Always, _) | (_, None) => source,
+                        (Nat::Never, Some(c)) => c,
                         // Behind NAT: the phone wrote its private address, which only answers
                         // where its REGISTER came from (the NAT's mapping).
-                        Some(c) if c.ip() != source.ip() && is_private(c.ip()) => source,
-                        Some(c) => c,
-                        None => source,
+                        (Nat::Auto, Some(c)) if c.ip() != source.ip() && is_private(c.ip()) => {
+                            source
+                        }
+                        // It asked for answers where it sends from: that is where it listens.
+                        (Nat::Auto, Some(c)) if c != source && symmetric => source,
+                        (Nat::Auto, Some(c)) => c,
                     },
                     Link::Tcp(_) | Link::Tls(_) => source,
                 };

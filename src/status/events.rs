@@ -200,6 +200,7 @@ mod tests {
             since_s: 0,
             reason: None,
             registered: true,
+            unreachable: false,
             auth_failures: 0,
             locked_out: Vec::new(),
             call: None,

@@ -61,10 +61,12 @@ pub struct AgentRow {
     pub since: String,
     pub since_s: u64,
     /// Why the agent is not ready or offline: the reason given with the state change, or
-    /// `no-phone`, `registered`, `ring-no-answer`; null otherwise.
+    /// `no-phone`, `unreachable`, `registered`, `ring-no-answer`; null otherwise.
     pub reason: Option<String>,
     /// Whether a phone is registered for the agent.
     pub registered: bool,
+    /// Registered, but no phone of hers answers its OPTIONS: she is not rung.
+    pub unreachable: bool,
     /// Wrong passwords given for the agent's username within the lockout window, and the
     /// addresses locked out for it meanwhile.
     pub auth_failures: u32,

@@ -188,6 +188,8 @@ pub enum Event {
     CallbackDue { id: u64 },
     /// A carrier registration changed state.
     Registration { trunk: String, state: Registration },
+    /// The phone an OPTIONS asked answered it (with anything), or never did.
+    Pong { phone: String, reached: bool },
 }
 
 impl Event {
@@ -208,7 +210,8 @@ impl Event {
             | Event::CallbackLater { .. }
             | Event::CallbackFailed { .. }
             | Event::CallbackDue { .. }
-            | Event::Registration { .. } => None,
+            | Event::Registration { .. }
+            | Event::Pong { .. } => None,
         }
     }
 
@@ -239,10 +242,20 @@ struct Tx {
     tx: Transaction,
     link: Link,
     peer: SocketAddr,
-    /// The leg whose INVITE this client transaction carries.
-    leg: Option<String>,
+    owner: Owner,
+}
+
+/// Whom a client transaction's outcome is for.
+#[derive(Debug, Clone)]
+enum Owner {
+    /// Nobody waits on it (a CANCEL, a BYE, a server transaction).
+    Nobody,
+    /// The leg whose INVITE it carries.
+    Leg(String),
     /// The trunk whose REGISTER it carries.
-    trunk: Option<String>,
+    Trunk(String),
+    /// The phone an OPTIONS asks (`ping`).
+    Ping(String),
 }
 
 /// The legs hotline places, and their transactions.
@@ -308,7 +321,13 @@ impl Switch {
             ),
         };
         let invite = leg::invite(&dial, &fresh);
-        self.send_request(&invite, dial.link, dial.peer, Some(call_id.clone()), now);
+        self.send_request(
+            &invite,
+            dial.link,
+            dial.peer,
+            Owner::Leg(call_id.clone()),
+            now,
+        );
         self.legs.insert(
             call_id.clone(),
             Leg {
@@ -385,7 +404,7 @@ impl Switch {
             ));
         }
         let (link, peer) = (leg.link, leg.peer);
-        self.send_request(&cancel, link, peer, None, now);
+        self.send_request(&cancel, link, peer, Owner::Nobody, now);
     }
 
     /// Ends a leg: BYE when it is up (it is gone at once), CANCEL while it rings.
@@ -400,10 +419,42 @@ impl Switch {
                 let via = self.local.via(leg.link, self.entropy.next());
                 let bye = dialog.request("BYE", &via, &self.local.contact(leg.link));
                 let (link, peer) = (leg.link, leg.peer);
-                self.send_request(&bye, link, peer, None, now);
+                self.send_request(&bye, link, peer, Owner::Nobody, now);
                 self.close(id, now);
             }
         }
+    }
+
+    /// Asks a phone whether it is there (OPTIONS, RFC 3261 §11) at `uri`, sent to `peer`;
+    /// its outcome is an [`Event::Pong`] for `phone`.
+    pub fn ping(&mut self, phone: &str, uri: &str, link: Link, peer: SocketAddr, now: Instant) {
+        let (branch, tag, call) = (
+            self.entropy.next(),
+            self.entropy.next(),
+            self.entropy.next(),
+        );
+        let req = Message {
+            start: Start::Request {
+                method: "OPTIONS".into(),
+                uri: uri.to_string(),
+            },
+            headers: vec![
+                header("Via", &self.local.via(link, branch)),
+                header("Max-Forwards", "70"),
+                header(
+                    "From",
+                    &format!("<sip:hotline@{}>;tag={tag:x}", self.local.advertise),
+                ),
+                header("To", &format!("<{uri}>")),
+                header("Call-ID", &format!("{call:016x}@hotline")),
+                header("CSeq", "1 OPTIONS"),
+                header("Contact", &self.local.contact(link)),
+                header("Accept", "application/sdp"),
+                header("User-Agent", "hotline"),
+            ],
+            body: Vec::new(),
+        };
+        self.send_request(&req, link, peer, Owner::Ping(phone.to_string()), now);
     }
 
     /// Whether a message read off the network is the switch's: an answer to a request it
@@ -527,16 +578,13 @@ impl Switch {
         req: &Message,
         link: Link,
         peer: SocketAddr,
-        leg: Option<String>,
+        owner: Owner,
         now: Instant,
     ) {
         let method = req.method().unwrap_or_default().to_string();
         let Some(key) = Key::of(req, &method) else {
             return;
         };
-        let trunk = (method == "REGISTER")
-            .then(|| req.get("Call-ID").and_then(|c| self.registrant_of(c)))
-            .flatten();
         let (tx, out) = Transaction::client(
             method == "INVITE",
             req.to_bytes(),
@@ -549,8 +597,7 @@ impl Switch {
                 tx,
                 link,
                 peer,
-                leg,
-                trunk,
+                owner,
             },
             out,
         );
@@ -588,15 +635,23 @@ impl Switch {
             if e.tx.poll_timeout().is_none_or(|t| t > now) {
                 continue; // superseded by a later timer of the same transaction
             }
-            let (link, peer, leg, trunk) = (e.link, e.peer, e.leg.clone(), e.trunk.clone());
+            let (link, peer, owner) = (e.link, e.peer, e.owner.clone());
             let out = e.tx.on_timer(now);
             let (_, timed_out) = self.emit(link, peer, out);
             self.schedule(&key);
-            if timed_out && let Some(leg) = leg {
-                self.unreached(&leg, Unreached::NoResponse, now);
-            }
-            if timed_out && let Some(trunk) = trunk {
-                self.registration_answer(&trunk, None, now);
+            if timed_out {
+                match owner {
+                    Owner::Leg(leg) => self.unreached(&leg, Unreached::NoResponse, now),
+                    Owner::Trunk(trunk) => self.registration_answer(&trunk, None, now),
+                    Owner::Ping(phone) => self.event(
+                        Event::Pong {
+                            phone,
+                            reached: false,
+                        },
+                        now,
+                    ),
+                    Owner::Nobody => {}
+                }
             }
         }
     }
@@ -624,17 +679,25 @@ impl Switch {
             Some(l) => leg::same_transaction(&l.invite, "ACK", r.get("To")).to_bytes(),
             None => Vec::new(),
         };
-        let (link, peer, trunk) = (entry.link, entry.peer, entry.trunk.clone());
+        let (link, peer, owner) = (entry.link, entry.peer, entry.owner.clone());
         let out = entry.tx.on_response(msg, failure_ack, now);
         let (responses, _) = self.emit(link, peer, out);
         self.schedule(&key);
-        if let Some(leg) = leg {
-            for r in responses {
-                self.leg_response(&leg, r, now);
-            }
-        } else if let Some(trunk) = trunk {
-            for r in responses {
-                self.registration_answer(&trunk, Some(&r), now);
+        for r in responses {
+            match &owner {
+                Owner::Leg(leg) => self.leg_response(leg, r, now),
+                Owner::Trunk(trunk) => self.registration_answer(trunk, Some(&r), now),
+                // Any final answer: the phone is there.
+                Owner::Ping(phone) if matches!(r.start, Start::Response { code, .. } if code >= 200) => {
+                    self.event(
+                        Event::Pong {
+                            phone: phone.clone(),
+                            reached: true,
+                        },
+                        now,
+                    )
+                }
+                Owner::Ping(_) | Owner::Nobody => {}
             }
         }
     }
@@ -780,7 +843,7 @@ impl Switch {
         };
         leg.invite = invite.clone();
         let (link, peer) = (leg.link, leg.peer);
-        self.send_request(&invite, link, peer, Some(id.to_string()), now);
+        self.send_request(&invite, link, peer, Owner::Leg(id.to_string()), now);
         true
     }
 
@@ -834,7 +897,7 @@ impl Switch {
         leg.answered = Default::default();
         leg.invite = invite.clone();
         let (link, peer) = (leg.link, leg.peer);
-        self.send_request(&invite, link, peer, Some(id.to_string()), now);
+        self.send_request(&invite, link, peer, Owner::Leg(id.to_string()), now);
         true
     }
 
@@ -893,8 +956,7 @@ impl Switch {
                 tx,
                 link,
                 peer,
-                leg: None,
-                trunk: None,
+                owner: Owner::Nobody,
             },
             out,
         );

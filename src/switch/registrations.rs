@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::leg::header;
-use super::{Deadline, Event, Switch};
+use super::{Deadline, Event, Owner, Switch};
 use crate::sip::digest::{self, Answered, Secret};
 use crate::sip::link::Link;
 use crate::sip::wire::{self, Message, Start};
@@ -125,14 +125,6 @@ impl Switch {
         }
     }
 
-    /// The trunk whose registration a REGISTER answer with this Call-ID belongs to.
-    pub(super) fn registrant_of(&self, call_id: &str) -> Option<String> {
-        self.registrations
-            .iter()
-            .find(|(_, r)| r.call_id == call_id)
-            .map(|(t, _)| t.clone())
-    }
-
     pub(super) fn send_register(&mut self, trunk: &str, now: Instant) {
         let branch = self.entropy.next();
         let Some(r) = self.registrations.get_mut(trunk) else {
@@ -184,7 +176,7 @@ impl Switch {
             };
         }
         let (link, peer) = (a.link, a.peer);
-        self.send_request(&req, link, peer, None, now);
+        self.send_request(&req, link, peer, Owner::Trunk(trunk.to_string()), now);
     }
 
     /// The carrier's final answer to our REGISTER (`None`: no answer at all).
@@ -228,7 +220,7 @@ impl Switch {
                     r.cseq += 1;
                     r.sent = Some(req.clone());
                     let (link, peer) = (r.account.link, r.account.peer);
-                    self.send_request(&req, link, peer, None, now);
+                    self.send_request(&req, link, peer, Owner::Trunk(trunk.to_string()), now);
                     return;
                 }
                 tracing::warn!(trunk, code = c, "the carrier refuses our credentials");

@@ -101,6 +101,7 @@ pub fn not_found(viewer: Option<&Viewer>) -> Markup {
 pub fn reason_label(reason: &str) -> &str {
     match reason {
         "no-phone" => "no phone registered",
+        "unreachable" => "phone not answering",
         "registered" => "phone registered, not yet ready",
         "ring-no-answer" => "missed a call",
         other => other,

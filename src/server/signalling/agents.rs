@@ -20,6 +20,7 @@ use crate::routing::{
 };
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
+use crate::sip::qualify::{self, Qualify};
 use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Refusal, Registrar, User};
 use crate::sip::sdp;
 use crate::sip::transaction::Key;
@@ -91,6 +92,12 @@ pub(super) struct Agents {
     pub held_callbacks: HashMap<String, u64>,
     router_timer: Option<Instant>,
     registrar_timer: Option<Instant>,
+    /// OPTIONS to agents' phones, and which answered (`sip::qualify`).
+    pub qualify: Qualify,
+    qualify_mode: qualify::Mode,
+    qualify_timer: Option<Instant>,
+    /// The agents with a phone that can be rung (registered, and answering when asked).
+    pub reachable: std::collections::HashSet<usize>,
     /// Per queue, the callers who left it in the last hour: when, and whether an agent
     /// answered within `SERVICE_LEVEL_S`.
     served: Vec<VecDeque<(Instant, bool)>>,
@@ -163,7 +170,16 @@ impl Agents {
                 max_failures: config.sip.max_auth_failures,
                 max_failures_per_user: config.sip.max_auth_failures_per_user,
                 window: Duration::from_secs(u64::from(config.sip.auth_failure_window_s)),
-            }),
+            })
+            .with_nat(config.sip.agents_nat, config.sip.max_expires),
+            qualify: Qualify::new(Duration::from_secs(u64::from(config.sip.qualify_s.max(1)))),
+            qualify_mode: if config.sip.qualify_s == 0 {
+                qualify::Mode::Off
+            } else {
+                config.sip.qualify
+            },
+            qualify_timer: None,
+            reachable: std::collections::HashSet::new(),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             names: config.agents.iter().map(|a| a.name.clone()).collect(),
             supervisors: config
@@ -224,6 +240,7 @@ impl Signalling {
         );
         if let Some(agent) = answer.agent.filter(|_| answer.status == 200) {
             self.store_registrations(agent, now);
+            self.phones_changed(agent, now);
         }
         if let Some(change) = answer.change {
             self.registration_changed(change, now);
@@ -399,14 +416,104 @@ impl Signalling {
     }
 
     fn registration_changed(&mut self, change: Change, now: Instant) {
-        let event = match change {
-            Change::Registered(agent) => RouterEvent::Registered { agent },
+        let agent = match change {
+            Change::Registered(agent) => agent,
             Change::Unregistered(agent) => {
                 tracing::info!(agent = self.agents.ids[agent], "agent phone unregistered");
-                RouterEvent::Unregistered { agent }
+                agent
             }
         };
-        self.route(event, now);
+        self.phones_changed(agent, now);
+    }
+
+    /// The agent's phones changed (registered, gone, or answering OPTIONS or not): which to
+    /// ask from now, and the router told when she has a phone to ring or no longer has.
+    fn phones_changed(&mut self, agent: usize, now: Instant) {
+        let bindings = self.agents.registrar.bindings(agent);
+        let mode = self.agents.qualify_mode;
+        let asked: Vec<String> = bindings
+            .iter()
+            .filter(|b| match mode {
+                qualify::Mode::Off => false,
+                qualify::Mode::All => true,
+                // Reached through a NAT's mapping, not at its Contact.
+                qualify::Mode::Nat => {
+                    b.link == Link::Udp
+                        && crate::sip::registrar::contact_address(&b.uri) != Some(b.target)
+                }
+            })
+            .map(|b| b.uri.clone())
+            .collect();
+        let reachable = {
+            let q = &mut self.agents.qualify;
+            q.track(agent, &asked, now);
+            bindings.iter().any(|b| q.is_reachable(agent, &b.uri))
+        };
+        let was = self.agents.reachable.contains(&agent);
+        if reachable && !was {
+            self.agents.reachable.insert(agent);
+            self.route(RouterEvent::Registered { agent }, now);
+        } else if !reachable && was {
+            self.agents.reachable.remove(&agent);
+            self.route(RouterEvent::Unregistered { agent }, now);
+        }
+        self.schedule_qualify();
+    }
+
+    fn schedule_qualify(&mut self) {
+        let next = self.agents.qualify.poll_timeout();
+        if next.is_some() && next != self.agents.qualify_timer {
+            self.agents.qualify_timer = next;
+            if let Some(t) = next {
+                self.schedule(t, TimerRef::Qualify);
+            }
+        }
+    }
+
+    /// OPTIONS to the phones due to be asked.
+    pub(super) fn on_qualify_timer(&mut self, now: Instant) {
+        self.agents.qualify_timer = None;
+        for (agent, uri) in self.agents.qualify.due(now) {
+            let binding = self
+                .agents
+                .registrar
+                .bindings(agent)
+                .into_iter()
+                .find(|b| b.uri == uri)
+                .cloned();
+            match binding {
+                Some(b) => {
+                    let phone = format!("{agent} {uri}");
+                    self.switch.ping(&phone, &uri, b.link, b.target, now);
+                }
+                None => self.phones_changed(agent, now), // gone meanwhile
+            }
+        }
+        self.schedule_qualify();
+    }
+
+    /// A phone answered its OPTIONS, or never did.
+    pub(super) fn pong(&mut self, phone: &str, reached: bool, now: Instant) {
+        let Some((agent, uri)) = phone
+            .split_once(' ')
+            .and_then(|(a, u)| Some((a.parse::<usize>().ok()?, u.to_string())))
+        else {
+            return;
+        };
+        let Some(changed) = self.agents.qualify.answered(&(agent, uri.clone()), reached) else {
+            return;
+        };
+        let id = self.agents.ids.get(agent).cloned().unwrap_or_default();
+        if changed {
+            tracing::info!(agent = id, uri, "agent phone answers again");
+        } else {
+            tracing::warn!(
+                agent = id,
+                uri,
+                "agent phone does not answer OPTIONS: unreachable, not rung until it answers"
+            );
+        }
+        self.phones_changed(agent, now);
     }
 
     fn schedule_registrar(&mut self) {
@@ -694,11 +801,13 @@ impl Signalling {
     /// and a softphone ring together); the first to answer takes the call, the others are
     /// cancelled.
     fn ring(&mut self, call: u64, agent: usize, now: Instant) {
+        let qualify = &self.agents.qualify;
         let bindings: Vec<Binding> = self
             .agents
             .registrar
             .bindings(agent)
             .into_iter()
+            .filter(|b| qualify.is_reachable(agent, &b.uri))
             .cloned()
             .collect();
         let Some(w) = self.agents.waiting.get(&call) else {
@@ -901,6 +1010,7 @@ impl Signalling {
             ) => self.caller_unreached(call, attempts, why, true, now),
             (LegEvent::CallbackDue { id: call }, _) => self.retry_callback(call, now),
             (LegEvent::Registration { trunk, state }, _) => self.trunk_registration(&trunk, &state),
+            (LegEvent::Pong { phone, reached }, _) => self.pong(&phone, reached, now),
             // A leg with a user above (a ring, a transfer, a callback) gets its user's event
             // instead; any other answered leg has nobody to talk to.
             (LegEvent::Answered { .. }, _) => self.switch.hang_up(&id, now),
@@ -1036,7 +1146,7 @@ impl Signalling {
                     let _ = reply.send(StateReply::NoSuchAgent);
                     return;
                 };
-                if state == Requested::Available && !self.agents.registrar.is_registered(i) {
+                if state == Requested::Available && !self.agents.reachable.contains(&i) {
                     tracing::info!(agent, "agent state refused: available with no phone");
                     if let Some(row) = self.agent_row(i, now) {
                         let _ = reply.send(StateReply::NoPhone(row));
@@ -1124,6 +1234,8 @@ impl Signalling {
     fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
         let (state, since, call) = self.agents.router.agent_state(i)?;
         let (auth_failures, locked_out) = self.agents.registrar.failures(i, now);
+        let unreachable =
+            self.agents.registrar.is_registered(i) && !self.agents.reachable.contains(&i);
         let ago = now.saturating_duration_since(since);
         let wall = jiff::Timestamp::now();
         let since_wall = wall
@@ -1135,8 +1247,13 @@ impl Signalling {
             state: state.as_str(),
             since: since_wall.to_string(),
             since_s: ago.as_secs(),
-            reason: self.agents.router.agent_reason(i).map(str::to_string),
+            reason: if unreachable {
+                Some("unreachable".to_string())
+            } else {
+                self.agents.router.agent_reason(i).map(str::to_string)
+            },
             registered: self.agents.registrar.is_registered(i),
+            unreachable,
             auth_failures,
             locked_out: locked_out.iter().map(ToString::to_string).collect(),
             call: call

@@ -314,15 +314,65 @@ fn failed_attempts_lock_out_the_address_for_a_while() {
 
 /// Registers alice with `contact_lines`, answering the challenge.
 fn registered(r: &mut Registrar, contact_lines: &str, t: Instant) -> Answer {
-    let a = r.register(&register(contact_lines), source(), Link::Udp, t);
+    registered_via(r, contact_lines, "", t)
+}
+
+/// The same, with `via_params` after the Via's branch (`;rport`).
+fn registered_via(r: &mut Registrar, contact_lines: &str, via_params: &str, t: Instant) -> Answer {
+    let with = |m: Message| {
+        let mut m = m;
+        for h in &mut m.headers {
+            if h.name == "Via" {
+                h.value.push_str(via_params);
+            }
+        }
+        m
+    };
+    let a = r.register(&with(register(contact_lines)), source(), Link::Udp, t);
     let nonce = nonce_of(&a, "MD5");
     let auth = authorization("alice", "change-me", Algorithm::Md5, &nonce, 1);
     r.register(
-        &register(&format!("{auth}{contact_lines}")),
+        &with(register(&format!("{auth}{contact_lines}"))),
         source(),
         Link::Udp,
         t,
     )
+}
+
+#[test]
+fn a_phone_behind_a_nat_is_called_where_it_registered_from() {
+    let t = now();
+    let elsewhere = "Contact: <sip:alice@127.0.0.1:6000>\r\n";
+    // It asked for answers where it sends from (rport), and its Contact is elsewhere: the
+    // NAT's mapping is where it listens.
+    let mut r = registrar();
+    registered_via(&mut r, elsewhere, ";rport", t);
+    assert_eq!(r.bindings(0)[0].target, source());
+    // Without rport, its Contact, as before.
+    let mut r = registrar();
+    registered(&mut r, elsewhere, t);
+    assert_eq!(r.bindings(0)[0].target, "127.0.0.1:6000".parse().unwrap());
+    // always: where it registered from; never: its Contact, even a private one.
+    let mut r = registrar().with_nat(Nat::Always, 3600);
+    registered(&mut r, elsewhere, t);
+    assert_eq!(r.bindings(0)[0].target, source());
+    let mut r = registrar().with_nat(Nat::Never, 3600);
+    registered(&mut r, "Contact: <sip:alice@192.168.1.5:5062>\r\n", t);
+    assert_eq!(r.bindings(0)[0].target, "192.168.1.5:5062".parse().unwrap());
+    // The longest registration is configurable: a phone asking an hour gets five minutes.
+    let mut r = registrar().with_nat(Nat::Auto, 300);
+    let a = registered(
+        &mut r,
+        "Contact: <sip:alice@127.0.0.1:6000>;expires=3600\r\n",
+        t,
+    );
+    assert!(
+        a.headers
+            .iter()
+            .any(|(k, v)| k == "Contact" && v.ends_with(";expires=300")),
+        "{:?}",
+        a.headers
+    );
 }
 
 #[test]
