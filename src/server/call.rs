@@ -336,6 +336,13 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             confirming = Some(tag);
                             continue;
                         }
+                        if crate::sip::identity::is_anonymous(&caller) {
+                            // No number to call: promising a callback would be a black hole.
+                            // Told so, and put through to a human instead.
+                            tracing::info!(queue, "an anonymous caller cannot be called back");
+                            next.extend(call.handle(Event::SaveFailed, now));
+                            continue;
+                        }
                         let request =
                             callback_request(&call, &call_id, &caller, &queue, &flow_name);
                         // Committed before the caller hears the confirmation.

@@ -46,6 +46,15 @@ pub fn caller(invite: &Message, trunk: bool, numbering: &Numbering) -> Caller {
     Caller { uri, private }
 }
 
+/// Whether a caller's URI names nobody to call back: empty, or anonymous (RFC 3323's
+/// `anonymous@anonymous.invalid`, or any `anonymous` user).
+pub fn is_anonymous(uri: &str) -> bool {
+    let user = super::dialog::uri_user(uri);
+    uri.trim().is_empty()
+        || user.eq_ignore_ascii_case("anonymous")
+        || uri.to_ascii_lowercase().contains("@anonymous.invalid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +109,9 @@ mod tests {
         let c = caller(&anon, false, &spain());
         assert!(c.private);
         assert_eq!(c.uri, "sip:anonymous@anonymous.invalid");
+        assert!(is_anonymous(&c.uri));
+        assert!(is_anonymous("sip:Anonymous@carrier.example"));
+        assert!(!is_anonymous("tel:+34600999888"));
+        assert!(!is_anonymous("sip:ana@pbx.example"));
     }
 }

@@ -2377,6 +2377,46 @@ fn a_forged_from_is_never_dialled_back() {
 /// Alice's phone dials the ready toggle code `code`: challenged (401) like a REGISTER,
 /// answered with `expect` once authenticated; on 200 it hears the confirmation until
 /// hotline's BYE.
+/// An anonymous caller (RFC 3323: `anonymous@anonymous.invalid`) at the flow's callback node
+/// is not promised a callback nobody could make: told it could not be kept and put through
+/// to the line's humans instead; nothing is stored to be called back.
+#[test]
+fn an_anonymous_caller_is_not_promised_a_callback() {
+    let server = server();
+    let xml = call(
+        "PCMU",
+        None,
+        &[pause(2400), key('2'), pause(1500)],
+        CALLER_BYE,
+    )
+    .replace(
+        "\"Test Caller\" <sip:caller@[local_ip]:[local_port]>;tag",
+        "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag",
+    );
+    assert!(xml.contains("anonymous.invalid"));
+    let r = server.sipp("anonymous", &xml, "main", &[]);
+    assert!(r.ok, "{}", r.text);
+    let db = rusqlite::Connection::open(server.path().join("data/hotline.db")).unwrap();
+    let stored: i64 = db
+        .query_row("SELECT COUNT(*) FROM callbacks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0, "no callback to nobody");
+    let log = server.log();
+    assert!(
+        log.contains("an anonymous caller cannot be called back"),
+        "{log}"
+    );
+    eventually("the call is on record as ended", || {
+        json(&server, "/api/calls?limit=1")[0]["ended"].is_string()
+    });
+    let c = &json(&server, "/api/calls?limit=1")[0];
+    let path = c["path"].to_string();
+    assert!(
+        path.contains("main.call_me") && path.contains("main.agents"),
+        "from the callback node on to the humans: {path}"
+    );
+}
+
 fn dials_code(code: &str, expect: &str) -> String {
     let invite = |cseq: u32, auth: &str| {
         format!(
