@@ -409,6 +409,7 @@ impl Trunk {
             auth,
             caller_id,
             present_caller: self.present_caller,
+            tcp: transport_of(&self.proxy) == Some("tcp"),
         })
     }
 }
@@ -770,6 +771,21 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
     Ok(warnings)
 }
 
+/// A URI's `transport` parameter, lowercased (`udp`, `tcp`, `tls`, or what it says).
+fn transport_of(uri: &str) -> Option<&'static str> {
+    let lower = uri.to_ascii_lowercase();
+    let value = lower
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.strip_prefix("transport="))?;
+    match value.trim() {
+        "udp" => Some("udp"),
+        "tcp" => Some("tcp"),
+        "tls" => Some("tls"),
+        _ => Some("other"),
+    }
+}
+
 /// `[[trunks]]`: each with its place in the file when it is wrong.
 fn check_trunks(
     config: &Config,
@@ -798,9 +814,9 @@ fn check_trunks(
                     t.proxy
                 )));
             }
-            Some(_) if t.proxy.to_ascii_lowercase().contains("transport=") => {
+            Some(_) if matches!(transport_of(&t.proxy), Some("tls" | "other")) => {
                 return Err(ConfigError(format!(
-                    "{}: trunk \"{name}\": only UDP trunks are supported yet; drop the transport parameter",
+                    "{}: trunk \"{name}\": transport: UDP (the default) or TCP (\";transport=tcp\"); TLS to a carrier is not supported yet",
                     here(|p| &p.proxy)
                 )));
             }
@@ -908,6 +924,19 @@ mod tests {
             6,
         );
         refused("[numbers]\ncountry = \"+34\"\n", "country calling code", 1);
+        refused(
+            &format!("{t}proxy = \"sip:c.example;transport=tls\"\n"),
+            "TLS to a carrier is not supported yet",
+            3,
+        );
+        let tcp = Loaded::parse(
+            &format!("{t}proxy = \"sip:c.example:5070;transport=TCP\"\n"),
+            Some("h.toml".into()),
+        )
+        .unwrap();
+        let route = tcp.config.trunks[0].route().unwrap();
+        assert!(route.tcp);
+        assert_eq!((route.host.as_str(), route.port), ("c.example", 5070));
     }
 
     #[test]

@@ -1432,6 +1432,7 @@ fn redirectable() -> Dial {
             auth: None,
             caller_id: "+34910000000".into(),
             present_caller: true,
+            tcp: false,
         }],
         ..DialPolicy::default()
     };

@@ -87,13 +87,19 @@ pub enum SipCommand {
         context: CallerContext,
     },
     /// The transfer target's host resolved (or not): dial it.
-    TransferResolved { id: u64, target: Option<SocketAddr> },
+    TransferResolved {
+        id: u64,
+        target: Option<(SocketAddr, Link)>,
+    },
     /// The callback's number resolved (or not): dial it.
-    CallbackResolved { id: u64, target: Option<SocketAddr> },
-    /// A registering trunk's proxy resolved (or not).
+    CallbackResolved {
+        id: u64,
+        target: Option<(SocketAddr, Link)>,
+    },
+    /// A registering trunk's proxy resolved (or not), with the link to it.
     TrunkResolved {
         name: String,
-        target: Option<SocketAddr>,
+        target: Option<(SocketAddr, Link)>,
     },
 }
 
@@ -187,6 +193,8 @@ pub struct Signalling {
     switch: Switch,
     /// When the switch's next timeout is scheduled for.
     switch_due: Option<Instant>,
+    /// The TCP connection to each TCP trunk, shared by its registration and its calls.
+    trunk_links: HashMap<String, Link>,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
     /// New calls admitted by the rate limit: tokens left, and when they were counted.
@@ -217,6 +225,7 @@ impl Signalling {
         };
         Signalling {
             switch: Switch::new(local, Box::new(OsEntropy)),
+            trunk_links: HashMap::new(),
             switch_due: None,
             transport,
             transactions: HashMap::new(),

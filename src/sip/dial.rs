@@ -37,6 +37,8 @@ pub struct Route {
     pub caller_id: String,
     /// A transfer through it presents the caller's number (unless they asked for privacy).
     pub present_caller: bool,
+    /// Its proxy is reached over TCP (`;transport=tcp`), else UDP.
+    pub tcp: bool,
 }
 
 impl Route {
@@ -215,6 +217,7 @@ mod tests {
             auth: None,
             caller_id: "+34910000000".into(),
             present_caller: true,
+            tcp: false,
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -144,6 +144,8 @@ pub struct Transport {
     /// Per-address limits and scanners: judged before a message is read further.
     gate: Arc<Gated>,
     tls: Option<Tls>,
+    /// Where connections we open deliver what they read, as accepted ones do.
+    inbound: Inbox,
 }
 
 /// The gate with what it counts, shared by the UDP loop and the TCP connections.
@@ -241,6 +243,7 @@ impl Transport {
                 bans: AtomicU64::new(0),
             }),
             tls,
+            inbound: inbound.clone(),
         });
         let udp_task = tokio::spawn(udp_loop(
             udp,
@@ -394,6 +397,43 @@ impl Transport {
             Link::Udp => true,
             Link::Tcp(id) | Link::Tls(id) => self.tcp.lock().is_ok_and(|m| m.contains_key(&id)),
         }
+    }
+
+    /// Opens a TCP connection to `peer` (a carrier's proxy): its link, over which requests
+    /// go and answers and requests come back as on an accepted one. Refused when the table
+    /// is full, or when no connection is made within `TCP_MESSAGE_TIMEOUT`.
+    pub async fn connect(self: &Arc<Self>, peer: SocketAddr) -> io::Result<Link> {
+        let stream = tokio::time::timeout(TCP_MESSAGE_TIMEOUT, TcpStream::connect(peer))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TCP connection in time"))??;
+        let _ = stream.set_nodelay(true);
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(TCP_QUEUE);
+        let last = Arc::new(AtomicU64::new(self.millis()));
+        let close = Arc::new(tokio::sync::Notify::new());
+        if !self.admit(id, peer, &tx, &last, &close) {
+            return Err(io::Error::other("the TCP connection table is full"));
+        }
+        let t = Arc::clone(self);
+        let inbound = self.inbound.clone();
+        let task = tokio::spawn(async move {
+            let watch = Watch {
+                started: t.started,
+                last,
+                close,
+                gate: Arc::clone(&t.gate),
+            };
+            connection(stream, peer, Link::Tcp(id), tx, rx, inbound, watch).await;
+            tracing::info!(%peer, "TCP connection {id} we opened has closed");
+            if let Ok(mut m) = t.tcp.lock() {
+                m.remove(&id);
+            }
+        });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+        Ok(Link::Tcp(id))
     }
 
     /// Stops receiving.

@@ -99,6 +99,19 @@ impl Switch {
         self.send_register(&trunk, now);
     }
 
+    /// Sends the trunk's registration over `link` to `peer` from now on (its connection was
+    /// made again); `false` when the trunk has no registration.
+    pub fn relink(&mut self, trunk: &str, link: Link, peer: SocketAddr) -> bool {
+        match self.registrations.get_mut(trunk) {
+            Some(r) => {
+                r.account.link = link;
+                r.account.peer = peer;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Where each registration stands, by trunk.
     pub fn registrations(&self) -> Vec<(String, Registration)> {
         let mut all: Vec<_> = self

@@ -324,16 +324,17 @@ async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         );
     }
     let after = state.status.events.last_id();
-    let (Some(agents), Some(queues), Some(calls)) = (
+    let (Some(agents), Some(queues), Some(calls), Some(trunks)) = (
         ask(&state, ApiQuery::Agents).await,
         ask(&state, ApiQuery::Queues).await,
         ask(&state, ApiQuery::LiveCalls).await,
+        ask(&state, ApiQuery::Trunks).await,
     ) else {
         return unavailable();
     };
     html(
         StatusCode::OK,
-        pages::wall(&viewer(&s), &queues, &agents, &calls, after),
+        pages::wall(&viewer(&s), &queues, &agents, &calls, &trunks, after),
     )
 }
 

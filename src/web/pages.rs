@@ -7,6 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::api::caller::LiveCall;
 use crate::api::{AgentRow, QueueRow};
+use crate::status::TrunkRow;
 
 /// Who is looking at a page.
 pub struct Viewer<'a> {
@@ -95,6 +96,28 @@ pub fn not_found(viewer: Option<&Viewer>) -> Markup {
         None,
         html! { section.card { h1 { "Not found" } p { "There is no such page. " a href="/desk" { "The desk" } " is where agents start." } } },
     )
+}
+
+/// A trunk's registration in words (as `trunkLabel` in common.js).
+fn trunk_label(t: &TrunkRow) -> String {
+    match t.state {
+        "registered" => format!("registered ({} s)", t.expires_s.unwrap_or(0)),
+        "failed" => format!(
+            "failed ({}), again in {} s",
+            t.code.map_or("no answer".to_string(), |c| c.to_string()),
+            t.retry_in_s.unwrap_or(0)
+        ),
+        "off" => "not registering".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn trunk_class(t: &TrunkRow) -> &'static str {
+    match t.state {
+        "failed" => "alert",
+        "registered" | "off" => "calm",
+        _ => "busy",
+    }
 }
 
 /// The router's own reasons in words (an agent's reason, "lunch", is shown as given).
@@ -222,6 +245,7 @@ pub fn wall(
     queues: &[QueueRow],
     agents: &[AgentRow],
     calls: &[LiveCall],
+    trunks: &[TrunkRow],
     after: u64,
 ) -> Markup {
     page(
@@ -250,6 +274,23 @@ pub fn wall(
                                 td.wrap-up { (q.agents.wrap_up) }
                                 td.not-ready { (q.agents.not_ready) }
                                 td.sl { (service_level(q)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !trunks.is_empty() {
+                section.card {
+                    h1 { "Carrier trunks" }
+                    table id="trunks" {
+                        thead { tr { th { "Trunk" } th { "Proxy" } th { "Registration" } } }
+                        tbody {
+                            @for t in trunks {
+                                tr data-trunk=(t.name) class=(trunk_class(t)) {
+                                    td.name { (t.name) }
+                                    td.proxy { (t.proxy) }
+                                    td.state { (trunk_label(t)) }
+                                }
                             }
                         }
                     }
@@ -300,7 +341,7 @@ pub fn wall(
                                 td { span class=(format!("state {}", a.state)) { (state_label(a.state)) } }
                                 td.reason { (a.reason.as_deref().map(reason_label).unwrap_or("")) }
                                 td.since data-since=(a.since_s) { (seconds(a.since_s as f64)) }
-                                td.phone { @if a.registered { "registered" } @else { "none" } }
+                                td.phone { @if !a.registered { "none" } @else if a.unreachable { "not answering" } @else { "registered" } }
                                 td.set {
                                     select {
                                         option value="available" { "Ready" }

@@ -86,7 +86,7 @@ impl Drop for Carrier {
 }
 
 /// hotline.toml's tail: the trunk to the carrier, Spanish numbers, and the agents.
-fn trunk(carrier_port: u16) -> String {
+fn trunk(carrier_port: u16, transport: &str) -> String {
     format!(
         r#"[numbers]
 country = "34"
@@ -94,7 +94,7 @@ national_digits = 9
 
 [[trunks]]
 name = "carrier"
-proxy = "sip:{CARRIER_IP}:{carrier_port}"
+proxy = "sip:{CARRIER_IP}:{carrier_port}{transport}"
 domain = "carrier.test"
 username = "line1"
 password = "{PASSWORD}"
@@ -103,7 +103,13 @@ expires_s = 60
 numbers = ["+34"]
 addresses = ["{CARRIER_IP}"]
 caller_id = "910000000"
-{AGENTS}"#
+{AGENTS}
+[[agents]]
+id = "sam"
+password = "sam-pw"
+name = "Sam Supervisor"
+role = "supervisor"
+"#
     )
 }
 
@@ -263,6 +269,17 @@ fn called_back_phone(rtp: u16) -> String {
 /// 407 answered, the line's own number in From and P-Asserted-Identity, and the two talk.
 #[test]
 fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
+    line_on_a_carrier("");
+}
+
+/// The same over TCP: hotline opens the connection to the carrier's proxy, registers and
+/// calls back over it; the carrier reaches hotline over TCP too.
+#[test]
+fn a_line_on_a_tcp_trunk_registers_takes_calls_and_calls_back_through_it() {
+    line_on_a_carrier(";transport=tcp");
+}
+
+fn line_on_a_carrier(transport: &str) {
     let ports = AgentPorts::take();
     let carrier_port = ports.phone(5);
     let pstn_phone = ports.phone(6);
@@ -270,7 +287,7 @@ fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
     let carrier = Carrier::start(carrier_dir.path(), carrier_port, pstn_phone);
     let server = Server::start_full(
         "answer_after_ms = 100\nshutdown_grace_s = 2",
-        &trunk(carrier_port),
+        &trunk(carrier_port, transport),
     );
     let logs = || {
         format!(
@@ -288,6 +305,36 @@ fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
     let trunks = json(&server, "/api/trunks");
     assert_eq!(trunks[0]["state"], "registered", "{trunks}\n{}", logs());
     assert_eq!(trunks[0]["expires_s"], 10, "the carrier's maximum");
+    let metrics = super::agents::http(&server, "GET", "/metrics", None, "").1;
+    assert!(
+        metrics.contains("hotline_trunk_registered{trunk=\"carrier\"} 1"),
+        "{metrics}"
+    );
+    let proto = if transport.is_empty() { "udp" } else { "tcp" };
+    let registers: Vec<String> = carrier
+        .log()
+        .lines()
+        .filter(|l| l.contains("carrier: REGISTER sip:carrier.test from 127.0.0.1:"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !registers.is_empty()
+            && registers
+                .iter()
+                .all(|l| l.ends_with(&format!("over {proto}"))),
+        "every REGISTER over {proto}\n{}",
+        carrier.log()
+    );
+    // The supervisor sees it on the wall (once: the page does not depend on the transport).
+    if transport.is_empty() {
+        let browser = super::desk::Browser::open(server.ports.http);
+        browser.log_in("sam", "sam-pw");
+        browser.goto("/wall");
+        let shown = browser.wait_text("#trunks tr[data-trunk='carrier'] td.state", "registered");
+        assert!(shown.starts_with("registered"), "the wall says {shown:?}");
+        browser.screenshot("wall-trunks");
+        drop(browser);
+    }
     let registered_at = Instant::now();
 
     // The line, dialled three ways; each caller hangs up after a second.
@@ -382,9 +429,9 @@ fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
     std::thread::sleep(Duration::from_millis(200));
     let log = logs();
     assert!(
-        carrier
-            .log()
-            .contains("carrier: hotline calls +34600111222 as +34910000000"),
+        carrier.log().contains(&format!(
+            "carrier: hotline calls +34600111222 as +34910000000 over {proto}"
+        )),
         "the carrier let the call through only with credentials\n{log}"
     );
     let said = super::agents::pcap_audio();

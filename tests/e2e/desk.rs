@@ -39,7 +39,7 @@ service_level_s = 2
 "#;
 
 /// Headless Chromium under its own chromedriver, closed when dropped.
-struct Browser {
+pub(super) struct Browser {
     rt: tokio::runtime::Runtime,
     client: Option<Client>,
     driver: Child,
@@ -48,7 +48,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn open(http_port: u16) -> Browser {
+    pub(super) fn open(http_port: u16) -> Browser {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -101,7 +101,7 @@ impl Browser {
         self.client.as_ref().unwrap()
     }
 
-    fn goto(&self, path: &str) {
+    pub(super) fn goto(&self, path: &str) {
         self.rt
             .block_on(self.client().goto(&format!("{}{path}", self.base)))
             .unwrap();
@@ -120,7 +120,7 @@ impl Browser {
         }
     }
 
-    fn path(&self) -> String {
+    pub(super) fn path(&self) -> String {
         self.rt
             .block_on(self.client().current_url())
             .unwrap()
@@ -129,7 +129,7 @@ impl Browser {
     }
 
     /// The visible text of the first element `css` finds, or "" if none.
-    fn text(&self, css: &str) -> String {
+    pub(super) fn text(&self, css: &str) -> String {
         self.rt.block_on(async {
             match self.client().find(Locator::Css(css)).await {
                 Ok(e) => e.text().await.unwrap_or_default(),
@@ -139,7 +139,7 @@ impl Browser {
     }
 
     /// Waits up to 10 s for the text of `css` to contain `want`; what it says then.
-    fn wait_text(&self, css: &str, want: &str) -> String {
+    pub(super) fn wait_text(&self, css: &str, want: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let t = self.text(css);
@@ -183,7 +183,7 @@ impl Browser {
     }
 
     /// Logs in through the form, from wherever the browser is.
-    fn log_in(&self, agent: &str, password: &str) {
+    pub(super) fn log_in(&self, agent: &str, password: &str) {
         self.goto("/login");
         self.fill("input[name=agent]", agent);
         self.fill("input[name=password]", password);
@@ -191,7 +191,7 @@ impl Browser {
     }
 
     /// Saves a screenshot of the page under target/ (a test artefact).
-    fn screenshot(&self, name: &str) {
+    pub(super) fn screenshot(&self, name: &str) {
         let png = self.rt.block_on(self.client().screenshot()).unwrap();
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&dir).unwrap();

@@ -14,6 +14,7 @@ use super::{CallerContext, Signalling, SipCommand, Standing};
 use crate::engine::announce;
 use crate::routing::RouterEvent;
 use crate::server::pacer::PacerCommand;
+use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::store::{CallbackRequest, CallbackState};
 use crate::switch::callbacks::{MAX_ATTEMPTS, RETRY_AFTER};
@@ -265,12 +266,17 @@ impl Signalling {
             "agent answered a callback: dialling the caller"
         );
         let sip = self.shared.sip.clone();
+        let transport = std::sync::Arc::clone(&self.transport);
+        let open = target
+            .as_ref()
+            .and_then(|t| t.trunk.as_ref())
+            .and_then(|r| self.open_link(&r.name));
         tokio::spawn(async move {
             let resolved = match target {
-                Some(t) => tokio::net::lookup_host((t.host.as_str(), t.port))
-                    .await
-                    .ok()
-                    .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4)),
+                Some(t) => {
+                    let tcp = t.trunk.as_ref().is_some_and(|r| r.tcp);
+                    super::trunks::reach(transport, t.host, t.port, tcp, open).await
+                }
                 None => None,
             };
             let _ = sip.send(SipCommand::CallbackResolved {
@@ -281,7 +287,12 @@ impl Signalling {
     }
 
     /// Places the INVITE to the caller's number, while their agent waits.
-    pub(super) fn dial_caller(&mut self, id: u64, target: Option<SocketAddr>, now: Instant) {
+    pub(super) fn dial_caller(
+        &mut self,
+        id: u64,
+        target: Option<(SocketAddr, Link)>,
+        now: Instant,
+    ) {
         let Some(w) = self.agents.waiting.get(&id) else {
             return;
         };
@@ -293,7 +304,8 @@ impl Signalling {
         else {
             return; // the agent hung up meanwhile
         };
-        let (Some(target), Some(how)) = (target, w.callback.as_ref().and_then(|c| c.dial.clone()))
+        let (Some((target, link)), Some(how)) =
+            (target, w.callback.as_ref().and_then(|c| c.dial.clone()))
         else {
             tracing::warn!(
                 caller = w.context.caller,
@@ -307,6 +319,12 @@ impl Signalling {
         };
         let made = w.callback.as_ref().map_or(0, |c| c.attempts);
         let uri = how.uri.clone();
+        // A TCP connection is kept for the trunk's next requests.
+        if let Some(trunk) = &how.trunk
+            && link != Link::Udp
+        {
+            self.trunk_links.insert(trunk.name.clone(), link);
+        }
         let redirect = Some(crate::switch::Redirect {
             policy: std::sync::Arc::new(self.shared.flows().callbacks.clone()),
             host: how.host.clone(),
@@ -324,6 +342,7 @@ impl Signalling {
                     assert_identity: true,
                     auth: trunk.auth.clone(),
                     redirect,
+                    link,
                     ..Dial::to_address(&uri, target, from, None)
                 }
             }

@@ -13,6 +13,7 @@ use super::agents::{Leg, LegKind, add_leg_media};
 use super::{CallerContext, Signalling, SipCommand};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
+use crate::sip::link::Link;
 use crate::sip::sdp;
 use crate::switch::{Context, Dial, Party};
 
@@ -53,13 +54,16 @@ impl Signalling {
             return;
         };
         // A target on a carrier's domain is reached through its trunk's proxy.
-        let (host, port) = self
+        let trunk = self
             .shared
             .flows()
             .callbacks
             .trunks
             .iter()
             .find(|r| r.serves(&host))
+            .cloned();
+        let (host, port) = trunk
+            .as_ref()
             .map_or((host, port), |r| (r.host.clone(), r.port));
         if context.probe {
             // The probe hears the ringback and hangs up: nobody is rung for it.
@@ -79,22 +83,30 @@ impl Signalling {
             },
         );
         let sip = self.shared.sip.clone();
+        let transport = std::sync::Arc::clone(&self.transport);
+        let open = trunk.as_ref().and_then(|r| self.open_link(&r.name));
+        let tcp = trunk.as_ref().is_some_and(|r| r.tcp);
         tokio::spawn(async move {
-            let target = tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .ok()
-                .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4));
+            let target = super::trunks::reach(transport, host, port, tcp, open).await;
             let _ = sip.send(SipCommand::TransferResolved { id, target });
         });
     }
 
     /// Places the INVITE to the transfer target.
-    pub(super) fn dial_transfer(&mut self, id: u64, target: Option<SocketAddr>, now: Instant) {
+    pub(super) fn dial_transfer(
+        &mut self,
+        id: u64,
+        target: Option<(SocketAddr, Link)>,
+        now: Instant,
+    ) {
         let Some(t) = self.agents.transfers.get(&id) else {
             return; // the caller hung up meanwhile
         };
-        let Some(target) = target else {
-            tracing::warn!(to = t.uri, "cannot transfer: the host does not resolve");
+        let Some((target, link)) = target else {
+            tracing::warn!(
+                to = t.uri,
+                "cannot transfer: the host does not resolve (or no TCP connection to it)"
+            );
             return self.transfer_failed(id);
         };
         let Some(socket) = self.shared.ports.open() else {
@@ -143,10 +155,16 @@ impl Signalling {
             host: t.next_hop.0.clone(),
             port: t.next_hop.1,
         });
+        if let Some(r) = &trunk
+            && link != Link::Udp
+        {
+            self.trunk_links.insert(r.name.clone(), link);
+        }
         let mut dial = Dial {
             assert_identity: trunk.is_some(),
             auth: trunk.and_then(|r| r.auth),
             redirect,
+            link,
             ..Dial::to_address(&t.uri, target, from, context)
         };
         let ring_timeout = t.ring_timeout;

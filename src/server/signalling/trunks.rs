@@ -4,15 +4,48 @@
 //! `/api/trunks` and `/metrics`. A name that does not resolve is tried again later.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Signalling, SipCommand};
 use crate::sip::link::Link;
+use crate::sip::transport::Transport;
 use crate::status::TrunkRow;
 use crate::switch::{Account, Registration};
 
 /// A proxy name that did not resolve is looked up again this much later.
 const RESOLVE_AGAIN: Duration = Duration::from_secs(30);
+
+/// Where a request through a trunk (or to `host:port`) goes: the address, and the link —
+/// UDP, or for a TCP trunk its connection (`open` while it is, else a new one).
+pub(super) async fn reach(
+    transport: Arc<Transport>,
+    host: String,
+    port: u16,
+    tcp: bool,
+    open: Option<Link>,
+) -> Option<(SocketAddr, Link)> {
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .ok()?
+        .find(SocketAddr::is_ipv4)?;
+    if !tcp {
+        return Some((addr, Link::Udp));
+    }
+    if let Some(link) = open {
+        return Some((addr, link));
+    }
+    match transport.connect(addr).await {
+        Ok(link) => {
+            tracing::info!(%addr, "TCP connection to the trunk opened");
+            Some((addr, link))
+        }
+        Err(e) => {
+            tracing::warn!(%addr, "no TCP connection to the trunk: {e}");
+            None
+        }
+    }
+}
 
 impl Signalling {
     /// Looks up every registering trunk's proxy (at start).
@@ -36,37 +69,52 @@ impl Signalling {
             return;
         };
         let sip = self.shared.sip.clone();
+        let transport = Arc::clone(&self.transport);
+        let open = self.open_link(&name);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let target = tokio::net::lookup_host((route.host.as_str(), route.port))
-                .await
-                .ok()
-                .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4));
+            let target = reach(transport, route.host, route.port, route.tcp, open).await;
             let _ = sip.send(SipCommand::TrunkResolved { name, target });
         });
+    }
+
+    /// The trunk's TCP connection, while it is open.
+    pub(super) fn open_link(&self, trunk: &str) -> Option<Link> {
+        self.trunk_links
+            .get(trunk)
+            .copied()
+            .filter(|l| self.transport.is_open(*l))
     }
 
     /// The trunk's proxy resolved (or not): register to it, or look it up again later.
     pub(super) fn register_trunk(
         &mut self,
         name: String,
-        target: Option<SocketAddr>,
+        target: Option<(SocketAddr, Link)>,
         now: Instant,
     ) {
         if self.draining {
             return;
         }
-        let Some(trunk) = self.shared.config.trunks.iter().find(|t| t.name == name) else {
+        let shared = Arc::clone(&self.shared);
+        let Some(trunk) = shared.config.trunks.iter().find(|t| t.name == name) else {
             return;
         };
-        let Some(peer) = target else {
+        let Some((peer, link)) = target else {
             tracing::warn!(
                 trunk = name,
                 proxy = trunk.proxy,
-                "the trunk's proxy does not resolve: not registered, tried again in 30 s"
+                "the trunk's proxy cannot be reached (no address, or no TCP connection): not registered, tried again in 30 s"
             );
             return self.resolve_trunk(name, RESOLVE_AGAIN);
         };
+        if link != Link::Udp {
+            self.trunk_links.insert(name.clone(), link);
+        }
+        if self.switch.relink(&name, link, peer) {
+            // A registration that lost its connection: its next attempt takes the new one.
+            return;
+        }
         let Some(route) = trunk.route() else {
             return;
         };
@@ -75,7 +123,7 @@ impl Signalling {
             registrar: format!("sip:{}", route.domain),
             aor: route.uri(&trunk.username),
             contact_user: trunk.username.clone(),
-            link: Link::Udp,
+            link,
             peer,
             auth: route.auth.clone(),
             expires: trunk.expires_s,
@@ -84,8 +132,22 @@ impl Signalling {
         self.switch.register(account, now);
     }
 
-    /// A registration changed state.
-    pub(super) fn trunk_registration(&self, trunk: &str, state: &Registration) {
+    /// A registration changed state. A TCP trunk whose connection closed is connected again
+    /// before its next attempt.
+    pub(super) fn trunk_registration(&mut self, trunk: &str, state: &Registration) {
+        let tcp_lost = self
+            .shared
+            .config
+            .trunks
+            .iter()
+            .find(|t| t.name == trunk)
+            .and_then(|t| t.route())
+            .is_some_and(|r| r.tcp)
+            && self.open_link(trunk).is_none();
+        if tcp_lost && matches!(state, Registration::Failed { .. }) && !self.draining {
+            self.trunk_links.remove(trunk);
+            self.resolve_trunk(trunk.to_string(), Duration::ZERO);
+        }
         match state {
             Registration::Registered { expires } => {
                 tracing::info!(trunk, expires_s = expires, "registered to the carrier")

@@ -21,9 +21,24 @@ const hotline = {
   reasonLabel(reason) {
     return {
       "no-phone": "no phone registered",
+      unreachable: "phone not answering",
       registered: "phone registered, not yet ready",
       "ring-no-answer": "missed a call",
     }[reason] || reason || "";
+  },
+
+  // A trunk's registration in words, and how it is coloured.
+  trunkLabel(t) {
+    switch (t.state) {
+      case "registered": return "registered (" + t.expires_s + " s)";
+      case "failed": return "failed" + (t.code ? " (" + t.code + ")" : " (no answer)") + ", again in " + t.retry_in_s + " s";
+      case "off": return "not registering";
+      default: return t.state;
+    }
+  },
+
+  trunkClass(t) {
+    return t.state === "failed" ? "alert" : t.state === "registered" || t.state === "off" ? "calm" : "busy";
   },
 
   seconds(s) {

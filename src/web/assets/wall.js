@@ -55,8 +55,34 @@
     since.dataset.since = a.since_s;
     since.dataset.base = Date.now();
     since.textContent = hotline.seconds(a.since_s);
-    cell(row, "phone", a.registered ? "registered" : "none");
+    cell(row, "phone", phoneLabel(a));
   }
+
+  function phoneLabel(a) {
+    if (!a.registered) return "none";
+    return a.unreachable ? "not answering" : "registered";
+  }
+
+  // The carrier trunks' registrations, read every 10 s (they change rarely, and no event
+  // carries them).
+  async function showTrunks() {
+    const body = document.querySelector("#trunks tbody");
+    if (!body) return;
+    try {
+      const res = await fetch("/api/trunks", { credentials: "same-origin" });
+      const trunks = await res.json();
+      if (!res.ok) throw new Error(trunks.error);
+      for (const t of trunks) {
+        const row = [...body.rows].find((r) => r.dataset.trunk === t.name);
+        if (!row) continue;
+        row.className = hotline.trunkClass(t);
+        cell(row, "state", hotline.trunkLabel(t));
+      }
+    } catch (e) {
+      message.textContent = "Trunks: " + e.message;
+    }
+  }
+  setInterval(showTrunks, 10000);
 
   function showCalls(calls) {
     const body = document.querySelector("#calls tbody");
