@@ -364,7 +364,7 @@ pub struct Trunk {
     #[serde(default)]
     pub addresses: Vec<String>,
     /// The number presented on calls hotline places through it (From and
-    /// P-Asserted-Identity); default: `username`.
+    /// P-Asserted-Identity) when the caller's line is no number; default: `username`.
     #[serde(default)]
     pub caller_id: String,
     /// A transfer through it presents the caller's own number (unless they asked for

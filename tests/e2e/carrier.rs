@@ -102,7 +102,7 @@ register = true
 expires_s = 60
 numbers = ["+34"]
 addresses = ["{CARRIER_IP}"]
-caller_id = "910000000"
+caller_id = "910000099"
 {AGENTS}
 [[agents]]
 id = "sam"

@@ -286,6 +286,15 @@ impl Signalling {
         });
     }
 
+    /// The number of the line a call came in on, when it is one (`[lines]` by number).
+    fn line_number(&self, call_id: &str) -> Option<String> {
+        let line = match self.shared.store.lock() {
+            Ok(store) => store.call(call_id).ok().flatten()?.line,
+            Err(_) => return None,
+        };
+        self.shared.flows().callbacks.numbering.e164(&line)
+    }
+
     /// Places the INVITE to the caller's number, while their agent waits.
     pub(super) fn dial_caller(
         &mut self,
@@ -331,12 +340,16 @@ impl Signalling {
             port: how.port,
         });
         let mut dial = match &how.trunk {
-            // Through a carrier: the line's own number, in From and asserted, so the
-            // caller's phone shows who calls them back, and the carrier's credentials.
+            // Through a carrier: the line's own number (the one the caller dialled, else the
+            // trunk's), in From and asserted, so the caller's phone shows who calls them
+            // back; and the carrier's credentials.
             Some(trunk) => {
+                let number = self
+                    .line_number(&w.call_id)
+                    .unwrap_or_else(|| trunk.caller_id.clone());
                 let from = Party {
                     display: w.queue.clone(),
-                    uri: trunk.uri(&trunk.caller_id),
+                    uri: trunk.uri(&number),
                 };
                 Dial {
                     assert_identity: true,
