@@ -146,16 +146,21 @@ fn pstn_sipp(
 /// A caller on the public network dials the line as `[service]` (the number in whatever
 /// format), from 600 111 222, through the carrier; `middle` happens once answered.
 fn caller_through_carrier(middle: &[String], end: &str) -> String {
+    caller_through_carrier_from("600111222", middle, end)
+}
+
+/// The same, from `number`.
+fn caller_through_carrier_from(number: &str, middle: &[String], end: &str) -> String {
     let mut steps = vec![
         r#"  <send retrans="500">
     <![CDATA[
       INVITE sip:[service]@carrier.test SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:600111222@carrier.test>;tag=[pid]T[call_number]
+      From: <sip:NUMBER@carrier.test>;tag=[pid]T[call_number]
       To: <sip:[service]@carrier.test>
       Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:600111222@[local_ip]:[local_port]>
+      Contact: <sip:NUMBER@[local_ip]:[local_port]>
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
@@ -194,7 +199,7 @@ fn caller_through_carrier(middle: &[String], end: &str) -> String {
     ];
     steps.extend(middle.iter().cloned());
     steps.push(end.to_string());
-    scenario(&steps)
+    scenario(&steps).replace("NUMBER", number)
 }
 
 /// The caller hangs up, through the carrier (its Record-Route).
@@ -449,4 +454,64 @@ fn line_on_a_carrier(transport: &str) {
         db.query_row("SELECT state FROM callbacks", [], |r| r.get::<_, String>(0))
             .is_ok_and(|s| s == "done")
     });
+
+    // Another caller's number has moved: the carrier redirects hotline's call (302) to a
+    // premium number abroad. The dial policy does not allow it: not followed, and the
+    // callback waits for its next attempt.
+    let caller = pstn_sipp(
+        &server,
+        &carrier,
+        "moved_caller",
+        &caller_through_carrier_from("600111333", &[pause(2400), key('2')], SERVER_BYE),
+        ports.register(4),
+        ports.media(4),
+        &["-s", "910000000"],
+    );
+    let caller = finish(&server, "moved_caller", caller);
+    assert!(caller.ok, "{}\n{}", caller.text, logs());
+    let phone = sipp_at(
+        &server,
+        "alice_again",
+        &scenario(&[
+            r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Callback: tel:\+34600111333" search_in="msg" check_it="true" assign_to="cb"/>
+    </action>
+  </recv>
+  <Reference variables="cb"/>
+"#
+            .to_string(),
+            answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let phone = finish(&server, "alice_again", phone);
+    assert!(
+        phone.ok,
+        "alice is released: {}\n{}",
+        phone.text,
+        carrier.log()
+    );
+    let log = logs();
+    assert!(
+        carrier
+            .log()
+            .contains("carrier: hotline calls +34600111333 as +34910000000"),
+        "{log}"
+    );
+    assert!(!carrier.log().contains("+19005550100 as"), "{log}");
+    assert!(server.log().contains("a redirect is not followed"), "{log}");
+    eventually(
+        "the moved caller's callback waits for its next attempt",
+        || {
+            db.query_row(
+                "SELECT state, attempts FROM callbacks WHERE caller = 'tel:+34600111333'",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .is_ok_and(|(s, a)| s == "pending" && a == 1)
+        },
+    );
 }
