@@ -1647,8 +1647,18 @@ fn hotline_registers_answers_the_challenge_and_refreshes_before_expiry() {
     sim.pump();
     let bye = registers(&sim).last().cloned().unwrap();
     assert_eq!(bye.get("Expires"), Some("0"));
+    // The carrier asks who takes it down: answered, still with expiry 0.
+    sim.deliver(challenge(&bye, 401, "r-3", ""), phone(CARRIER));
+    let bye = registers(&sim).last().cloned().unwrap();
+    assert_eq!(bye.get("Expires"), Some("0"));
+    assert!(carrier_accepts(&bye, "Authorization", "s3cret"));
+    sim.deliver(granted(&bye, 0), phone(CARRIER));
     sim.advance(3_600_000);
-    assert_eq!(registers(&sim).len(), 5, "no refresh after leaving");
+    assert_eq!(registers(&sim).len(), 6, "no refresh after leaving");
+    assert_eq!(
+        sim.switch.registrations(),
+        [("carrier".to_string(), Registration::Unregistered)]
+    );
 }
 
 #[test]

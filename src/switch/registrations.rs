@@ -210,7 +210,7 @@ impl Switch {
         let Some(r) = self.registrations.get_mut(trunk) else {
             return;
         };
-        if r.leaving {
+        if r.leaving && !matches!(code, Some(401 | 407)) {
             return; // taking the binding down: nothing follows from the answer
         }
         let state = match (code, resp) {
@@ -234,6 +234,9 @@ impl Switch {
                     r.sent = Some(req.clone());
                     let (link, peer) = (r.account.link, r.account.peer);
                     self.send_request(&req, link, peer, Owner::Trunk(trunk.to_string()), now);
+                    return;
+                }
+                if r.leaving {
                     return;
                 }
                 tracing::warn!(trunk, code = c, "the carrier refuses our credentials");
