@@ -1,7 +1,9 @@
-//! Carrier trunks the server registers to (`[[trunks]] register = true`): each proxy's name
-//! is resolved off the signalling task, then the switch keeps the registration
-//! (`crate::switch::registrations`); its state is logged as it changes and shown by
-//! `/api/trunks` and `/metrics`. A name that does not resolve is tried again later.
+//! Carrier trunks: each registering trunk's proxy (`[[trunks]] register = true`) is resolved
+//! off the signalling task — and for a TCP trunk connected — then the switch keeps the
+//! registration (`crate::switch::registrations`); its state is logged as it changes and shown
+//! by `/api/trunks`, `/metrics` and the wall. A name that does not resolve, or a connection
+//! that cannot be made or has closed, is tried again. Calls through a TCP trunk share its
+//! connection (`reach`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
