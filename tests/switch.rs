@@ -1719,6 +1719,49 @@ fn a_refusing_or_silent_carrier_is_retried_ever_later_and_a_wrong_password_never
 }
 
 #[test]
+fn a_registration_whose_connection_was_made_again_registers_at_once_over_it() {
+    let mut sim = Sim::new();
+    sim.switch.register(account(), sim.now);
+    sim.pump();
+    let first = registers(&sim)[0].clone();
+    sim.deliver(granted(&first, 600), phone(CARRIER));
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Registered { expires: 600 }]
+    );
+    // The refresh goes out on a connection that has since closed: nothing comes back.
+    sim.advance(480_000);
+    assert_eq!(registers(&sim).len(), 2);
+    // The driver connects again (here: to another address): a REGISTER goes there at once.
+    assert!(
+        sim.switch
+            .reconnected("carrier", Link::Udp, phone(MOBILE), sim.now)
+    );
+    sim.pump();
+    let again = sim.sent(phone(MOBILE), "REGISTER")[0].clone();
+    assert_eq!(again.get("CSeq"), Some("3 REGISTER"));
+    sim.deliver(granted(&again, 600), phone(MOBILE));
+    assert_eq!(
+        registration_events(&mut sim),
+        [Registration::Registered { expires: 600 }]
+    );
+    // The lost refresh's transaction times out later: stale, it changes nothing.
+    sim.advance(40_000);
+    assert!(registration_events(&mut sim).is_empty());
+    assert_eq!(
+        sim.switch.registrations(),
+        [(
+            "carrier".to_string(),
+            Registration::Registered { expires: 600 }
+        )]
+    );
+    assert!(
+        !sim.switch
+            .reconnected("elsewhere", Link::Udp, phone(MOBILE), sim.now)
+    );
+}
+
+#[test]
 fn an_interval_too_brief_takes_the_carriers_minimum() {
     let mut sim = Sim::new();
     sim.switch.register(account(), sim.now);

@@ -169,6 +169,8 @@ enum TimerRef {
     Registrar,
     /// OPTIONS to agents' phones are due (`sip::qualify`).
     Qualify,
+    /// Registered TCP trunks' connections are checked.
+    Trunks,
     /// The switch's `poll_timeout()`.
     Switch,
 }
@@ -195,6 +197,8 @@ pub struct Signalling {
     switch_due: Option<Instant>,
     /// The TCP connection to each TCP trunk, shared by its registration and its calls.
     trunk_links: HashMap<String, Link>,
+    /// Trunks whose connection is being made again.
+    connecting: std::collections::HashSet<String>,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
     /// New calls admitted by the rate limit: tokens left, and when they were counted.
@@ -226,6 +230,7 @@ impl Signalling {
         Signalling {
             switch: Switch::new(local, Box::new(OsEntropy)),
             trunk_links: HashMap::new(),
+            connecting: std::collections::HashSet::new(),
             switch_due: None,
             transport,
             transactions: HashMap::new(),
@@ -259,7 +264,7 @@ impl Signalling {
         tokio::pin!(shutdown);
         self.load_registrations(Instant::now());
         self.load_callbacks(Instant::now());
-        self.start_trunks();
+        self.start_trunks(Instant::now());
         let grace = Duration::from_secs(u64::from(self.shared.config.sip.shutdown_grace_s));
         let mut grace_end: Option<Instant> = None;
         let mut hard_end: Option<Instant> = None;
@@ -1334,6 +1339,7 @@ impl Signalling {
                 TimerRef::Queues => self.publish_queues(now),
                 TimerRef::Registrar => self.on_registrar_timer(now),
                 TimerRef::Qualify => self.on_qualify_timer(now),
+                TimerRef::Trunks => self.on_trunks_timer(now),
                 TimerRef::Switch => {
                     if self.switch_due.is_some_and(|t| t <= now) {
                         self.switch_due = None;

@@ -252,8 +252,9 @@ enum Owner {
     Nobody,
     /// The leg whose INVITE it carries.
     Leg(String),
-    /// The trunk whose REGISTER it carries.
-    Trunk(String),
+    /// The trunk whose REGISTER it carries, with its CSeq number (an answer to an older one
+    /// than the registration's last is stale).
+    Trunk(String, u32),
     /// The phone an OPTIONS asks (`ping`).
     Ping(String),
 }
@@ -642,7 +643,7 @@ impl Switch {
             if timed_out {
                 match owner {
                     Owner::Leg(leg) => self.unreached(&leg, Unreached::NoResponse, now),
-                    Owner::Trunk(trunk) => self.registration_answer(&trunk, None, now),
+                    Owner::Trunk(trunk, cseq) => self.registration_answer(&trunk, cseq, None, now),
                     Owner::Ping(phone) => self.event(
                         Event::Pong {
                             phone,
@@ -686,7 +687,7 @@ impl Switch {
         for r in responses {
             match &owner {
                 Owner::Leg(leg) => self.leg_response(leg, r, now),
-                Owner::Trunk(trunk) => self.registration_answer(trunk, Some(&r), now),
+                Owner::Trunk(trunk, cseq) => self.registration_answer(trunk, *cseq, Some(&r), now),
                 // Any final answer: the phone is there.
                 Owner::Ping(phone) if matches!(r.start, Start::Response { code, .. } if code >= 200) => {
                     self.event(

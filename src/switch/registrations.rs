@@ -99,17 +99,30 @@ impl Switch {
         self.send_register(&trunk, now);
     }
 
-    /// Sends the trunk's registration over `link` to `peer` from now on (its connection was
-    /// made again); `false` when the trunk has no registration.
-    pub fn relink(&mut self, trunk: &str, link: Link, peer: SocketAddr) -> bool {
-        match self.registrations.get_mut(trunk) {
-            Some(r) => {
-                r.account.link = link;
-                r.account.peer = peer;
-                true
-            }
-            None => false,
+    /// The trunk's connection was made again: its registration goes over `link` to `peer`,
+    /// at once (whatever was pending on the old connection is forgotten). `false` when the
+    /// trunk has no registration.
+    pub fn reconnected(&mut self, trunk: &str, link: Link, peer: SocketAddr, now: Instant) -> bool {
+        let Some(r) = self.registrations.get_mut(trunk) else {
+            return false;
+        };
+        r.account.link = link;
+        r.account.peer = peer;
+        if r.leaving {
+            return true;
         }
+        self.deadlines
+            .retain(|_, d| *d != Deadline::Register(trunk.to_string()));
+        self.send_register(trunk, now);
+        true
+    }
+
+    /// The link each registration goes over.
+    pub fn registration_links(&self) -> Vec<(String, Link)> {
+        self.registrations
+            .iter()
+            .map(|(t, r)| (t.clone(), r.account.link))
+            .collect()
     }
 
     /// Where each registration stands, by trunk.
@@ -189,16 +202,21 @@ impl Switch {
             };
         }
         let (link, peer) = (a.link, a.peer);
-        self.send_request(&req, link, peer, Owner::Trunk(trunk.to_string()), now);
+        let owner = Owner::Trunk(trunk.to_string(), r.cseq);
+        self.send_request(&req, link, peer, owner, now);
     }
 
     /// The carrier's final answer to our REGISTER (`None`: no answer at all).
     pub(super) fn registration_answer(
         &mut self,
         trunk: &str,
+        cseq: u32,
         resp: Option<&Message>,
         now: Instant,
     ) {
+        if self.registrations.get(trunk).is_none_or(|r| r.cseq != cseq) {
+            return; // an older REGISTER's: a newer one has been sent since
+        }
         let code = resp.and_then(|m| match m.start {
             Start::Response { code, .. } => Some(code),
             Start::Request { .. } => None,
@@ -233,7 +251,8 @@ impl Switch {
                     r.cseq += 1;
                     r.sent = Some(req.clone());
                     let (link, peer) = (r.account.link, r.account.peer);
-                    self.send_request(&req, link, peer, Owner::Trunk(trunk.to_string()), now);
+                    let owner = Owner::Trunk(trunk.to_string(), r.cseq);
+                    self.send_request(&req, link, peer, owner, now);
                     return;
                 }
                 if r.leaving {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Signalling, SipCommand};
+use super::{Signalling, SipCommand, TimerRef};
 use crate::sip::link::Link;
 use crate::sip::transport::Transport;
 use crate::status::TrunkRow;
@@ -17,6 +17,8 @@ use crate::switch::{Account, Registration};
 
 /// A proxy name that did not resolve is looked up again this much later.
 const RESOLVE_AGAIN: Duration = Duration::from_secs(30);
+/// How often registered TCP trunks' connections are checked.
+const TRUNKS_CHECKED_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a request through a trunk (or to `host:port`) goes: the address, and the link —
 /// UDP, or for a TCP trunk its connection (`open` while it is, else a new one).
@@ -51,11 +53,14 @@ pub(super) async fn reach(
 
 impl Signalling {
     /// Looks up every registering trunk's proxy (at start).
-    pub(super) fn start_trunks(&mut self) {
+    pub(super) fn start_trunks(&mut self, now: Instant) {
         for t in &self.shared.config.trunks {
             if t.register {
                 self.resolve_trunk(t.name.clone(), Duration::ZERO);
             }
+        }
+        if self.shared.config.trunks.iter().any(|t| t.register) {
+            self.schedule(now + TRUNKS_CHECKED_EVERY, TimerRef::Trunks);
         }
     }
 
@@ -113,8 +118,9 @@ impl Signalling {
         if link != Link::Udp {
             self.trunk_links.insert(name.clone(), link);
         }
-        if self.switch.relink(&name, link, peer) {
-            // A registration that lost its connection: its next attempt takes the new one.
+        self.connecting.remove(&name);
+        if self.switch.reconnected(&name, link, peer, now) {
+            // A registration that lost its connection registers again over the new one.
             return;
         }
         let Some(route) = trunk.route() else {
@@ -134,22 +140,32 @@ impl Signalling {
         self.switch.register(account, now);
     }
 
-    /// A registration changed state. A TCP trunk whose connection closed is connected again
-    /// before its next attempt.
-    pub(super) fn trunk_registration(&mut self, trunk: &str, state: &Registration) {
-        let tcp_lost = self
-            .shared
-            .config
-            .trunks
-            .iter()
-            .find(|t| t.name == trunk)
-            .and_then(|t| t.route())
-            .is_some_and(|r| r.tcp)
-            && self.open_link(trunk).is_none();
-        if tcp_lost && matches!(state, Registration::Failed { .. }) && !self.draining {
-            self.trunk_links.remove(trunk);
-            self.resolve_trunk(trunk.to_string(), Duration::ZERO);
+    /// Every few seconds: a registered TCP trunk whose connection has closed (the carrier
+    /// restarted, a NAT or firewall dropped it) is connected again and registers at once.
+    pub(super) fn on_trunks_timer(&mut self, now: Instant) {
+        for (name, link) in self.switch.registration_links() {
+            if link == Link::Udp
+                || self.transport.is_open(link)
+                || self.draining
+                || self.connecting.contains(&name)
+            {
+                continue;
+            }
+            tracing::warn!(
+                trunk = name,
+                "the trunk's TCP connection has closed: connecting again"
+            );
+            self.trunk_links.remove(&name);
+            self.connecting.insert(name.clone());
+            self.resolve_trunk(name, Duration::ZERO);
         }
+        if self.shared.config.trunks.iter().any(|t| t.register) {
+            self.schedule(now + TRUNKS_CHECKED_EVERY, TimerRef::Trunks);
+        }
+    }
+
+    /// A registration changed state.
+    pub(super) fn trunk_registration(&mut self, trunk: &str, state: &Registration) {
         match state {
             Registration::Registered { expires } => {
                 tracing::info!(trunk, expires_s = expires, "registered to the carrier")
