@@ -767,39 +767,24 @@ impl Switch {
                     }
                 }
             }
-            (300..=399, State::Ringing) if leg.redirect.is_some() => {
-                if !self.follow_redirect(id, &resp, now) {
-                    self.event(
-                        Event::Refused {
-                            leg: id.to_string(),
-                            code,
-                        },
-                        now,
-                    );
-                    self.close(id, now);
-                }
-            }
-            (401 | 407, State::Ringing) if leg.auth.is_some() => {
-                if !self.answer_challenge(id, code, &resp, now) {
-                    self.event(
-                        Event::Refused {
-                            leg: id.to_string(),
-                            code,
-                        },
-                        now,
-                    );
-                    self.close(id, now);
-                }
-            }
             (_, State::Ringing) => {
-                self.event(
-                    Event::Refused {
-                        leg: id.to_string(),
-                        code,
-                    },
-                    now,
-                );
-                self.close(id, now);
+                // A redirect or a challenge may be tried again; anything else is a refusal.
+                let (redirect, auth) = (leg.redirect.is_some(), leg.auth.is_some());
+                let tried_again = match code {
+                    300..=399 if redirect => self.follow_redirect(id, &resp, now),
+                    401 | 407 if auth => self.answer_challenge(id, code, &resp, now),
+                    _ => false,
+                };
+                if !tried_again {
+                    self.event(
+                        Event::Refused {
+                            leg: id.to_string(),
+                            code,
+                        },
+                        now,
+                    );
+                    self.close(id, now);
+                }
             }
             (_, State::Cancelled) => self.close(id, now),
             // A failure after the 2xx: the dialog stands (only BYE ends it).

@@ -216,16 +216,22 @@ pub(super) fn finish(server: &Server, name: &str, child: Child) -> Sipp {
 
 /// An agent phone registering with digest auth (`-au/-ap`), its calls taken at `phone`.
 fn register(phone: u16, expect: &str) -> String {
+    register_as(phone, "", expect)
+}
+
+/// The same, its Contact naming `contact_port`, `via_params` after its Via's branch
+/// (`;rport`).
+pub(super) fn register_as(contact_port: u16, via_params: &str, expect: &str) -> String {
     scenario(&[format!(
         r#"  <send retrans="500">
     <![CDATA[
       REGISTER sip:hotline.local SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]{via_params}
       From: <sip:[service]@hotline.local>;tag=[pid]R[call_number]
       To: <sip:[service]@hotline.local>
       Call-ID: [call_id]
       CSeq: 1 REGISTER
-      Contact: <sip:[service]@[local_ip]:{phone}>
+      Contact: <sip:[service]@[local_ip]:{contact_port}>
       Expires: 3600
       Max-Forwards: 70
       Content-Length: 0
@@ -235,12 +241,12 @@ fn register(phone: u16, expect: &str) -> String {
   <send retrans="500">
     <![CDATA[
       REGISTER sip:hotline.local SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]{via_params}
       From: <sip:[service]@hotline.local>;tag=[pid]R[call_number]
       To: <sip:[service]@hotline.local>
       Call-ID: [call_id]
       CSeq: 2 REGISTER
-      Contact: <sip:[service]@[local_ip]:{phone}>
+      Contact: <sip:[service]@[local_ip]:{contact_port}>
       [authentication]
       Expires: 3600
       Max-Forwards: 70

@@ -113,6 +113,24 @@ fn stop_group(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Alice's phone rings for a callback to `number` (it says so), answers with media at `rtp`
+/// and talks until the other side hangs up.
+fn alice_takes_callback_for(number: &str, rtp: u16) -> String {
+    let number = number.replace('+', "\\+");
+    scenario(&[
+        format!(
+            r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Callback: tel:{number}" search_in="msg" check_it="true" assign_to="cb"/>
+    </action>
+  </recv>
+  <Reference variables="cb"/>
+"#
+        ),
+        answers_until_bye(rtp),
+    ])
+}
+
 fn both_logs(carrier: &Carrier, server: &Server) -> String {
     format!(
         "--- carrier ---\n{}\n--- hotline ---\n{}",
@@ -457,17 +475,7 @@ fn line_on_a_carrier(transport: &str) {
     let phone = sipp_at(
         &server,
         "alice_phone",
-        &scenario(&[
-            r#"  <recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="X-Hotline-Callback: tel:\+34600111222" search_in="msg" check_it="true" assign_to="cb"/>
-    </action>
-  </recv>
-  <Reference variables="cb"/>
-"#
-            .to_string(),
-            answers_until_bye(ports.listen(0)),
-        ]),
+        &alice_takes_callback_for("+34600111222", ports.listen(0)),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],
@@ -532,17 +540,7 @@ fn line_on_a_carrier(transport: &str) {
     let phone = sipp_at(
         &server,
         "alice_again",
-        &scenario(&[
-            r#"  <recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="X-Hotline-Callback: tel:\+34600111333" search_in="msg" check_it="true" assign_to="cb"/>
-    </action>
-  </recv>
-  <Reference variables="cb"/>
-"#
-            .to_string(),
-            answers_until_bye(ports.listen(0)),
-        ]),
+        &alice_takes_callback_for("+34600111333", ports.listen(0)),
         ports.phone(0),
         ports.media(0),
         &["-m", "1"],

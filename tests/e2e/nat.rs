@@ -8,47 +8,9 @@ use std::time::Duration;
 
 use super::agents::{
     AGENT_RINGS_ANY, AGENTS, AgentPorts, Listener, answers_until_bye, eventually, finish, json,
-    sipp_at,
+    register_as, sipp_at,
 };
 use super::{CALLER_BYE, Server, call, key, pause, scenario};
-
-/// A phone registering from where it listens, with `rport`, its Contact naming `contact_port`.
-fn register_behind_nat(contact_port: u16) -> String {
-    scenario(&[format!(
-        r#"  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:hotline.local SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:alice@hotline.local>;tag=[pid]R[call_number]
-      To: <sip:alice@hotline.local>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:alice@[local_ip]:{contact_port}>
-      Expires: 3600
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:hotline.local SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:alice@hotline.local>;tag=[pid]R[call_number]
-      To: <sip:alice@hotline.local>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:alice@[local_ip]:{contact_port}>
-      [authentication]
-      Expires: 3600
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-"#
-    )])
-}
 
 /// The phone at `port`, answering every OPTIONS (SIPp's `-aa`: each is a call of its own
 /// to SIPp, so it runs until stopped rather than for one call) and `xml` for its calls.
@@ -80,7 +42,7 @@ fn a_phone_behind_a_nat_rings_and_one_that_stops_answering_is_skipped_until_it_a
     let reg = sipp_at(
         &server,
         "register_alice",
-        &register_behind_nat(nowhere),
+        &register_as(nowhere, ";rport", "200"),
         ports.phone(0),
         ports.media(0) + 4,
         &["-s", "alice", "-au", "alice", "-ap", "alice-pw", "-m", "1"],
