@@ -161,17 +161,19 @@ fn user_part(text: &str) -> &str {
     rest.split(';').next().unwrap_or("")
 }
 
+/// Spain's numbering (country 34, nine-digit national numbers): the tests' example line.
+#[cfg(test)]
+pub(crate) fn spain() -> Numbering {
+    Numbering {
+        country: "34".into(),
+        national_digits: Some(9),
+        ..Numbering::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spain() -> Numbering {
-        Numbering {
-            country: "34".into(),
-            national_digits: Some(9),
-            ..Numbering::default()
-        }
-    }
 
     #[test]
     fn one_line_in_every_format_a_spanish_carrier_writes_it() {

@@ -224,11 +224,7 @@ mod tests {
     #[test]
     fn a_number_in_any_format_goes_through_the_trunk_that_carries_it() {
         let p = DialPolicy {
-            numbering: crate::numbers::Numbering {
-                country: "34".into(),
-                national_digits: Some(9),
-                ..Default::default()
-            },
+            numbering: crate::numbers::spain(),
             trunks: vec![carrier()],
             ..DialPolicy::default()
         };

@@ -58,6 +58,7 @@ pub fn is_anonymous(uri: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numbers::spain;
 
     fn invite(extra: &str) -> Message {
         let text = format!(
@@ -66,14 +67,6 @@ mod tests {
              Call-ID: c\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
         );
         wire::parse_datagram(text.as_bytes()).expect("valid")
-    }
-
-    fn spain() -> Numbering {
-        Numbering {
-            country: "34".into(),
-            national_digits: Some(9),
-            ..Numbering::default()
-        }
     }
 
     #[test]
