@@ -28,6 +28,7 @@ impl Entropy for Counter {
 /// A message the switch sent, and when.
 struct Sent {
     at: Duration,
+    link: Link,
     peer: SocketAddr,
     msg: Message,
     resend: bool,
@@ -39,6 +40,8 @@ struct Sim {
     now: Instant,
     wire: Vec<Sent>,
     events: Vec<Event>,
+    /// TCP connections the switch asked for: the leg and where.
+    connects: Vec<(String, SocketAddr)>,
 }
 
 const DESK: u16 = 5070;
@@ -74,6 +77,7 @@ impl Sim {
             now: start,
             wire: Vec::new(),
             events: Vec::new(),
+            connects: Vec::new(),
         }
     }
 
@@ -81,17 +85,19 @@ impl Sim {
         while let Some(o) = self.switch.poll_output() {
             match o {
                 Output::Transmit {
+                    link,
                     peer,
                     bytes,
                     resend,
-                    ..
                 } => self.wire.push(Sent {
                     at: self.now - self.start,
+                    link,
                     peer,
                     msg: wire::parse_datagram(&bytes).expect("the switch sends valid SIP"),
                     resend,
                 }),
                 Output::Event(e) => self.events.push(e),
+                Output::Connect { leg, peer } => self.connects.push((leg, peer)),
             }
         }
     }
@@ -182,12 +188,13 @@ impl Sim {
     }
 }
 
-/// The phone's answer to a request, with its tag and Contact.
+/// The phone's answer to a request, with its tag and Contact (where it was dialled).
 fn answer(req: &Message, code: u16, reason: &str, body: Option<String>) -> Message {
-    let mut extra = vec![(
-        "Contact".to_string(),
-        "<sip:alice@127.0.0.1:5070>".to_string(),
-    )];
+    let contact = match &req.start {
+        Start::Request { uri, .. } if uri.contains("127.0.0.1") => uri.as_str(),
+        _ => "sip:alice@127.0.0.1:5070",
+    };
+    let mut extra = vec![("Contact".to_string(), format!("<{contact}>"))];
     if body.is_some() {
         extra.push(("Content-Type".into(), "application/sdp".into()));
     }
@@ -549,6 +556,212 @@ fn hanging_up_sends_bye_in_the_dialog_and_forgets_the_leg() {
         .filter(|s| s.msg.method() == Some("BYE"))
         .count();
     assert!(byes > 5, "retransmitted: {byes}");
+}
+
+/// Places a leg to `dial` and has it answered with these extra headers.
+fn answered_with(dial: Dial, headers: &[(&str, &str)]) -> (Sim, String) {
+    let mut sim = Sim::new();
+    let peer = dial.peer;
+    let leg = sim.switch.place(dial, sim.now);
+    sim.pump();
+    let invite = sim.invite_to(peer);
+    let mut ok = answer(&invite, 200, "OK", Some(phone_sdp(40_000)));
+    ok.headers.retain(|h| h.name != "Contact");
+    for (name, value) in headers {
+        ok.headers.push(wire::Header {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
+    }
+    sim.deliver(ok, peer);
+    sim.take_events();
+    (sim, leg)
+}
+
+fn requests_to(sim: &Sim, to: SocketAddr) -> Vec<String> {
+    sim.wire
+        .iter()
+        .filter(|s| s.peer == to)
+        .filter_map(|s| s.msg.method().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_ack_and_bye_go_to_the_far_ends_contact_or_its_record_route_not_back_through_a_proxy_or_nat()
+{
+    let forked = phone(5094);
+    let proxy = phone(5096);
+    // Dialled directly; the answer came from a forking proxy there, which did not stay on
+    // the path: the phone's Contact is where the dialog goes.
+    let (mut sim, leg) = answered_with(dial_to(5092), &[("Contact", "<sip:bob@127.0.0.1:5094>")]);
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(requests_to(&sim, forked), ["ACK", "BYE"]);
+    assert_eq!(requests_to(&sim, phone(5092)), ["INVITE"]);
+    let bye = &sim.sent(forked, "BYE")[0];
+    assert_eq!(
+        bye.start,
+        Start::Request {
+            method: "BYE".into(),
+            uri: "sip:bob@127.0.0.1:5094".into()
+        }
+    );
+
+    // A proxy that record-routes stays on the path: ACK and BYE go to it, with the Route.
+    let (mut sim, leg) = answered_with(
+        dial_to(5092),
+        &[
+            ("Contact", "<sip:bob@127.0.0.1:5094>"),
+            ("Record-Route", "<sip:127.0.0.1:5096;lr>"),
+        ],
+    );
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(requests_to(&sim, proxy), ["ACK", "BYE"]);
+    assert!(requests_to(&sim, forked).is_empty());
+    assert_eq!(
+        sim.sent(proxy, "BYE")[0].get("Route"),
+        Some("<sip:127.0.0.1:5096;lr>")
+    );
+
+    // Sent through an outbound proxy (a trunk's): the proxy keeps the dialog, whatever the
+    // far end's Contact says.
+    let through = Dial {
+        uri: "sip:+19005550100@carrier.test".into(),
+        ..dial_to(5092)
+    };
+    let (mut sim, leg) = answered_with(through, &[("Contact", "<sip:gw@127.0.0.1:5094>")]);
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(requests_to(&sim, phone(5092)), ["INVITE", "ACK", "BYE"]);
+    assert!(requests_to(&sim, forked).is_empty());
+
+    // A phone behind a NAT writes its private address: it is only reached where it answered
+    // from.
+    let (mut sim, leg) =
+        answered_with(dial_to(5092), &[("Contact", "<sip:bob@192.168.1.20:5060>")]);
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(requests_to(&sim, phone(5092)), ["INVITE", "ACK", "BYE"]);
+    // Nor does a Contact asking for TCP move it: there is no connection to it.
+    let (mut sim, leg) = answered_with(
+        dial_to(5092),
+        &[("Contact", "<sip:bob@127.0.0.1:5094;transport=tcp>")],
+    );
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(requests_to(&sim, phone(5092)), ["INVITE", "ACK", "BYE"]);
+}
+
+/// What the caller told the line, long enough that the INVITE carrying it is too big for UDP.
+fn long_story() -> Context {
+    Context {
+        caller: "+34600111222".into(),
+        queue: Some("billing".into()),
+        path: (0..12).map(|i| format!("menu-{i}")).collect(),
+        waited: Some(Duration::from_secs(42)),
+        callback_attempt: None,
+        variables: (0..12)
+            .map(|i| (format!("field_{i}"), "x".repeat(40)))
+            .collect(),
+    }
+}
+
+#[test]
+fn an_invite_too_big_for_udp_goes_over_tcp_and_over_udp_when_no_connection_can_be_made() {
+    // A small one goes at once over UDP, as always.
+    let mut sim = Sim::new();
+    sim.place(DESK, None);
+    assert!(sim.connects.is_empty());
+    assert_eq!(sim.wire[0].link, Link::Udp);
+
+    // A big one waits for a TCP connection to the same address, then goes over it, its Via
+    // and Contact saying TCP; no retransmission over a reliable transport.
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, Some(long_story()));
+    assert!(sim.wire.is_empty(), "nothing over UDP");
+    assert_eq!(sim.connects, [(leg.clone(), phone(DESK))]);
+    sim.switch.connected(&leg, Some(Link::Tcp(7)), sim.now);
+    sim.pump();
+    let sent = &sim.wire[0];
+    assert_eq!(sent.link, Link::Tcp(7));
+    assert!(sent.msg.to_bytes().len() > 1300);
+    assert!(
+        sent.msg
+            .get("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP "))
+    );
+    assert!(
+        sent.msg
+            .get("Contact")
+            .is_some_and(|c| c.contains("transport=tcp"))
+    );
+    assert!(sent.msg.get("X-Hotline-Path").is_some());
+    sim.advance(5_000);
+    assert_eq!(sim.wire.len(), 1, "not retransmitted over TCP");
+    // Answered over it: ACK and BYE over it too.
+    let invite = sim.invite_to(phone(DESK));
+    sim.switch.handle(
+        Input::Message {
+            msg: answer(&invite, 200, "OK", Some(phone_sdp(40_000))),
+            link: Link::Tcp(7),
+            peer: phone(DESK),
+        },
+        sim.now,
+    );
+    sim.pump();
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    let links: Vec<_> = sim
+        .wire
+        .iter()
+        .map(|s| (s.msg.method().unwrap_or("?"), s.link))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("INVITE", Link::Tcp(7)),
+            ("ACK", Link::Tcp(7)),
+            ("BYE", Link::Tcp(7))
+        ]
+    );
+
+    // No connection (refused, or none in time): over UDP after all, retransmitted as UDP is.
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, Some(long_story()));
+    sim.switch.connected(&leg, None, sim.now);
+    sim.pump();
+    assert_eq!(sim.wire.len(), 1);
+    assert_eq!(sim.wire[0].link, Link::Udp);
+    assert!(
+        sim.wire[0]
+            .msg
+            .get("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/UDP "))
+    );
+    sim.advance(1_000);
+    assert!(sim.wire.len() > 1, "retransmitted over UDP");
+    let mut sim = Sim::new();
+    sim.place(DESK, Some(long_story()));
+    sim.advance(3_900);
+    assert!(sim.wire.is_empty());
+    sim.advance(200);
+    assert_eq!(
+        sim.wire.first().map(|s| s.link),
+        Some(Link::Udp),
+        "not waited for forever"
+    );
+
+    // Hung up while it waits: nothing is sent, the leg is gone.
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, Some(long_story()));
+    sim.switch.hang_up(&leg, sim.now);
+    sim.pump();
+    assert_eq!(closed(&sim.take_events(), &leg), Some(false));
+    sim.switch.connected(&leg, Some(Link::Tcp(7)), sim.now);
+    sim.pump();
+    assert!(sim.wire.is_empty());
+    assert!(sim.switch.is_empty());
 }
 
 #[test]

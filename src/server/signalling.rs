@@ -96,6 +96,8 @@ pub enum SipCommand {
         id: u64,
         target: Option<(SocketAddr, Link)>,
     },
+    /// A leg's TCP connection for an INVITE too big for UDP was made (or not).
+    LegConnected { leg: String, link: Option<Link> },
     /// A registering trunk's proxy resolved (or not), with the link to it.
     TrunkResolved {
         name: String,
@@ -1266,6 +1268,7 @@ impl Signalling {
                 self.dial_transfer(id, target, now);
             }
             SipCommand::Hangup { call_id } => self.bye(&call_id, now),
+            SipCommand::LegConnected { leg, link } => self.switch.connected(&leg, link, now),
             SipCommand::TrunkResolved { name, target } => self.register_trunk(name, target, now),
         }
     }
@@ -1448,6 +1451,19 @@ impl Signalling {
                     self.send(link, peer, bytes);
                 }
                 crate::switch::Output::Event(e) => self.on_leg_event(e, now),
+                crate::switch::Output::Connect { leg, peer } => {
+                    let (sip, transport) = (self.shared.sip.clone(), Arc::clone(&self.transport));
+                    tokio::spawn(async move {
+                        let link = match transport.connect(peer).await {
+                            Ok(link) => Some(link),
+                            Err(e) => {
+                                tracing::info!(%peer, "no TCP connection for a big INVITE: {e}");
+                                None
+                            }
+                        };
+                        let _ = sip.send(SipCommand::LegConnected { leg, link });
+                    });
+                }
             }
         }
         let started = self.switch.take_started();

@@ -148,6 +148,20 @@ impl Dialog {
         }
     }
 
+    /// Where the dialog's requests go first (§12.2.1.1, loose routing): the first entry of
+    /// the route set, else the remote target.
+    pub fn next_hop_uri(&self) -> String {
+        self.route_set
+            .first()
+            .and_then(|r| wire::parse_name_addr(r))
+            .map_or_else(|| self.remote_target.clone(), |r| r.uri)
+    }
+
+    /// Whether the far end asked to stay on the path (a Record-Route).
+    pub fn is_routed(&self) -> bool {
+        !self.route_set.is_empty()
+    }
+
     /// Whether a request belongs to this dialog (§12.2.2): Call-ID and both tags.
     pub fn matches(&self, req: &Message) -> bool {
         let tag = |name| {

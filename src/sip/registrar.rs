@@ -898,7 +898,7 @@ pub fn contact_address(uri: &str) -> Option<SocketAddr> {
 
 /// An address that cannot be reached from outside its own network: RFC 1918, shared (CGNAT,
 /// RFC 6598), link-local, IPv6 unique-local and link-local.
-fn is_private(ip: std::net::IpAddr) -> bool {
+pub fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

@@ -77,6 +77,53 @@ impl Dial {
     }
 }
 
+/// Where a leg's requests inside its dialog go (RFC 3261 §12.2.1.1): the first Record-Route
+/// entry when the far end put one, else the remote target (the answer's Contact) when the
+/// leg was dialled there directly. The next hop the INVITE took is kept when the leg went
+/// through an outbound proxy (a trunk: its proxy stays on the path, as carriers expect), when
+/// the phone is reached at its NAT's address (its Contact names a private address, or not
+/// the one it registered from), when the hop is a name the core cannot resolve, or when it
+/// asks for a transport other than UDP (a connection hotline does not have).
+pub(super) fn in_dialog_hop(
+    invite: &Message,
+    dialog: &Dialog,
+    link: Link,
+    peer: SocketAddr,
+) -> (Link, SocketAddr) {
+    let keep = (link, peer);
+    let dialled = match &invite.start {
+        Start::Request { uri, .. } => crate::sip::registrar::contact_address(uri),
+        Start::Response { .. } => None,
+    };
+    if !dialog.is_routed() && dialled != Some(peer) {
+        return keep;
+    }
+    let uri = dialog.next_hop_uri();
+    let Some(addr) = crate::sip::registrar::contact_address(&uri) else {
+        return keep;
+    };
+    let private = crate::sip::registrar::is_private;
+    let udp = uri
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("transport"))
+        .is_none_or(|(_, t)| t.eq_ignore_ascii_case("udp"));
+    if addr == peer
+        || addr.port() == 0
+        || addr.ip().is_unspecified()
+        || (private(addr.ip()) && !private(peer.ip()))
+        || !udp
+        || !uri.to_ascii_lowercase().starts_with("sip:")
+    {
+        return keep;
+    }
+    (Link::Udp, addr)
+}
+
 /// A display name and a URI, as a From shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party {
@@ -112,7 +159,9 @@ pub(super) enum State {
     Ringing,
     Cancelled,
     Up {
-        dialog: Dialog,
+        dialog: Box<Dialog>,
+        /// Where in-dialog requests (ACK, BYE) go: [`in_dialog_hop`].
+        hop: (Link, SocketAddr),
         /// Sent again for each retransmitted 2xx (our ACK was lost).
         ack: Arc<[u8]>,
     },
@@ -138,6 +187,8 @@ pub struct Leg {
     /// Our 2xx to an offerless re-INVITE carried an offer, whose answer comes in the ACK: a
     /// new offer before then crosses it (glare, RFC 3261 §14.2) and gets 491.
     pub(super) offer_pending: bool,
+    /// A TCP connection for a big INVITE could not be made: the next ones go over UDP too.
+    pub(super) udp_only: bool,
     pub(super) auth: Option<Secret>,
     pub(super) answered: Answered,
     pub(super) redirect: Option<Redirect>,

@@ -21,7 +21,7 @@ pub mod transfers;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::media::srtp::MASTER_LEN;
 use crate::sip::dialog::Dialog;
@@ -115,7 +115,16 @@ pub enum Output {
     },
     /// Something happened to a leg: its user decides what it means.
     Event(Event),
+    /// Open a TCP connection to `peer` for this leg's INVITE, too big for UDP (RFC 3261
+    /// §18.1.1); tell [`Switch::connected`] how it went.
+    Connect { leg: String, peer: SocketAddr },
 }
+
+/// A request bigger than this goes over TCP where it was to go over UDP (RFC 3261
+/// §18.1.1: 1300 bytes when the path MTU is unknown).
+pub const UDP_LIMIT: usize = 1300;
+/// How long an INVITE waits for its TCP connection before it goes over UDP after all.
+const CONNECT_WAIT: Duration = Duration::from_secs(4);
 
 /// Why a leg reached no one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +245,8 @@ enum Deadline {
     CallbackRetry(u64),
     /// A registration's refresh or retry is due.
     Register(String),
+    /// A leg's INVITE waited for its TCP connection long enough.
+    Connect(String),
 }
 
 struct Tx {
@@ -274,6 +285,8 @@ pub struct Switch {
     timer_seq: u64,
     out: VecDeque<Output>,
     started: u64,
+    /// Legs' INVITEs too big for UDP, waiting for their TCP connection.
+    parked: HashMap<String, Message>,
 }
 
 impl Switch {
@@ -292,6 +305,7 @@ impl Switch {
             timer_seq: 0,
             out: VecDeque::new(),
             started: 0,
+            parked: HashMap::new(),
         }
     }
 
@@ -349,6 +363,7 @@ impl Switch {
                 answered: Default::default(),
                 redirect: dial.redirect,
                 redirects: 0,
+                udp_only: false,
             },
         );
         call_id
@@ -396,6 +411,10 @@ impl Switch {
         if !matches!(leg.state, State::Ringing) {
             return;
         }
+        if self.parked.remove(id).is_some() {
+            // Never sent: nothing to cancel.
+            return self.close(id, now);
+        }
         leg.state = State::Cancelled;
         let mut cancel = leg::same_transaction(&leg.invite, "CANCEL", None);
         if elsewhere {
@@ -416,10 +435,10 @@ impl Switch {
         match &mut leg.state {
             State::Ringing => self.cancel(id, false, now),
             State::Cancelled => {}
-            State::Up { dialog, .. } => {
-                let via = self.local.via(leg.link, self.entropy.next());
-                let bye = dialog.request("BYE", &via, &self.local.contact(leg.link));
-                let (link, peer) = (leg.link, leg.peer);
+            State::Up { dialog, hop, .. } => {
+                let (link, peer) = *hop;
+                let via = self.local.via(link, self.entropy.next());
+                let bye = dialog.request("BYE", &via, &self.local.contact(link));
                 self.send_request(&bye, link, peer, Owner::Nobody, now);
                 self.close(id, now);
             }
@@ -582,6 +601,71 @@ impl Switch {
         owner: Owner,
         now: Instant,
     ) {
+        if let Owner::Leg(id) = &owner
+            && link == Link::Udp
+            && req.method() == Some("INVITE")
+            && req.to_bytes().len() > UDP_LIMIT
+            && !self.legs.get(id).is_some_and(|l| l.udp_only)
+        {
+            self.parked.insert(id.clone(), req.clone());
+            self.at(now + CONNECT_WAIT, Deadline::Connect(id.clone()));
+            self.out.push_back(Output::Connect {
+                leg: id.clone(),
+                peer,
+            });
+            return;
+        }
+        self.send_now(req, link, peer, owner, now);
+    }
+
+    /// A leg's INVITE too big for UDP has its TCP connection (`Some`), or none could be
+    /// made in time: it goes over UDP after all, as do the leg's next ones (§18.1.1).
+    pub fn connected(&mut self, id: &str, link: Option<Link>, now: Instant) {
+        let Some(mut invite) = self.parked.remove(id) else {
+            return; // gone, or sent already
+        };
+        let branch = self.entropy.next();
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        match link {
+            Some(link) => {
+                let via = self.local.via(link, branch);
+                for h in &mut invite.headers {
+                    if h.name.eq_ignore_ascii_case("Via") {
+                        h.value = via.clone();
+                        break;
+                    }
+                }
+                for h in &mut invite.headers {
+                    if h.name.eq_ignore_ascii_case("Contact") {
+                        h.value = self.local.contact(link);
+                    }
+                }
+                tracing::info!(leg = id, "too big for UDP: the INVITE goes over TCP");
+                leg.link = link;
+            }
+            None => {
+                tracing::info!(
+                    leg = id,
+                    "no TCP connection for a big INVITE: sent over UDP"
+                );
+                leg.udp_only = true;
+            }
+        }
+        leg.invite = invite.clone();
+        let (link, peer) = (leg.link, leg.peer);
+        self.send_now(&invite, link, peer, Owner::Leg(id.to_string()), now);
+    }
+
+    fn send_now(
+        &mut self,
+        req: &Message,
+        link: Link,
+        peer: SocketAddr,
+        owner: Owner,
+        now: Instant,
+    ) {
         let method = req.method().unwrap_or_default().to_string();
         let Some(key) = Key::of(req, &method) else {
             return;
@@ -623,6 +707,7 @@ impl Switch {
                 Deadline::CallbackRing(leg) => self.callback_rang_out(&leg, now),
                 Deadline::CallbackRetry(id) => self.callback_due(id),
                 Deadline::Register(trunk) => self.send_register(&trunk, now),
+                Deadline::Connect(leg) => self.connected(&leg, None, now),
             }
         }
         while let Some(entry) = self.timers.first_entry() {
@@ -713,9 +798,9 @@ impl Switch {
         };
         match (code, &leg.state) {
             (100..=199, _) => {}
-            (200..=299, State::Up { ack, .. }) => {
+            (200..=299, State::Up { ack, hop, .. }) => {
                 // A retransmitted 2xx: our ACK was lost.
-                let (link, peer, ack) = (leg.link, leg.peer, Arc::clone(ack));
+                let ((link, peer), ack) = (*hop, Arc::clone(ack));
                 self.transmit(link, peer, ack, true);
             }
             (200..=299, _) => {
@@ -724,11 +809,15 @@ impl Switch {
                     tracing::info!(leg = id, "a 2xx to our INVITE has no usable Contact");
                     return self.unreached(id, Unreached::Unusable, now);
                 };
-                let via = self.local.via(leg.link, self.entropy.next());
+                let (link, peer) = leg::in_dialog_hop(&leg.invite, &dialog, leg.link, leg.peer);
+                if peer != leg.peer {
+                    tracing::debug!(leg = id, %peer, "in-dialog requests go to the far end's route");
+                }
+                let via = self.local.via(link, self.entropy.next());
                 let ack: Arc<[u8]> = dialog.ack(&via).to_bytes().into();
-                let (link, peer) = (leg.link, leg.peer);
                 leg.state = State::Up {
-                    dialog,
+                    dialog: Box::new(dialog),
+                    hop: (link, peer),
                     ack: Arc::clone(&ack),
                 };
                 let ours = String::from_utf8_lossy(&leg.invite.body).into_owned();

@@ -539,3 +539,65 @@ fn a_plain_offer_gets_488_when_srtp_is_required_for_every_call() {
         server.log()
     );
 }
+
+/// A caller whose From is long enough that the INVITE to the agent (From, P-Asserted-Identity
+/// and X-Hotline-Caller each carry it) is bigger than UDP takes (RFC 3261 §18.1.1): hotline
+/// opens a TCP connection to the phone, which registered over UDP, and rings it there;
+/// baresip answers and the caller hears it.
+#[test]
+fn an_invite_too_big_for_udp_reaches_the_agents_phone_over_tcp() {
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        "[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nskills = { support = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\nring_timeout_s = 15\nwrap_up_s = 0\n",
+    );
+    let base = Ports::take().sip;
+    let phone = Baresip::start(&server, "alice", "alice-pw", base);
+    let base = base + 40;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&server, "/api/agents")[0]["state"] != "available" {
+        assert!(
+            Instant::now() < deadline,
+            "baresip never registered:\n{}\n{}",
+            phone.log(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let caller_hears = Listener::bind(base, true);
+    let file = server.path().join("caller.xml");
+    let user = format!("caller-{}", "7".repeat(420));
+    let xml = call("PCMU", Some(base), &[pause(6000)], CALLER_BYE)
+        .replace("<sip:caller@", &format!("<sip:{user}@"));
+    std::fs::write(&file, xml).unwrap();
+    let caller = sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    phone.answer_when_rung();
+    let caller = caller.wait_with_output().unwrap();
+    assert!(
+        caller.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&caller.stdout),
+        phone.log(),
+        server.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let heard = super::agents::pcmu_samples(&caller_hears.stop());
+    let tone = tone_blocks(&heard, 1000.0);
+    assert!(
+        tone >= 30,
+        "the caller heard {tone} blocks of the phone's tone\n{}\n{}",
+        phone.log(),
+        server.log()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("too big for UDP: the INVITE goes over TCP"),
+        "the INVITE went over a connection hotline opened:\n{log}"
+    );
+    assert!(
+        !log.contains("sent over UDP"),
+        "not over UDP after all:\n{log}"
+    );
+}
