@@ -340,8 +340,13 @@ impl Callbacks {
 #[serde(deny_unknown_fields)]
 pub struct Trunk {
     pub name: String,
-    /// Where calls (and the REGISTER) are sent: `sip:host[:port]`.
+    /// Where calls (and the REGISTER) are sent: `sip:host[:port]`, `;transport=tcp` or
+    /// `tls`, or `sips:host` (TLS, port 5061 unless given).
     pub proxy: String,
+    /// For a TLS trunk: the PEM file of the certificates its carrier's is checked against
+    /// (a private CA); default: the system's roots.
+    #[serde(default)]
+    pub ca_file: String,
     /// The carrier's domain in From, To and the registration; default: the proxy's host.
     #[serde(default)]
     pub domain: String,
@@ -385,7 +390,7 @@ impl Trunk {
     /// What the dial policy needs of it; `None` when its proxy is no `sip:` URI (refused
     /// when the config is read).
     pub fn route(&self) -> Option<crate::sip::dial::Route> {
-        let proxy = crate::sip::dial::sip_target(&self.proxy)?;
+        let (proxy, proto) = self.proxy_target()?;
         let domain = if self.domain.trim().is_empty() {
             proxy.host.clone()
         } else {
@@ -409,8 +414,37 @@ impl Trunk {
             auth,
             caller_id,
             present_caller: self.present_caller,
-            tcp: transport_of(&self.proxy) == Some("tcp"),
+            proto,
         })
+    }
+
+    /// Its proxy as a `sip:` target, and how it is reached: `sips:` and `;transport=tls` are
+    /// TLS, on port 5061 unless one is given.
+    fn proxy_target(&self) -> Option<(crate::sip::dial::Target, crate::sip::dial::Proto)> {
+        use crate::sip::dial::Proto;
+        let p = self.proxy.trim();
+        let (uri, sips) = match p.get(..5) {
+            Some(s) if s.eq_ignore_ascii_case("sips:") => (format!("sip:{}", &p[5..]), true),
+            _ => (p.to_string(), false),
+        };
+        let mut target = crate::sip::dial::sip_target(&uri)?;
+        let proto = match (sips, transport_of(&uri)) {
+            (true, None | Some("tls")) | (false, Some("tls")) => Proto::Tls {
+                ca_file: (!self.ca_file.trim().is_empty()).then(|| self.ca_file.trim().into()),
+            },
+            (false, Some("tcp")) => Proto::Tcp,
+            (false, None | Some("udp")) => Proto::Udp,
+            _ => return None,
+        };
+        let hostport = uri[4..].rsplit_once('@').map_or(&uri[4..], |(_, h)| h);
+        let hostport = hostport.split([';', '?']).next().unwrap_or_default();
+        let port_given = hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if matches!(proto, Proto::Tls { .. }) && !port_given {
+            target.port = 5061;
+        }
+        Some((target, proto))
     }
 }
 
@@ -547,6 +581,7 @@ struct Places {
 struct TrunkPlaces {
     name: Option<toml::Spanned<toml::Value>>,
     proxy: Option<toml::Spanned<toml::Value>>,
+    ca_file: Option<toml::Spanned<toml::Value>>,
     password: Option<toml::Spanned<toml::Value>>,
     numbers: Option<toml::Spanned<toml::Value>>,
     addresses: Option<toml::Spanned<toml::Value>>,
@@ -806,21 +841,52 @@ fn check_trunks(
                 here(|p| &p.name)
             )));
         }
-        match crate::sip::dial::sip_target(&t.proxy) {
-            None => {
+        let uri = t.proxy.trim().to_ascii_lowercase();
+        if !uri.starts_with("sip:") && !uri.starts_with("sips:")
+            || crate::sip::dial::sip_target(&uri.replacen("sips:", "sip:", 1)).is_none()
+        {
+            return Err(ConfigError(format!(
+                "{}: trunk \"{name}\": proxy = \"{}\" is not a sip: or sips: URI with a host (such as \"sip:sip.carrier.example:5060\")",
+                here(|p| &p.proxy),
+                t.proxy
+            )));
+        }
+        let Some((_, proto)) = t.proxy_target() else {
+            return Err(ConfigError(format!(
+                "{}: trunk \"{name}\": transport: UDP (the default), TCP (\";transport=tcp\") or TLS (\"sips:\" or \";transport=tls\")",
+                here(|p| &p.proxy)
+            )));
+        };
+        match (&proto, t.ca_file.trim()) {
+            (crate::sip::dial::Proto::Tls { .. }, "") => {}
+            (crate::sip::dial::Proto::Tls { .. }, file) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| c.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string()));
+                match certs {
+                    Ok(c) if !c.is_empty() => {}
+                    Ok(_) => {
+                        return Err(ConfigError(format!(
+                            "{}: trunk \"{name}\": ca_file = \"{file}\" holds no certificate (a PEM file with BEGIN CERTIFICATE)",
+                            here(|p| &p.ca_file)
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(ConfigError(format!(
+                            "{}: trunk \"{name}\": ca_file = \"{file}\": {e}",
+                            here(|p| &p.ca_file)
+                        )));
+                    }
+                }
+            }
+            (_, "") => {}
+            (_, _) => {
                 return Err(ConfigError(format!(
-                    "{}: trunk \"{name}\": proxy = \"{}\" is not a sip: URI with a host (such as \"sip:sip.carrier.example:5060\")",
-                    here(|p| &p.proxy),
-                    t.proxy
+                    "{}: trunk \"{name}\": ca_file is for a TLS trunk (proxy \"sips:…\" or \";transport=tls\")",
+                    here(|p| &p.ca_file)
                 )));
             }
-            Some(_) if matches!(transport_of(&t.proxy), Some("tls" | "other")) => {
-                return Err(ConfigError(format!(
-                    "{}: trunk \"{name}\": transport: UDP (the default) or TCP (\";transport=tcp\"); TLS to a carrier is not supported yet",
-                    here(|p| &p.proxy)
-                )));
-            }
-            Some(_) => {}
         }
         if t.username.is_empty() != t.password.is_empty() || (t.register && t.username.is_empty()) {
             return Err(ConfigError(format!(
@@ -874,6 +940,7 @@ mod tests {
 
     #[test]
     fn trunks_are_read_and_their_mistakes_named_with_their_place() {
+        use crate::sip::dial::Proto;
         let ok = Loaded::parse(
             "[numbers]\ncountry = \"34\"\n\n[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:5099\"\nusername = \"line1\"\npassword = \"s\"\nregister = true\nnumbers = [\"+34\"]\naddresses = [\"127.0.0.9\"]\ncaller_id = \"910000000\"\n",
             Some("h.toml".into()),
@@ -897,7 +964,11 @@ mod tests {
             assert!(e.0.starts_with(&format!("h.toml:{line}:")), "{e}");
         };
         let t = "[[trunks]]\nname = \"c\"\n";
-        refused(&format!("{t}proxy = \"carrier\"\n"), "not a sip: URI", 3);
+        refused(
+            &format!("{t}proxy = \"carrier\"\n"),
+            "not a sip: or sips: URI",
+            3,
+        );
         refused(
             &format!("{t}proxy = \"sip:c.example\"\nusername = \"u\"\n"),
             "go together",
@@ -925,18 +996,55 @@ mod tests {
         );
         refused("[numbers]\ncountry = \"+34\"\n", "country calling code", 1);
         refused(
-            &format!("{t}proxy = \"sip:c.example;transport=tls\"\n"),
-            "TLS to a carrier is not supported yet",
+            &format!("{t}proxy = \"sip:c.example;transport=sctp\"\n"),
+            "TLS (\"sips:\" or \";transport=tls\")",
             3,
         );
-        let tcp = Loaded::parse(
-            &format!("{t}proxy = \"sip:c.example:5070;transport=TCP\"\n"),
-            Some("h.toml".into()),
-        )
-        .unwrap();
-        let route = tcp.config.trunks[0].route().unwrap();
-        assert!(route.tcp);
-        assert_eq!((route.host.as_str(), route.port), ("c.example", 5070));
+        refused(
+            &format!("{t}proxy = \"sips:c.example;transport=tcp\"\n"),
+            "transport: UDP (the default), TCP",
+            3,
+        );
+        refused(
+            &format!("{t}proxy = \"sip:c.example\"\nca_file = \"ca.pem\"\n"),
+            "ca_file is for a TLS trunk",
+            4,
+        );
+        refused(
+            &format!("{t}proxy = \"sips:c.example\"\nca_file = \"/nowhere/ca.pem\"\n"),
+            "ca_file = \"/nowhere/ca.pem\"",
+            4,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        refused(
+            &format!(
+                "{t}proxy = \"sips:c.example\"\nca_file = \"{}\"\n",
+                empty.display()
+            ),
+            "holds no certificate",
+            4,
+        );
+        let route = |proxy: &str| {
+            Loaded::parse(&format!("{t}proxy = \"{proxy}\"\n"), Some("h.toml".into()))
+                .unwrap()
+                .config
+                .trunks[0]
+                .route()
+                .unwrap()
+        };
+        let tcp = route("sip:c.example:5070;transport=TCP");
+        assert_eq!(tcp.proto, Proto::Tcp);
+        assert_eq!((tcp.host.as_str(), tcp.port), ("c.example", 5070));
+        let tls = route("sips:c.example");
+        assert_eq!(tls.proto, Proto::Tls { ca_file: None });
+        assert_eq!((tls.host.as_str(), tls.port), ("c.example", 5061));
+        let tls = route("sip:[2001:db8::1];transport=tls");
+        assert_eq!((tls.host.as_str(), tls.port), ("2001:db8::1", 5061));
+        let tls = route("sips:c.example:5071");
+        assert_eq!(tls.port, 5071);
+        assert_eq!(route("sip:c.example").proto, Proto::Udp);
     }
 
     #[test]

@@ -1645,7 +1645,7 @@ fn redirectable() -> Dial {
             auth: None,
             caller_id: "+34910000000".into(),
             present_caller: true,
-            tcp: false,
+            proto: hotline::sip::dial::Proto::Udp,
         }],
         ..DialPolicy::default()
     };

@@ -12,7 +12,7 @@ pub mod reload;
 mod rtp_io;
 pub mod saves;
 pub mod signalling;
-mod tls;
+pub(crate) mod tls;
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};

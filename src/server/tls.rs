@@ -1,5 +1,6 @@
 //! The certificate SIP over TLS presents: read from the PEM files `[sip] tls_certificate` and
-//! `tls_key` name, at start and again on SIGHUP.
+//! `tls_key` name, at start and again on SIGHUP. And the roots a carrier's certificate is
+//! checked against when hotline connects to a TLS trunk.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +29,40 @@ pub fn load(certificate: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>,
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("[sip] tls_certificate and tls_key do not go together: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// A TLS client config trusting the certificates in `ca_file` (a PEM file), else the
+/// system's roots; the error says which file is wrong, or that the system has no roots.
+pub fn client(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(file) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+                .and_then(|certs| certs.collect::<Result<_, _>>())
+                .map_err(|e| format!("ca_file {}: {e}", file.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "ca_file {}: no certificate in it (a PEM file with BEGIN CERTIFICATE)",
+                    file.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err("the system has no trusted root certificates (Debian: the ca-certificates package); give the trunk a ca_file".into());
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 

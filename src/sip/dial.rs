@@ -37,8 +37,21 @@ pub struct Route {
     pub caller_id: String,
     /// A transfer through it presents the caller's number (unless they asked for privacy).
     pub present_caller: bool,
-    /// Its proxy is reached over TCP (`;transport=tcp`), else UDP.
-    pub tcp: bool,
+    /// How its proxy is reached.
+    pub proto: Proto,
+}
+
+/// How a trunk's proxy is reached: UDP (the default), TCP (`;transport=tcp`), or TLS
+/// (`sips:` or `;transport=tls`), its certificate checked against the system's roots or
+/// the trunk's own `ca_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Proto {
+    #[default]
+    Udp,
+    Tcp,
+    Tls {
+        ca_file: Option<String>,
+    },
 }
 
 impl Route {
@@ -217,7 +230,7 @@ mod tests {
             auth: None,
             caller_id: "+34910000000".into(),
             present_caller: true,
-            tcp: false,
+            proto: Proto::Udp,
         }
     }
 

@@ -403,10 +403,45 @@ impl Transport {
     /// go and answers and requests come back as on an accepted one. Refused when the table
     /// is full, or when no connection is made within `TCP_MESSAGE_TIMEOUT`.
     pub async fn connect(self: &Arc<Self>, peer: SocketAddr) -> io::Result<Link> {
+        self.open(peer, None).await
+    }
+
+    /// The same over TLS: the carrier's certificate must be valid for `name` (its host name
+    /// or address) under `config`'s roots, and the handshake done within the same time.
+    pub async fn connect_tls(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        name: rustls::pki_types::ServerName<'static>,
+        config: Arc<rustls::ClientConfig>,
+    ) -> io::Result<Link> {
+        self.open(peer, Some((name, config))).await
+    }
+
+    async fn open(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        tls: Option<(
+            rustls::pki_types::ServerName<'static>,
+            Arc<rustls::ClientConfig>,
+        )>,
+    ) -> io::Result<Link> {
         let stream = tokio::time::timeout(TCP_MESSAGE_TIMEOUT, TcpStream::connect(peer))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TCP connection in time"))??;
         let _ = stream.set_nodelay(true);
+        let stream = match tls {
+            None => Either::Plain(stream),
+            Some((name, config)) => {
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let handshake = connector.connect(name, stream);
+                let stream = tokio::time::timeout(TCP_MESSAGE_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake in time")
+                    })??;
+                Either::Tls(Box::new(stream))
+            }
+        };
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
         let last = Arc::new(AtomicU64::new(self.millis()));
@@ -416,6 +451,7 @@ impl Transport {
         }
         let t = Arc::clone(self);
         let inbound = self.inbound.clone();
+        let tls = matches!(stream, Either::Tls(_));
         let task = tokio::spawn(async move {
             let watch = Watch {
                 started: t.started,
@@ -423,8 +459,13 @@ impl Transport {
                 close,
                 gate: Arc::clone(&t.gate),
             };
-            connection(stream, peer, Link::Tcp(id), tx, rx, inbound, watch).await;
-            tracing::info!(%peer, "TCP connection {id} we opened has closed");
+            match stream {
+                Either::Plain(s) => {
+                    connection(s, peer, Link::Tcp(id), tx, rx, inbound, watch).await
+                }
+                Either::Tls(s) => connection(*s, peer, Link::Tls(id), tx, rx, inbound, watch).await,
+            }
+            tracing::info!(%peer, "connection {id} we opened has closed");
             if let Ok(mut m) = t.tcp.lock() {
                 m.remove(&id);
             }
@@ -433,7 +474,7 @@ impl Transport {
             tasks.retain(|t| !t.is_finished());
             tasks.push(task);
         }
-        Ok(Link::Tcp(id))
+        Ok(if tls { Link::Tls(id) } else { Link::Tcp(id) })
     }
 
     /// Stops receiving.
@@ -549,6 +590,12 @@ async fn accept_loop(t: Arc<Transport>, listener: TcpListener, inbound: Inbox, t
             }
         });
     }
+}
+
+/// A connection we opened: plain TCP, or TLS over it.
+enum Either {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 /// A connection's clock: when it last read, and the signal that closes it.

@@ -24,15 +24,51 @@ struct Carrier {
     dir: std::path::PathBuf,
     log: std::path::PathBuf,
     port: u16,
+    tls: bool,
+}
+
+/// How hotline reaches the carrier's proxy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Udp,
+    Tcp,
+    /// TLS on the carrier's port + 1, its certificate signed by the test's own CA.
+    Tls,
+}
+
+impl Over {
+    /// The transport as Kamailio's `$pr` names it.
+    fn name(self) -> &'static str {
+        match self {
+            Over::Udp => "udp",
+            Over::Tcp => "tcp",
+            Over::Tls => "tls",
+        }
+    }
 }
 
 impl Carrier {
-    /// The carrier on `CARRIER_IP:port`, sending hotline's calls to `pstn`.
-    fn start(dir: &Path, port: u16, pstn: u16) -> Carrier {
+    /// The carrier on `CARRIER_IP:port` (and TLS on `port + 1` when `tls`), sending
+    /// hotline's calls to `pstn`.
+    fn start(dir: &Path, port: u16, pstn: u16, tls: bool) -> Carrier {
+        if tls {
+            let (_, cert, key) = certificates(dir, CARRIER_IP);
+            std::fs::write(
+                dir.join("tls.cfg"),
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {}\ncertificate = {}\n\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n",
+                    key.display(),
+                    cert.display()
+                ),
+            )
+            .unwrap();
+        }
         let cfg =
             std::fs::read_to_string(super::common::repo().join("tests/data/carrier/kamailio.cfg"))
                 .unwrap()
                 .replace("__CARRIER__", CARRIER_IP)
+                .replace("__TLS_PORT__", &(port + 1).to_string())
+                .replace("__DIR__", &dir.display().to_string())
                 .replace("__PORT__", &port.to_string())
                 .replace("__PASSWORD__", PASSWORD)
                 .replace("__USER__", "line1")
@@ -40,17 +76,18 @@ impl Carrier {
                 .replace("__PSTN__", &format!("{PSTN_IP}:{pstn}"));
         std::fs::write(dir.join("kamailio.cfg"), cfg).unwrap();
         let log = dir.join("kamailio.log");
-        let child = Carrier::spawn(dir, &log, port);
+        let child = Carrier::spawn(dir, &log, port, tls);
         Carrier {
             child,
             dir: dir.to_path_buf(),
             log,
             port,
+            tls,
         }
     }
 
     /// Runs Kamailio (its log appended to `log`) until it listens on `port`.
-    fn spawn(dir: &Path, log: &Path, port: u16) -> Child {
+    fn spawn(dir: &Path, log: &Path, port: u16, tls: bool) -> Child {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -63,6 +100,7 @@ impl Carrier {
             .arg(dir.join("kamailio.cfg"))
             .args(["-DD", "-E", "-n", "1", "-m", "32", "-M", "4", "-w"])
             .arg(dir)
+            .args(if tls { &["-A", "WITH_TLS"][..] } else { &[] })
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -85,7 +123,7 @@ impl Carrier {
     fn restart(&mut self) {
         stop_group(&mut self.child);
         std::fs::write(&self.log, "").unwrap();
-        self.child = Carrier::spawn(&self.dir, &self.log, self.port);
+        self.child = Carrier::spawn(&self.dir, &self.log, self.port, self.tls);
     }
 
     fn log(&self) -> String {
@@ -97,6 +135,88 @@ impl Drop for Carrier {
     fn drop(&mut self) {
         stop_group(&mut self.child);
     }
+}
+
+/// A CA and a certificate it signed for `ip` (and its key), as PEM files in `dir`.
+fn certificates(
+    dir: &Path,
+    ip: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    let (cert, key, csr) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("cert.csr"),
+    );
+    let ext = dir.join("san.ext");
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Carrier CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &format!("/CN={ip}"),
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let _ = (ca_key, csr);
+    (ca, cert, key)
 }
 
 /// Stops Kamailio and its workers (its process group).
@@ -139,8 +259,9 @@ fn both_logs(carrier: &Carrier, server: &Server) -> String {
     )
 }
 
-/// hotline.toml's tail: the trunk to the carrier, Spanish numbers, and the agents.
-fn trunk(carrier_port: u16, transport: &str) -> String {
+/// hotline.toml's tail: the trunk to the carrier (its proxy, and extra keys), Spanish
+/// numbers, and the agents.
+fn trunk(proxy: &str, extra: &str) -> String {
     format!(
         r#"[numbers]
 country = "34"
@@ -148,7 +269,8 @@ national_digits = 9
 
 [[trunks]]
 name = "carrier"
-proxy = "sip:{CARRIER_IP}:{carrier_port}{transport}"
+proxy = "{proxy}"
+{extra}
 domain = "carrier.test"
 username = "line1"
 password = "{PASSWORD}"
@@ -328,25 +450,69 @@ fn called_back_phone(rtp: u16) -> String {
 /// 407 answered, the line's own number in From and P-Asserted-Identity, and the two talk.
 #[test]
 fn a_line_on_a_carrier_registers_takes_calls_and_calls_back_through_it() {
-    line_on_a_carrier("");
+    line_on_a_carrier(Over::Udp);
 }
 
 /// The same over TCP: hotline opens the connection to the carrier's proxy, registers and
 /// calls back over it; the carrier reaches hotline over TCP too.
 #[test]
 fn a_line_on_a_tcp_trunk_registers_takes_calls_and_calls_back_through_it() {
-    line_on_a_carrier(";transport=tcp");
+    line_on_a_carrier(Over::Tcp);
 }
 
-fn line_on_a_carrier(transport: &str) {
+/// The same over TLS (`sips:`): hotline checks the carrier's certificate against the CA the
+/// trunk names, registers and calls back over its connection; the carrier reaches hotline's
+/// TLS port.
+#[test]
+fn a_line_on_a_tls_trunk_registers_takes_calls_and_calls_back_through_it() {
+    line_on_a_carrier(Over::Tls);
+}
+
+fn line_on_a_carrier(over: Over) {
     let ports = AgentPorts::take();
     let carrier_port = ports.phone(5);
     let pstn_phone = ports.phone(6);
     let carrier_dir = tempfile::tempdir().unwrap();
-    let mut carrier = Carrier::start(carrier_dir.path(), carrier_port, pstn_phone);
+    let mut carrier = Carrier::start(
+        carrier_dir.path(),
+        carrier_port,
+        pstn_phone,
+        over == Over::Tls,
+    );
+    let (proxy, extra, sip) = match over {
+        Over::Udp => (
+            format!("sip:{CARRIER_IP}:{carrier_port}"),
+            String::new(),
+            String::new(),
+        ),
+        Over::Tcp => (
+            format!("sip:{CARRIER_IP}:{carrier_port};transport=tcp"),
+            String::new(),
+            String::new(),
+        ),
+        Over::Tls => {
+            // hotline's own TLS port, where the carrier sends the line's calls.
+            let own = carrier_dir.path().join("hotline");
+            std::fs::create_dir_all(&own).unwrap();
+            let (_, cert, key) = certificates(&own, "127.0.0.1");
+            (
+                format!("sips:{CARRIER_IP}:{}", carrier_port + 1),
+                format!(
+                    "ca_file = \"{}\"",
+                    carrier_dir.path().join("ca.pem").display()
+                ),
+                format!(
+                    "\ntls_listen = \"127.0.0.1:{}\"\ntls_certificate = \"{}\"\ntls_key = \"{}\"",
+                    super::Ports::take().sip + 1,
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        }
+    };
     let server = Server::start_full(
-        "answer_after_ms = 100\nshutdown_grace_s = 2",
-        &trunk(carrier_port, transport),
+        &format!("answer_after_ms = 100\nshutdown_grace_s = 2{sip}"),
+        &trunk(&proxy, &extra),
     );
 
     // Registered, its challenge answered.
@@ -367,7 +533,7 @@ fn line_on_a_carrier(transport: &str) {
         metrics.contains("hotline_trunk_registered{trunk=\"carrier\"} 1"),
         "{metrics}"
     );
-    let proto = if transport.is_empty() { "udp" } else { "tcp" };
+    let proto = over.name();
     let registers: Vec<String> = carrier
         .log()
         .lines()
@@ -383,7 +549,7 @@ fn line_on_a_carrier(transport: &str) {
         carrier.log()
     );
     // The supervisor sees it on the wall (once: the page does not depend on the transport).
-    if transport.is_empty() {
+    if over == Over::Udp {
         let browser = super::desk::Browser::open(server.ports.http);
         browser.log_in("sam", "sam-pw");
         browser.goto("/wall");
@@ -436,7 +602,7 @@ fn line_on_a_carrier(transport: &str) {
     eventually("hotline registers again with the restarted carrier", || {
         registered() > before && carrier.log().contains("carrier: REGISTER")
     });
-    if !transport.is_empty() {
+    if over != Over::Udp {
         assert!(
             server
                 .log()

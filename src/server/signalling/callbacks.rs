@@ -274,8 +274,8 @@ impl Signalling {
         tokio::spawn(async move {
             let resolved = match target {
                 Some(t) => {
-                    let tcp = t.trunk.as_ref().is_some_and(|r| r.tcp);
-                    super::trunks::reach(transport, t.host, t.port, tcp, open).await
+                    let proto = t.trunk.map(|r| r.proto).unwrap_or_default();
+                    super::trunks::reach(transport, t.host, t.port, proto, open).await
                 }
                 None => None,
             };

@@ -85,9 +85,9 @@ impl Signalling {
         let sip = self.shared.sip.clone();
         let transport = std::sync::Arc::clone(&self.transport);
         let open = trunk.as_ref().and_then(|r| self.open_link(&r.name));
-        let tcp = trunk.as_ref().is_some_and(|r| r.tcp);
+        let proto = trunk.as_ref().map(|r| r.proto.clone()).unwrap_or_default();
         tokio::spawn(async move {
-            let target = super::trunks::reach(transport, host, port, tcp, open).await;
+            let target = super::trunks::reach(transport, host, port, proto, open).await;
             let _ = sip.send(SipCommand::TransferResolved { id, target });
         });
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Signalling, SipCommand, TimerRef};
+use crate::sip::dial::Proto;
 use crate::sip::link::Link;
 use crate::sip::transport::Transport;
 use crate::status::TrunkRow;
@@ -21,31 +22,48 @@ const RESOLVE_AGAIN: Duration = Duration::from_secs(30);
 const TRUNKS_CHECKED_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a request through a trunk (or to `host:port`) goes: the address, and the link —
-/// UDP, or for a TCP trunk its connection (`open` while it is, else a new one).
+/// UDP, or for a TCP or TLS trunk its connection (`open` while it is, else a new one).
 pub(super) async fn reach(
     transport: Arc<Transport>,
     host: String,
     port: u16,
-    tcp: bool,
+    proto: Proto,
     open: Option<Link>,
 ) -> Option<(SocketAddr, Link)> {
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .ok()?
         .find(SocketAddr::is_ipv4)?;
-    if !tcp {
+    if proto == Proto::Udp {
         return Some((addr, Link::Udp));
     }
     if let Some(link) = open {
         return Some((addr, link));
     }
-    match transport.connect(addr).await {
+    let opened = match &proto {
+        Proto::Tls { ca_file } => {
+            let config = crate::server::tls::client(ca_file.as_deref().map(std::path::Path::new));
+            let name = rustls::pki_types::ServerName::try_from(host.clone());
+            match (config, name) {
+                (Ok(config), Ok(name)) => transport.connect_tls(addr, name, config).await,
+                (Err(e), _) => Err(std::io::Error::other(e)),
+                (_, Err(e)) => Err(std::io::Error::other(format!("{host}: {e}"))),
+            }
+        }
+        _ => transport.connect(addr).await,
+    };
+    let kind = if matches!(proto, Proto::Tls { .. }) {
+        "TLS"
+    } else {
+        "TCP"
+    };
+    match opened {
         Ok(link) => {
-            tracing::info!(%addr, "TCP connection to the trunk opened");
+            tracing::info!(%addr, "{kind} connection to the trunk opened");
             Some((addr, link))
         }
         Err(e) => {
-            tracing::warn!(%addr, "no TCP connection to the trunk: {e}");
+            tracing::warn!(%addr, "no {kind} connection to the trunk: {e}");
             None
         }
     }
@@ -80,7 +98,7 @@ impl Signalling {
         let open = self.open_link(&name);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let target = reach(transport, route.host, route.port, route.tcp, open).await;
+            let target = reach(transport, route.host, route.port, route.proto, open).await;
             let _ = sip.send(SipCommand::TrunkResolved { name, target });
         });
     }
