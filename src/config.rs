@@ -151,9 +151,20 @@ pub struct Sip {
     /// NAT's mapping, which closes when nothing passes), `all`, or `off`.
     pub qualify: crate::sip::qualify::Mode,
     pub qualify_s: u32,
+    /// The DNS servers carriers' proxies are looked up with (`"192.0.2.53"`,
+    /// `"127.0.0.1:5353"`); none: the system's (`/etc/resolv.conf`).
+    pub resolvers: Vec<String>,
 }
 
 impl Sip {
+    /// `resolvers` as addresses (port 53 unless given); the config check refused the others.
+    pub fn resolver_addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.resolvers
+            .iter()
+            .filter_map(|r| resolver_address(r))
+            .collect()
+    }
+
     /// The SIP gate's settings: the per-address limit, its ban, trusted addresses, scanners.
     pub fn gate(&self) -> crate::sip::gate::GateConfig {
         crate::sip::gate::GateConfig {
@@ -211,8 +222,17 @@ impl Default for Sip {
             max_expires: crate::sip::registrar::MAX_EXPIRES,
             qualify: crate::sip::qualify::Mode::Nat,
             qualify_s: 30,
+            resolvers: Vec::new(),
         }
     }
+}
+
+/// `"192.0.2.53"` or `"192.0.2.53:5353"` (`[2001:db8::53]:53`) as an address.
+fn resolver_address(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -390,7 +410,7 @@ impl Trunk {
     /// What the dial policy needs of it; `None` when its proxy is no `sip:` URI (refused
     /// when the config is read).
     pub fn route(&self) -> Option<crate::sip::dial::Route> {
-        let (proxy, proto) = self.proxy_target()?;
+        let (proxy, proto, port_given) = self.proxy_target()?;
         let domain = if self.domain.trim().is_empty() {
             proxy.host.clone()
         } else {
@@ -415,12 +435,13 @@ impl Trunk {
             caller_id,
             present_caller: self.present_caller,
             proto,
+            port_given,
         })
     }
 
     /// Its proxy as a `sip:` target, and how it is reached: `sips:` and `;transport=tls` are
     /// TLS, on port 5061 unless one is given.
-    fn proxy_target(&self) -> Option<(crate::sip::dial::Target, crate::sip::dial::Proto)> {
+    fn proxy_target(&self) -> Option<(crate::sip::dial::Target, crate::sip::dial::Proto, bool)> {
         use crate::sip::dial::Proto;
         let p = self.proxy.trim();
         let (uri, sips) = match p.get(..5) {
@@ -444,7 +465,7 @@ impl Trunk {
         if matches!(proto, Proto::Tls { .. }) && !port_given {
             target.port = 5061;
         }
-        Some((target, proto))
+        Some((target, proto, port_given))
     }
 }
 
@@ -593,6 +614,7 @@ struct SipPlaces {
     advertise: Option<toml::Spanned<toml::Value>>,
     trusted_addresses: Option<toml::Spanned<toml::Value>>,
     tls_listen: Option<toml::Spanned<toml::Value>>,
+    resolvers: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -757,6 +779,14 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
             )));
         }
     }
+    for r in &config.sip.resolvers {
+        if resolver_address(r).is_none() {
+            return Err(ConfigError(format!(
+                "{}: [sip] resolvers: \"{r}\" is not a DNS server's address (\"192.0.2.53\" or \"192.0.2.53:5353\")",
+                at(span_of(&sip.resolvers))
+            )));
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, a) in config.agents.iter().enumerate() {
         let place = places.agents.get(i);
@@ -851,7 +881,7 @@ fn check_trunks(
                 t.proxy
             )));
         }
-        let Some((_, proto)) = t.proxy_target() else {
+        let Some((_, proto, _)) = t.proxy_target() else {
             return Err(ConfigError(format!(
                 "{}: trunk \"{name}\": transport: UDP (the default), TCP (\";transport=tcp\") or TLS (\"sips:\" or \";transport=tls\")",
                 here(|p| &p.proxy)
@@ -1055,6 +1085,11 @@ mod tests {
             assert!(e.0.starts_with(&format!("h.toml:{line}:")), "{e}");
         };
         refused("[rtp]\nports = [80, 90]\n", "below 1024", 2);
+        refused(
+            "[sip]\nresolvers = [\"dns.example\"]\n",
+            "not a DNS server's address",
+            2,
+        );
         refused("[rtp]\nports = [30000, 20000]\n", "reversed", 2);
         refused("[rtp]\nports = [20001, 20001]\n", "no even port", 2);
         refused("[sip]\nadvertise = \"0.0.0.0\"\n", "unspecified", 2);

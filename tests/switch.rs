@@ -1646,6 +1646,7 @@ fn redirectable() -> Dial {
             caller_id: "+34910000000".into(),
             present_caller: true,
             proto: hotline::sip::dial::Proto::Udp,
+            port_given: true,
         }],
         ..DialPolicy::default()
     };

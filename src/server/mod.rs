@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // the one place the clock is read
 
 pub mod call;
+mod dns;
 mod http;
 mod outbox;
 pub mod pacer;

@@ -249,6 +249,14 @@ fn restart_only_changes(
         a.routing.ready_on_register != b.routing.ready_on_register
             || a.routing.ready_toggle_code != b.routing.ready_toggle_code,
     );
+    // Calls placed through a trunk take the new [[trunks]] at once (they are the dial
+    // policy's); its registration, its trusted addresses and the DNS servers do not.
+    differs(
+        "[[trunks]] (registrations, trusted addresses) / [sip] resolvers, trusted_addresses",
+        format!("{:?}", a.trunks) != format!("{:?}", b.trunks)
+            || a.sip.resolvers != b.sip.resolvers
+            || a.sip.trusted_addresses != b.sip.trusted_addresses,
+    );
     out
 }
 
@@ -291,5 +299,18 @@ mod tests {
         assert_ne!(v, version_of("[flow]\nentry = \"b\"\n"));
         // SHA-256 of the empty string begins e3b0c44298fc.
         assert_eq!(version_of(""), "e3b0c44298fc");
+    }
+
+    #[test]
+    fn a_changed_trunk_is_named_as_needing_a_restart_and_an_unchanged_config_is_not() {
+        let parse = |text: &str| crate::config::Loaded::parse(text, None).unwrap().config;
+        let trunk = "[[trunks]]\nname = \"c\"\nproxy = \"sip:192.0.2.1\"\nusername = \"u\"\npassword = \"p\"\nregister = true\n";
+        let running = parse(trunk);
+        assert!(restart_only_changes(&running, &parse(trunk)).is_empty());
+        let changed = restart_only_changes(&running, &parse(&trunk.replace("\"p\"", "\"q\"")));
+        assert_eq!(changed.len(), 1);
+        assert!(changed[0].starts_with("[[trunks]]"), "{changed:?}");
+        let resolvers = parse(&format!("[sip]\nresolvers = [\"192.0.2.53\"]\n\n{trunk}"));
+        assert_eq!(restart_only_changes(&running, &resolvers).len(), 1);
     }
 }

@@ -197,8 +197,11 @@ pub struct Signalling {
     switch: Switch,
     /// When the switch's next timeout is scheduled for.
     switch_due: Option<Instant>,
-    /// The TCP connection to each TCP trunk, shared by its registration and its calls.
-    trunk_links: HashMap<String, Link>,
+    /// The connection to each TCP or TLS trunk (and where it goes), shared by its
+    /// registration and its calls.
+    trunk_links: HashMap<String, (SocketAddr, Link)>,
+    /// Looks up carriers' proxies (DNS SRV, then addresses).
+    dns: Arc<super::dns::Dns>,
     /// Trunks whose connection is being made again.
     connecting: std::collections::HashSet<String>,
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
@@ -232,6 +235,9 @@ impl Signalling {
         Signalling {
             switch: Switch::new(local, Box::new(OsEntropy)),
             trunk_links: HashMap::new(),
+            dns: Arc::new(super::dns::Dns::new(
+                &shared.config.sip.resolver_addresses(),
+            )),
             connecting: std::collections::HashSet::new(),
             switch_due: None,
             transport,

@@ -39,6 +39,8 @@ pub struct Route {
     pub present_caller: bool,
     /// How its proxy is reached.
     pub proto: Proto,
+    /// Its proxy was given with a port: no DNS SRV lookup (RFC 3263 §4.2).
+    pub port_given: bool,
 }
 
 /// How a trunk's proxy is reached: UDP (the default), TCP (`;transport=tcp`), or TLS
@@ -58,6 +60,11 @@ impl Route {
     /// A `sip:` URI for `user` at the trunk's domain.
     pub fn uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", bracketed(&self.domain))
+    }
+
+    /// The DNS SRV name its proxy is looked up as first, when it has one to look up.
+    pub fn srv_name(&self) -> Option<String> {
+        super::locate::srv_name(&self.host, self.port_given, &self.proto)
     }
 
     /// Whether a call to `host` goes to this trunk (a transfer target on the carrier).
@@ -231,6 +238,7 @@ mod tests {
             caller_id: "+34910000000".into(),
             present_caller: true,
             proto: Proto::Udp,
+            port_given: true,
         }
     }
 

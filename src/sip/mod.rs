@@ -7,6 +7,7 @@ pub mod digest;
 pub mod gate;
 pub mod identity;
 pub mod link;
+pub mod locate;
 pub mod qualify;
 pub mod registrar;
 pub mod sdp;

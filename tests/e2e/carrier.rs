@@ -739,3 +739,112 @@ fn line_on_a_carrier(over: Over) {
         },
     );
 }
+
+/// dnsmasq on loopback as the carrier's DNS: SRV records and the addresses of their targets.
+struct Dns {
+    child: Child,
+    port: u16,
+}
+
+impl Dns {
+    /// `records`: (service name, target, port, priority); every target is `CARRIER_IP`.
+    fn start(port: u16, records: &[(&str, &str, u16, u16)]) -> Dns {
+        let mut args: Vec<String> = [
+            "--no-daemon",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--user=root",
+            "--pid-file=",
+            "--log-queries",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(format!("--port={port}"));
+        for (service, target, target_port, priority) in records {
+            args.push(format!(
+                "--srv-host={service},{target},{target_port},{priority},10"
+            ));
+            args.push(format!("--host-record={target},{CARRIER_IP}"));
+        }
+        // Its own process group, stopped with it; `timeout` in case the test never does.
+        let child = Command::new("timeout")
+            .process_group(0)
+            .args(["-k", "5", "120", "dnsmasq"])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "dnsmasq never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dns { child, port }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+    }
+}
+
+/// A trunk named by its domain alone (`sip:carrier.test;transport=tcp`, no port) is found by
+/// DNS SRV (RFC 3263): the first target by priority refuses connections, so hotline goes on
+/// to the next, at the port its record gives, and registers there.
+#[test]
+fn a_trunk_named_by_its_domain_is_found_by_dns_srv_and_the_next_target_tried() {
+    let ports = AgentPorts::take();
+    let carrier_port = ports.phone(5);
+    let dead_port = ports.phone(7);
+    let carrier_dir = tempfile::tempdir().unwrap();
+    let carrier = Carrier::start(carrier_dir.path(), carrier_port, ports.phone(6), false);
+    let dns = Dns::start(
+        ports.phone(8),
+        &[
+            ("_sip._tcp.carrier.test", "sip1.carrier.test", dead_port, 1),
+            (
+                "_sip._tcp.carrier.test",
+                "sip2.carrier.test",
+                carrier_port,
+                2,
+            ),
+        ],
+    );
+    let server = Server::start_full(
+        &format!(
+            "answer_after_ms = 100\nshutdown_grace_s = 2\nresolvers = [\"127.0.0.1:{}\"]",
+            dns.port
+        ),
+        &trunk("sip:carrier.test;transport=tcp", ""),
+    );
+    eventually(
+        "hotline registers through the SRV target that answers",
+        || json(&server, "/api/trunks")[0]["state"] == "registered",
+    );
+    let log = both_logs(&carrier, &server);
+    let line = |what: &str, port: u16| {
+        let at = format!("addr={CARRIER_IP}:{port}");
+        server
+            .log()
+            .lines()
+            .position(|l| l.contains(what) && l.contains(&at))
+    };
+    let refused = line("no TCP connection to the trunk", dead_port);
+    let opened = line("TCP connection to the trunk opened", carrier_port);
+    assert!(
+        refused.is_some() && opened.is_some() && refused < opened,
+        "the first target by priority was tried first, then the next\n{log}"
+    );
+    assert!(
+        carrier
+            .log()
+            .contains("carrier: REGISTER sip:carrier.test from 127.0.0.1:"),
+        "{log}"
+    );
+}

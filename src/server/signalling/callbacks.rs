@@ -267,6 +267,7 @@ impl Signalling {
         );
         let sip = self.shared.sip.clone();
         let transport = std::sync::Arc::clone(&self.transport);
+        let dns = std::sync::Arc::clone(&self.dns);
         let open = target
             .as_ref()
             .and_then(|t| t.trunk.as_ref())
@@ -274,8 +275,17 @@ impl Signalling {
         tokio::spawn(async move {
             let resolved = match target {
                 Some(t) => {
-                    let proto = t.trunk.map(|r| r.proto).unwrap_or_default();
-                    super::trunks::reach(transport, t.host, t.port, proto, open).await
+                    let (proto, srv) = t
+                        .trunk
+                        .map(|r| (r.proto.clone(), r.srv_name()))
+                        .unwrap_or_default();
+                    let hop = super::trunks::Hop {
+                        host: t.host,
+                        port: t.port,
+                        srv,
+                        proto,
+                    };
+                    super::trunks::reach(transport, &dns, hop, open).await
                 }
                 None => None,
             };
@@ -332,7 +342,7 @@ impl Signalling {
         if let Some(trunk) = &how.trunk
             && link != Link::Udp
         {
-            self.trunk_links.insert(trunk.name.clone(), link);
+            self.trunk_links.insert(trunk.name.clone(), (target, link));
         }
         let redirect = Some(crate::switch::Redirect {
             policy: std::sync::Arc::new(self.shared.flows().callbacks.clone()),

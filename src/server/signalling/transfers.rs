@@ -85,9 +85,15 @@ impl Signalling {
         let sip = self.shared.sip.clone();
         let transport = std::sync::Arc::clone(&self.transport);
         let open = trunk.as_ref().and_then(|r| self.open_link(&r.name));
-        let proto = trunk.as_ref().map(|r| r.proto.clone()).unwrap_or_default();
+        let hop = super::trunks::Hop {
+            host,
+            port,
+            srv: trunk.as_ref().and_then(|r| r.srv_name()),
+            proto: trunk.as_ref().map(|r| r.proto.clone()).unwrap_or_default(),
+        };
+        let dns = std::sync::Arc::clone(&self.dns);
         tokio::spawn(async move {
-            let target = super::trunks::reach(transport, host, port, proto, open).await;
+            let target = super::trunks::reach(transport, &dns, hop, open).await;
             let _ = sip.send(SipCommand::TransferResolved { id, target });
         });
     }
@@ -158,7 +164,7 @@ impl Signalling {
         if let Some(r) = &trunk
             && link != Link::Udp
         {
-            self.trunk_links.insert(r.name.clone(), link);
+            self.trunk_links.insert(r.name.clone(), (target, link));
         }
         let mut dial = Dial {
             assert_identity: trunk.is_some(),

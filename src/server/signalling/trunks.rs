@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::super::dns::Dns;
 use super::{Signalling, SipCommand, TimerRef};
 use crate::sip::dial::Proto;
 use crate::sip::link::Link;
@@ -21,52 +22,65 @@ const RESOLVE_AGAIN: Duration = Duration::from_secs(30);
 /// How often registered TCP trunks' connections are checked.
 const TRUNKS_CHECKED_EVERY: Duration = Duration::from_secs(2);
 
-/// Where a request through a trunk (or to `host:port`) goes: the address, and the link —
-/// UDP, or for a TCP or TLS trunk its connection (`open` while it is, else a new one).
+/// Where a request goes next: a trunk's proxy, or the host of a URI dialled.
+pub(super) struct Hop {
+    pub host: String,
+    pub port: u16,
+    /// The DNS SRV name looked up first (a proxy named without a port).
+    pub srv: Option<String>,
+    pub proto: Proto,
+}
+
+/// Where a request to `hop` goes: the address, and the link — UDP (the first address DNS
+/// gives), or for a TCP or TLS trunk its connection (`open` while it is, else a new one to
+/// the first address that takes it, in SRV order).
 pub(super) async fn reach(
     transport: Arc<Transport>,
-    host: String,
-    port: u16,
-    proto: Proto,
-    open: Option<Link>,
+    dns: &Dns,
+    hop: Hop,
+    open: Option<(SocketAddr, Link)>,
 ) -> Option<(SocketAddr, Link)> {
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()?
-        .find(SocketAddr::is_ipv4)?;
-    if proto == Proto::Udp {
-        return Some((addr, Link::Udp));
+    if hop.proto != Proto::Udp
+        && let Some(open) = open
+    {
+        return Some(open);
     }
-    if let Some(link) = open {
-        return Some((addr, link));
+    let addrs = dns.locate(&hop.host, hop.port, hop.srv.clone()).await;
+    if addrs.is_empty() {
+        tracing::warn!(host = hop.host, srv = hop.srv, "no address found");
+        return None;
     }
-    let opened = match &proto {
-        Proto::Tls { ca_file } => {
-            let config = crate::server::tls::client(ca_file.as_deref().map(std::path::Path::new));
-            let name = rustls::pki_types::ServerName::try_from(host.clone());
-            match (config, name) {
-                (Ok(config), Ok(name)) => transport.connect_tls(addr, name, config).await,
-                (Err(e), _) => Err(std::io::Error::other(e)),
-                (_, Err(e)) => Err(std::io::Error::other(format!("{host}: {e}"))),
-            }
-        }
-        _ => transport.connect(addr).await,
-    };
-    let kind = if matches!(proto, Proto::Tls { .. }) {
+    if hop.proto == Proto::Udp {
+        return addrs.first().map(|a| (*a, Link::Udp));
+    }
+    let kind = if matches!(hop.proto, Proto::Tls { .. }) {
         "TLS"
     } else {
         "TCP"
     };
-    match opened {
-        Ok(link) => {
-            tracing::info!(%addr, "{kind} connection to the trunk opened");
-            Some((addr, link))
-        }
-        Err(e) => {
-            tracing::warn!(%addr, "no {kind} connection to the trunk: {e}");
-            None
+    for addr in addrs {
+        let opened = match &hop.proto {
+            Proto::Tls { ca_file } => {
+                let config =
+                    crate::server::tls::client(ca_file.as_deref().map(std::path::Path::new));
+                let name = rustls::pki_types::ServerName::try_from(hop.host.clone());
+                match (config, name) {
+                    (Ok(config), Ok(name)) => transport.connect_tls(addr, name, config).await,
+                    (Err(e), _) => Err(std::io::Error::other(e)),
+                    (_, Err(e)) => Err(std::io::Error::other(format!("{}: {e}", hop.host))),
+                }
+            }
+            _ => transport.connect(addr).await,
+        };
+        match opened {
+            Ok(link) => {
+                tracing::info!(%addr, "{kind} connection to the trunk opened");
+                return Some((addr, link));
+            }
+            Err(e) => tracing::warn!(%addr, "no {kind} connection to the trunk: {e}"),
         }
     }
+    None
 }
 
 impl Signalling {
@@ -95,20 +109,27 @@ impl Signalling {
         };
         let sip = self.shared.sip.clone();
         let transport = Arc::clone(&self.transport);
+        let dns = Arc::clone(&self.dns);
         let open = self.open_link(&name);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let target = reach(transport, route.host, route.port, route.proto, open).await;
+            let hop = Hop {
+                srv: route.srv_name(),
+                host: route.host,
+                port: route.port,
+                proto: route.proto,
+            };
+            let target = reach(transport, &dns, hop, open).await;
             let _ = sip.send(SipCommand::TrunkResolved { name, target });
         });
     }
 
-    /// The trunk's TCP connection, while it is open.
-    pub(super) fn open_link(&self, trunk: &str) -> Option<Link> {
+    /// The trunk's TCP or TLS connection (and where it goes), while it is open.
+    pub(super) fn open_link(&self, trunk: &str) -> Option<(SocketAddr, Link)> {
         self.trunk_links
             .get(trunk)
             .copied()
-            .filter(|l| self.transport.is_open(*l))
+            .filter(|(_, l)| self.transport.is_open(*l))
     }
 
     /// The trunk's proxy resolved (or not): register to it, or look it up again later.
@@ -134,7 +155,7 @@ impl Signalling {
             return self.resolve_trunk(name, RESOLVE_AGAIN);
         };
         if link != Link::Udp {
-            self.trunk_links.insert(name.clone(), link);
+            self.trunk_links.insert(name.clone(), (peer, link));
         }
         self.connecting.remove(&name);
         if self.switch.reconnected(&name, link, peer, now) {
