@@ -193,6 +193,13 @@ pub enum RouterEvent {
     Ended {
         call: CallId,
     },
+    /// The agent passed the caller on to another queue (a blind transfer): the agent's call
+    /// is over (wrap-up), and the caller waits in `queue` at the place their first arrival
+    /// gave them — ahead of everyone who came later.
+    Transfer {
+        call: CallId,
+        queue: QueueId,
+    },
     /// The waiting caller was just told they would wait about `wait` (as spoken): scored
     /// against the wait they then have (see `audit`).
     Told {
@@ -821,6 +828,28 @@ impl Router {
                 {
                     self.finish(c.queue, agent, since, now, &mut out);
                 }
+            }
+            RouterEvent::Transfer { call, queue } => {
+                if queue >= self.queues.len() || self.queues[queue].retired {
+                    return out;
+                }
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return out;
+                };
+                let CallState::Connected { agent, since } = c.state else {
+                    return out;
+                };
+                let from = c.queue;
+                c.queue = queue;
+                c.state = CallState::Waiting;
+                c.callback = false;
+                c.tried.clear();
+                let place = c.place;
+                self.queues[queue].waiting.insert(place, call);
+                self.finish(from, agent, since, now, &mut out);
+                // Not offered straight back to the agent who passed the caller on.
+                self.tried(call, agent, now);
+                self.dispatch(queue, now, &mut out);
             }
             RouterEvent::Timer => self.timers(now, &mut out),
         }

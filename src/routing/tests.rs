@@ -740,6 +740,7 @@ enum Op {
     Answer(usize),
     Decline(usize),
     End(usize),
+    Transfer(usize, usize),
     Wait(u64),
 }
 
@@ -757,6 +758,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         3 => (0..40usize).prop_map(Op::Answer),
         1 => (0..40usize).prop_map(Op::Decline),
         2 => (0..40usize).prop_map(Op::End),
+        1 => (0..40usize, 0..2usize).prop_map(|(c, q)| Op::Transfer(c, q)),
         2 => (1..30u64).prop_map(Op::Wait),
     ]
 }
@@ -893,6 +895,7 @@ proptest! {
                 Op::Answer(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Answered { call, agent })),
                 Op::Decline(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Declined { call, agent })),
                 Op::End(i) => pick(i).filter(|c| r.connected_agent(*c).is_some()).map(|call| RouterEvent::Ended { call }),
+                Op::Transfer(i, queue) => pick(i).map(|call| RouterEvent::Transfer { call, queue }),
                 Op::Wait(s) => {
                     now += Duration::from_secs(s);
                     Some(RouterEvent::Timer)
@@ -1047,4 +1050,52 @@ fn call_back_now_rings_the_agent_who_asked_and_then_the_others() {
             callback: true
         }]
     );
+}
+
+#[test]
+fn a_transferred_caller_waits_in_the_new_queue_ahead_of_later_arrivals_and_the_agent_wraps_up() {
+    let t = Clock::new();
+    let agents = [
+        agent("alice", &[("support", 1)]),
+        agent("bob", &[("billing", 1)]),
+    ];
+    let queues = [
+        queue("support", Strategy::LongestIdle),
+        queue("billing", Strategy::LongestIdle),
+    ];
+    let mut r = Router::new(&agents, &queues, true, t.at(0));
+    r.handle(RouterEvent::Registered { agent: 0 }, t.at(1));
+    // Caller 1 reaches alice in support.
+    assert_eq!(enqueue(&mut r, 1, 0, t.at(10)), vec![ring(1, 0)]);
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(12));
+    // Caller 2 joins billing later, while bob is away.
+    let later = RouterEvent::Enqueue {
+        call: 2,
+        queue: 1,
+        priority: 0,
+    };
+    assert!(r.handle(later, t.at(20)).is_empty());
+    // Alice passes caller 1 on to billing: she wraps up, the caller waits there, first.
+    let moved = r.handle(RouterEvent::Transfer { call: 1, queue: 1 }, t.at(30));
+    assert!(moved.is_empty(), "nobody serves billing yet: {moved:?}");
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
+    assert_eq!(r.connected_agent(1), None);
+    assert_eq!(r.queue_figures(1, t.at(30)).unwrap().waiting, 2);
+    // Bob arrives: the transferred caller, who called first, is rung before caller 2.
+    assert_eq!(
+        r.handle(RouterEvent::Registered { agent: 1 }, t.at(31)),
+        vec![ring(1, 1)]
+    );
+    // A call not connected, or a queue that does not exist, is no transfer.
+    assert!(
+        r.handle(RouterEvent::Transfer { call: 2, queue: 0 }, t.at(32))
+            .is_empty()
+    );
+    assert_eq!(r.queue_figures(0, t.at(32)).unwrap().waiting, 0);
+    r.handle(RouterEvent::Answered { call: 1, agent: 1 }, t.at(33));
+    assert!(
+        r.handle(RouterEvent::Transfer { call: 1, queue: 9 }, t.at(34))
+            .is_empty()
+    );
+    assert_eq!(r.connected_agent(1), Some(1));
 }
