@@ -21,6 +21,8 @@ mod operations;
 mod phones;
 #[path = "e2e/probe.rs"]
 mod probe;
+#[path = "e2e/transfers.rs"]
+mod transfers;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

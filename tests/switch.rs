@@ -257,6 +257,7 @@ fn the_invite_says_who_calls_and_what_they_told_the_line_and_nothing_they_could_
         waited: Some(Duration::from_secs(42)),
         callback_attempt: None,
         variables: vec![("order id".into(), "A-17".into())],
+        transferred_by: None,
     };
     sim.place(DESK, Some(context));
     let invite = sim.invite_to(phone(DESK));
@@ -664,6 +665,7 @@ fn long_story() -> Context {
         variables: (0..12)
             .map(|i| (format!("field_{i}"), "x".repeat(40)))
             .collect(),
+        transferred_by: None,
     }
 }
 
@@ -762,6 +764,84 @@ fn an_invite_too_big_for_udp_goes_over_tcp_and_over_udp_when_no_connection_can_b
     sim.pump();
     assert!(sim.wire.is_empty());
     assert!(sim.switch.is_empty());
+}
+
+#[test]
+fn a_refer_from_the_phone_is_accepted_reported_and_its_progress_notified() {
+    let (mut sim, leg) = up();
+    let invite = sim.invite_to(phone(DESK));
+    assert!(
+        invite.get("Allow").is_some_and(|a| a.contains("REFER")),
+        "the phone is told it may transfer"
+    );
+    let refer = |sim: &Sim, cseq: u32, refer_to: Option<&str>| {
+        let mut r = from_phone(sim, phone(DESK), "REFER", cseq, "");
+        if let Some(to) = refer_to {
+            r.headers.push(wire::Header {
+                name: "Refer-To".into(),
+                value: to.into(),
+            });
+        }
+        r
+    };
+    // No Refer-To, or an attended transfer: refused, nothing reported.
+    let bad = refer(&sim, 2, None);
+    sim.deliver(bad, phone(DESK));
+    let attended = refer(
+        &sim,
+        3,
+        Some("<sip:bob@hotline.test?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    );
+    sim.deliver(attended, phone(DESK));
+    assert_eq!(
+        sim.responses(phone(DESK)),
+        [(400, "2 REFER".to_string()), (501, "3 REFER".to_string())]
+    );
+    assert!(sim.take_events().is_empty());
+    // A blind transfer to the billing queue: 202, and its user hears of it.
+    let blind = refer(&sim, 4, Some("<sip:billing@hotline.test>"));
+    sim.deliver(blind, phone(DESK));
+    assert_eq!(sim.responses(phone(DESK))[2], (202, "4 REFER".to_string()));
+    assert_eq!(
+        sim.take_events(),
+        [Event::Referred {
+            leg: leg.clone(),
+            to: "sip:billing@hotline.test".into()
+        }]
+    );
+    // Its progress, then its end: NOTIFYs in the dialog with the status as a sipfrag.
+    sim.switch.notify(&leg, 100, "Trying", sim.now);
+    sim.switch.notify(&leg, 200, "OK", sim.now);
+    sim.pump();
+    let notifies = sim.sent(phone(DESK), "NOTIFY");
+    assert_eq!(notifies.len(), 2);
+    let (first, last) = (notifies[0], notifies[1]);
+    assert_eq!(first.get("Event"), Some("refer;id=4"));
+    assert_eq!(first.get("Subscription-State"), Some("active;expires=60"));
+    assert_eq!(
+        String::from_utf8_lossy(&first.body),
+        "SIP/2.0 100 Trying\r\n"
+    );
+    assert_eq!(
+        last.get("Subscription-State"),
+        Some("terminated;reason=noresource")
+    );
+    assert_eq!(
+        last.get("Content-Type"),
+        Some("message/sipfrag;version=2.0")
+    );
+    assert_eq!(String::from_utf8_lossy(&last.body), "SIP/2.0 200 OK\r\n");
+    assert!(last.get("To").is_some_and(|t| t.contains("tag=phone-tag")));
+    // The subscription is over: no more NOTIFY for it.
+    sim.switch.notify(&leg, 200, "OK", sim.now);
+    sim.pump();
+    assert_eq!(sim.sent(phone(DESK), "NOTIFY").len(), 2);
+    // The phone was to hang up once told; it has not after 10 s, so it is hung up.
+    sim.advance(9_000);
+    assert!(sim.sent(phone(DESK), "BYE").is_empty());
+    sim.advance(1_500);
+    assert_eq!(sim.sent(phone(DESK), "BYE").len(), 1);
+    assert_eq!(closed(&sim.take_events(), &leg), Some(true));
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub enum CallInput {
     TransferAnswered { to: String },
     /// The transfer did not connect (declined, no answer, unreachable).
     TransferFailed,
+    /// The agent passed the caller on to `queue`: they wait there again, with the hold
+    /// music, as long as their queue node lets them wait.
+    Transferred { queue: String, by: String },
 }
 
 pub struct CallSetup {
@@ -147,6 +150,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
+    // How long the caller's queue node lets them wait, and how often they hear their place:
+    // a caller an agent passes on to another queue waits there by the same rules.
+    let mut wait_rules: (Duration, Option<Duration>) = (Duration::ZERO, None);
     let mut transferring = false;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
@@ -187,6 +193,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         waits_told: Vec::new(),
         probe: line.probe,
         wrap_up: None,
+        transfers: Vec::new(),
     };
     shared.records.save(&uid, &record);
     tracing::info!(
@@ -247,6 +254,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 false
                             }
                         };
+                        wait_rules = (Duration::from_secs(u64::from(max_wait_s)), every);
                         queue = Some(InQueue {
                             entered: now,
                             queue: name.clone(),
@@ -486,6 +494,31 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         pending = call.handle(Event::Connected, now);
                     }
                     Some(CallInput::AgentAnswered { .. }) => {}
+                    Some(CallInput::Transferred { queue: name, by }) if bridged => {
+                        tracing::info!(queue = name, by, "passed on to another queue: waiting again");
+                        record.transfers.push(crate::store::Transfer {
+                            at: Timestamp::now().to_string(),
+                            by,
+                            to: format!("queue:{name}"),
+                        });
+                        shared.records.save(&uid, &record);
+                        bridged = false;
+                        tag += 1;
+                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        play(&shared, id, hold, true, tag);
+                        let (max_wait, every) = wait_rules;
+                        queue = Some(InQueue {
+                            entered: now,
+                            queue: name,
+                            until: now + max_wait,
+                            every,
+                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
+                            offer_at: None,
+                            offered: false,
+                            announcing: None,
+                        });
+                    }
+                    Some(CallInput::Transferred { .. }) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {
                         tracing::info!(to, "connected to the transfer target");
                         record.agent_answered_at = Some(Timestamp::now().to_string());

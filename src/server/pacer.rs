@@ -65,6 +65,11 @@ pub enum PacerCommand {
         a: u64,
         b: u64,
     },
+    /// The leg and the one bridged to it no longer hear each other (the caller is passed
+    /// on); both are silent until told otherwise.
+    Unbridge {
+        id: u64,
+    },
     /// Record what the caller says into this recorder (voicemail); `RecordingFull` is sent
     /// when it holds all it may.
     Record {
@@ -683,6 +688,18 @@ fn apply(
                         leg.recording = None;
                         fit_filter(leg);
                     }
+                }
+            }
+        }
+        PacerCommand::Unbridge { id } => {
+            let Some(other) = legs.get_mut(&id).and_then(|l| l.peer.take()) else {
+                return;
+            };
+            for this in [id, other] {
+                if let Some(leg) = legs.get_mut(&this) {
+                    leg.peer = None;
+                    leg.bridge.clear();
+                    fit_filter(leg);
                 }
             }
         }

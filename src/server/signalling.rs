@@ -6,6 +6,7 @@
 
 mod agents;
 mod callbacks;
+mod refers;
 mod transfers;
 mod trunks;
 

@@ -194,6 +194,20 @@ pub struct CallRecord {
     /// token holder).
     #[serde(default)]
     pub wrap_up: Option<WrapUp>,
+    /// Every time an agent passed the caller on, in order.
+    #[serde(default)]
+    pub transfers: Vec<Transfer>,
+}
+
+/// An agent passing the caller on (a blind transfer from the agent's phone or desk).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The agent who passed the caller on.
+    pub by: String,
+    /// Where to: `queue:<name>`.
+    pub to: String,
 }
 
 /// An agent's wrap-up of a call: a code from `[desk] wrap_up_codes` and a free note.
@@ -322,7 +336,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 14] = [
+const CALL_COLUMNS: [(&str, &str); 15] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -337,9 +351,10 @@ const CALL_COLUMNS: [(&str, &str); 14] = [
     ("waits_told", "TEXT NOT NULL DEFAULT '[]'"),
     ("probe", "INTEGER NOT NULL DEFAULT 0"),
     ("wrap_up", "TEXT"),
+    ("transfers", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up, transfers FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -370,6 +385,7 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
         wrap_up: r
             .get::<_, Option<String>>(22)?
             .and_then(|w| serde_json::from_str(&w).ok()),
+        transfers: serde_json::from_str(&r.get::<_, String>(23)?).unwrap_or_default(),
     })
 }
 
@@ -685,15 +701,16 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
-                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told",
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, transfers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told, transfers = excluded.transfers",
             )?;
             for (uid, c) in calls {
                 let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
                 let variables = serde_json::to_string(&c.variables).unwrap_or_else(|_| "{}".into());
                 let waits_told =
                     serde_json::to_string(&c.waits_told).unwrap_or_else(|_| "[]".into());
+                let transfers = serde_json::to_string(&c.transfers).unwrap_or_else(|_| "[]".into());
                 st.execute(params![
                     uid,
                     c.id,
@@ -718,6 +735,7 @@ impl Store {
                     c.end_reason,
                     waits_told,
                     c.probe,
+                    transfers,
                 ])?;
             }
         }
@@ -1033,6 +1051,7 @@ mod tests {
                 .collect(),
             probe: false,
             wrap_up: None,
+            transfers: Vec::new(),
         }
     }
 

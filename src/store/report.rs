@@ -573,6 +573,7 @@ mod tests {
             waits_told: Vec::new(),
             probe: false,
             wrap_up: None,
+            transfers: Vec::new(),
         }
     }
 

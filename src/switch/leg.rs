@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::media::g711::Law;
-use crate::sip::dialog::{ALLOW, Dialog};
+use crate::sip::dialog::Dialog;
 use crate::sip::digest::{Answered, Secret};
 use crate::sip::link::Link;
 use crate::sip::sdp;
@@ -52,6 +52,9 @@ pub struct Redirect {
     pub host: String,
     pub port: u16,
 }
+
+/// The methods a phone may send inside a call we placed.
+pub(super) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER";
 
 /// Redirects one leg follows at most.
 pub(super) const MAX_REDIRECTS: u8 = 3;
@@ -142,6 +145,8 @@ pub struct Context {
     /// An agent calling this caller back: the attempt (1 = the first).
     pub callback_attempt: Option<u32>,
     pub variables: Vec<(String, String)>,
+    /// The agent who passed the caller on (a transfer), if one did.
+    pub transferred_by: Option<String>,
 }
 
 /// Where a leg stands.
@@ -189,6 +194,8 @@ pub struct Leg {
     pub(super) offer_pending: bool,
     /// A TCP connection for a big INVITE could not be made: the next ones go over UDP too.
     pub(super) udp_only: bool,
+    /// The CSeq of the far end's REFER whose progress we owe it (NOTIFY `Event: refer;id=`).
+    pub(super) refer: Option<u32>,
     pub(super) auth: Option<Secret>,
     pub(super) answered: Answered,
     pub(super) redirect: Option<Redirect>,
@@ -289,6 +296,9 @@ pub fn context_headers(c: &Context) -> Vec<Header> {
         // The agent calls this person back: we dial them once the agent answers.
         headers.push(header("X-Hotline-Callback", &clean(&c.caller)));
         headers.push(header("X-Hotline-Callback-Attempt", &attempt.to_string()));
+    }
+    if let Some(by) = &c.transferred_by {
+        headers.push(header("X-Hotline-Transferred-By", &clean(by)));
     }
     for (name, value) in &c.variables {
         let name: String = name

@@ -123,6 +123,8 @@ pub enum Output {
 /// A request bigger than this goes over TCP where it was to go over UDP (RFC 3261
 /// §18.1.1: 1300 bytes when the path MTU is unknown).
 pub const UDP_LIMIT: usize = 1300;
+/// How long a phone whose transfer succeeded has to hang up before we do.
+const TRANSFEROR_WAIT: Duration = Duration::from_secs(10);
 /// How long an INVITE waits for its TCP connection before it goes over UDP after all.
 const CONNECT_WAIT: Duration = Duration::from_secs(4);
 
@@ -146,6 +148,10 @@ pub enum Event {
     Unreached { leg: String, why: Unreached },
     /// The far end hung up (BYE) a leg that was up.
     HungUp { leg: String },
+    /// The far end asked us to call someone else in its place (REFER, RFC 3515: a blind
+    /// transfer from an agent's phone): `to` is its Refer-To URI. It was answered 202; its
+    /// user says how it goes with [`Switch::notify`].
+    Referred { leg: String, to: String },
     /// The far end's re-INVITE moved, held or resumed its media, or rekeyed it.
     Media {
         leg: String,
@@ -209,6 +215,7 @@ impl Event {
             | Event::Refused { leg, .. }
             | Event::Unreached { leg, .. }
             | Event::HungUp { leg }
+            | Event::Referred { leg, .. }
             | Event::Media { leg, .. }
             | Event::Closed { leg, .. }
             | Event::AgentAnswered { leg, .. }
@@ -247,6 +254,8 @@ enum Deadline {
     Register(String),
     /// A leg's INVITE waited for its TCP connection long enough.
     Connect(String),
+    /// A phone whose transfer succeeded has had its time to hang up.
+    Transferor(String),
 }
 
 struct Tx {
@@ -364,6 +373,7 @@ impl Switch {
                 redirect: dial.redirect,
                 redirects: 0,
                 udp_only: false,
+                refer: None,
             },
         );
         call_id
@@ -708,6 +718,7 @@ impl Switch {
                 Deadline::CallbackRetry(id) => self.callback_due(id),
                 Deadline::Register(trunk) => self.send_register(&trunk, now),
                 Deadline::Connect(leg) => self.connected(&leg, None, now),
+                Deadline::Transferor(leg) => self.hang_up(&leg, now),
             }
         }
         while let Some(entry) = self.timers.first_entry() {
@@ -1081,13 +1092,79 @@ impl Switch {
                 };
                 self.respond(&key, &req, code, reason, tag, &[], "", now);
             }
+            Method::Other(m) if m == "REFER" => self.referred(&key, &req, &call_id, tag, now),
             Method::Ack | Method::Register | Method::Other(_) => {
-                let allow = [(
-                    "Allow".to_string(),
-                    "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".to_string(),
-                )];
+                let allow = [("Allow".to_string(), leg::ALLOW.to_string())];
                 self.respond(&key, &req, 501, "Not Implemented", tag, &allow, "", now);
             }
+        }
+    }
+
+    /// A REFER inside a leg (RFC 3515): one Refer-To, a URI we can read, no attended
+    /// transfer (`Replaces`) yet; answered 202, and its user told.
+    fn referred(&mut self, key: &Key, req: &Message, id: &str, tag: Option<&str>, now: Instant) {
+        let refer_to: Vec<&str> = req.all("Refer-To").flat_map(wire::split_list).collect();
+        let to = match refer_to.as_slice() {
+            [one] => wire::parse_name_addr(one).map(|n| n.uri),
+            _ => None,
+        };
+        let Some(to) = to else {
+            let reason = "Bad Refer-To";
+            return self.respond(key, req, 400, reason, tag, &[], "", now);
+        };
+        if to.to_ascii_lowercase().contains("replaces=") {
+            let reason = "Attended Transfer Not Supported";
+            return self.respond(key, req, 501, reason, tag, &[], "", now);
+        }
+        let cseq = req
+            .get("CSeq")
+            .and_then(wire::parse_cseq)
+            .map_or(0, |c| c.0);
+        if let Some(leg) = self.legs.get_mut(id) {
+            leg.refer = Some(cseq);
+        }
+        self.respond(key, req, 202, "Accepted", tag, &[], "", now);
+        self.event(
+            Event::Referred {
+                leg: id.to_string(),
+                to: leg::clean(&to),
+            },
+            now,
+        );
+    }
+
+    /// Tells the phone that sent a REFER how the transfer goes (a NOTIFY with a `sipfrag`
+    /// status line, RFC 3515 §2.4.5): `100` while it is tried, then the final status, which
+    /// ends the subscription.
+    pub fn notify(&mut self, id: &str, code: u16, reason: &str, now: Instant) {
+        let branch = self.entropy.next();
+        let Some(leg) = self.legs.get_mut(id) else {
+            return;
+        };
+        let (Some(cseq), State::Up { dialog, hop, .. }) = (leg.refer, &mut leg.state) else {
+            return;
+        };
+        let (link, peer) = *hop;
+        let via = self.local.via(link, branch);
+        let mut notify = dialog.request("NOTIFY", &via, &self.local.contact(link));
+        let state = if code >= 200 {
+            "terminated;reason=noresource".to_string()
+        } else {
+            "active;expires=60".to_string()
+        };
+        notify.headers.extend([
+            header("Event", &format!("refer;id={cseq}")),
+            header("Subscription-State", &state),
+            header("Content-Type", "message/sipfrag;version=2.0"),
+        ]);
+        notify.body = format!("SIP/2.0 {code} {reason}\r\n").into_bytes();
+        if code >= 200 {
+            leg.refer = None;
+        }
+        self.send_request(&notify, link, peer, Owner::Nobody, now);
+        if (200..300).contains(&code) {
+            // The phone hangs up itself once told (RFC 5589 §6); one that does not is.
+            self.at(now + TRANSFEROR_WAIT, Deadline::Transferor(id.to_string()));
         }
     }
 

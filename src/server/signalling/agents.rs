@@ -47,6 +47,8 @@ pub(super) struct Waiting {
     pub(super) entered: Instant,
     /// The answered agent leg (its Call-ID).
     pub(super) connected: Option<String>,
+    /// The agent who passed the caller on to this queue (a transfer), if one did.
+    pub(super) transferred_by: Option<String>,
     pub(super) callback: Option<super::callbacks::Callback>,
 }
 
@@ -741,6 +743,7 @@ impl Signalling {
                 context,
                 entered: now,
                 connected: None,
+                transferred_by: None,
                 callback: None,
             },
         );
@@ -829,6 +832,7 @@ impl Signalling {
             waited: Some(now.saturating_duration_since(w.entered)),
             callback_attempt: w.callback.as_ref().map(|cb| cb.attempts + 1),
             variables: w.context.variables.clone(),
+            transferred_by: w.transferred_by.clone(),
         };
         let to = format!(
             "sip:{}@{}",
@@ -1016,6 +1020,7 @@ impl Signalling {
             (LegEvent::Answered { .. }, _) => self.switch.hang_up(&id, now),
             (LegEvent::Refused { .. } | LegEvent::Unreached { .. }, _) => {}
             (LegEvent::HungUp { .. }, Some(_)) => self.leg_hung_up(&id, now),
+            (LegEvent::Referred { to, .. }, _) => self.referred(&id, &to, now),
             (LegEvent::HungUp { .. }, None) => {}
         }
     }
@@ -1098,6 +1103,16 @@ impl Signalling {
         };
         if kind == LegKind::Transfer {
             return self.transfer_hung_up(call);
+        }
+        if kind == LegKind::Agent
+            && self
+                .agents
+                .waiting
+                .get(&call)
+                .is_some_and(|w| w.connected.as_deref() != Some(leg_id))
+        {
+            // An agent who passed the caller on hangs up: the caller is elsewhere now.
+            return;
         }
         if self
             .agents

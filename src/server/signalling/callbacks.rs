@@ -140,6 +140,7 @@ impl Signalling {
                 },
                 entered: now,
                 connected: None,
+                transferred_by: None,
                 callback: Some(Callback {
                     row,
                     attempts,
@@ -202,6 +203,7 @@ impl Signalling {
                 },
                 entered: now,
                 connected: None,
+                transferred_by: None,
                 callback: Some(Callback {
                     row: NOT_STORED,
                     attempts: MAX_ATTEMPTS - 1,

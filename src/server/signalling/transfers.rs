@@ -153,6 +153,7 @@ impl Signalling {
             waited: None,
             callback_attempt: None,
             variables: t.context.variables.clone(),
+            transferred_by: None,
         };
         // What the caller told the line is for the humans of a PBX, not for a carrier.
         let context = trunk.is_none().then_some(context);

@@ -1,0 +1,235 @@
+//! Agents passing callers on: a SIPp agent phone sends REFER (a blind transfer) to another
+//! queue; the caller waits there and the next agent's phone rings with the caller's context
+//! and who passed them on; the call record says so.
+
+use std::time::Duration;
+
+use super::agents::{
+    AgentPorts, Listener, agent_answers, answers_until_bye, finish, json, matched_speech,
+    pcap_audio, register_agent, sipp_at,
+};
+use super::*;
+
+const TWO_QUEUES: &str = r#"
+[[agents]]
+id = "alice"
+password = "alice-pw"
+skills = { support = 5 }
+
+[[agents]]
+id = "bob"
+password = "bob-pw"
+skills = { billing = 5 }
+
+[[queues]]
+name = "support"
+skills = ["support"]
+ring_timeout_s = 5
+wrap_up_s = 0
+
+[[queues]]
+name = "billing"
+skills = ["billing"]
+ring_timeout_s = 5
+wrap_up_s = 0
+"#;
+
+/// The agent's phone answers, then after a moment transfers the caller to `target` by
+/// REFER; it expects the 202 and a NOTIFY whose sipfrag says `outcome`, then hangs up —
+/// or, when the transfer failed, stays on the call until the other side hangs up.
+fn answers_then_refers(rtp: u16, target: &str, outcome: &str) -> String {
+    let end = if outcome.starts_with('2') {
+        r#"  <send retrans="500">
+    <![CDATA[
+      BYE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"#
+    } else {
+        r#"  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+    };
+    format!(
+        r#"  <recv request="INVITE" crlf="true"/>
+{answer}  <pause milliseconds="1500"/>
+  <send retrans="500">
+    <![CDATA[
+      REFER sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$to]
+      To: [$from]
+      Call-ID: [call_id]
+      CSeq: 1 REFER
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Refer-To: <sip:{target}@[remote_ip]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="202"/>
+  <recv request="NOTIFY">
+    <action>
+      <ereg regexp="SIP/2.0 {outcome}" search_in="body" check_it="true" assign_to="frag"/>
+      <ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="event"/>
+    </action>
+  </recv>
+  <Reference variables="frag,event"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+{end}"#,
+        answer = agent_answers(rtp),
+    )
+}
+
+/// Bob's phone rings for a caller Alice passed on: the INVITE says so, with what the caller
+/// told the line.
+const RINGS_AFTER_TRANSFER: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+      <ereg regexp="X-Hotline-Queue: billing" search_in="msg" check_it="true" assign_to="queue"/>
+      <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
+    </action>
+  </recv>
+  <Reference variables="by,queue,account"/>
+"#;
+
+/// Alice answers a caller and passes them on to billing from her phone; Bob's phone rings
+/// with the caller's context and who passed them on, answers, and hears the caller; the
+/// record shows both agents and the transfer.
+#[test]
+fn an_agent_passes_a_caller_on_to_another_queue_by_refer() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let alice_hears = Listener::bind(ports.listen(0), true);
+    let bob_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[answers_then_refers(ports.listen(0), "billing", "200 OK")]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            RINGS_AFTER_TRANSFER.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(9000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "{}", alice.text);
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    std::thread::sleep(Duration::from_millis(200));
+    drop((alice_hears.stop(), caller_hears.stop()));
+    let said = pcap_audio();
+    let heard: Vec<u8> = bob_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "Bob hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "queue:billing", "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
+}
+
+/// A transfer to a queue that does not exist is refused (NOTIFY 404): the caller stays
+/// with Alice, who is still on the call when the caller hangs up.
+#[test]
+fn a_transfer_to_no_such_queue_leaves_the_caller_with_the_agent() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let alice_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[answers_then_refers(
+            ports.listen(0),
+            "nowhere",
+            "404 Not Found",
+        )]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(6000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "{}", alice.text);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(caller_hears.stop());
+    let said = pcap_audio();
+    let heard: Vec<u8> = alice_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 4,
+        "Alice still hears the caller after the refused transfer\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    assert_eq!(calls[0]["agent"], "alice");
+    assert_eq!(calls[0]["transfers"], serde_json::json!([]));
+}
