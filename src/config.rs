@@ -24,6 +24,7 @@ pub struct Config {
     pub numbers: crate::numbers::Numbering,
     pub trunks: Vec<Trunk>,
     pub desk: Desk,
+    pub recording: Recording,
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
     pub calendars: BTreeMap<String, CalendarConfig>,
@@ -86,6 +87,7 @@ impl Default for Config {
             numbers: crate::numbers::Numbering::default(),
             trunks: Vec::new(),
             desk: Desk::default(),
+            recording: Recording::default(),
             agents: Vec::new(),
             queues: Vec::new(),
             calendars: BTreeMap::new(),
@@ -492,6 +494,35 @@ pub enum Role {
     Supervisor,
 }
 
+/// `[recording]`: how the calls of queues with `record = "on"` are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// Both sides in one file, the caller left and the agent right (`true`), or mixed
+    /// into one channel.
+    pub stereo: bool,
+    /// Recordings older than this many days are deleted (each day, and at start).
+    pub retention_days: u32,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            stereo: true,
+            retention_days: 90,
+        }
+    }
+}
+
+/// Whether a queue's calls are recorded once an agent answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordMode {
+    #[default]
+    Off,
+    On,
+}
+
 /// The humans' pages: what an agent may pick on the desk.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -540,6 +571,9 @@ pub struct Queue {
     /// A caller answered within this many seconds of joining counts for the service level.
     #[serde(default = "default_service_level")]
     pub service_level_s: u32,
+    /// `on`: each call an agent answers is recorded (see `[recording]`); `off` (default).
+    #[serde(default)]
+    pub record: RecordMode,
 }
 
 fn default_ring_timeout() -> u32 {

@@ -239,6 +239,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/trunks", get(trunks))
         .route("/api/calls", get(calls))
         .route("/api/calls/{id}", get(call))
+        .route("/api/calls/{id}/recording", get(call_recording))
         .route("/api/followups", get(followups::list))
         .route("/api/followups/{id}", post(followups::change))
         .route("/api/followups/{id}/audio", get(followups::audio))
@@ -506,6 +507,56 @@ async fn call(
         return error(StatusCode::FORBIDDEN, "not a call you took");
     }
     Json(hide_wrap_up(record, who.as_ref())).into_response()
+}
+
+/// `GET /api/calls/{id}/recording`: the call's recorded conversation (WAV), for supervisors,
+/// the API's token holder and the agents who took that call (also one who passed it on);
+/// anyone else logged in gets 403.
+async fn call_recording(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(who) = state.who(&headers) else {
+        return login_required();
+    };
+    let record = match with_store(&state, move |s| s.call(&id)).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no call with that id"),
+        Err(e) => return e,
+    };
+    let took = |me: &str| {
+        record.agent.as_deref() == Some(me) || record.transfers.iter().any(|t| t.by == me)
+    };
+    if !who.sees_all() && !who.agent().is_some_and(took) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only supervisors and the agents who took the call may listen to it",
+        );
+    }
+    let Some(meta) = record.recording else {
+        return error(StatusCode::NOT_FOUND, "this call was not recorded");
+    };
+    // The name is ours, written by the server; still, nothing outside the data folder.
+    if meta.file.split('/').any(|p| p == ".." || p.is_empty()) {
+        return error(StatusCode::NOT_FOUND, "no such recording");
+    }
+    let file = state.status.config.paths.data.join(&meta.file);
+    match tokio::task::spawn_blocking(move || std::fs::read(&file)).await {
+        Ok(Ok(wav)) => (
+            [
+                (header::CONTENT_TYPE, "audio/wav"),
+                (header::CACHE_CONTROL, "private, no-store"),
+            ],
+            wav,
+        )
+            .into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::NOT_FOUND,
+            &format!("the recording is gone (past its retention?): {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn calls(

@@ -8,3 +8,4 @@ pub mod player;
 pub mod recorder;
 pub mod rtp;
 pub mod srtp;
+pub mod stereo;

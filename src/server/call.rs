@@ -50,7 +50,7 @@ pub enum CallInput {
     /// Nobody is logged in to serve the queue: the caller moves on at once.
     NoAgents,
     /// An agent answered: the media loop bridges the caller to them.
-    AgentAnswered { agent: String },
+    AgentAnswered { agent: String, record: bool },
     /// The agent (or the transfer target) hung up: the call ends.
     AgentHungUp,
     /// The transfer target answered: the media loop bridges the caller to it.
@@ -153,6 +153,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     // How long the caller's queue node lets them wait, and how often they hear their place:
     // a caller an agent passes on to another queue waits there by the same rules.
     let mut wait_rules: (Duration, Option<Duration>) = (Duration::ZERO, None);
+    // The conversation's recording being written, when the queue records.
+    let mut recording: Option<tokio::task::JoinHandle<super::recordings::Written>> = None;
     let mut transferring = false;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
@@ -194,6 +196,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         probe: line.probe,
         wrap_up: None,
         transfers: Vec::new(),
+        recording: None,
     };
     shared.records.save(&uid, &record);
     tracing::info!(
@@ -479,13 +482,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         queue = None;
                         pending = call.handle(Event::QueueTimedOut, now);
                     }
-                    Some(CallInput::AgentAnswered { agent }) if queue.is_some() => {
+                    Some(CallInput::AgentAnswered { agent, record: rec }) if queue.is_some() => {
                         tracing::info!(agent, "connected to an agent");
                         if let Some(q) = &queue {
                             shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                         }
                         record.agent_answered_at = Some(Timestamp::now().to_string());
                         record.agent = Some(agent);
+                        if rec && recording.is_none() {
+                            recording = Some(start_recording(&shared, id, &uid, &mut record));
+                        }
                         // On record now, not at hang-up: supervisors see who took the call.
                         shared.records.save(&uid, &record);
                         queue = None;
@@ -610,6 +616,19 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             call_id: call_id.clone(),
         });
     }
+    // The media loop let go of the recording with the leg: its file is closed once written.
+    if let (Some(task), Some(meta)) = (recording, record.recording.as_mut()) {
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(written)) => {
+                meta.seconds = Some((written.seconds * 100.0).round() / 100.0);
+                meta.complete = written.complete;
+            }
+            _ => {
+                tracing::error!(file = meta.file, "the call's recording did not finish");
+                meta.complete = false;
+            }
+        }
+    }
     let outcome = recorded(call.outcome().map_or(Outcome::Hangup, |o| o.0));
     progress(&shared, &call, &mut record, started_wall, started);
     record.outcome = outcome;
@@ -628,6 +647,36 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         "call ended"
     );
     let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+}
+
+/// Starts recording the conversation on the caller's leg (`<data>/recordings/<day>/<uid>.wav`),
+/// noted on the call record.
+fn start_recording(
+    shared: &Shared,
+    id: u64,
+    uid: &str,
+    record: &mut CallRecord,
+) -> tokio::task::JoinHandle<super::recordings::Written> {
+    let day = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let (file, relative) = super::recordings::path_for(&shared.data, &day, uid);
+    let stereo = shared.config.recording.stereo;
+    let r = super::recordings::start(file, if stereo { 2 } else { 1 });
+    let _ = shared.pacer.send(PacerCommand::RecordCall {
+        id,
+        sink: r.sink,
+        lost: r.lost,
+        mono: !stereo,
+    });
+    tracing::info!(file = relative, "recording the conversation");
+    record.recording = Some(crate::store::RecordingMeta {
+        file: relative,
+        seconds: None,
+        complete: true,
+    });
+    r.task
 }
 
 /// Brings the record up to date with the call; returns whether anything changed (a

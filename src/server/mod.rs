@@ -8,6 +8,7 @@ mod dns;
 mod http;
 mod outbox;
 pub mod pacer;
+pub(crate) mod recordings;
 pub mod records;
 pub mod reload;
 mod rtp_io;
@@ -414,6 +415,10 @@ pub async fn run(
     });
     let api_task = tokio::spawn(http::serve(http, http_app(status)));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
+    let purge_task = tokio::spawn(recordings::purge_daily(
+        shared.data.clone(),
+        shared.config.recording.retention_days,
+    ));
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, queries_rx, shutdown)
         .await;
@@ -436,6 +441,7 @@ pub async fn run(
     }
     api_task.abort();
     reload_task.abort();
+    purge_task.abort();
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);
     let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
     tracing::info!(

@@ -28,6 +28,7 @@ use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
 use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
 use crate::media::srtp::Srtp;
+use crate::media::stereo::{Side, Stereo};
 use crate::sip::sdp::Sdes;
 
 use super::outbox::{self, Outbox};
@@ -64,6 +65,20 @@ pub enum PacerCommand {
     Bridge {
         a: u64,
         b: u64,
+    },
+    /// Record the conversation on this (the caller's) leg from now on, whoever it is bridged
+    /// to: 20 ms frames go to `sink` (a full sink drops them: never waits).
+    RecordCall {
+        id: u64,
+        sink: std::sync::mpsc::SyncSender<Vec<i16>>,
+        /// Set when a frame is dropped: the recording is incomplete.
+        lost: Arc<std::sync::atomic::AtomicBool>,
+        mono: bool,
+    },
+    /// Pause or resume a call's recording (silence is written meanwhile).
+    PauseRecording {
+        id: u64,
+        paused: bool,
     },
     /// The leg and the one bridged to it no longer hear each other (the caller is passed
     /// on); both are silent until told otherwise.
@@ -117,6 +132,13 @@ pub struct HoldMusic {
     pub pcma: Vec<Arc<[u8]>>,
 }
 
+/// A recorded conversation: both sides lined up, and where the frames go.
+struct CallRecording {
+    stereo: Stereo,
+    sink: std::sync::mpsc::SyncSender<Vec<i16>>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// The tag of hold music played to a leg whose peer holds: no call task waits for its end.
 const HOLD_TAG: u64 = u64::MAX;
 
@@ -135,6 +157,8 @@ struct Leg {
     /// at the start: see `media::latch`).
     latch: Latch,
     recording: Option<Recorder>,
+    /// The conversation recorded on a caller's leg (`RecordCall`).
+    call_recording: Option<CallRecording>,
     /// The leg this one is bridged to.
     peer: Option<u64>,
     bridge: BridgeSide,
@@ -519,11 +543,29 @@ fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
         let Some(mut heard) = legs.get_mut(&from).map(|l| l.bridge.take_heard()) else {
             continue;
         };
+        // A recorded call: the caller's leg keeps the recording, of both sides.
+        if let Some(r) = legs.get_mut(&from).and_then(|l| l.call_recording.as_mut()) {
+            r.stereo.push(Side::Caller, &heard);
+        } else if let Some(r) = legs.get_mut(&to).and_then(|l| l.call_recording.as_mut()) {
+            r.stereo.push(Side::Agent, &heard);
+        }
         if let Some(p) = legs.get_mut(&to) {
             p.bridge.receive(&mut heard);
         }
         if let Some(l) = legs.get_mut(&from) {
             l.bridge.give_back(heard);
+        }
+    }
+    // Whole 20 ms of recorded calls go to their writers.
+    for r in legs.values_mut().filter_map(|l| l.call_recording.as_mut()) {
+        let mut frames = Vec::new();
+        if r.stereo.take(&mut frames) == 0 {
+            continue;
+        }
+        if r.sink.try_send(frames).is_err()
+            && !r.lost.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("a call recording's writer falls behind: frames dropped");
         }
     }
 }
@@ -573,6 +615,7 @@ fn apply(
                     tones: (listen_keys && telephone_event.is_none()).then(ToneDetector::default),
                     latch: Latch::new(remote, sip_host, clock),
                     recording: None,
+                    call_recording: None,
                     peer: None,
                     bridge: BridgeSide::default(),
                     stream_law: law,
@@ -689,6 +732,25 @@ fn apply(
                         fit_filter(leg);
                     }
                 }
+            }
+        }
+        PacerCommand::RecordCall {
+            id,
+            sink,
+            lost,
+            mono,
+        } => {
+            if let Some(leg) = legs.get_mut(&id) {
+                leg.call_recording = Some(CallRecording {
+                    stereo: Stereo::new(mono),
+                    sink,
+                    lost,
+                });
+            }
+        }
+        PacerCommand::PauseRecording { id, paused } => {
+            if let Some(r) = legs.get_mut(&id).and_then(|l| l.call_recording.as_mut()) {
+                r.stereo.set_paused(paused);
             }
         }
         PacerCommand::Unbridge { id } => {

@@ -197,6 +197,21 @@ pub struct CallRecord {
     /// Every time an agent passed the caller on, in order.
     #[serde(default)]
     pub transfers: Vec<Transfer>,
+    /// The conversation's recording, when its queue records.
+    #[serde(default)]
+    pub recording: Option<RecordingMeta>,
+}
+
+/// A call's recording: where it is (relative to the data folder), how long, and whether
+/// everything is in it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordingMeta {
+    pub file: String,
+    /// Unset while the call is live.
+    pub seconds: Option<f64>,
+    /// `false` when the disk refused a write or the writer fell behind: the file ends early
+    /// or has gaps.
+    pub complete: bool,
 }
 
 /// An agent passing the caller on (a blind transfer from the agent's phone or desk).
@@ -336,7 +351,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 15] = [
+const CALL_COLUMNS: [(&str, &str); 16] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -352,9 +367,10 @@ const CALL_COLUMNS: [(&str, &str); 15] = [
     ("probe", "INTEGER NOT NULL DEFAULT 0"),
     ("wrap_up", "TEXT"),
     ("transfers", "TEXT NOT NULL DEFAULT '[]'"),
+    ("recording", "TEXT"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up, transfers FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up, transfers, recording FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -386,6 +402,9 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
             .get::<_, Option<String>>(22)?
             .and_then(|w| serde_json::from_str(&w).ok()),
         transfers: serde_json::from_str(&r.get::<_, String>(23)?).unwrap_or_default(),
+        recording: r
+            .get::<_, Option<String>>(24)?
+            .and_then(|w| serde_json::from_str(&w).ok()),
     })
 }
 
@@ -701,9 +720,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, transfers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told, transfers = excluded.transfers",
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, transfers, recording)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told, transfers = excluded.transfers, recording = excluded.recording",
             )?;
             for (uid, c) in calls {
                 let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
@@ -711,6 +730,10 @@ impl Store {
                 let waits_told =
                     serde_json::to_string(&c.waits_told).unwrap_or_else(|_| "[]".into());
                 let transfers = serde_json::to_string(&c.transfers).unwrap_or_else(|_| "[]".into());
+                let recording = c
+                    .recording
+                    .as_ref()
+                    .and_then(|r| serde_json::to_string(r).ok());
                 st.execute(params![
                     uid,
                     c.id,
@@ -736,6 +759,7 @@ impl Store {
                     waits_told,
                     c.probe,
                     transfers,
+                    recording,
                 ])?;
             }
         }
@@ -1052,6 +1076,7 @@ mod tests {
             probe: false,
             wrap_up: None,
             transfers: Vec::new(),
+            recording: None,
         }
     }
 

@@ -574,6 +574,7 @@ mod tests {
             probe: false,
             wrap_up: None,
             transfers: Vec::new(),
+            recording: None,
         }
     }
 

@@ -601,3 +601,132 @@ fn an_invite_too_big_for_udp_reaches_the_agents_phone_over_tcp() {
         "not over UDP after all:\n{log}"
     );
 }
+
+/// GET `path` with extra request headers (a cookie, a token): the status and the body's bytes.
+fn get_bytes(server: &Server, path: &str, headers: &str) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let status = std::str::from_utf8(&raw[9..12]).unwrap().parse().unwrap();
+    let body = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(Vec::new(), |at| raw[at + 4..].to_vec());
+    (status, body)
+}
+
+/// A desk login's session cookie (`name=value`), as the login page sets it.
+fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
+    use std::io::Read;
+    let body = format!("agent={agent}&password={password}&next=%2Fdesk");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .map(|c| c.split(';').next().unwrap_or_default().to_string())
+        .find(|c| !c.is_empty())
+        .unwrap_or_else(|| panic!("no session for {agent}:\n{text}"))
+}
+
+/// The support queue records its calls: the caller (speech) and baresip's agent (a 1 kHz
+/// tone) end up in one stereo WAV, the caller left and the agent right, as long as they
+/// talked; the record says where, how long and that it is complete. The file is served to
+/// the API's token and to the agent who took the call; another agent gets 403, nobody 401.
+#[test]
+fn a_recorded_queue_keeps_both_sides_in_one_stereo_file_for_those_allowed() {
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        "[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nskills = { support = 1 }\n\n[[agents]]\nid = \"bob\"\npassword = \"bob-pw\"\nskills = { billing = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\nring_timeout_s = 15\nwrap_up_s = 0\nrecord = \"on\"\n\n[[queues]]\nname = \"billing\"\nskills = [\"billing\"]\n",
+    );
+    let base = Ports::take().sip;
+    let phone = Baresip::start(&server, "alice", "alice-pw", base);
+    let base = base + 40;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&server, "/api/agents")[0]["state"] != "available" {
+        assert!(
+            Instant::now() < deadline,
+            "{}\n{}",
+            phone.log(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let caller_hears = Listener::bind(base, true);
+    let file = server.path().join("caller.xml");
+    std::fs::write(&file, call("PCMU", Some(base), &[pause(6000)], CALLER_BYE)).unwrap();
+    let caller = sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    phone.answer_when_rung();
+    let caller = caller.wait_with_output().unwrap();
+    assert!(
+        caller.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&caller.stdout),
+        server.log()
+    );
+    drop(caller_hears.stop());
+    let mut record = Value::Null;
+    super::agents::eventually("the call's record is final", || {
+        record = json(&server, "/api/calls?limit=1")[0].clone();
+        record["recording"]["seconds"].is_number()
+    });
+    let meta = &record["recording"];
+    assert_eq!(meta["complete"], true, "{record}");
+    let seconds = meta["seconds"].as_f64().unwrap();
+    assert!((3.0..8.0).contains(&seconds), "{record}");
+    let path = server
+        .path()
+        .join("data")
+        .join(meta["file"].as_str().unwrap());
+    let wav = hound::WavReader::open(&path).unwrap();
+    assert_eq!((wav.spec().channels, wav.spec().sample_rate), (2, 8000));
+    let samples = read_wav(&path);
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let agent_tone = tone_blocks(&right, 1000.0);
+    assert!(
+        agent_tone as f64 >= seconds * 10.0 * 0.6,
+        "the agent's tone on the right for most of the call: {agent_tone} blocks in {seconds} s\n{}",
+        server.log()
+    );
+    assert_eq!(tone_blocks(&left, 1000.0), 0, "the left is the caller's");
+    assert!(
+        loud_blocks(&left) as f64 >= seconds * 10.0 * 0.3,
+        "the caller's speech on the left: {} blocks",
+        loud_blocks(&left)
+    );
+
+    let id = record["id"].as_str().unwrap();
+    let url = format!("/api/calls/{id}/recording");
+    let (status, body) = get_bytes(&server, &url, "Authorization: Bearer test-token\r\n");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"RIFF"), "a WAV file");
+    let alice = login_cookie(&server, "alice", "alice-pw");
+    let (status, _) = get_bytes(&server, &url, &format!("Cookie: {alice}\r\n"));
+    assert_eq!(status, 200, "the agent who took the call may listen");
+    let bob = login_cookie(&server, "bob", "bob-pw");
+    let (status, body) = get_bytes(&server, &url, &format!("Cookie: {bob}\r\n"));
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = get_bytes(&server, &url, "");
+    assert_eq!(status, 401);
+}

@@ -107,6 +107,17 @@ pub(super) struct Agents {
     queues_due: bool,
     /// Per queue, the wait within which an answer counts for the service level.
     service_levels: Vec<Duration>,
+    /// The queues whose calls are recorded once an agent answers (`record = "on"`).
+    pub recorded: std::collections::HashSet<String>,
+}
+
+fn recorded_queues(config: &Config) -> std::collections::HashSet<String> {
+    config
+        .queues
+        .iter()
+        .filter(|q| q.record == crate::config::RecordMode::On)
+        .map(|q| q.name.clone())
+        .collect()
 }
 
 /// How often at most the wall gets the queues' figures (each costs a pass over the hour's
@@ -208,6 +219,7 @@ impl Agents {
                 .map(|q| Duration::from_secs(u64::from(q.service_level_s)))
                 .collect(),
             queues_due: false,
+            recorded: recorded_queues(config),
         }
     }
 }
@@ -562,6 +574,7 @@ impl Signalling {
     /// calls in progress undisturbed; a removed agent finishes its call, then is gone.
     pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
         let (agents, queues, users) = routing_config(config);
+        self.agents.recorded = recorded_queues(config);
         for a in &config.agents {
             let supervisor = a.role == Role::Supervisor;
             match self.agents.ids.iter().position(|id| *id == a.id) {
@@ -1082,6 +1095,7 @@ impl Signalling {
         if let Some(to_call) = &w.to_call {
             let _ = to_call.send(CallInput::AgentAnswered {
                 agent: self.agents.ids[agent].clone(),
+                record: self.agents.recorded.contains(&w.queue),
             });
         }
     }
