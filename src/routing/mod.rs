@@ -200,6 +200,19 @@ pub enum RouterEvent {
         call: CallId,
         queue: QueueId,
     },
+    /// The agent passes the caller on to another agent by name (a blind transfer): that
+    /// agent is rung if available (a `Ring` comes out; nothing does otherwise). The first
+    /// agent stays on the call until the other answers; declined or not answered within the
+    /// queue's ring time, the call is the first agent's again.
+    PassTo {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// The call's agent is gone (her phone hung up while she passed the caller on): the
+    /// caller waits first in line in their queue, and she wraps up.
+    Requeue {
+        call: CallId,
+    },
     /// The waiting caller was just told they would wait about `wait` (as spoken): scored
     /// against the wait they then have (see `audit`).
     Told {
@@ -241,6 +254,13 @@ enum CallState {
     Connected {
         agent: AgentId,
         since: Instant,
+    },
+    /// Connected to `from`, who passes the caller on to `to`, rung until `until`.
+    Passing {
+        from: AgentId,
+        since: Instant,
+        to: AgentId,
+        until: Instant,
     },
 }
 
@@ -519,10 +539,20 @@ impl Router {
         self.agents.get(agent)?.reason.as_deref()
     }
 
-    /// The agent a call is connected to.
+    /// The agent a call is connected to (while she passes it on, still her).
     pub fn connected_agent(&self, call: CallId) -> Option<AgentId> {
         match self.calls.get(&call)?.state {
-            CallState::Connected { agent, .. } => Some(agent),
+            CallState::Connected { agent, .. } | CallState::Passing { from: agent, .. } => {
+                Some(agent)
+            }
+            _ => None,
+        }
+    }
+
+    /// The agent rung for a call its agent passes on.
+    pub fn passing_to(&self, call: CallId) -> Option<AgentId> {
+        match self.calls.get(&call)?.state {
+            CallState::Passing { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -530,7 +560,7 @@ impl Router {
     /// When the call's agent answered, while connected.
     pub fn answered_at(&self, call: CallId) -> Option<Instant> {
         match self.calls.get(&call)?.state {
-            CallState::Connected { since, .. } => Some(since),
+            CallState::Connected { since, .. } | CallState::Passing { since, .. } => Some(since),
             _ => None,
         }
     }
@@ -737,7 +767,10 @@ impl Router {
             RouterEvent::Told { call, wait } => {
                 if let Some(c) = self.calls.get_mut(&call)
                     && !c.callback
-                    && !matches!(c.state, CallState::Connected { .. })
+                    && !matches!(
+                        c.state,
+                        CallState::Connected { .. } | CallState::Passing { .. }
+                    )
                 {
                     let q = &self.queues[c.queue];
                     let baseline = q
@@ -781,12 +814,41 @@ impl Router {
                     CallState::Connected { agent, since } => {
                         self.finish(c.queue, agent, since, now, &mut out);
                     }
+                    CallState::Passing {
+                        from,
+                        since,
+                        to,
+                        until,
+                    } => {
+                        self.ring_deadlines.remove(&(until, call, to));
+                        self.stop_ringing(call, to, false, &mut out);
+                        self.set_state(to, AgentState::Available, now, &mut out);
+                        self.finish(c.queue, from, since, now, &mut out);
+                    }
                 }
             }
             RouterEvent::Answered { call, agent } => {
                 let Some(c) = self.calls.get_mut(&call) else {
                     return out;
                 };
+                if let CallState::Passing {
+                    from,
+                    since,
+                    to,
+                    until,
+                } = c.state
+                {
+                    if to != agent {
+                        return out;
+                    }
+                    c.state = CallState::Connected { agent, since: now };
+                    let queue = c.queue;
+                    self.ring_deadlines.remove(&(until, call, to));
+                    self.finish(queue, from, since, now, &mut out);
+                    self.set_state(agent, AgentState::Busy, now, &mut out);
+                    self.agents[agent].call = Some(call);
+                    return out;
+                }
                 let CallState::Ringing { agents, until } = &c.state else {
                     return out;
                 };
@@ -823,10 +885,33 @@ impl Router {
             }
             RouterEvent::Ended { call } => {
                 self.held.remove(&call);
-                if let Some(c) = self.calls.remove(&call)
-                    && let CallState::Connected { agent, since } = c.state
-                {
-                    self.finish(c.queue, agent, since, now, &mut out);
+                let Some(c) = self.calls.remove(&call) else {
+                    return out;
+                };
+                match c.state {
+                    CallState::Connected { agent, since } => {
+                        self.finish(c.queue, agent, since, now, &mut out);
+                    }
+                    CallState::Passing {
+                        from,
+                        since,
+                        to,
+                        until,
+                    } => {
+                        self.ring_deadlines.remove(&(until, call, to));
+                        out.push(RouterAction::CancelRing {
+                            call,
+                            agent: to,
+                            elsewhere: false,
+                        });
+                        self.agents[to].call = None;
+                        self.set_state(to, AgentState::Available, now, &mut out);
+                        self.finish(c.queue, from, since, now, &mut out);
+                    }
+                    // Ended is for a connected call; anything else stays as it was.
+                    _ => {
+                        self.calls.insert(call, c);
+                    }
                 }
             }
             RouterEvent::Transfer { call, queue } => {
@@ -851,20 +936,80 @@ impl Router {
                 self.tried(call, agent, now);
                 self.dispatch(queue, now, &mut out);
             }
+            RouterEvent::PassTo { call, agent } => {
+                let free = self
+                    .agents
+                    .get(agent)
+                    .is_some_and(|a| a.state == AgentState::Available && !a.retired);
+                let Some(c) = self.calls.get_mut(&call).filter(|_| free) else {
+                    return out;
+                };
+                let CallState::Connected { agent: from, since } = c.state else {
+                    return out;
+                };
+                if from == agent {
+                    return out;
+                }
+                let until = now + self.queues[c.queue].config.ring_timeout;
+                c.state = CallState::Passing {
+                    from,
+                    since,
+                    to: agent,
+                    until,
+                };
+                self.seq += 1;
+                self.agents[agent].last_rung = self.seq;
+                self.set_state(agent, AgentState::Ringing, now, &mut out);
+                self.agents[agent].call = Some(call);
+                self.ring_deadlines.insert((until, call, agent));
+                out.push(RouterAction::Ring {
+                    call,
+                    agent,
+                    callback: false,
+                });
+            }
+            RouterEvent::Requeue { call } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return out;
+                };
+                let CallState::Connected { agent, since } = c.state else {
+                    return out;
+                };
+                self.seq += 1;
+                c.place = (Reverse(u32::MAX), self.seq);
+                c.state = CallState::Waiting;
+                let (queue, place) = (c.queue, c.place);
+                self.queues[queue].waiting.insert(place, call);
+                self.finish(queue, agent, since, now, &mut out);
+                self.tried(call, agent, now);
+                self.dispatch(queue, now, &mut out);
+            }
             RouterEvent::Timer => self.timers(now, &mut out),
         }
         out
     }
 
+    /// The agent a call was passed to did not take it: it is the first agent's again.
+    fn pass_back(&mut self, call: CallId) {
+        if let Some(c) = self.calls.get_mut(&call)
+            && let CallState::Passing { from, since, .. } = c.state
+        {
+            c.state = CallState::Connected { agent: from, since };
+        }
+    }
+
     fn ringing(&self, call: CallId, agent: AgentId) -> bool {
-        matches!(self.calls.get(&call).map(|c| &c.state),
-            Some(CallState::Ringing { agents, .. }) if agents.contains(&agent))
+        match self.calls.get(&call).map(|c| &c.state) {
+            Some(CallState::Ringing { agents, .. }) => agents.contains(&agent),
+            Some(CallState::Passing { to, .. }) => *to == agent,
+            _ => false,
+        }
     }
 
     /// Forgets the ring timer of one agent for a call.
     fn unring(&mut self, call: CallId, agent: AgentId) {
         let until = match self.calls.get(&call).map(|c| &c.state) {
-            Some(CallState::Ringing { until, .. }) => *until,
+            Some(CallState::Ringing { until, .. } | CallState::Passing { until, .. }) => *until,
             _ => return,
         };
         self.ring_deadlines.remove(&(until, call, agent));
@@ -895,6 +1040,9 @@ impl Router {
         now: Instant,
         out: &mut Vec<RouterAction>,
     ) {
+        if self.passing_to(call) == Some(agent) {
+            return self.pass_back(call);
+        }
         self.tried(call, agent, now);
         let Some(c) = self.calls.get_mut(&call) else {
             return;

@@ -741,6 +741,8 @@ enum Op {
     Decline(usize),
     End(usize),
     Transfer(usize, usize),
+    PassTo(usize, usize),
+    Requeue(usize),
     Wait(u64),
 }
 
@@ -759,6 +761,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..40usize).prop_map(Op::Decline),
         2 => (0..40usize).prop_map(Op::End),
         1 => (0..40usize, 0..2usize).prop_map(|(c, q)| Op::Transfer(c, q)),
+        1 => (0..40usize, 0..6usize).prop_map(|(c, a)| Op::PassTo(c, a)),
+        1 => (0..40usize).prop_map(Op::Requeue),
         2 => (1..30u64).prop_map(Op::Wait),
     ]
 }
@@ -778,6 +782,18 @@ fn check(r: &Router, now: Instant) {
                     CallState::Connected { agent, .. } => {
                         assert_eq!(*agent, id, "a call is connected to one agent");
                         assert_eq!(a.state, AgentState::Busy);
+                    }
+                    CallState::Passing {
+                        from, to, until, ..
+                    } => {
+                        assert_ne!(from, to);
+                        if *from == id {
+                            assert_eq!(a.state, AgentState::Busy);
+                        } else {
+                            assert_eq!(*to, id, "agent {id} holds a call passed to another");
+                            assert_eq!(a.state, AgentState::Ringing);
+                            assert!(r.ring_deadlines.contains(&(*until, call, id)));
+                        }
                     }
                     CallState::Waiting => panic!("agent {id} holds a waiting call"),
                 }
@@ -839,6 +855,8 @@ proptest! {
         let mut first_rung: Vec<(QueueId, u32, CallId)> = Vec::new();
         let mut enqueued: Vec<(QueueId, u32, CallId)> = Vec::new();
         let mut held = std::collections::HashSet::new();
+        // Calls put back first in line (their agent gone), in the order they were.
+        let mut requeued: Vec<CallId> = Vec::new();
         for op in ops {
             let calls: Vec<CallId> = {
                 let mut v: Vec<CallId> = r.calls.keys().copied().collect();
@@ -848,6 +866,7 @@ proptest! {
             let pick = |i: usize| calls.get(i % calls.len().max(1)).copied();
             let ringing_agent = |r: &Router, call: CallId| match r.calls.get(&call).map(|c| &c.state) {
                 Some(CallState::Ringing { agents, .. }) => agents.first().copied(),
+                Some(CallState::Passing { to, .. }) => Some(*to),
                 _ => None,
             };
             let event = match op {
@@ -896,6 +915,11 @@ proptest! {
                 Op::Decline(i) => pick(i).and_then(|call| ringing_agent(&r, call).map(|agent| RouterEvent::Declined { call, agent })),
                 Op::End(i) => pick(i).filter(|c| r.connected_agent(*c).is_some()).map(|call| RouterEvent::Ended { call }),
                 Op::Transfer(i, queue) => pick(i).map(|call| RouterEvent::Transfer { call, queue }),
+                Op::PassTo(i, agent) => pick(i).map(|call| RouterEvent::PassTo { call, agent }),
+                Op::Requeue(i) => pick(i).filter(|c| r.connected_agent(*c).is_some() && r.passing_to(*c).is_none()).inspect(|&call| {
+                    requeued.retain(|&c| c != call);
+                    requeued.push(call);
+                }).map(|call| RouterEvent::Requeue { call }),
                 Op::Wait(s) => {
                     now += Duration::from_secs(s);
                     Some(RouterEvent::Timer)
@@ -910,6 +934,9 @@ proptest! {
                     .waiting
                     .values()
                     .map(|c| {
+                        if let Some(i) = requeued.iter().position(|r| r == c) {
+                            return (Reverse(u32::MAX), i);
+                        }
                         let i = enqueued.iter().position(|e| e.2 == *c).unwrap_or(usize::MAX);
                         (Reverse(enqueued.get(i).map_or(0, |e| e.1)), i)
                     })
@@ -1098,4 +1125,83 @@ fn a_transferred_caller_waits_in_the_new_queue_ahead_of_later_arrivals_and_the_a
             .is_empty()
     );
     assert_eq!(r.connected_agent(1), Some(1));
+}
+
+/// An agent passes her caller on to a colleague by name: he is rung while she keeps the
+/// caller; he answers and she wraps up. Declined or unanswered, the caller is hers again;
+/// if she is gone, the caller waits first in line.
+#[test]
+fn an_agent_passes_a_caller_to_another_agent_and_gets_them_back_when_he_does_not_answer() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    assert_eq!(enqueue(&mut r, 1, 0, t.at(10)), vec![ring(1, 0)]);
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    // b is rung for the call a passes on; a stays busy with it until b answers.
+    let pass = RouterEvent::PassTo { call: 1, agent: 1 };
+    assert_eq!(r.handle(pass.clone(), t.at(20)), vec![ring(1, 1)]);
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Ringing);
+    assert_eq!(r.connected_agent(1), Some(0));
+    assert_eq!(r.passing_to(1), Some(1));
+    // A second pass while one rings, or to oneself, or to a busy agent, does nothing.
+    assert!(r.handle(pass.clone(), t.at(20)).is_empty());
+    // b declines: the caller is a's again, b is free.
+    r.handle(RouterEvent::Declined { call: 1, agent: 1 }, t.at(21));
+    assert_eq!(r.connected_agent(1), Some(0));
+    assert_eq!(r.passing_to(1), None);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Available);
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    assert!(
+        r.handle(RouterEvent::PassTo { call: 1, agent: 0 }, t.at(22))
+            .is_empty()
+    );
+    // Passed to c, who does not answer in the queue's 15 s: c is set not-ready, a has it.
+    assert_eq!(
+        r.handle(RouterEvent::PassTo { call: 1, agent: 2 }, t.at(30)),
+        vec![ring(1, 2)]
+    );
+    let missed = r.handle(RouterEvent::Timer, t.at(45));
+    assert_eq!(
+        missed,
+        vec![RouterAction::CancelRing {
+            call: 1,
+            agent: 2,
+            elsewhere: false
+        }]
+    );
+    assert_eq!(r.agent_state(2).unwrap().0, AgentState::NotReady);
+    assert_eq!(r.connected_agent(1), Some(0));
+    // Passed to b, who answers: a wraps up, b has the caller.
+    assert_eq!(r.handle(pass, t.at(50)), vec![ring(1, 1)]);
+    r.handle(RouterEvent::Answered { call: 1, agent: 1 }, t.at(52));
+    assert_eq!(r.connected_agent(1), Some(1));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Busy);
+    // Caller 2 waits; b's phone is gone during the call: caller 1 waits ahead of caller 2.
+    assert!(enqueue(&mut r, 2, 0, t.at(53)).is_empty());
+    r.handle(RouterEvent::Requeue { call: 1 }, t.at(54));
+    assert_eq!(r.connected_agent(1), None);
+    assert_eq!(r.position(1), Some(0));
+    assert_eq!(r.position(2), Some(1));
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::WrapUp);
+}
+
+/// The caller hanging up while their agent passes them on stops the ring and frees both.
+#[test]
+fn a_caller_leaving_while_passed_on_frees_both_agents() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    r.handle(RouterEvent::PassTo { call: 1, agent: 2 }, t.at(20));
+    let out = r.handle(RouterEvent::Ended { call: 1 }, t.at(21));
+    assert_eq!(
+        out,
+        vec![RouterAction::CancelRing {
+            call: 1,
+            agent: 2,
+            elsewhere: false
+        }]
+    );
+    assert_eq!(r.agent_state(2).unwrap().0, AgentState::Available);
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
+    assert_eq!(r.poll_timeout(), Some(t.at(31)), "only a's wrap-up is left");
 }

@@ -60,6 +60,11 @@ pub enum CallInput {
     /// The agent passed the caller on to `queue`: they wait there again, with the hold
     /// music, as long as their queue node lets them wait.
     Transferred { queue: String, by: String },
+    /// The agent passes the caller on to `to` (`agent:bob`): the hold music while he rings;
+    /// then `AgentAnswered` (his, or hers again when he did not take the call) or `Requeued`.
+    Passing { to: String, by: String },
+    /// The caller waits in `queue` again, first in line (their agent is gone).
+    Requeued { queue: String },
 }
 
 pub struct CallSetup {
@@ -161,6 +166,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut we_hang_up = false;
     // With an agent: the engine's part is done, the call lasts until either side hangs up.
     let mut bridged = false;
+    // Its agent passes the caller on to another: on hold until one of them has them.
+    let mut passing = false;
     let started_wall = Timestamp::now();
     let started = Instant::now();
     // The call's record, written at each transition (and awaited at the end).
@@ -482,12 +489,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         queue = None;
                         pending = call.handle(Event::QueueTimedOut, now);
                     }
-                    Some(CallInput::AgentAnswered { agent, record: rec }) if queue.is_some() => {
+                    Some(CallInput::AgentAnswered { agent, record: rec }) if queue.is_some() || passing => {
                         tracing::info!(agent, "connected to an agent");
                         if let Some(q) = &queue {
                             shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                         }
-                        record.agent_answered_at = Some(Timestamp::now().to_string());
+                        passing = false;
+                        // The first answer stays the caller's: their wait ended there.
+                        if record.agent_answered_at.is_none() {
+                            record.agent_answered_at = Some(Timestamp::now().to_string());
+                        }
                         record.agent = Some(agent);
                         if rec && recording.is_none() {
                             recording = Some(start_recording(&shared, id, &uid, &mut record));
@@ -525,6 +536,36 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         });
                     }
                     Some(CallInput::Transferred { .. }) => {}
+                    Some(CallInput::Passing { to, by }) if bridged => {
+                        tracing::info!(to, by, "passed on to another agent: on hold while they ring");
+                        record.transfers.push(crate::store::Transfer {
+                            at: Timestamp::now().to_string(),
+                            by,
+                            to,
+                        });
+                        shared.records.save(&uid, &record);
+                        bridged = false;
+                        passing = true;
+                        tag += 1;
+                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        play(&shared, id, hold, true, tag);
+                    }
+                    Some(CallInput::Requeued { queue: name }) if passing => {
+                        tracing::info!(queue = name, "their agent is gone: first in line again");
+                        passing = false;
+                        let (max_wait, every) = wait_rules;
+                        queue = Some(InQueue {
+                            entered: now,
+                            queue: name,
+                            until: now + max_wait,
+                            every,
+                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
+                            offer_at: None,
+                            offered: false,
+                            announcing: None,
+                        });
+                    }
+                    Some(CallInput::Passing { .. } | CallInput::Requeued { .. }) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {
                         tracing::info!(to, "connected to the transfer target");
                         record.agent_answered_at = Some(Timestamp::now().to_string());

@@ -157,6 +157,14 @@ pub enum ApiQuery {
         call_id: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// The desk's transfer button: pass the agent's caller on to a queue or an agent (by
+    /// name): where they went (`queue:billing`, `agent:bob` while he rings), or the SIP
+    /// status and words of why not.
+    Transfer {
+        agent: String,
+        to: String,
+        reply: oneshot::Sender<Result<String, (u16, String)>>,
+    },
     /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
     Login {
         user: String,

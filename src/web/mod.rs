@@ -45,6 +45,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/desk/state", post(desk_state))
         .route("/desk/history", get(history))
         .route("/desk/wrap-up", post(wrap_up))
+        .route("/desk/transfer", post(transfer))
         .route("/wall", get(wall))
         .route("/api/events", get(events))
         .route("/assets/{file}", get(asset))
@@ -302,12 +303,26 @@ async fn desk(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     })
     .await
     .unwrap_or(None);
-    let desk = &state.status.config.desk;
+    let config = &state.status.config;
+    let desk = &config.desk;
+    let targets = config
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .chain(
+            config
+                .agents
+                .iter()
+                .map(|a| a.id.clone())
+                .filter(|a| *a != s.agent),
+        )
+        .collect();
     let d = pages::Desk {
         me,
         reasons: &desk.not_ready_reasons,
         codes: &desk.wrap_up_codes,
         pending,
+        targets,
         after,
     };
     html(StatusCode::OK, pages::desk(&viewer(&s), &d))
@@ -446,6 +461,46 @@ async fn history(
         })
         .collect();
     axum::Json(serde_json::json!({ "caller": from, "calls": calls })).into_response()
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    /// A queue's or an agent's name.
+    to: String,
+}
+
+/// `POST /desk/transfer`: the agent passes her caller on to a queue or another agent, as
+/// her phone's REFER would. `{"transferred": "queue:billing"}` (her phone is hung up), or
+/// `{"transferred": "agent:bob", "ringing": true}` (she keeps the caller until he answers;
+/// if he does not, they are hers again); 404 for no such name, 409 when it cannot be done.
+async fn transfer(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let usage = r#"{"to": "<queue or agent>"}"#;
+    let (s, form) = match state.page_request::<TransferForm>(&headers, &body, usage) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    let to: String = form.to.trim().chars().take(64).collect();
+    let agent = s.agent.clone();
+    let reply = ask(&state, |reply| ApiQuery::Transfer {
+        agent,
+        to: to.clone(),
+        reply,
+    })
+    .await;
+    match reply {
+        Some(Ok(to)) => {
+            tracing::info!(agent = s.agent, to, "transfer from the desk");
+            let ringing = to.starts_with("agent:");
+            axum::Json(serde_json::json!({ "transferred": to, "ringing": ringing })).into_response()
+        }
+        Some(Err((404, why))) => error(StatusCode::NOT_FOUND, &why),
+        Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
+        None => unavailable(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -152,6 +152,8 @@ pub struct Desk<'a> {
     pub codes: &'a [String],
     /// The agent's last answered call still without a wrap-up: its Call-ID and caller.
     pub pending: Option<(String, String)>,
+    /// Where a caller can be passed on: the queues, then the other agents.
+    pub targets: Vec<String>,
     /// The number of the last event before the render: the stream resumes after it.
     pub after: u64,
 }
@@ -208,6 +210,15 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                 ol id="caller-steps" {}
                 h2 { "What they typed" }
                 dl id="caller-variables" {}
+                div id="in-call" hidden {
+                    label { "Pass on to "
+                        select id="transfer-to" {
+                            @for t in &d.targets { option value=(t) { (t) } }
+                        }
+                    }
+                    button id="transfer" type="button" { "Transfer" }
+                    p id="transfer-message" role="status" {}
+                }
                 h2 { "Their calls of the last 30 days" }
                 ul id="caller-history" {}
             }
@@ -417,11 +428,13 @@ mod tests {
             reasons: &reasons,
             codes: &[],
             pending: Some(("c1".into(), "\"><img src=x>".into())),
+            targets: vec!["<i>billing</i>".into()],
             after: 0,
         };
         let out = desk(&v, &d).into_string();
         assert!(!out.contains("<img"), "{out}");
         assert!(!out.contains("<b>"), "{out}");
+        assert!(!out.contains("<i>"), "{out}");
         assert!(!out.contains("\"><script>"), "{out}");
         assert!(out.contains("&lt;img src=x onerror=alert(1)&gt;"), "{out}");
         assert!(out.contains("<script src=\"/assets/desk.js\">"), "{out}");

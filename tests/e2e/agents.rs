@@ -345,7 +345,7 @@ pub(super) fn agent_answers(rtp: u16) -> String {
 }
 
 /// The phone refuses the INVITE with `status` (e.g. "486 Busy Here") and takes the ACK.
-fn refuses(status: &str) -> String {
+pub(super) fn refuses(status: &str) -> String {
     format!(
         r#"  <send>
     <![CDATA[

@@ -875,3 +875,129 @@ fn reads_can_be_closed_to_strangers() {
     );
     assert_eq!(status, 200, "her login reads the API");
 }
+
+const DESK_TRANSFER: &str = r#"
+[[agents]]
+id = "alice"
+password = "alice-pw"
+skills = { support = 5 }
+
+[[agents]]
+id = "bob"
+password = "bob-pw"
+skills = { billing = 5 }
+
+[[queues]]
+name = "support"
+skills = ["support"]
+ring_timeout_s = 5
+wrap_up_s = 0
+
+[[queues]]
+name = "billing"
+skills = ["billing"]
+ring_timeout_s = 5
+wrap_up_s = 0
+"#;
+
+/// Alice passes her caller on to Bob from the desk: the transfer controls show while she
+/// talks, Bob's phone rings with who passed the caller on, he answers, her phone is hung
+/// up; the record names Bob and the transfer. A name nobody has is refused on the page.
+#[test]
+fn the_desk_passes_a_caller_on_to_another_agent() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_TRANSFER);
+    let ports = AgentPorts::take();
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+    </action>
+  </recv>
+  <Reference variables="by"/>
+"#
+            .to_string(),
+            super::agents::answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    let file = server.path().join("caller.xml");
+    std::fs::write(
+        &file,
+        scenario(&[
+            invite("PCMU", None),
+            ANSWERED.to_string(),
+            pause(500),
+            super::key('7'),
+            pause(8000),
+            super::CALLER_BYE.to_string(),
+        ]),
+    )
+    .unwrap();
+    let caller = super::sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        browser.wait_text("#state", "On a call"),
+        "On a call",
+        "{}",
+        server.log()
+    );
+    browser.select("#transfer-to", "bob");
+    browser.click("#transfer");
+    let said = browser.wait_text("#transfer-message", "Ringing bob");
+    assert!(said.starts_with("Ringing bob"), "{said}\n{}", server.log());
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(
+        alice.ok,
+        "her phone is hung up once Bob has the caller: {}",
+        alice.text
+    );
+    assert!(
+        caller.wait_with_output().unwrap().status.success(),
+        "{}",
+        server.log()
+    );
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    let (_, body) = http(&server, "GET", "/api/calls?limit=1", Some("test-token"), "");
+    let calls: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    // Not on a call any more: the desk's transfer is refused with why.
+    let refused = run_js(
+        &browser,
+        r#"fetch("/desk/transfer", {
+            method: "POST",
+            headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+            body: JSON.stringify({ to: "nobody" }),
+            credentials: "same-origin",
+        }).then(async (r) => done([r.status, (await r.json()).error]));"#,
+    );
+    assert_eq!(refused[0], 409, "{refused}");
+    assert_eq!(refused[1], "you are not talking to a caller", "{refused}");
+}

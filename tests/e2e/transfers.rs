@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::agents::{
     AgentPorts, Listener, agent_answers, answers_until_bye, finish, json, matched_speech,
-    pcap_audio, register_agent, sipp_at,
+    pcap_audio, refuses, register_agent, sipp_at,
 };
 use super::*;
 
@@ -38,6 +38,35 @@ wrap_up_s = 0
 /// REFER; it expects the 202 and a NOTIFY whose sipfrag says `outcome`, then hangs up —
 /// or, when the transfer failed, stays on the call until the other side hangs up.
 fn answers_then_refers(rtp: u16, target: &str, outcome: &str) -> String {
+    answers_then_refers_and_waits(rtp, target, false, outcome)
+}
+
+/// As `answers_then_refers`; with `trying`, a NOTIFY "100 Trying" comes first (another
+/// agent rings).
+fn answers_then_refers_and_waits(rtp: u16, target: &str, trying: bool, outcome: &str) -> String {
+    let trying = if trying {
+        r#"  <recv request="NOTIFY">
+    <action>
+      <ereg regexp="SIP/2.0 100 Trying" search_in="body" check_it="true" assign_to="trying"/>
+      <ereg regexp="active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active"/>
+    </action>
+  </recv>
+  <Reference variables="trying,active"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"#
+    } else {
+        ""
+    };
     let end = if outcome.starts_with('2') {
         r#"  <send retrans="500">
     <![CDATA[
@@ -86,7 +115,7 @@ fn answers_then_refers(rtp: u16, target: &str, outcome: &str) -> String {
     ]]>
   </send>
   <recv response="202"/>
-  <recv request="NOTIFY">
+{trying}  <recv request="NOTIFY">
     <action>
       <ereg regexp="SIP/2.0 {outcome}" search_in="body" check_it="true" assign_to="frag"/>
       <ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="event"/>
@@ -232,4 +261,148 @@ fn a_transfer_to_no_such_queue_leaves_the_caller_with_the_agent() {
     let calls = json(&server, "/api/calls?limit=1");
     assert_eq!(calls[0]["agent"], "alice");
     assert_eq!(calls[0]["transfers"], serde_json::json!([]));
+}
+
+/// Bob's phone rings for a caller Alice passes on to him by name.
+const RINGS_FROM_ALICE: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+      <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
+    </action>
+  </recv>
+  <Reference variables="by,account"/>
+"#;
+
+/// Alice passes her caller on to Bob by name: Bob's phone rings with the caller's context
+/// while Alice hears "100 Trying", he answers and hears the caller, Alice is told "200" and
+/// hangs up; the record names Bob and the transfer to him.
+#[test]
+fn an_agent_passes_a_caller_on_to_another_agent_by_name() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let alice_hears = Listener::bind(ports.listen(0), true);
+    let bob_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[answers_then_refers_and_waits(
+            ports.listen(0),
+            "Bob",
+            true,
+            "200 OK",
+        )]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            RINGS_FROM_ALICE.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(9000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "{}", alice.text);
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    std::thread::sleep(Duration::from_millis(200));
+    drop((alice_hears.stop(), caller_hears.stop()));
+    let said = pcap_audio();
+    let heard: Vec<u8> = bob_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "Bob hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
+}
+
+/// Bob's phone is busy when Alice passes her caller to him: Alice is told "480" and has
+/// the caller again (she hears them after the failed transfer) until they hang up.
+#[test]
+fn a_transfer_the_other_agent_does_not_take_brings_the_caller_back() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let alice_hears = Listener::bind(ports.listen(0), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[answers_then_refers_and_waits(
+            ports.listen(0),
+            "bob",
+            true,
+            "480 Temporarily Unavailable",
+        )]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[RINGS_FROM_ALICE.to_string(), refuses("486 Busy Here")]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(9000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "{}", alice.text);
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(caller_hears.stop());
+    let said = pcap_audio();
+    // Alice passed the caller on 1.5 s after answering: hearing them for 4 s or more means
+    // she had them back.
+    let heard: Vec<u8> = alice_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 4,
+        "Alice has the caller back after Bob's phone was busy\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    let record = &calls[0];
+    assert_eq!(record["agent"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
 }

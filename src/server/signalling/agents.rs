@@ -89,6 +89,8 @@ pub(super) struct Agents {
     pub waiting: HashMap<u64, Waiting>,
     /// Callers being transferred (or bridged to a transfer target), by call.
     pub transfers: HashMap<u64, super::transfers::Transfer>,
+    /// Callers an agent passes on to another agent, while that one rings, by call.
+    pub passes: HashMap<u64, super::refers::Pass>,
     pub legs: HashMap<String, Leg>,
     /// Callbacks held unrung while their caller (by Call-ID) still hears the confirmation.
     pub held_callbacks: HashMap<String, u64>,
@@ -208,6 +210,7 @@ impl Agents {
                 .collect(),
             waiting: HashMap::new(),
             transfers: HashMap::new(),
+            passes: HashMap::new(),
             legs: HashMap::new(),
             held_callbacks: HashMap::new(),
             router_timer: None,
@@ -620,6 +623,9 @@ impl Signalling {
     pub(super) fn route(&mut self, event: RouterEvent, now: Instant) {
         let actions = self.agents.router.handle(event, now);
         self.carry_out(actions, now);
+        if !self.agents.passes.is_empty() {
+            self.passes_settled(now);
+        }
         self.publish_changes(now);
     }
 
@@ -1046,6 +1052,7 @@ impl Signalling {
         agreed: sdp::Agreed,
         now: Instant,
     ) {
+        let passed = self.agents.router.passing_to(call) == Some(agent);
         self.route(RouterEvent::Answered { call, agent }, now);
         let mine = self.agents.router.connected_agent(call) == Some(agent);
         let (Some(w), true, true) = (
@@ -1069,7 +1076,10 @@ impl Signalling {
             .unwrap_or(Duration::from_secs(20));
         let in_time = now.saturating_duration_since(w.entered) <= within;
         let queue = w.queue.clone();
-        self.served(&queue, in_time, now);
+        if !passed {
+            // Passed on by another agent: the caller was served when first answered.
+            self.served(&queue, in_time, now);
+        }
         let (Some(w), Some(leg)) = (
             self.agents.waiting.get(&call),
             self.agents.legs.get_mut(leg_id),
@@ -1117,6 +1127,14 @@ impl Signalling {
         };
         if kind == LegKind::Transfer {
             return self.transfer_hung_up(call);
+        }
+        if let Some(pass) = self.agents.passes.get_mut(&call)
+            && pass.leg == leg_id
+        {
+            // She hung up while her colleague rings: the caller is his or, if he does not
+            // answer, first in line again.
+            pass.gone = true;
+            return;
         }
         if kind == LegKind::Agent
             && self
@@ -1209,6 +1227,14 @@ impl Signalling {
                 reply,
             } => {
                 let _ = reply.send(self.call_back_now(&agent, caller, &queue, call_id, now));
+            }
+            ApiQuery::Transfer { agent, to, reply } => {
+                let done = match self.desk_transfer(&agent, &to, now) {
+                    Ok(super::refers::Passed::Queue(q)) => Ok(format!("queue:{q}")),
+                    Ok(super::refers::Passed::Ringing(a)) => Ok(format!("agent:{a}")),
+                    Err(e) => Err((e.code, e.why)),
+                };
+                let _ = reply.send(done);
             }
             ApiQuery::Login {
                 user,

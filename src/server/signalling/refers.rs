@@ -1,43 +1,141 @@
-//! An agent passes a caller on: a REFER from the agent's phone (a blind transfer, RFC 3515)
-//! whose Refer-To names another queue (`sip:billing@…`). The caller hears the hold music
-//! again and waits in that queue at the place their first arrival gave them; the agent wraps
-//! up; the next agent is told who passed the caller on. The phone hears how it went as a
-//! NOTIFY: `200` once the caller waits there, `404` for no such queue, `480` when nobody
-//! serves it (the caller then stays with the agent), `603` for a call that is not a
-//! caller's (a callback, a transfer target's).
+//! An agent passes a caller on — from her phone, by a REFER (a blind transfer, RFC 3515),
+//! or from the desk's transfer button — to another queue (`sip:billing@…`, or `billing`)
+//! or another agent (`sip:bob@…`, or `bob`).
+//!
+//! To a queue, the caller hears the hold music again and waits there at the place their
+//! first arrival gave them; the agent wraps up; the next agent is told who passed the caller
+//! on. To an agent, that agent is rung (if available) while the caller hears the hold music;
+//! he answers and has the caller, she wraps up. He declines or does not answer within the
+//! queue's ring time: the caller is hers again — or, if she hung up meanwhile, first in line
+//! in their queue. Never a dropped call.
+//!
+//! The phone hears how it went as a NOTIFY: `100` while the agent rings, `200` once the
+//! caller waits in the queue or the agent answered, `404` for no such queue or agent, `480`
+//! when nobody serves the queue, the agent is not available or did not take the call (the
+//! caller then stays with her), `603` for a call that is not a caller's (a callback, a
+//! transfer target's) or a transfer to herself. The desk hears the same as JSON; a transfer
+//! from the desk hangs up her phone once the caller is passed on.
 
 use std::time::Instant;
 
 use super::Signalling;
 use super::agents::LegKind;
-use crate::routing::RouterEvent;
+use crate::routing::{AgentId, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 
+/// A caller one agent passes on to another, while he rings.
+pub(in crate::server) struct Pass {
+    /// The passing agent's leg: told how it goes, and the caller's way back.
+    pub leg: String,
+    pub from: AgentId,
+    pub to: AgentId,
+    /// Her phone hung up meanwhile.
+    pub gone: bool,
+    /// Asked by REFER (her phone is told by NOTIFY), else from the desk (her phone is hung
+    /// up once he answers).
+    pub refer: bool,
+}
+
+/// A caller passed on: to wait in a queue, or while an agent rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passed {
+    Queue(String),
+    Ringing(String),
+}
+
+/// Why a caller was not passed on: the SIP status the phone hears, and the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotPassed {
+    pub code: u16,
+    pub why: String,
+}
+
+impl NotPassed {
+    fn new(code: u16, why: impl Into<String>) -> NotPassed {
+        NotPassed {
+            code,
+            why: why.into(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.code {
+            404 => "Not Found",
+            480 => "Temporarily Unavailable",
+            _ => "Declined",
+        }
+    }
+}
+
 impl Signalling {
+    /// A REFER from a phone we placed a call to.
     pub(super) fn referred(&mut self, leg_id: &str, to: &str, now: Instant) {
+        let name = crate::sip::dialog::uri_user(to).to_string();
+        match self.pass_on(leg_id, &name, true, now) {
+            Ok(Passed::Queue(_)) => self.switch.notify(leg_id, 200, "OK", now),
+            Ok(Passed::Ringing(_)) => self.switch.notify(leg_id, 100, "Trying", now),
+            Err(e) => {
+                tracing::info!(to, why = e.why, "a transfer refused");
+                let reason = e.reason();
+                self.switch.notify(leg_id, e.code, reason, now)
+            }
+        }
+    }
+
+    /// The desk's transfer button: the agent's current caller to `to` (a queue or an
+    /// agent, by name).
+    pub(super) fn desk_transfer(
+        &mut self,
+        agent: &str,
+        to: &str,
+        now: Instant,
+    ) -> Result<Passed, NotPassed> {
+        let Some(a) = self.agents.ids.iter().position(|id| id == agent) else {
+            return Err(NotPassed::new(404, "no such agent"));
+        };
+        let leg = self
+            .agents
+            .router
+            .agent_state(a)
+            .and_then(|s| s.2)
+            .filter(|&call| self.agents.router.connected_agent(call) == Some(a))
+            .and_then(|call| self.agents.waiting.get(&call))
+            .and_then(|w| w.connected.clone());
+        let Some(leg) = leg else {
+            return Err(NotPassed::new(603, "you are not talking to a caller"));
+        };
+        let passed = self.pass_on(&leg, to, false, now)?;
+        if let Passed::Queue(_) = passed {
+            // The caller waits elsewhere: her call is over.
+            self.hang_up_leg(&leg, now);
+        }
+        Ok(passed)
+    }
+
+    /// Passes the caller of the agent's leg `leg_id` on to `name`, a queue or an agent.
+    fn pass_on(
+        &mut self,
+        leg_id: &str,
+        name: &str,
+        refer: bool,
+        now: Instant,
+    ) -> Result<Passed, NotPassed> {
         let user = self
             .agents
             .legs
             .get(leg_id)
             .map(|l| (l.call, l.agent, l.kind));
         let Some((call, agent, LegKind::Agent)) = user else {
-            tracing::info!(to, "a REFER on a call that is not an agent's: declined");
-            return self.switch.notify(leg_id, 603, "Declined", now);
+            return Err(NotPassed::new(603, "not an agent's call"));
         };
         let by = self.agents.ids.get(agent).cloned().unwrap_or_default();
         let callers = self.agents.waiting.get(&call).is_some_and(|w| {
             w.connected.as_deref() == Some(leg_id) && w.to_call.is_some() && w.callback.is_none()
         });
-        if !callers {
-            tracing::info!(
-                agent = by,
-                to,
-                "a REFER on a call with no caller to pass on"
-            );
-            return self.switch.notify(leg_id, 603, "Declined", now);
+        if !callers || self.agents.passes.contains_key(&call) {
+            return Err(NotPassed::new(603, "no caller to pass on"));
         }
-        let name = crate::sip::dialog::uri_user(to);
         let queue = self
             .agents
             .queue_ids
@@ -45,12 +143,15 @@ impl Signalling {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(n, &q)| (n.clone(), q));
         let Some((queue, q)) = queue else {
-            tracing::info!(
-                agent = by,
-                to,
-                "a transfer to no queue by that name: refused"
-            );
-            return self.switch.notify(leg_id, 404, "Not Found", now);
+            let target = self
+                .agents
+                .ids
+                .iter()
+                .position(|id| id.eq_ignore_ascii_case(name));
+            let Some(target) = target else {
+                return Err(NotPassed::new(404, "no queue or agent by that name"));
+            };
+            return self.pass_to_agent(leg_id, call, (agent, by), target, refer, now);
         };
         let staffed = self
             .agents
@@ -58,17 +159,10 @@ impl Signalling {
             .queue_figures(q, now)
             .is_some_and(|f| f.staffed > 0);
         if !staffed {
-            tracing::info!(
-                agent = by,
-                queue,
-                "a transfer to a queue nobody serves: refused"
-            );
-            return self
-                .switch
-                .notify(leg_id, 480, "Temporarily Unavailable", now);
+            return Err(NotPassed::new(480, format!("nobody serves {queue}")));
         }
         let Some(w) = self.agents.waiting.get_mut(&call) else {
-            return;
+            return Err(NotPassed::new(603, "no caller to pass on"));
         };
         tracing::info!(
             agent = by,
@@ -87,7 +181,143 @@ impl Signalling {
             });
         }
         let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
-        self.switch.notify(leg_id, 200, "OK", now);
         self.route(RouterEvent::Transfer { call, queue: q }, now);
+        Ok(Passed::Queue(queue))
+    }
+
+    /// Rings `target` for the caller `leg_id`'s agent passes on, or says why not.
+    fn pass_to_agent(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        (from, by): (AgentId, String),
+        target: AgentId,
+        refer: bool,
+        now: Instant,
+    ) -> Result<Passed, NotPassed> {
+        let name = self.agents.ids[target].clone();
+        if target == from {
+            return Err(NotPassed::new(603, "a transfer to yourself"));
+        }
+        let Some(w) = self.agents.waiting.get_mut(&call) else {
+            return Err(NotPassed::new(603, "no caller to pass on"));
+        };
+        // The INVITE to his phone says who passed the caller on.
+        let before = w.transferred_by.replace(by.clone());
+        self.agents.passes.insert(
+            call,
+            Pass {
+                leg: leg_id.to_string(),
+                from,
+                to: target,
+                gone: false,
+                refer,
+            },
+        );
+        self.route(
+            RouterEvent::PassTo {
+                call,
+                agent: target,
+            },
+            now,
+        );
+        if self.agents.router.passing_to(call) != Some(target) {
+            self.agents.passes.remove(&call);
+            if let Some(w) = self.agents.waiting.get_mut(&call) {
+                w.transferred_by = before;
+            }
+            return Err(NotPassed::new(480, format!("{name} is not available")));
+        }
+        tracing::info!(
+            agent = by,
+            to = name,
+            "the agent passes the caller on to another agent"
+        );
+        let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
+        if let Some(to_call) = self
+            .agents
+            .waiting
+            .get(&call)
+            .and_then(|w| w.to_call.as_ref())
+        {
+            let _ = to_call.send(CallInput::Passing {
+                to: format!("agent:{name}"),
+                by,
+            });
+        }
+        Ok(Passed::Ringing(name))
+    }
+
+    /// After the routing core moved: each caller being passed on whose ring is over is the
+    /// new agent's (his phone answered), or comes back.
+    pub(super) fn passes_settled(&mut self, now: Instant) {
+        let settled: Vec<u64> = self
+            .agents
+            .passes
+            .keys()
+            .copied()
+            .filter(|&c| self.agents.router.passing_to(c).is_none())
+            .collect();
+        for call in settled {
+            let Some(pass) = self.agents.passes.remove(&call) else {
+                continue;
+            };
+            match self.agents.router.connected_agent(call) {
+                // The caller's leg is bridged to his by `agent_answered`.
+                Some(a) if a == pass.to && pass.refer => {
+                    self.switch.notify(&pass.leg, 200, "OK", now)
+                }
+                Some(a) if a == pass.to => self.hang_up_leg(&pass.leg, now),
+                Some(a) if a == pass.from => self.pass_failed(call, pass, now),
+                // The caller left meanwhile.
+                _ => {}
+            }
+        }
+    }
+
+    /// The agent passed to did not take the caller: they go back to the agent who passed
+    /// them on, or, if she is gone, first in line in their queue.
+    fn pass_failed(&mut self, call: u64, pass: Pass, now: Instant) {
+        let by = self.agents.ids[pass.from].clone();
+        let to = self.agents.ids[pass.to].clone();
+        if pass.refer {
+            self.switch
+                .notify(&pass.leg, 480, "Temporarily Unavailable", now);
+        }
+        let Some(w) = self.agents.waiting.get_mut(&call) else {
+            return;
+        };
+        let leg = self.agents.legs.get(&pass.leg).filter(|_| !pass.gone);
+        match (leg, &w.to_call) {
+            (Some(leg), Some(to_call)) => {
+                tracing::info!(
+                    agent = by,
+                    to,
+                    "not taken: the caller is back with the agent who passed them on"
+                );
+                let _ = self.shared.pacer.send(PacerCommand::Bridge {
+                    a: call,
+                    b: leg.media,
+                });
+                let _ = to_call.send(CallInput::AgentAnswered {
+                    agent: by,
+                    record: self.agents.recorded.contains(&w.queue),
+                });
+            }
+            _ => {
+                tracing::info!(
+                    agent = by,
+                    to,
+                    "not taken, and the agent who passed the caller on is gone: first in line again"
+                );
+                w.connected = None;
+                if let Some(to_call) = &w.to_call {
+                    let _ = to_call.send(CallInput::Requeued {
+                        queue: w.queue.clone(),
+                    });
+                }
+                self.route(RouterEvent::Requeue { call }, now);
+            }
+        }
     }
 }

@@ -109,6 +109,7 @@
     el("phone").textContent = row.registered
       ? "Your phone is registered."
       : "No phone is registered for you: register your SIP phone to take calls.";
+    el("in-call").hidden = !(row.caller && row.state === "busy");
     if (row.caller) {
       if (row.caller.call !== shown) answered = false;
       showCaller(row.caller);
@@ -159,6 +160,29 @@
     }
   }
 
+  // Passes the caller on, as the phone's transfer would.
+  async function transfer() {
+    const out = el("transfer-message");
+    const to = el("transfer-to").value;
+    out.textContent = "";
+    try {
+      const res = await fetch("/desk/transfer", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+        body: JSON.stringify({ to }),
+        credentials: "same-origin",
+      });
+      const json = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+      out.textContent = json.ringing
+        ? "Ringing " + to + ": the caller is yours again if they do not answer."
+        : "Passed on to " + to + ".";
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }
+
+  el("transfer").addEventListener("click", transfer);
   el("ready").addEventListener("click", () => set("available"));
   el("not-ready").addEventListener("click", () => set("not-ready"));
   el("wrap-up-save").addEventListener("click", saveWrapUp);
