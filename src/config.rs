@@ -503,6 +503,12 @@ pub struct Recording {
     pub stereo: bool,
     /// Recordings older than this many days are deleted (each day, and at start).
     pub retention_days: u32,
+    /// The keys an agent presses on her phone to pause the recording and to resume it (or,
+    /// `on-demand`, to start it).
+    pub pause_keys: String,
+    /// A prompt the caller hears when their call starts being recorded ("this call is
+    /// recorded"); none by default.
+    pub announcement: Option<String>,
 }
 
 impl Default for Recording {
@@ -510,6 +516,8 @@ impl Default for Recording {
         Recording {
             stereo: true,
             retention_days: 90,
+            pause_keys: "*7".into(),
+            announcement: None,
         }
     }
 }
@@ -521,6 +529,8 @@ pub enum RecordMode {
     #[default]
     Off,
     On,
+    /// Recorded once the agent asks (her phone's `pause_keys`, or the desk).
+    OnDemand,
 }
 
 /// The humans' pages: what an agent may pick on the desk.
@@ -630,6 +640,13 @@ struct Places {
     trunks: Vec<TrunkPlaces>,
     #[serde(default)]
     numbers: Option<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    recording: Option<RecordingPlaces>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RecordingPlaces {
+    pause_keys: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -852,6 +869,22 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
         )));
     }
     check_trunks(config, &places.trunks, &at)?;
+    let keys = &config.recording.pause_keys;
+    if keys.is_empty()
+        || keys.len() > 4
+        || !keys
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+    {
+        return Err(ConfigError(format!(
+            "{}: [recording] pause_keys = \"{}\": give 1 to 4 phone keys (0-9, *, #), such as \"*7\"",
+            at(places
+                .recording
+                .as_ref()
+                .and_then(|p| span_of(&p.pause_keys))),
+            keys.chars().take(20).collect::<String>()
+        )));
+    }
     let mut warnings = Vec::new();
     for (i, q) in config.queues.iter().enumerate() {
         let served = config
@@ -1149,6 +1182,31 @@ mod tests {
             ok.warnings
         );
         assert!(ok.warnings[0].contains("\"vip\""), "{:?}", ok.warnings);
+    }
+
+    #[test]
+    fn recording_modes_and_pause_keys_are_read_and_bad_keys_named_with_their_place() {
+        let ok = Loaded::parse(
+            "[recording]\npause_keys = \"#9\"\nannouncement = \"recorded\"\n\n[[queues]]\nname = \"sales\"\nrecord = \"on-demand\"\n",
+            Some("h.toml".into()),
+        )
+        .unwrap();
+        assert_eq!(ok.config.queues[0].record, RecordMode::OnDemand);
+        assert_eq!(ok.config.recording.pause_keys, "#9");
+        assert_eq!(
+            ok.config.recording.announcement.as_deref(),
+            Some("recorded")
+        );
+        assert_eq!(Config::default().recording.pause_keys, "*7");
+        for bad in ["", "*7a", "12345"] {
+            let e = Loaded::parse(
+                &format!("[http]\n\n[recording]\npause_keys = \"{bad}\"\n"),
+                Some("h.toml".into()),
+            )
+            .unwrap_err();
+            assert!(e.0.starts_with("h.toml:4:"), "{e}");
+            assert!(e.0.contains("give 1 to 4 phone keys"), "{e}");
+        }
     }
 
     #[test]

@@ -160,6 +160,17 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
             announce.len()
         ));
     }
+    // What a caller hears when their call starts being recorded: refused rather than
+    // recording callers who were not told.
+    if let Some(n) = &loaded.config.recording.announcement {
+        if !prompts_dir.join(format!("{n}.wav")).is_file() {
+            return Err(refused(format!(
+                "[recording] announcement = \"{n}\": {} is missing",
+                prompts_dir.join(format!("{n}.wav")).display()
+            )));
+        }
+        names.push(n.as_str());
+    }
     // The confirmations of an agent's feature code (a beep stands in for a missing one).
     for n in [
         crate::engine::announce::AGENT_AVAILABLE,

@@ -308,6 +308,24 @@ fn a_config_that_would_serve_a_broken_line_is_refused_with_its_place() {
     }
 }
 
+/// A line that would record callers without telling them, as its config asks, does not start.
+#[test]
+fn serve_refuses_a_recording_announcement_it_cannot_play() {
+    let fx = line();
+    fx.config(&format!(
+        "{CONFIG}\n[recording]\nannouncement = \"recorded\"\n"
+    ));
+    let out = fx.run(&["serve"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("[recording] announcement = \"recorded\": ")
+            && out.stderr.contains("recorded.wav is missing"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_single_file_resolves_references_to_its_neighbours() {
     let fx = line();

@@ -6,6 +6,7 @@ pub mod g711;
 pub mod latch;
 pub mod player;
 pub mod recorder;
+pub mod recording_control;
 pub mod rtp;
 pub mod srtp;
 pub mod stereo;

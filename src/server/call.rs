@@ -20,6 +20,7 @@ use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
+use crate::media::recording_control::{Control, Step};
 use crate::sip::sdp::{Agreed, Direction};
 use crate::store::{
     CallOutcome, CallRecord, CallbackRequest, CallbackState, EndReason, VoicemailRecord, WaitTold,
@@ -50,7 +51,17 @@ pub enum CallInput {
     /// Nobody is logged in to serve the queue: the caller moves on at once.
     NoAgents,
     /// An agent answered: the media loop bridges the caller to them.
-    AgentAnswered { agent: String, record: bool },
+    AgentAnswered {
+        agent: String,
+        record: crate::config::RecordMode,
+    },
+    /// A key from the agent's phone (the recording's pause keys).
+    AgentDigit(char),
+    /// The desk asks to record, pause or toggle: whether it records now, or why not.
+    Recording {
+        want: crate::media::recording_control::Want,
+        reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+    },
     /// The agent (or the transfer target) hung up: the call ends.
     AgentHungUp,
     /// The transfer target answered: the media loop bridges the caller to it.
@@ -160,6 +171,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut wait_rules: (Duration, Option<Duration>) = (Duration::ZERO, None);
     // The conversation's recording being written, when the queue records.
     let mut recording: Option<tokio::task::JoinHandle<super::recordings::Written>> = None;
+    // When it starts, pauses and resumes (the queue's mode, the agent's keys and desk).
+    let mut taping = Control::default();
+    // The tag of the "this call is recorded" announcement while it plays.
+    let mut announced: Option<u64> = None;
     let mut transferring = false;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
@@ -446,6 +461,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             pending = call.handle(Event::PromptFinished, now);
                         }
                     }
+                    Some(CallInput::PromptDone(t)) if announced == Some(t) => announced = None,
                     Some(CallInput::PromptDone(_)) => {}
                     Some(CallInput::Digit(_)) if bridged => {}
                     Some(CallInput::Digit(announce::CALLBACK_KEY))
@@ -500,15 +516,47 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             record.agent_answered_at = Some(Timestamp::now().to_string());
                         }
                         record.agent = Some(agent);
-                        if rec && recording.is_none() {
-                            recording = Some(start_recording(&shared, id, &uid, &mut record));
-                        }
-                        // On record now, not at hang-up: supervisors see who took the call.
-                        shared.records.save(&uid, &record);
+                        let start = taping.answered(rec) == Step::Start;
                         queue = None;
                         bridged = true;
                         tag += 1; // the hold music's end, if it comes, means nothing now
+                        if start && recording.is_none() {
+                            recording = Some(start_recording(&shared, id, &uid, &mut record));
+                            announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                        }
+                        // On record now, not at hang-up: supervisors see who took the call.
+                        shared.records.save(&uid, &record);
                         pending = call.handle(Event::Connected, now);
+                    }
+                    Some(input @ (CallInput::AgentDigit(_) | CallInput::Recording { .. })) => {
+                        let (asked, reply) = match input {
+                            CallInput::AgentDigit(d) => {
+                                (taping.key(d, &shared.config.recording.pause_keys, now), None)
+                            }
+                            CallInput::Recording { want, reply } => (Some(taping.want(want, now)), Some(reply)),
+                            _ => (None, None),
+                        };
+                        match asked {
+                            Some(Ok(Step::Start)) if recording.is_none() => {
+                                tracing::info!("the agent starts the recording");
+                                recording = Some(start_recording(&shared, id, &uid, &mut record));
+                                shared.records.save(&uid, &record);
+                                announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                            }
+                            Some(Ok(step @ (Step::Pause | Step::Resume))) => {
+                                tracing::info!(paused = step == Step::Pause, "the agent pauses or resumes the recording");
+                                let _ = shared.pacer.send(PacerCommand::PauseRecording {
+                                    id,
+                                    paused: step == Step::Pause,
+                                });
+                            }
+                            Some(Err(why)) => tracing::info!(why, "the agent's recording keys do nothing"),
+                            _ => {}
+                        }
+                        if let Some(reply) = reply {
+                            let now_on = taping.recording();
+                            let _ = reply.send(asked.unwrap_or(Ok(Step::Nothing)).map(|_| now_on).map_err(String::from));
+                        }
                     }
                     Some(CallInput::AgentAnswered { .. }) => {}
                     Some(CallInput::Transferred { queue: name, by }) if bridged => {
@@ -663,6 +711,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             Ok(Ok(written)) => {
                 meta.seconds = Some((written.seconds * 100.0).round() / 100.0);
                 meta.complete = written.complete;
+                let paused = taping.paused(Instant::now()).as_secs_f64();
+                meta.paused_s = (paused * 100.0).round() / 100.0;
             }
             _ => {
                 tracing::error!(file = meta.file, "the call's recording did not finish");
@@ -688,6 +738,26 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         "call ended"
     );
     let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+}
+
+/// Plays `[recording] announcement` to the caller, when there is one: its tag.
+fn announce_recording(
+    shared: &Shared,
+    flows: &super::Flows,
+    id: u64,
+    law: crate::media::g711::Law,
+    tag: &mut u64,
+) -> Option<u64> {
+    let name = shared.config.recording.announcement.as_ref()?;
+    *tag += 1;
+    play(
+        shared,
+        id,
+        flows.prompts.frames(std::slice::from_ref(name), law),
+        false,
+        *tag,
+    );
+    Some(*tag)
 }
 
 /// Starts recording the conversation on the caller's leg (`<data>/recordings/<day>/<uid>.wav`),
@@ -716,6 +786,7 @@ fn start_recording(
         file: relative,
         seconds: None,
         complete: true,
+        paused_s: 0.0,
     });
     r.task
 }
@@ -994,7 +1065,11 @@ fn start_media(
         sequence: super::random() as u16,
         timestamp: super::random() as u32,
         notify,
-        listen_keys,
+        keys: if listen_keys {
+            super::pacer::Keys::Caller
+        } else {
+            super::pacer::Keys::None
+        },
         srtp: agreed.srtp,
     });
     sending(shared, id, remote, agreed.direction);

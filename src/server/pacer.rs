@@ -36,6 +36,18 @@ use super::rtp_io::{self, Batch, Poller};
 
 pub const TICK: Duration = Duration::from_millis(20);
 
+/// Which keys pressed on a leg are reported, and as what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// None (a callback's caller, a transfer target).
+    None,
+    /// A caller's: RFC 4733, or in the audio when they offered no telephone-event; the
+    /// leg's silence ends the call.
+    Caller,
+    /// An agent's phone: RFC 4733 only, as `AgentDigit` (the recording's pause keys).
+    Agent,
+}
+
 pub enum PacerCommand {
     Add {
         id: u64,
@@ -51,8 +63,8 @@ pub enum PacerCommand {
         sequence: u16,
         timestamp: u32,
         notify: mpsc::UnboundedSender<CallInput>,
-        /// Whether keys pressed on this leg are reported (not for an agent's phone).
-        listen_keys: bool,
+        /// Which keys pressed on this leg are reported.
+        keys: Keys,
         /// SRTP keys, when the leg's audio is encrypted.
         srtp: Option<Sdes>,
     },
@@ -151,6 +163,8 @@ struct Leg {
     sending: bool,
     silence: [u8; SAMPLES_PER_PACKET],
     telephone_event: Option<u8>,
+    /// An agent's phone: its keys are reported as `AgentDigit`.
+    agent_keys: bool,
     events: EventReceiver,
     tones: Option<ToneDetector>,
     /// Whose packets the leg takes, and where it sends (symmetric RTP, RFC 4961, learnt only
@@ -487,7 +501,11 @@ fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
         }
         if keys {
             if let Some(d) = leg.events.on_packet(p.timestamp, p.payload) {
-                let _ = leg.notify.send(CallInput::Digit(d));
+                let _ = leg.notify.send(if leg.agent_keys {
+                    CallInput::AgentDigit(d)
+                } else {
+                    CallInput::Digit(d)
+                });
             }
             continue;
         }
@@ -590,9 +608,10 @@ fn apply(
             sequence,
             timestamp,
             notify,
-            listen_keys,
+            keys,
             srtp,
         } => {
+            let listen_keys = keys == Keys::Caller;
             poller.add(&socket, id);
             if srtp.is_some() {
                 stats.srtp_legs.fetch_add(1, Ordering::Relaxed);
@@ -607,7 +626,8 @@ fn apply(
                     notify,
                     sending: true,
                     silence: [law.encode(0); SAMPLES_PER_PACKET],
-                    telephone_event: telephone_event.filter(|_| listen_keys),
+                    telephone_event: telephone_event.filter(|_| keys != Keys::None),
+                    agent_keys: keys == Keys::Agent,
                     events: EventReceiver::default(),
                     // In-band detection only for callers that offered no telephone-event
                     // (gateways that leave tones in the audio): decoding every packet of
@@ -823,7 +843,7 @@ mod tests {
                 sequence: 1,
                 timestamp: 1,
                 notify,
-                listen_keys: true,
+                keys: Keys::Caller,
                 srtp: None,
             })
             .unwrap();

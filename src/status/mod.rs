@@ -165,6 +165,13 @@ pub enum ApiQuery {
         to: String,
         reply: oneshot::Sender<Result<String, (u16, String)>>,
     },
+    /// The desk's recording button: record, pause or toggle the agent's current call;
+    /// whether it records now, or why not.
+    Recording {
+        agent: String,
+        want: crate::media::recording_control::Want,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
     /// The desk's login: the agent's id, or why not (with the SIP lockout's counters).
     Login {
         user: String,

@@ -212,6 +212,9 @@ pub struct RecordingMeta {
     /// `false` when the disk refused a write or the writer fell behind: the file ends early
     /// or has gaps.
     pub complete: bool,
+    /// How long the agent paused it (silence in the file).
+    #[serde(default)]
+    pub paused_s: f64,
 }
 
 /// An agent passing the caller on (a blind transfer from the agent's phone or desk).

@@ -46,6 +46,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/desk/history", get(history))
         .route("/desk/wrap-up", post(wrap_up))
         .route("/desk/transfer", post(transfer))
+        .route("/desk/recording", post(recording))
         .route("/wall", get(wall))
         .route("/api/events", get(events))
         .route("/assets/{file}", get(asset))
@@ -499,6 +500,47 @@ async fn transfer(
         }
         Some(Err((404, why))) => error(StatusCode::NOT_FOUND, &why),
         Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
+        None => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RecordingForm {
+    /// `true` records (starts an on-demand recording, or resumes), `false` pauses; absent,
+    /// the other of the two.
+    on: Option<bool>,
+}
+
+/// `POST /desk/recording`: the agent pauses or resumes her call's recording (or starts it,
+/// `on-demand`), as her phone's `[recording] pause_keys` would: `{"recording": true}` when
+/// it records now; 409 when her call is not recorded or she is on none.
+async fn recording(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::media::recording_control::Want;
+    let usage = r#"{"on": true | false}"#;
+    let (s, form) = match state.page_request::<RecordingForm>(&headers, &body, usage) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    let want = match form.on {
+        Some(true) => Want::On,
+        Some(false) => Want::Off,
+        None => Want::Toggle,
+    };
+    let agent = s.agent.clone();
+    match ask(&state, |reply| ApiQuery::Recording { agent, want, reply }).await {
+        Some(Ok(on)) => {
+            tracing::info!(
+                agent = s.agent,
+                recording = on,
+                "recording set from the desk"
+            );
+            axum::Json(serde_json::json!({ "recording": on })).into_response()
+        }
+        Some(Err(why)) => error(StatusCode::CONFLICT, &why),
         None => unavailable(),
     }
 }

@@ -218,6 +218,8 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                     }
                     button id="transfer" type="button" { "Transfer" }
                     p id="transfer-message" role="status" {}
+                    button id="recording" type="button" { "Record / pause recording" }
+                    p id="recording-message" role="status" {}
                 }
                 h2 { "Their calls of the last 30 days" }
                 ul id="caller-history" {}

@@ -892,6 +892,7 @@ name = "support"
 skills = ["support"]
 ring_timeout_s = 5
 wrap_up_s = 0
+record = "on-demand"
 
 [[queues]]
 name = "billing"
@@ -900,9 +901,10 @@ ring_timeout_s = 5
 wrap_up_s = 0
 "#;
 
-/// Alice passes her caller on to Bob from the desk: the transfer controls show while she
-/// talks, Bob's phone rings with who passed the caller on, he answers, her phone is hung
-/// up; the record names Bob and the transfer. A name nobody has is refused on the page.
+/// Alice records her call from the desk (its queue records on demand), then passes her
+/// caller on to Bob: the transfer controls show while she talks, Bob's phone rings with who
+/// passed the caller on, he answers, her phone is hung up; the record names Bob and the
+/// transfer, and that the call was recorded. A name nobody has is refused on the page.
 #[test]
 fn the_desk_passes_a_caller_on_to_another_agent() {
     let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_TRANSFER);
@@ -965,6 +967,17 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
         "{}",
         server.log()
     );
+    browser.click("#recording");
+    assert_eq!(
+        browser.wait_text("#recording-message", "Recording."),
+        "Recording.",
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        browser.wait_text("#recording", "Pause recording"),
+        "Pause recording"
+    );
     browser.select("#transfer-to", "bob");
     browser.click("#transfer");
     let said = browser.wait_text("#transfer-message", "Ringing bob");
@@ -988,6 +1001,11 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
     assert_eq!(record["agent"], "bob", "{record}");
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    // (Its audio is checked with real phones in phones.rs: these send none.)
+    assert!(
+        record["recording"]["file"].is_string() && record["recording"]["complete"] == true,
+        "recorded from her click: {record}"
+    );
     // Not on a call any more: the desk's transfer is refused with why.
     let refused = run_js(
         &browser,

@@ -163,6 +163,13 @@ impl Baresip {
         write!(s, "{}:{cmd},", cmd.len()).unwrap();
     }
 
+    /// Presses `keys` on the phone during its call (sent as RFC 4733 events).
+    pub(super) fn press(&self, keys: &str) {
+        let mut s = self.control();
+        let cmd = format!(r#"{{"command":"sndcode","params":"{keys}","token":"3"}}"#);
+        write!(s, "{}:{cmd},", cmd.len()).unwrap();
+    }
+
     /// Dials `uri` from the phone, as its user would.
     pub(super) fn dial(&self, uri: &str) {
         let mut s = self.control();
@@ -644,6 +651,153 @@ fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
         .map(|c| c.split(';').next().unwrap_or_default().to_string())
         .find(|c| !c.is_empty())
         .unwrap_or_else(|| panic!("no session for {agent}:\n{text}"))
+}
+
+/// A POST from the desk page as its script sends it (session cookie and the page's CSRF
+/// token): (status, body).
+fn desk_post(server: &Server, cookie: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Read;
+    let (status, page) = get_bytes(server, "/desk", &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token on the desk:\n{page}"));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (status, body)
+}
+
+/// The longest run of 100 ms blocks with nothing audible in it.
+fn longest_quiet(samples: &[i16]) -> usize {
+    let mut best = 0;
+    let mut run = 0;
+    for c in samples.chunks(800) {
+        let energy: f64 = c.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        if energy > 1.0e5 * c.len() as f64 {
+            run = 0;
+        } else {
+            run += 1;
+            best = best.max(run);
+        }
+    }
+    best
+}
+
+/// An `on-demand` queue records only when the agent asks: before she does the desk is told
+/// she is on no call, then her desk starts it, the caller hears `[recording] announcement`,
+/// her phone's `*7` pauses it (both sides are silence in the file meanwhile) and the desk's
+/// button resumes it; the record counts the paused seconds.
+#[test]
+fn an_agent_starts_pauses_and_resumes_her_calls_recording() {
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        "[recording]\npause_keys = \"*7\"\nannouncement = \"welcome\"\n\n[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nskills = { support = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\nring_timeout_s = 15\nwrap_up_s = 0\nrecord = \"on-demand\"\n",
+    );
+    let base = Ports::take().sip;
+    let phone = Baresip::start(&server, "alice", "alice-pw", base);
+    let base = base + 40;
+    super::agents::eventually("alice's phone registers", || {
+        json(&server, "/api/agents")[0]["state"] == "available"
+    });
+    let alice = login_cookie(&server, "alice", "alice-pw");
+    let (status, body) = desk_post(&server, &alice, "/desk/recording", r#"{"on":true}"#);
+    assert_eq!(status, 409, "no call yet: {body}");
+    assert!(body.contains("not talking"), "{body}");
+
+    let caller_hears = Listener::bind(base, true);
+    let file = server.path().join("caller.xml");
+    std::fs::write(&file, call("PCMU", Some(base), &[pause(10000)], CALLER_BYE)).unwrap();
+    let caller = sipp_command(&server, &file, "hold", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    phone.answer_when_rung();
+    super::agents::eventually("alice talks to the caller", || {
+        json(&server, "/api/agents")[0]["state"] == "busy"
+            && json(&server, "/api/calls?limit=1")[0]["agent_answered_at"].is_string()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let (status, body) = desk_post(&server, &alice, "/desk/recording", r#"{"on":true}"#);
+    assert_eq!((status, body.as_str()), (200, r#"{"recording":true}"#));
+    std::thread::sleep(Duration::from_millis(2500));
+    phone.press("*7");
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, body) = desk_post(&server, &alice, "/desk/recording", "{}");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"recording":true}"#),
+        "the desk's button resumes what the phone paused\n{}",
+        server.log()
+    );
+    let caller = caller.wait_with_output().unwrap();
+    assert!(
+        caller.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&caller.stdout),
+        server.log()
+    );
+    let heard = super::agents::pcmu_samples(&caller_hears.stop());
+    assert!(
+        tone_blocks(&heard, 700.0) >= 12,
+        "the caller hears that the call is recorded: {} blocks of it",
+        tone_blocks(&heard, 700.0)
+    );
+
+    let mut record = Value::Null;
+    super::agents::eventually("the call's record is final", || {
+        record = json(&server, "/api/calls?limit=1")[0].clone();
+        record["recording"]["seconds"].is_number()
+    });
+    let meta = &record["recording"];
+    let seconds = meta["seconds"].as_f64().unwrap();
+    let paused = meta["paused_s"].as_f64().unwrap();
+    assert!((1.5..4.0).contains(&paused), "{record}\n{}", server.log());
+    assert!(
+        (3.0..9.0).contains(&seconds),
+        "from the desk's start to the end, not from the answer: {record}"
+    );
+    let path = server
+        .path()
+        .join("data")
+        .join(meta["file"].as_str().unwrap());
+    let samples = read_wav(&path);
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let agent_tone = tone_blocks(&right, 1000.0);
+    assert!(
+        agent_tone as f64 >= (seconds - paused) * 10.0 * 0.6,
+        "the agent's tone while it records: {agent_tone} blocks in {seconds} s"
+    );
+    assert!(
+        agent_tone as f64 <= (seconds - paused) * 10.0 + 3.0,
+        "nothing of her while paused: {agent_tone} blocks in {seconds} s, {paused} s paused"
+    );
+    assert!(
+        longest_quiet(&right) >= 15 && longest_quiet(&left) >= 15,
+        "both sides silent for the pause: {} and {} blocks",
+        longest_quiet(&left),
+        longest_quiet(&right)
+    );
+    assert!(
+        server
+            .log()
+            .contains("the agent pauses or resumes the recording"),
+        "{}",
+        server.log()
+    );
 }
 
 /// The support queue records its calls: the caller (speech) and baresip's agent (a 1 kHz

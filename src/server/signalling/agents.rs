@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{CallerContext, Signalling, TimerRef, random};
-use crate::config::{Config, Role};
+use crate::config::{Config, RecordMode, Role};
 use crate::engine::announce;
 use crate::routing::estimate;
 use crate::routing::{
@@ -109,17 +109,23 @@ pub(super) struct Agents {
     queues_due: bool,
     /// Per queue, the wait within which an answer counts for the service level.
     service_levels: Vec<Duration>,
-    /// The queues whose calls are recorded once an agent answers (`record = "on"`).
-    pub recorded: std::collections::HashSet<String>,
+    /// How each queue's calls are recorded once an agent answers (`record`).
+    pub recorded: HashMap<String, RecordMode>,
 }
 
-fn recorded_queues(config: &Config) -> std::collections::HashSet<String> {
+fn recorded_queues(config: &Config) -> HashMap<String, RecordMode> {
     config
         .queues
         .iter()
-        .filter(|q| q.record == crate::config::RecordMode::On)
-        .map(|q| q.name.clone())
+        .map(|q| (q.name.clone(), q.record))
         .collect()
+}
+
+impl Agents {
+    /// How a queue's calls are recorded.
+    pub(super) fn record_mode(&self, queue: &str) -> RecordMode {
+        self.recorded.get(queue).copied().unwrap_or_default()
+    }
 }
 
 /// How often at most the wall gets the queues' figures (each costs a pass over the hour's
@@ -1105,7 +1111,7 @@ impl Signalling {
         if let Some(to_call) = &w.to_call {
             let _ = to_call.send(CallInput::AgentAnswered {
                 agent: self.agents.ids[agent].clone(),
-                record: self.agents.recorded.contains(&w.queue),
+                record: self.agents.record_mode(&w.queue),
             });
         }
     }
@@ -1235,6 +1241,24 @@ impl Signalling {
                     Err(e) => Err((e.code, e.why)),
                 };
                 let _ = reply.send(done);
+            }
+            ApiQuery::Recording { agent, want, reply } => {
+                let a = self.agents.ids.iter().position(|id| *id == agent);
+                let to_call = a
+                    .and_then(|a| {
+                        let call = self.agents.router.agent_state(a)?.2?;
+                        (self.agents.router.connected_agent(call) == Some(a)).then_some(call)
+                    })
+                    .and_then(|call| self.agents.waiting.get(&call))
+                    .and_then(|w| w.to_call.clone());
+                match to_call {
+                    Some(to_call) => {
+                        let _ = to_call.send(CallInput::Recording { want, reply });
+                    }
+                    None => {
+                        let _ = reply.send(Err("you are not talking to a caller".into()));
+                    }
+                }
             }
             ApiQuery::Login {
                 user,
@@ -1432,6 +1456,11 @@ pub(super) fn add_leg_media(
     agreed: &sdp::Agreed,
     notify: mpsc::UnboundedSender<CallInput>,
 ) {
+    let keys = if leg.kind == LegKind::Agent {
+        crate::server::pacer::Keys::Agent
+    } else {
+        crate::server::pacer::Keys::None
+    };
     let _ = shared.pacer.send(PacerCommand::Add {
         id: leg.media,
         socket: Arc::clone(&leg.socket),
@@ -1443,7 +1472,7 @@ pub(super) fn add_leg_media(
         sequence: random() as u16,
         timestamp: random() as u32,
         notify,
-        listen_keys: false,
+        keys,
         srtp: agreed.srtp,
     });
 }

@@ -284,6 +284,10 @@ impl Signalling {
             self.switch
                 .notify(&pass.leg, 480, "Temporarily Unavailable", now);
         }
+        let mode = match self.agents.waiting.get(&call) {
+            Some(w) => self.agents.record_mode(&w.queue),
+            None => return,
+        };
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
@@ -301,7 +305,7 @@ impl Signalling {
                 });
                 let _ = to_call.send(CallInput::AgentAnswered {
                     agent: by,
-                    record: self.agents.recorded.contains(&w.queue),
+                    record: mode,
                 });
             }
             _ => {

@@ -111,7 +111,11 @@
       : "No phone is registered for you: register your SIP phone to take calls.";
     el("in-call").hidden = !(row.caller && row.state === "busy");
     if (row.caller) {
-      if (row.caller.call !== shown) answered = false;
+      if (row.caller.call !== shown) {
+        answered = false;
+        el("recording").textContent = "Record / pause recording";
+        el("recording-message").textContent = "";
+      }
       showCaller(row.caller);
       if (row.state === "busy") answered = true;
     } else if (shown) {
@@ -182,7 +186,29 @@
     }
   }
 
+  // Pauses the recording while the caller reads a card number, and resumes it (or starts
+  // an on-demand one).
+  async function recording() {
+    const out = el("recording-message");
+    out.textContent = "";
+    try {
+      const res = await fetch("/desk/recording", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+        body: JSON.stringify({}),
+        credentials: "same-origin",
+      });
+      const json = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+      out.textContent = json.recording ? "Recording." : "Recording paused.";
+      el("recording").textContent = json.recording ? "Pause recording" : "Resume recording";
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }
+
   el("transfer").addEventListener("click", transfer);
+  el("recording").addEventListener("click", recording);
   el("ready").addEventListener("click", () => set("available"));
   el("not-ready").addEventListener("click", () => set("not-ready"));
   el("wrap-up-save").addEventListener("click", saveWrapUp);
