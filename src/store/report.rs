@@ -7,7 +7,10 @@
 //! - average speed of answer: from being offered a human to that human answering;
 //! - service level: of the callers offered a human, how many were answered within 20 s;
 //! - abandonment: of the callers offered a human, how many hung up before one answered;
-//! - per flow: calls, escape-digit use, watchdog interventions;
+//! - per flow: calls, escape-digit use, watchdog interventions, calls recorded and calls
+//!   passed on by an agent;
+//! - recordings: how many calls, how many incomplete (a full disk, a writer behind), hours of
+//!   audio and how much of it was paused;
 //! - the longest paths callers actually took to a human (or without reaching one);
 //! - per queue, how good the spoken wait estimates were: every announcement against the wait
 //!   the caller then had (until an agent answered, or until the call ended), its mean
@@ -40,6 +43,21 @@ pub struct FlowFigures {
     pub answered_by_human: usize,
     pub escape_used: usize,
     pub watchdog_used: usize,
+    /// Calls with a recording.
+    pub recorded: usize,
+    /// Calls an agent passed on (to a queue or another agent).
+    pub transferred: usize,
+}
+
+/// The recorded calls of the period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecordingFigures {
+    pub calls: usize,
+    /// Marked incomplete: part of the audio is missing.
+    pub incomplete: usize,
+    /// Length of the files (paused spans included).
+    pub seconds: f64,
+    pub paused_s: f64,
 }
 
 /// How a queue's spoken wait estimates held up.
@@ -96,6 +114,10 @@ pub struct Report {
     /// Of the calls offered a human.
     pub abandonment_rate: Option<f64>,
     pub flows: Vec<FlowFigures>,
+    pub recordings: RecordingFigures,
+    /// Calls an agent passed on, and how many times in all.
+    pub transferred: usize,
+    pub transfers: usize,
     pub longest_paths: Vec<LongPath>,
     pub wait_estimates: Vec<WaitEstimates>,
     /// Voicemails and callback requests, against `[desk] follow_up_within_h`.
@@ -281,6 +303,8 @@ impl Report {
                         answered_by_human: 0,
                         escape_used: 0,
                         watchdog_used: 0,
+                        recorded: 0,
+                        transferred: 0,
                     });
                     flows.len() - 1
                 }
@@ -291,6 +315,15 @@ impl Report {
             f.answered_by_human += usize::from(c.agent_answered_at.is_some());
             f.escape_used += usize::from(c.escape_used);
             f.watchdog_used += usize::from(c.watchdog_used);
+            f.recorded += usize::from(c.recording.is_some());
+            f.transferred += usize::from(!c.transfers.is_empty());
+        }
+        let mut recordings = RecordingFigures::default();
+        for m in done.iter().filter_map(|c| c.recording.as_ref()) {
+            recordings.calls += 1;
+            recordings.incomplete += usize::from(!m.complete);
+            recordings.seconds += m.seconds.unwrap_or(0.0);
+            recordings.paused_s += m.paused_s;
         }
         flows.sort_by(|a, b| a.flow.cmp(&b.flow));
         // The longest to a human first; callers who never reached one count as longest.
@@ -345,6 +378,9 @@ impl Report {
             abandoned,
             abandonment_rate: share(abandoned, offered.len()),
             flows,
+            recordings,
+            transferred: done.iter().filter(|c| !c.transfers.is_empty()).count(),
+            transfers: done.iter().map(|c| c.transfers.len()).sum(),
             longest_paths,
             wait_estimates: wait_estimates(&done),
             follow_ups: FollowUpFigures::default(),
@@ -415,21 +451,41 @@ impl Report {
             self.offered_human,
             pct(self.abandonment_rate)
         );
+        let rec = &self.recordings;
+        let _ = writeln!(
+            out,
+            "recorded:                          {} calls{}, {:.1} h of audio ({:.1} min paused)",
+            rec.calls,
+            if rec.incomplete > 0 {
+                format!(" ({} INCOMPLETE)", rec.incomplete)
+            } else {
+                String::new()
+            },
+            rec.seconds / 3600.0,
+            rec.paused_s / 60.0
+        );
+        let _ = writeln!(
+            out,
+            "passed on by an agent:             {} calls ({} transfers)",
+            self.transferred, self.transfers
+        );
         if !self.flows.is_empty() {
             let _ = writeln!(
                 out,
-                "\nper flow: calls, offered, answered, escape digit, watchdog"
+                "\nper flow: calls, offered, answered, escape digit, watchdog, recorded, transferred"
             );
             for f in &self.flows {
                 let _ = writeln!(
                     out,
-                    "  {}: {}, {}, {}, {}, {}",
+                    "  {}: {}, {}, {}, {}, {}, {}, {}",
                     f.flow,
                     f.calls,
                     f.offered_human,
                     f.answered_by_human,
                     f.escape_used,
-                    f.watchdog_used
+                    f.watchdog_used,
+                    f.recorded,
+                    f.transferred
                 );
             }
         }
@@ -502,11 +558,11 @@ impl Report {
     pub fn csv(&self) -> String {
         let f = |x: Option<f64>| x.map_or_else(String::new, |x| format!("{x:.4}"));
         let mut out = String::from(
-            "flow,calls,offered_human,offered_within_3_min,offered_within_3_min_share,answered_by_human,average_speed_of_answer_s,service_level,abandoned,abandonment_rate,escape_used,watchdog_used\n",
+            "flow,calls,offered_human,offered_within_3_min,offered_within_3_min_share,answered_by_human,average_speed_of_answer_s,service_level,abandoned,abandonment_rate,escape_used,watchdog_used,recorded,transferred\n",
         );
         let _ = writeln!(
             out,
-            "(all),{},{},{},{},{},{},{},{},{},{},{}",
+            "(all),{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.calls,
             self.offered_human,
             self.offered_within_3_min,
@@ -518,6 +574,8 @@ impl Report {
             f(self.abandonment_rate),
             self.flows.iter().map(|x| x.escape_used).sum::<usize>(),
             self.flows.iter().map(|x| x.watchdog_used).sum::<usize>(),
+            self.recordings.calls,
+            self.transferred,
         );
         for fl in &self.flows {
             let name = if fl.flow.contains([',', '"', '\n']) {
@@ -527,8 +585,14 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "{name},{},{},,,{},,,,,{},{}",
-                fl.calls, fl.offered_human, fl.answered_by_human, fl.escape_used, fl.watchdog_used
+                "{name},{},{},,,{},,,,,{},{},{},{}",
+                fl.calls,
+                fl.offered_human,
+                fl.answered_by_human,
+                fl.escape_used,
+                fl.watchdog_used,
+                fl.recorded,
+                fl.transferred
             );
         }
         out
@@ -658,9 +722,31 @@ mod tests {
     /// 6: still live: not counted
     #[test]
     fn the_figures_match_a_hand_computed_fixture() {
+        let recorded = |seconds: f64, complete: bool, paused_s: f64| {
+            Some(super::super::RecordingMeta {
+                file: "recordings/x.wav".into(),
+                seconds: Some(seconds),
+                complete,
+                paused_s,
+            })
+        };
+        let passed = |to: &str| super::super::Transfer {
+            at: "2026-11-22T10:01:00Z".into(),
+            by: "alice".into(),
+            to: to.into(),
+        };
         let records = vec![
-            call(1, Some(10.0), Some(5.0), "agent", "queue"),
-            call(2, Some(30.0), Some(40.0), "caller", "queue"),
+            // Recorded, paused 30 s, passed on twice.
+            CallRecord {
+                recording: recorded(3000.0, true, 30.0),
+                transfers: vec![passed("queue:billing"), passed("agent:bob")],
+                ..call(1, Some(10.0), Some(5.0), "agent", "queue")
+            },
+            // Recorded, but the disk filled up.
+            CallRecord {
+                recording: recorded(600.0, false, 0.0),
+                ..call(2, Some(30.0), Some(40.0), "caller", "queue")
+            },
             call(3, Some(200.0), None, "caller", "queue"),
             call(4, Some(60.0), None, "caller", "voicemail"),
             call(5, None, None, "caller", "caller-hangup"),
@@ -672,6 +758,7 @@ mod tests {
             // A probe's call: not a caller, not counted.
             CallRecord {
                 probe: true,
+                recording: recorded(60.0, true, 0.0),
                 ..call(7, None, None, "caller", "caller-hangup")
             },
         ];
@@ -695,7 +782,9 @@ mod tests {
                     offered_human: 2,
                     answered_by_human: 1,
                     escape_used: 0,
-                    watchdog_used: 1
+                    watchdog_used: 1,
+                    recorded: 1,
+                    transferred: 0,
                 },
                 FlowFigures {
                     flow: "sales".into(),
@@ -703,7 +792,9 @@ mod tests {
                     offered_human: 2,
                     answered_by_human: 1,
                     escape_used: 1,
-                    watchdog_used: 0
+                    watchdog_used: 0,
+                    recorded: 1,
+                    transferred: 1,
                 },
             ]
         );
@@ -723,8 +814,30 @@ mod tests {
             csv.lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("(all),5,4,3,0.6000,2,22.5000,0.2500,1,0.2500,1,1"),
+                .starts_with("(all),5,4,3,0.6000,2,22.5000,0.2500,1,0.2500,1,1,2,1"),
             "{csv}"
+        );
+        assert_eq!(
+            r.recordings,
+            RecordingFigures {
+                calls: 2,
+                incomplete: 1,
+                seconds: 3600.0,
+                paused_s: 30.0
+            }
+        );
+        assert_eq!((r.transferred, r.transfers), (1, 2));
+        assert!(
+            r.text()
+                .contains("recorded:                          2 calls (1 INCOMPLETE), 1.0 h of audio (0.5 min paused)"),
+            "{}",
+            r.text()
+        );
+        assert!(
+            r.text()
+                .contains("passed on by an agent:             1 calls (2 transfers)"),
+            "{}",
+            r.text()
         );
     }
 
