@@ -62,6 +62,8 @@ pub enum CallInput {
         want: crate::media::recording_control::Want,
         reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
     },
+    /// The number outside an agent passed the caller on to answered: they talk now.
+    PassedOutside { to: String },
     /// The agent (or the transfer target) hung up: the call ends.
     AgentHungUp,
     /// The transfer target answered: the media loop bridges the caller to it.
@@ -613,7 +615,17 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             announcing: None,
                         });
                     }
-                    Some(CallInput::Passing { .. } | CallInput::Requeued { .. }) => {}
+                    Some(CallInput::PassedOutside { to }) if passing => {
+                        tracing::info!(to, "the number outside answered: connected");
+                        passing = false;
+                        bridged = true;
+                        tag += 1; // the hold music's end, if it comes, means nothing now
+                    }
+                    Some(
+                        CallInput::Passing { .. }
+                        | CallInput::Requeued { .. }
+                        | CallInput::PassedOutside { .. },
+                    ) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {
                         tracing::info!(to, "connected to the transfer target");
                         record.agent_answered_at = Some(Timestamp::now().to_string());

@@ -473,13 +473,15 @@ struct TransferForm {
 /// `POST /desk/transfer`: the agent passes her caller on to a queue or another agent, as
 /// her phone's REFER would. `{"transferred": "queue:billing"}` (her phone is hung up), or
 /// `{"transferred": "agent:bob", "ringing": true}` (she keeps the caller until he answers;
-/// if he does not, they are hers again); 404 for no such name, 409 when it cannot be done.
+/// if he does not, they are hers again), the same with `"tel:+34600111222"` for a number
+/// outside; 404 for no such name, 403 for a number the dial policy refuses, 409 when it
+/// cannot be done.
 async fn transfer(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let usage = r#"{"to": "<queue or agent>"}"#;
+    let usage = r#"{"to": "<queue, agent or number>"}"#;
     let (s, form) = match state.page_request::<TransferForm>(&headers, &body, usage) {
         Ok(v) => v,
         Err(refused) => return *refused,
@@ -495,9 +497,10 @@ async fn transfer(
     match reply {
         Some(Ok(to)) => {
             tracing::info!(agent = s.agent, to, "transfer from the desk");
-            let ringing = to.starts_with("agent:");
+            let ringing = !to.starts_with("queue:");
             axum::Json(serde_json::json!({ "transferred": to, "ringing": ringing })).into_response()
         }
+        Some(Err((403, why))) => error(StatusCode::FORBIDDEN, &why),
         Some(Err((404, why))) => error(StatusCode::NOT_FOUND, &why),
         Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
         None => unavailable(),

@@ -216,6 +216,9 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                             @for t in &d.targets { option value=(t) { (t) } }
                         }
                     }
+                    label { " or a number "
+                        input id="transfer-number" type="tel" maxlength="32" autocomplete="off" placeholder="+34 600 111 222";
+                    }
                     button id="transfer" type="button" { "Transfer" }
                     p id="transfer-message" role="status" {}
                     button id="recording" type="button" { "Record / pause recording" }

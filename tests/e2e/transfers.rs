@@ -406,3 +406,175 @@ fn a_transfer_the_other_agent_does_not_take_brings_the_caller_back() {
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
     assert_eq!(record["end_reason"], "caller", "{record}");
 }
+
+/// Alice and Bob, and a carrier's trunk at `port` that takes Spanish numbers.
+fn with_gateway(port: u16) -> String {
+    format!(
+        "{TWO_QUEUES}\n[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:{port}\"\nnumbers = [\"+34\"]\ncaller_id = \"+34910000000\"\n"
+    )
+}
+
+/// The carrier is asked for the number Alice passed her caller on to.
+const GATEWAY_RINGS: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:\+34600111222@127.0.0.1(:[0-9]+)?;user=phone SIP/2.0" search_in="msg" check_it="true" assign_to="number"/>
+    </action>
+  </recv>
+  <Reference variables="number"/>
+"#;
+
+/// Alice passes her caller on to a number outside from her phone: the gateway the dial
+/// policy names is asked for it, answers and hears the caller; Alice hears "100 Trying",
+/// then "200" and hangs up; the record names the number.
+#[test]
+fn an_agent_passes_a_caller_on_to_an_allowed_number_outside() {
+    let ports = AgentPorts::take();
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        &with_gateway(ports.phone(1)),
+    );
+    let alice_hears = Listener::bind(ports.listen(0), true);
+    let outside_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[answers_then_refers_and_waits(
+            ports.listen(0),
+            "+34600111222",
+            true,
+            "200 OK",
+        )]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    let gateway = sipp_at(
+        &server,
+        "gateway",
+        &scenario(&[
+            GATEWAY_RINGS.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(9000)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(alice.ok, "{}", alice.text);
+    let gateway = finish(&server, "gateway", gateway);
+    assert!(gateway.ok, "{}\n{}", gateway.text, server.log());
+    std::thread::sleep(Duration::from_millis(200));
+    drop((alice_hears.stop(), caller_hears.stop()));
+    let said = pcap_audio();
+    let heard: Vec<u8> = outside_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "the number outside hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    let record = &calls[0];
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "tel:+34600111222", "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
+    let agents = json(&server, "/api/agents");
+    assert_ne!(agents[0]["state"], "busy", "Alice is free again: {agents}");
+}
+
+/// The number outside is busy: Alice hears "486" and has her caller back until they hang
+/// up. A number the dial policy does not allow is never dialled: "403", and the caller
+/// stays with her.
+#[test]
+fn a_busy_or_forbidden_number_outside_leaves_the_caller_with_the_agent() {
+    for (number, status, dialled) in [
+        ("+34600111222", "486 Busy Here", true),
+        ("+44200000000", "403 Forbidden", false),
+    ] {
+        let ports = AgentPorts::take();
+        let server = Server::start_full(
+            "answer_after_ms = 100\nshutdown_grace_s = 2",
+            &with_gateway(ports.phone(1)),
+        );
+        let alice_hears = Listener::bind(ports.listen(0), true);
+        let caller_hears = Listener::bind(ports.listen(1), true);
+        let alice = sipp_at(
+            &server,
+            "alice_phone",
+            &scenario(&[answers_then_refers_and_waits(
+                ports.listen(0),
+                number,
+                dialled,
+                status,
+            )]),
+            ports.phone(0),
+            ports.media(0),
+            &["-m", "1"],
+        );
+        let gateway = dialled.then(|| {
+            sipp_at(
+                &server,
+                "gateway",
+                &scenario(&[GATEWAY_RINGS.to_string(), refuses("486 Busy Here")]),
+                ports.phone(1),
+                ports.media(1),
+                &["-m", "1"],
+            )
+        });
+        register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+        let caller = server.sipp(
+            "caller",
+            &call(
+                "PCMU",
+                Some(ports.listen(1)),
+                &[pause(500), key('7'), pause(8000)],
+                CALLER_BYE,
+            ),
+            "agent",
+            &[],
+        );
+        assert!(caller.ok, "{}", caller.text);
+        let alice = finish(&server, "alice_phone", alice);
+        assert!(alice.ok, "{status}: {}\n{}", alice.text, server.log());
+        if let Some(gateway) = gateway {
+            let gateway = finish(&server, "gateway", gateway);
+            assert!(gateway.ok, "{}", gateway.text);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        drop(caller_hears.stop());
+        let said = pcap_audio();
+        let heard: Vec<u8> = alice_hears.stop().into_iter().flat_map(|p| p.1).collect();
+        assert!(
+            matched_speech(&heard, &said) >= 8000 * 4,
+            "{status}: Alice has the caller back\n{}",
+            server.log()
+        );
+        let calls = json(&server, "/api/calls?limit=1");
+        let record = &calls[0];
+        assert_eq!(record["agent"], "alice", "{record}");
+        assert_eq!(record["end_reason"], "caller", "{record}");
+        if !dialled {
+            assert_eq!(record["transfers"], serde_json::json!([]), "{record}");
+            assert!(
+                server
+                    .log()
+                    .contains("not a number any trunk's numbers allow"),
+                "{}",
+                server.log()
+            );
+        }
+    }
+}

@@ -1005,11 +1005,15 @@ impl Signalling {
                 );
             }
             (LegEvent::TransferAnswered { call, agreed, .. }, _) => {
-                self.transfer_answered(&id, call, agreed)
+                self.transfer_answered(&id, call, agreed, now)
             }
             (LegEvent::TransferFailed { call, why }, _) => {
                 tracing::info!(?why, "the transfer did not connect");
-                self.transfer_failed(call);
+                let code = match why {
+                    crate::switch::TransferFailure::Refused(code) => code,
+                    _ => 480,
+                };
+                self.transfer_failed(call, code, now);
             }
             (
                 LegEvent::CallbackAnswered {
@@ -1134,6 +1138,18 @@ impl Signalling {
         if kind == LegKind::Transfer {
             return self.transfer_hung_up(call);
         }
+        if let Some(by) = self
+            .agents
+            .transfers
+            .get_mut(&call)
+            .and_then(|t| t.by.as_mut())
+            .filter(|by| by.leg == leg_id)
+        {
+            // She hung up while the number she passed the caller on to rings: the caller is
+            // theirs or, if nobody answers, first in line again.
+            by.gone = true;
+            return;
+        }
         if let Some(pass) = self.agents.passes.get_mut(&call)
             && pass.leg == leg_id
         {
@@ -1238,6 +1254,7 @@ impl Signalling {
                 let done = match self.desk_transfer(&agent, &to, now) {
                     Ok(super::refers::Passed::Queue(q)) => Ok(format!("queue:{q}")),
                     Ok(super::refers::Passed::Ringing(a)) => Ok(format!("agent:{a}")),
+                    Ok(super::refers::Passed::Dialling(number)) => Ok(number),
                     Err(e) => Err((e.code, e.why)),
                 };
                 let _ = reply.send(done);

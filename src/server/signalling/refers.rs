@@ -1,13 +1,17 @@
 //! An agent passes a caller on — from her phone, by a REFER (a blind transfer, RFC 3515),
-//! or from the desk's transfer button — to another queue (`sip:billing@…`, or `billing`)
-//! or another agent (`sip:bob@…`, or `bob`).
+//! or from the desk's transfer button — to another queue (`sip:billing@…`, or `billing`),
+//! another agent (`sip:bob@…`, or `bob`), or a number outside (`tel:+34600111222`,
+//! `sip:600111222@…`, or `600111222`) that the `[callbacks]` dial policy allows — through
+//! the trunk whose numbers take it — and nothing else.
 //!
 //! To a queue, the caller hears the hold music again and waits there at the place their
 //! first arrival gave them; the agent wraps up; the next agent is told who passed the caller
 //! on. To an agent, that agent is rung (if available) while the caller hears the hold music;
 //! he answers and has the caller, she wraps up. He declines or does not answer within the
 //! queue's ring time: the caller is hers again — or, if she hung up meanwhile, first in line
-//! in their queue. Never a dropped call.
+//! in their queue. Never a dropped call. A number outside rings the same way (for
+//! `OUTSIDE_RING`): answered, the caller talks to it and she wraps up; busy, declined or
+//! unanswered, the caller is hers again.
 //!
 //! The phone hears how it went as a NOTIFY: `100` while the agent rings, `200` once the
 //! caller waits in the queue or the agent answered, `404` for no such queue or agent, `480`
@@ -16,7 +20,7 @@
 //! transfer target's) or a transfer to herself. The desk hears the same as JSON; a transfer
 //! from the desk hangs up her phone once the caller is passed on.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Signalling;
 use super::agents::LegKind;
@@ -37,11 +41,16 @@ pub(in crate::server) struct Pass {
     pub refer: bool,
 }
 
-/// A caller passed on: to wait in a queue, or while an agent rings.
+/// How long a number outside an agent passes her caller on to may ring.
+const OUTSIDE_RING: Duration = Duration::from_secs(30);
+
+/// A caller passed on: to wait in a queue, while an agent rings, or while a number outside
+/// does (`tel:+34…`, as the record shows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Passed {
     Queue(String),
     Ringing(String),
+    Dialling(String),
 }
 
 /// Why a caller was not passed on: the SIP status the phone hears, and the words.
@@ -61,6 +70,7 @@ impl NotPassed {
 
     fn reason(&self) -> &'static str {
         match self.code {
+            403 => "Forbidden",
             404 => "Not Found",
             480 => "Temporarily Unavailable",
             _ => "Declined",
@@ -68,13 +78,31 @@ impl NotPassed {
     }
 }
 
+/// What a transfer to `to` outside asks the dial policy for: only a number, dialled as a
+/// number (`tel:`) whatever host the phone wrote after it (its own registrar, usually),
+/// through the trunk or gateway the policy names for it. A name that is no queue or agent
+/// is not dialled anywhere (a SIP URI at hotline's own host would only come back to it).
+fn dialled_as(to: &str) -> Option<String> {
+    let name = if to.contains(':') {
+        crate::sip::dialog::uri_user(to)
+    } else {
+        to
+    };
+    let number = name.chars().any(|c| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.() ".contains(c));
+    number.then(|| format!("tel:{}", name.replace(' ', "")))
+}
+
 impl Signalling {
     /// A REFER from a phone we placed a call to.
     pub(super) fn referred(&mut self, leg_id: &str, to: &str, now: Instant) {
-        let name = crate::sip::dialog::uri_user(to).to_string();
-        match self.pass_on(leg_id, &name, true, now) {
+        match self.pass_on(leg_id, to, true, now) {
             Ok(Passed::Queue(_)) => self.switch.notify(leg_id, 200, "OK", now),
-            Ok(Passed::Ringing(_)) => self.switch.notify(leg_id, 100, "Trying", now),
+            Ok(Passed::Ringing(_) | Passed::Dialling(_)) => {
+                self.switch.notify(leg_id, 100, "Trying", now)
+            }
             Err(e) => {
                 tracing::info!(to, why = e.why, "a transfer refused");
                 let reason = e.reason();
@@ -84,7 +112,7 @@ impl Signalling {
     }
 
     /// The desk's transfer button: the agent's current caller to `to` (a queue or an
-    /// agent, by name).
+    /// agent, by name, or a number).
     pub(super) fn desk_transfer(
         &mut self,
         agent: &str,
@@ -113,14 +141,21 @@ impl Signalling {
         Ok(passed)
     }
 
-    /// Passes the caller of the agent's leg `leg_id` on to `name`, a queue or an agent.
+    /// Passes the caller of the agent's leg `leg_id` on to `to` (a Refer-To URI, or what
+    /// the desk typed): a queue or an agent by name, else a number the dial policy allows.
     fn pass_on(
         &mut self,
         leg_id: &str,
-        name: &str,
+        to: &str,
         refer: bool,
         now: Instant,
     ) -> Result<Passed, NotPassed> {
+        let to = to.trim();
+        let name = if to.contains(':') {
+            crate::sip::dialog::uri_user(to)
+        } else {
+            to
+        };
         let user = self
             .agents
             .legs
@@ -133,7 +168,9 @@ impl Signalling {
         let callers = self.agents.waiting.get(&call).is_some_and(|w| {
             w.connected.as_deref() == Some(leg_id) && w.to_call.is_some() && w.callback.is_none()
         });
-        if !callers || self.agents.passes.contains_key(&call) {
+        let passing =
+            self.agents.passes.contains_key(&call) || self.agents.transfers.contains_key(&call);
+        if !callers || passing {
             return Err(NotPassed::new(603, "no caller to pass on"));
         }
         let queue = self
@@ -149,7 +186,7 @@ impl Signalling {
                 .iter()
                 .position(|id| id.eq_ignore_ascii_case(name));
             let Some(target) = target else {
-                return Err(NotPassed::new(404, "no queue or agent by that name"));
+                return self.pass_outside(leg_id, call, (agent, by), to, refer);
             };
             return self.pass_to_agent(leg_id, call, (agent, by), target, refer, now);
         };
@@ -248,6 +285,71 @@ impl Signalling {
         Ok(Passed::Ringing(name))
     }
 
+    /// Dials the number outside `to` names for the caller `leg_id`'s agent passes on, if
+    /// the dial policy allows it, or says why not.
+    fn pass_outside(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        (from, by): (AgentId, String),
+        to: &str,
+        refer: bool,
+    ) -> Result<Passed, NotPassed> {
+        let Some(uri) = dialled_as(to) else {
+            return Err(NotPassed::new(
+                404,
+                "no queue, agent or number by that name",
+            ));
+        };
+        let flows = self.shared.flows();
+        let policy = &flows.callbacks;
+        let target = policy
+            .target(&uri)
+            .map_err(|why| NotPassed::new(403, format!("not dialled: {why}")))?;
+        let shown = policy
+            .numbering
+            .e164(&uri)
+            .map_or_else(|| target.uri.clone(), |n| format!("tel:{n}"));
+        let Some(w) = self.agents.waiting.get(&call) else {
+            return Err(NotPassed::new(603, "no caller to pass on"));
+        };
+        let Some(to_call) = w.to_call.clone() else {
+            return Err(NotPassed::new(603, "no caller to pass on"));
+        };
+        tracing::info!(
+            agent = by,
+            to = shown,
+            caller_call = w.call_id,
+            "the agent passes the caller on to a number outside"
+        );
+        self.agents.transfers.insert(
+            call,
+            super::transfers::Transfer {
+                to_call: to_call.clone(),
+                call_id: w.call_id.clone(),
+                uri: target.uri.clone(),
+                ring_timeout: OUTSIDE_RING,
+                context: w.context.clone(),
+                leg: None,
+                next_hop: (target.host.clone(), target.port),
+                by: Some(super::transfers::PassedBy {
+                    leg: leg_id.to_string(),
+                    agent: from,
+                    gone: false,
+                    refer,
+                    shown: shown.clone(),
+                }),
+            },
+        );
+        let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
+        let _ = to_call.send(CallInput::Passing {
+            to: shown.clone(),
+            by,
+        });
+        self.resolve_transfer(call, target.host, target.port, target.trunk);
+        Ok(Passed::Dialling(shown))
+    }
+
     /// After the routing core moved: each caller being passed on whose ring is over is the
     /// new agent's (his phone answered), or comes back.
     pub(super) fn passes_settled(&mut self, now: Instant) {
@@ -278,11 +380,31 @@ impl Signalling {
     /// The agent passed to did not take the caller: they go back to the agent who passed
     /// them on, or, if she is gone, first in line in their queue.
     fn pass_failed(&mut self, call: u64, pass: Pass, now: Instant) {
-        let by = self.agents.ids[pass.from].clone();
         let to = self.agents.ids[pass.to].clone();
-        if pass.refer {
-            self.switch
-                .notify(&pass.leg, 480, "Temporarily Unavailable", now);
+        let status = (480, "Temporarily Unavailable");
+        self.give_back(
+            call, &pass.leg, pass.from, pass.gone, pass.refer, status, &to, now,
+        );
+    }
+
+    /// Whom the caller was passed on to (`to`) did not take them: back to the agent who
+    /// passed them on (her leg `leg`), or, if she is gone, first in line in their queue.
+    /// Her phone hears `status` when she asked by REFER.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn give_back(
+        &mut self,
+        call: u64,
+        leg: &str,
+        from: AgentId,
+        gone: bool,
+        refer: bool,
+        status: (u16, &str),
+        to: &str,
+        now: Instant,
+    ) {
+        let by = self.agents.ids.get(from).cloned().unwrap_or_default();
+        if refer && !gone {
+            self.switch.notify(leg, status.0, status.1, now);
         }
         let mode = match self.agents.waiting.get(&call) {
             Some(w) => self.agents.record_mode(&w.queue),
@@ -291,7 +413,7 @@ impl Signalling {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
-        let leg = self.agents.legs.get(&pass.leg).filter(|_| !pass.gone);
+        let leg = self.agents.legs.get(leg).filter(|_| !gone);
         match (leg, &w.to_call) {
             (Some(leg), Some(to_call)) => {
                 tracing::info!(
@@ -323,5 +445,25 @@ impl Signalling {
                 self.route(RouterEvent::Requeue { call }, now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dialled_as;
+
+    #[test]
+    fn a_number_is_dialled_as_a_number_whatever_host_follows_it() {
+        let tel = |s: &str| Some(s.to_string());
+        assert_eq!(
+            dialled_as("sip:+34600111222@hotline.example;user=phone"),
+            tel("tel:+34600111222")
+        );
+        assert_eq!(dialled_as("+34 600 111 222"), tel("tel:+34600111222"));
+        assert_eq!(dialled_as("tel:600-111-222"), tel("tel:600-111-222"));
+        // A name is no number: not dialled.
+        assert_eq!(dialled_as("sip:frontdesk@pbx.example.com"), None);
+        assert_eq!(dialled_as("room101"), None);
+        assert_eq!(dialled_as("sip:@x"), None);
     }
 }

@@ -3,6 +3,10 @@
 //! context, as for agents) while the caller hears ringback; on answer the two are bridged and
 //! either side's BYE ends both. Declined, unanswered within `ring_timeout_s`, unreachable or
 //! unresolvable: the flow's `on_failure` takes the caller on. The caller hanging up cancels it.
+//!
+//! An agent passing her caller on to a number outside (`refers.rs`) uses the same leg: it
+//! is placed only where the `[callbacks]` dial policy allows, and its failure brings the
+//! caller back to her (or first in line in their queue), not to a flow.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -29,6 +33,21 @@ pub(in crate::server) struct Transfer {
     pub leg: Option<String>,
     /// The host and port the INVITE goes to (the target's, or its trunk's proxy).
     pub next_hop: (String, u16),
+    /// The agent who passed the caller on to it, when one did (not a flow).
+    pub by: Option<PassedBy>,
+}
+
+/// The agent who passes her caller on to a number outside, while it rings.
+pub(in crate::server) struct PassedBy {
+    /// Her leg: told how it goes (NOTIFY), and the caller's way back.
+    pub leg: String,
+    pub agent: crate::routing::AgentId,
+    /// Her phone hung up meanwhile.
+    pub gone: bool,
+    /// Asked by REFER, else from the desk.
+    pub refer: bool,
+    /// The number (or URI) as the record and the desk show it.
+    pub shown: String,
 }
 
 impl Signalling {
@@ -80,8 +99,21 @@ impl Signalling {
                 context,
                 leg: None,
                 next_hop: (host.clone(), port),
+                by: None,
             },
         );
+        self.resolve_transfer(id, host, port, trunk);
+    }
+
+    /// Looks up where the transfer `id`'s INVITE goes (`host`, or its trunk's proxy), then
+    /// dials it.
+    pub(super) fn resolve_transfer(
+        &mut self,
+        id: u64,
+        host: String,
+        port: u16,
+        trunk: Option<crate::sip::dial::Route>,
+    ) {
         let sip = self.shared.sip.clone();
         let transport = std::sync::Arc::clone(&self.transport);
         let open = trunk.as_ref().and_then(|r| self.open_link(&r.name));
@@ -113,11 +145,11 @@ impl Signalling {
                 to = t.uri,
                 "cannot transfer: the host does not resolve (or no TCP connection to it)"
             );
-            return self.transfer_failed(id);
+            return self.transfer_failed(id, 480, now);
         };
         let Some(socket) = self.shared.ports.open() else {
             tracing::warn!("cannot transfer: no RTP port free");
-            return self.transfer_failed(id);
+            return self.transfer_failed(id, 480, now);
         };
         let flows = self.shared.flows();
         let trunk = crate::sip::dial::sip_target(&t.uri)
@@ -176,6 +208,10 @@ impl Signalling {
         };
         let ring_timeout = t.ring_timeout;
         tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
+        if let (Some(by), Some(c)) = (&t.by, dial.context.as_mut()) {
+            // Whoever answers at a PBX of ours is told who passed the caller on.
+            c.transferred_by = self.agents.ids.get(by.agent).cloned();
+        }
         let media = self.media_for(&mut dial, &socket);
         let leg_id = self.switch.transfer(id, dial, ring_timeout, now);
         let user = Leg {
@@ -192,7 +228,13 @@ impl Signalling {
         }
     }
 
-    pub(super) fn transfer_answered(&mut self, leg_id: &str, call: u64, agreed: sdp::Agreed) {
+    pub(super) fn transfer_answered(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        agreed: sdp::Agreed,
+        now: Instant,
+    ) {
         let (Some(t), Some(leg)) = (
             self.agents.transfers.get(&call),
             self.agents.legs.get_mut(leg_id),
@@ -205,15 +247,63 @@ impl Signalling {
             a: call,
             b: leg.media,
         });
-        let _ = t
-            .to_call
-            .send(CallInput::TransferAnswered { to: t.uri.clone() });
+        let Some(by) = &t.by else {
+            let _ = t
+                .to_call
+                .send(CallInput::TransferAnswered { to: t.uri.clone() });
+            return;
+        };
+        let _ = t.to_call.send(CallInput::PassedOutside {
+            to: by.shown.clone(),
+        });
+        let (leg, gone, refer) = (by.leg.clone(), by.gone, by.refer);
+        if let Some(t) = self.agents.transfers.get_mut(&call) {
+            t.by = None; // settled: from now on it is an ordinary transfer leg
+        }
+        // The caller is no longer hers: she wraps up, her phone is told or hung up.
+        self.agents.waiting.remove(&call);
+        self.route(crate::routing::RouterEvent::Ended { call }, now);
+        match (gone, refer) {
+            (true, _) => {}
+            (false, true) => self.switch.notify(&leg, 200, "OK", now),
+            (false, false) => self.hang_up_leg(&leg, now),
+        }
     }
 
-    /// The transfer did not connect: the caller's flow takes `on_failure`.
-    pub(super) fn transfer_failed(&mut self, call: u64) {
-        if let Some(t) = self.agents.transfers.remove(&call) {
-            let _ = t.to_call.send(CallInput::TransferFailed);
+    /// The transfer did not connect: the caller's flow takes `on_failure`, or, when an
+    /// agent passed them on, they are hers again (first in line if she is gone).
+    pub(super) fn transfer_failed(&mut self, call: u64, code: u16, now: Instant) {
+        let Some(t) = self.agents.transfers.remove(&call) else {
+            return;
+        };
+        match t.by {
+            None => {
+                let _ = t.to_call.send(CallInput::TransferFailed);
+            }
+            Some(by) => {
+                let reason = if code == 486 {
+                    "Busy Here"
+                } else if code >= 600 {
+                    "Declined"
+                } else {
+                    "Temporarily Unavailable"
+                };
+                let code = if code == 486 || code >= 600 {
+                    code
+                } else {
+                    480
+                };
+                self.give_back(
+                    call,
+                    &by.leg,
+                    by.agent,
+                    by.gone,
+                    by.refer,
+                    (code, reason),
+                    &by.shown,
+                    now,
+                );
+            }
         }
     }
 

@@ -115,6 +115,7 @@
         answered = false;
         el("recording").textContent = "Record / pause recording";
         el("recording-message").textContent = "";
+        el("transfer-number").value = "";
       }
       showCaller(row.caller);
       if (row.state === "busy") answered = true;
@@ -167,7 +168,10 @@
   // Passes the caller on, as the phone's transfer would.
   async function transfer() {
     const out = el("transfer-message");
-    const to = el("transfer-to").value;
+    // A number typed in wins over the list (the line's dial policy says whether it may be
+    // dialled).
+    const number = el("transfer-number").value.trim();
+    const to = number || el("transfer-to").value;
     out.textContent = "";
     try {
       const res = await fetch("/desk/transfer", {
