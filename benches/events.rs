@@ -47,6 +47,8 @@ fn ringing() -> Event {
                     value: "12345678".into(),
                 }],
                 callback: false,
+                transferred_by: None,
+                note: None,
             }),
         }),
     }

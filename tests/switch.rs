@@ -257,7 +257,8 @@ fn the_invite_says_who_calls_and_what_they_told_the_line_and_nothing_they_could_
         waited: Some(Duration::from_secs(42)),
         callback_attempt: None,
         variables: vec![("order id".into(), "A-17".into())],
-        transferred_by: None,
+        transferred_by: Some("alice".into()),
+        transfer_note: Some("wants a refund\r\nX-Evil: 2".into()),
     };
     sim.place(DESK, Some(context));
     let invite = sim.invite_to(phone(DESK));
@@ -279,10 +280,15 @@ fn the_invite_says_who_calls_and_what_they_told_the_line_and_nothing_they_could_
         invite.get("X-Hotline-Caller"),
         Some("sip:+34600111222@carrier.testX-Evil: 1")
     );
+    assert_eq!(invite.get("X-Hotline-Transferred-By"), Some("alice"));
+    assert_eq!(
+        invite.get("X-Hotline-Transfer-Note"),
+        Some("wants a refundX-Evil: 2")
+    );
     assert_eq!(
         invite.get("X-Evil"),
         None,
-        "no header from the caller's text"
+        "no header from the caller's or the agent's text"
     );
     assert_eq!(invite.get("Content-Type"), Some("application/sdp"));
     let offer = String::from_utf8_lossy(&invite.body);
@@ -666,6 +672,7 @@ fn long_story() -> Context {
             .map(|i| (format!("field_{i}"), "x".repeat(40)))
             .collect(),
         transferred_by: None,
+        transfer_note: None,
     }
 }
 

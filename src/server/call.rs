@@ -72,10 +72,18 @@ pub enum CallInput {
     TransferFailed,
     /// The agent passed the caller on to `queue`: they wait there again, with the hold
     /// music, as long as their queue node lets them wait.
-    Transferred { queue: String, by: String },
+    Transferred {
+        queue: String,
+        by: String,
+        note: Option<String>,
+    },
     /// The agent passes the caller on to `to` (`agent:bob`): the hold music while he rings;
     /// then `AgentAnswered` (his, or hers again when he did not take the call) or `Requeued`.
-    Passing { to: String, by: String },
+    Passing {
+        to: String,
+        by: String,
+        note: Option<String>,
+    },
     /// The caller waits in `queue` again, first in line (their agent is gone).
     Requeued { queue: String },
 }
@@ -561,12 +569,13 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         }
                     }
                     Some(CallInput::AgentAnswered { .. }) => {}
-                    Some(CallInput::Transferred { queue: name, by }) if bridged => {
+                    Some(CallInput::Transferred { queue: name, by, note }) if bridged => {
                         tracing::info!(queue = name, by, "passed on to another queue: waiting again");
                         record.transfers.push(crate::store::Transfer {
                             at: Timestamp::now().to_string(),
                             by,
                             to: format!("queue:{name}"),
+                            note,
                         });
                         shared.records.save(&uid, &record);
                         bridged = false;
@@ -586,12 +595,13 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         });
                     }
                     Some(CallInput::Transferred { .. }) => {}
-                    Some(CallInput::Passing { to, by }) if bridged => {
-                        tracing::info!(to, by, "passed on to another agent: on hold while they ring");
+                    Some(CallInput::Passing { to, by, note }) if bridged => {
+                        tracing::info!(to, by, "passed on: on hold while they ring");
                         record.transfers.push(crate::store::Transfer {
                             at: Timestamp::now().to_string(),
                             by,
                             to,
+                            note,
                         });
                         shared.records.save(&uid, &record);
                         bridged = false;

@@ -22,6 +22,9 @@ pub struct CallerCard {
     pub variables: Vec<Variable>,
     /// The agent is calling them back (they asked to be called back earlier).
     pub callback: bool,
+    /// The agent who passed them on to this one, and her note, when one did.
+    pub transferred_by: Option<String>,
+    pub note: Option<String>,
 }
 
 /// A caller waiting for or talking to a human, for the wall.

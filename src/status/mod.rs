@@ -163,6 +163,8 @@ pub enum ApiQuery {
     Transfer {
         agent: String,
         to: String,
+        /// For whoever takes the caller next.
+        note: Option<String>,
         reply: oneshot::Sender<Result<String, (u16, String)>>,
     },
     /// The desk's recording button: record, pause or toggle the agent's current call;

@@ -224,8 +224,11 @@ pub struct Transfer {
     pub at: String,
     /// The agent who passed the caller on.
     pub by: String,
-    /// Where to: `queue:<name>`.
+    /// Where to: `queue:<name>`, `agent:<id>`, `tel:<number>`.
     pub to: String,
+    /// What she wrote for whoever takes the caller next (the desk's note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An agent's wrap-up of a call: a code from `[desk] wrap_up_codes` and a free note.

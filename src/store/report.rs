@@ -734,6 +734,7 @@ mod tests {
             at: "2026-11-22T10:01:00Z".into(),
             by: "alice".into(),
             to: to.into(),
+            note: None,
         };
         let records = vec![
             // Recorded, paused 30 s, passed on twice.

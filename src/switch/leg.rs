@@ -145,8 +145,9 @@ pub struct Context {
     /// An agent calling this caller back: the attempt (1 = the first).
     pub callback_attempt: Option<u32>,
     pub variables: Vec<(String, String)>,
-    /// The agent who passed the caller on (a transfer), if one did.
+    /// The agent who passed the caller on (a transfer), if one did, and her note.
     pub transferred_by: Option<String>,
+    pub transfer_note: Option<String>,
 }
 
 /// Where a leg stands.
@@ -299,6 +300,10 @@ pub fn context_headers(c: &Context) -> Vec<Header> {
     }
     if let Some(by) = &c.transferred_by {
         headers.push(header("X-Hotline-Transferred-By", &clean(by)));
+    }
+    if let Some(note) = &c.transfer_note {
+        let note: String = clean(note).chars().take(500).collect();
+        headers.push(header("X-Hotline-Transfer-Note", &note));
     }
     for (name, value) in &c.variables {
         let name: String = name

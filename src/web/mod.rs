@@ -466,9 +466,15 @@ async fn history(
 
 #[derive(Deserialize)]
 struct TransferForm {
-    /// A queue's or an agent's name.
+    /// A queue's or an agent's name, or a number.
     to: String,
+    /// For whoever takes the caller next.
+    #[serde(default)]
+    note: String,
 }
+
+/// The longest note an agent passes on with a caller.
+const MAX_TRANSFER_NOTE: usize = 500;
 
 /// `POST /desk/transfer`: the agent passes her caller on to a queue or another agent, as
 /// her phone's REFER would. `{"transferred": "queue:billing"}` (her phone is hung up), or
@@ -487,10 +493,18 @@ async fn transfer(
         Err(refused) => return *refused,
     };
     let to: String = form.to.trim().chars().take(64).collect();
+    let note: String = form
+        .note
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_TRANSFER_NOTE)
+        .collect();
     let agent = s.agent.clone();
     let reply = ask(&state, |reply| ApiQuery::Transfer {
         agent,
         to: to.clone(),
+        note: (!note.is_empty()).then_some(note),
         reply,
     })
     .await;

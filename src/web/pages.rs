@@ -206,6 +206,7 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                     "Queue " strong id="caller-queue" {} ", waited " span id="caller-waited" {}
                     " " span id="caller-callback" {}
                 }
+                p id="caller-passed" hidden {}
                 h2 { "Their way through the line" }
                 ol id="caller-steps" {}
                 h2 { "What they typed" }
@@ -218,6 +219,9 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                     }
                     label { " or a number "
                         input id="transfer-number" type="tel" maxlength="32" autocomplete="off" placeholder="+34 600 111 222";
+                    }
+                    label { " with a note for them "
+                        textarea id="transfer-note" maxlength="500" rows="2" {}
                     }
                     button id="transfer" type="button" { "Transfer" }
                     p id="transfer-message" role="status" {}

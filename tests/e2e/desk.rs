@@ -930,9 +930,10 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
             r#"  <recv request="INVITE" crlf="true">
     <action>
       <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+      <ereg regexp="X-Hotline-Transfer-Note: wants a refund <b>now</b>" search_in="msg" check_it="true" assign_to="note"/>
     </action>
   </recv>
-  <Reference variables="by"/>
+  <Reference variables="by,note"/>
 "#
             .to_string(),
             super::agents::answers_until_bye(ports.listen(2)),
@@ -979,9 +980,20 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
         "Pause recording"
     );
     browser.select("#transfer-to", "bob");
+    browser.fill("#transfer-note", "wants a refund <b>now</b>");
     browser.click("#transfer");
     let said = browser.wait_text("#transfer-message", "Ringing bob");
     assert!(said.starts_with("Ringing bob"), "{said}\n{}", server.log());
+    // Bob's desk shows who passed the caller on, and her note.
+    super::agents::eventually("Bob's caller card says who passed the caller on", || {
+        let (_, body) = http(&server, "GET", "/api/agents", Some("test-token"), "");
+        let agents: serde_json::Value = serde_json::from_str(&body).unwrap();
+        agents.as_array().unwrap().iter().any(|a| {
+            a["id"] == "bob"
+                && a["caller"]["transferred_by"] == "alice"
+                && a["caller"]["note"] == "wants a refund <b>now</b>"
+        })
+    });
     let alice = finish(&server, "alice_phone", alice);
     assert!(
         alice.ok,
@@ -1001,6 +1013,10 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
     assert_eq!(record["agent"], "bob", "{record}");
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    assert_eq!(
+        record["transfers"][0]["note"], "wants a refund <b>now</b>",
+        "{record}"
+    );
     // (Its audio is checked with real phones in phones.rs: these send none.)
     assert!(
         record["recording"]["file"].is_string() && record["recording"]["complete"] == true,

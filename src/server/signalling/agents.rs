@@ -47,8 +47,10 @@ pub(super) struct Waiting {
     pub(super) entered: Instant,
     /// The answered agent leg (its Call-ID).
     pub(super) connected: Option<String>,
-    /// The agent who passed the caller on to this queue (a transfer), if one did.
+    /// The agent who passed the caller on to this queue (a transfer), if one did, and what
+    /// she wrote for the next one.
     pub(super) transferred_by: Option<String>,
+    pub(super) note: Option<String>,
     pub(super) callback: Option<super::callbacks::Callback>,
 }
 
@@ -769,6 +771,7 @@ impl Signalling {
                 entered: now,
                 connected: None,
                 transferred_by: None,
+                note: None,
                 callback: None,
             },
         );
@@ -858,6 +861,7 @@ impl Signalling {
             callback_attempt: w.callback.as_ref().map(|cb| cb.attempts + 1),
             variables: w.context.variables.clone(),
             transferred_by: w.transferred_by.clone(),
+            transfer_note: w.note.clone(),
         };
         let to = format!(
             "sip:{}@{}",
@@ -1250,8 +1254,13 @@ impl Signalling {
             } => {
                 let _ = reply.send(self.call_back_now(&agent, caller, &queue, call_id, now));
             }
-            ApiQuery::Transfer { agent, to, reply } => {
-                let done = match self.desk_transfer(&agent, &to, now) {
+            ApiQuery::Transfer {
+                agent,
+                to,
+                note,
+                reply,
+            } => {
+                let done = match self.desk_transfer(&agent, &to, note, now) {
                     Ok(super::refers::Passed::Queue(q)) => Ok(format!("queue:{q}")),
                     Ok(super::refers::Passed::Ringing(a)) => Ok(format!("agent:{a}")),
                     Ok(super::refers::Passed::Dialling(number)) => Ok(number),
@@ -1394,6 +1403,8 @@ impl Signalling {
                 })
                 .collect(),
             callback: w.callback.is_some(),
+            transferred_by: w.transferred_by.clone(),
+            note: w.note.clone(),
         })
     }
 

@@ -141,6 +141,7 @@ impl Signalling {
                 entered: now,
                 connected: None,
                 transferred_by: None,
+                note: None,
                 callback: Some(Callback {
                     row,
                     attempts,
@@ -204,6 +205,7 @@ impl Signalling {
                 entered: now,
                 connected: None,
                 transferred_by: None,
+                note: None,
                 callback: Some(Callback {
                     row: NOT_STORED,
                     attempts: MAX_ATTEMPTS - 1,

@@ -98,7 +98,7 @@ fn dialled_as(to: &str) -> Option<String> {
 impl Signalling {
     /// A REFER from a phone we placed a call to.
     pub(super) fn referred(&mut self, leg_id: &str, to: &str, now: Instant) {
-        match self.pass_on(leg_id, to, true, now) {
+        match self.pass_on(leg_id, to, true, None, now) {
             Ok(Passed::Queue(_)) => self.switch.notify(leg_id, 200, "OK", now),
             Ok(Passed::Ringing(_) | Passed::Dialling(_)) => {
                 self.switch.notify(leg_id, 100, "Trying", now)
@@ -117,6 +117,7 @@ impl Signalling {
         &mut self,
         agent: &str,
         to: &str,
+        note: Option<String>,
         now: Instant,
     ) -> Result<Passed, NotPassed> {
         let Some(a) = self.agents.ids.iter().position(|id| id == agent) else {
@@ -133,7 +134,7 @@ impl Signalling {
         let Some(leg) = leg else {
             return Err(NotPassed::new(603, "you are not talking to a caller"));
         };
-        let passed = self.pass_on(&leg, to, false, now)?;
+        let passed = self.pass_on(&leg, to, false, note, now)?;
         if let Passed::Queue(_) = passed {
             // The caller waits elsewhere: her call is over.
             self.hang_up_leg(&leg, now);
@@ -148,6 +149,7 @@ impl Signalling {
         leg_id: &str,
         to: &str,
         refer: bool,
+        note: Option<String>,
         now: Instant,
     ) -> Result<Passed, NotPassed> {
         let to = to.trim();
@@ -186,9 +188,9 @@ impl Signalling {
                 .iter()
                 .position(|id| id.eq_ignore_ascii_case(name));
             let Some(target) = target else {
-                return self.pass_outside(leg_id, call, (agent, by), to, refer);
+                return self.pass_outside(leg_id, call, (agent, by), to, refer, note);
             };
-            return self.pass_to_agent(leg_id, call, (agent, by), target, refer, now);
+            return self.pass_to_agent(leg_id, call, (agent, by), target, (refer, note), now);
         };
         let staffed = self
             .agents
@@ -211,10 +213,12 @@ impl Signalling {
         w.queue = queue.clone();
         w.connected = None;
         w.transferred_by = Some(by.clone());
+        w.note.clone_from(&note);
         if let Some(to_call) = &w.to_call {
             let _ = to_call.send(CallInput::Transferred {
                 queue: queue.clone(),
                 by,
+                note,
             });
         }
         let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
@@ -229,7 +233,7 @@ impl Signalling {
         call: u64,
         (from, by): (AgentId, String),
         target: AgentId,
-        refer: bool,
+        (refer, note): (bool, Option<String>),
         now: Instant,
     ) -> Result<Passed, NotPassed> {
         let name = self.agents.ids[target].clone();
@@ -239,8 +243,9 @@ impl Signalling {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return Err(NotPassed::new(603, "no caller to pass on"));
         };
-        // The INVITE to his phone says who passed the caller on.
-        let before = w.transferred_by.replace(by.clone());
+        // The INVITE to his phone (and his desk) says who passed the caller on, and why.
+        let before = (w.transferred_by.replace(by.clone()), w.note.clone());
+        w.note.clone_from(&note);
         self.agents.passes.insert(
             call,
             Pass {
@@ -261,7 +266,7 @@ impl Signalling {
         if self.agents.router.passing_to(call) != Some(target) {
             self.agents.passes.remove(&call);
             if let Some(w) = self.agents.waiting.get_mut(&call) {
-                w.transferred_by = before;
+                (w.transferred_by, w.note) = before;
             }
             return Err(NotPassed::new(480, format!("{name} is not available")));
         }
@@ -280,6 +285,7 @@ impl Signalling {
             let _ = to_call.send(CallInput::Passing {
                 to: format!("agent:{name}"),
                 by,
+                note,
             });
         }
         Ok(Passed::Ringing(name))
@@ -294,6 +300,7 @@ impl Signalling {
         (from, by): (AgentId, String),
         to: &str,
         refer: bool,
+        note: Option<String>,
     ) -> Result<Passed, NotPassed> {
         let Some(uri) = dialled_as(to) else {
             return Err(NotPassed::new(
@@ -342,9 +349,11 @@ impl Signalling {
             },
         );
         let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
+        // The note stays home: it is for the record, not for a carrier.
         let _ = to_call.send(CallInput::Passing {
             to: shown.clone(),
             by,
+            note,
         });
         self.resolve_transfer(call, target.host, target.port, target.trunk);
         Ok(Passed::Dialling(shown))

@@ -186,6 +186,7 @@ impl Signalling {
             callback_attempt: None,
             variables: t.context.variables.clone(),
             transferred_by: None,
+            transfer_note: None,
         };
         // What the caller told the line is for the humans of a PBX, not for a carrier.
         let context = trunk.is_none().then_some(context);

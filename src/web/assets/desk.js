@@ -57,6 +57,12 @@
     el("caller-queue").textContent = c.queue;
     el("caller-waited").textContent = hotline.seconds(c.waited_s);
     el("caller-callback").textContent = c.callback ? "(you are calling them back)" : "";
+    // Who passed them on, and what she wrote: never asked again.
+    const passed = el("caller-passed");
+    passed.hidden = !c.transferred_by;
+    passed.textContent = c.transferred_by
+      ? "Passed on by " + c.transferred_by + (c.note ? ": " + c.note : ".")
+      : "";
     const steps = el("caller-steps");
     clear(steps);
     for (const s of c.steps) item(steps, s);
@@ -116,6 +122,7 @@
         el("recording").textContent = "Record / pause recording";
         el("recording-message").textContent = "";
         el("transfer-number").value = "";
+        el("transfer-note").value = "";
       }
       showCaller(row.caller);
       if (row.state === "busy") answered = true;
@@ -177,7 +184,7 @@
       const res = await fetch("/desk/transfer", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
-        body: JSON.stringify({ to }),
+        body: JSON.stringify({ to, note: el("transfer-note").value }),
         credentials: "same-origin",
       });
       const json = await res.json().catch(() => ({}));
