@@ -7,6 +7,7 @@ pub mod latch;
 pub mod player;
 pub mod recorder;
 pub mod recording_control;
+pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod stereo;
