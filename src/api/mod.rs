@@ -935,6 +935,30 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         )],
     );
     family(
+        "hotline_rtp_packets_lost_total",
+        "counter",
+        "RTP packets the far ends sent that never arrived (by sequence number; counted as each leg ends).",
+        vec![(
+            String::new(),
+            state.status.pacer.rtp_lost.load(Ordering::Relaxed) as f64,
+        )],
+    );
+    family(
+        "hotline_rtcp_reports_total",
+        "counter",
+        "RTCP reports read from the far ends and sent to them.",
+        vec![
+            (
+                "{direction=\"received\"}".to_string(),
+                state.status.pacer.rtcp_received.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "{direction=\"sent\"}".to_string(),
+                state.status.pacer.rtcp_sent.load(Ordering::Relaxed) as f64,
+            ),
+        ],
+    );
+    family(
         "hotline_media_late_ticks_total",
         "counter",
         "Media loop ticks that ran more than 5 ms late.",

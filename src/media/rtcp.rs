@@ -14,9 +14,15 @@ const MAX_DROPOUT: u16 = 3000;
 /// The most RTCP packets read from one datagram, and report blocks kept from it.
 const MAX_PACKETS: usize = 8;
 
-/// What arrived on a leg from its far end's stream (RFC 3550 A.1, A.3, A.8).
+/// What arrived on a leg from its far end's stream (RFC 3550 A.1, A.3, A.8), counted in
+/// segments: a new source, or packets the media loop chose not to see for a while (see
+/// `skip_gap`), start a new one without counting what came between as lost.
 #[derive(Debug, Clone, Default)]
 pub struct Reception {
+    /// Packets expected in the finished segments (`received` counts them all).
+    done_expected: u64,
+    /// The next packet starts a new segment.
+    gap: bool,
     ssrc: Option<u32>,
     base_seq: u32,
     max_seq: u16,
@@ -31,19 +37,26 @@ pub struct Reception {
 }
 
 impl Reception {
-    /// A packet from the far end: its SSRC, sequence number and timestamp, and when it
-    /// arrived, in the RTP clock's units (samples at 8 kHz from any fixed origin).
-    pub fn on_packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u64) {
-        if self.ssrc != Some(ssrc) {
-            // A new source (the first, or the far end restarted): count from here.
+    /// A packet from the far end: its SSRC, sequence number and timestamp, when it arrived
+    /// in the RTP clock's units (samples at 8 kHz from any fixed origin), and whether it is
+    /// audio (a key's event packets share the sequence but not the clock: no jitter).
+    pub fn on_packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u64, audio: bool) {
+        if self.ssrc != Some(ssrc) || self.gap {
+            // A new source (the first, or the far end restarted), or after a gap: a new
+            // segment from here.
+            let (expected, received) = (self.expected(), self.received);
             *self = Reception {
+                done_expected: expected,
                 ssrc: Some(ssrc),
                 base_seq: u32::from(seq),
                 max_seq: seq,
+                jitter: self.jitter,
                 ..Reception::default()
             };
-            self.received = 1;
-            self.last_transit = Some(arrival as i64 - i64::from(timestamp));
+            self.expected_prior = expected;
+            self.received_prior = received;
+            self.received = received + 1;
+            self.last_transit = audio.then_some(arrival as i64 - i64::from(timestamp));
             return;
         }
         let delta = seq.wrapping_sub(self.max_seq);
@@ -54,15 +67,14 @@ impl Reception {
             self.max_seq = seq;
         } else if delta != 0 && delta <= u16::MAX - 100 {
             // A big jump: the far end's sequence restarted without a new SSRC.
-            self.base_seq = u32::from(seq);
-            self.max_seq = seq;
-            self.cycles = 0;
-            self.received = 0;
-            self.expected_prior = 0;
-            self.received_prior = 0;
+            self.gap = true;
+            return self.on_packet(ssrc, seq, timestamp, arrival, audio);
         }
         // Else a duplicate or a late one: counted as received (§A.3 does the same).
         self.received += 1;
+        if !audio {
+            return;
+        }
         let transit = arrival as i64 - i64::from(timestamp);
         if let Some(last) = self.last_transit {
             // Timestamps wrap: the difference is taken in 32 bits.
@@ -74,6 +86,12 @@ impl Reception {
         self.last_transit = Some(transit);
     }
 
+    /// The far end's packets will not be seen for a while (nobody listens to them and the
+    /// kernel drops them): what is missing before the next one is not a loss.
+    pub fn skip_gap(&mut self) {
+        self.gap = true;
+    }
+
     /// The far end's SSRC, once something arrived.
     pub fn ssrc(&self) -> Option<u32> {
         self.ssrc
@@ -83,12 +101,12 @@ impl Reception {
         u64::from(self.cycles) * 65536 + u64::from(self.max_seq)
     }
 
-    /// Packets expected: from the first sequence number to the highest.
+    /// Packets expected: in each segment, from its first sequence number to its highest.
     pub fn expected(&self) -> u64 {
         if self.ssrc.is_none() {
             return 0;
         }
-        (self.extended_max() + 1).saturating_sub(u64::from(self.base_seq))
+        self.done_expected + (self.extended_max() + 1).saturating_sub(u64::from(self.base_seq))
     }
 
     pub fn received(&self) -> u64 {
@@ -298,7 +316,7 @@ mod tests {
     fn feed(r: &mut Reception, seqs: impl IntoIterator<Item = u16>, late: impl Fn(u16) -> u64) {
         for s in seqs {
             let ts = u32::from(s).wrapping_mul(160);
-            r.on_packet(7, s, ts, u64::from(s) * 160 + 10_000 + late(s));
+            r.on_packet(7, s, ts, u64::from(s) * 160 + 10_000 + late(s), true);
         }
     }
 
@@ -332,11 +350,23 @@ mod tests {
     }
 
     #[test]
-    fn a_new_source_starts_the_count_again() {
+    fn a_new_source_or_a_skipped_stretch_is_a_new_segment_not_a_loss() {
         let mut r = Reception::default();
         feed(&mut r, 0..50, |_| 0);
-        r.on_packet(8, 1000, 0, 0);
-        assert_eq!((r.received(), r.expected(), r.ssrc()), (1, 1, Some(8)));
+        r.on_packet(8, 1000, 0, 0, true);
+        assert_eq!((r.received(), r.expected(), r.ssrc()), (51, 51, Some(8)));
+        // The loop stops looking (the kernel drops what nobody hears) from 1000 to 1500.
+        r.skip_gap();
+        for s in 1500..1510u16 {
+            r.on_packet(8, s, u32::from(s) * 160, u64::from(s) * 160, true);
+        }
+        // One lost afterwards still counts.
+        r.on_packet(8, 1511, 1511 * 160, 1511 * 160, true);
+        assert_eq!((r.received(), r.expected(), r.lost()), (62, 63, 1));
+        // A key's event packets count in the sequence, not in the jitter.
+        r.on_packet(8, 1512, 5, 1512 * 160 + 4000, false);
+        assert_eq!((r.received(), r.lost()), (63, 1));
+        assert_eq!(r.jitter_ms(), 0.0);
     }
 
     #[test]

@@ -229,6 +229,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         wrap_up: None,
         transfers: Vec::new(),
         recording: None,
+        quality: None,
     };
     shared.records.save(&uid, &record);
     tracing::info!(
@@ -720,6 +721,12 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     // A caller who hangs up while recording has left a message: keep it.
     if matches!(voicemail, Some(Voicemail::Recording { .. })) {
         finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, Instant::now()).await;
+    }
+    // How the audio went, on the caller's leg and every leg bridged to it.
+    let (reply, quality) = tokio::sync::oneshot::channel();
+    let _ = shared.pacer.send(PacerCommand::Quality { id, reply });
+    if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(1), quality).await {
+        record.quality = q;
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });
     if we_hang_up {

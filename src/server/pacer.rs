@@ -9,7 +9,9 @@
 //! when it ends: the call task hears only about digits, the end of a prompt and a recording
 //! that is full, never about each packet. Two bridged legs (a caller and an agent) hear
 //! each other through `media::bridge`: what one sends is decoded, re-encoded for the other's
-//! codec (PCMU and PCMA legs talk to each other) and sent on the other's tick.
+//! codec (PCMU and PCMA legs talk to each other) and sent on the other's tick. Each leg's
+//! quality is counted as it arrives (`media::rtcp`); its RTCP socket (the RTP port + 1) is
+//! read as reports arrive, and every few seconds our report is sent.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
@@ -26,10 +28,12 @@ use crate::media::g711::Law;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
+use crate::media::rtcp::{self, Reception, ReportBlock, SenderReport};
 use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
 use crate::media::srtp::Srtp;
 use crate::media::stereo::{Side, Stereo};
 use crate::sip::sdp::Sdes;
+use crate::store::{CallQuality, LegQuality};
 
 use super::outbox::{self, Outbox};
 use super::rtp_io::{self, Batch, Poller};
@@ -129,6 +133,12 @@ pub enum PacerCommand {
         expects_media: bool,
         hold_music: Option<HoldMusic>,
     },
+    /// How the audio went on the caller's leg `id` and on every leg bridged to it: asked
+    /// as the call ends, before `Remove`.
+    Quality {
+        id: u64,
+        reply: oneshot::Sender<Option<CallQuality>>,
+    },
     /// The leg is over for good; its port stays bound a while longer (see [`LINGER`]).
     Remove {
         id: u64,
@@ -153,6 +163,148 @@ struct CallRecording {
 
 /// The tag of hold music played to a leg whose peer holds: no call task waits for its end.
 const HOLD_TAG: u64 = u64::MAX;
+
+/// Each leg sends its RTCP report this often (RFC 3550 §6.2: 5 s for a two-party call).
+const REPORT_EVERY_S: u64 = 5;
+/// RTCP datagrams read from one leg's socket in one pass, at most.
+const RTCP_READS: usize = 8;
+/// A leg's RTCP socket's key in the poller: the leg's id with this bit set.
+const RTCP_KEY: u64 = 1 << 63;
+
+/// A leg's call quality: what arrives from its far end, and what that end's RTCP says of
+/// what we send it.
+#[derive(Default)]
+struct Quality {
+    rx: Reception,
+    sent_packets: u32,
+    sent_octets: u32,
+    reports_sent: u32,
+    /// Our RTCP socket (the RTP port + 1); none for an SRTP leg (SRTCP is not spoken) or
+    /// when the port is taken.
+    socket: Option<UdpSocket>,
+    /// The far end's last sender report: its NTP time (middle 32 bits) and when it came.
+    their_report: Option<(u32, Instant)>,
+    far: Option<ReportBlock>,
+    rtt_ms: Option<f64>,
+    /// The caller's leg this one was bridged to: it is told this leg's figures as it goes.
+    reports_to: Option<u64>,
+    /// The figures of the legs bridged to this one that are gone, in the order they went.
+    past: Vec<(u64, LegQuality)>,
+}
+
+impl Quality {
+    fn figures(&self) -> LegQuality {
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        let expected = self.rx.expected();
+        LegQuality {
+            received: self.rx.received(),
+            lost: self.rx.lost(),
+            loss_pct: if expected == 0 {
+                0.0
+            } else {
+                round(self.rx.lost() as f64 * 100.0 / expected as f64)
+            },
+            jitter_ms: round(self.rx.jitter_ms()),
+            rtt_ms: self.rtt_ms.map(round),
+            far_loss_pct: self.far.map(|b| round(b.fraction_lost() * 100.0)),
+            far_jitter_ms: self.far.map(|b| round(b.jitter_ms())),
+        }
+    }
+
+    /// A leg's RTCP socket beside its RTP port, unless its audio is encrypted.
+    fn open_socket(rtp: &UdpSocket, srtp: bool) -> Option<UdpSocket> {
+        if srtp {
+            return None;
+        }
+        let a = rtp.local_addr().ok()?;
+        let s = UdpSocket::bind(SocketAddr::new(a.ip(), a.port().checked_add(1)?)).ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    }
+}
+
+/// Now on the NTP clock (RFC 3550 §4), as sender reports carry it.
+fn ntp_now() -> u64 {
+    const FROM_1900: u64 = 2_208_988_800;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rtcp::ntp_from_micros(
+        (since.as_secs() + FROM_1900) * 1_000_000 + u64::from(since.subsec_micros()),
+    )
+}
+
+/// Reads what a leg's far end reported by RTCP, as it arrives (the round trip counts from
+/// here); returns whether the socket was read empty.
+fn read_rtcp(leg: &mut Leg, stats: &PacerStats) -> bool {
+    let now = Instant::now();
+    let ntp = rtcp::ntp_middle(ntp_now());
+    let mut buf = [0u8; MAX_PACKET];
+    let q = &mut leg.quality;
+    let Some(socket) = &q.socket else {
+        return true;
+    };
+    for _ in 0..RTCP_READS {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            return true;
+        };
+        // Only the far end's (its address is the one the RTP latch learnt).
+        if from.ip() != leg.remote.ip() {
+            continue;
+        }
+        let Some(got) = rtcp::parse(&buf[..n]) else {
+            continue;
+        };
+        stats.rtcp_received.fetch_add(1, Ordering::Relaxed);
+        if let Some((_, at)) = got.sender {
+            q.their_report = Some((at, now));
+        }
+        if let Some(b) = got.blocks.iter().find(|b| b.ssrc == leg.stream.ssrc) {
+            q.far = Some(*b);
+            if let Some(rtt) = b.round_trip_ms(ntp) {
+                q.rtt_ms = Some(rtt);
+            }
+        }
+    }
+    false
+}
+
+/// Once a second: sends the legs whose turn it is our RTCP report.
+fn send_reports(legs: &mut BTreeMap<u64, Leg>, second: u64, stats: &PacerStats) {
+    let now = Instant::now();
+    let ntp = ntp_now();
+    for (&id, leg) in legs.iter_mut() {
+        let q = &mut leg.quality;
+        let Some(socket) = &q.socket else {
+            continue;
+        };
+        // The first as soon as the far end is known (its next report has our time in it),
+        // then every REPORT_EVERY_S.
+        let due = q.reports_sent == 0 || (second + id).is_multiple_of(REPORT_EVERY_S);
+        if !leg.latch.is_latched() || !due {
+            continue;
+        }
+        let (lsr, dlsr) = q.their_report.map_or((0, 0), |(at, when)| {
+            let held = now.saturating_duration_since(when).as_micros() as u64;
+            (at, ((held << 16) / 1_000_000) as u32)
+        });
+        let report = SenderReport {
+            ssrc: leg.stream.ssrc,
+            ntp,
+            rtp_timestamp: leg.stream.timestamp(),
+            packets: q.sent_packets,
+            octets: q.sent_octets,
+            block: q.rx.report(lsr, dlsr),
+            cname: "hotline",
+        }
+        .build();
+        let to = SocketAddr::new(leg.remote.ip(), leg.remote.port().wrapping_add(1));
+        if socket.send_to(&report, to).is_ok() {
+            q.reports_sent += 1;
+            stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 struct Leg {
     socket: Arc<UdpSocket>,
@@ -189,6 +341,7 @@ struct Leg {
     silent_ticks: u32,
     /// SRTP: what we send is protected, what arrives must authenticate.
     srtp: Option<Box<SrtpLeg>>,
+    quality: Quality,
 }
 
 /// A leg's two SRTP contexts, and the far end's key they were made with.
@@ -276,6 +429,8 @@ fn run(
     // Ended legs' sockets, until their LINGER is over, in the order they ended.
     let mut closing: VecDeque<(Instant, Arc<UdpSocket>)> = VecDeque::new();
     let mut start = Instant::now();
+    // Arrival times (for each leg's jitter) count from here.
+    let origin = start;
     let mut tick: u32 = 0;
     // Ticks since the loop started, never reset: the far ends' latches count in them.
     let mut clock: u64 = 0;
@@ -296,7 +451,14 @@ fn run(
                 break;
             }
             let wait_ms = (left - READ_GAP).as_millis() as i32;
-            received += receive_pass(&mut legs, &mut poller, &mut batch, wait_ms, clock, &stats);
+            received += receive_pass(
+                &mut legs,
+                &mut poller,
+                &mut batch,
+                wait_ms,
+                (clock, origin),
+                &stats,
+            );
             std::thread::sleep(READ_GAP.min(due.saturating_duration_since(Instant::now())));
         }
         let now = Instant::now();
@@ -325,7 +487,17 @@ fn run(
                 leg.check_silence(SILENCE_CHECK, limit);
             }
         }
-        received += receive_pass(&mut legs, &mut poller, &mut batch, 0, clock, &stats);
+        if clock.is_multiple_of(u64::from(SILENCE_CHECK)) {
+            send_reports(&mut legs, clock / u64::from(SILENCE_CHECK), &stats);
+        }
+        received += receive_pass(
+            &mut legs,
+            &mut poller,
+            &mut batch,
+            0,
+            (clock, origin),
+            &stats,
+        );
         relay(&mut legs, &mut pairs);
         // Sent in chunks with a read between them: on a busy line the sending takes a good
         // part of the tick, and a key press arriving meanwhile is read after one chunk rather
@@ -342,7 +514,14 @@ fn run(
                 Some(next) => from = next,
                 None => break,
             }
-            received += receive_pass(&mut legs, &mut poller, &mut batch, 0, clock, &stats);
+            received += receive_pass(
+                &mut legs,
+                &mut poller,
+                &mut batch,
+                0,
+                (clock, origin),
+                &stats,
+            );
         }
         let (sent, failed) = outbox.take_counts();
         stats.packets.fetch_add(sent, Ordering::Relaxed);
@@ -381,6 +560,8 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
             });
         if let Some(n) = n {
             outbox.push(&leg.socket, leg.remote, n);
+            leg.quality.sent_packets = leg.quality.sent_packets.wrapping_add(1);
+            leg.quality.sent_octets = leg.quality.sent_octets.wrapping_add(frame.len() as u32);
         }
     } else {
         leg.stream.skip(SAMPLES_PER_PACKET as u32);
@@ -398,7 +579,7 @@ fn receive_pass(
     poller: &mut Poller,
     batch: &mut Batch,
     wait_ms: i32,
-    now: u64,
+    (now, origin): (u64, Instant),
     stats: &PacerStats,
 ) -> u64 {
     let mut received = 0;
@@ -407,9 +588,20 @@ fn receive_pass(
     loop {
         let (ready, full) = poller.wait(wait_ms);
         wait_ms = 0;
+        // When this read's packets arrived, on the RTP clock (within the few milliseconds
+        // between reads).
+        let arrival = (origin.elapsed().as_micros() as u64).saturating_mul(8) / 1000;
         for &key in ready {
+            if key & RTCP_KEY != 0 {
+                if let Some(leg) = legs.get_mut(&(key & !RTCP_KEY))
+                    && !read_rtcp(leg, stats)
+                {
+                    again.push(key);
+                }
+                continue;
+            }
             if let Some(leg) = legs.get_mut(&key) {
-                let (n, emptied) = receive(leg, batch, now, stats);
+                let (n, emptied) = receive(leg, batch, (now, arrival), stats);
                 received += n;
                 if !emptied {
                     again.push(key);
@@ -431,12 +623,17 @@ const READS_PER_PASS: usize = 4;
 
 /// Reads what the caller sent since the last pass; returns how many packets, and whether the
 /// socket was read empty (the poller reports a socket again only when something new comes).
-fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u64, bool) {
+fn receive(
+    leg: &mut Leg,
+    batch: &mut Batch,
+    (now, arrival): (u64, u64),
+    stats: &PacerStats,
+) -> (u64, bool) {
     let mut received = 0;
     for _ in 0..READS_PER_PASS {
         rtp_io::receive(&leg.socket, batch);
         received += batch.len() as u64;
-        let (refused, srtp_refused) = take_batch(leg, batch, now);
+        let (refused, srtp_refused) = take_batch(leg, batch, (now, arrival));
         if refused > 0 {
             stats.refused.fetch_add(refused, Ordering::Relaxed);
         }
@@ -455,7 +652,7 @@ fn receive(leg: &mut Leg, batch: &mut Batch, now: u64, stats: &PacerStats) -> (u
 /// Handles what one read brought: keys, audio for the bridge, the recorder, the tone detector;
 /// only from the far end (see `media::latch`). Returns how many packets were refused, and how
 /// many of them failed SRTP's authentication.
-fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
+fn take_batch(leg: &mut Leg, batch: &Batch, (now, arrival): (u64, u64)) -> (u64, u64) {
     let mut refused = 0;
     let mut srtp_refused = 0;
     // Only an SRTP leg's packets are copied (to be decrypted): a plain leg allocates nothing.
@@ -495,6 +692,11 @@ fn take_batch(leg: &mut Leg, batch: &Batch, now: u64) -> (u64, u64) {
             }
         }
         leg.heard = true;
+        if !leg.filtered {
+            leg.quality
+                .rx
+                .on_packet(p.ssrc, p.sequence, p.timestamp, arrival, !keys);
+        }
         if leg.remote != leg.latch.remote() || !was_latched {
             leg.remote = leg.latch.remote();
             fit_filter(leg);
@@ -545,6 +747,10 @@ fn fit_filter(leg: &mut Leg) {
     }
     if drop {
         leg.filtered = rtp_io::drop_unheard_audio(&leg.socket, leg.telephone_event);
+        if leg.filtered {
+            // What the kernel drops now is not lost on the way.
+            leg.quality.rx.skip_gap();
+        }
     } else {
         rtp_io::keep_all_packets(&leg.socket);
         leg.filtered = false;
@@ -613,6 +819,27 @@ fn apply(
         } => {
             let listen_keys = keys == Keys::Caller;
             poller.add(&socket, id);
+            // The same leg again (new media): its figures go on, its RTCP socket too when
+            // the port is the same.
+            let mut quality = legs
+                .get_mut(&id)
+                .map(|l| std::mem::take(&mut l.quality))
+                .unwrap_or_default();
+            let rtcp_port = socket.local_addr().ok().map(|a| a.port().wrapping_add(1));
+            let same = quality
+                .socket
+                .as_ref()
+                .and_then(|s| s.local_addr().ok())
+                .map(|a| a.port());
+            if same.is_none() || same != rtcp_port || srtp.is_some() {
+                if let Some(old) = quality.socket.take() {
+                    poller.remove(&old);
+                }
+                quality.socket = Quality::open_socket(&socket, srtp.is_some());
+                if let Some(s) = &quality.socket {
+                    poller.add(s, id | RTCP_KEY);
+                }
+            }
             if srtp.is_some() {
                 stats.srtp_legs.fetch_add(1, Ordering::Relaxed);
             }
@@ -645,6 +872,7 @@ fn apply(
                     heard: false,
                     silent_ticks: 0,
                     srtp: srtp.as_ref().map(SrtpLeg::new),
+                    quality,
                 },
             ) {
                 // Same id again: the new socket was added above, the old one goes. A socket
@@ -744,6 +972,10 @@ fn apply(
         }
         PacerCommand::Bridge { a, b } => {
             if legs.contains_key(&a) && legs.contains_key(&b) {
+                // `a` is the caller's leg: the one the call's figures are asked of.
+                if let Some(leg) = legs.get_mut(&b) {
+                    leg.quality.reports_to = Some(a);
+                }
                 for (this, other) in [(a, b), (b, a)] {
                     if let Some(leg) = legs.get_mut(&this) {
                         leg.peer = Some(other);
@@ -785,9 +1017,35 @@ fn apply(
                 }
             }
         }
+        PacerCommand::Quality { id, reply } => {
+            let q = legs.get(&id).map(|l| {
+                let mut agents = l.quality.past.clone();
+                for (&other, o) in legs.iter() {
+                    if o.quality.reports_to == Some(id) && !agents.iter().any(|a| a.0 == other) {
+                        agents.push((other, o.quality.figures()));
+                    }
+                }
+                CallQuality {
+                    caller: l.quality.figures(),
+                    agents: agents.into_iter().map(|a| a.1).collect(),
+                }
+            });
+            let _ = reply.send(q);
+        }
         PacerCommand::Remove { id } => {
             let gone = legs.remove(&id);
             if let Some(l) = &gone {
+                if let Some(s) = &l.quality.socket {
+                    poller.remove(s);
+                }
+                stats
+                    .rtp_lost
+                    .fetch_add(l.quality.rx.lost(), Ordering::Relaxed);
+                if let Some(caller) = l.quality.reports_to.and_then(|c| legs.get_mut(&c)) {
+                    let past = &mut caller.quality.past;
+                    past.retain(|p| p.0 != id);
+                    past.push((id, l.quality.figures()));
+                }
                 poller.remove(&l.socket);
                 if rtp_io::queue_almost_nothing(&l.socket) {
                     closing.push_back((Instant::now() + LINGER, Arc::clone(&l.socket)));

@@ -299,6 +299,11 @@ pub struct PacerStats {
     pub srtp_refused: AtomicU64,
     /// Ticks that ran more than 5 ms after their time.
     pub late_ticks: AtomicU64,
+    /// RTP packets that never arrived (counted as each leg ends), and RTCP reports read and
+    /// sent.
+    pub rtp_lost: AtomicU64,
+    pub rtcp_received: AtomicU64,
+    pub rtcp_sent: AtomicU64,
 }
 
 /// The outcome of the last reload, for `GET /api/flows`.

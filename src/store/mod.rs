@@ -200,6 +200,35 @@ pub struct CallRecord {
     /// The conversation's recording, when its queue records.
     #[serde(default)]
     pub recording: Option<RecordingMeta>,
+    /// How the audio went on each leg, once the call ended.
+    #[serde(default)]
+    pub quality: Option<CallQuality>,
+}
+
+/// A call's audio quality (RFC 3550): the caller's leg, and each leg bridged to it (the
+/// agents, a transfer's target), in the order they left.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallQuality {
+    pub caller: LegQuality,
+    #[serde(default)]
+    pub agents: Vec<LegQuality>,
+}
+
+/// One leg: what arrived from its far end (packets, lost, interarrival jitter), and what
+/// that end said by RTCP of what we sent it (its loss and jitter, and the round trip).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LegQuality {
+    pub received: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    /// From its RTCP receiver reports, when it sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub far_loss_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub far_jitter_ms: Option<f64>,
 }
 
 /// A call's recording: where it is (relative to the data folder), how long, and whether
@@ -357,7 +386,7 @@ CREATE TABLE IF NOT EXISTS calls (
 ";
 
 /// Columns of `calls` added after the first release: older databases gain them in place.
-const CALL_COLUMNS: [(&str, &str); 16] = [
+const CALL_COLUMNS: [(&str, &str); 17] = [
     ("uid", "TEXT"),
     ("flow", "TEXT NOT NULL DEFAULT ''"),
     ("flow_version", "TEXT NOT NULL DEFAULT ''"),
@@ -374,9 +403,10 @@ const CALL_COLUMNS: [(&str, &str); 16] = [
     ("wrap_up", "TEXT"),
     ("transfers", "TEXT NOT NULL DEFAULT '[]'"),
     ("recording", "TEXT"),
+    ("quality", "TEXT"),
 ];
 
-const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up, transfers, recording FROM calls";
+const CALL_SELECT: &str = "SELECT call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, wrap_up, transfers, recording, quality FROM calls";
 
 fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
     let path: String = r.get(10)?;
@@ -410,6 +440,9 @@ fn call_from_row(r: &rusqlite::Row) -> rusqlite::Result<CallRecord> {
         transfers: serde_json::from_str(&r.get::<_, String>(23)?).unwrap_or_default(),
         recording: r
             .get::<_, Option<String>>(24)?
+            .and_then(|w| serde_json::from_str(&w).ok()),
+        quality: r
+            .get::<_, Option<String>>(25)?
             .and_then(|w| serde_json::from_str(&w).ok()),
     })
 }
@@ -726,9 +759,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, transfers, recording)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told, transfers = excluded.transfers, recording = excluded.recording",
+                "INSERT INTO calls (uid, call_id, caller, line, flow, flow_version, started, answered, human_offered_at, agent_answered_at, ended, path, steps, outcome, steps_to_human, seconds_to_human, escape_used, watchdog_used, agent, variables, end_reason, waits_told, probe, transfers, recording, quality)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+                 ON CONFLICT(uid) DO UPDATE SET answered = excluded.answered, human_offered_at = excluded.human_offered_at, agent_answered_at = excluded.agent_answered_at, ended = excluded.ended, path = excluded.path, steps = excluded.steps, outcome = excluded.outcome, steps_to_human = excluded.steps_to_human, seconds_to_human = excluded.seconds_to_human, escape_used = excluded.escape_used, watchdog_used = excluded.watchdog_used, agent = excluded.agent, variables = excluded.variables, end_reason = excluded.end_reason, waits_told = excluded.waits_told, transfers = excluded.transfers, recording = excluded.recording, quality = excluded.quality",
             )?;
             for (uid, c) in calls {
                 let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "[]".into());
@@ -740,6 +773,10 @@ impl Store {
                     .recording
                     .as_ref()
                     .and_then(|r| serde_json::to_string(r).ok());
+                let quality = c
+                    .quality
+                    .as_ref()
+                    .and_then(|q| serde_json::to_string(q).ok());
                 st.execute(params![
                     uid,
                     c.id,
@@ -766,6 +803,7 @@ impl Store {
                     c.probe,
                     transfers,
                     recording,
+                    quality,
                 ])?;
             }
         }
@@ -1083,6 +1121,7 @@ mod tests {
             wrap_up: None,
             transfers: Vec::new(),
             recording: None,
+            quality: None,
         }
     }
 

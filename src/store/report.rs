@@ -639,6 +639,7 @@ mod tests {
             wrap_up: None,
             transfers: Vec::new(),
             recording: None,
+            quality: None,
         }
     }
 

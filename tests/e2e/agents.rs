@@ -2614,8 +2614,13 @@ fn hotline_toml_reloads_without_disturbing_a_call() {
         &[],
     );
     assert!(r.ok, "{}", r.text);
-    eventually("the new line's call is on record", || {
-        json(&server, "/api/calls?line=newline")[0]["flow"] == "hold"
+    eventually("the new line's call is on record, ended", || {
+        let record = &json(&server, "/api/calls?line=newline")[0];
+        record["flow"] == "hold" && record["ended"].is_string()
+    });
+    // Carol was rung for that caller: she is free again once the ring is cancelled.
+    eventually("carol is available again", || {
+        agent(&json(&server, "/api/agents"), "carol")["state"] == "available"
     });
 
     // A duplicate agent id: refused whole, carol still serves.

@@ -761,6 +761,32 @@ fn an_agent_starts_pauses_and_resumes_her_calls_recording() {
         record = json(&server, "/api/calls?limit=1")[0].clone();
         record["recording"]["seconds"].is_number()
     });
+    // The call's quality: on loopback nothing is lost, and baresip's RTCP reports say how
+    // it hears us.
+    let q = &record["quality"];
+    assert!(q["caller"]["received"].as_u64().unwrap() > 100, "{q}");
+    assert_eq!(q["caller"]["lost"], 0, "{q}");
+    let agent = &q["agents"][0];
+    assert!(agent["received"].as_u64().unwrap() > 200, "{q}");
+    assert_eq!(agent["loss_pct"], 0.0, "{q}");
+    assert_eq!(
+        agent["far_loss_pct"], 0.0,
+        "baresip reported on our audio: {q}"
+    );
+    if let Some(rtt) = agent["rtt_ms"].as_f64() {
+        assert!(rtt < 50.0, "a loopback round trip: {q}");
+    }
+    let (_, metrics) = super::agents::http(&server, "GET", "/metrics", None, "");
+    let counter = |line: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{line} in\n{metrics}"))
+    };
+    assert!(counter("hotline_rtcp_reports_total{direction=\"received\"}") >= 1.0);
+    assert!(counter("hotline_rtcp_reports_total{direction=\"sent\"}") >= 1.0);
+    assert_eq!(counter("hotline_rtp_packets_lost_total"), 0.0);
     let meta = &record["recording"];
     let seconds = meta["seconds"].as_f64().unwrap();
     let paused = meta["paused_s"].as_f64().unwrap();
