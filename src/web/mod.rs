@@ -396,11 +396,15 @@ struct HistoryQuery {
 /// One earlier call of the caller, as the desk lists it.
 #[derive(serde::Serialize)]
 struct Earlier {
+    /// The call record's id (its recording is `/api/calls/{id}/recording`).
+    id: String,
     started: String,
     outcome: String,
     agent: Option<String>,
     wrap_up_code: Option<String>,
     note: Option<String>,
+    /// It was recorded and this viewer may listen (a supervisor, or an agent who took it).
+    recording: bool,
 }
 
 /// How far back the desk looks for a caller's earlier calls.
@@ -430,6 +434,7 @@ async fn history(
     let since =
         (crate::api::wall_now() - jiff::SignedDuration::from_hours(24 * HISTORY_DAYS)).to_string();
     let me = s.agent.clone();
+    let (viewer, supervisor) = (s.agent.clone(), s.supervisor);
     let found = with_store(&state, move |store| {
         let Some(this) = store.call(&call)? else {
             return Ok(None);
@@ -454,6 +459,11 @@ async fn history(
         .filter(|c| c.id != q.call)
         .take(10)
         .map(|c| Earlier {
+            recording: c.recording.is_some()
+                && (supervisor
+                    || c.agent.as_deref() == Some(viewer.as_str())
+                    || c.transfers.iter().any(|t| t.by == viewer)),
+            id: c.id,
             started: c.started,
             outcome: c.outcome.to_string(),
             agent: c.agent,

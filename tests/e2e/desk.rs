@@ -453,7 +453,9 @@ fn sse_until(server: &Server, extra: &str, needle: &str) -> String {
 /// the first, with its note, among their earlier calls.
 #[test]
 fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
-    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_AGENTS);
+    // Support records its calls: the earlier one plays on the card.
+    let recorded = DESK_AGENTS.replacen("wrap_up_s = 0\n", "wrap_up_s = 0\nrecord = \"on\"\n", 1);
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", &recorded);
     let ports = AgentPorts::take();
     let browser = Browser::open(server.ports.http);
     browser.log_in("alice", "alice-pw");
@@ -578,6 +580,25 @@ fn the_caller_card_shows_who_calls_and_the_wrap_up_is_kept_for_the_next_call() {
     assert!(
         history.contains("follow-up needed") && history.contains("with alice"),
         "{history}\n{}",
+        server.log()
+    );
+    // Its recording plays in the page: the player fetches the WAV with her login.
+    let played = run_js(
+        &browser,
+        r##"const a = document.querySelector("#caller-history audio");
+        if (!a) { done(null); } else {
+            fetch(a.src, { credentials: "same-origin" })
+                .then((r) => done([a.getAttribute("src"), r.status, r.headers.get("content-type")]));
+        }"##,
+    );
+    assert_eq!(
+        played,
+        serde_json::json!([
+            format!("/api/calls/{}/recording", id.replace('@', "%40")),
+            200,
+            "audio/wav"
+        ]),
+        "{}",
         server.log()
     );
     browser.screenshot("desk-returning-caller");

@@ -43,6 +43,14 @@
           note.textContent = c.note;
           li.appendChild(note);
         }
+        if (c.recording) {
+          // The conversation, for those who may hear it (the server checks again).
+          const audio = document.createElement("audio");
+          audio.controls = true;
+          audio.preload = "none";
+          audio.src = "/api/calls/" + encodeURIComponent(c.id) + "/recording";
+          li.appendChild(audio);
+        }
       }
     } catch (e) {
       clear(list);
