@@ -89,7 +89,7 @@ for n in "$@"; do
   pid=$(pgrep -P "$server" hotline || echo "$server")
   curl -sf -H 'Authorization: Bearer bench' -d '{"state":"not-ready","reason":"bench"}' \
     127.0.0.1:18080/api/agents/bob/state >/dev/null
-  dumpcap -q -i lo -f "udp and src portrange 20000-20199" -B 64 -w "$work/cap-$n.pcap" -P 2>/dev/null &
+  dumpcap -q -i lo -f "udp and src portrange 20000-20199 and udp[0:2] & 1 = 0" -B 64 -w "$work/cap-$n.pcap" -P 2>/dev/null &
   cap=$!
   sleep 1
   c0=$(cpu_ticks "$pid")

@@ -48,6 +48,9 @@ pub struct Stream {
     timestamp: u32,
     /// The next packet starts a talk spurt (RFC 3551: marker on the first packet).
     marker: bool,
+    /// Packets and payload bytes built so far, as a sender report counts them (wrapping).
+    packets: u32,
+    octets: u32,
 }
 
 impl Stream {
@@ -59,6 +62,8 @@ impl Stream {
             sequence,
             timestamp,
             marker: true,
+            packets: 0,
+            octets: 0,
         }
     }
 
@@ -86,7 +91,18 @@ impl Stream {
             .build_into(out)
             .ok()?;
         self.sequence = self.sequence.wrapping_add(1);
+        self.count(payload.len());
         Some(n)
+    }
+
+    fn count(&mut self, payload: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload as u32);
+    }
+
+    /// Packets and payload bytes sent, for RTCP (RFC 3550 §6.4.1; they wrap).
+    pub fn sent(&self) -> (u32, u32) {
+        (self.packets, self.octets)
     }
 
     fn build(
@@ -109,6 +125,7 @@ impl Stream {
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(samples);
         self.marker = false;
+        self.count(payload.len());
         Some(n)
     }
 
@@ -144,6 +161,7 @@ mod tests {
             (0, 65535, 4_294_967_200, 0xdead_beef, true)
         );
         assert_eq!(p.payload, &payload[..]);
+        assert_eq!(s.sent(), (1, 160), "what a sender report counts");
         let n = s.next_into(&payload, 160, &mut buf).unwrap();
         let p = parse(&buf[..n]).unwrap();
         assert_eq!(

@@ -176,8 +176,6 @@ const RTCP_KEY: u64 = 1 << 63;
 #[derive(Default)]
 struct Quality {
     rx: Reception,
-    sent_packets: u32,
-    sent_octets: u32,
     reports_sent: u32,
     /// Our RTCP socket (the RTP port + 1); none for an SRTP leg (SRTCP is not spoken) or
     /// when the port is taken.
@@ -269,40 +267,45 @@ fn read_rtcp(leg: &mut Leg, stats: &PacerStats) -> bool {
     false
 }
 
-/// Once a second: sends the legs whose turn it is our RTCP report.
-fn send_reports(legs: &mut BTreeMap<u64, Leg>, second: u64, stats: &PacerStats) {
+/// Sends the leg our RTCP report when it is its turn: the first within a second of the far
+/// end being known (its next report then has our time in it), then every `REPORT_EVERY_S`.
+/// Each leg's turn falls on its own tick (by its id), so the reports of many calls are
+/// spread over the interval instead of sent in one burst.
+fn send_report(id: u64, leg: &mut Leg, clock: u64, stats: &PacerStats) {
+    const TICKS_PER_S: u64 = SILENCE_CHECK as u64;
+    let phase = clock.wrapping_add(id);
+    // Most ticks end here, before the leg's figures are touched.
+    if !phase.is_multiple_of(TICKS_PER_S) {
+        return;
+    }
+    let q = &mut leg.quality;
+    let Some(socket) = &q.socket else {
+        return;
+    };
+    let due = q.reports_sent == 0 || phase.is_multiple_of(TICKS_PER_S * REPORT_EVERY_S);
+    if !due || !leg.latch.is_latched() {
+        return;
+    }
     let now = Instant::now();
     let ntp = ntp_now();
-    for (&id, leg) in legs.iter_mut() {
-        let q = &mut leg.quality;
-        let Some(socket) = &q.socket else {
-            continue;
-        };
-        // The first as soon as the far end is known (its next report has our time in it),
-        // then every REPORT_EVERY_S.
-        let due = q.reports_sent == 0 || (second + id).is_multiple_of(REPORT_EVERY_S);
-        if !leg.latch.is_latched() || !due {
-            continue;
-        }
-        let (lsr, dlsr) = q.their_report.map_or((0, 0), |(at, when)| {
-            let held = now.saturating_duration_since(when).as_micros() as u64;
-            (at, ((held << 16) / 1_000_000) as u32)
-        });
-        let report = SenderReport {
-            ssrc: leg.stream.ssrc,
-            ntp,
-            rtp_timestamp: leg.stream.timestamp(),
-            packets: q.sent_packets,
-            octets: q.sent_octets,
-            block: q.rx.report(lsr, dlsr),
-            cname: "hotline",
-        }
-        .build();
-        let to = SocketAddr::new(leg.remote.ip(), leg.remote.port().wrapping_add(1));
-        if socket.send_to(&report, to).is_ok() {
-            q.reports_sent += 1;
-            stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
-        }
+    let (lsr, dlsr) = q.their_report.map_or((0, 0), |(at, when)| {
+        let held = now.saturating_duration_since(when).as_micros() as u64;
+        (at, ((held << 16) / 1_000_000) as u32)
+    });
+    let report = SenderReport {
+        ssrc: leg.stream.ssrc,
+        ntp,
+        rtp_timestamp: leg.stream.timestamp(),
+        packets: leg.stream.sent().0,
+        octets: leg.stream.sent().1,
+        block: q.rx.report(lsr, dlsr),
+        cname: "hotline",
+    }
+    .build();
+    let to = SocketAddr::new(leg.remote.ip(), leg.remote.port().wrapping_add(1));
+    if socket.send_to(&report, to).is_ok() {
+        q.reports_sent += 1;
+        stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -487,9 +490,6 @@ fn run(
                 leg.check_silence(SILENCE_CHECK, limit);
             }
         }
-        if clock.is_multiple_of(u64::from(SILENCE_CHECK)) {
-            send_reports(&mut legs, clock / u64::from(SILENCE_CHECK), &stats);
-        }
         received += receive_pass(
             &mut legs,
             &mut poller,
@@ -508,6 +508,7 @@ fn run(
             for (key, leg) in legs.range_mut(from..).take(SEND_CHUNK) {
                 last = Some(*key);
                 send_frame(leg, &mut outbox);
+                send_report(*key, leg, clock, &stats);
             }
             outbox.flush();
             match last.and_then(|k| k.checked_add(1)) {
@@ -560,8 +561,6 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
             });
         if let Some(n) = n {
             outbox.push(&leg.socket, leg.remote, n);
-            leg.quality.sent_packets = leg.quality.sent_packets.wrapping_add(1);
-            leg.quality.sent_octets = leg.quality.sent_octets.wrapping_add(frame.len() as u32);
         }
     } else {
         leg.stream.skip(SAMPLES_PER_PACKET as u32);
