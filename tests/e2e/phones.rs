@@ -656,7 +656,6 @@ fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
 /// A POST from the desk page as its script sends it (session cookie and the page's CSRF
 /// token): (status, body).
 fn desk_post(server: &Server, cookie: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::Read;
     let (status, page) = get_bytes(server, "/desk", &format!("Cookie: {cookie}\r\n"));
     assert_eq!(status, 200);
     let page = String::from_utf8(page).unwrap();
@@ -665,19 +664,8 @@ fn desk_post(server: &Server, cookie: &str, path: &str, body: &str) -> (u16, Str
         .nth(1)
         .and_then(|t| t.split('"').next())
         .unwrap_or_else(|| panic!("no CSRF token on the desk:\n{page}"));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
-    (status, body)
+    let headers = format!("Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n");
+    super::agents::http_with(server, "POST", path, &headers, body)
 }
 
 /// The longest run of 100 ms blocks with nothing audible in it.

@@ -138,6 +138,23 @@ fn answers_then_refers_and_waits(rtp: u16, target: &str, trying: bool, outcome: 
     )
 }
 
+/// A caller on the agent line types 7 (their account), talks to whoever has them for `ms`,
+/// then hangs up; the call must go through.
+fn caller_talks(server: &Server, ports: &AgentPorts, ms: u32) {
+    let caller = server.sipp(
+        "caller",
+        &call(
+            "PCMU",
+            Some(ports.listen(1)),
+            &[pause(500), key('7'), pause(ms)],
+            CALLER_BYE,
+        ),
+        "agent",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+}
+
 /// Bob's phone rings for a caller Alice passed on: the INVITE says so, with what the caller
 /// told the line.
 const RINGS_AFTER_TRANSFER: &str = r#"  <recv request="INVITE" crlf="true">
@@ -181,18 +198,7 @@ fn an_agent_passes_a_caller_on_to_another_queue_by_refer() {
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
     register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
-    let caller = server.sipp(
-        "caller",
-        &call(
-            "PCMU",
-            Some(ports.listen(1)),
-            &[pause(500), key('7'), pause(9000)],
-            CALLER_BYE,
-        ),
-        "agent",
-        &[],
-    );
-    assert!(caller.ok, "{}", caller.text);
+    caller_talks(&server, &ports, 9000);
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "{}", alice.text);
     let bob = finish(&server, "bob_phone", bob);
@@ -235,18 +241,7 @@ fn a_transfer_to_no_such_queue_leaves_the_caller_with_the_agent() {
         &["-m", "1"],
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
-    let caller = server.sipp(
-        "caller",
-        &call(
-            "PCMU",
-            Some(ports.listen(1)),
-            &[pause(500), key('7'), pause(6000)],
-            CALLER_BYE,
-        ),
-        "agent",
-        &[],
-    );
-    assert!(caller.ok, "{}", caller.text);
+    caller_talks(&server, &ports, 6000);
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "{}", alice.text);
     std::thread::sleep(Duration::from_millis(200));
@@ -309,18 +304,7 @@ fn an_agent_passes_a_caller_on_to_another_agent_by_name() {
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
     register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
-    let caller = server.sipp(
-        "caller",
-        &call(
-            "PCMU",
-            Some(ports.listen(1)),
-            &[pause(500), key('7'), pause(9000)],
-            CALLER_BYE,
-        ),
-        "agent",
-        &[],
-    );
-    assert!(caller.ok, "{}", caller.text);
+    caller_talks(&server, &ports, 9000);
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "{}", alice.text);
     let bob = finish(&server, "bob_phone", bob);
@@ -373,18 +357,7 @@ fn a_transfer_the_other_agent_does_not_take_brings_the_caller_back() {
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
     register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
-    let caller = server.sipp(
-        "caller",
-        &call(
-            "PCMU",
-            Some(ports.listen(1)),
-            &[pause(500), key('7'), pause(9000)],
-            CALLER_BYE,
-        ),
-        "agent",
-        &[],
-    );
-    assert!(caller.ok, "{}", caller.text);
+    caller_talks(&server, &ports, 9000);
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "{}", alice.text);
     let bob = finish(&server, "bob_phone", bob);
@@ -461,18 +434,7 @@ fn an_agent_passes_a_caller_on_to_an_allowed_number_outside() {
         &["-m", "1"],
     );
     register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
-    let caller = server.sipp(
-        "caller",
-        &call(
-            "PCMU",
-            Some(ports.listen(1)),
-            &[pause(500), key('7'), pause(9000)],
-            CALLER_BYE,
-        ),
-        "agent",
-        &[],
-    );
-    assert!(caller.ok, "{}", caller.text);
+    caller_talks(&server, &ports, 9000);
     let alice = finish(&server, "alice_phone", alice);
     assert!(alice.ok, "{}", alice.text);
     let gateway = finish(&server, "gateway", gateway);
@@ -535,18 +497,7 @@ fn a_busy_or_forbidden_number_outside_leaves_the_caller_with_the_agent() {
             )
         });
         register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
-        let caller = server.sipp(
-            "caller",
-            &call(
-                "PCMU",
-                Some(ports.listen(1)),
-                &[pause(500), key('7'), pause(8000)],
-                CALLER_BYE,
-            ),
-            "agent",
-            &[],
-        );
-        assert!(caller.ok, "{}", caller.text);
+        caller_talks(&server, &ports, 8000);
         let alice = finish(&server, "alice_phone", alice);
         assert!(alice.ok, "{status}: {}\n{}", alice.text, server.log());
         if let Some(gateway) = gateway {
