@@ -186,6 +186,8 @@ struct Quality {
     rtt_ms: Option<f64>,
     /// The caller's leg this one was bridged to: it is told this leg's figures as it goes.
     reports_to: Option<u64>,
+    /// On a caller's leg: the legs bridged to it, in order (asked at the end if still here).
+    bridged: Vec<u64>,
     /// The figures of the legs bridged to this one that are gone, in the order they went.
     past: Vec<(u64, LegQuality)>,
 }
@@ -975,6 +977,11 @@ fn apply(
                 if let Some(leg) = legs.get_mut(&b) {
                     leg.quality.reports_to = Some(a);
                 }
+                if let Some(caller) = legs.get_mut(&a)
+                    && !caller.quality.bridged.contains(&b)
+                {
+                    caller.quality.bridged.push(b);
+                }
                 for (this, other) in [(a, b), (b, a)] {
                     if let Some(leg) = legs.get_mut(&this) {
                         leg.peer = Some(other);
@@ -1019,9 +1026,11 @@ fn apply(
         PacerCommand::Quality { id, reply } => {
             let q = legs.get(&id).map(|l| {
                 let mut agents = l.quality.past.clone();
-                for (&other, o) in legs.iter() {
-                    if o.quality.reports_to == Some(id) && !agents.iter().any(|a| a.0 == other) {
-                        agents.push((other, o.quality.figures()));
+                for other in &l.quality.bridged {
+                    if let Some(o) = legs.get(other)
+                        && !agents.iter().any(|a| a.0 == *other)
+                    {
+                        agents.push((*other, o.quality.figures()));
                     }
                 }
                 CallQuality {

@@ -324,6 +324,13 @@ fn an_agent_passes_a_caller_on_to_another_agent_by_name() {
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
     assert_eq!(record["end_reason"], "caller", "{record}");
+    // The call's quality names both agents' legs, Alice's first, each with what it sent.
+    let agents = record["quality"]["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{record}");
+    assert!(
+        agents.iter().all(|a| a["received"].as_u64() > Some(20)),
+        "{record}"
+    );
 }
 
 /// Bob's phone is busy when Alice passes her caller to him: Alice is told "480" and has
