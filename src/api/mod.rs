@@ -474,17 +474,19 @@ pub async fn with_store<T: Send + 'static>(
     }
 }
 
-/// A call's wrap-up note is the business of the agent who took it, supervisors and the API's
-/// token holder: anyone else gets the record without it.
-fn hide_wrap_up(
-    mut record: crate::store::CallRecord,
-    who: Option<&Who>,
-) -> crate::store::CallRecord {
-    let may = who.is_some_and(|w| {
-        w.sees_all() || (w.agent().is_some() && w.agent() == record.agent.as_deref())
+/// What agents wrote about a caller — the wrap-up note, the notes passed on with transfers —
+/// is the business of the agents who took the call, supervisors and the API's token holder:
+/// anyone else gets the record without it.
+fn hide_notes(mut record: crate::store::CallRecord, who: Option<&Who>) -> crate::store::CallRecord {
+    let me = who.and_then(Who::agent);
+    let took = me.is_some_and(|me| {
+        record.agent.as_deref() == Some(me) || record.transfers.iter().any(|t| t.by == me)
     });
-    if !may {
+    if !who.is_some_and(Who::sees_all) && !took {
         record.wrap_up = None;
+        for t in &mut record.transfers {
+            t.note = None;
+        }
     }
     record
 }
@@ -506,7 +508,7 @@ async fn call(
     {
         return error(StatusCode::FORBIDDEN, "not a call you took");
     }
-    Json(hide_wrap_up(record, who.as_ref())).into_response()
+    Json(hide_notes(record, who.as_ref())).into_response()
 }
 
 /// `GET /api/calls/{id}/recording`: the call's recorded conversation (WAV), for supervisors,
@@ -575,7 +577,7 @@ async fn calls(
     match with_store(&state, move |s| s.calls(&filter, limit)).await {
         Ok(rows) => Json(
             rows.into_iter()
-                .map(|r| hide_wrap_up(r, who.as_ref()))
+                .map(|r| hide_notes(r, who.as_ref()))
                 .collect::<Vec<_>>(),
         )
         .into_response(),

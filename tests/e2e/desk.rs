@@ -1038,6 +1038,14 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
         record["transfers"][0]["note"], "wants a refund <b>now</b>",
         "{record}"
     );
+    // What she wrote is not for an anonymous reader of the API.
+    let (_, body) = http(&server, "GET", "/api/calls?limit=1", None, "");
+    let anonymous: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(anonymous[0]["transfers"][0]["by"], "alice", "{anonymous}");
+    assert!(
+        anonymous[0]["transfers"][0]["note"].is_null(),
+        "{anonymous}"
+    );
     // (Its audio is checked with real phones in phones.rs: these send none.)
     assert!(
         record["recording"]["file"].is_string() && record["recording"]["complete"] == true,
