@@ -57,6 +57,8 @@ pub enum Action {
         max_wait_s: u32,
         announce_position_every_s: u32,
         offer_callback_after_s: u32,
+        /// The line's own recording rule, over the queue's.
+        record: Option<crate::config::RecordMode>,
     },
     Transfer {
         to: String,
@@ -725,6 +727,7 @@ impl<'a> Call<'a> {
                         max_wait_s: q.max_wait_s,
                         announce_position_every_s: q.announce_position_every_s,
                         offer_callback_after_s: q.offer_callback_after_s,
+                        record: q.record,
                     });
                     return;
                 }

@@ -50,6 +50,7 @@ on_exhausted = "agents"
 type = "queue"
 queue = "support"
 max_wait_s = 60
+record = "on-demand"
 on_timeout = "vm"
 
 [nodes.desk]
@@ -71,6 +72,30 @@ prompt = "callback_confirm"
 type = "hangup"
 prompt = "goodbye"
 "##;
+
+/// A line's own recording rule is one of the three; anything else is named where it is.
+#[test]
+fn a_queue_nodes_record_is_one_of_three() {
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    let bad = FLOW.replace("record = \"on-demand\"", "record = \"always\"");
+    load::load_text(&mut set, Path::new("flows/main.toml"), &bad, &mut diags);
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("record = "))
+        .map(|i| i as u32 + 1);
+    assert!(
+        diags.iter().any(
+            |d| d.message == "record = \"always\": one of off, on, on-demand"
+                && Some(d.pos.line) == line
+        ),
+        "{:?}",
+        diags
+            .iter()
+            .map(|d| (&d.message, d.pos.line))
+            .collect::<Vec<_>>()
+    );
+}
 
 fn set() -> FlowSet {
     let mut set = FlowSet::default();
@@ -141,7 +166,11 @@ fn a_menu_waits_for_its_timeout_after_the_prompt_then_retries_then_leaves() {
     call.handle(Event::PromptFinished, c.at(22.0));
     let out = call.handle(Event::Timeout, c.at(27.0));
     assert!(
-        matches!(&out[..], [Action::EnterQueue { queue, max_wait_s: 60, .. }] if queue == "support"),
+        matches!(
+            &out[..],
+            [Action::EnterQueue { queue, max_wait_s: 60, record: Some(crate::config::RecordMode::OnDemand), .. }]
+                if queue == "support"
+        ),
         "{out:?}"
     );
     assert_eq!(call.steps(), 3);

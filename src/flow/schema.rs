@@ -186,6 +186,13 @@ pub fn flow_schema() -> String {
                     ),
                 ),
                 (
+                    "record",
+                    json!({
+                        "enum": ["off", "on", "on-demand"],
+                        "description": "Whether this line's callers are recorded once an agent answers, over the queue's own record of hotline.toml (on-demand: once she asks)."
+                    }),
+                ),
+                (
                     "on_timeout",
                     target("After max_wait_s, or at once when no agent is logged in."),
                 ),

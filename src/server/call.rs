@@ -270,6 +270,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         max_wait_s,
                         announce_position_every_s,
                         offer_callback_after_s,
+                        record: line_record,
                     } => {
                         tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
                         tag += 1;
@@ -308,6 +309,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             call_id: call_id.clone(),
                             queue: name,
                             priority,
+                            record: line_record,
                             context: CallerContext {
                                 caller: caller.clone(),
                                 path: call.path().to_vec(),

@@ -55,6 +55,8 @@ pub enum SipCommand {
         call_id: String,
         queue: String,
         priority: u32,
+        /// The line's recording rule (its queue node's `record`), over the queue's.
+        record: Option<crate::config::RecordMode>,
         context: CallerContext,
     },
     /// The caller's wait ran out: the flow takes them on.
@@ -1248,8 +1250,9 @@ impl Signalling {
                 call_id,
                 queue,
                 priority,
+                record,
                 context,
-            } => self.enqueue(id, call_id, queue, priority, context, now),
+            } => self.enqueue(id, call_id, (queue, priority, record), context, now),
             SipCommand::LeaveQueue { id } => self.leave(id, now),
             SipCommand::QueueStatus { id, reply } => {
                 let _ = reply.send(self.queue_status(id, now));

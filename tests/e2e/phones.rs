@@ -837,7 +837,8 @@ fn an_agent_starts_pauses_and_resumes_her_calls_recording() {
     );
 }
 
-/// The support queue records its calls: the caller (speech) and baresip's agent (a 1 kHz
+/// The hold line records its callers (its queue node's `record = "on"`, over the support
+/// queue's own "off"): the caller (speech) and baresip's agent (a 1 kHz
 /// tone) end up in one stereo WAV, the caller left and the agent right, as long as they
 /// talked; the record says where, how long and that it is complete. The file is served to
 /// the API's token and to the agent who took the call; another agent gets 403, nobody 401.
@@ -845,8 +846,22 @@ fn an_agent_starts_pauses_and_resumes_her_calls_recording() {
 fn a_recorded_queue_keeps_both_sides_in_one_stereo_file_for_those_allowed() {
     let server = Server::start_full(
         "answer_after_ms = 100\nshutdown_grace_s = 2",
-        "[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nskills = { support = 1 }\n\n[[agents]]\nid = \"bob\"\npassword = \"bob-pw\"\nskills = { billing = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\nring_timeout_s = 15\nwrap_up_s = 0\nrecord = \"on\"\n\n[[queues]]\nname = \"billing\"\nskills = [\"billing\"]\n",
+        "[[agents]]\nid = \"alice\"\npassword = \"alice-pw\"\nskills = { support = 1 }\n\n[[agents]]\nid = \"bob\"\npassword = \"bob-pw\"\nskills = { billing = 1 }\n\n[[queues]]\nname = \"support\"\nskills = [\"support\"]\nring_timeout_s = 15\nwrap_up_s = 0\n\n[[queues]]\nname = \"billing\"\nskills = [\"billing\"]\n",
     );
+    // Support does not record; this line's queue node does, for its callers.
+    let hold = server.path().join("flows/hold.toml");
+    let flow = std::fs::read_to_string(&hold).unwrap();
+    let before = json(&server, "/api/flows")["last_reload"]["at"].clone();
+    std::fs::write(
+        &hold,
+        flow.replace("max_wait_s = 60\n", "max_wait_s = 60\nrecord = \"on\"\n"),
+    )
+    .unwrap();
+    server.signal("-HUP");
+    super::agents::eventually("the line's flow reloads", || {
+        json(&server, "/api/flows")["last_reload"]["at"] != before
+    });
+    assert_eq!(json(&server, "/api/flows")["last_reload"]["ok"], true);
     let base = Ports::take().sip;
     let phone = Baresip::start(&server, "alice", "alice-pw", base);
     let base = base + 40;

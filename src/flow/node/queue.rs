@@ -12,6 +12,8 @@ pub struct Queue {
     pub max_wait_s: u32,
     pub announce_position_every_s: u32,
     pub offer_callback_after_s: u32,
+    /// Whether this line's callers are recorded, over the queue's own `record`.
+    pub record: Option<crate::config::RecordMode>,
     pub on_timeout: Option<Target>,
 }
 
@@ -23,6 +25,22 @@ impl Queue {
             max_wait_s: f.number("max_wait_s", 600, 86_400),
             announce_position_every_s: f.number("announce_position_every_s", 0, 86_400),
             offer_callback_after_s: f.number("offer_callback_after_s", 0, 86_400),
+            record: f.string("record").and_then(|(v, pos)| {
+                use crate::config::RecordMode;
+                match v.as_str() {
+                    "off" => Some(RecordMode::Off),
+                    "on" => Some(RecordMode::On),
+                    "on-demand" => Some(RecordMode::OnDemand),
+                    _ => {
+                        let shown: String = v.chars().take(40).collect();
+                        f.error(
+                            pos,
+                            format!("record = \"{shown}\": one of off, on, on-demand"),
+                        );
+                        None
+                    }
+                }
+            }),
             on_timeout: f.required_target("on_timeout", at),
         }
     }

@@ -51,6 +51,8 @@ pub(super) struct Waiting {
     /// she wrote for the next one.
     pub(super) transferred_by: Option<String>,
     pub(super) note: Option<String>,
+    /// The line's recording rule, over its queue's (for the whole call, transfers too).
+    pub(super) record: Option<RecordMode>,
     pub(super) callback: Option<super::callbacks::Callback>,
 }
 
@@ -736,8 +738,7 @@ impl Signalling {
         &mut self,
         id: u64,
         call_id: String,
-        queue: String,
-        priority: u32,
+        (queue, priority, record): (String, u32, Option<RecordMode>),
         context: CallerContext,
         now: Instant,
     ) {
@@ -772,6 +773,7 @@ impl Signalling {
                 connected: None,
                 transferred_by: None,
                 note: None,
+                record,
                 callback: None,
             },
         );
@@ -1119,7 +1121,9 @@ impl Signalling {
         if let Some(to_call) = &w.to_call {
             let _ = to_call.send(CallInput::AgentAnswered {
                 agent: self.agents.ids[agent].clone(),
-                record: self.agents.record_mode(&w.queue),
+                record: w
+                    .record
+                    .unwrap_or_else(|| self.agents.record_mode(&w.queue)),
             });
         }
     }

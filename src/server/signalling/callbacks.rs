@@ -142,6 +142,7 @@ impl Signalling {
                 connected: None,
                 transferred_by: None,
                 note: None,
+                record: None,
                 callback: Some(Callback {
                     row,
                     attempts,
@@ -206,6 +207,7 @@ impl Signalling {
                 connected: None,
                 transferred_by: None,
                 note: None,
+                record: None,
                 callback: Some(Callback {
                     row: NOT_STORED,
                     attempts: MAX_ATTEMPTS - 1,

@@ -416,7 +416,9 @@ impl Signalling {
             self.switch.notify(leg, status.0, status.1, now);
         }
         let mode = match self.agents.waiting.get(&call) {
-            Some(w) => self.agents.record_mode(&w.queue),
+            Some(w) => w
+                .record
+                .unwrap_or_else(|| self.agents.record_mode(&w.queue)),
             None => return,
         };
         let Some(w) = self.agents.waiting.get_mut(&call) else {
