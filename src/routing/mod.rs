@@ -747,15 +747,7 @@ impl Router {
                         told: Pending::default(),
                     },
                 );
-                self.agents[agent].last_rung = self.seq;
-                self.set_state(agent, AgentState::Ringing, now, &mut out);
-                self.agents[agent].call = Some(call);
-                self.ring_deadlines.insert((until, call, agent));
-                out.push(RouterAction::Ring {
-                    call,
-                    agent,
-                    callback: true,
-                });
+                self.ring(call, agent, (until, true), now, &mut out);
             }
             RouterEvent::ToCallback { call } => {
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -957,16 +949,7 @@ impl Router {
                     to: agent,
                     until,
                 };
-                self.seq += 1;
-                self.agents[agent].last_rung = self.seq;
-                self.set_state(agent, AgentState::Ringing, now, &mut out);
-                self.agents[agent].call = Some(call);
-                self.ring_deadlines.insert((until, call, agent));
-                out.push(RouterAction::Ring {
-                    call,
-                    agent,
-                    callback: false,
-                });
+                self.ring(call, agent, (until, false), now, &mut out);
             }
             RouterEvent::Requeue { call } => {
                 let Some(c) = self.calls.get_mut(&call) else {
@@ -1246,18 +1229,31 @@ impl Router {
                 };
             }
             for a in pick {
-                self.seq += 1;
-                self.agents[a].last_rung = self.seq;
-                self.set_state(a, AgentState::Ringing, now, out);
-                self.agents[a].call = Some(call);
-                self.ring_deadlines.insert((until, call, a));
-                out.push(RouterAction::Ring {
-                    call,
-                    agent: a,
-                    callback,
-                });
+                self.ring(call, a, (until, callback), now, out);
             }
         }
+    }
+
+    /// Rings `agent` for `call` until `until` (for a callback or not): the agent is ringing
+    /// for it, its deadline is kept, and the phone is told.
+    fn ring(
+        &mut self,
+        call: CallId,
+        agent: AgentId,
+        (until, callback): (Instant, bool),
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        self.seq += 1;
+        self.agents[agent].last_rung = self.seq;
+        self.set_state(agent, AgentState::Ringing, now, out);
+        self.agents[agent].call = Some(call);
+        self.ring_deadlines.insert((until, call, agent));
+        out.push(RouterAction::Ring {
+            call,
+            agent,
+            callback,
+        });
     }
 
     /// A connected call ended: wrap-up, then what the agent asked for meanwhile.
