@@ -1151,6 +1151,7 @@ impl Signalling {
             .transfers
             .get_mut(&call)
             .and_then(|t| t.by.as_mut())
+            .map(|by| &mut by.passer)
             .filter(|by| by.leg == leg_id)
         {
             // She hung up while the number she passed the caller on to rings: the caller is
@@ -1159,11 +1160,11 @@ impl Signalling {
             return;
         }
         if let Some(pass) = self.agents.passes.get_mut(&call)
-            && pass.leg == leg_id
+            && pass.by.leg == leg_id
         {
             // She hung up while her colleague rings: the caller is his or, if he does not
             // answer, first in line again.
-            pass.gone = true;
+            pass.by.gone = true;
             return;
         }
         if kind == LegKind::Agent

@@ -28,17 +28,22 @@ use crate::routing::{AgentId, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 
-/// A caller one agent passes on to another, while he rings.
-pub(in crate::server) struct Pass {
-    /// The passing agent's leg: told how it goes, and the caller's way back.
+/// The agent passing her caller on, while whoever she passes them to rings.
+pub(in crate::server) struct Passer {
+    /// Her leg: told how it goes, and the caller's way back.
     pub leg: String,
-    pub from: AgentId,
-    pub to: AgentId,
+    pub agent: AgentId,
     /// Her phone hung up meanwhile.
     pub gone: bool,
     /// Asked by REFER (her phone is told by NOTIFY), else from the desk (her phone is hung
-    /// up once he answers).
+    /// up once the caller is taken).
     pub refer: bool,
+}
+
+/// A caller one agent passes on to another, while he rings.
+pub(in crate::server) struct Pass {
+    pub by: Passer,
+    pub to: AgentId,
 }
 
 /// How long a number outside an agent passes her caller on to may ring.
@@ -249,11 +254,13 @@ impl Signalling {
         self.agents.passes.insert(
             call,
             Pass {
-                leg: leg_id.to_string(),
-                from,
+                by: Passer {
+                    leg: leg_id.to_string(),
+                    agent: from,
+                    gone: false,
+                    refer,
+                },
                 to: target,
-                gone: false,
-                refer,
             },
         );
         self.route(
@@ -340,10 +347,12 @@ impl Signalling {
                 leg: None,
                 next_hop: (target.host.clone(), target.port),
                 by: Some(super::transfers::PassedBy {
-                    leg: leg_id.to_string(),
-                    agent: from,
-                    gone: false,
-                    refer,
+                    passer: Passer {
+                        leg: leg_id.to_string(),
+                        agent: from,
+                        gone: false,
+                        refer,
+                    },
                     shown: shown.clone(),
                 }),
             },
@@ -375,11 +384,11 @@ impl Signalling {
             };
             match self.agents.router.connected_agent(call) {
                 // The caller's leg is bridged to his by `agent_answered`.
-                Some(a) if a == pass.to && pass.refer => {
-                    self.switch.notify(&pass.leg, 200, "OK", now)
+                Some(a) if a == pass.to && pass.by.refer => {
+                    self.switch.notify(&pass.by.leg, 200, "OK", now)
                 }
-                Some(a) if a == pass.to => self.hang_up_leg(&pass.leg, now),
-                Some(a) if a == pass.from => self.pass_failed(call, pass, now),
+                Some(a) if a == pass.to => self.hang_up_leg(&pass.by.leg, now),
+                Some(a) if a == pass.by.agent => self.pass_failed(call, pass, now),
                 // The caller left meanwhile.
                 _ => {}
             }
@@ -391,29 +400,28 @@ impl Signalling {
     fn pass_failed(&mut self, call: u64, pass: Pass, now: Instant) {
         let to = self.agents.ids[pass.to].clone();
         let status = (480, "Temporarily Unavailable");
-        self.give_back(
-            call, &pass.leg, pass.from, pass.gone, pass.refer, status, &to, now,
-        );
+        self.give_back(call, &pass.by, status, &to, now);
     }
 
     /// Whom the caller was passed on to (`to`) did not take them: back to the agent who
-    /// passed them on (her leg `leg`), or, if she is gone, first in line in their queue.
-    /// Her phone hears `status` when she asked by REFER.
-    #[allow(clippy::too_many_arguments)]
+    /// passed them on, or, if she is gone, first in line in their queue. Her phone hears
+    /// `status` when she asked by REFER.
     pub(super) fn give_back(
         &mut self,
         call: u64,
-        leg: &str,
-        from: AgentId,
-        gone: bool,
-        refer: bool,
+        passer: &Passer,
         status: (u16, &str),
         to: &str,
         now: Instant,
     ) {
-        let by = self.agents.ids.get(from).cloned().unwrap_or_default();
-        if refer && !gone {
-            self.switch.notify(leg, status.0, status.1, now);
+        let by = self
+            .agents
+            .ids
+            .get(passer.agent)
+            .cloned()
+            .unwrap_or_default();
+        if passer.refer && !passer.gone {
+            self.switch.notify(&passer.leg, status.0, status.1, now);
         }
         let mode = match self.agents.waiting.get(&call) {
             Some(w) => w
@@ -424,7 +432,7 @@ impl Signalling {
         let Some(w) = self.agents.waiting.get_mut(&call) else {
             return;
         };
-        let leg = self.agents.legs.get(leg).filter(|_| !gone);
+        let leg = self.agents.legs.get(&passer.leg).filter(|_| !passer.gone);
         match (leg, &w.to_call) {
             (Some(leg), Some(to_call)) => {
                 tracing::info!(

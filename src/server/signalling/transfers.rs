@@ -39,14 +39,8 @@ pub(in crate::server) struct Transfer {
 
 /// The agent who passes her caller on to a number outside, while it rings.
 pub(in crate::server) struct PassedBy {
-    /// Her leg: told how it goes (NOTIFY), and the caller's way back.
-    pub leg: String,
-    pub agent: crate::routing::AgentId,
-    /// Her phone hung up meanwhile.
-    pub gone: bool,
-    /// Asked by REFER, else from the desk.
-    pub refer: bool,
-    /// The number (or URI) as the record and the desk show it.
+    pub passer: super::refers::Passer,
+    /// The number as the record and the desk show it.
     pub shown: String,
 }
 
@@ -211,7 +205,7 @@ impl Signalling {
         tracing::info!(to = t.uri, %target, caller_call = t.call_id, "transferring the caller");
         if let (Some(by), Some(c)) = (&t.by, dial.context.as_mut()) {
             // Whoever answers at a PBX of ours is told who passed the caller on.
-            c.transferred_by = self.agents.ids.get(by.agent).cloned();
+            c.transferred_by = self.agents.ids.get(by.passer.agent).cloned();
         }
         let media = self.media_for(&mut dial, &socket);
         let leg_id = self.switch.transfer(id, dial, ring_timeout, now);
@@ -257,7 +251,8 @@ impl Signalling {
         let _ = t.to_call.send(CallInput::PassedOutside {
             to: by.shown.clone(),
         });
-        let (leg, gone, refer) = (by.leg.clone(), by.gone, by.refer);
+        let p = &by.passer;
+        let (leg, gone, refer) = (p.leg.clone(), p.gone, p.refer);
         if let Some(t) = self.agents.transfers.get_mut(&call) {
             t.by = None; // settled: from now on it is an ordinary transfer leg
         }
@@ -294,16 +289,7 @@ impl Signalling {
                 } else {
                     480
                 };
-                self.give_back(
-                    call,
-                    &by.leg,
-                    by.agent,
-                    by.gone,
-                    by.refer,
-                    (code, reason),
-                    &by.shown,
-                    now,
-                );
+                self.give_back(call, &by.passer, (code, reason), &by.shown, now);
             }
         }
     }
