@@ -13,6 +13,8 @@ mod carrier;
 mod common;
 #[path = "e2e/desk.rs"]
 mod desk;
+#[path = "e2e/linphone.rs"]
+mod linphone;
 #[path = "e2e/nat.rs"]
 mod nat;
 #[path = "e2e/operations.rs"]

@@ -791,18 +791,14 @@ fn a_refer_from_the_phone_is_accepted_reported_and_its_progress_notified() {
         }
         r
     };
-    // No Refer-To, or an attended transfer: refused, nothing reported.
+    // No Refer-To, or a Replaces without its tags: refused, nothing reported.
     let bad = refer(&sim, 2, None);
     sim.deliver(bad, phone(DESK));
-    let attended = refer(
-        &sim,
-        3,
-        Some("<sip:bob@hotline.test?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-    );
+    let attended = refer(&sim, 3, Some("<sip:bob@hotline.test?Replaces=abc>"));
     sim.deliver(attended, phone(DESK));
     assert_eq!(
         sim.responses(phone(DESK)),
-        [(400, "2 REFER".to_string()), (501, "3 REFER".to_string())]
+        [(400, "2 REFER".to_string()), (400, "3 REFER".to_string())]
     );
     assert!(sim.take_events().is_empty());
     // A blind transfer to the billing queue: 202, and its user hears of it.
@@ -813,7 +809,8 @@ fn a_refer_from_the_phone_is_accepted_reported_and_its_progress_notified() {
         sim.take_events(),
         [Event::Referred {
             leg: leg.clone(),
-            to: "sip:billing@hotline.test".into()
+            to: "sip:billing@hotline.test".into(),
+            replaces: None,
         }]
     );
     // Its progress, then its end: NOTIFYs in the dialog with the status as a sipfrag.
@@ -843,6 +840,28 @@ fn a_refer_from_the_phone_is_accepted_reported_and_its_progress_notified() {
     sim.switch.notify(&leg, 200, "OK", sim.now);
     sim.pump();
     assert_eq!(sim.sent(phone(DESK), "NOTIFY").len(), 2);
+    // An attended transfer: the dialog it replaces comes with it, the address without it.
+    let attended = refer(
+        &sim,
+        5,
+        Some("<sip:bob@hotline.test?Replaces=abc%40desk%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    );
+    sim.deliver(attended, phone(DESK));
+    assert_eq!(sim.responses(phone(DESK))[3], (202, "5 REFER".to_string()));
+    let replaces = hotline::sip::replaces::Replaces {
+        call_id: "abc@desk".into(),
+        to_tag: "1".into(),
+        from_tag: "2".into(),
+        early_only: false,
+    };
+    assert_eq!(
+        sim.take_events(),
+        [Event::Referred {
+            leg: leg.clone(),
+            to: "sip:bob@hotline.test".into(),
+            replaces: Some(replaces),
+        }]
+    );
     // The phone was to hang up once told; it has not after 10 s, so it is hung up.
     sim.advance(9_000);
     assert!(sim.sent(phone(DESK), "BYE").is_empty());

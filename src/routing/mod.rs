@@ -208,6 +208,23 @@ pub enum RouterEvent {
         call: CallId,
         agent: AgentId,
     },
+    /// The agent calls another agent about her caller first (an attended transfer): he is
+    /// rung as for `PassTo`; once he answers, both are busy with the call and she still has
+    /// it, until `Complete` gives it to him or `EndConsult` ends their talk.
+    Consult {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// The consulted agent takes the caller (she completed the transfer): the call is his,
+    /// she wraps up.
+    Complete {
+        call: CallId,
+    },
+    /// The consultation ended without a transfer (either hung up, or he did not answer):
+    /// the call is hers alone again; he is free.
+    EndConsult {
+        call: CallId,
+    },
     /// The call's agent is gone (her phone hung up while she passed the caller on): the
     /// caller waits first in line in their queue, and she wraps up.
     Requeue {
@@ -255,13 +272,26 @@ enum CallState {
         agent: AgentId,
         since: Instant,
     },
-    /// Connected to `from`, who passes the caller on to `to`, rung until `until`.
+    /// Connected to `from`, who passes the caller on to `to`, rung until `until` — or,
+    /// for a consultation he answered, talking to him.
     Passing {
         from: AgentId,
         since: Instant,
         to: AgentId,
         until: Instant,
+        kind: PassKind,
     },
+}
+
+/// How a call is being passed from one agent to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    /// He rings; answering takes the caller.
+    Blind,
+    /// He rings for a talk with her first.
+    Consult,
+    /// He answered her: they talk, the caller waits with her.
+    Consulting,
 }
 
 #[derive(Debug, Clone)]
@@ -549,10 +579,18 @@ impl Router {
         }
     }
 
-    /// The agent rung for a call its agent passes on.
+    /// The agent rung for a call its agent passes on (or consulted about it).
     pub fn passing_to(&self, call: CallId) -> Option<AgentId> {
         match self.calls.get(&call)?.state {
             CallState::Passing { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    /// How the call is being passed on, while it is.
+    pub fn pass_kind(&self, call: CallId) -> Option<PassKind> {
+        match self.calls.get(&call)?.state {
+            CallState::Passing { kind, .. } => Some(kind),
             _ => None,
         }
     }
@@ -811,10 +849,9 @@ impl Router {
                         since,
                         to,
                         until,
+                        kind,
                     } => {
-                        self.ring_deadlines.remove(&(until, call, to));
-                        self.stop_ringing(call, to, false, &mut out);
-                        self.set_state(to, AgentState::Available, now, &mut out);
+                        self.release_consulted(call, to, until, kind, now, &mut out);
                         self.finish(c.queue, from, since, now, &mut out);
                     }
                 }
@@ -828,9 +865,24 @@ impl Router {
                     since,
                     to,
                     until,
+                    kind,
                 } = c.state
                 {
-                    if to != agent {
+                    if to != agent || kind == PassKind::Consulting {
+                        return out;
+                    }
+                    if kind == PassKind::Consult {
+                        // They talk first; the caller stays hers.
+                        c.state = CallState::Passing {
+                            from,
+                            since,
+                            to,
+                            until,
+                            kind: PassKind::Consulting,
+                        };
+                        self.ring_deadlines.remove(&(until, call, to));
+                        self.set_state(agent, AgentState::Busy, now, &mut out);
+                        self.agents[agent].call = Some(call);
                         return out;
                     }
                     c.state = CallState::Connected { agent, since: now };
@@ -889,15 +941,9 @@ impl Router {
                         since,
                         to,
                         until,
+                        kind,
                     } => {
-                        self.ring_deadlines.remove(&(until, call, to));
-                        out.push(RouterAction::CancelRing {
-                            call,
-                            agent: to,
-                            elsewhere: false,
-                        });
-                        self.agents[to].call = None;
-                        self.set_state(to, AgentState::Available, now, &mut out);
+                        self.release_consulted(call, to, until, kind, now, &mut out);
                         self.finish(c.queue, from, since, now, &mut out);
                     }
                     // Ended is for a connected call; anything else stays as it was.
@@ -929,27 +975,48 @@ impl Router {
                 self.dispatch(queue, now, &mut out);
             }
             RouterEvent::PassTo { call, agent } => {
-                let free = self
-                    .agents
-                    .get(agent)
-                    .is_some_and(|a| a.state == AgentState::Available && !a.retired);
-                let Some(c) = self.calls.get_mut(&call).filter(|_| free) else {
+                self.pass(call, agent, PassKind::Blind, now, &mut out)
+            }
+            RouterEvent::Consult { call, agent } => {
+                self.pass(call, agent, PassKind::Consult, now, &mut out)
+            }
+            RouterEvent::Complete { call } => {
+                let Some(c) = self.calls.get_mut(&call) else {
                     return out;
                 };
-                let CallState::Connected { agent: from, since } = c.state else {
-                    return out;
-                };
-                if from == agent {
-                    return out;
-                }
-                let until = now + self.queues[c.queue].config.ring_timeout;
-                c.state = CallState::Passing {
+                let CallState::Passing {
                     from,
                     since,
-                    to: agent,
-                    until,
+                    to,
+                    kind: PassKind::Consulting,
+                    ..
+                } = c.state
+                else {
+                    return out;
                 };
-                self.ring(call, agent, (until, false), now, &mut out);
+                c.state = CallState::Connected {
+                    agent: to,
+                    since: now,
+                };
+                let queue = c.queue;
+                self.finish(queue, from, since, now, &mut out);
+            }
+            RouterEvent::EndConsult { call } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return out;
+                };
+                let CallState::Passing {
+                    from,
+                    since,
+                    to,
+                    until,
+                    kind: kind @ (PassKind::Consult | PassKind::Consulting),
+                } = c.state
+                else {
+                    return out;
+                };
+                c.state = CallState::Connected { agent: from, since };
+                self.release_consulted(call, to, until, kind, now, &mut out);
             }
             RouterEvent::Requeue { call } => {
                 let Some(c) = self.calls.get_mut(&call) else {
@@ -972,6 +1039,64 @@ impl Router {
         out
     }
 
+    /// Rings `agent`, if available, for the call its agent passes on (`kind`).
+    fn pass(
+        &mut self,
+        call: CallId,
+        agent: AgentId,
+        kind: PassKind,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        let free = self
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.state == AgentState::Available && !a.retired);
+        let Some(c) = self.calls.get_mut(&call).filter(|_| free) else {
+            return;
+        };
+        let CallState::Connected { agent: from, since } = c.state else {
+            return;
+        };
+        if from == agent {
+            return;
+        }
+        let until = now + self.queues[c.queue].config.ring_timeout;
+        c.state = CallState::Passing {
+            from,
+            since,
+            to: agent,
+            until,
+            kind,
+        };
+        self.ring(call, agent, (until, false), now, out);
+    }
+
+    /// The agent a call is passed to no longer is, the call being over or staying with
+    /// her: his ring is cancelled, or their talk is over; he is free (or what he asked for
+    /// meanwhile).
+    fn release_consulted(
+        &mut self,
+        call: CallId,
+        to: AgentId,
+        until: Instant,
+        kind: PassKind,
+        now: Instant,
+        out: &mut Vec<RouterAction>,
+    ) {
+        self.agents[to].call = None;
+        if kind == PassKind::Consulting {
+            return self.after_wrap_up(to, now, out);
+        }
+        self.ring_deadlines.remove(&(until, call, to));
+        out.push(RouterAction::CancelRing {
+            call,
+            agent: to,
+            elsewhere: false,
+        });
+        self.set_state(to, AgentState::Available, now, out);
+    }
+
     /// The agent a call was passed to did not take it: it is the first agent's again.
     fn pass_back(&mut self, call: CallId) {
         if let Some(c) = self.calls.get_mut(&call)
@@ -984,7 +1109,9 @@ impl Router {
     fn ringing(&self, call: CallId, agent: AgentId) -> bool {
         match self.calls.get(&call).map(|c| &c.state) {
             Some(CallState::Ringing { agents, .. }) => agents.contains(&agent),
-            Some(CallState::Passing { to, .. }) => *to == agent,
+            Some(CallState::Passing { to, kind, .. }) => {
+                *to == agent && *kind != PassKind::Consulting
+            }
             _ => false,
         }
     }
@@ -992,7 +1119,8 @@ impl Router {
     /// Forgets the ring timer of one agent for a call.
     fn unring(&mut self, call: CallId, agent: AgentId) {
         let until = match self.calls.get(&call).map(|c| &c.state) {
-            Some(CallState::Ringing { until, .. } | CallState::Passing { until, .. }) => *until,
+            Some(CallState::Ringing { until, .. }) => *until,
+            Some(CallState::Passing { until, kind, .. }) if *kind != PassKind::Consulting => *until,
             _ => return,
         };
         self.ring_deadlines.remove(&(until, call, agent));

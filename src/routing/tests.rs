@@ -742,6 +742,9 @@ enum Op {
     End(usize),
     Transfer(usize, usize),
     PassTo(usize, usize),
+    Consult(usize, usize),
+    Complete(usize),
+    EndConsult(usize),
     Requeue(usize),
     Wait(u64),
 }
@@ -762,6 +765,9 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         2 => (0..40usize).prop_map(Op::End),
         1 => (0..40usize, 0..2usize).prop_map(|(c, q)| Op::Transfer(c, q)),
         1 => (0..40usize, 0..6usize).prop_map(|(c, a)| Op::PassTo(c, a)),
+        1 => (0..40usize, 0..6usize).prop_map(|(c, a)| Op::Consult(c, a)),
+        1 => (0..40usize).prop_map(Op::Complete),
+        1 => (0..40usize).prop_map(Op::EndConsult),
         1 => (0..40usize).prop_map(Op::Requeue),
         2 => (1..30u64).prop_map(Op::Wait),
     ]
@@ -784,11 +790,19 @@ fn check(r: &Router, now: Instant) {
                         assert_eq!(a.state, AgentState::Busy);
                     }
                     CallState::Passing {
-                        from, to, until, ..
+                        from,
+                        to,
+                        until,
+                        kind,
+                        ..
                     } => {
                         assert_ne!(from, to);
                         if *from == id {
                             assert_eq!(a.state, AgentState::Busy);
+                        } else if *kind == PassKind::Consulting {
+                            assert_eq!(*to, id, "agent {id} holds a call passed to another");
+                            assert_eq!(a.state, AgentState::Busy);
+                            assert!(!r.ring_deadlines.iter().any(|d| d.1 == call && d.2 == id));
                         } else {
                             assert_eq!(*to, id, "agent {id} holds a call passed to another");
                             assert_eq!(a.state, AgentState::Ringing);
@@ -916,6 +930,9 @@ proptest! {
                 Op::End(i) => pick(i).filter(|c| r.connected_agent(*c).is_some()).map(|call| RouterEvent::Ended { call }),
                 Op::Transfer(i, queue) => pick(i).map(|call| RouterEvent::Transfer { call, queue }),
                 Op::PassTo(i, agent) => pick(i).map(|call| RouterEvent::PassTo { call, agent }),
+                Op::Consult(i, agent) => pick(i).map(|call| RouterEvent::Consult { call, agent }),
+                Op::Complete(i) => pick(i).map(|call| RouterEvent::Complete { call }),
+                Op::EndConsult(i) => pick(i).map(|call| RouterEvent::EndConsult { call }),
                 Op::Requeue(i) => pick(i).filter(|c| r.connected_agent(*c).is_some() && r.passing_to(*c).is_none()).inspect(|&call| {
                     requeued.retain(|&c| c != call);
                     requeued.push(call);
@@ -1204,4 +1221,106 @@ fn a_caller_leaving_while_passed_on_frees_both_agents() {
     assert_eq!(r.agent_state(2).unwrap().0, AgentState::Available);
     assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
     assert_eq!(r.poll_timeout(), Some(t.at(31)), "only a's wrap-up is left");
+}
+
+/// An attended transfer: a consults b about her caller. While b rings and while they talk,
+/// the caller is a's and both are busy; nobody else is offered to either. She completes:
+/// the caller is b's, she wraps up. A consultation that ends (either hangs up, or b does
+/// not answer) leaves the caller with her and frees him.
+#[test]
+fn an_agent_consults_a_colleague_then_hands_the_caller_over() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    let consult = RouterEvent::Consult { call: 1, agent: 1 };
+    assert_eq!(r.handle(consult.clone(), t.at(20)), vec![ring(1, 1)]);
+    assert_eq!(r.pass_kind(1), Some(PassKind::Consult));
+    // b answers: they talk, the caller is still a's, no ring deadline is left for b.
+    assert!(
+        r.handle(RouterEvent::Answered { call: 1, agent: 1 }, t.at(22))
+            .is_empty()
+    );
+    assert_eq!(r.pass_kind(1), Some(PassKind::Consulting));
+    assert_eq!(r.connected_agent(1), Some(0));
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    assert_eq!(
+        r.agent_state(1).unwrap(),
+        (AgentState::Busy, t.at(22), Some(1))
+    );
+    // A long talk: no ring-no-answer for b, and a new caller is not offered to either.
+    assert_eq!(enqueue(&mut r, 2, 0, t.at(23)), vec![ring(2, 2)]);
+    r.handle(RouterEvent::Declined { call: 2, agent: 2 }, t.at(24));
+    // c is offered caller 2 again after the retry time; a and b never are.
+    assert_eq!(r.handle(RouterEvent::Timer, t.at(90)), vec![ring(2, 2)]);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Busy);
+    // A decline of b's (a stray event) does not end their talk.
+    assert!(
+        r.handle(RouterEvent::Declined { call: 1, agent: 1 }, t.at(91))
+            .is_empty()
+    );
+    assert_eq!(r.pass_kind(1), Some(PassKind::Consulting));
+    // a hands the caller over: b has them, a wraps up.
+    r.handle(RouterEvent::Complete { call: 1 }, t.at(95));
+    assert_eq!(r.connected_agent(1), Some(1));
+    assert_eq!(r.passing_to(1), None);
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
+    assert_eq!(
+        r.agent_state(1).unwrap(),
+        (AgentState::Busy, t.at(22), Some(1))
+    );
+    // Complete and EndConsult without a consultation do nothing.
+    assert!(
+        r.handle(RouterEvent::Complete { call: 1 }, t.at(96))
+            .is_empty()
+    );
+    assert!(
+        r.handle(RouterEvent::EndConsult { call: 1 }, t.at(96))
+            .is_empty()
+    );
+    assert_eq!(r.connected_agent(1), Some(1));
+}
+
+#[test]
+fn a_consultation_that_ends_leaves_the_caller_with_their_agent() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    // Ended while b rings: his ring is cancelled.
+    r.handle(RouterEvent::Consult { call: 1, agent: 1 }, t.at(20));
+    let out = r.handle(RouterEvent::EndConsult { call: 1 }, t.at(21));
+    let cancel = |agent| RouterAction::CancelRing {
+        call: 1,
+        agent,
+        elsewhere: false,
+    };
+    assert_eq!(out, vec![cancel(1)]);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Available);
+    assert_eq!(r.connected_agent(1), Some(0));
+    assert_eq!(r.pass_kind(1), None);
+    // Ended while they talk: b is free at once, nothing to cancel; a still has the caller.
+    r.handle(RouterEvent::Consult { call: 1, agent: 1 }, t.at(30));
+    r.handle(RouterEvent::Answered { call: 1, agent: 1 }, t.at(31));
+    assert!(
+        r.handle(RouterEvent::EndConsult { call: 1 }, t.at(40))
+            .is_empty()
+    );
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::Available);
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::Busy);
+    // b not answering in the queue's ring time: the caller is a's, b is set not-ready.
+    r.handle(RouterEvent::Consult { call: 1, agent: 1 }, t.at(50));
+    assert_eq!(r.handle(RouterEvent::Timer, t.at(65)), vec![cancel(1)]);
+    assert_eq!(r.agent_state(1).unwrap().0, AgentState::NotReady);
+    assert_eq!(r.connected_agent(1), Some(0));
+    // The caller hangs up while a and b talk: both are free of the call.
+    r.handle(RouterEvent::Consult { call: 1, agent: 2 }, t.at(70));
+    r.handle(RouterEvent::Answered { call: 1, agent: 2 }, t.at(71));
+    assert!(
+        r.handle(RouterEvent::Ended { call: 1 }, t.at(80))
+            .is_empty()
+    );
+    assert_eq!(
+        r.agent_state(2).unwrap(),
+        (AgentState::Available, t.at(80), None)
+    );
+    assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
 }

@@ -86,6 +86,13 @@ pub enum CallInput {
     },
     /// The caller waits in `queue` again, first in line (their agent is gone).
     Requeued { queue: String },
+    /// The agent handed the caller over to `to`, the colleague she consulted (an attended
+    /// transfer): the media loop bridges them already.
+    Handed {
+        to: String,
+        by: String,
+        record: crate::config::RecordMode,
+    },
 }
 
 pub struct CallSetup {
@@ -153,6 +160,9 @@ enum Voicemail {
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     if let Some(prompts) = setup.line.announce.clone() {
         return announce_and_hang_up(&shared, setup, &prompts).await;
+    }
+    if let Some(colleague) = setup.line.consult {
+        return consult(&shared, setup, colleague).await;
     }
     let CallSetup {
         id,
@@ -634,10 +644,27 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         bridged = true;
                         tag += 1; // the hold music's end, if it comes, means nothing now
                     }
+                    Some(CallInput::Handed { to, by, record: rec }) if bridged => {
+                        tracing::info!(to, by, "handed over to the agent she consulted");
+                        record.transfers.push(crate::store::Transfer {
+                            at: Timestamp::now().to_string(),
+                            by,
+                            to: format!("agent:{to}"),
+                            note: None,
+                        });
+                        record.agent = Some(to);
+                        let start = taping.answered(rec) == Step::Start;
+                        if start && recording.is_none() {
+                            recording = Some(start_recording(&shared, id, &uid, &mut record));
+                            announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                        }
+                        shared.records.save(&uid, &record);
+                    }
                     Some(
                         CallInput::Passing { .. }
                         | CallInput::Requeued { .. }
-                        | CallInput::PassedOutside { .. },
+                        | CallInput::PassedOutside { .. }
+                        | CallInput::Handed { .. },
                     ) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {
                         tracing::info!(to, "connected to the transfer target");
@@ -907,6 +934,54 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
                 Some(_) => {}
             },
             _ = &mut done => break,
+        }
+    }
+    let _ = shared.pacer.send(PacerCommand::Remove { id });
+    if !hung_up {
+        let _ = shared.sip.send(SipCommand::Hangup {
+            call_id: call_id.clone(),
+        });
+    }
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+}
+
+/// An agent's call to a colleague about her caller: bridged to his leg (`colleague`) until
+/// either hangs up, or she hands the caller over to him (then we hang up, as the party
+/// taking her place would, RFC 5589 §7). No flow, no call record: the caller's record
+/// tells the transfer.
+async fn consult(shared: &Arc<Shared>, setup: CallSetup, colleague: u64) {
+    let CallSetup {
+        id,
+        call_id,
+        socket,
+        agreed,
+        sip_host,
+        mut inputs,
+        notify,
+        ..
+    } = setup;
+    start_media(shared, id, socket, &agreed, sip_host, notify, false);
+    let _ = shared.pacer.send(PacerCommand::Bridge {
+        a: id,
+        b: colleague,
+    });
+    let mut hung_up = false;
+    loop {
+        match inputs.recv().await {
+            Some(CallInput::Hangup) | None => {
+                hung_up = true;
+                break;
+            }
+            Some(CallInput::Media {
+                remote,
+                direction,
+                srtp,
+            }) => {
+                sending(shared, id, remote, direction);
+                rekey(shared, id, srtp);
+            }
+            Some(CallInput::AgentHungUp | CallInput::Shutdown | CallInput::MediaTimeout) => break,
+            Some(_) => {}
         }
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });

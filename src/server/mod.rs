@@ -46,6 +46,9 @@ pub struct Line {
     /// Not a call to a line: an agent's feature code, answered with these prompts and hung
     /// up (no flow, no call record).
     pub announce: Option<Vec<String>>,
+    /// Not a call to a line: an agent calling a colleague about her caller (an attended
+    /// transfer's consultation), bridged to his leg (its media id) once he answers.
+    pub consult: Option<u64>,
     /// `hotline probe` calling, authenticated by `HOTLINE_PROBE_TOKEN`: kept out of the
     /// compliance figures, never offered to an agent, leaves no message or callback behind.
     pub probe: bool,
@@ -113,6 +116,7 @@ impl Shared {
             dialled,
             invited: jiff::Timestamp::now().to_string(),
             announce: None,
+            consult: None,
             probe: false,
         })
     }
@@ -125,7 +129,17 @@ impl Shared {
             dialled: user.to_string(),
             invited: jiff::Timestamp::now().to_string(),
             announce: Some(prompts),
+            consult: None,
             probe: false,
+        }
+    }
+
+    /// An agent's call to a colleague (`user`) about her caller: no flow, no record.
+    pub fn consultation(&self, user: &str) -> Line {
+        Line {
+            announce: None,
+            consult: Some(0), // his leg's, once he answers
+            ..self.announcement(user, Vec::new())
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod agents;
 mod callbacks;
+mod consults;
 mod refers;
 mod transfers;
 mod trunks;
@@ -658,8 +659,28 @@ impl Signalling {
         } else {
             None
         };
+        // An agent calling a colleague by name, about her caller: authenticated too.
+        let colleague = match toggle {
+            None => self.colleague_named(user),
+            Some(_) => None,
+        };
+        let consult = match colleague {
+            Some(colleague) => match self.authenticate_agent(&key, &req, peer, now) {
+                Some(agent) => match self.consultable(agent, colleague) {
+                    Ok(about) => Some((about, agent, colleague)),
+                    Err(e) => {
+                        tracing::info!(why = e.why, "an agent's call to a colleague refused");
+                        return fail(self, e.code, e.reason());
+                    }
+                },
+                None => return, // challenged or refused
+            },
+            None => None,
+        };
         let mut line = if toggle.is_some() {
             self.shared.announcement(user, Vec::new())
+        } else if consult.is_some() {
+            self.shared.consultation(user)
         } else {
             let to_user = req
                 .get("To")
@@ -720,7 +741,7 @@ impl Signalling {
                 now,
             );
         }
-        let keying = self.keying(toggle.is_some());
+        let keying = self.keying(toggle.is_some() || consult.is_some());
         let offer = if req.body.is_empty() {
             None // a delayed offer (RFC 3261 §13.2.1): ours goes in the 200
         } else {
@@ -769,7 +790,38 @@ impl Signalling {
             },
         );
         let delay = Duration::from_millis(u64::from(self.shared.config.sip.answer_after_ms));
-        if delay.is_zero() {
+        if let Some((about, agent, colleague)) = consult {
+            // Ringing while he does; answered when he answers.
+            let contact = self.contact(link);
+            self.respond(
+                &key,
+                &req,
+                180,
+                "Ringing",
+                Some(&local_tag),
+                &[("Contact".into(), contact)],
+                Vec::new(),
+                now,
+            );
+            if let Err(e) = self.start_consult(about, agent, colleague, &call_id, now) {
+                tracing::info!(
+                    why = e.why,
+                    "an agent's call to a colleague not put through"
+                );
+                self.calls.remove(&call_id);
+                let reason = e.reason();
+                self.respond(
+                    &key,
+                    &req,
+                    e.code,
+                    reason,
+                    Some(&local_tag),
+                    &[],
+                    Vec::new(),
+                    now,
+                );
+            }
+        } else if delay.is_zero() {
             self.answer(&call_id, now);
         } else {
             let contact = self.contact(link);
@@ -999,6 +1051,7 @@ impl Signalling {
             .is_some_and(|c| matches!(c.phase, Phase::Ringing { .. }));
         if ringing && let Some(entry) = self.calls.remove(&call_id) {
             tracing::info!(call_id, "caller cancelled before answer");
+            self.consult_call_ended(&call_id, now);
             let tag = entry.dialog.local_tag.clone();
             self.respond(
                 &entry.invite,
@@ -1240,6 +1293,7 @@ impl Signalling {
             SipCommand::Certificate(c) => self.transport.set_tls_config(c),
             SipCommand::Ended { call_id, id } => {
                 self.calls.remove(&call_id);
+                self.consult_call_ended(&call_id, now);
                 if let Some(held) = self.agents.held_callbacks.remove(&call_id) {
                     self.route(crate::routing::RouterEvent::Release { call: held }, now);
                 }

@@ -10,6 +10,7 @@ pub mod link;
 pub mod locate;
 pub mod qualify;
 pub mod registrar;
+pub mod replaces;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;

@@ -149,9 +149,15 @@ pub enum Event {
     /// The far end hung up (BYE) a leg that was up.
     HungUp { leg: String },
     /// The far end asked us to call someone else in its place (REFER, RFC 3515: a blind
-    /// transfer from an agent's phone): `to` is its Refer-To URI. It was answered 202; its
-    /// user says how it goes with [`Switch::notify`].
-    Referred { leg: String, to: String },
+    /// transfer from an agent's phone): `to` is its Refer-To URI. With `replaces`, an
+    /// attended transfer (RFC 3891): put this leg's far side through to whoever is on that
+    /// dialog instead. It was answered 202; its user says how it goes with
+    /// [`Switch::notify`].
+    Referred {
+        leg: String,
+        to: String,
+        replaces: Option<crate::sip::replaces::Replaces>,
+    },
     /// The far end's re-INVITE moved, held or resumed its media, or rekeyed it.
     Media {
         leg: String,
@@ -1100,8 +1106,9 @@ impl Switch {
         }
     }
 
-    /// A REFER inside a leg (RFC 3515): one Refer-To, a URI we can read, no attended
-    /// transfer (`Replaces`) yet; answered 202, and its user told.
+    /// A REFER inside a leg (RFC 3515): one Refer-To, a URI we can read, and a `Replaces`
+    /// in it we can read if it has one (an attended transfer); answered 202, and its user
+    /// told.
     fn referred(&mut self, key: &Key, req: &Message, id: &str, tag: Option<&str>, now: Instant) {
         let refer_to: Vec<&str> = req.all("Refer-To").flat_map(wire::split_list).collect();
         let to = match refer_to.as_slice() {
@@ -1112,10 +1119,10 @@ impl Switch {
             let reason = "Bad Refer-To";
             return self.respond(key, req, 400, reason, tag, &[], "", now);
         };
-        if to.to_ascii_lowercase().contains("replaces=") {
-            let reason = "Attended Transfer Not Supported";
-            return self.respond(key, req, 501, reason, tag, &[], "", now);
-        }
+        let Ok((to, replaces)) = crate::sip::replaces::split_uri(&to) else {
+            let reason = "Bad Replaces";
+            return self.respond(key, req, 400, reason, tag, &[], "", now);
+        };
         let cseq = req
             .get("CSeq")
             .and_then(wire::parse_cseq)
@@ -1128,6 +1135,7 @@ impl Switch {
             Event::Referred {
                 leg: id.to_string(),
                 to: leg::clean(&to),
+                replaces,
             },
             now,
         );

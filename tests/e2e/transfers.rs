@@ -8,6 +8,7 @@ use super::agents::{
     AgentPorts, Listener, agent_answers, answers_until_bye, finish, json, matched_speech,
     pcap_audio, refuses, register_agent, sipp_at,
 };
+use super::linphone::Linphone;
 use super::*;
 
 const TWO_QUEUES: &str = r#"
@@ -535,4 +536,94 @@ fn a_busy_or_forbidden_number_outside_leaves_the_caller_with_the_agent() {
             );
         }
     }
+}
+
+/// Bob's phone rings for Alice's call about her caller: it shows her, and carries the
+/// caller's context.
+const CONSULTED_BY_ALICE: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="From: [^\r\n]*sip:alice@" search_in="msg" check_it="true" assign_to="from"/>
+      <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+      <ereg regexp="X-Hotline-Var-account: 7" search_in="msg" check_it="true" assign_to="account"/>
+    </action>
+  </recv>
+  <Reference variables="from,by,account"/>
+"#;
+
+fn agent_state(server: &Server, id: &str) -> String {
+    let agents = json(server, "/api/agents");
+    let agent = agents.as_array().unwrap().iter().find(|a| a["id"] == id);
+    agent.map_or_else(String::new, |a| {
+        a["state"].as_str().unwrap_or("").to_string()
+    })
+}
+
+/// An attended transfer from a real phone: Alice (Linphone) answers a caller, calls Bob by
+/// name from her phone (it puts the caller on hold), talks to him while both are busy, then
+/// transfers — a REFER with Replaces. Bob has the caller and hears them; hotline ends both of
+/// Alice's calls; the record shows Bob and who passed the caller on.
+#[test]
+fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let bob_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            CONSULTED_BY_ALICE.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    let alice = Linphone::start(ports.phone(0), ports.media(0));
+    let registrar = format!("127.0.0.1:{}", server.ports.sip);
+    alice.register("alice", "alice-pw", &registrar);
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    std::thread::scope(|s| {
+        let caller = s.spawn(|| caller_talks(&server, &ports, 14_000));
+        // Her phone answers the caller by itself; then she calls Bob.
+        alice.wait_for("call-status 1", "StreamsRunning");
+        let placed = alice.command(&format!("call sip:bob@{registrar}"));
+        assert!(placed.contains("Id: 2"), "{placed}");
+        alice.wait_for("call-status 2", "StreamsRunning");
+        // They talk; the caller is still hers, both are busy.
+        assert_eq!(agent_state(&server, "bob"), "busy", "{}", server.log());
+        assert_eq!(agent_state(&server, "alice"), "busy");
+        std::thread::sleep(Duration::from_millis(1000));
+        let transfer = alice.command("call-transfer 1 2");
+        assert!(transfer.contains("Status: Ok"), "{transfer}");
+        // Told it worked, her phone hangs up the caller's call; hotline hangs up the other.
+        alice.wait_for("call-status 1", "No call with such id");
+        alice.wait_for("call-status 2", "No call with such id");
+        assert_eq!(agent_state(&server, "alice"), "available");
+        assert_eq!(agent_state(&server, "bob"), "busy");
+        caller.join().unwrap();
+    });
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}\n{}", bob.text, alice.log());
+    std::thread::sleep(Duration::from_millis(200));
+    drop(caller_hears.stop());
+    let said = pcap_audio();
+    let heard: Vec<u8> = bob_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "Bob hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=5");
+    assert_eq!(
+        calls.as_array().unwrap().len(),
+        1,
+        "no record for the agents' own call"
+    );
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
+    assert_eq!(agent_state(&server, "bob"), "available");
 }

@@ -854,7 +854,22 @@ impl Signalling {
             .calls
             .get(&caller_call)
             .and_then(|c| c.invite_request.get("From"));
-        let (display, uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
+        let (mut display, mut uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
+        // Called by a colleague about the caller: his phone shows her, the headers the
+        // caller.
+        if let Some(by) = self
+            .agents
+            .passes
+            .get(&call)
+            .filter(|p| p.to == agent && p.consult.is_some())
+            .map(|p| p.by.agent)
+        {
+            display = self.agents.names[by].clone();
+            uri = format!(
+                "sip:{}@{}",
+                self.agents.ids[by], self.shared.config.sip.domain
+            );
+        }
         let context = Context {
             caller: w.context.caller.clone(),
             queue: Some(w.queue.clone()),
@@ -1055,7 +1070,9 @@ impl Signalling {
             (LegEvent::Answered { .. }, _) => self.switch.hang_up(&id, now),
             (LegEvent::Refused { .. } | LegEvent::Unreached { .. }, _) => {}
             (LegEvent::HungUp { .. }, Some(_)) => self.leg_hung_up(&id, now),
-            (LegEvent::Referred { to, .. }, _) => self.referred(&id, &to, now),
+            (LegEvent::Referred { to, replaces, .. }, _) => {
+                self.referred(&id, &to, replaces.as_ref(), now)
+            }
             (LegEvent::HungUp { .. }, None) => {}
         }
     }
@@ -1069,6 +1086,9 @@ impl Signalling {
         now: Instant,
     ) {
         let passed = self.agents.router.passing_to(call) == Some(agent);
+        if passed && self.agents.router.pass_kind(call) == Some(crate::routing::PassKind::Consult) {
+            return self.consult_answered(leg_id, call, agent, agreed, now);
+        }
         self.route(RouterEvent::Answered { call, agent }, now);
         let mine = self.agents.router.connected_agent(call) == Some(agent);
         let (Some(w), true, true) = (
@@ -1159,8 +1179,12 @@ impl Signalling {
             by.gone = true;
             return;
         }
+        if self.consult_leg_hung_up(call, leg_id, now) {
+            return;
+        }
         if let Some(pass) = self.agents.passes.get_mut(&call)
             && pass.by.leg == leg_id
+            && pass.consult.is_none()
         {
             // She hung up while her colleague rings: the caller is his or, if he does not
             // answer, first in line again.

@@ -40,10 +40,12 @@ pub(in crate::server) struct Passer {
     pub refer: bool,
 }
 
-/// A caller one agent passes on to another, while he rings.
+/// A caller one agent passes on to another, while he rings; or, for an attended transfer,
+/// while she calls him about them first.
 pub(in crate::server) struct Pass {
     pub by: Passer,
     pub to: AgentId,
+    pub consult: Option<super::consults::Consult>,
 }
 
 /// How long a number outside an agent passes her caller on to may ring.
@@ -66,18 +68,19 @@ pub struct NotPassed {
 }
 
 impl NotPassed {
-    fn new(code: u16, why: impl Into<String>) -> NotPassed {
+    pub(super) fn new(code: u16, why: impl Into<String>) -> NotPassed {
         NotPassed {
             code,
             why: why.into(),
         }
     }
 
-    fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self.code {
             403 => "Forbidden",
             404 => "Not Found",
             480 => "Temporarily Unavailable",
+            486 => "Busy Here",
             _ => "Declined",
         }
     }
@@ -101,8 +104,23 @@ fn dialled_as(to: &str) -> Option<String> {
 }
 
 impl Signalling {
-    /// A REFER from a phone we placed a call to.
-    pub(super) fn referred(&mut self, leg_id: &str, to: &str, now: Instant) {
+    /// A REFER from a phone we placed a call to: with `Replaces`, an attended transfer.
+    pub(super) fn referred(
+        &mut self,
+        leg_id: &str,
+        to: &str,
+        replaces: Option<&crate::sip::replaces::Replaces>,
+        now: Instant,
+    ) {
+        if let Some(replaces) = replaces {
+            return match self.replaced(leg_id, replaces, now) {
+                Ok(()) => self.switch.notify(leg_id, 200, "OK", now),
+                Err(e) => {
+                    tracing::info!(to, why = e.why, "an attended transfer refused");
+                    self.switch.notify(leg_id, e.code, e.reason(), now)
+                }
+            };
+        }
         match self.pass_on(leg_id, to, true, None, now) {
             Ok(Passed::Queue(_)) => self.switch.notify(leg_id, 200, "OK", now),
             Ok(Passed::Ringing(_) | Passed::Dialling(_)) => {
@@ -261,6 +279,7 @@ impl Signalling {
                     refer,
                 },
                 to: target,
+                consult: None,
             },
         );
         self.route(
@@ -382,6 +401,11 @@ impl Signalling {
             let Some(pass) = self.agents.passes.remove(&call) else {
                 continue;
             };
+            if pass.consult.is_some() {
+                // Handed over, it would be gone already: the consultation is over.
+                self.consult_over(pass, now);
+                continue;
+            }
             match self.agents.router.connected_agent(call) {
                 // The caller's leg is bridged to his by `agent_answered`.
                 Some(a) if a == pass.to && pass.by.refer => {
