@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::agents::{
-    AgentPorts, Listener, agent_answers, answers_until_bye, finish, json, matched_speech,
-    pcap_audio, refuses, register_agent, sipp_at,
+    AgentPorts, Listener, agent_answers, agent_hangs_up_after, answers_until_bye, finish, json,
+    matched_speech, pcap_audio, refuses, register_agent, sipp_at,
 };
 use super::linphone::Linphone;
 use super::*;
@@ -558,12 +558,19 @@ fn agent_state(server: &Server, id: &str) -> String {
     })
 }
 
+/// How Alice ends her talk with Bob: her phone's transfer (REFER with Replaces), or hanging
+/// up on the caller while Bob is on the line (hotline then puts the caller through to him).
+#[derive(Clone, Copy)]
+enum Handover {
+    Transfer,
+    HangUp,
+}
+
 /// An attended transfer from a real phone: Alice (Linphone) answers a caller, calls Bob by
 /// name from her phone (it puts the caller on hold), talks to him while both are busy, then
-/// transfers — a REFER with Replaces. Bob has the caller and hears them; hotline ends both of
-/// Alice's calls; the record shows Bob and who passed the caller on.
-#[test]
-fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
+/// hands the caller over. Bob has the caller and hears them; hotline ends Alice's call to
+/// him; the record shows Bob and who passed the caller on.
+fn consult_then_hand_over(how: Handover) {
     let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
     let ports = AgentPorts::take();
     let bob_hears = Listener::bind(ports.listen(2), true);
@@ -594,10 +601,14 @@ fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
         assert_eq!(agent_state(&server, "bob"), "busy", "{}", server.log());
         assert_eq!(agent_state(&server, "alice"), "busy");
         std::thread::sleep(Duration::from_millis(1000));
-        let transfer = alice.command("call-transfer 1 2");
-        assert!(transfer.contains("Status: Ok"), "{transfer}");
-        // Told it worked, her phone hangs up the caller's call; hotline hangs up the other.
+        let done = match how {
+            // Told it worked, her phone hangs up the caller's call itself.
+            Handover::Transfer => alice.command("call-transfer 1 2"),
+            Handover::HangUp => alice.command("terminate 1"),
+        };
+        assert!(done.contains("Status: Ok"), "{done}");
         alice.wait_for("call-status 1", "No call with such id");
+        // Hotline hangs up her call to Bob.
         alice.wait_for("call-status 2", "No call with such id");
         assert_eq!(agent_state(&server, "alice"), "available");
         assert_eq!(agent_state(&server, "bob"), "busy");
@@ -626,4 +637,69 @@ fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
     assert_eq!(record["end_reason"], "caller", "{record}");
     assert_eq!(agent_state(&server, "bob"), "available");
+}
+
+#[test]
+fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
+    consult_then_hand_over(Handover::Transfer);
+}
+
+#[test]
+fn an_agent_hanging_up_on_her_caller_while_her_colleague_is_on_the_line_hands_them_over() {
+    consult_then_hand_over(Handover::HangUp);
+}
+
+/// Bob hangs up on Alice's call about her caller: her call to him ends, the caller is still
+/// hers (she takes them off hold and they talk until they hang up), Bob is free; the record
+/// shows no transfer.
+#[test]
+fn a_consultation_the_colleague_hangs_up_leaves_the_caller_with_the_agent() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let _bob_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            CONSULTED_BY_ALICE.to_string(),
+            agent_answers(ports.listen(2)),
+            agent_hangs_up_after(1500),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    let alice = Linphone::start(ports.phone(0), ports.media(0));
+    let registrar = format!("127.0.0.1:{}", server.ports.sip);
+    alice.register("alice", "alice-pw", &registrar);
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    std::thread::scope(|s| {
+        let caller = s.spawn(|| caller_talks(&server, &ports, 12_000));
+        alice.wait_for("call-status 1", "StreamsRunning");
+        let placed = alice.command(&format!("call sip:bob@{registrar}"));
+        assert!(placed.contains("Id: 2"), "{placed}");
+        // He answers, then hangs up: her call to him ends, the caller's is still there.
+        alice.wait_for("call-status 2", "No call with such id");
+        let status = alice.command("call-status 1");
+        assert!(status.contains("Paused"), "{status}");
+        assert_eq!(agent_state(&server, "bob"), "available");
+        assert_eq!(agent_state(&server, "alice"), "busy");
+        let resumed = alice.command("call-resume 1");
+        assert!(resumed.contains("Status: Ok"), "{resumed}");
+        alice.wait_for("call-status 1", "StreamsRunning");
+        caller.join().unwrap();
+        // The caller hung up on her.
+        alice.wait_for("call-status 1", "No call with such id");
+    });
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    drop(caller_hears.stop());
+    let calls = json(&server, "/api/calls?limit=5");
+    let record = &calls[0];
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    assert_eq!(record["agent"], "alice", "{record}");
+    assert_eq!(record["transfers"], serde_json::json!([]), "{record}");
+    assert_eq!(record["end_reason"], "caller", "{record}");
+    assert_eq!(agent_state(&server, "alice"), "available");
 }
