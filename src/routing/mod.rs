@@ -587,6 +587,13 @@ impl Router {
         }
     }
 
+    /// The available agent of `queue` its next caller would go to, other than `not`: the one
+    /// an agent consults when she calls the queue about her caller.
+    pub fn next_available(&self, queue: QueueId, not: AgentId) -> Option<AgentId> {
+        let q = self.queues.get(queue).filter(|q| !q.retired)?;
+        q.available.iter().map(|&(_, a)| a).find(|&a| a != not)
+    }
+
     /// How the call is being passed on, while it is.
     pub fn pass_kind(&self, call: CallId) -> Option<PassKind> {
         match self.calls.get(&call)?.state {

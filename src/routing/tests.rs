@@ -1280,6 +1280,31 @@ fn an_agent_consults_a_colleague_then_hands_the_caller_over() {
     assert_eq!(r.connected_agent(1), Some(1));
 }
 
+/// Calling a queue about her caller, an agent reaches whom its next caller would: never
+/// herself, nobody busy.
+#[test]
+fn an_agent_calling_a_queue_reaches_its_next_available_agent() {
+    let (mut r, t) = three(Strategy::LongestIdle);
+    // Longest idle first: a (registered first), then b, then c.
+    assert_eq!(r.next_available(0, 2), Some(0));
+    assert_eq!(r.next_available(0, 0), Some(1));
+    enqueue(&mut r, 1, 0, t.at(10));
+    r.handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(11));
+    assert_eq!(r.next_available(0, 0), Some(1));
+    r.handle(RouterEvent::Consult { call: 1, agent: 1 }, t.at(12));
+    assert_eq!(r.next_available(0, 0), Some(2));
+    r.handle(
+        RouterEvent::SetState {
+            agent: 2,
+            state: Requested::NotReady,
+            reason: None,
+        },
+        t.at(13),
+    );
+    assert_eq!(r.next_available(0, 0), None);
+    assert_eq!(r.next_available(7, 0), None, "no such queue");
+}
+
 #[test]
 fn a_consultation_that_ends_leaves_the_caller_with_their_agent() {
     let (mut r, t) = three(Strategy::LongestIdle);

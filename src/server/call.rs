@@ -86,12 +86,14 @@ pub enum CallInput {
     },
     /// The caller waits in `queue` again, first in line (their agent is gone).
     Requeued { queue: String },
-    /// The agent handed the caller over to `to`, the colleague she consulted (an attended
-    /// transfer): the media loop bridges them already.
+    /// The agent handed the caller over to whom she called about them first (an attended
+    /// transfer; `agent:bob` or `tel:+34…` as the record shows it): the media loop bridges
+    /// them already. For a colleague, his name and the call's recording rule.
     Handed {
         to: String,
+        agent: Option<String>,
         by: String,
-        record: crate::config::RecordMode,
+        record: Option<crate::config::RecordMode>,
     },
 }
 
@@ -644,16 +646,18 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         bridged = true;
                         tag += 1; // the hold music's end, if it comes, means nothing now
                     }
-                    Some(CallInput::Handed { to, by, record: rec }) if bridged => {
-                        tracing::info!(to, by, "handed over to the agent she consulted");
+                    Some(CallInput::Handed { to, agent, by, record: rec }) if bridged => {
+                        tracing::info!(to, by, "handed over to whom the agent called about them");
                         record.transfers.push(crate::store::Transfer {
                             at: Timestamp::now().to_string(),
                             by,
-                            to: format!("agent:{to}"),
+                            to,
                             note: None,
                         });
-                        record.agent = Some(to);
-                        let start = taping.answered(rec) == Step::Start;
+                        if agent.is_some() {
+                            record.agent = agent;
+                        }
+                        let start = rec.is_some_and(|rec| taping.answered(rec) == Step::Start);
                         if start && recording.is_none() {
                             recording = Some(start_recording(&shared, id, &uid, &mut record));
                             announced = announce_recording(&shared, &flows, id, law, &mut tag);

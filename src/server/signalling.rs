@@ -659,17 +659,18 @@ impl Signalling {
         } else {
             None
         };
-        // An agent calling a colleague by name, about her caller: authenticated too.
-        let colleague = match toggle {
-            None => self.colleague_named(user),
+        // An agent calling a colleague, a queue or a number about her caller: authenticated
+        // too.
+        let consult_to = match toggle {
+            None => self.consult_target(&req, user),
             Some(_) => None,
         };
-        let consult = match colleague {
-            Some(colleague) => match self.authenticate_agent(&key, &req, peer, now) {
-                Some(agent) => match self.consultable(agent, colleague) {
-                    Ok(about) => Some((about, agent, colleague)),
+        let consult = match consult_to {
+            Some(to) => match self.authenticate_agent(&key, &req, peer, now) {
+                Some(agent) => match self.consult_request(agent, to) {
+                    Ok(consulting) => Some(consulting),
                     Err(e) => {
-                        tracing::info!(why = e.why, "an agent's call to a colleague refused");
+                        tracing::info!(why = e.why, "an agent's call about her caller refused");
                         return fail(self, e.code, e.reason());
                     }
                 },
@@ -790,7 +791,7 @@ impl Signalling {
             },
         );
         let delay = Duration::from_millis(u64::from(self.shared.config.sip.answer_after_ms));
-        if let Some((about, agent, colleague)) = consult {
+        if let Some(consulting) = consult {
             // Ringing while he does; answered when he answers.
             let contact = self.contact(link);
             self.respond(
@@ -803,7 +804,7 @@ impl Signalling {
                 Vec::new(),
                 now,
             );
-            if let Err(e) = self.start_consult(about, agent, colleague, &call_id, now) {
+            if let Err(e) = self.start_consult(consulting, &call_id, now) {
                 tracing::info!(
                     why = e.why,
                     "an agent's call to a colleague not put through"

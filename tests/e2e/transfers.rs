@@ -566,22 +566,32 @@ enum Handover {
     HangUp,
 }
 
-/// An attended transfer from a real phone: Alice (Linphone) answers a caller, calls Bob by
-/// name from her phone (it puts the caller on hold), talks to him while both are busy, then
-/// hands the caller over. Bob has the caller and hears them; hotline ends Alice's call to
-/// him; the record shows Bob and who passed the caller on.
-fn consult_then_hand_over(how: Handover) {
-    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+/// An attended transfer from a real phone: Alice (Linphone) answers a caller, calls `dial`
+/// from her phone — Bob by name, the billing queue (Bob serves it), or a number outside
+/// (through the carrier the dial policy names) — and her phone puts the caller on hold; she
+/// talks to whoever answers while the caller is still hers, then hands the caller over.
+/// They have the caller and hear them; hotline ends Alice's call to them; the record shows
+/// the transfer and who made it.
+fn consult_then_hand_over(how: Handover, dial: &str) {
     let ports = AgentPorts::take();
-    let bob_hears = Listener::bind(ports.listen(2), true);
+    let outside = dial.starts_with('+');
+    let config = if outside {
+        with_gateway(ports.phone(1))
+    } else {
+        TWO_QUEUES.to_string()
+    };
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", &config);
+    let far_hears = Listener::bind(ports.listen(2), true);
     let caller_hears = Listener::bind(ports.listen(1), true);
-    let bob = sipp_at(
+    let rings = if outside {
+        GATEWAY_RINGS
+    } else {
+        CONSULTED_BY_ALICE
+    };
+    let far = sipp_at(
         &server,
-        "bob_phone",
-        &scenario(&[
-            CONSULTED_BY_ALICE.to_string(),
-            answers_until_bye(ports.listen(2)),
-        ]),
+        "far_phone",
+        &scenario(&[rings.to_string(), answers_until_bye(ports.listen(2))]),
         ports.phone(1),
         ports.media(1),
         &["-m", "1"],
@@ -589,16 +599,20 @@ fn consult_then_hand_over(how: Handover) {
     let alice = Linphone::start(ports.phone(0), ports.media(0));
     let registrar = format!("127.0.0.1:{}", server.ports.sip);
     alice.register("alice", "alice-pw", &registrar);
-    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    if !outside {
+        register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    }
     std::thread::scope(|s| {
         let caller = s.spawn(|| caller_talks(&server, &ports, 14_000));
-        // Her phone answers the caller by itself; then she calls Bob.
+        // Her phone answers the caller by itself; then she calls about them.
         alice.wait_for("call-status 1", "StreamsRunning");
-        let placed = alice.command(&format!("call sip:bob@{registrar}"));
+        let placed = alice.command(&format!("call sip:{dial}@{registrar}"));
         assert!(placed.contains("Id: 2"), "{placed}");
         alice.wait_for("call-status 2", "StreamsRunning");
-        // They talk; the caller is still hers, both are busy.
-        assert_eq!(agent_state(&server, "bob"), "busy", "{}", server.log());
+        // They talk; the caller is still hers, and she is busy (Bob too).
+        if !outside {
+            assert_eq!(agent_state(&server, "bob"), "busy", "{}", server.log());
+        }
         assert_eq!(agent_state(&server, "alice"), "busy");
         std::thread::sleep(Duration::from_millis(1000));
         let done = match how {
@@ -608,21 +622,23 @@ fn consult_then_hand_over(how: Handover) {
         };
         assert!(done.contains("Status: Ok"), "{done}");
         alice.wait_for("call-status 1", "No call with such id");
-        // Hotline hangs up her call to Bob.
+        // Hotline hangs up her call to them.
         alice.wait_for("call-status 2", "No call with such id");
         assert_eq!(agent_state(&server, "alice"), "available");
-        assert_eq!(agent_state(&server, "bob"), "busy");
+        if !outside {
+            assert_eq!(agent_state(&server, "bob"), "busy");
+        }
         caller.join().unwrap();
     });
-    let bob = finish(&server, "bob_phone", bob);
-    assert!(bob.ok, "{}\n{}", bob.text, alice.log());
+    let far = finish(&server, "far_phone", far);
+    assert!(far.ok, "{}\n{}", far.text, alice.log());
     std::thread::sleep(Duration::from_millis(200));
     drop(caller_hears.stop());
     let said = pcap_audio();
-    let heard: Vec<u8> = bob_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    let heard: Vec<u8> = far_hears.stop().into_iter().flat_map(|p| p.1).collect();
     assert!(
         matched_speech(&heard, &said) >= 8000 * 2,
-        "Bob hears the caller\n{}",
+        "{dial} hears the caller\n{}",
         server.log()
     );
     let calls = json(&server, "/api/calls?limit=5");
@@ -632,21 +648,38 @@ fn consult_then_hand_over(how: Handover) {
         "no record for the agents' own call"
     );
     let record = &calls[0];
-    assert_eq!(record["agent"], "bob", "{record}");
+    let (agent, to) = if outside {
+        ("alice", "tel:+34600111222")
+    } else {
+        ("bob", "agent:bob")
+    };
+    assert_eq!(record["agent"], agent, "{record}");
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
-    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+    assert_eq!(record["transfers"][0]["to"], to, "{record}");
     assert_eq!(record["end_reason"], "caller", "{record}");
-    assert_eq!(agent_state(&server, "bob"), "available");
+    if !outside {
+        assert_eq!(agent_state(&server, "bob"), "available");
+    }
 }
 
 #[test]
 fn an_agent_consults_a_colleague_then_transfers_the_caller_to_him() {
-    consult_then_hand_over(Handover::Transfer);
+    consult_then_hand_over(Handover::Transfer, "bob");
 }
 
 #[test]
 fn an_agent_hanging_up_on_her_caller_while_her_colleague_is_on_the_line_hands_them_over() {
-    consult_then_hand_over(Handover::HangUp);
+    consult_then_hand_over(Handover::HangUp, "bob");
+}
+
+#[test]
+fn an_agent_consults_a_queue_then_transfers_the_caller_to_whoever_answered() {
+    consult_then_hand_over(Handover::Transfer, "billing");
+}
+
+#[test]
+fn an_agent_consults_a_number_outside_then_transfers_the_caller_to_it() {
+    consult_then_hand_over(Handover::Transfer, "+34600111222");
 }
 
 /// Bob hangs up on Alice's call about her caller: her call to him ends, the caller is still
@@ -702,4 +735,55 @@ fn a_consultation_the_colleague_hangs_up_leaves_the_caller_with_the_agent() {
     assert_eq!(record["transfers"], serde_json::json!([]), "{record}");
     assert_eq!(record["end_reason"], "caller", "{record}");
     assert_eq!(agent_state(&server, "alice"), "available");
+}
+
+/// A blind transfer from a real phone's transfer key: Alice (Linphone) passes her caller on
+/// to Bob without talking to him first; his phone rings with the caller's context, he
+/// answers and hears the caller; her phone, told it worked, hangs up.
+#[test]
+fn an_agent_passes_a_caller_on_from_linphone_without_talking_first() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", TWO_QUEUES);
+    let ports = AgentPorts::take();
+    let bob_hears = Listener::bind(ports.listen(2), true);
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            RINGS_FROM_ALICE.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    let alice = Linphone::start(ports.phone(0), ports.media(0));
+    let registrar = format!("127.0.0.1:{}", server.ports.sip);
+    alice.register("alice", "alice-pw", &registrar);
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    std::thread::scope(|s| {
+        let caller = s.spawn(|| caller_talks(&server, &ports, 12_000));
+        alice.wait_for("call-status 1", "StreamsRunning");
+        std::thread::sleep(Duration::from_millis(500));
+        let done = alice.command(&format!("call-transfer 1 sip:bob@{registrar}"));
+        assert!(done.contains("Status: Ok"), "{done}");
+        alice.wait_for("call-status 1", "No call with such id");
+        caller.join().unwrap();
+    });
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}\n{}", bob.text, alice.log());
+    std::thread::sleep(Duration::from_millis(200));
+    drop(caller_hears.stop());
+    let said = pcap_audio();
+    let heard: Vec<u8> = bob_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "Bob hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
 }

@@ -1164,7 +1164,7 @@ impl Signalling {
             return;
         };
         if kind == LegKind::Transfer {
-            return self.transfer_hung_up(call);
+            return self.transfer_hung_up(call, now);
         }
         if let Some(by) = self
             .agents

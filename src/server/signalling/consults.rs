@@ -1,25 +1,30 @@
 //! An attended transfer (RFC 5589 §7): an agent talking to a caller dials a colleague by
-//! name from her phone (`bob`). Her phone puts the caller on hold (they hear the hold
-//! music); his phone rings, showing her and carrying the caller's context; he answers and
-//! they talk while the caller waits with her. Then she either transfers — her phone's REFER
-//! on the caller's call with `Replaces` naming the call to him, or simply hanging up on the
-//! caller — and the caller is his (she wraps up, we hang up her call to him, the record
-//! says she passed the caller on), or one of them hangs up that call and the caller is
-//! hers again when she takes them off hold.
+//! name from her phone (`bob`), a queue (`billing`: whoever its next caller would reach), or
+//! a number outside the `[callbacks]` dial policy allows (`+34600111222`, through its
+//! trunk). Her phone puts the caller on hold (they hear the hold music); his phone rings,
+//! showing her and carrying the caller's context; he answers and they talk while the caller
+//! waits with her. Then she either transfers — her phone's REFER on the caller's call with
+//! `Replaces` naming the call to him, or simply hanging up on the caller — and the caller is
+//! his (she wraps up, we hang up her call to him, the record says she passed the caller
+//! on), or one of them hangs up that call and the caller is hers again when she takes them
+//! off hold.
 //!
-//! He declines, is busy or does not answer within the queue's ring time: her call to him
-//! gets 480 (486 when he is on another call) and she still has the caller. The caller
-//! hanging up meanwhile ends her call to him too.
+//! He declines, is busy or does not answer (within the queue's ring time; 30 s for a
+//! number): her call to him gets 480 (486 when he is busy) and she still has the caller.
+//! The caller hanging up meanwhile ends her call to him too. An agent not on a call with a
+//! caller gets 403: hotline places no call that is not about a caller.
 
 use std::time::Instant;
 
 use super::agents::LegKind;
-use super::refers::{NotPassed, Pass, Passer};
+use super::refers::{NotPassed, OUTSIDE_RING, Pass, Passer};
+use super::transfers::{PassedBy, Transfer};
 use super::{Phase, Signalling};
 use crate::routing::{AgentId, PassKind, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::replaces::Replaces;
+use crate::sip::wire::Message;
 
 /// The call an agent made to a colleague about her caller.
 pub(in crate::server) struct Consult {
@@ -29,29 +34,106 @@ pub(in crate::server) struct Consult {
     pub leg: Option<String>,
 }
 
+/// Whom an agent's INVITE calls about her caller, as dialled.
+pub(super) enum ConsultTo {
+    Agent(AgentId),
+    Queue(usize),
+    /// A number (`tel:`), for the dial policy to allow.
+    Number(String),
+}
+
+/// An agent's call about her caller (the call, and her leg to it), to be put through.
+pub(super) struct Consulting {
+    about: (u64, String),
+    agent: AgentId,
+    to: Colleague,
+}
+
+enum Colleague {
+    Agent(AgentId),
+    Outside {
+        target: Box<crate::sip::dial::Target>,
+        shown: String,
+    },
+}
+
 impl Signalling {
-    /// The agent named by an INVITE's Request-URI user, if it names one and no line has
-    /// that name: a colleague an agent calls.
-    pub(super) fn colleague_named(&self, user: &str) -> Option<AgentId> {
+    /// Whom an INVITE calls about a caller, if it is an agent's: its From names an agent,
+    /// and its Request-URI user an agent, a queue or a number — no line (a caller dialling
+    /// a line, or anything the default line takes, is never asked who they are). The agent
+    /// is authenticated next.
+    pub(super) fn consult_target(&self, req: &Message, user: &str) -> Option<ConsultTo> {
+        let named = |name: &str| {
+            self.agents
+                .ids
+                .iter()
+                .position(|id| id.eq_ignore_ascii_case(name))
+        };
+        let from = req
+            .get("From")
+            .and_then(crate::sip::wire::parse_name_addr)?;
+        named(crate::sip::dialog::uri_user(&from.uri))?;
         if self.shared.flows().line_named(user).is_some() {
             return None;
         }
-        self.agents
-            .ids
+        if let Some(agent) = named(user) {
+            return Some(ConsultTo::Agent(agent));
+        }
+        if let Some((_, &q)) = self
+            .agents
+            .queue_ids
             .iter()
-            .position(|id| id.eq_ignore_ascii_case(user))
+            .find(|(n, _)| n.eq_ignore_ascii_case(user))
+        {
+            return Some(ConsultTo::Queue(q));
+        }
+        super::refers::dialled_as(user).map(ConsultTo::Number)
     }
 
-    /// The caller `agent` is talking to (the call, and her leg to it), whom she may consult
-    /// `colleague` about; or why her call to him is refused.
-    pub(super) fn consultable(
+    /// The call about her caller the authenticated `agent` asks for, or why it is refused.
+    pub(super) fn consult_request(
         &self,
         agent: AgentId,
-        colleague: AgentId,
-    ) -> Result<(u64, String), NotPassed> {
-        if agent == colleague {
-            return Err(NotPassed::new(603, "a call to yourself"));
-        }
+        to: ConsultTo,
+    ) -> Result<Consulting, NotPassed> {
+        let about = self.callers_leg(agent)?;
+        let to = match to {
+            ConsultTo::Agent(colleague) if colleague == agent => {
+                return Err(NotPassed::new(603, "a call to yourself"));
+            }
+            ConsultTo::Agent(colleague) => Colleague::Agent(colleague),
+            ConsultTo::Queue(q) => {
+                let Some(colleague) = self.agents.router.next_available(q, agent) else {
+                    let name = self.agents.queue_names.get(q).cloned().unwrap_or_default();
+                    return Err(NotPassed::new(
+                        480,
+                        format!("nobody of {name} is available"),
+                    ));
+                };
+                Colleague::Agent(colleague)
+            }
+            ConsultTo::Number(uri) => {
+                let flows = self.shared.flows();
+                let policy = &flows.callbacks;
+                let target = policy
+                    .target(&uri)
+                    .map_err(|why| NotPassed::new(403, format!("not dialled: {why}")))?;
+                let shown = policy
+                    .numbering
+                    .e164(&uri)
+                    .map_or_else(|| target.uri.clone(), |n| format!("tel:{n}"));
+                Colleague::Outside {
+                    target: Box::new(target),
+                    shown,
+                }
+            }
+        };
+        Ok(Consulting { about, agent, to })
+    }
+
+    /// The caller `agent` is talking to (the call, and her leg to it), whom she may call
+    /// someone about; or why not.
+    fn callers_leg(&self, agent: AgentId) -> Result<(u64, String), NotPassed> {
         let router = &self.agents.router;
         let call = router
             .agent_state(agent)
@@ -69,9 +151,27 @@ impl Signalling {
         leg.ok_or_else(|| NotPassed::new(403, "not talking to a caller"))
     }
 
+    /// Puts the agent's call `call_id` through: rings the colleague, or dials the number.
+    pub(super) fn start_consult(
+        &mut self,
+        consulting: Consulting,
+        call_id: &str,
+        now: Instant,
+    ) -> Result<(), NotPassed> {
+        let Consulting { about, agent, to } = consulting;
+        match to {
+            Colleague::Agent(colleague) => {
+                self.consult_colleague(about, agent, colleague, call_id, now)
+            }
+            Colleague::Outside { target, shown } => {
+                self.consult_outside(about, agent, (*target, shown), call_id)
+            }
+        }
+    }
+
     /// Rings `colleague` for the agent's call `call_id` to him about her caller `call`,
     /// or says why not (he is not available).
-    pub(super) fn start_consult(
+    fn consult_colleague(
         &mut self,
         (call, leg): (u64, String),
         agent: AgentId,
@@ -130,6 +230,95 @@ impl Signalling {
         Ok(())
     }
 
+    /// Dials the number outside for the agent's call `call_id` about her caller `call`.
+    fn consult_outside(
+        &mut self,
+        (call, leg): (u64, String),
+        agent: AgentId,
+        (target, shown): (crate::sip::dial::Target, String),
+        call_id: &str,
+    ) -> Result<(), NotPassed> {
+        let Some(w) = self.agents.waiting.get(&call) else {
+            return Err(NotPassed::new(403, "not talking to a caller"));
+        };
+        let Some(to_call) = w.to_call.clone() else {
+            return Err(NotPassed::new(403, "not talking to a caller"));
+        };
+        tracing::info!(
+            agent = self.agents.ids[agent],
+            to = shown,
+            caller_call = w.call_id,
+            "the agent calls a number outside about her caller"
+        );
+        self.agents.transfers.insert(
+            call,
+            Transfer {
+                to_call,
+                call_id: w.call_id.clone(),
+                uri: target.uri.clone(),
+                ring_timeout: OUTSIDE_RING,
+                context: w.context.clone(),
+                leg: None,
+                next_hop: (target.host.clone(), target.port),
+                by: Some(PassedBy {
+                    passer: Passer {
+                        leg,
+                        agent,
+                        gone: false,
+                        refer: true,
+                    },
+                    shown,
+                    consult: Some(Consult {
+                        call_id: call_id.to_string(),
+                        leg: None,
+                    }),
+                }),
+            },
+        );
+        self.resolve_transfer(call, target.host, target.port, target.trunk);
+        Ok(())
+    }
+
+    /// The number outside answered the agent's call about her caller `call`: her call is
+    /// answered now and bridged to it.
+    pub(super) fn outside_consult_answered(
+        &mut self,
+        leg_id: &str,
+        call: u64,
+        agreed: crate::sip::sdp::Agreed,
+        now: Instant,
+    ) {
+        let consult = self
+            .agents
+            .transfers
+            .get_mut(&call)
+            .and_then(|t| t.by.as_mut())
+            .and_then(|by| by.consult.as_mut());
+        let (Some(consult), Some(leg)) = (consult, self.agents.legs.get(leg_id)) else {
+            return self.hang_up_leg(leg_id, now);
+        };
+        consult.leg = Some(leg_id.to_string());
+        let call_id = consult.call_id.clone();
+        super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
+        let media = leg.media;
+        if !self.bridge_consult_call(&call_id, media) {
+            return self.end_transfer(call, now);
+        }
+        tracing::info!("the number outside answered: the agent talks to it, the caller waits");
+        self.answer(&call_id, now);
+    }
+
+    /// Her call (ringing) is to be bridged to `media` once answered; `false` if it is gone.
+    fn bridge_consult_call(&mut self, call_id: &str, media: u64) -> bool {
+        match self.calls.get_mut(call_id).map(|c| &mut c.phase) {
+            Some(Phase::Ringing { line, .. }) => {
+                line.consult = Some(media);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// He answered: her call to him is answered now and bridged to his leg.
     pub(super) fn consult_answered(
         &mut self,
@@ -155,14 +344,7 @@ impl Signalling {
         let call_id = consult.call_id.clone();
         super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
         let media = leg.media;
-        let ringing = match self.calls.get_mut(&call_id).map(|c| &mut c.phase) {
-            Some(Phase::Ringing { line, .. }) => {
-                line.consult = Some(media);
-                true
-            }
-            _ => false,
-        };
-        if !ringing {
+        if !self.bridge_consult_call(&call_id, media) {
             // Her call to him is gone already.
             return self.route(RouterEvent::EndConsult { call }, now);
         }
@@ -185,21 +367,87 @@ impl Signalling {
         let Some((call, LegKind::Agent)) = call else {
             return Err(NotPassed::new(603, "not an agent's call"));
         };
-        let named = self
+        let names = |c: &Consult| {
+            self.calls.get(&c.call_id).is_some_and(|entry| {
+                let d = &entry.dialog;
+                replaces.names(&d.call_id, &d.local_tag, &d.remote_tag)
+            })
+        };
+        let colleague = self
             .agents
             .passes
             .get(&call)
             .filter(|p| p.by.leg == leg_id)
             .and_then(|p| p.consult.as_ref())
-            .and_then(|c| self.calls.get(&c.call_id))
-            .is_some_and(|entry| {
-                let d = &entry.dialog;
-                replaces.names(&d.call_id, &d.local_tag, &d.remote_tag)
-            });
-        if !named {
-            return Err(NotPassed::new(603, "no call of yours to that colleague"));
+            .is_some_and(names);
+        if colleague {
+            return self.hand_over(call, now);
         }
-        self.hand_over(call, now)
+        let outside = self
+            .agents
+            .transfers
+            .get(&call)
+            .and_then(|t| t.by.as_ref())
+            .filter(|by| by.passer.leg == leg_id)
+            .and_then(|by| by.consult.as_ref())
+            .is_some_and(names);
+        if outside {
+            return self.hand_over_outside(call, now);
+        }
+        Err(NotPassed::new(603, "no call of yours to that colleague"))
+    }
+
+    /// The caller goes to the number outside she called about them (it answered): she
+    /// wraps up, her call to it ends; from now on it is the caller's transfer leg.
+    pub(super) fn hand_over_outside(&mut self, call: u64, now: Instant) -> Result<(), NotPassed> {
+        let not_yet = || NotPassed::new(480, "the number has not answered");
+        let answered = self
+            .agents
+            .transfers
+            .get(&call)
+            .and_then(|t| t.by.as_ref())
+            .and_then(|by| by.consult.as_ref())
+            .and_then(|c| c.leg.clone());
+        let media = answered
+            .and_then(|leg| self.agents.legs.get(&leg))
+            .map(|l| l.media);
+        let Some(media) = media else {
+            return Err(not_yet());
+        };
+        let Some(t) = self.agents.transfers.get_mut(&call) else {
+            return Err(not_yet());
+        };
+        // Settled: from now on it is the caller's transfer leg.
+        let Some(by) = t.by.take() else {
+            return Err(not_yet());
+        };
+        let to_call = t.to_call.clone();
+        let agent = self.agents.ids[by.passer.agent].clone();
+        tracing::info!(
+            agent,
+            to = by.shown,
+            "the agent handed her caller over to the number she called"
+        );
+        for id in [media, call] {
+            let _ = self.shared.pacer.send(PacerCommand::Unbridge { id });
+        }
+        let _ = self
+            .shared
+            .pacer
+            .send(PacerCommand::Bridge { a: call, b: media });
+        let _ = to_call.send(CallInput::Handed {
+            to: by.shown.clone(),
+            agent: None,
+            by: agent,
+            record: None,
+        });
+        // The caller is no longer hers: she wraps up.
+        self.agents.waiting.remove(&call);
+        self.route(RouterEvent::Ended { call }, now);
+        if let Some(consult) = by.consult {
+            self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
+        }
+        Ok(())
     }
 
     /// The caller goes to the colleague she consulted (he answered): she wraps up, her call
@@ -247,14 +495,15 @@ impl Signalling {
             .send(PacerCommand::Bridge { a: call, b: media });
         if let Some(to_call) = &w.to_call {
             let _ = to_call.send(CallInput::Handed {
-                to,
+                to: format!("agent:{to}"),
+                agent: Some(to),
                 by,
-                record: mode,
+                record: Some(mode),
             });
         }
         // We hang up her call to him, as the one taking its place would (RFC 5589 §7).
         if let Some(consult) = pass.consult {
-            self.end_consult_call(&consult.call_id, now);
+            self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
         }
         Ok(())
     }
@@ -272,12 +521,12 @@ impl Signalling {
         if let Some(leg) = consult.leg {
             self.hang_up_leg(&leg, now);
         }
-        self.end_consult_call(&consult.call_id, now);
+        self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
     }
 
-    /// Ends an agent's call to a colleague: refused while it rings (480, he did not take
-    /// it), hung up once answered.
-    fn end_consult_call(&mut self, call_id: &str, now: Instant) {
+    /// Ends an agent's call to a colleague: refused with `status` while it rings (he did
+    /// not take it), hung up once answered.
+    pub(super) fn end_consult_call(&mut self, call_id: &str, status: (u16, &str), now: Instant) {
         let ringing = self
             .calls
             .get(call_id)
@@ -288,8 +537,8 @@ impl Signalling {
                 self.respond(
                     &entry.invite,
                     &entry.invite_request,
-                    480,
-                    "Temporarily Unavailable",
+                    status.0,
+                    status.1,
                     Some(&tag),
                     &[],
                     Vec::new(),
@@ -316,11 +565,19 @@ impl Signalling {
             .map(|(&call, _)| call)
     }
 
-    /// An agent's call (by Call-ID) ended or was cancelled: if it was to a colleague, their
-    /// consultation is over.
+    /// An agent's call (by Call-ID) ended or was cancelled: if it was to a colleague or a
+    /// number about her caller, that call is over.
     pub(super) fn consult_call_ended(&mut self, call_id: &str, now: Instant) {
         if let Some(call) = self.consulting(call_id) {
             self.route(RouterEvent::EndConsult { call }, now);
+        }
+        let outside = self.agents.transfers.iter().find(|(_, t)| {
+            t.by.as_ref()
+                .and_then(|by| by.consult.as_ref())
+                .is_some_and(|c| c.call_id == call_id)
+        });
+        if let Some((&call, _)) = outside {
+            self.end_transfer(call, now);
         }
     }
 
@@ -328,6 +585,23 @@ impl Signalling {
     /// the caller (once he answered, that hands the caller over to him, as a phone's
     /// transfer would). `true` when it was one of them and is dealt with.
     pub(super) fn consult_leg_hung_up(&mut self, call: u64, leg_id: &str, now: Instant) -> bool {
+        let outside = self
+            .agents
+            .transfers
+            .get(&call)
+            .and_then(|t| t.by.as_ref())
+            .filter(|by| by.passer.leg == leg_id)
+            .and_then(|by| by.consult.as_ref())
+            .map(|c| c.leg.is_some());
+        match outside {
+            Some(true) => return self.hand_over_outside(call, now).is_ok(),
+            // Before it answered: her call to it ends, and the caller's as she hung up.
+            Some(false) => {
+                self.end_transfer(call, now);
+                return false;
+            }
+            None => {}
+        }
         let Some(pass) = self.agents.passes.get(&call) else {
             return false;
         };

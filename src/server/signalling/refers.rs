@@ -49,7 +49,7 @@ pub(in crate::server) struct Pass {
 }
 
 /// How long a number outside an agent passes her caller on to may ring.
-const OUTSIDE_RING: Duration = Duration::from_secs(30);
+pub(super) const OUTSIDE_RING: Duration = Duration::from_secs(30);
 
 /// A caller passed on: to wait in a queue, while an agent rings, or while a number outside
 /// does (`tel:+34…`, as the record shows it).
@@ -90,7 +90,7 @@ impl NotPassed {
 /// number (`tel:`) whatever host the phone wrote after it (its own registrar, usually),
 /// through the trunk or gateway the policy names for it. A name that is no queue or agent
 /// is not dialled anywhere (a SIP URI at hotline's own host would only come back to it).
-fn dialled_as(to: &str) -> Option<String> {
+pub(super) fn dialled_as(to: &str) -> Option<String> {
     let name = if to.contains(':') {
         crate::sip::dialog::uri_user(to)
     } else {
@@ -373,6 +373,7 @@ impl Signalling {
                         refer,
                     },
                     shown: shown.clone(),
+                    consult: None,
                 }),
             },
         );

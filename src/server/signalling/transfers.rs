@@ -37,11 +37,21 @@ pub(in crate::server) struct Transfer {
     pub by: Option<PassedBy>,
 }
 
-/// The agent who passes her caller on to a number outside, while it rings.
+/// The agent who passes her caller on to a number outside, while it rings; or who called
+/// it about her caller first (an attended transfer), until she hands the caller over.
 pub(in crate::server) struct PassedBy {
     pub passer: super::refers::Passer,
     /// The number as the record and the desk show it.
     pub shown: String,
+    /// Her call it is answered on, when she calls it first.
+    pub consult: Option<super::consults::Consult>,
+}
+
+impl Transfer {
+    /// Her call about the caller, while the number is hers to talk to (not the caller's).
+    fn consult(&self) -> Option<&super::consults::Consult> {
+        self.by.as_ref().and_then(|by| by.consult.as_ref())
+    }
 }
 
 impl Signalling {
@@ -230,6 +240,14 @@ impl Signalling {
         agreed: sdp::Agreed,
         now: Instant,
     ) {
+        if self
+            .agents
+            .transfers
+            .get(&call)
+            .is_some_and(|t| t.consult().is_some())
+        {
+            return self.outside_consult_answered(leg_id, call, agreed, now);
+        }
         let (Some(t), Some(leg)) = (
             self.agents.transfers.get(&call),
             self.agents.legs.get_mut(leg_id),
@@ -289,25 +307,40 @@ impl Signalling {
                 } else {
                     480
                 };
-                self.give_back(call, &by.passer, (code, reason), &by.shown, now);
+                match by.consult {
+                    // Her call to it is refused as it was; the caller is still hers.
+                    Some(c) => self.end_consult_call(&c.call_id, (code, reason), now),
+                    None => self.give_back(call, &by.passer, (code, reason), &by.shown, now),
+                }
             }
         }
     }
 
-    /// The transfer target hung up (its leg already forgotten): the caller's call ends.
-    pub(super) fn transfer_hung_up(&mut self, call: u64) {
-        if let Some(t) = self.agents.transfers.remove(&call) {
-            let _ = t.to_call.send(CallInput::AgentHungUp);
+    /// The transfer target hung up (its leg already forgotten): the caller's call ends —
+    /// unless it was an agent's call about the caller, which just ends.
+    pub(super) fn transfer_hung_up(&mut self, call: u64, now: Instant) {
+        let Some(t) = self.agents.transfers.remove(&call) else {
+            return;
+        };
+        match t.by.and_then(|by| by.consult) {
+            Some(c) => self.end_consult_call(&c.call_id, (480, "Temporarily Unavailable"), now),
+            None => {
+                let _ = t.to_call.send(CallInput::AgentHungUp);
+            }
         }
     }
 
-    /// The caller's call ended: cancel or hang up its transfer leg.
+    /// The caller's call ended (or an agent's call about them did): cancel or hang up its
+    /// transfer leg, and an agent's call to it.
     pub(super) fn end_transfer(&mut self, call: u64, now: Instant) {
         let Some(t) = self.agents.transfers.remove(&call) else {
             return;
         };
         if let Some(leg) = t.leg {
             self.switch.hang_up(&leg, now);
+        }
+        if let Some(c) = t.by.and_then(|by| by.consult) {
+            self.end_consult_call(&c.call_id, (480, "Temporarily Unavailable"), now);
         }
     }
 }
