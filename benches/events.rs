@@ -50,6 +50,7 @@ fn ringing() -> Event {
                 transferred_by: None,
                 note: None,
             }),
+            consulting: None,
         }),
     }
 }

@@ -271,12 +271,13 @@ pub fn unavailable() -> Response {
     )
 }
 
-/// The caller card (who calls, what they typed) is for the agent it rings for, supervisors
-/// and the token holder: anyone else reads the row without it.
+/// The caller card (who calls, what they typed) and whom she calls about them are for the
+/// agent it rings for, supervisors and the token holder: anyone else reads the row without.
 fn hide_caller(mut row: AgentRow, who: Option<&Who>) -> AgentRow {
     let may = who.is_some_and(|w| w.sees_all() || w.agent() == Some(row.id.as_str()));
     if !may {
         row.caller = None;
+        row.consulting = None;
     }
     row
 }

@@ -86,6 +86,9 @@ pub enum CallInput {
     },
     /// The caller waits in `queue` again, first in line (their agent is gone).
     Requeued { queue: String },
+    /// The agent, at her desk, calls someone about the caller first: the caller holds
+    /// (hold music) until she hands them over (`Handed`) or has them back (`AgentAnswered`).
+    Held,
     /// The agent handed the caller over to whom she called about them first (an attended
     /// transfer; `agent:bob` or `tel:+34…` as the record shows it): the media loop bridges
     /// them already. For a colleague, his name and the call's recording rule.
@@ -646,7 +649,15 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         bridged = true;
                         tag += 1; // the hold music's end, if it comes, means nothing now
                     }
-                    Some(CallInput::Handed { to, agent, by, record: rec }) if bridged => {
+                    Some(CallInput::Held) if bridged => {
+                        tracing::info!("on hold while the agent calls someone about them");
+                        bridged = false;
+                        passing = true;
+                        tag += 1;
+                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        play(&shared, id, hold, true, tag);
+                    }
+                    Some(CallInput::Handed { to, agent, by, record: rec }) if bridged || passing => {
                         tracing::info!(to, by, "handed over to whom the agent called about them");
                         record.transfers.push(crate::store::Transfer {
                             at: Timestamp::now().to_string(),
@@ -657,6 +668,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         if agent.is_some() {
                             record.agent = agent;
                         }
+                        bridged = true;
+                        passing = false;
+                        tag += 1; // the hold music's end, if it comes, means nothing now
                         let start = rec.is_some_and(|rec| taping.answered(rec) == Step::Start);
                         if start && recording.is_none() {
                             recording = Some(start_recording(&shared, id, &uid, &mut record));
@@ -668,6 +682,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         CallInput::Passing { .. }
                         | CallInput::Requeued { .. }
                         | CallInput::PassedOutside { .. }
+                        | CallInput::Held
                         | CallInput::Handed { .. },
                     ) => {}
                     Some(CallInput::TransferAnswered { to }) if transferring => {

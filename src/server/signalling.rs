@@ -804,7 +804,7 @@ impl Signalling {
                 Vec::new(),
                 now,
             );
-            if let Err(e) = self.start_consult(consulting, &call_id, now) {
+            if let Err(e) = self.start_consult(consulting, Some(&call_id), now) {
                 tracing::info!(
                     why = e.why,
                     "an agent's call to a colleague not put through"

@@ -207,6 +207,7 @@ mod tests {
             next_state: None,
             wrap_up_left_s: None,
             caller: None,
+            consulting: None,
         };
         let alice = Viewer::Agent("alice".into());
         assert!(

@@ -80,6 +80,17 @@ pub struct AgentRow {
     pub wrap_up_left_s: Option<u64>,
     /// Who the agent rings for or talks to.
     pub caller: Option<caller::CallerCard>,
+    /// Whom she calls about her caller before handing them over (an attended transfer).
+    pub consulting: Option<ConsultRow>,
+}
+
+/// An agent's call about her caller, as her desk shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsultRow {
+    /// `agent:bob` or `tel:+34600111222`.
+    pub to: String,
+    /// They answered: the agent talks to them, the caller holds.
+    pub answered: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +167,21 @@ pub enum ApiQuery {
         queue: String,
         call_id: String,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The desk's "talk first" button: call a colleague, a queue or a number about the
+    /// agent's caller, who holds meanwhile: whom (`agent:bob`, `tel:+34…`), or the SIP status
+    /// and words of why not.
+    Consult {
+        agent: String,
+        to: String,
+        reply: oneshot::Sender<Result<String, (u16, String)>>,
+    },
+    /// The desk's buttons while she talks to them: hand the caller over (`complete`), or
+    /// have them back. Whom the caller went to, or why not.
+    ConsultEnd {
+        agent: String,
+        complete: bool,
+        reply: oneshot::Sender<Result<String, (u16, String)>>,
     },
     /// The desk's transfer button: pass the agent's caller on to a queue or an agent (by
     /// name): where they went (`queue:billing`, `agent:bob` while he rings), or the SIP

@@ -46,6 +46,9 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/desk/history", get(history))
         .route("/desk/wrap-up", post(wrap_up))
         .route("/desk/transfer", post(transfer))
+        .route("/desk/consult", post(consult))
+        .route("/desk/consult/complete", post(consult_complete))
+        .route("/desk/consult/cancel", post(consult_cancel))
         .route("/desk/recording", post(recording))
         .route("/wall", get(wall))
         .route("/api/events", get(events))
@@ -526,6 +529,94 @@ async fn transfer(
         }
         Some(Err((403, why))) => error(StatusCode::FORBIDDEN, &why),
         Some(Err((404, why))) => error(StatusCode::NOT_FOUND, &why),
+        Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
+        None => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsultForm {
+    /// A queue's or an agent's name, or a number.
+    to: String,
+}
+
+/// `POST /desk/consult`: the agent calls a colleague, a queue (its next available agent) or
+/// a number about her caller before handing them over (an attended transfer). The caller
+/// holds; her phone is bridged to whoever answers. `{"consulting": "agent:bob"}` while it
+/// rings; 404 for no such name, 403 for a number the dial policy refuses, 409 when it
+/// cannot be done (she is on no call, nobody is available).
+async fn consult(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let usage = r#"{"to": "<queue, agent or number>"}"#;
+    let (s, form) = match state.page_request::<ConsultForm>(&headers, &body, usage) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    let to: String = form.to.trim().chars().take(64).collect();
+    let agent = s.agent.clone();
+    let reply = ask(&state, |reply| ApiQuery::Consult { agent, to, reply }).await;
+    match reply {
+        Some(Ok(to)) => {
+            tracing::info!(agent = s.agent, to, "a call about the caller from the desk");
+            axum::Json(serde_json::json!({ "consulting": to })).into_response()
+        }
+        Some(Err((403, why))) => error(StatusCode::FORBIDDEN, &why),
+        Some(Err((404, why))) => error(StatusCode::NOT_FOUND, &why),
+        Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
+        None => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+/// `POST /desk/consult/complete`: the caller goes to whom she talks to about them (from the
+/// desk or her phone), she wraps up: `{"transferred": "agent:bob"}`; 409 while they have
+/// not answered, or when she calls nobody.
+async fn consult_complete(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    consult_end(state, headers, body, true).await
+}
+
+/// `POST /desk/consult/cancel`: her call about the caller ends and the caller is hers
+/// again: `{"back": "agent:bob"}` (whom she had called); 409 when she calls nobody.
+async fn consult_cancel(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    consult_end(state, headers, body, false).await
+}
+
+async fn consult_end(
+    state: ApiState,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    complete: bool,
+) -> Response {
+    let (s, _) = match state.page_request::<NoFields>(&headers, &body, "{}") {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    let agent = s.agent.clone();
+    let reply = ask(&state, |reply| ApiQuery::ConsultEnd {
+        agent,
+        complete,
+        reply,
+    })
+    .await;
+    match reply {
+        Some(Ok(to)) if complete => {
+            tracing::info!(agent = s.agent, to, "handed over from the desk");
+            axum::Json(serde_json::json!({ "transferred": to })).into_response()
+        }
+        Some(Ok(to)) => axum::Json(serde_json::json!({ "back": to })).into_response(),
         Some(Err((_, why))) => error(StatusCode::CONFLICT, &why),
         None => unavailable(),
     }

@@ -224,7 +224,15 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                         textarea id="transfer-note" maxlength="500" rows="2" {}
                     }
                     button id="transfer" type="button" { "Transfer" }
+                    " "
+                    button id="consult" type="button" { "Talk to them first" }
                     p id="transfer-message" role="status" {}
+                    div id="consulting" hidden {
+                        p id="consulting-who" role="status" {}
+                        button id="consult-complete" type="button" { "Hand the caller over" }
+                        " "
+                        button id="consult-cancel" type="button" { "Back to the caller" }
+                    }
                     button id="recording" type="button" { "Record / pause recording" }
                     p id="recording-message" role="status" {}
                 }

@@ -1064,3 +1064,137 @@ fn the_desk_passes_a_caller_on_to_another_agent() {
     assert_eq!(refused[0], 409, "{refused}");
     assert_eq!(refused[1], "you are not talking to a caller", "{refused}");
 }
+
+/// Bob's phone rings for Alice's call about her caller: it shows her, and carries who asked.
+const CONSULTED_FROM_THE_DESK: &str = r#"  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="From: [^\r\n]*sip:alice@" search_in="msg" check_it="true" assign_to="from"/>
+      <ereg regexp="X-Hotline-Transferred-By: alice" search_in="msg" check_it="true" assign_to="by"/>
+    </action>
+  </recv>
+  <Reference variables="from,by"/>
+"#;
+
+/// An attended transfer from the desk: Alice, on a call, talks to Bob first ("Talk to them
+/// first"): the caller holds, Bob's phone rings showing her, and once he answers her phone
+/// is put through to him. "Back to the caller" ends his call and she has the caller again;
+/// a second time she hands the caller over: her phone is hung up, Bob has the caller, the
+/// record says so.
+#[test]
+fn the_desk_talks_to_a_colleague_first_then_hands_the_caller_over() {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", DESK_TRANSFER);
+    let ports = AgentPorts::take();
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("alice", "alice-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    let alice = sipp_at(
+        &server,
+        "alice_phone",
+        &scenario(&[
+            super::agents::AGENT_RINGS_ANY.to_string(),
+            super::agents::answers_until_bye(ports.listen(0)),
+        ]),
+        ports.phone(0),
+        ports.media(0),
+        &["-m", "1"],
+    );
+    // Bob takes both of her calls; the first ends when she goes back to the caller, the
+    // second when the caller hangs up.
+    let bob = sipp_at(
+        &server,
+        "bob_phone",
+        &scenario(&[
+            CONSULTED_FROM_THE_DESK.to_string(),
+            super::agents::answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "2"],
+    );
+    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+    register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
+    assert_eq!(browser.wait_text("#state", "Ready"), "Ready");
+    let file = server.path().join("caller.xml");
+    std::fs::write(
+        &file,
+        scenario(&[
+            invite("PCMU", None),
+            ANSWERED.to_string(),
+            pause(500),
+            super::key('7'),
+            pause(16000),
+            super::CALLER_BYE.to_string(),
+        ]),
+    )
+    .unwrap();
+    let caller = super::sipp_command(&server, &file, "agent", &[], 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        browser.wait_text("#state", "On a call"),
+        "On a call",
+        "{}",
+        server.log()
+    );
+    let state_of = |id: &str| {
+        let (_, body) = http(&server, "GET", "/api/agents", Some("test-token"), "");
+        let agents: serde_json::Value = serde_json::from_str(&body).unwrap();
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| a["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    for complete in [false, true] {
+        browser.select("#transfer-to", "bob");
+        browser.click("#consult");
+        let talking = browser.wait_text("#consulting-who", "Talking to bob");
+        assert!(
+            talking.starts_with("Talking to bob"),
+            "{talking}\n{}",
+            server.log()
+        );
+        assert_eq!(state_of("bob"), "busy");
+        assert_eq!(state_of("alice"), "busy");
+        if complete {
+            browser.click("#consult-complete");
+            // The caller is Bob's: she is off the call (her desk's call controls go).
+            assert_eq!(
+                browser.wait_text("#state", "Ready"),
+                "Ready",
+                "{}",
+                server.log()
+            );
+        } else {
+            browser.click("#consult-cancel");
+            let said = browser.wait_text("#transfer-message", "The caller is yours again.");
+            assert_eq!(said, "The caller is yours again.", "{}", server.log());
+            super::agents::eventually("Bob is free again", || state_of("bob") == "available");
+            assert_eq!(state_of("alice"), "busy");
+        }
+    }
+    let alice = finish(&server, "alice_phone", alice);
+    assert!(
+        alice.ok,
+        "her phone is hung up once Bob has the caller: {}",
+        alice.text
+    );
+    assert!(
+        caller.wait_with_output().unwrap().status.success(),
+        "{}",
+        server.log()
+    );
+    let bob = finish(&server, "bob_phone", bob);
+    assert!(bob.ok, "{}", bob.text);
+    let (_, body) = http(&server, "GET", "/api/calls?limit=5", Some("test-token"), "");
+    let calls: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    let record = &calls[0];
+    assert_eq!(record["agent"], "bob", "{record}");
+    assert_eq!(record["transfers"].as_array().unwrap().len(), 1, "{record}");
+    assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
+}

@@ -1283,6 +1283,20 @@ impl Signalling {
             } => {
                 let _ = reply.send(self.call_back_now(&agent, caller, &queue, call_id, now));
             }
+            ApiQuery::Consult { agent, to, reply } => {
+                let _ = reply.send(
+                    self.desk_consult(&agent, &to, now)
+                        .map_err(|e| (e.code, e.why)),
+                );
+            }
+            ApiQuery::ConsultEnd {
+                agent,
+                complete,
+                reply,
+            } => {
+                let done = self.desk_consult_end(&agent, complete, now);
+                let _ = reply.send(done.map_err(|e| (e.code, e.why)));
+            }
             ApiQuery::Transfer {
                 agent,
                 to,
@@ -1365,7 +1379,7 @@ impl Signalling {
         }
     }
 
-    fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
+    pub(super) fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
         let (state, since, call) = self.agents.router.agent_state(i)?;
         let (auth_failures, locked_out) = self.agents.registrar.failures(i, now);
         let unreachable =
@@ -1398,6 +1412,7 @@ impl Signalling {
                 reason: why.map(str::to_string),
             }),
             caller: call.and_then(|c| self.caller_card(c, now)),
+            consulting: self.consult_row(i),
             wrap_up_left_s: (state == AgentState::WrapUp)
                 .then(|| self.agents.router.wrap_up_left(i, now))
                 .flatten()

@@ -29,7 +29,9 @@ use crate::sip::wire::Message;
 /// The call an agent made to a colleague about her caller.
 pub(in crate::server) struct Consult {
     /// Her call to him (its Call-ID): ringing until he answers, then bridged to his leg.
-    pub call_id: String,
+    /// None when she asked from the desk: her leg to the caller is bridged to his instead,
+    /// while the caller hears the hold music.
+    pub call_id: Option<String>,
     /// His leg, once he answered.
     pub leg: Option<String>,
 }
@@ -151,21 +153,177 @@ impl Signalling {
         leg.ok_or_else(|| NotPassed::new(403, "not talking to a caller"))
     }
 
-    /// Puts the agent's call `call_id` through: rings the colleague, or dials the number.
+    /// Puts the agent's call `call_id` through (none: from the desk, over her leg to the
+    /// caller): rings the colleague, or dials the number. Where it went (`agent:bob`,
+    /// `tel:+34…`).
     pub(super) fn start_consult(
         &mut self,
         consulting: Consulting,
-        call_id: &str,
+        call_id: Option<&str>,
         now: Instant,
-    ) -> Result<(), NotPassed> {
+    ) -> Result<String, NotPassed> {
         let Consulting { about, agent, to } = consulting;
-        match to {
+        let (call, her_leg) = (about.0, about.1.clone());
+        let to = match to {
             Colleague::Agent(colleague) => {
-                self.consult_colleague(about, agent, colleague, call_id, now)
+                self.consult_colleague(about, agent, colleague, call_id, now)?;
+                format!("agent:{}", self.agents.ids[colleague])
             }
             Colleague::Outside { target, shown } => {
-                self.consult_outside(about, agent, (*target, shown), call_id)
+                self.consult_outside(about, agent, (*target, shown.clone()), call_id)?;
+                shown
             }
+        };
+        if call_id.is_none() {
+            // From the desk: the caller holds (her phone is not asked to), and she hears
+            // the ringback until they answer.
+            let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
+            if let Some(to_call) = self
+                .agents
+                .waiting
+                .get(&call)
+                .and_then(|w| w.to_call.as_ref())
+            {
+                let _ = to_call.send(CallInput::Held);
+            }
+            let hers = self.agents.legs.get(&her_leg).map(|l| l.media);
+            let law = self.switch.leg(&her_leg).and_then(|l| l.law());
+            if let (Some(id), Some(law)) = (hers, law) {
+                let ringback = [crate::engine::announce::RINGBACK.to_string()];
+                let items = self.shared.flows().prompts.frames(&ringback, law);
+                let _ = self.shared.pacer.send(PacerCommand::Play {
+                    id,
+                    items,
+                    looped: true,
+                    // Its end (if it had one) means nothing to the caller's call.
+                    tag: u64::MAX,
+                });
+            }
+        }
+        self.publish_agent(agent, now);
+        Ok(to)
+    }
+
+    /// The desk's "talk first": the agent calls `to` (a colleague, a queue or a number, as
+    /// typed) about her caller, who holds meanwhile.
+    pub(super) fn desk_consult(
+        &mut self,
+        agent: &str,
+        to: &str,
+        now: Instant,
+    ) -> Result<String, NotPassed> {
+        let Some(a) = self.agents.ids.iter().position(|id| id == agent) else {
+            return Err(NotPassed::new(404, "no such agent"));
+        };
+        let name = to.trim();
+        let target = if let Some(c) = self
+            .agents
+            .ids
+            .iter()
+            .position(|id| id.eq_ignore_ascii_case(name))
+        {
+            ConsultTo::Agent(c)
+        } else if let Some((_, &q)) = self
+            .agents
+            .queue_ids
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            ConsultTo::Queue(q)
+        } else {
+            let number = super::refers::dialled_as(name)
+                .ok_or_else(|| NotPassed::new(404, "no queue, agent or number by that name"))?;
+            ConsultTo::Number(number)
+        };
+        let consulting = self.consult_request(a, target)?;
+        self.start_consult(consulting, None, now)
+    }
+
+    /// The desk's buttons while the agent talks to whom she called about her caller (from
+    /// the desk or her phone): hand the caller over (`complete`), or have them back.
+    pub(super) fn desk_consult_end(
+        &mut self,
+        agent: &str,
+        complete: bool,
+        now: Instant,
+    ) -> Result<String, NotPassed> {
+        let Some(a) = self.agents.ids.iter().position(|id| id == agent) else {
+            return Err(NotPassed::new(404, "no such agent"));
+        };
+        let none = || NotPassed::new(409, "you are calling nobody about a caller");
+        let colleague = self
+            .agents
+            .passes
+            .iter()
+            .find(|(_, p)| p.by.agent == a && p.consult.is_some())
+            .map(|(&call, p)| {
+                let to = format!("agent:{}", self.agents.ids[p.to]);
+                (call, to, p.by.leg.clone())
+            });
+        // Her leg to the caller is hung up once they are handed over (a call she made
+        // from her phone leaves it on hold there otherwise).
+        if let Some((call, to, hers)) = colleague {
+            if complete {
+                self.hand_over(call, now)?;
+                self.hang_up_leg(&hers, now);
+                return Ok(to);
+            }
+            self.route(RouterEvent::EndConsult { call }, now);
+            return Ok(to);
+        }
+        let outside = self
+            .agents
+            .transfers
+            .iter()
+            .find(|(_, t)| {
+                t.by.as_ref()
+                    .is_some_and(|by| by.passer.agent == a && by.consult.is_some())
+            })
+            .map(|(&call, t)| {
+                let by = t.by.as_ref();
+                (call, by.map(|by| (by.shown.clone(), by.passer.leg.clone())))
+            });
+        let Some((call, Some((to, hers)))) = outside else {
+            return Err(none());
+        };
+        if complete {
+            self.hand_over_outside(call, now)?;
+            self.hang_up_leg(&hers, now);
+            return Ok(to);
+        }
+        self.end_transfer(call, now);
+        Ok(to)
+    }
+
+    /// Whom the agent calls about her caller, for her row.
+    pub(super) fn consult_row(&self, agent: AgentId) -> Option<crate::status::ConsultRow> {
+        let colleague = self.agents.passes.values().find_map(|p| {
+            let c = p.consult.as_ref().filter(|_| p.by.agent == agent)?;
+            Some(crate::status::ConsultRow {
+                to: format!("agent:{}", self.agents.ids[p.to]),
+                answered: c.leg.is_some(),
+            })
+        });
+        colleague.or_else(|| {
+            self.agents.transfers.values().find_map(|t| {
+                let by = t.by.as_ref().filter(|by| by.passer.agent == agent)?;
+                let c = by.consult.as_ref()?;
+                Some(crate::status::ConsultRow {
+                    to: by.shown.clone(),
+                    answered: c.leg.is_some(),
+                })
+            })
+        })
+    }
+
+    /// Sends the desk and the wall the agent's row (her consultation changed).
+    pub(super) fn publish_agent(&mut self, agent: AgentId, now: Instant) {
+        if let Some(row) = self.agent_row(agent, now) {
+            self.shared
+                .events
+                .publish(crate::status::events::Event::Agent {
+                    agent: Box::new(row),
+                });
         }
     }
 
@@ -176,7 +334,7 @@ impl Signalling {
         (call, leg): (u64, String),
         agent: AgentId,
         colleague: AgentId,
-        call_id: &str,
+        call_id: Option<&str>,
         now: Instant,
     ) -> Result<(), NotPassed> {
         let by = self.agents.ids[agent].clone();
@@ -197,7 +355,7 @@ impl Signalling {
                 },
                 to: colleague,
                 consult: Some(Consult {
-                    call_id: call_id.to_string(),
+                    call_id: call_id.map(str::to_string),
                     leg: None,
                 }),
             },
@@ -236,7 +394,7 @@ impl Signalling {
         (call, leg): (u64, String),
         agent: AgentId,
         (target, shown): (crate::sip::dial::Target, String),
-        call_id: &str,
+        call_id: Option<&str>,
     ) -> Result<(), NotPassed> {
         let Some(w) = self.agents.waiting.get(&call) else {
             return Err(NotPassed::new(403, "not talking to a caller"));
@@ -269,7 +427,7 @@ impl Signalling {
                     },
                     shown,
                     consult: Some(Consult {
-                        call_id: call_id.to_string(),
+                        call_id: call_id.map(str::to_string),
                         leg: None,
                     }),
                 }),
@@ -288,35 +446,105 @@ impl Signalling {
         agreed: crate::sip::sdp::Agreed,
         now: Instant,
     ) {
-        let consult = self
+        let by = self
             .agents
             .transfers
             .get_mut(&call)
-            .and_then(|t| t.by.as_mut())
-            .and_then(|by| by.consult.as_mut());
-        let (Some(consult), Some(leg)) = (consult, self.agents.legs.get(leg_id)) else {
+            .and_then(|t| t.by.as_mut());
+        let (Some(by), Some(leg)) = (by, self.agents.legs.get(leg_id)) else {
+            return self.hang_up_leg(leg_id, now);
+        };
+        let (agent, her_leg) = (by.passer.agent, by.passer.leg.clone());
+        let Some(consult) = by.consult.as_mut() else {
             return self.hang_up_leg(leg_id, now);
         };
         consult.leg = Some(leg_id.to_string());
         let call_id = consult.call_id.clone();
         super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
         let media = leg.media;
-        if !self.bridge_consult_call(&call_id, media) {
+        if !self.connect_consult(call_id.as_deref(), &her_leg, media, now) {
             return self.end_transfer(call, now);
         }
         tracing::info!("the number outside answered: the agent talks to it, the caller waits");
-        self.answer(&call_id, now);
+        self.publish_agent(agent, now);
     }
 
-    /// Her call (ringing) is to be bridged to `media` once answered; `false` if it is gone.
-    fn bridge_consult_call(&mut self, call_id: &str, media: u64) -> bool {
+    /// Whom she called answered (`media`, their leg): her call to them is answered and
+    /// bridged to it, or, from the desk, her leg to the caller is. `false` if hers is gone.
+    fn connect_consult(
+        &mut self,
+        call_id: Option<&str>,
+        her_leg: &str,
+        media: u64,
+        now: Instant,
+    ) -> bool {
+        let Some(call_id) = call_id else {
+            let Some(hers) = self.agents.legs.get(her_leg).map(|l| l.media) else {
+                return false;
+            };
+            let _ = self
+                .shared
+                .pacer
+                .send(PacerCommand::Bridge { a: hers, b: media });
+            return true;
+        };
         match self.calls.get_mut(call_id).map(|c| &mut c.phase) {
-            Some(Phase::Ringing { line, .. }) => {
-                line.consult = Some(media);
-                true
-            }
-            _ => false,
+            Some(Phase::Ringing { line, .. }) => line.consult = Some(media),
+            _ => return false,
         }
+        self.answer(call_id, now);
+        true
+    }
+
+    /// A consultation over without a transfer: her call to whom she called is refused with
+    /// `status` (or hung up, if answered); from the desk, the caller is bridged back to her
+    /// leg (if she still has it) and hears her again.
+    pub(super) fn consult_back(
+        &mut self,
+        call: u64,
+        passer: &Passer,
+        consult: &Consult,
+        status: (u16, &str),
+        now: Instant,
+    ) {
+        if let Some(call_id) = &consult.call_id {
+            self.end_consult_call(call_id, status, now);
+            return self.publish_agent(passer.agent, now);
+        }
+        let hers = self.agents.legs.get(&passer.leg).map(|l| l.media);
+        let mode = self.agents.waiting.get(&call).map(|w| {
+            w.record
+                .unwrap_or_else(|| self.agents.record_mode(&w.queue))
+        });
+        let to_call = self
+            .agents
+            .waiting
+            .get(&call)
+            .and_then(|w| w.to_call.clone());
+        if let (Some(hers), Some(mode), Some(to_call)) = (hers, mode, to_call) {
+            tracing::info!("the consultation is over: the caller is back with the agent");
+            let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: hers });
+            let _ = self
+                .shared
+                .pacer
+                .send(PacerCommand::Bridge { a: call, b: hers });
+            let _ = to_call.send(CallInput::AgentAnswered {
+                agent: self.agents.ids[passer.agent].clone(),
+                record: mode,
+            });
+        }
+        self.publish_agent(passer.agent, now);
+    }
+
+    /// The caller is handed over: her side of the consultation ends — her call to whom she
+    /// called is hung up by us (as the one taking its place would, RFC 5589 §7), or, from
+    /// the desk, her phone is.
+    fn end_her_side(&mut self, passer: &Passer, consult: &Consult, now: Instant) {
+        match &consult.call_id {
+            Some(call_id) => self.end_consult_call(call_id, (480, "Temporarily Unavailable"), now),
+            None => self.hang_up_leg(&passer.leg, now),
+        }
+        self.publish_agent(passer.agent, now);
     }
 
     /// He answered: her call to him is answered now and bridged to his leg.
@@ -331,20 +559,19 @@ impl Signalling {
         self.route(RouterEvent::Answered { call, agent }, now);
         let talking = self.agents.router.pass_kind(call) == Some(PassKind::Consulting)
             && self.agents.router.passing_to(call) == Some(agent);
-        let consult = self
-            .agents
-            .passes
-            .get_mut(&call)
-            .and_then(|p| p.consult.as_mut())
-            .filter(|_| talking);
-        let (Some(consult), Some(leg)) = (consult, self.agents.legs.get(leg_id)) else {
+        let pass = self.agents.passes.get_mut(&call).filter(|_| talking);
+        let (Some(pass), Some(leg)) = (pass, self.agents.legs.get(leg_id)) else {
+            return self.hang_up_leg(leg_id, now);
+        };
+        let (by, her_leg) = (pass.by.agent, pass.by.leg.clone());
+        let Some(consult) = pass.consult.as_mut() else {
             return self.hang_up_leg(leg_id, now);
         };
         consult.leg = Some(leg_id.to_string());
         let call_id = consult.call_id.clone();
         super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
         let media = leg.media;
-        if !self.bridge_consult_call(&call_id, media) {
+        if !self.connect_consult(call_id.as_deref(), &her_leg, media, now) {
             // Her call to him is gone already.
             return self.route(RouterEvent::EndConsult { call }, now);
         }
@@ -352,7 +579,7 @@ impl Signalling {
             agent = self.agents.ids[agent],
             "the colleague answered: the agents talk, the caller waits"
         );
-        self.answer(&call_id, now);
+        self.publish_agent(by, now);
     }
 
     /// Her phone's REFER with `Replaces` on her leg to the caller: the caller goes to the
@@ -368,7 +595,8 @@ impl Signalling {
             return Err(NotPassed::new(603, "not an agent's call"));
         };
         let names = |c: &Consult| {
-            self.calls.get(&c.call_id).is_some_and(|entry| {
+            let entry = c.call_id.as_ref().and_then(|id| self.calls.get(id));
+            entry.is_some_and(|entry| {
                 let d = &entry.dialog;
                 replaces.names(&d.call_id, &d.local_tag, &d.remote_tag)
             })
@@ -444,8 +672,8 @@ impl Signalling {
         // The caller is no longer hers: she wraps up.
         self.agents.waiting.remove(&call);
         self.route(RouterEvent::Ended { call }, now);
-        if let Some(consult) = by.consult {
-            self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
+        if let Some(consult) = &by.consult {
+            self.end_her_side(&by.passer, consult, now);
         }
         Ok(())
     }
@@ -501,16 +729,15 @@ impl Signalling {
                 record: Some(mode),
             });
         }
-        // We hang up her call to him, as the one taking its place would (RFC 5589 §7).
-        if let Some(consult) = pass.consult {
-            self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
+        if let Some(consult) = &pass.consult {
+            self.end_her_side(&pass.by, consult, now);
         }
         Ok(())
     }
 
     /// After the routing core moved, a consultation that is over: he did not answer, one of
     /// them hung up, or the caller left. Her call to him and his leg end.
-    pub(super) fn consult_over(&mut self, pass: Pass, now: Instant) {
+    pub(super) fn consult_over(&mut self, call: u64, pass: Pass, now: Instant) {
         let Some(consult) = pass.consult else {
             return;
         };
@@ -518,10 +745,11 @@ impl Signalling {
             agent = self.agents.ids.get(pass.by.agent).map(String::as_str),
             "the consultation is over; the caller stays with the agent"
         );
-        if let Some(leg) = consult.leg {
-            self.hang_up_leg(&leg, now);
+        if let Some(leg) = &consult.leg {
+            self.hang_up_leg(leg, now);
         }
-        self.end_consult_call(&consult.call_id, (480, "Temporarily Unavailable"), now);
+        let status = (480, "Temporarily Unavailable");
+        self.consult_back(call, &pass.by, &consult, status, now);
     }
 
     /// Ends an agent's call to a colleague: refused with `status` while it rings (he did
@@ -561,7 +789,11 @@ impl Signalling {
         self.agents
             .passes
             .iter()
-            .find(|(_, p)| p.consult.as_ref().is_some_and(|c| c.call_id == call_id))
+            .find(|(_, p)| {
+                p.consult
+                    .as_ref()
+                    .is_some_and(|c| c.call_id.as_deref() == Some(call_id))
+            })
             .map(|(&call, _)| call)
     }
 
@@ -574,7 +806,7 @@ impl Signalling {
         let outside = self.agents.transfers.iter().find(|(_, t)| {
             t.by.as_ref()
                 .and_then(|by| by.consult.as_ref())
-                .is_some_and(|c| c.call_id == call_id)
+                .is_some_and(|c| c.call_id.as_deref() == Some(call_id))
         });
         if let Some((&call, _)) = outside {
             self.end_transfer(call, now);

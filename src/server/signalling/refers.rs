@@ -404,7 +404,7 @@ impl Signalling {
             };
             if pass.consult.is_some() {
                 // Handed over, it would be gone already: the consultation is over.
-                self.consult_over(pass, now);
+                self.consult_over(call, pass, now);
                 continue;
             }
             match self.agents.router.connected_agent(call) {

@@ -307,9 +307,9 @@ impl Signalling {
                 } else {
                     480
                 };
-                match by.consult {
+                match &by.consult {
                     // Her call to it is refused as it was; the caller is still hers.
-                    Some(c) => self.end_consult_call(&c.call_id, (code, reason), now),
+                    Some(c) => self.consult_back(call, &by.passer, c, (code, reason), now),
                     None => self.give_back(call, &by.passer, (code, reason), &by.shown, now),
                 }
             }
@@ -322,9 +322,13 @@ impl Signalling {
         let Some(t) = self.agents.transfers.remove(&call) else {
             return;
         };
-        match t.by.and_then(|by| by.consult) {
-            Some(c) => self.end_consult_call(&c.call_id, (480, "Temporarily Unavailable"), now),
-            None => {
+        match t.by {
+            Some(PassedBy {
+                passer,
+                consult: Some(c),
+                ..
+            }) => self.consult_back(call, &passer, &c, (480, "Temporarily Unavailable"), now),
+            _ => {
                 let _ = t.to_call.send(CallInput::AgentHungUp);
             }
         }
@@ -339,8 +343,13 @@ impl Signalling {
         if let Some(leg) = t.leg {
             self.switch.hang_up(&leg, now);
         }
-        if let Some(c) = t.by.and_then(|by| by.consult) {
-            self.end_consult_call(&c.call_id, (480, "Temporarily Unavailable"), now);
+        if let Some(PassedBy {
+            passer,
+            consult: Some(c),
+            ..
+        }) = t.by
+        {
+            self.consult_back(call, &passer, &c, (480, "Temporarily Unavailable"), now);
         }
     }
 }

@@ -124,6 +124,7 @@
       ? "Your phone is registered."
       : "No phone is registered for you: register your SIP phone to take calls.";
     el("in-call").hidden = !(row.caller && row.state === "busy");
+    showConsulting(row.consulting);
     if (row.caller) {
       if (row.caller.call !== shown) {
         answered = false;
@@ -205,6 +206,66 @@
     }
   }
 
+  // `agent:bob` or `tel:+34…`, as a person reads it.
+  function whom(to) {
+    return to.replace(/^(agent|tel|queue):/, "");
+  }
+
+  // Whom she calls about her caller, while she does: ringing, then talking (the caller
+  // holds), with the buttons to hand the caller over or have them back.
+  function showConsulting(c) {
+    el("consulting").hidden = !c;
+    el("transfer").disabled = !!c;
+    el("consult").disabled = !!c;
+    if (!c) return;
+    el("consulting-who").textContent = c.answered
+      ? "Talking to " + whom(c.to) + "; the caller is on hold."
+      : "Calling " + whom(c.to) + "…";
+    el("consult-complete").disabled = !c.answered;
+  }
+
+  // Calls a colleague, a queue or a number about the caller, who holds meanwhile.
+  async function consult() {
+    const out = el("transfer-message");
+    const number = el("transfer-number").value.trim();
+    const to = number || el("transfer-to").value;
+    out.textContent = "";
+    try {
+      const res = await fetch("/desk/consult", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+        body: JSON.stringify({ to }),
+        credentials: "same-origin",
+      });
+      const json = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+      out.textContent = "Calling " + whom(json.consulting) + " on your phone; the caller is on hold.";
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }
+
+  // Hands the caller over to whom she talks to, or has them back.
+  async function consultEnd(complete) {
+    const out = el("transfer-message");
+    out.textContent = "";
+    try {
+      const res = await fetch(complete ? "/desk/consult/complete" : "/desk/consult/cancel", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+        body: JSON.stringify({}),
+        credentials: "same-origin",
+      });
+      const json = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+      out.textContent = complete
+        ? "Handed over to " + whom(json.transferred) + "."
+        : "The caller is yours again.";
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }
+
   // Pauses the recording while the caller reads a card number, and resumes it (or starts
   // an on-demand one).
   async function recording() {
@@ -227,6 +288,9 @@
   }
 
   el("transfer").addEventListener("click", transfer);
+  el("consult").addEventListener("click", consult);
+  el("consult-complete").addEventListener("click", () => consultEnd(true));
+  el("consult-cancel").addEventListener("click", () => consultEnd(false));
   el("recording").addEventListener("click", recording);
   el("ready").addEventListener("click", () => set("available"));
   el("not-ready").addEventListener("click", () => set("not-ready"));
