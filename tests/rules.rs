@@ -129,6 +129,49 @@ fn invalid_flow_bad_digit_wrong_type_unknown_type_and_missing_field() {
     );
 }
 
+/// One mistake, one diagnostic: a node that cannot be read, or a flow file that is not
+/// TOML, is reported once — not again as an unknown node wherever it is named, nor as the
+/// unreachable nodes only it leads to.
+#[test]
+fn one_mistake_gives_one_diagnostic() {
+    // The menu's type is misspelt: the welcome naming it and the nodes only it leads to
+    // (goodbye, bye) say nothing.
+    let f = findings(&edit("type = \"menu\"", "type = \"menus\""));
+    assert_eq!(
+        f,
+        [("invalid-flow".to_string(), Some("main.menu".to_string()))],
+        "{f:?}"
+    );
+    // A TOML typo in one flow, named by another: one error, in the broken file.
+    let fx = Fixture::new();
+    fx.flow("main", &edit("\"2\" = \"vm\"", "\"2\" = \"billing.start\""));
+    fx.flow(
+        "billing",
+        &VALID
+            .replace("entry = \"welcome\"", "entry = \"start\"")
+            .replace("[nodes.welcome]", "[nodes.start]")
+            .replace("options = {", "options = {{"),
+    );
+    let (_, v) = fx.validate();
+    let d = v["diagnostics"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{v}");
+    assert_eq!(d[0]["rule"], "invalid-flow", "{v}");
+    assert!(
+        d[0]["file"].as_str().unwrap().ends_with("billing.toml"),
+        "{v}"
+    );
+    assert!(
+        d[0]["message"].as_str().unwrap().starts_with("TOML syntax"),
+        "{v}"
+    );
+    // Near miss: a name that is simply wrong is still unknown.
+    fires(
+        &edit("next = \"menu\"", "next = \"menuu\""),
+        "unknown-node",
+        Some("main.welcome"),
+    );
+}
+
 #[test]
 fn invalid_flow_duplicate_option() {
     let f = findings(&edit(

@@ -121,6 +121,9 @@ fn load_file(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Arc<Source>> {
     let start = Pos { line: 1, column: 1 };
+    // Until it parses, references into it are not reported a second time.
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    set.unreadable.extend(stem.clone());
     let empty = |text: &str| Arc::new(Source::new(path, text.to_string()));
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > MAX_FILE_BYTES {
@@ -167,6 +170,9 @@ fn load_file(
         }
     };
     let source = Arc::new(Source::new(path, text));
+    if let Some(stem) = stem {
+        set.unreadable.retain(|n| *n != stem);
+    }
     parse_flow(set, &source, reported, diags);
     Some(source)
 }
@@ -221,6 +227,7 @@ fn parse_flow(
                 pos,
                 format!("TOML syntax: {}", e.message().trim()),
             ));
+            set.unreadable.push(name);
             return;
         }
     };
@@ -322,6 +329,7 @@ fn parse_flow(
             diags,
         );
         let Some((ty, ty_pos)) = f.required_string("type", at) else {
+            set.unreadable.push(full_name);
             continue;
         };
         match NodeKind::parse(&ty, &mut f, at) {
@@ -336,29 +344,46 @@ fn parse_flow(
                 });
                 flow.nodes.push(id);
             }
-            None => f.error(
-                ty_pos,
-                format!("unknown node type \"{ty}\" (one of {})", TYPES.join(", ")),
-            ),
+            None => {
+                f.error(
+                    ty_pos,
+                    format!("unknown node type \"{ty}\" (one of {})", TYPES.join(", ")),
+                );
+                set.unreadable.push(full_name);
+            }
         }
     }
     set.flows.push(flow);
 }
 
-/// Resolves every reference; a name that matches nothing is `unknown-node`.
+/// Resolves every reference; a name that matches nothing is `unknown-node` — except one
+/// into a flow whose file could not be read or parsed, which is left unresolved (that file's
+/// own error says what is wrong).
 fn resolve(set: &mut FlowSet, diags: &mut Vec<Diagnostic>) {
     let lookup = |set: &FlowSet, flow: usize, text: &str| -> Result<usize, String> {
         if let Some((f, n)) = text.split_once('.') {
             if set.flow_by_name(f).is_none() {
+                if set.unreadable.iter().any(|u| u == f) {
+                    return Err(String::new());
+                }
                 return Err(format!(
                     "\"{text}\" names no flow \"{f}\" (no {f}.toml beside this flow)"
                 ));
             }
-            set.find(flow, text)
-                .ok_or_else(|| format!("\"{text}\" names no node \"{n}\" in flow {f}"))
+            set.find(flow, text).ok_or_else(|| {
+                if set.unreadable.iter().any(|u| u == text) {
+                    return String::new();
+                }
+                format!("\"{text}\" names no node \"{n}\" in flow {f}")
+            })
         } else {
-            set.find(flow, text)
-                .ok_or_else(|| format!("\"{text}\" names no node of flow {}", set.flows[flow].name))
+            let name = &set.flows[flow].name;
+            set.find(flow, text).ok_or_else(|| {
+                if set.unreadable.contains(&format!("{name}.{text}")) {
+                    return String::new();
+                }
+                format!("\"{text}\" names no node of flow {name}")
+            })
         }
     };
     for fi in 0..set.flows.len() {
@@ -385,6 +410,7 @@ fn resolve(set: &mut FlowSet, diags: &mut Vec<Diagnostic>) {
                         t.node = Some(id);
                     }
                 }
+                Err(msg) if msg.is_empty() => {}
                 Err(msg) => diags.push(Diagnostic::new(
                     Rule::UnknownNode,
                     &source,
@@ -408,6 +434,7 @@ fn resolve(set: &mut FlowSet, diags: &mut Vec<Diagnostic>) {
         for (t, r) in set.nodes[id].kind.targets_mut().into_iter().zip(results) {
             match r {
                 Ok(target) => t.node = Some(target),
+                Err(msg) if msg.is_empty() => {}
                 Err(msg) => diags.push(
                     Diagnostic::new(Rule::UnknownNode, &source, t.pos, msg).at_node(full.clone()),
                 ),

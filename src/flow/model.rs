@@ -132,6 +132,10 @@ pub struct FlowSet {
     pub flows: Vec<Flow>,
     pub nodes: Vec<Node>,
     pub prompts: HashMap<String, PromptFile>,
+    /// Flows whose file could not be read or parsed, and nodes (`flow.node`) that could not
+    /// be (already reported): references to them are left unresolved without a second
+    /// diagnostic.
+    pub unreadable: Vec<String>,
     /// Per flow, node name to id.
     by_name: Vec<HashMap<String, NodeId>>,
 }

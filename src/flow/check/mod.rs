@@ -128,10 +128,18 @@ pub fn check(set: &FlowSet, ctx: &Context) -> Report {
     let summaries = timing::check(&mut c);
     coverage::check(&mut c);
 
+    // A flow with a node that could not be read is not judged as a graph: its load error
+    // is the one thing to fix, and its paths would mislead (a node only the broken one
+    // leads to looks unreachable).
+    let broken = |name: &str| {
+        set.unreadable
+            .iter()
+            .any(|u| u.split_once('.').is_some_and(|(f, _)| f == name))
+    };
     let reported: Vec<_> = set
         .flows
         .iter()
-        .filter(|f| f.reported)
+        .filter(|f| f.reported && !broken(&f.name))
         .map(|f| Arc::clone(&f.source))
         .collect();
     let mut diagnostics = c.diags;
