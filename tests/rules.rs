@@ -494,6 +494,37 @@ fn too_slow_counts_prompts_and_timeouts() {
         "{f:?}"
     );
     quiet(&bound(22), "too-slow");
+    // The message says where the time goes, node by node.
+    let (_, report) = Fixture::new().flow("main", &bound(21)).validate();
+    let msg = report["diagnostics"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("node by node: main.welcome 1.0 s, main.menu 21.0 s; most in main.menu"),
+        "{msg}"
+    );
+}
+
+/// An entry the caller does not hear (a schedule) is not blamed for the time: the first
+/// node that takes some is.
+#[test]
+fn too_slow_behind_a_schedule_names_a_node_the_caller_hears() {
+    let line = edit(
+        "entry = \"welcome\"",
+        "entry = \"open\"\nmax_seconds_to_human = 21",
+    ) + "\n[nodes.open]\ntype = \"schedule\"\ncalendar = \"business\"\nopen = \"welcome\"\nclosed = \"vm\"\n";
+    let fx = Fixture::new();
+    fx.flow("main", &line).config(CONFIG);
+    let (_, report) = fx.validate();
+    let slow: Vec<_> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rule"] == "too-slow")
+        .collect();
+    assert_eq!(slow.len(), 1, "{report}");
+    assert_eq!(slow[0]["node"], "main.welcome", "{report}");
+    let msg = slow[0]["message"].as_str().unwrap();
+    assert!(msg.contains("most in main.menu"), "{msg}");
+    assert!(msg.contains("(1 more caller-facing node after it"), "{msg}");
 }
 
 /// A caller who presses 2 and then falls silent is timed from the start of the call: 1 s

@@ -186,17 +186,69 @@ fn too_slow(c: &mut Checker, millis: &mut Walker) {
                 secs(d + o.cost)
             )
         };
-        let msg = match behind.get(&s) {
+        let walk = quickest.path_to(s).then(&millis.walk(s));
+        let times = per_node(g, &walk);
+        let msg = match node_by_node(c, &times) {
+            Some(t) => format!("{msg}; {t}"),
+            None => msg,
+        };
+        // Told at a node the caller hears: an invisible entry (a schedule, a branch) is
+        // nowhere the time goes, so the first node that takes some is named instead (and is
+        // no longer one of those behind it).
+        let invisible = c.set.nodes[node].kind.class() == Class::Invisible;
+        let heard = times.iter().find(|t| t.1 > 0).map(|t| t.0);
+        let (node, behind) = match (invisible, heard) {
+            (true, Some(heard)) => (heard, behind.get(&s).map(|n| n.saturating_sub(1))),
+            _ => (node, behind.get(&s).copied()),
+        };
+        let msg = match behind {
+            Some(0) | None => msg,
             Some(1) => {
                 format!("{msg} (1 more caller-facing node after it is too slow because of it)")
             }
             Some(n) => {
                 format!("{msg} ({n} more caller-facing nodes after it are too slow because of it)")
             }
-            None => msg,
         };
-        let path = quickest.path_to(s).then(&millis.walk(s)).to_path(g);
-        let diag = c.at_node(Rule::TooSlow, node, msg).with_path(path);
+        let diag = c
+            .at_node(Rule::TooSlow, node, msg)
+            .with_path(walk.to_path(g));
         c.diags.push(diag);
     }
+}
+
+/// The time a walk spends at each node (its prompts, and the timeouts waited out there;
+/// every attempt of a menu counted), in the order the nodes are first met.
+fn per_node(g: &Graph, walk: &Walk) -> Vec<(usize, u64)> {
+    let mut out: Vec<(usize, u64)> = Vec::new();
+    let vertices: Vec<Vertex> = walk.vertices().collect();
+    for (i, &v) in vertices.iter().enumerate() {
+        let ms = walk
+            .hops
+            .get(i)
+            .map_or(0, |&(label, _)| edge_millis(g, v, label));
+        let node = g.node_of(v);
+        match out.iter_mut().find(|t| t.0 == node) {
+            Some(t) => t.1 += ms,
+            None => out.push((node, ms)),
+        }
+    }
+    out
+}
+
+/// `node by node: main.welcome 1.0 s, main.menu 21.0 s; most in main.menu` (the nodes that
+/// take any time).
+fn node_by_node(c: &Checker, times: &[(usize, u64)]) -> Option<String> {
+    let taking: Vec<&(usize, u64)> = times.iter().filter(|t| t.1 > 0).collect();
+    let most = taking.iter().max_by_key(|t| t.1)?;
+    let name = |n: usize| c.set.nodes[n].full_name.as_str();
+    let list: Vec<String> = taking
+        .iter()
+        .map(|&&(n, ms)| format!("{} {:.1} s", name(n), ms as f64 / 1000.0))
+        .collect();
+    Some(format!(
+        "node by node: {}; most in {}",
+        list.join(", "),
+        name(most.0)
+    ))
 }
