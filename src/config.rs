@@ -584,6 +584,10 @@ pub struct Queue {
     /// `on`: each call an agent answers is recorded (see `[recording]`); `off` (default).
     #[serde(default)]
     pub record: RecordMode,
+    /// What this queue's callers hear while they wait or are held: a prompt name under
+    /// `prompts/` (default `hold`).
+    #[serde(default)]
+    pub hold_music: Option<String>,
 }
 
 fn default_ring_timeout() -> u32 {
@@ -682,6 +686,7 @@ struct AgentPlaces {
 #[derive(Debug, Deserialize)]
 struct QueuePlaces {
     name: Option<toml::Spanned<toml::Value>>,
+    hold_music: Option<toml::Spanned<toml::Value>>,
 }
 
 impl Loaded {
@@ -884,6 +889,17 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
                 .and_then(|p| span_of(&p.pause_keys))),
             keys.chars().take(20).collect::<String>()
         )));
+    }
+    for (i, q) in config.queues.iter().enumerate() {
+        if let Some(music) = &q.hold_music
+            && (music.trim().is_empty() || crate::flow::load::prompt_name_escapes(music))
+        {
+            return Err(ConfigError(format!(
+                "{}: queue \"{}\": hold_music = \"{music}\" is no prompt name: give one under prompts/ without its .wav, such as \"jazz\"",
+                at(places.queues.get(i).and_then(|p| span_of(&p.hold_music))),
+                q.name
+            )));
+        }
     }
     let mut warnings = Vec::new();
     for (i, q) in config.queues.iter().enumerate() {

@@ -32,6 +32,8 @@ pub struct Flows {
     /// with it on a reload.
     pub lines: std::collections::BTreeMap<String, String>,
     pub callbacks: crate::sip::dial::DialPolicy,
+    /// Each queue's own hold music (`hold_music`), by queue name; others play `hold`.
+    pub hold_music: HashMap<String, String>,
 }
 
 /// A flow file's version: the first 12 hex digits of the SHA-256 of its text.
@@ -78,7 +80,33 @@ pub fn validate_against(
 ) -> Result<Validated, load::LoadError> {
     let files = load::collect_files(paths)?;
     let (set, mut diagnostics) = load::load_files(&files, prompts);
-    let server_prompts = crate::engine::announce::server_prompts();
+    let mut server_prompts = crate::engine::announce::server_prompts();
+    // A queue's own hold music must be there: `serve` refuses to start without it.
+    let queues = config.map_or(&[][..], |c| c.config.queues.as_slice());
+    for q in queues {
+        let Some(name) = &q.hold_music else { continue };
+        server_prompts.push(name.clone());
+        let dir = prompts.map_or_else(|| PathBuf::from("prompts"), Path::to_path_buf);
+        if matches!(
+            load::read_prompt(&dir, name),
+            crate::flow::model::PromptFile::Missing
+        ) {
+            let file = config
+                .and_then(|c| c.file.clone())
+                .unwrap_or_else(|| PathBuf::from("hotline.toml"));
+            let source = std::sync::Arc::new(crate::flow::source::Source::new(file, String::new()));
+            diagnostics.push(crate::flow::Diagnostic::new(
+                crate::flow::diagnostic::Rule::MissingPrompt,
+                &source,
+                crate::flow::source::Pos { line: 1, column: 1 },
+                format!(
+                    "queue \"{}\": hold_music = \"{name}\": {} is missing",
+                    q.name,
+                    dir.join(format!("{name}.wav")).display()
+                ),
+            ));
+        }
+    }
     diagnostics.extend(load::check_server_prompts(&set, prompts, &server_prompts));
     let report = check::check(&set, &context(config, max_steps));
     diagnostics.extend(report.diagnostics);
@@ -160,6 +188,20 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
             announce.len()
         ));
     }
+    // A queue's own hold music: refused when missing, rather than silence for its callers.
+    let mut hold_music = HashMap::new();
+    for q in &loaded.config.queues {
+        let Some(n) = &q.hold_music else { continue };
+        if !prompts_dir.join(format!("{n}.wav")).is_file() {
+            return Err(refused(format!(
+                "queue \"{}\": hold_music = \"{n}\": {} is missing",
+                q.name,
+                prompts_dir.join(format!("{n}.wav")).display()
+            )));
+        }
+        names.push(n.as_str());
+        hold_music.insert(q.name.clone(), n.clone());
+    }
     // What a caller hears when their call starts being recorded: refused rather than
     // recording callers who were not told.
     if let Some(n) = &loaded.config.recording.announcement {
@@ -212,10 +254,20 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
         warning_count: warnings,
         lines: loaded.config.lines.clone(),
         callbacks: loaded.config.dial_policy(),
+        hold_music,
     })
 }
 
 impl Flows {
+    /// What a caller of `queue` hears while they wait or are held: its `hold_music`, else
+    /// `prompts/hold.wav`.
+    pub fn hold(&self, queue: Option<&str>) -> Vec<String> {
+        let name = queue
+            .and_then(|q| self.hold_music.get(q))
+            .map_or("hold", String::as_str);
+        vec![name.to_string()]
+    }
+
     /// The flow a dialled user names in `[lines]`: exactly, or as the same number written
     /// another way (`0034910000000` finds `"+34910000000"`); `None` for no entry.
     pub fn line_named(&self, user: &str) -> Option<&str> {

@@ -326,6 +326,56 @@ fn serve_refuses_a_recording_announcement_it_cannot_play() {
     );
 }
 
+/// A queue's own hold music must be there: `validate` says so (as a missing prompt, in the
+/// config) and `serve` refuses to start rather than leave its callers in silence. A name
+/// that leaves the prompts folder is no prompt name at all.
+#[test]
+fn a_queues_hold_music_is_checked_by_validate_and_serve() {
+    let fx = line();
+    fx.config(&CONFIG.replace(
+        "name = \"support\"\n",
+        "name = \"support\"\nhold_music = \"jazz\"\n",
+    ));
+    let (code, report) = fx.validate();
+    assert_eq!(code, 1, "{report}");
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "missing-prompt")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(d["file"], "hotline.toml", "{report}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue \"support\": hold_music = \"jazz\""),
+        "{report}"
+    );
+    let out = fx.run(&["serve"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("jazz.wav is missing"), "{}", out.stderr);
+    // There: clean.
+    common::write_wav(&fx.path().join("prompts/jazz.wav"), 8000, 1, 1.0);
+    let (code, report) = fx.validate();
+    assert_eq!(code, 0, "{report}");
+    // Not a prompt name.
+    fx.config(&CONFIG.replace(
+        "name = \"support\"\n",
+        "name = \"support\"\nhold_music = \"../jazz\"\n",
+    ));
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hotline.toml:4:14")
+            && out
+                .stderr
+                .contains("hold_music = \"../jazz\" is no prompt name"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_single_file_resolves_references_to_its_neighbours() {
     let fx = line();

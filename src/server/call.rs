@@ -191,6 +191,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
+    // The queue the caller last waited in: its hold music is theirs while they wait or
+    // are held.
+    let mut last_queue: Option<String> = None;
     // How long the caller's queue node lets them wait, and how often they hear their place:
     // a caller an agent passes on to another queue waits there by the same rules.
     let mut wait_rules: (Duration, Option<Duration>) = (Duration::ZERO, None);
@@ -289,7 +292,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     } => {
                         tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
                         tag += 1;
-                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        last_queue = Some(name.clone());
+                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
                         play(&shared, id, hold, true, tag);
                         // Without the announcement prompts, the caller hears hold music only.
                         let speaks = flows.prompts.get(announce::YOU_ARE_NUMBER).is_some();
@@ -471,7 +475,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             // Back to the hold music.
                             q.announcing = None;
                             tag += 1;
-                            let hold = flows.prompts.frames(&["hold".to_string()], law);
+                            let hold = flows.prompts.frames(&flows.hold(Some(&q.queue)), law);
                             play(&shared, id, hold, true, tag);
                         } else if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
                             tracing::info!(mailbox, "recording a voicemail");
@@ -598,7 +602,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         shared.records.save(&uid, &record);
                         bridged = false;
                         tag += 1;
-                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        last_queue = Some(name.clone());
+                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
                         play(&shared, id, hold, true, tag);
                         let (max_wait, every) = wait_rules;
                         queue = Some(InQueue {
@@ -625,7 +630,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         bridged = false;
                         passing = true;
                         tag += 1;
-                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        let hold = flows.prompts.frames(&flows.hold(last_queue.as_deref()), law);
                         play(&shared, id, hold, true, tag);
                     }
                     Some(CallInput::Requeued { queue: name }) if passing => {
@@ -654,7 +659,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         bridged = false;
                         passing = true;
                         tag += 1;
-                        let hold = flows.prompts.frames(&["hold".to_string()], law);
+                        let hold = flows.prompts.frames(&flows.hold(last_queue.as_deref()), law);
                         play(&shared, id, hold, true, tag);
                     }
                     Some(CallInput::Handed { to, agent, by, record: rec }) if bridged || passing => {
@@ -716,7 +721,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         }
                     }
                     Some(CallInput::Media { remote, direction, srtp }) => {
-                        sending(&shared, id, remote, direction);
+                        sending(&shared, id, remote, direction, last_queue.as_deref());
                         rekey(&shared, id, srtp);
                     }
                     Some(CallInput::Hangup) | None => {
@@ -996,7 +1001,7 @@ async fn consult(shared: &Arc<Shared>, setup: CallSetup, colleague: u64) {
                 direction,
                 srtp,
             }) => {
-                sending(shared, id, remote, direction);
+                sending(shared, id, remote, direction, None);
                 rekey(shared, id, srtp);
             }
             Some(CallInput::AgentHungUp | CallInput::Shutdown | CallInput::MediaTimeout) => break,
@@ -1197,7 +1202,7 @@ fn start_media(
         },
         srtp: agreed.srtp,
     });
-    sending(shared, id, remote, agreed.direction);
+    sending(shared, id, remote, agreed.direction, None);
 }
 
 /// A re-INVITE's SRTP keys for the leg: the media loop starts a new context when the far
@@ -1210,19 +1215,25 @@ pub(super) fn rekey(shared: &Shared, id: u64, srtp: Option<crate::sip::sdp::Sdes
 
 /// Where a leg's audio goes, and whether it is sent at all (not to a party on hold). The
 /// `direction` is ours, as answered: `recvonly` or `inactive` means the far end holds the
-/// call (it offered `sendonly` or `inactive`), and whoever it is bridged to hears
-/// `prompts/hold.wav` meanwhile.
-pub(super) fn sending(shared: &Shared, id: u64, remote: SocketAddr, direction: Direction) {
+/// call (it offered `sendonly` or `inactive`), and whoever it is bridged to hears the hold
+/// music of the caller's queue (`queue`; `prompts/hold.wav` by default) meanwhile.
+pub(super) fn sending(
+    shared: &Shared,
+    id: u64,
+    remote: SocketAddr,
+    direction: Direction,
+    queue: Option<&str>,
+) {
     let on = matches!(direction, Direction::SendRecv | Direction::SendOnly)
         && !remote.ip().is_unspecified()
         && remote.port() != 0;
     let holds = matches!(direction, Direction::RecvOnly | Direction::Inactive);
     let hold_music = holds.then(|| {
-        let prompts = &shared.flows().prompts;
-        let hold = ["hold".to_string()];
+        let flows = shared.flows();
+        let hold = flows.hold(queue);
         HoldMusic {
-            pcmu: prompts.frames(&hold, Law::Pcmu),
-            pcma: prompts.frames(&hold, Law::Pcma),
+            pcmu: flows.prompts.frames(&hold, Law::Pcmu),
+            pcma: flows.prompts.frames(&hold, Law::Pcma),
         }
     });
     let _ = shared.pacer.send(PacerCommand::Media {

@@ -2280,7 +2280,22 @@ fn agent_reinvites(direction: &str, rtp: u16, cseq: u32, pause_ms: u32) -> Strin
 /// hears the line's hold music meanwhile, not silence, and the agent's voice again after.
 #[test]
 fn a_caller_put_on_hold_by_the_agent_hears_hold_music() {
-    let server = server();
+    caller_on_hold_hears(AGENTS, 300.0);
+}
+
+/// The same with the queue's own hold music (`hold_music = "short"`, a 500 Hz tone here):
+/// that is what the caller hears, not `prompts/hold.wav`.
+#[test]
+fn a_queue_plays_its_own_hold_music() {
+    let config = AGENTS.replace(
+        "ring_timeout_s = 2\n",
+        "ring_timeout_s = 2\nhold_music = \"short\"\n",
+    );
+    caller_on_hold_hears(&config, 500.0);
+}
+
+fn caller_on_hold_hears(config: &str, music_hz: f64) {
+    let server = Server::start_full("answer_after_ms = 100\nshutdown_grace_s = 2", config);
     let ports = AgentPorts::take();
     let agent_hears = Listener::bind(ports.listen(0), true);
     let caller_hears = Listener::bind(ports.listen(1), true);
@@ -2318,12 +2333,16 @@ fn a_caller_put_on_hold_by_the_agent_hears_hold_music() {
     let heard = pcmu_samples(&caller_hears.stop());
     // prompts/hold.wav is a 300 Hz tone here; the caller waited under a second before the
     // agent answered, so most of what they heard of it is the 3 s on hold.
-    let music = super::phones::tone_blocks(&heard, 300.0);
+    let music = super::phones::tone_blocks(&heard, music_hz);
     assert!(
         music >= 20,
         "the caller heard {music} blocks of hold music\n{}",
         server.log()
     );
+    if music_hz != 300.0 {
+        let default = super::phones::tone_blocks(&heard, 300.0);
+        assert!(default <= 2, "{default} blocks of prompts/hold.wav");
+    }
     let said_mu: Vec<u8> = pcap_audio()
         .iter()
         .map(|&b| Law::Pcmu.encode(Law::Pcma.decode(b)))

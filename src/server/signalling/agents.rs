@@ -1004,7 +1004,11 @@ impl Signalling {
                 },
                 _,
             ) => {
-                crate::server::call::sending(&self.shared, media, remote, direction);
+                // The caller held by their agent hears their queue's hold music.
+                let queue = user
+                    .and_then(|u| self.agents.waiting.get(&u.0))
+                    .map(|w| w.queue.as_str());
+                crate::server::call::sending(&self.shared, media, remote, direction, queue);
                 crate::server::call::rekey(&self.shared, media, srtp);
             }
             (LegEvent::AgentAnswered { ring, agreed, .. }, _) => {
