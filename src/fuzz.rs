@@ -141,6 +141,8 @@ pub fn flow_toml(data: &[u8]) {
     let ctx = crate::flow::check::Context {
         queues: None,
         calendars: None,
+        // The embedded policy: a transfer's URI, whatever the fuzzer writes, is judged too.
+        dial: Some(crate::config::Loaded::embedded().config.dial_policy()),
         max_steps: None,
     };
     let _ = crate::flow::check::check(&set, &ctx);

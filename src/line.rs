@@ -49,6 +49,7 @@ fn context(config: Option<&Loaded>, max_steps: Option<u32>) -> Context {
     Context {
         queues: config.map(|c| c.queue_names().into_iter().collect::<HashSet<_>>()),
         calendars: config.map(|c| c.calendars.keys().cloned().collect()),
+        dial: config.map(|c| c.config.dial_policy()),
         max_steps,
     }
 }

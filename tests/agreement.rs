@@ -246,6 +246,7 @@ fn load(line: &GenLine) -> (FlowSet, Vec<Diagnostic>) {
     let ctx = Context {
         queues: Some(HashSet::from(["q".to_string()])),
         calendars: Some(HashSet::from(["always".to_string(), "never".to_string()])),
+        dial: None,
         max_steps: None,
     };
     diags.extend(check::check(&set, &ctx).diagnostics);

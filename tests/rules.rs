@@ -479,6 +479,54 @@ fn no_fallback_queue_to_menu_or_transfer_to_hangup() {
     quiet(&via_play, "no-fallback");
 }
 
+/// A transfer the server could not place is an error, not a line that quietly plays the
+/// ringback and falls back: a `tel:` number needs a trunk (or the gateway) that takes it, a
+/// `sips:` URI a TLS trunk. Judged against the config, or the embedded one.
+#[test]
+fn undialable_destinations() {
+    let to = |uri: &str| {
+        edit("\"2\" = \"vm\"", "\"2\" = \"desk\"")
+            + &format!("\n[nodes.desk]\ntype = \"transfer\"\nto = \"{uri}\"\non_failure = \"vm\"\n")
+    };
+    // The embedded config dials no numbers.
+    let f = fires(
+        &to("tel:+34600111222"),
+        "undialable-destination",
+        Some("main.desk"),
+    );
+    assert_eq!(f.len(), 1, "{f:?}");
+    fires(
+        &to("sips:desk@pbx.example.com"),
+        "undialable-destination",
+        Some("main.desk"),
+    );
+    quiet(&to("sip:desk@pbx.example.com"), "undialable-destination");
+    // A carrier's trunk that takes Spanish numbers: that number is dialled, another is not.
+    let with_trunk = format!(
+        "{CONFIG}\n[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:5099\"\nnumbers = [\"+34\"]\ncaller_id = \"+34910000000\"\n"
+    );
+    let fx = Fixture::new();
+    fx.flow("main", &to("tel:+34600111222")).config(&with_trunk);
+    let f = fx.findings();
+    assert!(
+        !f.iter().any(|(r, _)| r == "undialable-destination"),
+        "{f:?}"
+    );
+    let fx = Fixture::new();
+    fx.flow("main", &to("tel:+44200000000")).config(&with_trunk);
+    let (_, report) = fx.validate();
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "undialable-destination")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        d["message"].as_str().unwrap().contains("+44200000000"),
+        "{report}"
+    );
+}
+
 #[test]
 fn too_slow_counts_prompts_and_timeouts() {
     // hello 1 s + 3 x (menu 2 s + 5 s timeout) = 22 s to the queue.

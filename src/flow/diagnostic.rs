@@ -25,10 +25,11 @@ pub enum Rule {
     DeadEnd,
     UnreachableNode,
     WatchdogReachable,
+    UndialableDestination,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::InvalidFlow,
         Rule::UnknownNode,
         Rule::UnknownQueue,
@@ -45,6 +46,7 @@ impl Rule {
         Rule::DeadEnd,
         Rule::UnreachableNode,
         Rule::WatchdogReachable,
+        Rule::UndialableDestination,
     ];
 
     pub fn id(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Rule {
             Rule::DeadEnd => "dead-end",
             Rule::UnreachableNode => "unreachable-node",
             Rule::WatchdogReachable => "watchdog-reachable",
+            Rule::UndialableDestination => "undialable-destination",
         }
     }
 

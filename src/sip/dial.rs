@@ -146,6 +146,60 @@ impl DialPolicy {
     }
 }
 
+impl DialPolicy {
+    /// Where a flow's `transfer` to `to` goes, or why hotline cannot dial it: a `sip:` URI
+    /// at its host (through the trunk serving that host, if one does); a `tel:` number
+    /// through the trunk whose numbers take it or the gateway (as the policy allows
+    /// numbers); a `sips:` URI only through a TLS trunk serving its host.
+    pub fn transfer_target(&self, to: &str) -> Result<Target, String> {
+        let to = to.trim();
+        let scheme = to.split_once(':').map_or("", |s| s.0).to_ascii_lowercase();
+        match scheme.as_str() {
+            "sip" => {
+                let t = sip_target(to).ok_or_else(|| format!("{}: no host to call", shown(to)))?;
+                Ok(self.through_trunk(t))
+            }
+            "tel" => self.target(to).map_err(|why| {
+                format!("{why} (a tel: number is dialled only through a [[trunks]] entry whose numbers take it, or the [callbacks] gateway)")
+            }),
+            "sips" => {
+                let as_sip = format!("sip:{}", &to[5..]);
+                let t = sip_target(&as_sip)
+                    .ok_or_else(|| format!("{}: no host to call", shown(to)))?;
+                let tls = self
+                    .trunks
+                    .iter()
+                    .find(|r| r.serves(&t.host) && matches!(r.proto, Proto::Tls { .. }));
+                match tls {
+                    Some(_) => Ok(Target {
+                        uri: to.split('?').next().unwrap_or(to).to_string(),
+                        ..self.through_trunk(t)
+                    }),
+                    None => Err(format!(
+                        "{}: a sips: URI is dialled only through a [[trunks]] entry reached over TLS that serves {}",
+                        shown(to),
+                        t.host
+                    )),
+                }
+            }
+            _ => Err(format!("{}: not a sip:, sips: or tel: URI", shown(to))),
+        }
+    }
+
+    /// A `sip:` target sent through the trunk serving its host, when one does.
+    fn through_trunk(&self, t: Target) -> Target {
+        match self.trunks.iter().find(|r| r.serves(&t.host)) {
+            Some(r) => Target {
+                host: r.host.clone(),
+                port: r.port,
+                trunk: Some(r.clone()),
+                ..t
+            },
+            None => t,
+        }
+    }
+}
+
 /// The caller's text in a log line: printable and bounded.
 fn shown(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(80).collect()
@@ -323,6 +377,59 @@ mod tests {
             "sip:+3@evil",
         ] {
             assert!(p.target(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A flow's transfer: a sip: URI at its host (or its carrier's proxy), a tel: number
+    /// only through a trunk or the gateway that takes it, a sips: URI only over a TLS trunk.
+    #[test]
+    fn a_transfer_goes_where_the_server_can_dial_it() {
+        let p = DialPolicy {
+            trunks: vec![carrier()],
+            ..policy()
+        };
+        let desk = p
+            .transfer_target("sip:frontdesk@pbx.example.com:5070")
+            .unwrap();
+        assert_eq!((desk.host.as_str(), desk.port), ("pbx.example.com", 5070));
+        assert!(desk.trunk.is_none());
+        // On the carrier's domain: through its proxy.
+        let t = p.transfer_target("sip:+34600111222@carrier.test").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5099));
+        assert_eq!(t.trunk.map(|r| r.name).as_deref(), Some("carrier"));
+        // A number: the trunk that carries it, else the gateway if it may.
+        let t = p.transfer_target("tel:+34600111222").unwrap();
+        assert_eq!(t.uri, "sip:+34600111222@carrier.test;user=phone");
+        let t = p.transfer_target("tel:+34810000001").unwrap();
+        assert_eq!(t.host, "gw.example.net");
+        let why = p.transfer_target("tel:+44200000000").unwrap_err();
+        assert!(why.contains("+44200000000"), "{why}");
+        assert!(why.contains("[[trunks]]"), "{why}");
+        // Nothing configured to dial numbers: no tel: at all.
+        assert!(
+            DialPolicy::default()
+                .transfer_target("tel:+34600111222")
+                .is_err()
+        );
+        // sips: only over TLS.
+        let why = p
+            .transfer_target("sips:+34600111222@carrier.test")
+            .unwrap_err();
+        assert!(why.contains("TLS"), "{why}");
+        let tls = DialPolicy {
+            trunks: vec![Route {
+                proto: Proto::Tls { ca_file: None },
+                ..carrier()
+            }],
+            ..policy()
+        };
+        let t = tls
+            .transfer_target("sips:+34600111222@carrier.test")
+            .unwrap();
+        assert_eq!(t.uri, "sips:+34600111222@carrier.test");
+        assert_eq!(t.port, 5099);
+        for bad in ["http://x", "sip:", "mailto:a@b", ""] {
+            assert!(p.transfer_target(bad).is_err(), "{bad}");
         }
     }
 }

@@ -787,3 +787,65 @@ fn an_agent_passes_a_caller_on_from_linphone_without_talking_first() {
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
 }
+
+/// A flow's transfer to a number (`to = "tel:+34600111222"`) is dialled through the carrier
+/// whose trunk takes it, as a number at the carrier; the caller talks to whoever answers.
+/// (The line is added by a reload: a `tel:` no trunk takes would not validate.)
+#[test]
+fn a_flow_transfers_a_caller_to_a_number_through_the_trunk() {
+    let ports = AgentPorts::take();
+    let server = Server::start_full(
+        "answer_after_ms = 100\nshutdown_grace_s = 2",
+        &with_gateway(ports.phone(1)),
+    );
+    let number_hears = Listener::bind(ports.listen(2), true);
+    let gateway = sipp_at(
+        &server,
+        "gateway",
+        &scenario(&[
+            GATEWAY_RINGS.to_string(),
+            answers_until_bye(ports.listen(2)),
+        ]),
+        ports.phone(1),
+        ports.media(1),
+        &["-m", "1"],
+    );
+    std::fs::write(
+        server.path().join("flows/telline.toml"),
+        super::agents::transfer_line(0).replace(
+            "to = \"sip:frontdesk@127.0.0.1:0\"",
+            "to = \"tel:+34600111222\"",
+        ),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(server.path().join("hotline.toml")).unwrap();
+    std::fs::write(
+        server.path().join("hotline.toml"),
+        config.replacen("[lines]\n", "[lines]\ntel = \"telline\"\n", 1),
+    )
+    .unwrap();
+    server.signal("-HUP");
+    let log = server.log_with("flows reloaded");
+    assert!(log.contains("telline"), "{log}");
+    let caller_hears = Listener::bind(ports.listen(1), true);
+    let caller = server.sipp(
+        "caller",
+        &call("PCMU", Some(ports.listen(1)), &[pause(6000)], CALLER_BYE),
+        "tel",
+        &[],
+    );
+    assert!(caller.ok, "{}", caller.text);
+    let gateway = finish(&server, "gateway", gateway);
+    assert!(gateway.ok, "{}\n{}", gateway.text, server.log());
+    std::thread::sleep(Duration::from_millis(200));
+    drop(caller_hears.stop());
+    let said = pcap_audio();
+    let heard: Vec<u8> = number_hears.stop().into_iter().flat_map(|p| p.1).collect();
+    assert!(
+        matched_speech(&heard, &said) >= 8000 * 2,
+        "the number hears the caller\n{}",
+        server.log()
+    );
+    let calls = json(&server, "/api/calls?limit=1");
+    assert_eq!(calls[0]["outcome"], "transfer", "{}", calls[0]);
+}

@@ -29,6 +29,8 @@ pub struct Context {
     /// Queue names from the config; `None` when no config was given or found.
     pub queues: Option<HashSet<String>>,
     pub calendars: Option<HashSet<String>>,
+    /// The config's dial policy (`[callbacks]`, `[[trunks]]`): what a `transfer` can reach.
+    pub dial: Option<crate::sip::dial::DialPolicy>,
     /// `--max-steps`: overrides every flow's `max_steps_to_human`.
     pub max_steps: Option<u32>,
 }

@@ -1,11 +1,33 @@
-//! `unknown-queue` and `unknown-calendar`: names the config must define (checked only when a
-//! config was given or found).
+//! `unknown-queue` and `unknown-calendar`: names the config must define; and
+//! `undialable-destination`: a transfer the server could not place with the config's trunks
+//! and dial policy (a `tel:` no trunk or gateway takes, a `sips:` with no TLS trunk). Checked
+//! only when a config was given or found (`validate` falls back to the embedded one).
 
 use super::Checker;
 use crate::flow::diagnostic::{Diagnostic, Rule};
 use crate::flow::node::NodeKind;
 
 pub(crate) fn check(c: &mut Checker) {
+    if let Some(policy) = &c.ctx.dial {
+        for node in &c.set.nodes {
+            let NodeKind::Transfer(t) = &node.kind else {
+                continue;
+            };
+            let Some((to, pos)) = &t.to else { continue };
+            if let Err(why) = policy.transfer_target(to) {
+                let source = &c.set.flows[node.flow].source;
+                c.diags.push(
+                    Diagnostic::new(
+                        Rule::UndialableDestination,
+                        source,
+                        *pos,
+                        format!("transfer: hotline cannot dial \"{to}\": {why}"),
+                    )
+                    .at_node(node.full_name.clone()),
+                );
+            }
+        }
+    }
     for node in &c.set.nodes {
         let (rule, name, known, what) = match &node.kind {
             NodeKind::Queue(q) => (Rule::UnknownQueue, &q.queue, &c.ctx.queues, "queue"),

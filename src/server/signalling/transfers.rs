@@ -68,26 +68,22 @@ impl Signalling {
             Some(super::Phase::Answered { to_call }) => to_call.clone(),
             _ => return, // the caller is already gone
         };
-        let Some(crate::sip::dial::Target {
-            uri, host, port, ..
-        }) = crate::sip::dial::sip_target(&to)
-        else {
-            tracing::warn!(to, "cannot transfer: not a sip: URI with a host");
-            let _ = to_call.send(CallInput::TransferFailed);
-            return;
+        // A sip: target at its host (or its carrier's trunk proxy), a tel: number through
+        // the trunk or gateway the dial policy names for it.
+        let target = self.shared.flows().callbacks.transfer_target(&to);
+        let crate::sip::dial::Target {
+            uri,
+            host,
+            port,
+            trunk,
+        } = match target {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::warn!(to, why, "cannot transfer");
+                let _ = to_call.send(CallInput::TransferFailed);
+                return;
+            }
         };
-        // A target on a carrier's domain is reached through its trunk's proxy.
-        let trunk = self
-            .shared
-            .flows()
-            .callbacks
-            .trunks
-            .iter()
-            .find(|r| r.serves(&host))
-            .cloned();
-        let (host, port) = trunk
-            .as_ref()
-            .map_or((host, port), |r| (r.host.clone(), r.port));
         if context.probe {
             // The probe hears the ringback and hangs up: nobody is rung for it.
             tracing::info!(to, "a probe call reached a transfer: it is not dialled");
