@@ -689,3 +689,41 @@ fn watchdog_reachable_when_choices_can_loop() {
     assert_eq!(d["path"].as_array().unwrap().len(), 11, "{d}");
     quiet(VALID, "watchdog-reachable");
 }
+
+/// An intended loop ("3 = hear it again", back to the menu) is acknowledged where it is
+/// marked, `allow = ["loop"]` on the node callers come back to: no warning for it. A long
+/// way that never comes back there still warns; an unknown word in `allow` is an error.
+#[test]
+fn an_intended_loop_is_acknowledged_where_it_is_marked() {
+    let looping = edit(
+        "\"9\" = \"goodbye\"",
+        "\"9\" = \"goodbye\", \"3\" = \"info\"",
+    ) + "\n[nodes.info]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n";
+    let marked = looping.replacen("type = \"menu\"", "type = \"menu\"\nallow = [\"loop\"]", 1);
+    quiet(&marked, "watchdog-reachable");
+    // Marked on a node the loop does not come back to: still warned of.
+    let elsewhere = looping.replacen(
+        "type = \"voicemail\"",
+        "type = \"voicemail\"\nallow = [\"loop\"]",
+        1,
+    );
+    fires(&elsewhere, "watchdog-reachable", Some("main.menu"));
+    // A chain of six plays before the menu passes the bound without any return.
+    let chain = (1..=5)
+        .map(|i| {
+            format!(
+                "\n[nodes.p{i}]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"p{}\"\n",
+                i + 1
+            )
+        })
+        .collect::<String>()
+        + "\n[nodes.p6]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"menu\"\n";
+    let long = marked.replacen("next = \"menu\"", "next = \"p1\"", 1) + &chain;
+    let f = findings(&long);
+    assert!(f.iter().any(|(r, _)| r == "watchdog-reachable"), "{f:?}");
+    fires(
+        &looping.replacen("type = \"menu\"", "type = \"menu\"\nallow = [\"loops\"]", 1),
+        "invalid-flow",
+        Some("main.menu"),
+    );
+}

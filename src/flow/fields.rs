@@ -193,6 +193,25 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
+    /// A list of strings (`allow = ["loop"]`), each with its place.
+    pub fn strings(&mut self, key: &'static str) -> Vec<(String, Pos)> {
+        let Some(v) = self.take(key) else {
+            return Vec::new();
+        };
+        let Some(items) = v.get_ref().as_array() else {
+            self.wrong_type(key, v, "a list of strings");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => out.push((s.to_string(), self.pos_of(item))),
+                None => self.wrong_type(key, item, "a string"),
+            }
+        }
+        out
+    }
+
     /// A table of string keys to node references (`cases`, `options`).
     pub fn target_map(&mut self, key: &'static str) -> Option<Vec<(String, Pos, Target)>> {
         let v = self.take(key)?;

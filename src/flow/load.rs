@@ -332,6 +332,16 @@ fn parse_flow(
             set.unreadable.push(full_name);
             continue;
         };
+        let mut allow_loop = false;
+        for (what, pos) in f.strings("allow") {
+            match what.as_str() {
+                "loop" => allow_loop = true,
+                _ => f.error(
+                    pos,
+                    format!("node {full_name}: `allow` takes \"loop\" (a way back here the caller chooses), found \"{what}\""),
+                ),
+            }
+        }
         match NodeKind::parse(&ty, &mut f, at) {
             Some(kind) => {
                 f.finish(&[]);
@@ -341,6 +351,7 @@ fn parse_flow(
                     full_name,
                     pos: at,
                     kind,
+                    allow_loop,
                 });
                 flow.nodes.push(id);
             }

@@ -88,6 +88,9 @@ pub struct Node {
     pub full_name: String,
     pub pos: Pos,
     pub kind: NodeKind,
+    /// `allow = ["loop"]`: callers coming back here as often as they choose is intended
+    /// (a "9 = back" menu); `watchdog-reachable` does not count such returns.
+    pub allow_loop: bool,
 }
 
 impl Node {

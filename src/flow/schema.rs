@@ -54,6 +54,14 @@ fn node(kind: &str, description: &str, fields: Vec<(&str, Value)>, required: &[&
     for (name, schema) in fields {
         properties.insert(name.into(), schema);
     }
+    properties.insert(
+        "allow".into(),
+        json!({
+            "type": "array",
+            "items": { "enum": ["loop"] },
+            "description": "\"loop\": callers coming back here as often as they choose is intended; watchdog-reachable does not count those returns"
+        }),
+    );
     let mut required: Vec<&str> = required.to_vec();
     required.insert(0, "type");
     json!({

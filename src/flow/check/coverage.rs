@@ -1,5 +1,7 @@
 //! `unreachable-node` and `watchdog-reachable` (warnings): nodes no call can reach, and choices
-//! that run more than N steps without a live human, where the runtime watchdog steps in.
+//! that run more than N steps without a live human, where the runtime watchdog steps in. A
+//! node marked `allow = ["loop"]` may be come back to as often as the caller chooses: walks
+//! that return to it are acknowledged, not warned of (walks that do not still are).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -68,18 +70,45 @@ pub(crate) fn check(c: &mut Checker) {
     }
 }
 
-/// The shortest walk from `start` whose step count passes `bound` before any live human.
+/// The shortest walk from `start` whose step count passes `bound` before any live human,
+/// never coming back to a node marked `allow = ["loop"]` (its state keeps which of those
+/// it has entered).
 fn over_bound<'a>(c: &Checker<'_, 'a>, start: Vertex, bound: u32) -> Option<Walk<'a>> {
     let g = c.g;
     let weight = |v: Vertex| u32::from(g.is_step(v));
-    let mut pred: HashMap<(Vertex, u32), ((Vertex, u32), Label<'a>)> = HashMap::new();
-    let mut queue = VecDeque::from([(start, weight(start))]);
-    let mut seen = std::collections::HashSet::from([(start, weight(start))]);
+    // The first 32 such nodes are told apart; more than that is no line anyone writes.
+    let bits: HashMap<usize, u32> = c
+        .set
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.allow_loop)
+        .take(32)
+        .enumerate()
+        .map(|(bit, (id, _))| (id, 1u32 << bit))
+        .collect();
+    // Entering `v` with `mask`: the new mask, or `None` for a return to an allowed loop.
+    let enter = |v: Vertex, mask: u32| -> Option<u32> {
+        let bit = bits
+            .get(&g.node_of(v))
+            .copied()
+            .filter(|_| g.is_first_attempt(v));
+        match bit {
+            Some(b) if mask & b != 0 => None,
+            Some(b) => Some(mask | b),
+            None => Some(mask),
+        }
+    };
+    type State = (Vertex, u32, u32);
+    let first: State = (start, weight(start), enter(start, 0).unwrap_or(0));
+    let mut pred: HashMap<State, (State, Label<'a>)> = HashMap::new();
+    let mut queue = VecDeque::from([first]);
+    let mut seen = std::collections::HashSet::from([first]);
     let mut found = None;
     if weight(start) > bound {
-        found = Some((start, weight(start)));
+        found = Some(first);
     }
-    while let (None, Some((v, k))) = (found, queue.pop_front()) {
+    while let (None, Some((v, k, mask))) = (found, queue.pop_front()) {
         if seen.len() > MAX_STATES {
             return None;
         }
@@ -93,9 +122,12 @@ fn over_bound<'a>(c: &Checker<'_, 'a>, start: Vertex, bound: u32) -> Option<Walk
             if g.class(e.to) == Class::LiveHuman {
                 continue;
             }
-            let t = (e.to, k + weight(e.to));
+            let Some(m) = enter(e.to, mask) else {
+                continue; // the caller chose to come back: an intended loop
+            };
+            let t = (e.to, k + weight(e.to), m);
             if seen.insert(t) {
-                pred.insert(t, ((v, k), e.label));
+                pred.insert(t, ((v, k, mask), e.label));
                 if t.1 > bound {
                     found = Some(t);
                     break;
