@@ -690,6 +690,35 @@ fn watchdog_reachable_when_choices_can_loop() {
     quiet(VALID, "watchdog-reachable");
 }
 
+/// A collect reads digits and the escape digit is one: its entries could not begin with it,
+/// unless it says how escape works there (`escape = "alone"` or `"first"`). A `*` escape
+/// digit is no digit anyone types into an account.
+#[test]
+fn escape_in_collect() {
+    let with_collect = edit("\"2\" = \"vm\"", "\"2\" = \"account\"")
+        + "\n[nodes.account]\ntype = \"collect\"\nprompt = \"hello\"\nmin_digits = 3\nmax_digits = 6\nvariable = \"account\"\nnext = \"agents\"\non_exhausted = \"agents\"\n";
+    let f = fires(&with_collect, "escape-in-collect", Some("main.account"));
+    assert_eq!(
+        f.iter().filter(|(r, _)| r == "escape-in-collect").count(),
+        1,
+        "{f:?}"
+    );
+    for said in ["alone", "first"] {
+        quiet(
+            &with_collect.replacen(
+                "variable = \"account\"",
+                &format!("variable = \"account\"\nescape = \"{said}\""),
+                1,
+            ),
+            "escape-in-collect",
+        );
+    }
+    quiet(
+        &with_collect.replacen("escape_digit = \"0\"", "escape_digit = \"*\"", 1),
+        "escape-in-collect",
+    );
+}
+
 /// An intended loop ("3 = hear it again", back to the menu) is acknowledged where it is
 /// marked, `allow = ["loop"]` on the node callers come back to: no warning for it. A long
 /// way that never comes back there still warns; an unknown word in `allow` is an error.

@@ -479,7 +479,8 @@ impl<'a> Call<'a> {
         let NodeKind::Collect(c) = &self.set.nodes[node].kind else {
             return;
         };
-        if digits.is_empty() && d == self.escape_digit(node) {
+        let alone = c.escape == Some(crate::flow::node::CollectEscape::Alone);
+        if digits.is_empty() && d == self.escape_digit(node) && !alone {
             return self.escape(node, d, now, out);
         }
         if Some(d) == c.terminator {
@@ -513,6 +514,14 @@ impl<'a> Call<'a> {
         let NodeKind::Collect(c) = &self.set.nodes[node].kind else {
             return;
         };
+        // `escape = "alone"`: the escape digit on its own is the escape, not an entry.
+        let escape = self.escape_digit(node);
+        if c.escape == Some(crate::flow::node::CollectEscape::Alone)
+            && digits.len() == 1
+            && digits.starts_with(escape)
+        {
+            return self.escape(node, escape, now, out);
+        }
         if c.accepts(&digits) {
             if let Some(var) = &c.variable {
                 self.vars.insert(var.clone(), digits);

@@ -462,3 +462,66 @@ fn a_callback_that_cannot_be_stored_sends_the_caller_to_a_human() {
         "{out:?}"
     );
 }
+
+/// With `escape = "alone"`, an entry may begin with the escape digit (account 012); the digit
+/// on its own, then silence (or the terminator), is still the escape.
+#[test]
+fn a_collect_whose_escape_is_alone_reads_entries_beginning_with_the_escape_digit() {
+    let flow = FLOW.replacen(
+        "variable = \"account\"",
+        "variable = \"account\"\nescape = \"alone\"",
+        1,
+    );
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/main.toml"), &flow, &mut diags);
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    load::finish(&mut set, Some(&prompts), &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    let cals = HashMap::new();
+    // 0, 1, 2, then the terminator: the account is 012.
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    call.handle(Event::Digit('2'), c.at(4.0));
+    for k in "012#".chars() {
+        call.handle(Event::Digit(k), c.at(5.0));
+    }
+    assert_eq!(
+        call.variables().get("account").map(String::as_str),
+        Some("012")
+    );
+    assert!(!call.escape_used());
+    // 0, then the pause: the escape, to the agents, after the collect's 4 s wait.
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    call.handle(Event::Digit('2'), c.at(4.0));
+    let out = call.handle(Event::Digit('0'), c.at(5.0));
+    assert!(!call.escape_used(), "not yet: {out:?}");
+    assert_eq!(call.poll_timeout(), Some(c.at(9.0)));
+    call.handle(Event::Timeout, c.at(9.0));
+    assert!(call.escape_used());
+    assert_eq!(node(&call, &set), "main.agents");
+    assert!(call.variables().is_empty());
+    // 0 then the terminator: the escape at once.
+    let (mut call, c, _) = start(&set, &cals);
+    call.handle(Event::PromptFinished, c.at(3.0));
+    call.handle(Event::Digit('2'), c.at(4.0));
+    call.handle(Event::Digit('0'), c.at(5.0));
+    call.handle(Event::Digit('#'), c.at(5.5));
+    assert!(call.escape_used());
+    // Anything else is refused with its place.
+    let bad = FLOW.replacen(
+        "variable = \"account\"",
+        "variable = \"account\"\nescape = \"never\"",
+        1,
+    );
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/main.toml"), &bad, &mut diags);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("`escape` is \"first\"")),
+        "{diags:?}"
+    );
+}

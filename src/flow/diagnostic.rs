@@ -26,10 +26,11 @@ pub enum Rule {
     UnreachableNode,
     WatchdogReachable,
     UndialableDestination,
+    EscapeInCollect,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::InvalidFlow,
         Rule::UnknownNode,
         Rule::UnknownQueue,
@@ -47,6 +48,7 @@ impl Rule {
         Rule::UnreachableNode,
         Rule::WatchdogReachable,
         Rule::UndialableDestination,
+        Rule::EscapeInCollect,
     ];
 
     pub fn id(self) -> &'static str {
@@ -68,12 +70,15 @@ impl Rule {
             Rule::UnreachableNode => "unreachable-node",
             Rule::WatchdogReachable => "watchdog-reachable",
             Rule::UndialableDestination => "undialable-destination",
+            Rule::EscapeInCollect => "escape-in-collect",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::UnreachableNode | Rule::WatchdogReachable => Severity::Warning,
+            Rule::UnreachableNode | Rule::WatchdogReachable | Rule::EscapeInCollect => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }

@@ -1,5 +1,7 @@
 //! `no-escape` and `escape-conflict`: the escape digit must lead, through invisible nodes only,
 //! to a live human on every branch (a schedule's closed branch may end in a follow-up).
+//! `escape-in-collect` (a warning): a collect reads digits and the escape digit is one, so an
+//! entry beginning with it would escape, unless the collect says how escape works there.
 
 use super::Checker;
 use super::graph::Walk;
@@ -58,6 +60,31 @@ pub(crate) fn check(c: &mut Checker) {
                     );
                 }
             }
+        }
+        for &id in &flow.nodes {
+            let NodeKind::Collect(col) = &c.set.nodes[id].kind else {
+                continue;
+            };
+            let digit = flow.escape_digit;
+            if !digit.is_ascii_digit() || col.escape.is_some() {
+                continue;
+            }
+            let to = flow
+                .escape_to
+                .as_ref()
+                .and_then(|t| t.node)
+                .map_or("escape_to".to_string(), |n| {
+                    c.set.nodes[n].full_name.clone()
+                });
+            let d = c.at_node(
+                Rule::EscapeInCollect,
+                id,
+                format!(
+                    "{} reads digits and the escape digit {digit} is one of them: an entry beginning with {digit} sends the caller to {to} at once. Say how escape works here: escape = \"alone\" ({digit} on its own, then silence, escapes; entries may begin with {digit}) or escape = \"first\" (no entry begins with {digit})",
+                    c.set.nodes[id].full_name
+                ),
+            );
+            c.diags.push(d);
         }
         for &id in &flow.nodes {
             let NodeKind::Menu(m) = &c.set.nodes[id].kind else {

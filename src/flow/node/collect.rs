@@ -16,6 +16,18 @@ pub struct Collect {
     pub variable: Option<String>,
     pub next: Option<Target>,
     pub on_exhausted: Option<Target>,
+    /// How the flow's escape digit works here (`escape`), when the collect says.
+    pub escape: Option<Escape>,
+}
+
+/// How the escape digit works at a collect, whose entries may begin with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// `"first"`: pressed first, it escapes at once (no entry begins with it).
+    First,
+    /// `"alone"`: it escapes only when it is the whole entry (pressed, then silence or the
+    /// terminator); an entry beginning with it is read as digits.
+    Alone,
 }
 
 impl Collect {
@@ -33,6 +45,18 @@ impl Collect {
         }
         let terminator = f.key("terminator");
         let variable = f.string("variable").map(|(v, _)| v);
+        let escape = match f.string("escape") {
+            None => None,
+            Some((s, _)) if s == "first" => Some(Escape::First),
+            Some((s, _)) if s == "alone" => Some(Escape::Alone),
+            Some((s, pos)) => {
+                f.error(
+                    pos,
+                    format!("collect: `escape` is \"first\" (the escape digit pressed first escapes) or \"alone\" (only on its own, then silence), found \"{s}\""),
+                );
+                None
+            }
+        };
         Collect {
             prompts,
             min_digits,
@@ -43,6 +67,7 @@ impl Collect {
             variable,
             next: f.target("next"),
             on_exhausted: f.required_target("on_exhausted", at),
+            escape,
         }
     }
 

@@ -14,7 +14,7 @@ mod voicemail;
 
 pub use branch::{Branch, CaseMatch};
 pub use callback::Callback;
-pub use collect::Collect;
+pub use collect::{Collect, Escape as CollectEscape};
 pub use hangup::Hangup;
 pub use menu::Menu;
 pub use play::Play;
