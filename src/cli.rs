@@ -71,9 +71,14 @@ pub fn validate(
         Ok(v) => v,
         Err(e) => return Exit::usage(e.to_string()),
     };
+    let calendars = config
+        .as_ref()
+        .map(|c| c.calendar_warnings(today()))
+        .unwrap_or_default();
     let warnings: String = config
         .iter()
         .flat_map(|c| &c.warnings)
+        .chain(&calendars)
         .map(|w| format!("hotline: warning: {w}\n"))
         .collect();
     let (errors, _) = report::counts(&v.diagnostics);
@@ -88,6 +93,12 @@ pub fn validate(
         stdout,
         stderr: format!("hotline: queues and calendars checked against {used}\n{warnings}"),
     }
+}
+
+/// Today's date here, for the calendars' look a year ahead.
+#[allow(clippy::disallowed_methods)] // the edge: validate and serve judge against today
+fn today() -> jiff::civil::Date {
+    jiff::Zoned::now().date()
 }
 
 /// A flow file path, or a flow name under the flows folder.
@@ -284,7 +295,13 @@ pub fn serve(config: Option<&Path>) -> i32 {
         Err(e) => return fail(e.to_string()),
     };
     init_logging();
-    for warning in loaded.warnings.iter().chain(&flows.warnings) {
+    let calendars = loaded.calendar_warnings(today());
+    for warning in loaded
+        .warnings
+        .iter()
+        .chain(&flows.warnings)
+        .chain(&calendars)
+    {
         tracing::warn!("{warning}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

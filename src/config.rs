@@ -609,8 +609,13 @@ pub struct CalendarConfig {
     pub timezone: String,
     #[serde(default)]
     pub open: BTreeMap<String, String>,
+    /// Closed: a day (`2026-12-25`), every year (`01-06`), a range
+    /// (`2026-08-10..2026-08-21`), each optionally for hours only (`12-24 14:00-24:00`).
     #[serde(default)]
     pub closed_dates: Vec<String>,
+    /// Open outside the weekly hours, written as `closed_dates` are (an opening wins).
+    #[serde(default)]
+    pub open_dates: Vec<String>,
 }
 
 /// A config file that could not be used, with where and why.
@@ -730,7 +735,7 @@ impl Loaded {
         for (cal_name, c) in &config.calendars {
             let open: Vec<(String, String)> =
                 c.open.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
-            let cal = Calendar::new(&c.timezone, &open, &c.closed_dates)
+            let cal = Calendar::with_openings(&c.timezone, &open, &c.closed_dates, &c.open_dates)
                 .map_err(|e| ConfigError(format!("{name}: calendar \"{cal_name}\": {e}")))?;
             calendars.insert(cal_name.clone(), cal);
         }
@@ -763,6 +768,26 @@ impl Loaded {
             calendars,
             warnings,
         })
+    }
+
+    /// Calendars that close on no day of the year from `today` (their holidays were typed
+    /// for a year gone by, or never): what `validate` and `serve` warn of. A calendar open
+    /// every minute of the week has none to keep.
+    pub fn calendar_warnings(&self, today: jiff::civil::Date) -> Vec<String> {
+        let mut names: Vec<&String> = self.calendars.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter(|n| {
+                let c = &self.calendars[*n];
+                !c.always_open() && !c.closes_within_a_year(today)
+            })
+            .map(|n| {
+                format!(
+                    "calendar \"{n}\" closes on no day in the 12 months from {today}: give its holidays as closed_dates, those that come back every year as \"MM-DD\" (\"12-25\")"
+                )
+            })
+            .collect()
     }
 
     pub fn queue_names(&self) -> Vec<String> {

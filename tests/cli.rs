@@ -376,6 +376,37 @@ fn a_queues_hold_music_is_checked_by_validate_and_serve() {
     );
 }
 
+/// Holidays that come back every year are written once ("01-06"): Epiphany 2027 is closed
+/// though nobody typed 2027; a calendar whose closed dates are all past is warned of, by
+/// `validate` and `serve`.
+#[test]
+fn yearly_holidays_close_every_year_and_a_stale_calendar_is_warned_of() {
+    let fx = line();
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nclosed_dates = [\"01-06\", \"12-24 14:00-24:00\"]",
+    ));
+    // Wednesday 6 January 2027, 10:00 in Madrid: closed, whatever year it is.
+    let v = simulate(&fx, "_", "2027-01-06T10:00:00+01:00");
+    assert!(v["path"].to_string().contains("\"closed\""), "{v}");
+    let v = simulate(&fx, "_", "2027-01-07T10:00:00+01:00");
+    assert!(v["path"].to_string().contains("\"open\""), "{v}");
+    let out = fx.run(&["validate"]);
+    assert!(!out.stderr.contains("closes on no day"), "{}", out.stderr);
+    // Only a date gone by: told.
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nclosed_dates = [\"2020-12-25\"]",
+    ));
+    let out = fx.run(&["validate"]);
+    assert!(
+        out.stderr
+            .contains("calendar \"business\" closes on no day in the 12 months"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_single_file_resolves_references_to_its_neighbours() {
     let fx = line();

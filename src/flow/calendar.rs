@@ -1,4 +1,7 @@
-//! Business-hours calendars: weekly opening hours in a named time zone, and closed dates.
+//! Business-hours calendars: weekly opening hours in a named time zone, closed dates and
+//! one-off openings. A date is a day (`2026-12-25`), the same day every year (`01-06`) or a
+//! range (`2026-08-10..2026-08-21`); any of them may be a part of the day only
+//! (`12-24 14:00-24:00`). An opening beats a closure, and a closure beats the weekly hours.
 //! A schedule node asks `is_open(at)`; the clock is always passed in.
 
 use jiff::Timestamp;
@@ -10,7 +13,95 @@ pub struct Calendar {
     pub timezone: TimeZone,
     /// Minutes since local midnight, `[start, end)`, per weekday (Monday first).
     open: [Vec<(u16, u16)>; 7],
-    closed_dates: Vec<Date>,
+    closed: Vec<Exception>,
+    opened: Vec<Exception>,
+}
+
+/// Days a calendar is closed, or open, against its weekly hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Days {
+    On(Date),
+    /// Month and day, every year (29 February only in leap years).
+    Yearly(i8, i8),
+    /// First to last, both included.
+    Range(Date, Date),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Exception {
+    days: Days,
+    /// Minutes `[start, end)` of those days; none: the whole day.
+    span: Option<(u16, u16)>,
+}
+
+impl Exception {
+    /// `2026-12-25`, `01-06`, `2026-08-10..2026-08-21`, each optionally followed by a span
+    /// of the day (`14:00-24:00`).
+    fn parse(s: &str, what: &str) -> Result<Exception, String> {
+        let bad = |why: &str| {
+            format!(
+                "{what} \"{s}\" {why} (a date \"2026-12-25\", every year \"01-06\", a range \"2026-08-10..2026-08-21\", optionally with hours \"14:00-24:00\")"
+            )
+        };
+        let mut parts = s.split_whitespace();
+        let day = parts.next().ok_or_else(|| bad("is empty"))?;
+        let span = match parts.next() {
+            None => None,
+            Some(hours) => {
+                let (a, b) = hours
+                    .split_once('-')
+                    .ok_or_else(|| bad("has hours that are not a range"))?;
+                let (a, b) = (minutes(a, what)?, minutes(b, what)?);
+                if a >= b {
+                    return Err(bad(
+                        "has hours that end before they start (one day at a time)",
+                    ));
+                }
+                Some((a, b))
+            }
+        };
+        if parts.next().is_some() {
+            return Err(bad("has more than a date and its hours"));
+        }
+        let date = |d: &str| d.parse::<Date>().map_err(|_| bad("is not a date"));
+        let days = if let Some((a, b)) = day.split_once("..") {
+            let (a, b) = (date(a)?, date(b)?);
+            if a > b {
+                return Err(bad("ends before it starts"));
+            }
+            Days::Range(a, b)
+        } else if day.len() == 5 && day.as_bytes()[2] == b'-' {
+            let (m, d) = (&day[..2], &day[3..]);
+            let (m, d): (i8, i8) = (
+                m.parse().map_err(|_| bad("is not a date"))?,
+                d.parse().map_err(|_| bad("is not a date"))?,
+            );
+            // Any leap year says whether the day exists at all.
+            Date::new(2024, m, d).map_err(|_| bad("is no day of the year"))?;
+            Days::Yearly(m, d)
+        } else {
+            Days::On(date(day)?)
+        };
+        Ok(Exception { days, span })
+    }
+
+    fn covers(&self, date: Date, minute: u16) -> bool {
+        let day = match self.days {
+            Days::On(d) => d == date,
+            Days::Yearly(m, d) => date.month() == m && date.day() == d,
+            Days::Range(a, b) => a <= date && date <= b,
+        };
+        day && self.span.is_none_or(|(a, b)| a <= minute && minute < b)
+    }
+
+    /// Whether it falls on a day within `[from, to]`.
+    fn falls_within(&self, from: Date, to: Date) -> bool {
+        match self.days {
+            Days::On(d) => from <= d && d <= to,
+            Days::Range(a, b) => a <= to && from <= b,
+            Days::Yearly(..) => true,
+        }
+    }
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -21,6 +112,16 @@ impl Calendar {
         timezone: &str,
         open: &[(String, String)],
         closed_dates: &[String],
+    ) -> Result<Calendar, String> {
+        Calendar::with_openings(timezone, open, closed_dates, &[])
+    }
+
+    /// The same, with one-off openings (`open_dates`).
+    pub fn with_openings(
+        timezone: &str,
+        open: &[(String, String)],
+        closed_dates: &[String],
+        open_dates: &[String],
     ) -> Result<Calendar, String> {
         let tz = TimeZone::get(timezone).map_err(|_| {
             format!("unknown time zone \"{timezone}\" (use an IANA name such as \"Europe/Madrid\")")
@@ -53,23 +154,44 @@ impl Calendar {
                 }
             }
         }
-        let closed_dates = closed_dates
+        let closed = closed_dates
             .iter()
-            .map(|s| {
-                s.parse::<Date>()
-                    .map_err(|_| format!("closed date \"{s}\" is not a date like \"2026-12-25\""))
-            })
+            .map(|s| Exception::parse(s, "closed date"))
+            .collect::<Result<_, _>>()?;
+        let opened = open_dates
+            .iter()
+            .map(|s| Exception::parse(s, "open date"))
             .collect::<Result<_, _>>()?;
         Ok(Calendar {
             timezone: tz,
             open: days,
-            closed_dates,
+            closed,
+            opened,
         })
+    }
+
+    /// Whether it closes, for a day or part of one, on some day within the year from
+    /// `today`: a line whose holidays were typed for one year only is told so.
+    pub fn closes_within_a_year(&self, today: Date) -> bool {
+        let to = today.saturating_add(jiff::Span::new().days(365));
+        self.closed.iter().any(|e| e.falls_within(today, to))
+    }
+
+    /// Whether it is open every minute of the week (a 24/7 line has no holidays to keep).
+    pub fn always_open(&self) -> bool {
+        self.open
+            .iter()
+            .all(|d| d.iter().any(|&(a, b)| a == 0 && b == 24 * 60))
     }
 
     pub fn is_open(&self, at: Timestamp) -> bool {
         let local = at.to_zoned(self.timezone.clone());
-        if self.closed_dates.contains(&local.date()) {
+        let (date, time) = (local.date(), local.time());
+        let minute = time.hour() as u16 * 60 + time.minute() as u16;
+        if self.opened.iter().any(|e| e.covers(date, minute)) {
+            return true;
+        }
+        if self.closed.iter().any(|e| e.covers(date, minute)) {
             return false;
         }
         let day = match local.weekday() {
@@ -155,5 +277,79 @@ mod tests {
                 .contains("funday")
         );
         assert!(Calendar::new("UTC", &[], &["25/12".to_string()]).is_err());
+    }
+
+    /// Holidays every year, ranges, part days and one-off openings, in local time.
+    #[test]
+    fn yearly_dates_ranges_part_days_and_openings() {
+        let open = [
+            ("mon", "09:00-18:00"),
+            ("tue", "09:00-18:00"),
+            ("wed", "09:00-18:00"),
+            ("thu", "09:00-18:00"),
+            ("fri", "09:00-18:00"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        let closed = [
+            "01-06",
+            "2027-08-09..2027-08-13",
+            "12-24 14:00-24:00",
+            "02-29",
+        ]
+        .map(String::from);
+        let opened = ["2027-01-09 10:00-14:00", "2027-08-11 09:00-12:00"].map(String::from);
+        let c = Calendar::with_openings("Europe/Madrid", &open, &closed, &opened).unwrap();
+        // Epiphany, a Wednesday in 2027 and a Thursday in 2028: closed both years.
+        assert!(!c.is_open(at("2027-01-06T10:00:00Z")));
+        assert!(!c.is_open(at("2028-01-06T10:00:00Z")));
+        assert!(c.is_open(at("2027-01-07T10:00:00Z")));
+        // The August week, first and last day included.
+        assert!(!c.is_open(at("2027-08-09T08:00:00Z")));
+        assert!(!c.is_open(at("2027-08-13T15:00:00Z")));
+        assert!(c.is_open(at("2027-08-16T08:00:00Z")));
+        // Christmas Eve (a Friday in 2027): the morning only (Madrid is UTC+1).
+        assert!(c.is_open(at("2027-12-24T12:59:00Z")));
+        assert!(!c.is_open(at("2027-12-24T13:00:00Z")));
+        // One-off openings: a Saturday morning, and an opening inside the closed week.
+        assert!(c.is_open(at("2027-01-09T10:00:00Z")));
+        assert!(!c.is_open(at("2027-01-09T13:00:00Z")));
+        assert!(c.is_open(at("2027-08-11T08:00:00Z")));
+        assert!(!c.is_open(at("2027-08-11T12:00:00Z")));
+        // 29 February, in a leap year (a Tuesday in 2028).
+        assert!(!c.is_open(at("2028-02-29T10:00:00Z")));
+        // It closes within any year ahead; a calendar whose dates are past does not.
+        let today = |s: &str| s.parse::<Date>().unwrap();
+        assert!(c.closes_within_a_year(today("2030-03-01")));
+        let old = Calendar::new("UTC", &open, &["2026-12-25".to_string()]).unwrap();
+        assert!(old.closes_within_a_year(today("2026-06-01")));
+        assert!(!old.closes_within_a_year(today("2026-12-26")));
+        assert!(!old.always_open());
+        let all_day: Vec<(String, String)> = DAYS
+            .iter()
+            .map(|d| (d.to_string(), "00:00-24:00".to_string()))
+            .collect();
+        assert!(Calendar::new("UTC", &all_day, &[]).unwrap().always_open());
+    }
+
+    #[test]
+    fn bad_dates_say_what_is_wrong() {
+        for bad in [
+            "25/12",
+            "13-01",
+            "02-30",
+            "2027-08-13..2027-08-09",
+            "12-24 14:00",
+            "12-24 18:00-14:00",
+            "12-24 14:00-24:00 extra",
+            "2027-02-30",
+        ] {
+            let e = Calendar::new("UTC", &[], &[bad.to_string()]).unwrap_err();
+            assert!(
+                e.contains(bad.split_whitespace().next().unwrap()),
+                "{bad}: {e}"
+            );
+        }
+        let e = Calendar::with_openings("UTC", &[], &[], &["soon".to_string()]).unwrap_err();
+        assert!(e.starts_with("open date \"soon\""), "{e}");
     }
 }
