@@ -412,6 +412,53 @@ fn max_steps_flag_overrides_the_flow() {
     assert_eq!(fx.run(&["validate", "--max-steps", "4"]).code, 0);
 }
 
+/// Plays going round for ever behind a schedule entry, reached both while open and after
+/// the closed branch: a trap, reported — a node met on both sides of a closed branch is two
+/// walks, and each goes round.
+#[test]
+fn a_loop_of_plays_behind_a_schedule_entry_is_a_trap() {
+    let flow = r#"
+[flow]
+entry = "open"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.open]
+type = "schedule"
+calendar = "business"
+open = "a"
+closed = "b"
+
+[nodes.a]
+type = "play"
+prompt = "hello"
+next = "b"
+
+[nodes.b]
+type = "play"
+prompt = "hello"
+next = "a"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+prompt = "hello"
+"#;
+    let fx = Fixture::new();
+    fx.flow("main", flow).config(CONFIG);
+    let f = fx.findings();
+    assert!(
+        f.iter().any(|(r, _)| r == "silent-caller-stranded"),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(r, _)| r == "lost-caller-stranded"), "{f:?}");
+}
+
 #[test]
 fn silent_caller_after_hours_may_end_in_a_follow_up() {
     let flow = edit("next = \"menu\"", "next = \"open_now\"")

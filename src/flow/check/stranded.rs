@@ -70,19 +70,27 @@ pub(crate) fn check(c: &mut Checker, caller: Caller) {
     // lazily: in a chain of thousands of failing nodes each one's first hop answers.)
     let mut leads_to: HashMap<Vertex, Vertex> = HashMap::new();
     for &(v, s) in &failing {
-        let downstream = w
-            .first_on_walk(s, |y| {
-                y != v && g.is_first_attempt(y) && failing_states.contains_key(&y)
-            })
-            .map(|t| t / 2);
-        if let Some(y) = downstream {
-            let (cv, cy) = (cycles[s as usize], cycles[failing_states[&y] as usize]);
+        let downstream = w.first_on_walk(s, |y| {
+            y != v && g.is_first_attempt(y) && failing_states.contains_key(&y)
+        });
+        if let Some(t) = downstream {
+            let y = t / 2;
+            // Going round together is a matter of the states on this walk (a node met
+            // before and after a closed branch is two states, on two cycles).
+            let (cv, cy) = (cycles[s as usize], cycles[t as usize]);
             let round = cv.is_some() && cv == cy;
             let first = cv.is_some_and(|c| first_of_cycle[&c] == order_of[&v]);
             if !round || !first {
                 leads_to.insert(v, y);
             }
         }
+    }
+    // Every failing node pointing at another is a round with no first one: the first
+    // reached is reported, so no trap goes unsaid.
+    if failing.iter().all(|(v, _)| leads_to.contains_key(v))
+        && let Some(&(v, _)) = failing.iter().min_by_key(|(v, _)| order_of[v])
+    {
+        leads_to.remove(&v);
     }
     // How many skipped nodes each reported one strands: each skipped node's chain is followed
     // to its end once (what it ends at is remembered for every node on the way).
