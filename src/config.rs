@@ -616,6 +616,27 @@ pub struct CalendarConfig {
     /// Open outside the weekly hours, written as `closed_dates` are (an opening wins).
     #[serde(default)]
     pub open_dates: Vec<String>,
+    /// An iCalendar file (`.ics`, beside the config) whose events are closed dates too.
+    #[serde(default)]
+    pub holidays_file: Option<PathBuf>,
+}
+
+/// The largest holidays file read (a country's holidays for decades is a few hundred KiB).
+const MAX_ICS_BYTES: u64 = 4 << 20;
+
+/// A text file of at most `max` bytes (never more is read: a device or a huge file is
+/// refused, not read whole).
+fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {} MiB", max >> 20));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// A config file that could not be used, with where and why.
@@ -735,7 +756,25 @@ impl Loaded {
         for (cal_name, c) in &config.calendars {
             let open: Vec<(String, String)> =
                 c.open.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
-            let cal = Calendar::with_openings(&c.timezone, &open, &c.closed_dates, &c.open_dates)
+            let mut closed = c.closed_dates.clone();
+            if let Some(ics) = &c.holidays_file {
+                let path = match file.as_ref().and_then(|f| f.parent()) {
+                    Some(dir) if ics.is_relative() => dir.join(ics),
+                    _ => ics.clone(),
+                };
+                let why = |e: String| {
+                    ConfigError(format!(
+                        "{name}: calendar \"{cal_name}\": holidays_file {}: {e}",
+                        path.display()
+                    ))
+                };
+                let text = read_bounded(&path, MAX_ICS_BYTES).map_err(why)?;
+                let zone = jiff::tz::TimeZone::get(&c.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+                closed.extend(
+                    crate::flow::calendar::closed_dates_from_ics(&text, &zone).map_err(why)?,
+                );
+            }
+            let cal = Calendar::with_openings(&c.timezone, &open, &closed, &c.open_dates)
                 .map_err(|e| ConfigError(format!("{name}: calendar \"{cal_name}\": {e}")))?;
             calendars.insert(cal_name.clone(), cal);
         }

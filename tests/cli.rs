@@ -407,6 +407,45 @@ fn yearly_holidays_close_every_year_and_a_stale_calendar_is_warned_of() {
     );
 }
 
+/// A calendar's holidays from an iCalendar file beside the config: a yearly one closes the
+/// line every year; a file that cannot be read is refused with its name.
+#[test]
+fn holidays_come_from_an_icalendar_file() {
+    let fx = line();
+    std::fs::write(
+        fx.path().join("holidays.ics"),
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Reyes\r\nDTSTART;VALUE=DATE:20270106\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    .unwrap();
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nholidays_file = \"holidays.ics\"",
+    ));
+    // Thursday 6 January 2028: closed.
+    let v = simulate(&fx, "_", "2028-01-06T10:00:00+01:00");
+    assert!(v["path"].to_string().contains("\"closed\""), "{v}");
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nholidays_file = \"nowhere.ics\"",
+    ));
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("calendar \"business\": holidays_file")
+            && out.stderr.contains("nowhere.ics"),
+        "{}",
+        out.stderr
+    );
+    // A device is not read whole.
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nholidays_file = \"/dev/zero\"",
+    ));
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("larger than 4 MiB"), "{}", out.stderr);
+}
+
 #[test]
 fn a_single_file_resolves_references_to_its_neighbours() {
     let fx = line();

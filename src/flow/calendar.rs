@@ -209,6 +209,126 @@ impl Calendar {
     }
 }
 
+/// The events of an iCalendar file (RFC 5545) as closed dates: an all-day event closes its
+/// days (`DTEND` is the day after, as the format says), a timed one the hours it covers on
+/// its day (in `zone`, the calendar's: a `Z` time is UTC, a local time or `TZID` is taken as
+/// the calendar's own); `RRULE:FREQ=YEARLY` makes it every year. Any other repetition is
+/// refused, with the event's summary: weekly hours are written in `open`.
+pub fn closed_dates_from_ics(text: &str, zone: &TimeZone) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for cal in ical::IcalParser::new(std::io::BufReader::new(text.as_bytes())) {
+        let cal = cal.map_err(|e| format!("not an iCalendar file: {e}"))?;
+        for event in cal.events {
+            let get = |name: &str| {
+                event
+                    .properties
+                    .iter()
+                    .find(|p| p.name.eq_ignore_ascii_case(name))
+                    .and_then(|p| p.value.clone())
+            };
+            let summary = get("SUMMARY").unwrap_or_else(|| "an event".to_string());
+            let summary: String = summary
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect();
+            let yearly = match get("RRULE") {
+                None => false,
+                Some(rule) if rule.to_ascii_uppercase().contains("FREQ=YEARLY") => true,
+                Some(rule) => {
+                    return Err(format!(
+                        "\"{summary}\": RRULE {rule} is not supported (holidays once, or every year)"
+                    ));
+                }
+            };
+            let start = get("DTSTART").ok_or_else(|| format!("\"{summary}\": no DTSTART"))?;
+            let end = get("DTEND");
+            let day_of = |d: Date| {
+                if yearly {
+                    format!("{:02}-{:02}", d.month(), d.day())
+                } else {
+                    d.to_string()
+                }
+            };
+            match ics_time(&start, zone) {
+                Some(IcsTime::Day(first)) => {
+                    let last = match end.as_deref().and_then(|e| ics_time(e, zone)) {
+                        Some(IcsTime::Day(after)) => after.yesterday().unwrap_or(first),
+                        _ => first,
+                    };
+                    let days = (last - first).get_days().clamp(0, 366);
+                    for n in 0..=days {
+                        let d = first
+                            .checked_add(jiff::Span::new().days(n))
+                            .map_err(|e| format!("\"{summary}\": {e}"))?;
+                        out.push(day_of(d));
+                    }
+                }
+                Some(IcsTime::At(date, from)) => {
+                    let to = match end.as_deref().and_then(|e| ics_time(e, zone)) {
+                        Some(IcsTime::At(d, t)) if d == date => t,
+                        _ => 24 * 60,
+                    };
+                    if to > from {
+                        out.push(format!(
+                            "{} {:02}:{:02}-{:02}:{:02}",
+                            day_of(date),
+                            from / 60,
+                            from % 60,
+                            to / 60,
+                            to % 60
+                        ));
+                    }
+                }
+                None => {
+                    return Err(format!(
+                        "\"{summary}\": DTSTART {start} is not a date or time"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+enum IcsTime {
+    Day(Date),
+    /// A local date and minutes since its midnight.
+    At(Date, u16),
+}
+
+/// `20270106` (a day), `20271224T140000` (local) or `20271224T130000Z` (UTC).
+fn ics_time(value: &str, zone: &TimeZone) -> Option<IcsTime> {
+    let v = value.trim();
+    let date = |s: &str| -> Option<Date> {
+        let (y, m, d) = (s.get(..4)?, s.get(4..6)?, s.get(6..8)?);
+        Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()
+    };
+    if v.len() == 8 {
+        return date(v).map(IcsTime::Day);
+    }
+    let (d, t) = v.split_once(['T', 't'])?;
+    let (utc, t) = match t.strip_suffix(['Z', 'z']) {
+        Some(t) => (true, t),
+        None => (false, t),
+    };
+    let (h, m): (i8, i8) = (t.get(..2)?.parse().ok()?, t.get(2..4)?.parse().ok()?);
+    let local = date(d)?.to_datetime(Time::new(h, m, 0, 0).ok()?);
+    let local = if utc {
+        local
+            .to_zoned(TimeZone::UTC)
+            .ok()?
+            .with_time_zone(zone.clone())
+            .datetime()
+    } else {
+        local
+    };
+    Some(IcsTime::At(
+        local.date(),
+        local.hour() as u16 * 60 + local.minute() as u16,
+    ))
+}
+
 fn minutes(hhmm: &str, day: &str) -> Result<u16, String> {
     let bad = || format!("{day}: \"{hhmm}\" is not a time like \"09:30\"");
     let (h, m) = hhmm.split_once(':').ok_or_else(bad)?;
@@ -351,5 +471,56 @@ mod tests {
         }
         let e = Calendar::with_openings("UTC", &[], &[], &["soon".to_string()]).unwrap_err();
         assert!(e.starts_with("open date \"soon\""), "{e}");
+    }
+
+    const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n\
+BEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Año Nuevo\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:2\r\nSUMMARY:Inventory\r\nDTSTART;VALUE=DATE:20270809\r\nDTEND;VALUE=DATE:20270811\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:3\r\nSUMMARY:Nochebuena\r\nDTSTART:20271224T130000Z\r\nDTEND:20271224T230000Z\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:4\r\nSUMMARY:Town fair\r\nDTSTART;TZID=Europe/Madrid:20270915T090000\r\nDTEND;TZID=Europe/Madrid:20270915T120000\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+
+    /// Holidays from an iCalendar file: all-day events (every year with a yearly rule),
+    /// several days, and hours of a day, in the calendar's local time.
+    #[test]
+    fn holidays_come_from_an_icalendar_file() {
+        let madrid = TimeZone::get("Europe/Madrid").unwrap();
+        let dates = closed_dates_from_ics(ICS, &madrid).unwrap();
+        assert_eq!(
+            dates,
+            [
+                "01-01",
+                "2027-08-09",
+                "2027-08-10",
+                "2027-12-24 14:00-24:00",
+                "2027-09-15 09:00-12:00"
+            ]
+        );
+        let open = [
+            ("mon", "09:00-18:00"),
+            ("tue", "09:00-18:00"),
+            ("fri", "09:00-18:00"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        let c = Calendar::new("Europe/Madrid", &open, &dates).unwrap();
+        assert!(!c.is_open(at("2030-01-01T10:00:00Z")), "every year");
+        assert!(!c.is_open(at("2027-08-10T10:00:00Z")));
+        assert!(
+            c.is_open(at("2027-08-13T10:00:00Z")),
+            "the Friday after is open"
+        );
+        assert!(
+            c.is_open(at("2027-12-24T12:30:00Z")),
+            "Christmas Eve morning"
+        );
+        assert!(
+            !c.is_open(at("2027-12-24T13:30:00Z")),
+            "and not its afternoon"
+        );
+        // Weekly repetition is not a holiday; garbage is not a calendar.
+        let weekly = ICS.replace("RRULE:FREQ=YEARLY", "RRULE:FREQ=WEEKLY;BYDAY=MO");
+        let e = closed_dates_from_ics(&weekly, &madrid).unwrap_err();
+        assert!(e.contains("Año Nuevo") && e.contains("WEEKLY"), "{e}");
+        assert!(closed_dates_from_ics("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\nDTSTART:soon\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", &madrid).is_err());
     }
 }
