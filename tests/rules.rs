@@ -766,6 +766,56 @@ fn escape_in_collect() {
     );
 }
 
+/// A branch on a variable some way to it never sets: a misspelt name, or a menu option
+/// that skips the collect. Every such caller would take the default without a word; the
+/// validator says so, with that way.
+#[test]
+fn unknown_variable() {
+    let with_branch = |tested: &str, option3: &str| {
+        edit(
+            "\"2\" = \"vm\"",
+            &format!("\"2\" = \"account\", \"3\" = \"{option3}\""),
+        ) + &format!(
+            "\n[nodes.account]\ntype = \"collect\"\nprompt = \"hello\"\nmin_digits = 3\nmax_digits = 6\nescape = \"alone\"\nvariable = \"account\"\nnext = \"vip\"\non_exhausted = \"agents\"\n\n[nodes.vip]\ntype = \"branch\"\nvariable = \"{tested}\"\ncases = {{ \"100000\" = \"agents\" }}\ndefault = \"vm\"\n"
+        )
+    };
+    quiet(&with_branch("account", "agents"), "unknown-variable");
+    let fx = Fixture::new();
+    fx.flow("main", &with_branch("acount", "agents"));
+    let (_, report) = fx.validate();
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "unknown-variable")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(d["node"], "main.vip", "{report}");
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"acount\"") && msg.contains("collects set: account"),
+        "{msg}"
+    );
+    // Through the collect is no way around it when the name is wrong.
+    let path: Vec<&str> = d["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(path.last(), Some(&"main.vip"), "{path:?}");
+    // Option 3 goes straight to the branch: that way never sets it.
+    let fx = Fixture::new();
+    fx.flow("main", &with_branch("account", "vip"));
+    let (_, report) = fx.validate();
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "unknown-variable")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(d["path"].to_string().contains("\"3\""), "{report}");
+}
+
 /// An intended loop ("3 = hear it again", back to the menu) is acknowledged where it is
 /// marked, `allow = ["loop"]` on the node callers come back to: no warning for it. A long
 /// way that never comes back there still warns; an unknown word in `allow` is an error.

@@ -27,10 +27,11 @@ pub enum Rule {
     WatchdogReachable,
     UndialableDestination,
     EscapeInCollect,
+    UnknownVariable,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::InvalidFlow,
         Rule::UnknownNode,
         Rule::UnknownQueue,
@@ -49,6 +50,7 @@ impl Rule {
         Rule::WatchdogReachable,
         Rule::UndialableDestination,
         Rule::EscapeInCollect,
+        Rule::UnknownVariable,
     ];
 
     pub fn id(self) -> &'static str {
@@ -71,6 +73,7 @@ impl Rule {
             Rule::WatchdogReachable => "watchdog-reachable",
             Rule::UndialableDestination => "undialable-destination",
             Rule::EscapeInCollect => "escape-in-collect",
+            Rule::UnknownVariable => "unknown-variable",
         }
     }
 

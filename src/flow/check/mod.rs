@@ -12,6 +12,7 @@ pub mod reach;
 mod refs;
 mod stranded;
 mod timing;
+mod variables;
 pub mod walk;
 
 use std::collections::HashSet;
@@ -129,6 +130,7 @@ pub fn check(set: &FlowSet, ctx: &Context) -> Report {
     stranded::check(&mut c, Caller::Lost);
     let summaries = timing::check(&mut c);
     coverage::check(&mut c);
+    variables::check(&mut c);
 
     // A flow with a node that could not be read is not judged as a graph: its load error
     // is the one thing to fix, and its paths would mislead (a node only the broken one
