@@ -115,15 +115,7 @@ impl Signalling {
                 Colleague::Agent(colleague)
             }
             ConsultTo::Number(uri) => {
-                let flows = self.shared.flows();
-                let policy = &flows.callbacks;
-                let target = policy
-                    .target(&uri)
-                    .map_err(|why| NotPassed::new(403, format!("not dialled: {why}")))?;
-                let shown = policy
-                    .numbering
-                    .e164(&uri)
-                    .map_or_else(|| target.uri.clone(), |n| format!("tel:{n}"));
+                let (target, shown) = self.outside_target(&uri)?;
                 Colleague::Outside {
                     target: Box::new(target),
                     shown,
@@ -451,7 +443,7 @@ impl Signalling {
             .transfers
             .get_mut(&call)
             .and_then(|t| t.by.as_mut());
-        let (Some(by), Some(leg)) = (by, self.agents.legs.get(leg_id)) else {
+        let Some(by) = by.filter(|_| self.agents.legs.contains_key(leg_id)) else {
             return self.hang_up_leg(leg_id, now);
         };
         let (agent, her_leg) = (by.passer.agent, by.passer.leg.clone());
@@ -460,24 +452,29 @@ impl Signalling {
         };
         consult.leg = Some(leg_id.to_string());
         let call_id = consult.call_id.clone();
-        super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
-        let media = leg.media;
-        if !self.connect_consult(call_id.as_deref(), &her_leg, media, now) {
+        if !self.connect_consult(leg_id, &agreed, call_id.as_deref(), &her_leg, now) {
             return self.end_transfer(call, now);
         }
         tracing::info!("the number outside answered: the agent talks to it, the caller waits");
         self.publish_agent(agent, now);
     }
 
-    /// Whom she called answered (`media`, their leg): her call to them is answered and
-    /// bridged to it, or, from the desk, her leg to the caller is. `false` if hers is gone.
+    /// Whom she called answered on `leg_id`: its media starts, and her call to them is
+    /// answered and bridged to it, or, from the desk, her leg to the caller is. `false` if
+    /// hers is gone.
     fn connect_consult(
         &mut self,
+        leg_id: &str,
+        agreed: &crate::sip::sdp::Agreed,
         call_id: Option<&str>,
         her_leg: &str,
-        media: u64,
         now: Instant,
     ) -> bool {
+        let Some(leg) = self.agents.legs.get(leg_id) else {
+            return false;
+        };
+        super::agents::add_leg_media(&self.shared, leg, agreed, super::agents::no_one_listens());
+        let media = leg.media;
         let Some(call_id) = call_id else {
             let Some(hers) = self.agents.legs.get(her_leg).map(|l| l.media) else {
                 return false;
@@ -560,7 +557,7 @@ impl Signalling {
         let talking = self.agents.router.pass_kind(call) == Some(PassKind::Consulting)
             && self.agents.router.passing_to(call) == Some(agent);
         let pass = self.agents.passes.get_mut(&call).filter(|_| talking);
-        let (Some(pass), Some(leg)) = (pass, self.agents.legs.get(leg_id)) else {
+        let Some(pass) = pass.filter(|_| self.agents.legs.contains_key(leg_id)) else {
             return self.hang_up_leg(leg_id, now);
         };
         let (by, her_leg) = (pass.by.agent, pass.by.leg.clone());
@@ -569,9 +566,7 @@ impl Signalling {
         };
         consult.leg = Some(leg_id.to_string());
         let call_id = consult.call_id.clone();
-        super::agents::add_leg_media(&self.shared, leg, &agreed, super::agents::no_one_listens());
-        let media = leg.media;
-        if !self.connect_consult(call_id.as_deref(), &her_leg, media, now) {
+        if !self.connect_consult(leg_id, &agreed, call_id.as_deref(), &her_leg, now) {
             // Her call to him is gone already.
             return self.route(RouterEvent::EndConsult { call }, now);
         }

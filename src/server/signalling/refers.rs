@@ -334,15 +334,7 @@ impl Signalling {
                 "no queue, agent or number by that name",
             ));
         };
-        let flows = self.shared.flows();
-        let policy = &flows.callbacks;
-        let target = policy
-            .target(&uri)
-            .map_err(|why| NotPassed::new(403, format!("not dialled: {why}")))?;
-        let shown = policy
-            .numbering
-            .e164(&uri)
-            .map_or_else(|| target.uri.clone(), |n| format!("tel:{n}"));
+        let (target, shown) = self.outside_target(&uri)?;
         let Some(w) = self.agents.waiting.get(&call) else {
             return Err(NotPassed::new(603, "no caller to pass on"));
         };
@@ -386,6 +378,24 @@ impl Signalling {
         });
         self.resolve_transfer(call, target.host, target.port, target.trunk);
         Ok(Passed::Dialling(shown))
+    }
+
+    /// Where a number outside (`tel:…`) an agent passes or calls her caller on to is dialled,
+    /// as the dial policy allows (else 403), and how the record shows it (`tel:+34…`).
+    pub(super) fn outside_target(
+        &self,
+        uri: &str,
+    ) -> Result<(crate::sip::dial::Target, String), NotPassed> {
+        let flows = self.shared.flows();
+        let policy = &flows.callbacks;
+        let target = policy
+            .target(uri)
+            .map_err(|why| NotPassed::new(403, format!("not dialled: {why}")))?;
+        let shown = policy
+            .numbering
+            .e164(uri)
+            .map_or_else(|| target.uri.clone(), |n| format!("tel:{n}"));
+        Ok((target, shown))
     }
 
     /// After the routing core moved: each caller being passed on whose ring is over is the
