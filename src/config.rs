@@ -624,10 +624,14 @@ pub struct CalendarConfig {
 /// The largest holidays file read (a country's holidays for decades is a few hundred KiB).
 const MAX_ICS_BYTES: u64 = 4 << 20;
 
-/// A text file of at most `max` bytes (never more is read: a device or a huge file is
-/// refused, not read whole).
+/// A regular text file of at most `max` bytes (never more is read; a device or a pipe is
+/// refused, never waited on).
 fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
     use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(max + 1)

@@ -436,10 +436,18 @@ fn holidays_come_from_an_icalendar_file() {
         "{}",
         out.stderr
     );
-    // A device is not read whole.
+    // A device is not read at all, a huge file not read whole.
     fx.config(&CONFIG.replace(
         "fri = \"09:00-17:00\" }",
         "fri = \"09:00-17:00\" }\nholidays_file = \"/dev/zero\"",
+    ));
+    let out = fx.run(&["validate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    std::fs::write(fx.path().join("huge.ics"), vec![b'x'; 5 << 20]).unwrap();
+    fx.config(&CONFIG.replace(
+        "fri = \"09:00-17:00\" }",
+        "fri = \"09:00-17:00\" }\nholidays_file = \"huge.ics\"",
     ));
     let out = fx.run(&["validate"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
