@@ -13,6 +13,10 @@
 //! number): her call to him gets 480 (486 when he is busy) and she still has the caller.
 //! The caller hanging up meanwhile ends her call to him too. An agent not on a call with a
 //! caller gets 403: hotline places no call that is not about a caller.
+//!
+//! From the desk (`desk_consult`) there is no second call on her phone: the caller holds
+//! (hold music), her leg hears the ringback and is then bridged to whoever answers; the
+//! desk's buttons hand the caller over (her phone is hung up) or bring them back.
 
 use std::time::Instant;
 
