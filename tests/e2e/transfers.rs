@@ -596,9 +596,7 @@ fn consult_then_hand_over(how: Handover, dial: &str) {
         ports.media(1),
         &["-m", "1"],
     );
-    let alice = Linphone::start(ports.phone(0), ports.media(0));
-    let registrar = format!("127.0.0.1:{}", server.ports.sip);
-    alice.register("alice", "alice-pw", &registrar);
+    let (alice, registrar) = alice_on_linphone(&server, &ports);
     if !outside {
         register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
     }
@@ -703,9 +701,7 @@ fn a_consultation_the_colleague_hangs_up_leaves_the_caller_with_the_agent() {
         ports.media(1),
         &["-m", "1"],
     );
-    let alice = Linphone::start(ports.phone(0), ports.media(0));
-    let registrar = format!("127.0.0.1:{}", server.ports.sip);
-    alice.register("alice", "alice-pw", &registrar);
+    let (alice, registrar) = alice_on_linphone(&server, &ports);
     register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
     std::thread::scope(|s| {
         let caller = s.spawn(|| caller_talks(&server, &ports, 12_000));
@@ -757,9 +753,7 @@ fn an_agent_passes_a_caller_on_from_linphone_without_talking_first() {
         ports.media(1),
         &["-m", "1"],
     );
-    let alice = Linphone::start(ports.phone(0), ports.media(0));
-    let registrar = format!("127.0.0.1:{}", server.ports.sip);
-    alice.register("alice", "alice-pw", &registrar);
+    let (alice, registrar) = alice_on_linphone(&server, &ports);
     register_agent(&server, &ports, 1, "bob", "bob-pw", "200");
     std::thread::scope(|s| {
         let caller = s.spawn(|| caller_talks(&server, &ports, 12_000));
@@ -848,4 +842,13 @@ fn a_flow_transfers_a_caller_to_a_number_through_the_trunk() {
     );
     let calls = json(&server, "/api/calls?limit=1");
     assert_eq!(calls[0]["outcome"], "transfer", "{}", calls[0]);
+}
+
+/// Alice's phone is Linphone, registered with the server; and where it registered (what
+/// she dials colleagues at).
+fn alice_on_linphone(server: &Server, ports: &AgentPorts) -> (Linphone, String) {
+    let alice = Linphone::start(ports.phone(0), ports.media(0));
+    let registrar = format!("127.0.0.1:{}", server.ports.sip);
+    alice.register("alice", "alice-pw", &registrar);
+    (alice, registrar)
 }
