@@ -167,6 +167,7 @@ pub fn simulate(
     flow: &str,
     input: Option<&str>,
     at: Option<&str>,
+    caller: Option<&str>,
     config: Option<&Path>,
     json: bool,
 ) -> Exit {
@@ -194,18 +195,26 @@ pub fn simulate(
         Ok(line) => line,
         Err(e) => return e,
     };
-    let calendars = found
-        .map(|c| c.calendars)
-        .unwrap_or_else(|| Loaded::embedded().calendars);
-    let run = simulate::run(
-        &v.set,
-        &calendars,
-        line,
-        &script,
-        wall,
-        Instant::now(),
-        true,
-    );
+    let loaded = found.unwrap_or_else(Loaded::embedded);
+    let caller_number = match caller {
+        Some("") => String::new(),
+        Some(c) => match loaded.config.numbers.e164(c) {
+            Some(n) => n,
+            None => {
+                return Exit::usage(format!(
+                    "--caller \"{c}\" is not a telephone number ([numbers] says how national numbers are read)"
+                ));
+            }
+        },
+        None => String::new(),
+    };
+    let world = simulate::World {
+        calendars: &loaded.calendars,
+        caller_number,
+        line: None,
+        timezone: loaded.timezone.clone(),
+    };
+    let run = simulate::run(&v.set, &world, line, &script, wall, Instant::now(), true);
     let stdout = if json {
         serde_json::to_string_pretty(&run.to_json()).unwrap_or_default() + "\n"
     } else {

@@ -28,6 +28,29 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
     pub calendars: BTreeMap<String, CalendarConfig>,
+    pub variables: Variables,
+}
+
+/// `[variables]`: how the built-in variables are read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Variables {
+    /// Where `time` and `weekday` are read (`"Europe/Madrid"`); empty: the system's.
+    pub timezone: String,
+}
+
+impl Variables {
+    pub fn timezone(&self) -> Result<jiff::tz::TimeZone, String> {
+        if self.timezone.is_empty() {
+            return Ok(jiff::tz::TimeZone::system());
+        }
+        jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            format!(
+                "[variables] timezone = \"{}\": not a timezone (\"Europe/Madrid\", \"America/New_York\", \"UTC\")",
+                self.timezone
+            )
+        })
+    }
 }
 
 impl Config {
@@ -91,6 +114,7 @@ impl Default for Config {
             agents: Vec::new(),
             queues: Vec::new(),
             calendars: BTreeMap::new(),
+            variables: Variables::default(),
         }
     }
 }
@@ -655,6 +679,8 @@ pub struct Loaded {
     /// The file it came from; `None` for the embedded defaults.
     pub file: Option<PathBuf>,
     pub calendars: HashMap<String, Calendar>,
+    /// Where the built-in variables `time` and `weekday` are read.
+    pub timezone: jiff::tz::TimeZone,
     /// What is allowed but probably a mistake (a queue no agent can serve), with its place.
     pub warnings: Vec<String>,
 }
@@ -793,6 +819,10 @@ impl Loaded {
                 "{name}: [sip] digest_algorithms: a list of \"MD5\" and/or \"SHA-256\""
             )));
         }
+        let timezone = config
+            .variables
+            .timezone()
+            .map_err(|e| ConfigError(format!("{name}: {e}")))?;
         let warnings = check(&config, text, &name)?;
         if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
             for p in [
@@ -809,6 +839,7 @@ impl Loaded {
             config,
             file,
             calendars,
+            timezone,
             warnings,
         })
     }

@@ -34,6 +34,8 @@ pub struct Flows {
     pub callbacks: crate::sip::dial::DialPolicy,
     /// Each queue's own hold music (`hold_music`), by queue name; others play `hold`.
     pub hold_music: HashMap<String, String>,
+    /// Where the built-in variables `time` and `weekday` are read.
+    pub timezone: jiff::tz::TimeZone,
 }
 
 /// A flow file's version: the first 12 hex digits of the SHA-256 of its text.
@@ -256,6 +258,7 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
         lines: loaded.config.lines.clone(),
         callbacks: loaded.config.dial_policy(),
         hold_music,
+        timezone: loaded.timezone.clone(),
     })
 }
 

@@ -50,6 +50,9 @@ enum Command {
         /// The time of the call, for schedules (default: now), e.g. 2026-11-23T10:00:00+01:00
         #[arg(long)]
         at: Option<String>,
+        /// The caller's number, the built-in variable caller_number (default: withheld)
+        #[arg(long)]
+        caller: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
@@ -133,12 +136,14 @@ fn main() -> ExitCode {
             flow,
             input,
             at,
+            caller,
             config,
             format,
         } => cli::simulate(
             &flow,
             input.as_deref(),
             at.as_deref(),
+            caller.as_deref(),
             config.as_deref(),
             matches!(format, SimFormat::Json),
         ),

@@ -264,7 +264,7 @@ fn simulate(set: &FlowSet, flow: usize, script: &[Token], watchdog: bool) -> Run
     let origin = Instant::now();
     run(
         set,
-        calendars(),
+        &hotline::engine::simulate::World::new(calendars()),
         flow,
         script,
         jiff::Timestamp::UNIX_EPOCH,

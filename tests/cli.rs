@@ -1116,3 +1116,32 @@ type = "hangup"
         assert_eq!(path, &paths[0].1, "{args:?}");
     }
 }
+
+/// `--caller` is the built-in `caller_number`, read as `[numbers]` reads numbers; a branch
+/// on it routes a known number, and something that is no number is a usage error.
+#[test]
+fn simulate_as_a_given_caller() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &LINE.replace(
+            "next = \"open_now\"",
+            "next = \"who\"\n\n[nodes.who]\ntype = \"branch\"\nvariable = \"caller_number\"\ncases = { \"+34600111222\" = \"priority\" }\ndefault = \"open_now\"",
+        ),
+    )
+    .config(&format!("{CONFIG}\n[numbers]\ncountry = \"34\"\nnational_digits = 9\n"));
+    let run = |caller: &str| {
+        fx.run(&[
+            "simulate", "main", "--at", OPEN, "--caller", caller, "--format", "json",
+        ])
+    };
+    let known = run("600 111 222");
+    assert_eq!(known.code, 0, "{}", known.stderr);
+    assert_eq!(known.json()["node"], "main.priority");
+    let other = run("+34911000000");
+    assert_eq!(other.json()["path"][2], "main.who");
+    assert_ne!(other.json()["node"], "main.priority");
+    let bad = run("alice");
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("--caller \"alice\""), "{}", bad.stderr);
+}

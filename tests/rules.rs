@@ -792,7 +792,7 @@ fn unknown_variable() {
     assert_eq!(d["node"], "main.vip", "{report}");
     let msg = d["message"].as_str().unwrap();
     assert!(
-        msg.contains("\"acount\"") && msg.contains("collects set: account"),
+        msg.contains("\"acount\"") && msg.contains("these flows set: account"),
         "{msg}"
     );
     // Through the collect is no way around it when the name is wrong.
@@ -814,6 +814,28 @@ fn unknown_variable() {
         .find(|d| d["rule"] == "unknown-variable")
         .unwrap_or_else(|| panic!("{report}"));
     assert!(d["path"].to_string().contains("\"3\""), "{report}");
+    // A `set` on the way counts: option 3 through a node that sets it is fine …
+    let through_set = with_branch("account", "known")
+        + "\n[nodes.known]\ntype = \"play\"\nprompt = \"hello\"\nset = { account = \"100000\" }\nnext = \"vip\"\n";
+    quiet(&through_set, "unknown-variable");
+    // … and so does a `set` on the branch itself; built-ins are always set.
+    quiet(
+        &with_branch("account", "vip").replacen(
+            "type = \"branch\"",
+            "type = \"branch\"\nset = { account = \"0\" }",
+            1,
+        ),
+        "unknown-variable",
+    );
+    for builtin in ["caller_number", "line", "time", "weekday"] {
+        quiet(&with_branch(builtin, "vip"), "unknown-variable");
+    }
+    // A `set` of another name does not.
+    fires(
+        &through_set.replace("set = { account = ", "set = { acount = "),
+        "unknown-variable",
+        Some("main.vip"),
+    );
 }
 
 /// An intended loop ("3 = hear it again", back to the menu) is acknowledged where it is

@@ -166,6 +166,11 @@ pub struct Call<'a> {
     attempt_id: u64,
     /// Follow-ups that could not be saved in this call.
     saves_failed: u32,
+    /// The built-in variables `caller_number` and `line`.
+    caller_number: String,
+    line_name: String,
+    /// Where `time` and `weekday` are read.
+    timezone: jiff::tz::TimeZone,
 }
 
 impl<'a> Call<'a> {
@@ -193,6 +198,45 @@ impl<'a> Call<'a> {
             outcome: None,
             attempt_id: 0,
             saves_failed: 0,
+            caller_number: String::new(),
+            line_name: set
+                .flows
+                .get(line)
+                .map(|f| f.name.clone())
+                .unwrap_or_default(),
+            timezone: jiff::tz::TimeZone::system(),
+        }
+    }
+
+    /// Who calls (E.164, empty when unknown) and the line they dialled: the built-in
+    /// variables `caller_number` and `line`.
+    pub fn with_caller(mut self, caller_number: &str, line: &str) -> Self {
+        self.caller_number = caller_number.to_string();
+        self.line_name = line.to_string();
+        self
+    }
+
+    /// Where the built-in variables `time` and `weekday` are read.
+    pub fn with_timezone(mut self, timezone: jiff::tz::TimeZone) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// A variable's value now: a built-in, or what the call was given.
+    pub fn value(&self, name: &str, now: Instant) -> Option<String> {
+        use crate::flow::variables as v;
+        match name {
+            v::CALLER_NUMBER => Some(self.caller_number.clone()),
+            v::LINE => Some(self.line_name.clone()),
+            v::TIME | v::WEEKDAY => {
+                let local = self.wall(now).to_zoned(self.timezone.clone());
+                Some(if name == v::TIME {
+                    format!("{:02}:{:02}", local.hour(), local.minute())
+                } else {
+                    crate::flow::calendar::weekday_name(local.weekday()).to_string()
+                })
+            }
+            _ => self.vars.get(name).cloned(),
         }
     }
 
@@ -689,6 +733,9 @@ impl<'a> Call<'a> {
             if n.class() == Class::CallerFacing && self.watchdog_due() {
                 return self.watchdog(node, now, out);
             }
+            for (name, value) in &n.set {
+                self.vars.insert(name.clone(), value.clone());
+            }
             match &n.kind {
                 NodeKind::Schedule(s) => {
                     self.path.push(n.full_name.clone());
@@ -707,12 +754,8 @@ impl<'a> Call<'a> {
                 }
                 NodeKind::Branch(b) => {
                     self.path.push(n.full_name.clone());
-                    let value = b
-                        .variable
-                        .as_ref()
-                        .and_then(|(v, _)| self.vars.get(v))
-                        .map(String::as_str);
-                    let (action, next) = b.select(value);
+                    let value = b.variable.as_ref().and_then(|(v, _)| self.value(v, now));
+                    let (action, next) = b.select(value.as_deref());
                     self.path.push(action.to_string());
                     target = next.and_then(|t| t.node);
                 }

@@ -97,18 +97,50 @@ fn wait_out(call: &mut Call, attempt: u64, now: &mut Instant) -> Vec<Action> {
     }
 }
 
+/// What a simulated call assumes of the world outside the flow.
+#[derive(Debug, Clone)]
+pub struct World<'a> {
+    pub calendars: &'a HashMap<String, Calendar>,
+    /// The built-in `caller_number` (E.164, empty for a withheld number).
+    pub caller_number: String,
+    /// The built-in `line`; the flow's name when `None`.
+    pub line: Option<String>,
+    /// Where `time` and `weekday` are read.
+    pub timezone: jiff::tz::TimeZone,
+}
+
+impl<'a> World<'a> {
+    /// Calendars only: an unknown caller, the flow's own name as the line, UTC.
+    pub fn new(calendars: &'a HashMap<String, Calendar>) -> World<'a> {
+        World {
+            calendars,
+            caller_number: String::new(),
+            line: None,
+            timezone: jiff::tz::TimeZone::UTC,
+        }
+    }
+}
+
 /// Runs one call on the flow `line` from `origin` (any instant: the clock is virtual).
 /// `watchdog: false` runs the flow as written, as the validator judges it.
 pub fn run(
     set: &FlowSet,
-    calendars: &HashMap<String, Calendar>,
+    world: &World,
     line: usize,
     script: &[Token],
     wall: Timestamp,
     origin: Instant,
     watchdog: bool,
 ) -> Run {
-    let mut call = Call::new(set, calendars, line);
+    let line_name = world.line.clone().unwrap_or_else(|| {
+        set.flows
+            .get(line)
+            .map(|f| f.name.clone())
+            .unwrap_or_default()
+    });
+    let mut call = Call::new(set, world.calendars, line)
+        .with_caller(&world.caller_number, &line_name)
+        .with_timezone(world.timezone.clone());
     if !watchdog {
         call = call.without_watchdog();
     }

@@ -525,3 +525,162 @@ fn a_collect_whose_escape_is_alone_reads_entries_beginning_with_the_escape_digit
         "{diags:?}"
     );
 }
+
+/// A line that sorts callers by who they are, when they call and what they typed.
+const SORTING: &str = r##"
+[flow]
+entry = "by_number"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.by_number]
+type = "branch"
+variable = "caller_number"
+cases = { "+34600111222" = "vip", "prefix:+34" = "by_time", "" = "agents" }
+default = "abroad"
+
+[nodes.vip]
+type = "queue"
+queue = "support"
+priority = 10
+set = { segment = "vip", known = true }
+on_timeout = "agents"
+
+[nodes.abroad]
+type = "queue"
+queue = "support"
+set = { segment = "abroad" }
+on_timeout = "agents"
+
+[nodes.by_time]
+type = "branch"
+variable = "time"
+cases = { "range:09:00..14:00" = "morning" }
+default = "amount"
+
+[nodes.morning]
+type = "queue"
+queue = "support"
+on_timeout = "agents"
+
+[nodes.amount]
+type = "collect"
+prompt = "enter_account"
+variable = "amount"
+next = "by_amount"
+on_exhausted = "agents"
+
+[nodes.by_amount]
+type = "branch"
+variable = "amount"
+cases = { "range:..100" = "small", "range:100..1000" = "medium", "one_of:1000,2000" = "round" }
+default = "agents"
+
+[nodes.small]
+type = "queue"
+queue = "support"
+on_timeout = "agents"
+
+[nodes.medium]
+type = "queue"
+queue = "support"
+on_timeout = "agents"
+
+[nodes.round]
+type = "queue"
+queue = "support"
+on_timeout = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+"##;
+
+#[test]
+fn branches_read_built_ins_sets_and_typed_cases() {
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(
+        &mut set,
+        Path::new("flows/sorting.toml"),
+        SORTING,
+        &mut diags,
+    );
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    load::finish(&mut set, Some(&prompts), &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    let cals = HashMap::new();
+    #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+    let t0 = Instant::now();
+    let madrid = jiff::tz::TimeZone::get("Europe/Madrid").unwrap();
+    // 2026-12-07 is a Monday; 09:30 in Madrid is 08:30 UTC.
+    let at =
+        |hhmm: &str| -> jiff::Timestamp { format!("2026-12-07T{hhmm}:00+01:00").parse().unwrap() };
+    let run = |caller: &str, wall: jiff::Timestamp, keys: &str| {
+        let mut call = Call::new(&set, &cals, 0)
+            .with_caller(caller, "900100200")
+            .with_timezone(madrid.clone());
+        call.handle(Event::Start { wall }, t0);
+        call.handle(Event::PromptFinished, t0);
+        for k in keys.chars() {
+            call.handle(Event::Digit(k), t0);
+        }
+        if !keys.is_empty() {
+            // The caller pauses: the entry ends.
+            call.handle(Event::Timeout, t0 + Duration::from_secs(10));
+        }
+        let name = set.nodes[call.node().unwrap()].full_name.clone();
+        let vars = call.variables().clone();
+        (
+            name,
+            vars,
+            call.value("weekday", t0),
+            call.value("line", t0),
+        )
+    };
+    let (n, vars, weekday, line) = run("+34600111222", at("09:30"), "");
+    assert_eq!(n, "sorting.vip");
+    assert_eq!(vars.get("segment").map(String::as_str), Some("vip"));
+    assert_eq!(vars.get("known").map(String::as_str), Some("true"));
+    assert_eq!(weekday.as_deref(), Some("mon"));
+    assert_eq!(line.as_deref(), Some("900100200"));
+    assert_eq!(run("+44207000000", at("09:30"), "").0, "sorting.abroad");
+    assert_eq!(run("", at("09:30"), "").0, "sorting.agents");
+    // Spanish callers: in the morning (Madrid time) to the morning queue, else by amount.
+    assert_eq!(run("+34911000000", at("09:30"), "").0, "sorting.morning");
+    assert_eq!(run("+34911000000", at("14:00"), "99").0, "sorting.small");
+    assert_eq!(run("+34911000000", at("14:00"), "100").0, "sorting.medium");
+    assert_eq!(run("+34911000000", at("14:00"), "2000").0, "sorting.round");
+    assert_eq!(run("+34911000000", at("14:00"), "5000").0, "sorting.agents");
+}
+
+#[test]
+fn overlapping_or_unreadable_cases_and_built_in_names_are_refused_where_written() {
+    let bad = SORTING
+        .replace("\"one_of:1000,2000\"", "\"range:500..2000\"")
+        .replace(
+            "set = { segment = \"abroad\" }",
+            "set = { caller_number = \"x\" }",
+        )
+        .replace("\"range:09:00..14:00\"", "\"range:14:00..09:00\"");
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/sorting.toml"), &bad, &mut diags);
+    let msgs: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+    assert!(msgs.iter().any(|m| m.contains("overlaps")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("may not change \"caller_number\"")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("`range:LOW..HIGH`")),
+        "{msgs:?}"
+    );
+    assert!(diags.iter().all(|d| d.pos.line > 0));
+}

@@ -106,6 +106,11 @@ impl Exception {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// `mon` … `sun`, as calendars and the `weekday` variable write a day.
+pub fn weekday_name(day: Weekday) -> &'static str {
+    DAYS[day.to_monday_zero_offset() as usize]
+}
+
 impl Calendar {
     /// Builds a calendar from its config; the error says which value is wrong and why.
     pub fn new(

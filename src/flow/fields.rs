@@ -212,6 +212,18 @@ impl<'a, 'i> Fields<'a, 'i> {
         out
     }
 
+    /// A table, with its place.
+    pub fn table(&mut self, key: &'static str) -> Option<(&'a DeTable<'i>, Pos)> {
+        let v = self.take(key)?;
+        match v.get_ref().as_table() {
+            Some(t) => Some((t, self.pos_of(v))),
+            None => {
+                self.wrong_type(key, v, "a table");
+                None
+            }
+        }
+    }
+
     /// A table of string keys to node references (`cases`, `options`).
     pub fn target_map(&mut self, key: &'static str) -> Option<Vec<(String, Pos, Target)>> {
         let v = self.take(key)?;

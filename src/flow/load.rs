@@ -342,6 +342,7 @@ fn parse_flow(
                 ),
             }
         }
+        let set_vars = super::variables::parse_set(&mut f, &format!("node {full_name}"));
         match NodeKind::parse(&ty, &mut f, at) {
             Some(kind) => {
                 f.finish(&[]);
@@ -352,6 +353,7 @@ fn parse_flow(
                     pos: at,
                     kind,
                     allow_loop,
+                    set: set_vars,
                 });
                 flow.nodes.push(id);
             }

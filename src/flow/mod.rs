@@ -13,6 +13,7 @@ pub mod render;
 pub mod report;
 pub mod schema;
 pub mod source;
+pub mod variables;
 
 pub use diagnostic::{Diagnostic, Rule, Severity};
 pub use model::{FlowSet, NodeId};

@@ -91,6 +91,8 @@ pub struct Node {
     /// `allow = ["loop"]`: callers coming back here as often as they choose is intended
     /// (a "9 = back" menu); `watchdog-reachable` does not count such returns.
     pub allow_loop: bool,
+    /// `set = { name = value }`: variables the call takes on arriving here, in file order.
+    pub set: Vec<(String, String)>,
 }
 
 impl Node {

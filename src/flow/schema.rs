@@ -55,6 +55,15 @@ fn node(kind: &str, description: &str, fields: Vec<(&str, Value)>, required: &[&
         properties.insert(name.into(), schema);
     }
     properties.insert(
+        "set".into(),
+        json!({
+            "type": "object",
+            "description": "Variables the call takes on arriving at this node: name -> a string, number or boolean.",
+            "propertyNames": { "pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$", "not": { "enum": crate::flow::variables::BUILTINS } },
+            "additionalProperties": { "type": ["string", "number", "boolean"] }
+        }),
+    );
+    properties.insert(
         "allow".into(),
         json!({
             "type": "array",
@@ -158,12 +167,17 @@ pub fn flow_schema() -> String {
             "branch",
             "Invisible to the caller: tests a call variable.",
             vec![
-                ("variable", string("The variable tested.")),
+                (
+                    "variable",
+                    string(
+                        "The variable tested: one a collect, `set` or lookup gives, or a built-in (caller_number, line, time, weekday).",
+                    ),
+                ),
                 (
                     "cases",
                     json!({
                         "type": "object",
-                        "description": "Exact value (or `prefix:DIGITS`) -> node.",
+                        "description": "Case -> node. A case is an exact value, `prefix:TEXT`, `one_of:A,B,C`, or `range:LOW..HIGH` (LOW <= value < HIGH; numbers or HH:MM times; either end may be left out). An exact or listed value wins, then the longest prefix, then a range.",
                         "additionalProperties": target("Where this value goes.")
                     }),
                 ),

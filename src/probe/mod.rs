@@ -109,13 +109,14 @@ pub fn plan(
     let mut queue: VecDeque<Vec<Token>> = VecDeque::from([Vec::new()]);
     let mut paths_seen: HashSet<Vec<String>> = HashSet::new();
     let mut runs = 0;
-    let silent = simulate::run(set, calendars, flow, &[], wall, origin, false);
+    let world = simulate::World::new(calendars);
+    let silent = simulate::run(set, &world, flow, &[], wall, origin, false);
     while let Some(script) = queue.pop_front() {
         if runs >= MAX_RUNS {
             break;
         }
         runs += 1;
-        let run = simulate::run(set, calendars, flow, &script, wall, origin, false);
+        let run = simulate::run(set, &world, flow, &script, wall, origin, false);
         if !paths_seen.insert(run.path.clone()) {
             continue;
         }

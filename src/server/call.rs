@@ -188,7 +188,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         .map(|f| f.name.clone())
         .unwrap_or_default();
     let law = agreed.law;
-    let mut call = Call::new(&flows.set, &flows.calendars, line.flow);
+    let caller_number = flows.callbacks.numbering.e164(&caller).unwrap_or_default();
+    let mut call = Call::new(&flows.set, &flows.calendars, line.flow)
+        .with_caller(&caller_number, &line.dialled)
+        .with_timezone(flows.timezone.clone());
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
     // The queue the caller last waited in: its hold music is theirs while they wait or

@@ -1,6 +1,8 @@
 //! `unknown-variable`: a branch tests a call variable that some way to it never sets (a
 //! misspelt name, or a collect the caller can go round). Such a caller would silently take
 //! the branch's default; the shortest such way from an entry is the counterexample.
+//! A variable is set by a collect's accepted entry, by arriving at a node whose `set` names
+//! it, and is always set when it is a built-in (`caller_number`, `line`, `time`, `weekday`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -19,6 +21,7 @@ pub(crate) fn check(c: &mut Checker) {
             NodeKind::Branch(b) => b.variable.as_ref().map(|(v, _)| v.as_str()),
             _ => None,
         })
+        .filter(|v| !crate::flow::variables::is_builtin(v))
         .collect();
     tested.sort_unstable();
     tested.dedup();
@@ -27,9 +30,12 @@ pub(crate) fn check(c: &mut Checker) {
             .set
             .nodes
             .iter()
-            .filter_map(|n| match &n.kind {
-                NodeKind::Collect(col) => col.variable.as_deref(),
-                _ => None,
+            .flat_map(|n| {
+                let own = match &n.kind {
+                    NodeKind::Collect(col) => col.variable.as_deref(),
+                    _ => None,
+                };
+                own.into_iter().chain(n.set.iter().map(|(k, _)| k.as_str()))
             })
             .collect();
         v.sort_unstable();
@@ -41,8 +47,10 @@ pub(crate) fn check(c: &mut Checker) {
         // Every way from an entry that does not pass a collect setting `var` (its entry
         // accepted: the `digits` edge).
         let sets = |v: Vertex, label: Label| {
-            label == Label::Digits
-                && matches!(&c.set.nodes[g.node_of(v)].kind,
+            let node = &c.set.nodes[g.node_of(v)];
+            node.set.iter().any(|(k, _)| k == var)
+                || label == Label::Digits
+                    && matches!(&node.kind,
                     NodeKind::Collect(col) if col.variable.as_deref() == Some(var))
         };
         let mut pred: HashMap<Vertex, (Vertex, Label)> = HashMap::new();
@@ -54,6 +62,7 @@ pub(crate) fn check(c: &mut Checker) {
             if let NodeKind::Branch(b) = &c.set.nodes[node].kind
                 && let Some((name, pos)) = &b.variable
                 && name == var
+                && !c.set.nodes[node].set.iter().any(|(k, _)| k == var)
                 && reported.insert(node)
             {
                 let mut hops = Vec::new();
@@ -75,9 +84,9 @@ pub(crate) fn check(c: &mut Checker) {
                         c.set.nodes[n].full_name.clone()
                     });
                 let known = if set_somewhere.is_empty() {
-                    "no collect sets a variable".to_string()
+                    "nothing in these flows sets a variable".to_string()
                 } else {
-                    format!("variables collects set: {}", set_somewhere.join(", "))
+                    format!("variables these flows set: {}", set_somewhere.join(", "))
                 };
                 let flow = &c.set.flows[c.set.nodes[node].flow];
                 let d = crate::flow::Diagnostic::new(

@@ -44,7 +44,28 @@ impl Collect {
             );
         }
         let terminator = f.key("terminator");
-        let variable = f.string("variable").map(|(v, _)| v);
+        let variable = match f.string("variable") {
+            Some((v, pos)) if !crate::flow::variables::valid_name(&v) => {
+                f.error(
+                    pos,
+                    format!(
+                        "collect: `variable` \"{v}\": letters, digits and _, starting with a letter"
+                    ),
+                );
+                None
+            }
+            Some((v, pos)) if crate::flow::variables::is_builtin(&v) => {
+                f.error(
+                    pos,
+                    format!(
+                        "collect: `variable` may not be \"{v}\": it is a built-in variable ({})",
+                        crate::flow::variables::BUILTINS.join(", ")
+                    ),
+                );
+                None
+            }
+            other => other.map(|(v, _)| v),
+        };
         let escape = match f.string("escape") {
             None => None,
             Some((s, _)) if s == "first" => Some(Escape::First),
