@@ -15,6 +15,7 @@ say main_menu "For sales, press 1. For billing, press 2. For our opening hours, 
 say invalid "Sorry, that is not an option."
 say hours "We are open Monday to Thursday from nine to six, and Friday from nine to five, Madrid time."
 say anything_else "To go back to the main menu, press 1. To end the call, press 9. Or stay on the line for a person."
+say outage "We are aware of a power cut in some areas and are working to restore supply. We will keep you informed. Stay on the line if you still need us."
 say after_hours "We are closed right now. To leave a message, press 1. To have us call you back, press 2."
 say leave_message "Please leave your message after the tone, and we will call you back."
 say callback_confirm "Thank you. We will call you back as soon as a person is free."

@@ -128,9 +128,16 @@ fn parse_at(s: &str) -> Result<Timestamp, String> {
         .map_err(|_| format!("--at \"{s}\" is not a time like 2026-11-23T10:00:00+01:00"))
 }
 
-/// Loads one flow (with its neighbours) for simulate and graph; errors are for the caller.
+/// Loads one flow (with its neighbours) for simulate and probe; errors are for the caller.
+/// With no config, it is judged against the embedded one (its queues, calendars and lookups)
+/// as `validate` does, with prompts from beside the flow.
 fn load_one(file: &Path, config: Option<&Loaded>) -> Result<Validated, Exit> {
-    validate_paths(&[file.to_path_buf()], config, None).map_err(|e| Exit::usage(e.to_string()))
+    let files = [file.to_path_buf()];
+    match config {
+        Some(c) => validate_paths(&files, Some(c), None),
+        None => validate_against(&files, Some(&Loaded::embedded()), None, None),
+    }
+    .map_err(|e| Exit::usage(e.to_string()))
 }
 
 /// The flow of `file` in a loaded set, or the exit that says why it cannot be run: its errors
@@ -162,15 +169,34 @@ fn runnable(v: &Validated, file: &Path, doing: &str) -> Result<usize, Exit> {
         .ok_or_else(|| Exit::usage(format!("{}: no flow loaded", file.display())))
 }
 
+/// `hotline simulate`'s options beside the flow.
+#[derive(Debug, Default)]
+pub struct SimulateArgs<'a> {
+    /// `--input`: the caller's actions.
+    pub input: Option<&'a str>,
+    /// `--at`: the time of the call.
+    pub at: Option<&'a str>,
+    /// `--caller`: the caller's number.
+    pub caller: Option<&'a str>,
+    /// `--lookup NAME=FILE|error|timeout`, each.
+    pub lookups: &'a [String],
+    /// `--switch NAME=on|off`, each.
+    pub switches: &'a [String],
+    pub config: Option<&'a Path>,
+    pub json: bool,
+}
+
 #[allow(clippy::disallowed_methods)] // the edge: the default --at is the real clock
-pub fn simulate(
-    flow: &str,
-    input: Option<&str>,
-    at: Option<&str>,
-    caller: Option<&str>,
-    config: Option<&Path>,
-    json: bool,
-) -> Exit {
+pub fn simulate(flow: &str, args: &SimulateArgs) -> Exit {
+    let SimulateArgs {
+        input,
+        at,
+        caller,
+        lookups,
+        switches,
+        config,
+        json,
+    } = *args;
     let found = match Loaded::find(config) {
         Ok(c) => c,
         Err(e) => return Exit::usage(e.to_string()),
@@ -208,11 +234,49 @@ pub fn simulate(
         },
         None => String::new(),
     };
+    let mut notes = String::new();
+    let mut answers = std::collections::HashMap::new();
+    for assume in lookups {
+        match assumed_answer(assume, &loaded) {
+            Ok((endpoint, answer, note)) => {
+                notes.push_str(&note);
+                if let Some(a) = answer {
+                    answers.insert(endpoint, a);
+                }
+            }
+            Err(e) => return Exit::usage(e),
+        }
+    }
+    let mut positions = std::collections::BTreeMap::new();
+    for s in switches {
+        let Some((name, position)) = s.split_once('=') else {
+            return Exit::usage(format!("--switch \"{s}\": NAME=on or NAME=off"));
+        };
+        let on = match position {
+            "on" => true,
+            "off" => false,
+            _ => return Exit::usage(format!("--switch \"{s}\": NAME=on or NAME=off")),
+        };
+        if !loaded.config.switches.contains_key(name) {
+            let known: Vec<&str> = loaded.config.switches.keys().map(String::as_str).collect();
+            return Exit::usage(format!(
+                "--switch {name}: the config has no [switches.{name}] (it has: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        positions.insert(name.to_string(), on);
+    }
     let world = simulate::World {
         calendars: &loaded.calendars,
         caller_number,
         line: None,
         timezone: loaded.timezone.clone(),
+        answers,
+        switches: positions,
     };
     let run = simulate::run(&v.set, &world, line, &script, wall, Instant::now(), true);
     let stdout = if json {
@@ -241,8 +305,64 @@ pub fn simulate(
     Exit {
         code: 0,
         stdout,
-        stderr: String::new(),
+        stderr: notes,
     }
+}
+
+/// `--lookup NAME=FILE|error|timeout`: what the endpoint answers in the simulation (`None`:
+/// no answer in time), with a note for stderr when the file's answer does not read (the
+/// call then goes `on_error`, as it would live).
+fn assumed_answer(
+    assume: &str,
+    loaded: &Loaded,
+) -> Result<(String, Option<simulate::Assumed>, String), String> {
+    let Some((name, what)) = assume.split_once('=') else {
+        return Err(format!(
+            "--lookup \"{assume}\": NAME=FILE (a JSON answer), NAME=error or NAME=timeout"
+        ));
+    };
+    let Some(endpoint) = loaded.config.lookups.get(name) else {
+        let known: Vec<&str> = loaded.config.lookups.keys().map(String::as_str).collect();
+        return Err(format!(
+            "--lookup {name}: the config has no [lookups.{name}] (it has: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    match what {
+        "error" => {
+            return Ok((
+                name.to_string(),
+                Some(simulate::Assumed::Error),
+                String::new(),
+            ));
+        }
+        "timeout" => return Ok((name.to_string(), None, String::new())),
+        _ => {}
+    }
+    use std::io::Read;
+    let mut body = Vec::new();
+    std::fs::File::open(what)
+        .and_then(|f| {
+            f.take(crate::lookup::MAX_ANSWER_BYTES as u64 + 1)
+                .read_to_end(&mut body)
+        })
+        .map_err(|e| format!("--lookup {name}={what}: {e}"))?;
+    Ok(match crate::lookup::read_answer(&body, &endpoint.fields) {
+        Ok(fields) => (
+            name.to_string(),
+            Some(simulate::Assumed::Answer(fields)),
+            String::new(),
+        ),
+        Err(why) => (
+            name.to_string(),
+            Some(simulate::Assumed::Error),
+            format!("hotline: --lookup {name}={what}: {why}; simulated as the error it would be\n"),
+        ),
+    })
 }
 
 pub fn graph(file: &Path, format: render::Format) -> Exit {

@@ -29,6 +29,20 @@ pub struct Config {
     pub queues: Vec<Queue>,
     pub calendars: BTreeMap<String, CalendarConfig>,
     pub variables: Variables,
+    /// `[lookups.NAME]`: where a flow's `lookup` nodes may ask who is calling.
+    pub lookups: BTreeMap<String, crate::lookup::Endpoint>,
+    /// `[switches.NAME]`: on/off positions the API flips and flows branch on.
+    pub switches: BTreeMap<String, SwitchConfig>,
+}
+
+/// `[switches.NAME]`: a named on/off a supervisor flips (an outage message, a closure).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitchConfig {
+    /// What it is for, shown on the wall.
+    pub description: String,
+    /// Its position at start, and once a flip's expiry has passed (off).
+    pub on: bool,
 }
 
 /// `[variables]`: how the built-in variables are read.
@@ -115,6 +129,8 @@ impl Default for Config {
             queues: Vec::new(),
             calendars: BTreeMap::new(),
             variables: Variables::default(),
+            lookups: BTreeMap::new(),
+            switches: BTreeMap::new(),
         }
     }
 }
@@ -883,6 +899,18 @@ fn check(config: &Config, text: &str, name: &str) -> Result<Vec<String>, ConfigE
     let span_of = |v: &Option<toml::Spanned<toml::Value>>| v.as_ref().map(toml::Spanned::span);
     let sip = places.sip.unwrap_or_default();
     let rtp = places.rtp.unwrap_or_default();
+    for switch in config.switches.keys() {
+        if !crate::flow::variables::valid_name(switch) {
+            return Err(ConfigError(format!(
+                "{name}: [switches.{switch}]: a switch's name is letters, digits and _, starting with a letter"
+            )));
+        }
+    }
+    for (lookup, endpoint) in &config.lookups {
+        endpoint
+            .check(lookup)
+            .map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    }
 
     let [low, high] = config.rtp.ports;
     let first_even = low.saturating_add(low % 2);

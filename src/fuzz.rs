@@ -140,6 +140,8 @@ pub fn flow_toml(data: &[u8]) {
     crate::flow::load::finish(&mut set, None, &mut diags);
     let ctx = crate::flow::check::Context {
         queues: None,
+        lookups: None,
+        switches: None,
         calendars: None,
         // The embedded policy: a transfer's URI, whatever the fuzzer writes, is judged too.
         dial: Some(crate::config::Loaded::embedded().config.dial_policy()),

@@ -8,6 +8,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod line;
+pub mod lookup;
 pub mod media;
 pub mod numbers;
 pub mod probe;

@@ -51,6 +51,8 @@ fn context(config: Option<&Loaded>, max_steps: Option<u32>) -> Context {
     Context {
         queues: config.map(|c| c.queue_names().into_iter().collect::<HashSet<_>>()),
         calendars: config.map(|c| c.calendars.keys().cloned().collect()),
+        lookups: config.map(|c| c.config.lookups.keys().cloned().collect()),
+        switches: config.map(|c| c.config.switches.keys().cloned().collect()),
         dial: config.map(|c| c.config.dial_policy()),
         max_steps,
     }
@@ -82,7 +84,11 @@ pub fn validate_against(
     max_steps: Option<u32>,
 ) -> Result<Validated, load::LoadError> {
     let files = load::collect_files(paths)?;
-    let (set, mut diagnostics) = load::load_files(&files, prompts);
+    let (mut set, mut diagnostics) = load::load_files(&files, prompts);
+    if let Some(c) = config {
+        set.lookups = c.config.lookups.clone();
+        set.switches = c.config.switches.clone();
+    }
     let mut server_prompts = crate::engine::announce::server_prompts();
     // A queue's own hold music must be there: `serve` refuses to start without it.
     let queues = config.map_or(&[][..], |c| c.config.queues.as_slice());

@@ -53,6 +53,12 @@ enum Command {
         /// The caller's number, the built-in variable caller_number (default: withheld)
         #[arg(long)]
         caller: Option<String>,
+        /// What a lookup endpoint answers: NAME=FILE (a JSON answer), NAME=error or NAME=timeout (the default); repeatable
+        #[arg(long = "lookup")]
+        lookups: Vec<String>,
+        /// A switch's position: NAME=on or NAME=off (default: as the config sets it); repeatable
+        #[arg(long = "switch")]
+        switches: Vec<String>,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
@@ -137,15 +143,21 @@ fn main() -> ExitCode {
             input,
             at,
             caller,
+            lookups,
+            switches,
             config,
             format,
         } => cli::simulate(
             &flow,
-            input.as_deref(),
-            at.as_deref(),
-            caller.as_deref(),
-            config.as_deref(),
-            matches!(format, SimFormat::Json),
+            &cli::SimulateArgs {
+                input: input.as_deref(),
+                at: at.as_deref(),
+                caller: caller.as_deref(),
+                lookups: &lookups,
+                switches: &switches,
+                config: config.as_deref(),
+                json: matches!(format, SimFormat::Json),
+            },
         ),
         Command::Graph { flow_file, format } => cli::graph(&flow_file, format),
         Command::Report {

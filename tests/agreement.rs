@@ -8,7 +8,10 @@
 //!     message says, and the engine goes to the target the message names.
 //!
 //! Lines are two flows, `main` and `billing`, whose nodes may lead into each other's: what holds
-//! for one flow must hold for a call that moves between flows (the watchdog counts against the
+//! for one flow must hold for a call that moves between flows. Their nodes include lookups
+//! (answered, failing, or silent till the timeout), a switch in either position, `set`, and
+//! branches on collected, set, looked-up and built-in variables with typed cases: every such
+//! world is tried (a), and a counterexample is replayed in the world its path shows (b, c) (the watchdog counts against the
 //! bound of the flow the call entered and sends the caller to the escape of the flow they are in).
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +22,7 @@ use std::time::Instant;
 use proptest::prelude::*;
 
 use hotline::engine::Outcome;
-use hotline::engine::simulate::{Run, Token, run};
+use hotline::engine::simulate::{Assumed, Run, Token, World, run};
 use hotline::flow::calendar::Calendar;
 use hotline::flow::check::{self, Context};
 use hotline::flow::model::FlowSet;
@@ -29,7 +32,22 @@ use hotline::flow::{Diagnostic, Severity, load};
 /// A node of a random flow; targets are indices into the flow's nodes.
 #[derive(Debug, Clone)]
 enum Gen {
-    Play(usize),
+    /// A play; `set` sets `w = "x"` on arriving.
+    Play(usize, bool),
+    Lookup {
+        next: usize,
+        on_error: usize,
+    },
+    Switch {
+        on: usize,
+        off: usize,
+    },
+    /// A branch on variable `var` (an index into `VARS`) with that variable's case.
+    Branch {
+        var: usize,
+        case: usize,
+        default: usize,
+    },
     Menu {
         options: Vec<(u8, usize)>,
         exhausted: usize,
@@ -57,12 +75,24 @@ enum Gen {
 /// A target at or above this is a node of the other flow (its index modulo that flow's size).
 const OTHER: usize = 1000;
 
+/// What branches test, with the one case each has: a collect's digits (`v`), what a play sets
+/// (`w`), a lookup's field, a built-in.
+const VARS: [(&str, &str); 4] = [
+    ("v", "range:..50"),
+    ("w", "one_of:x,y"),
+    ("crm.tier", "vip"),
+    ("caller_number", "prefix:+34"),
+];
+
 /// Nodes `n` and `n + 1` are always a queue and its voicemail: where fallbacks usually go.
 fn gen_node(n: usize) -> impl Strategy<Value = Gen> {
     let t = prop_oneof![8 => 0..n + 2, 1 => OTHER..OTHER + 20];
     let human = prop_oneof![4 => Just(n), 1 => 0..n + 2];
     prop_oneof![
-        3 => t.clone().prop_map(Gen::Play),
+        3 => (t.clone(), proptest::bool::weighted(0.3)).prop_map(|(t, set)| Gen::Play(t, set)),
+        1 => (t.clone(), t.clone()).prop_map(|(next, on_error)| Gen::Lookup { next, on_error }),
+        1 => (t.clone(), t.clone()).prop_map(|(on, off)| Gen::Switch { on, off }),
+        1 => (0..VARS.len(), t.clone(), t.clone()).prop_map(|(var, case, default)| Gen::Branch { var, case, default }),
         4 => (proptest::collection::vec((1u8..10, 0..n + 2), 1..4), human.clone(), proptest::option::weighted(0.2, 0..n + 2), 0u32..3)
             .prop_map(|(mut options, exhausted, invalid, retries)| {
                 options.sort_by_key(|o| o.0);
@@ -123,9 +153,27 @@ impl GenFlow {
         for (i, g) in self.nodes.iter().enumerate() {
             s += &format!("\n[nodes.n{i}]\n");
             s += &match g {
-                Gen::Play(t) => format!(
-                    "type = \"play\"\nprompt = \"invalid\"\nnext = \"{}\"\n",
-                    name(*t)
+                Gen::Play(t, set) => format!(
+                    "type = \"play\"\nprompt = \"invalid\"\nnext = \"{}\"\n{}",
+                    name(*t),
+                    if *set { "set = { w = \"x\" }\n" } else { "" }
+                ),
+                Gen::Lookup { next, on_error } => format!(
+                    "type = \"lookup\"\nendpoint = \"crm\"\nnext = \"{}\"\non_error = \"{}\"\n",
+                    name(*next),
+                    name(*on_error)
+                ),
+                Gen::Switch { on, off } => format!(
+                    "type = \"switch\"\nswitch = \"sw\"\non = \"{}\"\noff = \"{}\"\n",
+                    name(*on),
+                    name(*off)
+                ),
+                Gen::Branch { var, case, default } => format!(
+                    "type = \"branch\"\nvariable = \"{}\"\ncases = {{ \"{}\" = \"{}\" }}\ndefault = \"{}\"\n",
+                    VARS[*var].0,
+                    VARS[*var].1,
+                    name(*case),
+                    name(*default)
                 ),
                 Gen::Menu {
                     options,
@@ -243,9 +291,19 @@ fn load(line: &GenLine) -> (FlowSet, Vec<Diagnostic>) {
         );
     }
     load::finish(&mut set, Some(&prompts()), &mut diags);
+    set.lookups = std::collections::BTreeMap::from([(
+        "crm".to_string(),
+        toml::from_str(
+            "url = \"http://127.0.0.1:9/x\"\ntimeout_ms = 1000\nfields = { tier = \"string\" }",
+        )
+        .unwrap(),
+    )]);
+    set.switches = std::collections::BTreeMap::from([("sw".to_string(), Default::default())]);
     let ctx = Context {
         queues: Some(HashSet::from(["q".to_string()])),
         calendars: Some(HashSet::from(["always".to_string(), "never".to_string()])),
+        lookups: Some(HashSet::from(["crm".to_string()])),
+        switches: Some(HashSet::from(["sw".to_string()])),
         dial: None,
         max_steps: None,
     };
@@ -259,12 +317,55 @@ fn entered(set: &FlowSet, path: &[String]) -> Option<usize> {
     (0..set.flows.len()).find(|&f| set.entry(f) == set.find(f, first))
 }
 
-fn simulate(set: &FlowSet, flow: usize, script: &[Token], watchdog: bool) -> Run {
+/// The world outside a call: what the lookup answers (`None`: nothing in time), the switch's
+/// position, the caller's number.
+#[derive(Debug, Clone, Default)]
+struct Assume {
+    answer: Option<Assumed>,
+    switch_on: bool,
+    caller: String,
+}
+
+/// Worlds a valid line must serve, each: the CRM knows a VIP, knows nothing, fails, or is
+/// silent; the switch either way; a Spanish caller or a withheld number.
+fn worlds() -> Vec<Assume> {
+    let tier = |t: &str| Some(Assumed::Answer(vec![("tier".into(), t.into())]));
+    vec![
+        Assume {
+            answer: tier("vip"),
+            switch_on: true,
+            caller: "+34600111222".into(),
+        },
+        Assume {
+            answer: tier(""),
+            switch_on: false,
+            caller: String::new(),
+        },
+        Assume {
+            answer: Some(Assumed::Error),
+            switch_on: false,
+            caller: "+44207000000".into(),
+        },
+        Assume {
+            answer: None,
+            switch_on: true,
+            caller: String::new(),
+        },
+    ]
+}
+
+fn simulate_in(set: &FlowSet, flow: usize, script: &[Token], watchdog: bool, a: &Assume) -> Run {
     #[allow(clippy::disallowed_methods)] // the clock is virtual; any origin will do
     let origin = Instant::now();
+    let mut world = World::new(calendars());
+    world.caller_number = a.caller.clone();
+    if let Some(answer) = &a.answer {
+        world.answers.insert("crm".into(), answer.clone());
+    }
+    world.switches.insert("sw".into(), a.switch_on);
     run(
         set,
-        &hotline::engine::simulate::World::new(calendars()),
+        &world,
         flow,
         script,
         jiff::Timestamp::UNIX_EPOCH,
@@ -308,17 +409,66 @@ fn reached_help(r: &Run) -> bool {
 /// Tokens that replay a counterexample path; `None` when the engine cannot be made to take it
 /// (a schedule choice its calendar does not give, or an escape during a play).
 fn replay_script(set: &FlowSet, path: &[String]) -> Option<Vec<Token>> {
+    replay(set, path).map(|r| r.0)
+}
+
+/// The same, with the world the path shows: what the lookup answered, where the switch
+/// stood, who called; `None` too when the path asks two things of one of them, or a branch
+/// on what the caller typed or a play set goes the other way.
+fn replay(set: &FlowSet, path: &[String]) -> Option<(Vec<Token>, Assume)> {
     let mut tokens = Vec::new();
+    let mut world = Assume::default();
+    let (mut answer, mut switch, mut caller): (Option<&str>, Option<bool>, Option<bool>) =
+        (None, None, None);
+    let mut tier: Option<bool> = None;
+    let mut vars: HashMap<String, String> = HashMap::new();
+    fn agree<T: PartialEq + Copy>(slot: &mut Option<T>, v: T) -> Option<()> {
+        match *slot {
+            Some(old) if old != v => None,
+            _ => {
+                *slot = Some(v);
+                Some(())
+            }
+        }
+    }
     for pair in path.chunks(2) {
         let [node, action] = pair else { break };
         let id = set.find(0, node)?;
+        for (k, v) in &set.nodes[id].set {
+            vars.insert(k.clone(), v.clone());
+        }
         match (&set.nodes[id].kind, action.as_str()) {
+            (NodeKind::Lookup(_), a) => {
+                agree(&mut answer, if a == "answer" { "answer" } else { "error" })?
+            }
+            (NodeKind::Switch(_), a) => agree(&mut switch, a == "on")?,
+            (NodeKind::Branch(b), a) => {
+                let var = b.variable.as_ref()?.0.as_str();
+                let case = a != "default";
+                match var {
+                    // Before any answer the field is unset: only the default.
+                    "crm.tier" if answer != Some("answer") => {
+                        if case {
+                            return None;
+                        }
+                    }
+                    "crm.tier" => agree(&mut tier, case)?,
+                    "caller_number" => agree(&mut caller, case)?,
+                    _ => {
+                        let (took, _) = b.select(vars.get(var).map(String::as_str));
+                        if took.to_string() != a {
+                            return None;
+                        }
+                    }
+                }
+            }
+            (NodeKind::Collect(c), "digits") => {
+                vars.insert("v".into(), "1".repeat(c.min_digits as usize));
+                tokens.push(Token::Keys("1".repeat(c.min_digits as usize)))
+            }
             (NodeKind::Menu(_) | NodeKind::Collect(_), "_") => tokens.push(Token::Silence),
             (NodeKind::Menu(_) | NodeKind::Collect(_), "wrong") => {
                 tokens.push(Token::Keys("*".into()))
-            }
-            (NodeKind::Collect(c), "digits") => {
-                tokens.push(Token::Keys("1".repeat(c.min_digits as usize)))
             }
             (NodeKind::Menu(_) | NodeKind::Collect(_), key) => {
                 tokens.push(Token::Keys(key.to_string()))
@@ -334,7 +484,21 @@ fn replay_script(set: &FlowSet, path: &[String]) -> Option<Vec<Token>> {
             _ => return None,
         }
     }
-    Some(tokens)
+    world.answer = match answer {
+        Some("answer") => Some(Assumed::Answer(vec![(
+            "tier".into(),
+            if tier == Some(true) { "vip" } else { "" }.into(),
+        )])),
+        Some(_) => Some(Assumed::Error),
+        None => None,
+    };
+    world.switch_on = switch.unwrap_or(false);
+    world.caller = if caller == Some(true) {
+        "+34600111222".into()
+    } else {
+        String::new()
+    };
+    Some((tokens, world))
 }
 
 proptest! {
@@ -350,20 +514,22 @@ proptest! {
             return Ok(());
         }
         for (f, flow) in line.flows.iter().enumerate() {
+          for world in worlds() {
             // The bound is the line's: the flow the call entered.
             let n = flow.max_steps;
-            let silent = simulate(&set, f, &[], false);
-            prop_assert!(reached_help(&silent) && silent.steps <= n, "silent caller into {}: {silent:?}\n{}", FLOWS[f], line.text());
-            let lost = simulate(&set, f, &vec![Token::Keys("*".into()); 64], false);
-            prop_assert!(reached_help(&lost) && lost.steps <= n, "lost caller into {}: {lost:?}\n{}", FLOWS[f], line.text());
+            let silent = simulate_in(&set, f, &[], false, &world);
+            prop_assert!(reached_help(&silent) && silent.steps <= n, "silent caller into {} ({world:?}): {silent:?}\n{}", FLOWS[f], line.text());
+            let lost = simulate_in(&set, f, &vec![Token::Keys("*".into()); 64], false, &world);
+            prop_assert!(reached_help(&lost) && lost.steps <= n, "lost caller into {} ({world:?}): {lost:?}\n{}", FLOWS[f], line.text());
             for script in &scripts {
-                let r = simulate(&set, f, script, true);
+                let r = simulate_in(&set, f, script, true, &world);
                 prop_assert!(r.steps <= n, "{} steps > {n}: {r:?}\n{}", r.steps, line.text());
                 match r.outcome {
                     Outcome::Hangup => prop_assert!(chosen_hangup(&set, &r.path), "forced hangup: {r:?}\n{}", line.text()),
                     Outcome::Queue | Outcome::Transfer | Outcome::Voicemail | Outcome::Callback | Outcome::CallerHangup => {}
                 }
             }
+          }
         }
     }
 
@@ -378,8 +544,8 @@ proptest! {
             let Some(f) = entered(&set, &d.path) else {
                 return Err(TestCaseError::fail(format!("{}: the path starts at no entry: {:?}\n{}", d.rule.id(), d.path, line.text())));
             };
-            let Some(script) = replay_script(&set, &d.path) else { continue };
-            let r = simulate(&set, f, &script, false);
+            let Some((script, world)) = replay(&set, &d.path) else { continue };
+            let r = simulate_in(&set, f, &script, false, &world);
             prop_assert!(r.path.starts_with(&d.path), "{}: diagnostic path {:?}\nengine path {:?}\n{}", d.rule.id(), d.path, r.path, line.text());
             if r.path.len() > d.path.len() {
                 // Only a loop goes on past the counterexample: it ends where it came round.
@@ -401,8 +567,8 @@ proptest! {
                 return Err(TestCaseError::fail(format!("the path starts at no entry: {:?}\n{}", d.path, line.text())));
             };
             let named = d.message.split("sends them to ").nth(1).and_then(|m| m.split(' ').next()).unwrap_or_default();
-            let Some(script) = replay_script(&set, &d.path) else { continue };
-            let r = simulate(&set, f, &script, true);
+            let Some((script, world)) = replay(&set, &d.path) else { continue };
+            let r = simulate_in(&set, f, &script, true, &world);
             let at = r.path.iter().position(|p| p == "watchdog");
             prop_assert!(at.is_some(), "the watchdog did not step in: {:?}\ndiagnostic {:?}\n{}", r.path, d.path, line.text());
             let at = at.unwrap();

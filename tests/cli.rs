@@ -756,6 +756,7 @@ fn schema_is_a_json_schema_of_every_node_type() {
         "collect",
         "schedule",
         "branch",
+        "lookup",
         "queue",
         "transfer",
         "voicemail",
@@ -1144,4 +1145,91 @@ fn simulate_as_a_given_caller() {
     let bad = run("alice");
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--caller \"alice\""), "{}", bad.stderr);
+}
+
+/// `--lookup` says what an endpoint answers: a JSON file read as the server reads an answer,
+/// `error`, or by default no answer in time (its timeout passes, then `on_error`).
+#[test]
+fn simulate_assumes_what_a_lookup_answers() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &LINE.replace(
+            "next = \"open_now\"",
+            "next = \"who\"\n\n[nodes.who]\ntype = \"lookup\"\nendpoint = \"crm\"\nnext = \"tier\"\non_error = \"open_now\"\n\n[nodes.tier]\ntype = \"branch\"\nvariable = \"crm.tier\"\ncases = { \"vip\" = \"priority\" }\ndefault = \"open_now\"",
+        ),
+    )
+    .config(&format!(
+        "{CONFIG}\n[lookups.crm]\nurl = \"http://127.0.0.1:9/x\"\ntimeout_ms = 1500\nfields = {{ tier = \"string\" }}\n"
+    ));
+    std::fs::write(
+        fx.path().join("vip.json"),
+        r#"{"tier": "vip", "other": [1]}"#,
+    )
+    .unwrap();
+    std::fs::write(fx.path().join("bad.json"), r#"{"tier": 7}"#).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "main", "--at", OPEN, "--format", "json"];
+        args.extend_from_slice(extra);
+        fx.run(&args)
+    };
+    let vip = run(&["--lookup", "crm=vip.json"]);
+    assert_eq!(vip.code, 0, "{}", vip.stderr);
+    assert_eq!(vip.json()["node"], "main.priority");
+    assert_eq!(vip.json()["path"][3], "answer");
+    let error = run(&["--lookup", "crm=error", "--input", "1"]);
+    assert_eq!(error.json()["path"][3], "error");
+    assert_eq!(error.json()["node"], "main.agents");
+    // No answer: 1 s welcome, then the 1.5 s timeout before the menu.
+    let silent = run(&["--input", "1"]);
+    assert_eq!(silent.json()["path"][3], "error");
+    assert_eq!(silent.json()["seconds"], 3.0 + 1.5);
+    // A file the server would not read is the error it would be, and said so.
+    let bad = run(&["--lookup", "crm=bad.json", "--input", "1"]);
+    assert_eq!(bad.code, 0);
+    assert_eq!(bad.json()["path"][3], "error");
+    assert!(
+        bad.stderr.contains("\"tier\" is a number, not a string"),
+        "{}",
+        bad.stderr
+    );
+    let unknown = run(&["--lookup", "erp=error"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no [lookups.erp]"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// `--switch NAME=on|off` sets a switch's position; unsaid, it is where the config sets it.
+#[test]
+fn simulate_takes_a_switchs_position() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &LINE.replace(
+            "next = \"open_now\"",
+            "next = \"outage\"\n\n[nodes.outage]\ntype = \"switch\"\nswitch = \"outage\"\non = \"priority\"\noff = \"open_now\"",
+        ),
+    )
+    .config(&format!("{CONFIG}\n[switches.outage]\non = true\n"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "main", "--at", OPEN, "--format", "json"];
+        args.extend_from_slice(extra);
+        fx.run(&args)
+    };
+    assert_eq!(run(&[]).json()["node"], "main.priority");
+    let off = run(&["--switch", "outage=off", "--input", "1"]);
+    assert_eq!(off.json()["path"][3], "off");
+    assert_eq!(off.json()["node"], "main.agents");
+    let bad = run(&["--switch", "outage=maybe"]);
+    assert_eq!(bad.code, 2);
+    let unknown = run(&["--switch", "storm=on"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no [switches.storm]"),
+        "{}",
+        unknown.stderr
+    );
 }

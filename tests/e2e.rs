@@ -15,6 +15,8 @@ mod common;
 mod desk;
 #[path = "e2e/linphone.rs"]
 mod linphone;
+#[path = "e2e/lookups.rs"]
+mod lookups;
 #[path = "e2e/nat.rs"]
 mod nat;
 #[path = "e2e/operations.rs"]
@@ -23,6 +25,8 @@ mod operations;
 mod phones;
 #[path = "e2e/probe.rs"]
 mod probe;
+#[path = "e2e/switches.rs"]
+mod switches;
 #[path = "e2e/transfers.rs"]
 mod transfers;
 

@@ -875,3 +875,128 @@ fn an_intended_loop_is_acknowledged_where_it_is_marked() {
         Some("main.menu"),
     );
 }
+
+const CRM: &str = r#"
+[lookups.crm]
+url = "http://127.0.0.1:9/caller"
+timeout_ms = 3000
+fields = { tier = "string", balance = "number" }
+"#;
+
+/// The valid line with a lookup before the menu: VIPs to the agents at once.
+fn with_lookup(tested: &str, on_error: &str) -> String {
+    edit("next = \"menu\"", "next = \"identify\"")
+        + &format!(
+            "\n[nodes.identify]\ntype = \"lookup\"\nendpoint = \"crm\"\nnext = \"vip\"\non_error = \"{on_error}\"\n\n[nodes.vip]\ntype = \"branch\"\nvariable = \"{tested}\"\ncases = {{ \"vip\" = \"agents\", \"range:..0\" = \"agents\" }}\ndefault = \"menu\"\n"
+        )
+}
+
+fn lookup_findings(flow: &str, config: &str) -> Vec<(String, Option<String>)> {
+    let fx = Fixture::new();
+    fx.flow("main", flow).config(&format!("{CONFIG}{config}"));
+    fx.findings()
+}
+
+/// A lookup is a branch the validator takes both ways: its answer and `on_error` must each
+/// reach a person; its fields are variables only after it answered; it names an endpoint the
+/// config declares.
+#[test]
+fn lookups_are_proven_both_ways() {
+    let ok = lookup_findings(&with_lookup("crm.tier", "menu"), CRM);
+    assert!(ok.is_empty(), "{ok:?}");
+    // on_error to a hangup the caller did not choose.
+    let f = lookup_findings(&with_lookup("crm.tier", "bye"), CRM);
+    assert!(
+        f.iter()
+            .any(|(r, n)| r == "forced-hangup" && n.as_deref() == Some("main.bye")),
+        "{f:?}"
+    );
+    // A field the endpoint does not declare is never set.
+    let f = lookup_findings(&with_lookup("crm.teir", "menu"), CRM);
+    assert!(
+        f.iter()
+            .any(|(r, n)| r == "unknown-variable" && n.as_deref() == Some("main.vip")),
+        "{f:?}"
+    );
+    // An endpoint the config does not declare.
+    let f = lookup_findings(&with_lookup("crm.tier", "menu"), "");
+    assert!(
+        f.iter()
+            .any(|(r, n)| r == "unknown-lookup" && n.as_deref() == Some("main.identify")),
+        "{f:?}"
+    );
+    // No on_error at all.
+    let f = lookup_findings(
+        &with_lookup("crm.tier", "menu").replace("on_error = \"menu\"\n", ""),
+        CRM,
+    );
+    assert!(f.iter().any(|(r, _)| r == "invalid-flow"), "{f:?}");
+}
+
+/// Its timeout counts in the seconds to a human: 3 s of silence waiting for the CRM take a
+/// silent caller (1 s welcome, 21 s of menu) past 24 s.
+#[test]
+fn a_lookups_timeout_counts_in_the_time_to_a_human() {
+    let fx = Fixture::new();
+    let flow = with_lookup("crm.tier", "menu").replacen(
+        "escape_to = \"agents\"",
+        "escape_to = \"agents\"\nmax_seconds_to_human = 24",
+        1,
+    );
+    fx.flow("main", &flow).config(&format!("{CONFIG}{CRM}"));
+    let (_, report) = fx.validate();
+    let d = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "too-slow")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("main.identify 3.0 s"),
+        "{d}"
+    );
+    // With a quick endpoint, the same line is in time.
+    let fast = CRM.replace("timeout_ms = 3000", "timeout_ms = 200");
+    fx.config(&format!("{CONFIG}{fast}"));
+    let (_, report) = fx.validate();
+    assert!(!report.to_string().contains("too-slow"), "{report}");
+}
+
+/// A switch is proven in both positions, as a schedule is: a way that strands callers while
+/// it is on is an error even while it is off; it names a switch the config declares.
+#[test]
+fn switches_are_proven_in_both_positions() {
+    let with_switch = |on: &str| {
+        edit("next = \"menu\"", "next = \"outage\"")
+            + &format!(
+                "\n[nodes.outage]\ntype = \"switch\"\nswitch = \"outage\"\non = \"{on}\"\noff = \"menu\"\n\n[nodes.told]\ntype = \"queue\"\nqueue = \"support\"\non_timeout = \"vm\"\n"
+            )
+    };
+    let config = "\n[switches.outage]\ndescription = \"storm\"\n";
+    let ok = lookup_findings(&with_switch("told"), config);
+    assert!(ok.is_empty(), "{ok:?}");
+    // On, it hangs up on every caller.
+    let f = lookup_findings(&with_switch("bye"), config);
+    assert!(
+        f.iter()
+            .any(|(r, n)| r == "forced-hangup" && n.as_deref() == Some("main.bye")),
+        "{f:?}"
+    );
+    let f = lookup_findings(&with_switch("told"), "");
+    assert!(
+        f.iter()
+            .any(|(r, n)| r == "unknown-switch" && n.as_deref() == Some("main.outage")),
+        "{f:?}"
+    );
+    // Without `off`: one diagnostic, a dead end.
+    let f = lookup_findings(&with_switch("told").replace("off = \"menu\"\n", ""), config);
+    assert_eq!(
+        f.iter().filter(|(r, _)| r != "unreachable-node").count(),
+        1,
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(r, _)| r == "dead-end"), "{f:?}");
+}

@@ -5,6 +5,7 @@
 
 pub mod followups;
 pub mod session;
+pub mod switches;
 
 pub use crate::status::{caller, events};
 
@@ -205,6 +206,7 @@ async fn reads_guard(
             "/api/calls",
             "/api/flows",
             "/api/trunks",
+            "/api/switches",
         ]
         .iter()
         .any(|p| path == *p || path.starts_with(&format!("{p}/")));
@@ -244,6 +246,8 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/followups/{id}", post(followups::change))
         .route("/api/followups/{id}/audio", get(followups::audio))
         .route("/api/flows", get(flows))
+        .route("/api/switches", get(switches::list))
+        .route("/api/switches/{name}", post(switches::flip))
         .route("/api/report", get(report))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -983,7 +987,44 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "Time spent in a queue, until answered, timed out, hung up or called back.",
         &m.queue_wait,
     );
+    lookups(&mut out, m);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Per lookup endpoint: how long its answers took, and its failures by reason.
+fn lookups(out: &mut String, m: &crate::status::metrics::Metrics) {
+    let Ok(all) = m.lookups.lock() else { return };
+    let name = "hotline_lookup_seconds";
+    out.push_str(&format!(
+        "# HELP {name} How long a flow's lookups took, answered or not, by endpoint.\n# TYPE {name} histogram\n"
+    ));
+    for (endpoint, s) in all.iter() {
+        let e = label(endpoint);
+        let (buckets, count, sum) = s.latency.snapshot();
+        for (le, n) in buckets {
+            out.push_str(&format!(
+                "{name}_bucket{{endpoint=\"{e}\",le=\"{le}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "{name}_bucket{{endpoint=\"{e}\",le=\"+Inf\"}} {count}\n"
+        ));
+        out.push_str(&format!(
+            "{name}_sum{{endpoint=\"{e}\"}} {sum}\n{name}_count{{endpoint=\"{e}\"}} {count}\n"
+        ));
+    }
+    let name = "hotline_lookup_errors_total";
+    out.push_str(&format!(
+        "# HELP {name} Lookups that sent the caller down on_error, by endpoint and reason (timeout, unreachable, status, answer).\n# TYPE {name} counter\n"
+    ));
+    for (endpoint, s) in all.iter() {
+        for (reason, n) in &s.errors {
+            out.push_str(&format!(
+                "{name}{{endpoint=\"{}\",reason=\"{reason}\"}} {n}\n",
+                label(endpoint)
+            ));
+        }
+    }
 }
 
 /// Per queue: the error of every announced wait (actual − told) as a histogram, the callers

@@ -43,6 +43,10 @@ pub enum Event {
     /// The caller waiting in a queue took the callback offer: their place is kept as a
     /// callback, stored before this event; the server confirms, then reports `Finished`.
     CallbackChosen,
+    /// The lookup asked for answered: its declared fields, read (`lookup::read_answer`).
+    LookupAnswered(Vec<(String, String)>),
+    /// The lookup failed: unreachable, an HTTP error, or an answer that does not read.
+    LookupFailed,
 }
 
 /// What the call needs done, in order.
@@ -63,6 +67,13 @@ pub enum Action {
     Transfer {
         to: String,
         ring_timeout_s: u32,
+    },
+    /// Ask `[lookups.<endpoint>]` with these query parameters; report `LookupAnswered` or
+    /// `LookupFailed` (the engine gives up itself at `poll_timeout()`).
+    Lookup {
+        endpoint: String,
+        params: Vec<(String, String)>,
+        timeout_ms: u32,
     },
     RecordVoicemail {
         mailbox: String,
@@ -122,6 +133,10 @@ enum State {
     Human {
         node: NodeId,
     },
+    /// Waiting for a lookup's answer, in silence.
+    Lookup {
+        node: NodeId,
+    },
     /// Recording, or storing a callback and confirming it.
     FollowUp {
         node: NodeId,
@@ -171,6 +186,8 @@ pub struct Call<'a> {
     line_name: String,
     /// Where `time` and `weekday` are read.
     timezone: jiff::tz::TimeZone,
+    /// The switches' positions when the call came (others: as the config sets them).
+    switches: BTreeMap<String, bool>,
 }
 
 impl<'a> Call<'a> {
@@ -205,7 +222,22 @@ impl<'a> Call<'a> {
                 .map(|f| f.name.clone())
                 .unwrap_or_default(),
             timezone: jiff::tz::TimeZone::system(),
+            switches: BTreeMap::new(),
         }
+    }
+
+    /// The switches' positions for this call (taken when it comes: a flip changes the next
+    /// call's way, not the way of one half through).
+    pub fn with_switches(mut self, switches: BTreeMap<String, bool>) -> Self {
+        self.switches = switches;
+        self
+    }
+
+    fn switch_on(&self, name: &str) -> bool {
+        self.switches
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| self.set.switches.get(name).is_some_and(|s| s.on))
     }
 
     /// Who calls (E.164, empty when unknown) and the line they dialled: the built-in
@@ -278,6 +310,17 @@ impl<'a> Call<'a> {
     pub fn awaiting_input(&self) -> bool {
         matches!(self.state, State::Menu { .. } | State::Collect { .. })
     }
+    /// The endpoint of the lookup the call waits for.
+    pub fn looking_up(&self) -> Option<&'a str> {
+        match self.state {
+            State::Lookup { node } => match &self.set.nodes[node].kind {
+                NodeKind::Lookup(l) => Some(l.endpoint()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether a prompt the engine asked for is still expected to be playing.
     pub fn prompting(&self) -> bool {
         match self.state {
@@ -293,6 +336,7 @@ impl<'a> Call<'a> {
             | State::Menu { node, .. }
             | State::Collect { node, .. }
             | State::Human { node }
+            | State::Lookup { node }
             | State::FollowUp { node }
             | State::Goodbye { node }
             | State::Apology { node, .. } => Some(node),
@@ -384,6 +428,35 @@ impl<'a> Call<'a> {
                 // Connected: the human has the call; the server bridges and ends it.
                 _ => {}
             },
+            State::Lookup { node } => {
+                let NodeKind::Lookup(l) = &self.set.nodes[node].kind else {
+                    return out;
+                };
+                match event {
+                    Event::Digit(d) if d == self.escape_digit(node) => {
+                        self.escape(node, d, now, &mut out)
+                    }
+                    Event::Digit(d) if self.typeahead.len() < MAX_TYPEAHEAD => {
+                        self.typeahead.push(d)
+                    }
+                    Event::LookupAnswered(fields) => {
+                        for (field, value) in fields {
+                            self.vars.insert(format!("{}.{field}", l.endpoint()), value);
+                        }
+                        self.deadline = None;
+                        self.go("answer", target(&l.next), now, &mut out);
+                    }
+                    Event::LookupFailed => {
+                        self.deadline = None;
+                        self.go("error", target(&l.on_error), now, &mut out);
+                    }
+                    Event::Timeout if self.due(now) => {
+                        self.deadline = None;
+                        self.go("error", target(&l.on_error), now, &mut out);
+                    }
+                    _ => {}
+                }
+            }
             State::FollowUp { node } => match event {
                 Event::Finished => {
                     if matches!(self.set.nodes[node].kind, NodeKind::Voicemail(_)) {
@@ -752,12 +825,47 @@ impl<'a> Call<'a> {
                     self.path.push(label.to_string());
                     target = self::target(next);
                 }
+                NodeKind::Switch(s) => {
+                    self.path.push(n.full_name.clone());
+                    let (label, next) = if self.switch_on(s.name()) {
+                        ("on", &s.on)
+                    } else {
+                        ("off", &s.off)
+                    };
+                    self.path.push(label.to_string());
+                    target = self::target(next);
+                }
                 NodeKind::Branch(b) => {
                     self.path.push(n.full_name.clone());
                     let value = b.variable.as_ref().and_then(|(v, _)| self.value(v, now));
                     let (action, next) = b.select(value.as_deref());
                     self.path.push(action.to_string());
                     target = next.and_then(|t| t.node);
+                }
+                NodeKind::Lookup(l) => {
+                    self.path.push(n.full_name.clone());
+                    let timeout_ms = self.set.lookup_millis(l.endpoint()) as u32;
+                    let mut params = vec![
+                        (
+                            crate::flow::variables::CALLER_NUMBER.to_string(),
+                            self.caller_number.clone(),
+                        ),
+                        (
+                            crate::flow::variables::LINE.to_string(),
+                            self.line_name.clone(),
+                        ),
+                    ];
+                    for (name, _) in &l.send {
+                        params.push((name.clone(), self.value(name, now).unwrap_or_default()));
+                    }
+                    self.deadline = Some(now + Duration::from_millis(u64::from(timeout_ms)));
+                    self.state = State::Lookup { node };
+                    out.push(Action::Lookup {
+                        endpoint: l.endpoint().to_string(),
+                        params,
+                        timeout_ms,
+                    });
+                    return;
                 }
                 NodeKind::Play(p) => {
                     self.path.push(n.full_name.clone());

@@ -107,6 +107,19 @@ pub struct World<'a> {
     pub line: Option<String>,
     /// Where `time` and `weekday` are read.
     pub timezone: jiff::tz::TimeZone,
+    /// What each lookup endpoint answers; one not named here does not answer in time.
+    pub answers: HashMap<String, Assumed>,
+    /// Switches' positions; one not named here is as the config sets it.
+    pub switches: std::collections::BTreeMap<String, bool>,
+}
+
+/// What a simulated lookup gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assumed {
+    /// These fields, at once.
+    Answer(Vec<(String, String)>),
+    /// An error at once (unreachable, an HTTP error, a bad answer).
+    Error,
 }
 
 impl<'a> World<'a> {
@@ -117,6 +130,8 @@ impl<'a> World<'a> {
             caller_number: String::new(),
             line: None,
             timezone: jiff::tz::TimeZone::UTC,
+            answers: HashMap::new(),
+            switches: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -140,7 +155,8 @@ pub fn run(
     });
     let mut call = Call::new(set, world.calendars, line)
         .with_caller(&world.caller_number, &line_name)
-        .with_timezone(world.timezone.clone());
+        .with_timezone(world.timezone.clone())
+        .with_switches(world.switches.clone());
     if !watchdog {
         call = call.without_watchdog();
     }
@@ -158,6 +174,22 @@ pub fn run(
         }
         if call.outcome().is_some() || call.is_ended() {
             break;
+        }
+        if let Some(endpoint) = call.looking_up() {
+            actions = match world.answers.get(endpoint) {
+                Some(Assumed::Answer(fields)) => {
+                    call.handle(Event::LookupAnswered(fields.clone()), now)
+                }
+                Some(Assumed::Error) => call.handle(Event::LookupFailed, now),
+                None => match call.poll_timeout() {
+                    Some(t) => {
+                        now = now.max(t);
+                        call.handle(Event::Timeout, now)
+                    }
+                    None => call.handle(Event::LookupFailed, now),
+                },
+            };
+            continue;
         }
         let finish_prompt = |call: &mut Call, now: &mut Instant, playing: &mut Option<Instant>| {
             let mut out = Vec::new();

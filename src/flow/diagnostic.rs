@@ -28,10 +28,12 @@ pub enum Rule {
     UndialableDestination,
     EscapeInCollect,
     UnknownVariable,
+    UnknownLookup,
+    UnknownSwitch,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 21] = [
         Rule::InvalidFlow,
         Rule::UnknownNode,
         Rule::UnknownQueue,
@@ -51,6 +53,8 @@ impl Rule {
         Rule::UndialableDestination,
         Rule::EscapeInCollect,
         Rule::UnknownVariable,
+        Rule::UnknownLookup,
+        Rule::UnknownSwitch,
     ];
 
     pub fn id(self) -> &'static str {
@@ -74,6 +78,8 @@ impl Rule {
             Rule::UndialableDestination => "undialable-destination",
             Rule::EscapeInCollect => "escape-in-collect",
             Rule::UnknownVariable => "unknown-variable",
+            Rule::UnknownLookup => "unknown-lookup",
+            Rule::UnknownSwitch => "unknown-switch",
         }
     }
 

@@ -42,7 +42,7 @@ pub struct Prompt {
 pub enum Class {
     /// play, menu, collect: each visit or retry is a step.
     CallerFacing,
-    /// schedule, branch: the caller does not notice them.
+    /// schedule, branch, lookup, switch: the caller does not notice them.
     Invisible,
     /// queue, transfer.
     LiveHuman,
@@ -72,6 +72,13 @@ pub enum Action<'a> {
     Timeout,
     /// A transfer was not answered.
     Failure,
+    /// A lookup answered.
+    Answer,
+    /// A lookup timed out, failed or answered what does not read.
+    Error,
+    /// A switch is on, or off.
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +148,11 @@ pub struct FlowSet {
     /// be (already reported): references to them are left unresolved without a second
     /// diagnostic.
     pub unreadable: Vec<String>,
+    /// The config's lookup endpoints (`[lookups.NAME]`): their timeouts and fields.
+    pub lookups: std::collections::BTreeMap<String, crate::lookup::Endpoint>,
+    /// The config's switches (`[switches.NAME]`), by name: `simulate` takes their positions
+    /// as the config sets them unless told otherwise.
+    pub switches: std::collections::BTreeMap<String, crate::config::SwitchConfig>,
     /// Per flow, node name to id.
     by_name: Vec<HashMap<String, NodeId>>,
 }
@@ -186,6 +198,16 @@ impl FlowSet {
         self.flows[flow].escape_to.as_ref().and_then(|t| t.node)
     }
 
+    /// How long a lookup at `endpoint` may take, in milliseconds (the default for an endpoint
+    /// the config does not declare: that is its own diagnostic).
+    pub fn lookup_millis(&self, endpoint: &str) -> u64 {
+        u64::from(
+            self.lookups
+                .get(endpoint)
+                .map_or(crate::lookup::DEFAULT_TIMEOUT_MS, |e| e.timeout_ms),
+        )
+    }
+
     /// Length of a prompt in seconds, 0 when unknown (a missing prompt is its own diagnostic).
     pub fn prompt_seconds(&self, prompts: &[Prompt]) -> f64 {
         prompts
@@ -212,6 +234,10 @@ impl fmt::Display for Action<'_> {
             Action::Default => f.write_str("default"),
             Action::Timeout => f.write_str("timeout"),
             Action::Failure => f.write_str("failure"),
+            Action::Answer => f.write_str("answer"),
+            Action::Error => f.write_str("error"),
+            Action::On => f.write_str("on"),
+            Action::Off => f.write_str("off"),
         }
     }
 }

@@ -81,6 +81,8 @@ fn summary(set: &FlowSet, id: NodeId) -> String {
             "branch on {}",
             b.variable.as_ref().map_or("", |c| c.0.as_str())
         ),
+        NodeKind::Lookup(l) => format!("lookup {}", l.endpoint()),
+        NodeKind::Switch(s) => format!("switch {}", s.name()),
         NodeKind::Queue(q) => format!(
             "LIVE HUMAN: queue {}",
             q.queue.as_ref().map_or("", |c| c.0.as_str())

@@ -164,6 +164,42 @@ pub fn flow_schema() -> String {
             &["calendar"],
         ),
         node(
+            "switch",
+            "Invisible to the caller: on or off by a switch of hotline.toml, which supervisors flip.",
+            vec![
+                ("switch", string("A [switches.NAME] table of hotline.toml.")),
+                ("on", target("Where the call goes while it is on.")),
+                ("off", target("Where the call goes while it is off.")),
+            ],
+            &["switch"],
+        ),
+        node(
+            "lookup",
+            "Invisible to the caller: asks an endpoint of hotline.toml about the caller; its fields become the variables NAME.FIELD.",
+            vec![
+                (
+                    "endpoint",
+                    string("A [lookups.NAME] table of hotline.toml."),
+                ),
+                (
+                    "send",
+                    json!({
+                        "type": "array",
+                        "items": { "type": "string", "minLength": 1 },
+                        "description": "Variables sent besides caller_number and line."
+                    }),
+                ),
+                ("next", target("Where the call goes once it answered.")),
+                (
+                    "on_error",
+                    target(
+                        "Where the call goes on a timeout, an HTTP error or an answer that does not read.",
+                    ),
+                ),
+            ],
+            &["endpoint", "next", "on_error"],
+        ),
+        node(
             "branch",
             "Invisible to the caller: tests a call variable.",
             vec![
@@ -268,7 +304,9 @@ pub fn flow_schema() -> String {
         "menu",
         "collect",
         "schedule",
+        "switch",
         "branch",
+        "lookup",
         "queue",
         "transfer",
         "voicemail",
@@ -327,7 +365,7 @@ mod tests {
         let s: Value = serde_json::from_str(&flow_schema()).unwrap();
         let all = &s["properties"]["nodes"]["additionalProperties"];
         let types = all["properties"]["type"]["enum"].as_array().unwrap();
-        assert_eq!(types.len(), 10);
+        assert_eq!(types.len(), crate::flow::node::TYPES.len());
         let queue = all["allOf"]
             .as_array()
             .unwrap()

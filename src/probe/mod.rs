@@ -130,6 +130,12 @@ pub fn plan(
             if node.class() == crate::flow::model::Class::LiveHuman {
                 break;
             }
+            if let NodeKind::Lookup(l) = &node.kind
+                && let Some(last) = before.last_mut()
+            {
+                // The next prompt may wait for the lookup's answer, at most its timeout.
+                last.takes_s += set.lookup_millis(l.endpoint()) as f64 / 1000.0;
+            }
             let facing = node.kind.prompts_and_timeout();
             if facing.is_some() && found.insert(node.full_name.clone()) {
                 targets.push(Target {

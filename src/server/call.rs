@@ -31,6 +31,7 @@ use crate::store::{
 pub enum CallInput {
     /// The pacer finished the playback with this tag.
     PromptDone(u64),
+
     /// A key: RFC 4733 or in-band (from the media loop), or SIP INFO.
     Digit(char),
     /// The voicemail being recorded holds all it may.
@@ -191,7 +192,12 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let caller_number = flows.callbacks.numbering.e164(&caller).unwrap_or_default();
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow)
         .with_caller(&caller_number, &line.dialled)
-        .with_timezone(flows.timezone.clone());
+        .with_timezone(flows.timezone.clone())
+        .with_switches(
+            shared
+                .switches
+                .positions(&flows.set.switches, Timestamp::now()),
+        );
     let mut tag: u64 = 0;
     let mut queue: Option<InQueue> = None;
     // The queue the caller last waited in: its hold music is theirs while they wait or
@@ -207,6 +213,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     // The tag of the "this call is recorded" announcement while it plays.
     let mut announced: Option<u64> = None;
     let mut transferring = false;
+    // The lookup the engine waits for, asked in its own task.
+    let mut looking_up: Option<Asking> = None;
     let mut voicemail: Option<Voicemail> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
@@ -344,6 +352,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             },
                         });
                     }
+                    Action::Lookup {
+                        endpoint,
+                        params,
+                        timeout_ms: _,
+                    } => {
+                        if let Some(old) = looking_up.take() {
+                            old.abort();
+                        }
+                        looking_up = Some(ask(&shared, &flows, &endpoint, params));
+                    }
                     Action::Transfer { to, ring_timeout_s } => {
                         tracing::info!(
                             to,
@@ -469,10 +487,27 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 None => std::future::pending().await,
             }
         };
+        let looked = async {
+            match looking_up.as_mut() {
+                Some(task) => task.await.ok().flatten(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            answer = looked => {
+                looking_up = None;
+                pending = call.handle(
+                    match answer {
+                        Some(fields) => Event::LookupAnswered(fields),
+                        None => Event::LookupFailed,
+                    },
+                    Instant::now(),
+                );
+            }
             input = inputs.recv() => {
                 let now = Instant::now();
                 match input {
+
                     Some(CallInput::PromptDone(t)) if t == tag => {
                         if let Some(q) = queue.as_mut().filter(|q| q.announcing == Some(t)) {
                             // Back to the hold music.
@@ -1164,6 +1199,45 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         Err(e) => tracing::error!(row, "callback request not withdrawn: {e}"),
     }
     Offer::TooLate
+}
+
+/// A lookup under way: the fields it answered, or `None` when it failed.
+type Asking = tokio::task::JoinHandle<Option<Vec<(String, String)>>>;
+
+/// Asks a lookup endpoint in a task of its own: the fields it answered, or `None` (logged
+/// with why; the engine takes `on_error`).
+fn ask(
+    shared: &Arc<Shared>,
+    flows: &crate::line::Flows,
+    endpoint: &str,
+    params: Vec<(String, String)>,
+) -> Asking {
+    let shared = Arc::clone(shared);
+    let name = endpoint.to_string();
+    let config = flows.set.lookups.get(endpoint).cloned();
+    let span = tracing::Span::current();
+    let asking = async move {
+        let Some(config) = config else {
+            tracing::warn!(endpoint = name, "no such lookup endpoint: on_error");
+            return None;
+        };
+        match shared.lookups.ask(&name, &config, &params).await {
+            Ok(fields) => {
+                tracing::info!(endpoint = name, "lookup answered");
+                Some(fields)
+            }
+            Err(f) => {
+                tracing::warn!(
+                    endpoint = name,
+                    reason = f.reason,
+                    "lookup failed: {}; on_error",
+                    f.detail
+                );
+                None
+            }
+        }
+    };
+    tokio::spawn(tracing::Instrument::instrument(asking, span))
 }
 
 fn play(shared: &Shared, id: u64, items: Vec<Arc<[u8]>>, looped: bool, tag: u64) {

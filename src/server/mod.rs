@@ -6,6 +6,7 @@
 pub mod call;
 mod dns;
 mod http;
+pub mod lookups;
 mod outbox;
 pub mod pacer;
 pub(crate) mod recordings;
@@ -93,6 +94,10 @@ pub struct Shared {
     /// What a probe call's `X-Hotline-Probe` header must say (`HOTLINE_PROBE_TOKEN`); without
     /// it no call is taken for a probe.
     pub probe_token: Option<String>,
+    /// The client of the flows' `lookup` nodes.
+    pub lookups: lookups::Lookups,
+    /// The `[switches]`' positions, as flipped.
+    pub switches: Arc<crate::status::switches::Switches>,
 }
 
 impl Shared {
@@ -361,6 +366,10 @@ pub async fn run(
         .then(|| std::time::Duration::from_secs(u64::from(config.rtp.timeout_s)));
     let pacer_thread = pacer::spawn(pacer_rx, Arc::clone(&pacer_stats), media_timeout)
         .map_err(|e| ServeError::Config(format!("cannot start the media thread: {e}")))?;
+    let flips = store.switches().unwrap_or_else(|e| {
+        tracing::warn!("the switches' last flips could not be read: {e}; as the config sets them");
+        Vec::new()
+    });
     let store = Arc::new(Mutex::new(store));
     let saves = saves::Saves::start(Arc::clone(&store), Arc::clone(&disk))
         .map_err(|e| ServeError::Config(format!("cannot start the saves writer: {e}")))?;
@@ -368,7 +377,10 @@ pub async fn run(
         t1: std::time::Duration::from_millis(u64::from(config.sip.t1_ms.clamp(10, 10_000))),
         ..transaction::Config::default()
     };
+    let metrics: Arc<crate::status::metrics::Metrics> = Arc::default();
     let shared = Arc::new(Shared {
+        lookups: lookups::Lookups::new(Arc::clone(&metrics)),
+        switches: Arc::new(crate::status::switches::Switches::new(flips)),
         ports: Ports::new(media_ip, config.rtp.ports),
         data: config.paths.data.clone(),
         config_file: loaded.file.clone(),
@@ -376,7 +388,7 @@ pub async fn run(
         flows: Arc::new(RwLock::new(Arc::new(flows))),
         reload_status: Arc::default(),
         records,
-        metrics: Arc::default(),
+        metrics,
         store,
         saves,
         pacer: pacer_tx,
@@ -426,6 +438,7 @@ pub async fn run(
         disk: Arc::clone(&shared.disk),
         call_tasks: Arc::clone(&shared.call_tasks),
         queries: queries_tx,
+        switches: Arc::clone(&shared.switches),
     });
     let api_task = tokio::spawn(http::serve(http, http_app(status)));
     let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));

@@ -26,6 +26,10 @@ pub enum Event {
     /// A voicemail or callback request came or changed: pages read `/api/followups` again
     /// (which shows each login what it may see).
     FollowUps,
+    /// A switch was flipped: every switch's row.
+    Switches {
+        switches: Vec<super::switches::SwitchRow>,
+    },
 }
 
 impl Event {
@@ -36,6 +40,7 @@ impl Event {
             Event::Queues { .. } => "queues",
             Event::FollowUps => "follow-ups",
             Event::Calls { .. } => "calls",
+            Event::Switches { .. } => "switches",
         }
     }
 
@@ -45,7 +50,10 @@ impl Event {
         match (self, viewer) {
             (_, Viewer::Supervisor) => true,
             (Event::Agent { agent }, Viewer::Agent(id)) => agent.id == *id,
-            (Event::Queues { .. } | Event::FollowUps, Viewer::Agent(_)) => true,
+            (
+                Event::Queues { .. } | Event::FollowUps | Event::Switches { .. },
+                Viewer::Agent(_),
+            ) => true,
             (Event::Calls { .. }, Viewer::Agent(_)) => false,
         }
     }

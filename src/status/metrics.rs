@@ -72,7 +72,23 @@ pub struct Metrics {
     pub auth_lockouts: AtomicU64,
     /// INVITEs refused by admission control (503).
     pub refused_calls: AtomicU64,
+    /// Per lookup endpoint: how long it took, and why it failed.
+    pub lookups: Mutex<std::collections::BTreeMap<String, LookupStats>>,
 }
+
+/// One lookup endpoint's figures.
+#[derive(Debug)]
+pub struct LookupStats {
+    /// Request to answer (or failure), in seconds.
+    pub latency: Histogram,
+    /// Failures by reason: `timeout`, `unreachable`, `status`, `answer`.
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// A lookup's latency: from a millisecond to its longest timeout.
+pub const LOOKUP_BOUNDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -87,6 +103,7 @@ impl Default for Metrics {
             auth_failures: AtomicU64::new(0),
             auth_lockouts: AtomicU64::new(0),
             refused_calls: AtomicU64::new(0),
+            lookups: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -98,6 +115,23 @@ impl Metrics {
                 Some((_, n)) => *n += 1,
                 None => o.push((outcome.to_string(), 1)),
             }
+        }
+    }
+
+    /// A lookup at `endpoint` took `seconds`, and failed for `error` when it did.
+    pub fn lookup_done(&self, endpoint: &str, seconds: f64, error: Option<&'static str>) {
+        let Ok(mut all) = self.lookups.lock() else {
+            return;
+        };
+        let stats = all
+            .entry(endpoint.to_string())
+            .or_insert_with(|| LookupStats {
+                latency: Histogram::new(LOOKUP_BOUNDS),
+                errors: std::collections::BTreeMap::new(),
+            });
+        stats.latency.observe(seconds);
+        if let Some(why) = error {
+            *stats.errors.entry(why).or_insert(0) += 1;
         }
     }
 

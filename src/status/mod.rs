@@ -7,6 +7,7 @@ pub mod caller;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod switches;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,6 +39,8 @@ pub struct Status {
     pub call_tasks: Arc<CallTasks>,
     /// Questions for the signalling task (which owns the routing core).
     pub queries: mpsc::UnboundedSender<ApiQuery>,
+    /// The `[switches]`' positions, as flipped.
+    pub switches: Arc<switches::Switches>,
 }
 
 impl Status {

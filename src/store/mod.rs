@@ -362,6 +362,13 @@ CREATE TABLE IF NOT EXISTS voicemails (
     recorded_at TEXT NOT NULL,
     duration_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS switches (
+    name TEXT PRIMARY KEY,
+    on_ INTEGER NOT NULL,
+    until TEXT,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS registrations (
     agent TEXT NOT NULL,
     uri TEXT NOT NULL,
@@ -528,6 +535,40 @@ impl Store {
             )?;
         }
         Ok(0)
+    }
+
+    /// A switch's last flip, kept so it outlives a restart.
+    pub fn set_switch(
+        &self,
+        name: &str,
+        flip: &crate::status::switches::Flip,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO switches (name, on_, until, by, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, flip.on, flip.until, flip.by, flip.at],
+        )?;
+        Ok(())
+    }
+
+    /// Every switch's last flip.
+    pub fn switches(&self) -> Result<Vec<(String, crate::status::switches::Flip)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, on_, until, by, at FROM switches ORDER BY name")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    crate::status::switches::Flip {
+                        on: r.get(1)?,
+                        until: r.get(2)?,
+                        by: r.get(3)?,
+                        at: r.get(4)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// The registrations still valid at `now` (Unix seconds); expired ones are dropped.

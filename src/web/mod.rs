@@ -353,7 +353,18 @@ async fn wall(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     };
     html(
         StatusCode::OK,
-        pages::wall(&viewer(&s), &queues, &agents, &calls, &trunks, after),
+        pages::wall(
+            &viewer(&s),
+            &queues,
+            &agents,
+            &calls,
+            &trunks,
+            &state
+                .status
+                .switches
+                .rows(&state.status.flows().set.switches, crate::api::wall_now()),
+            after,
+        ),
     )
 }
 

@@ -268,12 +268,26 @@ fn seconds(s: f64) -> String {
 }
 
 /// The supervisor wall: every queue's live figures and every agent's state.
+/// `on until 2026-12-07T11:00:00Z (sam)`, `off`.
+fn switch_label(s: &crate::status::switches::SwitchRow) -> String {
+    let mut text = if s.on { "on" } else { "off" }.to_string();
+    if let Some(f) = &s.flip {
+        match &f.until {
+            Some(u) => text.push_str(&format!(" until {u}")),
+            None => text.push_str(" until flipped back"),
+        }
+        text.push_str(&format!(" ({})", f.by));
+    }
+    text
+}
+
 pub fn wall(
     viewer: &Viewer,
     queues: &[QueueRow],
     agents: &[AgentRow],
     calls: &[LiveCall],
     trunks: &[TrunkRow],
+    switches: &[crate::status::switches::SwitchRow],
     after: u64,
 ) -> Markup {
     page(
@@ -302,6 +316,33 @@ pub fn wall(
                                 td.wrap-up { (q.agents.wrap_up) }
                                 td.not-ready { (q.agents.not_ready) }
                                 td.sl { (service_level(q)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !switches.is_empty() {
+                section.card {
+                    h1 { "Switches" }
+                    table id="switches" {
+                        thead { tr { th { "Switch" } th { "What for" } th { "Now" } th { "Flip" } } }
+                        tbody {
+                            @for s in switches {
+                                tr data-switch=(s.name) class=(if s.on { "alert" } else { "calm" }) {
+                                    td.name { (s.name) }
+                                    td.description { (s.description) }
+                                    td.position { (switch_label(s)) }
+                                    td.flip {
+                                        select.for aria-label="for how long" {
+                                            option value="" { "until flipped back" }
+                                            option value="3600" { "for 1 hour" }
+                                            option value="14400" { "for 4 hours" }
+                                            option value="86400" { "for 24 hours" }
+                                        }
+                                        " "
+                                        button.flip type="button" { (if s.on { "Turn off" } else { "Turn on" }) }
+                                    }
+                                }
                             }
                         }
                     }

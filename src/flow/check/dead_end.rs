@@ -22,6 +22,9 @@ pub(crate) fn check(c: &mut Checker) {
             }
             NodeKind::Schedule(n) if n.open.is_none() => Some("a schedule needs `open`"),
             NodeKind::Schedule(n) if n.closed.is_none() => Some("a schedule needs `closed`"),
+            NodeKind::Switch(n) if n.on.is_none() || n.off.is_none() => {
+                Some("a switch needs `on` and `off`")
+            }
             NodeKind::Branch(n) if n.default.is_none() => {
                 Some("a branch needs `default`: where calls that match no case go")
             }

@@ -19,6 +19,8 @@ fn cause(label: Option<Label>) -> &'static str {
         Some(Label::Failure) => "a transfer fails",
         Some(Label::Open | Label::Closed) => "a schedule sends the call there",
         Some(Label::Case(_) | Label::Default) => "a branch sends the call there",
+        Some(Label::Answer | Label::Error) => "a lookup sends the call there",
+        Some(Label::On | Label::Off) => "a switch sends the call there",
         Some(Label::Escape(_)) => "the escape digit is pressed",
         Some(Label::Key(_) | Label::Done) => "the caller chose it",
     }

@@ -27,6 +27,12 @@ pub enum Label<'a> {
     Default,
     Timeout,
     Failure,
+    /// A lookup answered, or did not.
+    Answer,
+    Error,
+    /// A switch's position.
+    On,
+    Off,
 }
 
 impl fmt::Display for Label<'_> {
@@ -43,6 +49,10 @@ impl fmt::Display for Label<'_> {
             Label::Default => f.write_str("default"),
             Label::Timeout => f.write_str("timeout"),
             Label::Failure => f.write_str("failure"),
+            Label::Answer => f.write_str("answer"),
+            Label::Error => f.write_str("error"),
+            Label::On => f.write_str("on"),
+            Label::Off => f.write_str("off"),
         }
     }
 }
@@ -58,14 +68,25 @@ impl Label<'_> {
                 | Label::Closed
                 | Label::Case(_)
                 | Label::Default
+                | Label::Answer
+                | Label::Error
+                | Label::On
+                | Label::Off
         )
     }
 
-    /// Whether the edge is taken by a schedule or branch, without the caller.
+    /// Whether the edge is taken by a schedule, branch or lookup, without the caller.
     pub fn invisible(self) -> bool {
         matches!(
             self,
-            Label::Open | Label::Closed | Label::Case(_) | Label::Default
+            Label::Open
+                | Label::Closed
+                | Label::Case(_)
+                | Label::Default
+                | Label::Answer
+                | Label::Error
+                | Label::On
+                | Label::Off
         )
     }
 
@@ -79,6 +100,10 @@ impl Label<'_> {
                 | Label::Closed
                 | Label::Case(_)
                 | Label::Default
+                | Label::Answer
+                | Label::Error
+                | Label::On
+                | Label::Off
         )
     }
 }
@@ -183,6 +208,10 @@ impl<'a> Graph<'a> {
                         Action::Default => Label::Default,
                         Action::Timeout => Label::Timeout,
                         Action::Failure => Label::Failure,
+                        Action::Answer => Label::Answer,
+                        Action::Error => Label::Error,
+                        Action::On => Label::On,
+                        Action::Off => Label::Off,
                         // Caller-facing actions are handled above.
                         _ => continue,
                     };

@@ -30,6 +30,10 @@ pub struct Context {
     /// Queue names from the config; `None` when no config was given or found.
     pub queues: Option<HashSet<String>>,
     pub calendars: Option<HashSet<String>>,
+    /// Lookup endpoints from the config (`[lookups.NAME]`).
+    pub lookups: Option<HashSet<String>>,
+    /// Switches from the config (`[switches.NAME]`).
+    pub switches: Option<HashSet<String>>,
     /// The config's dial policy (`[callbacks]`, `[[trunks]]`): what a `transfer` can reach.
     pub dial: Option<crate::sip::dial::DialPolicy>,
     /// `--max-steps`: overrides every flow's `max_steps_to_human`.

@@ -1,4 +1,4 @@
-//! `unknown-queue` and `unknown-calendar`: names the config must define; and
+//! `unknown-queue`, `unknown-calendar`, `unknown-lookup` and `unknown-switch`: names the config must define; and
 //! `undialable-destination`: a transfer the server could not place with the config's trunks
 //! and dial policy (a `tel:` no trunk or gateway takes, a `sips:` with no TLS trunk). Checked
 //! only when a config was given or found (`validate` falls back to the embedded one).
@@ -37,6 +37,18 @@ pub(crate) fn check(c: &mut Checker) {
                 &s.calendar,
                 &c.ctx.calendars,
                 "calendar",
+            ),
+            NodeKind::Switch(s) => (
+                Rule::UnknownSwitch,
+                &s.switch,
+                &c.ctx.switches,
+                "switch ([switches.NAME])",
+            ),
+            NodeKind::Lookup(l) => (
+                Rule::UnknownLookup,
+                &l.endpoint,
+                &c.ctx.lookups,
+                "lookup endpoint ([lookups.NAME])",
             ),
             _ => continue,
         };

@@ -20,10 +20,13 @@ use crate::flow::model::Class;
 /// What leaving vertex `v` by `label` costs in milliseconds: its prompts, and its timeout
 /// when the caller says nothing.
 fn edge_millis(g: &Graph, v: Vertex, label: Label) -> u64 {
+    let node = &g.set.nodes[g.node_of(v)];
+    if let crate::flow::node::NodeKind::Lookup(l) = &node.kind {
+        return g.set.lookup_millis(l.endpoint());
+    }
     if !g.is_step(v) {
         return 0;
     }
-    let node = &g.set.nodes[g.node_of(v)];
     let Some((prompts, timeout)) = node.kind.prompts_and_timeout() else {
         return 0;
     };

@@ -326,6 +326,12 @@ impl<'g, 'a> Walker<'g, 'a> {
 }
 
 fn vertex_cost(g: &Graph, v: Vertex, cost: Cost) -> u64 {
+    if let (Cost::Millis, crate::flow::node::NodeKind::Lookup(l)) =
+        (cost, &g.set.nodes[g.node_of(v)].kind)
+    {
+        // The caller waits in silence for the answer, at worst until the timeout.
+        return g.set.lookup_millis(l.endpoint());
+    }
     if !g.is_step(v) {
         return 0;
     }

@@ -5,10 +5,12 @@ mod branch;
 mod callback;
 mod collect;
 mod hangup;
+mod lookup;
 mod menu;
 mod play;
 mod queue;
 mod schedule;
+mod switch;
 mod transfer;
 mod voicemail;
 
@@ -16,10 +18,12 @@ pub use branch::{Branch, CaseMatch};
 pub use callback::Callback;
 pub use collect::{Collect, Escape as CollectEscape};
 pub use hangup::Hangup;
+pub use lookup::Lookup;
 pub use menu::Menu;
 pub use play::Play;
 pub use queue::Queue;
 pub use schedule::Schedule;
+pub use switch::Switch;
 pub use transfer::Transfer;
 pub use voicemail::Voicemail;
 
@@ -28,12 +32,14 @@ use super::model::{Class, Edge, Prompt, Target};
 use super::source::Pos;
 
 /// The `type` names, in the order the contract lists them.
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 12] = [
     "play",
     "menu",
     "collect",
     "schedule",
+    "switch",
     "branch",
+    "lookup",
     "queue",
     "transfer",
     "voicemail",
@@ -47,7 +53,9 @@ pub enum NodeKind {
     Menu(Menu),
     Collect(Collect),
     Schedule(Schedule),
+    Switch(Switch),
     Branch(Branch),
+    Lookup(Lookup),
     Queue(Queue),
     Transfer(Transfer),
     Voicemail(Voicemail),
@@ -63,7 +71,9 @@ impl NodeKind {
             "menu" => NodeKind::Menu(Menu::parse(f, at)),
             "collect" => NodeKind::Collect(Collect::parse(f, at)),
             "schedule" => NodeKind::Schedule(Schedule::parse(f, at)),
+            "switch" => NodeKind::Switch(Switch::parse(f, at)),
             "branch" => NodeKind::Branch(Branch::parse(f, at)),
+            "lookup" => NodeKind::Lookup(Lookup::parse(f, at)),
             "queue" => NodeKind::Queue(Queue::parse(f, at)),
             "transfer" => NodeKind::Transfer(Transfer::parse(f, at)),
             "voicemail" => NodeKind::Voicemail(Voicemail::parse(f, at)),
@@ -90,7 +100,9 @@ impl NodeKind {
             NodeKind::Menu(_) => "menu",
             NodeKind::Collect(_) => "collect",
             NodeKind::Schedule(_) => "schedule",
+            NodeKind::Switch(_) => "switch",
             NodeKind::Branch(_) => "branch",
+            NodeKind::Lookup(_) => "lookup",
             NodeKind::Queue(_) => "queue",
             NodeKind::Transfer(_) => "transfer",
             NodeKind::Voicemail(_) => "voicemail",
@@ -102,7 +114,10 @@ impl NodeKind {
     pub fn class(&self) -> Class {
         match self {
             NodeKind::Play(_) | NodeKind::Menu(_) | NodeKind::Collect(_) => Class::CallerFacing,
-            NodeKind::Schedule(_) | NodeKind::Branch(_) => Class::Invisible,
+            NodeKind::Schedule(_)
+            | NodeKind::Switch(_)
+            | NodeKind::Branch(_)
+            | NodeKind::Lookup(_) => Class::Invisible,
             NodeKind::Queue(_) | NodeKind::Transfer(_) => Class::LiveHuman,
             NodeKind::Voicemail(_) | NodeKind::Callback(_) => Class::FollowUp,
             NodeKind::Hangup(_) => Class::Hangup,
@@ -116,7 +131,9 @@ impl NodeKind {
             NodeKind::Menu(n) => n.edges(),
             NodeKind::Collect(n) => n.edges(),
             NodeKind::Schedule(n) => n.edges(),
+            NodeKind::Switch(n) => n.edges(),
             NodeKind::Branch(n) => n.edges(),
+            NodeKind::Lookup(n) => n.edges(),
             NodeKind::Queue(n) => n.edges(),
             NodeKind::Transfer(n) => n.edges(),
             NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => Vec::new(),
@@ -145,6 +162,14 @@ impl NodeKind {
                 out.extend(n.cases.iter_mut().map(|(_, t)| t));
                 out.extend(n.default.as_mut());
             }
+            NodeKind::Lookup(n) => {
+                out.extend(n.next.as_mut());
+                out.extend(n.on_error.as_mut());
+            }
+            NodeKind::Switch(n) => {
+                out.extend(n.on.as_mut());
+                out.extend(n.off.as_mut());
+            }
             NodeKind::Queue(n) => out.extend(n.on_timeout.as_mut()),
             NodeKind::Transfer(n) => out.extend(n.on_failure.as_mut()),
             NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => {}
@@ -161,7 +186,10 @@ impl NodeKind {
             NodeKind::Voicemail(n) => n.prompts.iter().collect(),
             NodeKind::Callback(n) => n.prompts.iter().collect(),
             NodeKind::Hangup(n) => n.prompts.iter().collect(),
-            NodeKind::Schedule(_) | NodeKind::Branch(_) => Vec::new(),
+            NodeKind::Schedule(_)
+            | NodeKind::Switch(_)
+            | NodeKind::Branch(_)
+            | NodeKind::Lookup(_) => Vec::new(),
             NodeKind::Queue(_) | NodeKind::Transfer(_) => Vec::new(),
         }
     }

@@ -148,8 +148,49 @@
     });
   }
 
+  // The switches: where each stands, and a button to flip it (for a while, or until flipped
+  // back).
+  function switchLabel(s) {
+    let text = s.on ? "on" : "off";
+    if (s.flip) text += (s.flip.until ? " until " + s.flip.until : " until flipped back") + " (" + s.flip.by + ")";
+    return text;
+  }
+
+  function showSwitches(switches) {
+    for (const s of switches) {
+      const row = [...document.querySelectorAll("#switches tbody tr")].find((r) => r.dataset.switch === s.name);
+      if (!row) continue;
+      row.className = s.on ? "alert" : "calm";
+      cell(row, "position", switchLabel(s));
+      row.querySelector("button.flip").textContent = s.on ? "Turn off" : "Turn on";
+    }
+  }
+
+  for (const row of document.querySelectorAll("#switches tbody tr")) {
+    row.querySelector("button.flip").addEventListener("click", async () => {
+      message.textContent = "";
+      const on = row.className !== "alert";
+      const forS = row.querySelector("select.for").value;
+      const body = forS ? { on, for_s: Number(forS) } : { on };
+      try {
+        const res = await fetch("/api/switches/" + encodeURIComponent(row.dataset.switch), {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
+          body: JSON.stringify(body),
+          credentials: "same-origin",
+        });
+        const json = await res.json().catch(() => ({ error: "the server answered " + res.status }));
+        if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
+        showSwitches([json]);
+      } catch (e) {
+        message.textContent = e.message;
+      }
+    });
+  }
+
   const followUps = hotline.followUps({ supervisor: true });
   hotline.follow(wall.dataset.after, {
+    switches: (e) => showSwitches(e.switches),
     queues: (e) => showQueues(e.queues),
     calls: (e) => { showCalls(e.calls); showReport(); },
     agent: (e) => showAgent(e.agent),
