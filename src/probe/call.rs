@@ -549,13 +549,22 @@ fn human(h: &Heard) -> bool {
 }
 
 /// Waits for the human node: `Ok(when)`, or `Err(the prompt heard instead)` when the call
-/// reached a voicemail, callback or hangup; `Ok(None)` when nothing came by `until`.
+/// reached a voicemail, callback or hangup — or, where a transfer's ringback is due
+/// (`ringback`), a queue's hold music: the transfer failed and its fallback took the call.
+/// `Ok(None)` when nothing came by `until`.
 fn wait_human(
     call: &mut Call,
     not_human: &[String],
+    ringback: bool,
     until: Instant,
 ) -> Result<Option<Instant>, String> {
     let got = call.wait_for(until, |h, t| {
+        let prompt = match h {
+            Heard::Start { prompt, .. } | Heard::Within { prompt } => prompt,
+        };
+        if ringback && prompt == super::HOLD {
+            return Some(Err(prompt.clone()));
+        }
         if human(h) {
             return Some(Ok(t));
         }
@@ -669,7 +678,18 @@ fn probe_silent(
         Err(e) => r.error = Some(e),
         Ok(mut call) => {
             let until = call.answered + Duration::from_secs(u64::from(bound)) + GIVE_UP_AFTER;
-            match wait_human(&mut call, &plan.not_human, until) {
+            match wait_human(
+                &mut call,
+                &plan.not_human,
+                plan.silent_transfer.is_some(),
+                until,
+            ) {
+                Err(p) if plan.silent_transfer.is_some() => {
+                    r.error = Some(format!(
+                        "the silent caller's transfer ({}) failed: the line played {p} (its on_failure's way), not the ringback",
+                        plan.silent_transfer.as_deref().unwrap_or("?")
+                    ))
+                }
                 Err(p) if !plan.silent_follow_up => {
                     r.error = Some(format!(
                         "the silent caller reached no human: the line played {p} (a voicemail, callback or hangup) instead; is anybody logged in to its queue?"
@@ -781,7 +801,14 @@ fn probe_node(
     call.heard.clear();
     call.press(&target.escape.to_string());
     let pressed = Instant::now();
-    match wait_human(&mut call, not_human, until) {
+    match wait_human(&mut call, not_human, target.transfer.is_some(), until) {
+        Err(p) if target.transfer.is_some() => {
+            r.error = Some(format!(
+                "the escape digit {}'s transfer ({}) failed: the line played {p} (its on_failure's way), not the ringback",
+                target.escape,
+                target.transfer.as_deref().unwrap_or("?")
+            ))
+        }
         Err(p) => {
             r.error = Some(format!(
                 "the escape digit {} reached no human: the line played {p} (a voicemail, callback or hangup) instead; is anybody logged in to its queue?",

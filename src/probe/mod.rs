@@ -46,6 +46,8 @@ pub struct Target {
     pub before: Vec<Step>,
     /// The flow's `max_seconds_to_human`.
     pub bound_s: u32,
+    /// The escape goes straight to this transfer: its ringback is due, not a queue's music.
+    pub transfer: Option<String>,
 }
 
 /// What the probe must do: every caller-facing node reachable now, and the silent caller.
@@ -59,6 +61,9 @@ pub struct Plan {
     /// The line is closed now and the silent caller's way ends in a follow-up (a voicemail or
     /// a callback after a schedule's `closed` branch): what the validator accepts then.
     pub silent_follow_up: bool,
+    /// The silent caller's human is this transfer: its ringback is due, not a queue's music
+    /// (hold music means the transfer failed and its `on_failure` took the caller).
+    pub silent_transfer: Option<String>,
     pub bound_s: u32,
     pub max_steps: u32,
     /// Every prompt a probe may hear: the flows' and the queue's.
@@ -144,6 +149,10 @@ pub fn plan(
                     escape: set.flows[node.flow].escape_digit,
                     before: before.clone(),
                     bound_s: set.flows[flow].max_seconds_to_human,
+                    transfer: set
+                        .escape_to(node.flow)
+                        .filter(|&e| matches!(set.nodes[e].kind, NodeKind::Transfer(_)))
+                        .map(|e| set.nodes[e].full_name.clone()),
                 });
             }
             let Some(label) = run.path.get(i + 1) else {
@@ -209,6 +218,8 @@ pub fn plan(
             silent.outcome,
             crate::engine::Outcome::Voicemail | crate::engine::Outcome::Callback
         ) && silent.path.iter().any(|p| p == "closed"),
+        silent_transfer: (silent.outcome == crate::engine::Outcome::Transfer)
+            .then(|| silent.node.clone()),
         bound_s: set.flows[flow].max_seconds_to_human,
         max_steps: set.flows[flow].max_steps_to_human,
         prompts,

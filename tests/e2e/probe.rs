@@ -175,3 +175,56 @@ fn a_probe_at_a_transfer_hears_the_ringback_and_nobody_is_dialled() {
         String::from_utf8_lossy(&buf)
     );
 }
+
+/// A transfer whose target cannot be reached falls back to its `on_failure`: the probe hears
+/// the fallback's way (here a queue nobody serves, then a voicemail's greeting) where the
+/// ringback was due, and fails the line.
+#[test]
+fn a_probe_fails_a_transfer_that_reached_its_fallback() {
+    // Its host resolves nowhere: the only DNS server named does not answer.
+    let mut server = Server::start_env(
+        "answer_after_ms = 100\nresolvers = [\"127.0.0.1:9\"]",
+        "[[queues]]\nname = \"support\"\nskills = [\"support\"]\n",
+        &[("HOTLINE_PROBE_TOKEN", TOKEN)],
+    );
+    server.kill();
+    std::fs::write(
+        server.path().join("flows/transferline.toml"),
+        r#"
+[flow]
+entry = "front"
+escape_digit = "0"
+escape_to = "front"
+
+[nodes.front]
+type = "transfer"
+to = "sip:frontdesk@pbx.nowhere.invalid"
+ring_timeout_s = 2
+on_failure = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+max_wait_s = 60
+on_timeout = "messages"
+
+[nodes.messages]
+type = "voicemail"
+mailbox = "front"
+prompt = "short"
+max_length_s = 20
+"#,
+    )
+    .unwrap();
+    server.spawn();
+    let uri = format!("sip:front@127.0.0.1:{}", server.ports.sip);
+    let (code, report, text) = probe(server.path(), &uri, &["--flow", "transferline"]);
+    let log = server.log();
+    assert_eq!(code, 1, "{text}\n{log}");
+    let error = report["nodes"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("transfer (transferline.front) failed"),
+        "{text}\n{log}"
+    );
+    assert!(log.contains("cannot transfer"), "{log}");
+}

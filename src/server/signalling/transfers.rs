@@ -84,11 +84,6 @@ impl Signalling {
                 return;
             }
         };
-        if context.probe {
-            // The probe hears the ringback and hangs up: nobody is rung for it.
-            tracing::info!(to, "a probe call reached a transfer: it is not dialled");
-            return;
-        }
         self.agents.transfers.insert(
             id,
             Transfer {
@@ -147,6 +142,14 @@ impl Signalling {
             );
             return self.transfer_failed(id, 480, now);
         };
+        if t.context.probe {
+            // The probe hears the ringback and hangs up: nobody is rung for it. That far the
+            // transfer is proven: the dial policy takes it and its next hop resolves (a
+            // failure above sends the probe down on_failure, which it reports).
+            tracing::info!(to = t.uri, %target, "a probe call reached a transfer: it is not dialled");
+            self.agents.transfers.remove(&id);
+            return;
+        }
         let Some(socket) = self.shared.ports.open() else {
             tracing::warn!("cannot transfer: no RTP port free");
             return self.transfer_failed(id, 480, now);
