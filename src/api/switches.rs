@@ -62,13 +62,18 @@ pub async fn flip(
     let Ok(b) = serde_json::from_slice::<FlipBody>(&body) else {
         return error(StatusCode::BAD_REQUEST, USAGE);
     };
+    // Whole seconds: what the wall and the log show.
     let now = wall_now();
+    let now = now.round(jiff::Unit::Second).unwrap_or(now);
     let until = match (b.for_s, b.until.as_deref()) {
         (None, None) => None,
         (Some(s), None) if (1..=MAX_FOR_S).contains(&s) => now
             .checked_add(jiff::SignedDuration::from_secs(s as i64))
             .ok(),
-        (None, Some(t)) => match t.parse::<jiff::Timestamp>() {
+        (None, Some(t)) => match t
+            .parse::<jiff::Timestamp>()
+            .or_else(|_| t.parse::<jiff::Zoned>().map(|z| z.timestamp()))
+        {
             Ok(t) if t > now && t.duration_since(now).as_secs() as u64 <= MAX_FOR_S => Some(t),
             Ok(_) => {
                 return error(

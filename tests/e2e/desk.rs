@@ -1198,3 +1198,54 @@ fn the_desk_talks_to_a_colleague_first_then_hands_the_caller_over() {
     assert_eq!(record["transfers"][0]["by"], "alice", "{record}");
     assert_eq!(record["transfers"][0]["to"], "agent:bob", "{record}");
 }
+
+/// A supervisor turns a switch on from the wall, for an hour: the row says so at once and
+/// the API has her flip; then off again until flipped back.
+#[test]
+fn the_wall_flips_a_switch_for_an_hour() {
+    let server = Server::start_full(
+        "answer_after_ms = 100",
+        &format!("{DESK_AGENTS}\n[switches.outage]\ndescription = \"<b>Storm</b> message\"\n"),
+    );
+    let browser = Browser::open(server.ports.http);
+    browser.log_in("sam", "sam-pw");
+    assert_eq!(browser.path_after("/desk"), "/desk");
+    browser.goto("/wall");
+    let row = "#switches tr[data-switch=outage]";
+    assert_eq!(browser.text(&format!("{row} td.position")), "off");
+    // What the config wrote is shown as the text it is.
+    assert_eq!(
+        browser.text(&format!("{row} td.description")),
+        "<b>Storm</b> message"
+    );
+    browser.select(&format!("{row} select.for"), "3600");
+    browser.press(row, "Turn on");
+    let now = browser.wait_text(&format!("{row} td.position"), "(sam)");
+    assert!(
+        now.starts_with("on until ") && now.ends_with("(sam)"),
+        "{now}"
+    );
+    browser.screenshot("wall-switches");
+    let s = &json(&server, "/api/switches")[0];
+    assert_eq!(
+        (s["on"].as_bool(), s["flip"]["by"].as_str()),
+        (Some(true), Some("sam"))
+    );
+    assert!(server.log().contains("switch flipped"));
+    // Turned off again, until flipped back.
+    browser.select(&format!("{row} select.for"), "");
+    browser.press(row, "Turn off");
+    assert_eq!(
+        browser.wait_text(&format!("{row} td.position"), "off until"),
+        "off until flipped back (sam)"
+    );
+    // Without a login or the token: refused.
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/api/switches/outage",
+        None,
+        r#"{"on": true}"#,
+    );
+    assert_eq!(status, 401);
+}
