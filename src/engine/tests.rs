@@ -684,3 +684,125 @@ fn overlapping_or_unreadable_cases_and_built_in_names_are_refused_where_written(
     );
     assert!(diags.iter().all(|d| d.pos.line > 0));
 }
+
+const LOOKING_UP: &str = r##"
+[flow]
+entry = "account"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.account]
+type = "collect"
+prompt = "enter_account"
+min_digits = 3
+max_digits = 3
+variable = "account"
+escape = "first"
+next = "identify"
+on_exhausted = "agents"
+
+[nodes.identify]
+type = "lookup"
+endpoint = "crm"
+send = ["account"]
+next = "tier"
+on_error = "agents"
+
+[nodes.tier]
+type = "branch"
+variable = "crm.tier"
+cases = { "vip" = "priority" }
+default = "agents"
+
+[nodes.priority]
+type = "queue"
+queue = "support"
+on_timeout = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+"##;
+
+/// A lookup asks with the caller's number, the line and what it sends; its answer's fields
+/// become `crm.*`; a failure, or no answer by the endpoint's timeout, goes `on_error`; the
+/// escape digit works while the caller waits for it.
+#[test]
+fn a_lookup_asks_then_takes_its_answer_its_failure_or_its_timeout() {
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/id.toml"), LOOKING_UP, &mut diags);
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    load::finish(&mut set, Some(&prompts), &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    set.lookups.insert(
+        "crm".into(),
+        toml::from_str(
+            "url = \"http://127.0.0.1:9/c\"\ntimeout_ms = 1500\nfields = { tier = \"string\" }",
+        )
+        .unwrap(),
+    );
+    let cals = HashMap::new();
+    let begin = |set| {
+        let (call, c, _) = start(set, &cals);
+        let mut call = call.with_caller("+34600111222", "900100200");
+        call.handle(Event::PromptFinished, c.at(1.0));
+        let mut out = Vec::new();
+        for k in "123".chars() {
+            out = call.handle(Event::Digit(k), c.at(2.0));
+        }
+        (call, c, out)
+    };
+    let (mut call, c, out) = begin(&set);
+    assert_eq!(
+        out,
+        vec![Action::Lookup {
+            endpoint: "crm".into(),
+            params: vec![
+                ("caller_number".into(), "+34600111222".into()),
+                ("line".into(), "900100200".into()),
+                ("account".into(), "123".into()),
+            ],
+            timeout_ms: 1500,
+        }]
+    );
+    assert_eq!(call.looking_up(), Some("crm"));
+    assert_eq!(call.poll_timeout(), Some(c.at(3.5)));
+    call.handle(
+        Event::LookupAnswered(vec![("tier".into(), "vip".into())]),
+        c.at(2.2),
+    );
+    assert_eq!(node(&call, &set), "id.priority");
+    assert_eq!(call.variables()["crm.tier"], "vip");
+    assert_eq!(
+        call.path()[2..6],
+        ["id.identify", "answer", "id.tier", "case:vip"]
+    );
+    // It fails: on_error at once.
+    let (mut call, c, _) = begin(&set);
+    call.handle(Event::LookupFailed, c.at(2.1));
+    assert_eq!(node(&call, &set), "id.agents");
+    assert!(call.path().contains(&"error".to_string()));
+    // No answer: on_error at the timeout, not before; a late answer changes nothing.
+    let (mut call, c, _) = begin(&set);
+    call.handle(Event::Timeout, c.at(3.0));
+    assert_eq!(call.looking_up(), Some("crm"), "not yet");
+    call.handle(Event::Timeout, c.at(3.5));
+    assert_eq!(node(&call, &set), "id.agents");
+    call.handle(
+        Event::LookupAnswered(vec![("tier".into(), "vip".into())]),
+        c.at(4.0),
+    );
+    assert_eq!(node(&call, &set), "id.agents");
+    assert!(!call.variables().contains_key("crm.tier"));
+    // The escape digit while it waits.
+    let (mut call, c, _) = begin(&set);
+    call.handle(Event::Digit('0'), c.at(2.5));
+    assert!(call.escape_used());
+    assert_eq!(node(&call, &set), "id.agents");
+}

@@ -78,7 +78,12 @@ fn crm(callers: &Path) -> (Child, u16) {
 
 /// One call from `number`; its record once it has ended.
 fn call_from(server: &Server, number: &str, n: usize) -> Value {
-    let xml = call("PCMU", None, &[pause(1500)], CALLER_BYE).replace(
+    call_for(server, number, n, 1500)
+}
+
+/// The same, the caller staying `ms` on the line.
+fn call_for(server: &Server, number: &str, n: usize, ms: u32) -> Value {
+    let xml = call("PCMU", None, &[pause(ms)], CALLER_BYE).replace(
         "sip:caller@[local_ip]:[local_port]>;tag",
         &format!("sip:{number}@[local_ip]:[local_port]>;tag"),
     );
@@ -196,4 +201,49 @@ fn the_crm_sends_vips_to_the_priority_queue_and_its_failures_go_on_error() {
         ),
         Some(1.0)
     );
+}
+
+/// The demo line as the repository ships it, asking the CRM stand-in with its own callers
+/// (`examples/crm.json`): Ana's number skips the menu for the priority queue, the CRM's name
+/// for her on the call; a stranger goes the usual way.
+#[test]
+fn the_demo_line_knows_its_vips_through_the_crm_stand_in() {
+    let callers = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/crm.json");
+    let (mut crm, port) = crm(&callers);
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::take();
+    super::probe::demo(dir.path(), &ports);
+    let config = std::fs::read_to_string(dir.path().join("hotline.toml"))
+        .unwrap()
+        .replace(
+            "http://127.0.0.1:8090/caller",
+            &format!("http://127.0.0.1:{port}/caller"),
+        );
+    std::fs::write(dir.path().join("hotline.toml"), config).unwrap();
+    let mut server = Server {
+        dir,
+        ports,
+        child: None,
+        env: Vec::new(),
+    };
+    server.spawn();
+    // The welcome plays 5 s first.
+    let vip = call_for(&server, "+34600111222", 1, 7000);
+    let path = path_of(&vip);
+    assert!(
+        path.windows(2).any(|w| w == ["main.vip", "case:vip"]),
+        "{vip}"
+    );
+    assert!(path.contains(&"main.priority".to_string()), "{vip}");
+    assert_eq!(vip["variables"]["crm.name"], "Ana García");
+    let stranger = call_for(&server, "+34911000999", 2, 7000);
+    assert!(
+        path_of(&stranger)
+            .windows(2)
+            .any(|w| w == ["main.vip", "default"]),
+        "{stranger}"
+    );
+    server.kill();
+    crm.kill().unwrap();
+    crm.wait().unwrap();
 }

@@ -12,7 +12,7 @@ const TOKEN: &str = "probe-secret";
 
 /// The repository's demo line (flows, prompts, examples/hotline.toml) in `dir`, on the
 /// test's ports.
-fn demo(dir: &Path, ports: &Ports) {
+pub(super) fn demo(dir: &Path, ports: &Ports) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for d in ["flows", "prompts"] {
         let ok = Command::new("cp")
