@@ -182,6 +182,8 @@ pub struct SimulateArgs<'a> {
     pub lookups: &'a [String],
     /// `--switch NAME=on|off`, each.
     pub switches: &'a [String],
+    /// `--returning KIND[:STATE[:OWNER]]`: a caller with an open follow-up.
+    pub returning: Option<&'a str>,
     pub config: Option<&'a Path>,
     pub json: bool,
 }
@@ -194,6 +196,7 @@ pub fn simulate(flow: &str, args: &SimulateArgs) -> Exit {
         caller,
         lookups,
         switches,
+        returning,
         config,
         json,
     } = *args;
@@ -270,6 +273,21 @@ pub fn simulate(flow: &str, args: &SimulateArgs) -> Exit {
         }
         positions.insert(name.to_string(), on);
     }
+    // The follow-up's queue: the line's first owner node's (what the server falls back to).
+    let owner_queue = v
+        .set
+        .nodes
+        .iter()
+        .find_map(|n| match &n.kind {
+            crate::flow::node::NodeKind::Owner(q) => q.queue.as_ref().map(|q| q.0.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let returning = match returning.map(|r| simulate::parse_returning(r, &owner_queue, wall)) {
+        None => None,
+        Some(Ok(item)) => Some(item),
+        Some(Err(e)) => return Exit::usage(e),
+    };
     let world = simulate::World {
         calendars: &loaded.calendars,
         caller_number,
@@ -277,6 +295,7 @@ pub fn simulate(flow: &str, args: &SimulateArgs) -> Exit {
         timezone: loaded.timezone.clone(),
         answers,
         switches: positions,
+        returning,
     };
     let run = simulate::run(&v.set, &world, line, &script, wall, Instant::now(), true);
     let stdout = if json {

@@ -585,6 +585,9 @@ pub struct Desk {
     pub session_idle_h: u32,
     /// A voicemail or callback request not done within this many hours is overdue.
     pub follow_up_within_h: u32,
+    /// A follow-up that failed this many days ago or less still makes its caller a returning
+    /// one (an open one always does).
+    pub returning_failed_days: u32,
 }
 
 impl Default for Desk {
@@ -598,6 +601,7 @@ impl Default for Desk {
                 .to_vec(),
             session_idle_h: 12,
             follow_up_within_h: 24,
+            returning_failed_days: 7,
         }
     }
 }

@@ -59,6 +59,9 @@ enum Command {
         /// A switch's position: NAME=on or NAME=off (default: as the config sets it); repeatable
         #[arg(long = "switch")]
         switches: Vec<String>,
+        /// A returning caller with an open follow-up: KIND[:STATE[:OWNER]], e.g. voicemail:taken:alice
+        #[arg(long)]
+        returning: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             caller,
             lookups,
             switches,
+            returning,
             config,
             format,
         } => cli::simulate(
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
                 caller: caller.as_deref(),
                 lookups: &lookups,
                 switches: &switches,
+                returning: returning.as_deref(),
                 config: config.as_deref(),
                 json: matches!(format, SimFormat::Json),
             },

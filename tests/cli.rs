@@ -1233,3 +1233,49 @@ fn simulate_takes_a_switchs_position() {
         unknown.stderr
     );
 }
+
+/// `--returning` simulates a caller with an open follow-up; without it, a stranger.
+#[test]
+fn simulate_a_returning_caller() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &LINE.replace(
+            "next = \"open_now\"",
+            "next = \"returning\"\n\n[nodes.returning]\ntype = \"returning\"\nopen = \"owner\"\nnone = \"open_now\"\n\n[nodes.owner]\ntype = \"owner\"\nqueue = \"support\"\non_timeout = \"vm\"",
+        ),
+    )
+    .config(CONFIG);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "main", "--at", OPEN];
+        args.extend_from_slice(extra);
+        fx.run(&args)
+    };
+    let known = run(&["--returning", "voicemail:taken:alice"]);
+    assert_eq!(known.code, 0, "{}", known.stderr);
+    assert!(
+        known.stdout.contains("main.returning -(open)-> main.owner"),
+        "{}",
+        known.stdout
+    );
+    assert!(
+        known.stdout.contains("variable follow_up.owner = alice"),
+        "{}",
+        known.stdout
+    );
+    let stranger = run(&["--input", "1"]);
+    assert!(
+        stranger
+            .stdout
+            .contains("main.returning -(none)-> main.open_now"),
+        "{}",
+        stranger.stdout
+    );
+    let bad = run(&["--returning", "email"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("--returning \"email\""),
+        "{}",
+        bad.stderr
+    );
+}

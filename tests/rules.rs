@@ -1000,3 +1000,43 @@ fn switches_are_proven_in_both_positions() {
     );
     assert!(f.iter().any(|(r, _)| r == "dead-end"), "{f:?}");
 }
+
+/// A returning caller's way: `returning` is proven both ways, `owner` is a live human whose
+/// wait needs a fallback, a goodbye after `withdraw` is one the caller chose, and the
+/// `follow_up.*` variables are set only on the `open` way.
+#[test]
+fn a_returning_callers_way_is_proven() {
+    let with_returning = |tested: &str| {
+        edit("next = \"menu\"", "next = \"returning\"")
+            + &format!(
+                "\n[nodes.returning]\ntype = \"returning\"\nopen = \"known\"\nnone = \"{tested}\"\n\n[nodes.known]\ntype = \"menu\"\nprompt = \"menu\"\noptions = {{ \"1\" = \"owner\", \"2\" = \"withdraw\" }}\non_exhausted = \"owner\"\n\n[nodes.owner]\ntype = \"owner\"\nqueue = \"support\"\non_timeout = \"vm\"\n\n[nodes.withdraw]\ntype = \"withdraw\"\nnext = \"goodbye\"\n"
+            )
+    };
+    let ok = findings(&with_returning("menu"));
+    assert!(ok.is_empty(), "{ok:?}");
+    // Its owner's wait ending in a hangup: no fallback.
+    fires(
+        &with_returning("menu").replace(
+            "on_timeout = \"vm\"\n\n[nodes.withdraw]",
+            "on_timeout = \"bye\"\n\n[nodes.withdraw]",
+        ),
+        "no-fallback",
+        Some("main.owner"),
+    );
+    // A branch on the item's state where a stranger passes too.
+    let branch = "\n[nodes.state]\ntype = \"branch\"\nvariable = \"follow_up.state\"\ncases = { \"taken\" = \"agents\" }\ndefault = \"menu\"\n";
+    fires(
+        &(with_returning("state") + branch),
+        "unknown-variable",
+        Some("main.state"),
+    );
+    quiet(
+        &(with_returning("menu").replace("open = \"known\"", "open = \"state\"")
+            + branch
+            + "\n[nodes.unused]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"known\"\n"),
+        "unknown-variable",
+    );
+    // Without `none`: one dead end.
+    let f = findings(&with_returning("menu").replace("none = \"menu\"\n", ""));
+    assert!(f.iter().any(|(r, _)| r == "dead-end"), "{f:?}");
+}

@@ -63,6 +63,13 @@ pub enum Action {
         offer_callback_after_s: u32,
         /// The line's own recording rule, over the queue's.
         record: Option<crate::config::RecordMode>,
+        /// An `owner` node with the caller's open follow-up: its owner first, then its
+        /// queue at the head of the line.
+        first: Option<First>,
+    },
+    /// Close the caller's open follow-up: they no longer need it.
+    Withdraw {
+        follow_up: i64,
     },
     Transfer {
         to: String,
@@ -86,6 +93,33 @@ pub enum Action {
         prompts: Vec<String>,
     },
     Hangup,
+}
+
+/// The caller's open follow-up, as the server found it when the call came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenItem {
+    pub id: i64,
+    /// `voicemail` or `callback`.
+    pub kind: String,
+    /// `new`, `taken` or `failed`.
+    pub state: String,
+    /// The agent who has it.
+    pub owner: Option<String>,
+    /// The queue whose agents see it.
+    pub queue: String,
+    /// When it was left (RFC 3339).
+    pub created_at: String,
+}
+
+/// Who a returning caller is put through to first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct First {
+    pub follow_up: i64,
+    /// Its owner, rung first (within the queue's ring time) when ready.
+    pub owner: Option<String>,
+    /// Its queue, where the caller then waits at the head of the line (the node's own queue
+    /// when the config has no such queue).
+    pub queue: String,
 }
 
 /// How a call ended up, as `simulate` and the call records name it.
@@ -188,6 +222,8 @@ pub struct Call<'a> {
     timezone: jiff::tz::TimeZone,
     /// The switches' positions when the call came (others: as the config sets them).
     switches: BTreeMap<String, bool>,
+    /// The caller's open follow-up, when they have one (until they withdraw it).
+    item: Option<OpenItem>,
 }
 
 impl<'a> Call<'a> {
@@ -223,7 +259,19 @@ impl<'a> Call<'a> {
                 .unwrap_or_default(),
             timezone: jiff::tz::TimeZone::system(),
             switches: BTreeMap::new(),
+            item: None,
         }
+    }
+
+    /// The caller's open follow-up, found when the call came.
+    pub fn with_follow_up(mut self, item: Option<OpenItem>) -> Self {
+        self.item = item;
+        self
+    }
+
+    /// The caller's open follow-up, while they have one.
+    pub fn follow_up(&self) -> Option<&OpenItem> {
+        self.item.as_ref()
     }
 
     /// The switches' positions for this call (taken when it comes: a flip changes the next
@@ -414,13 +462,13 @@ impl<'a> Call<'a> {
                 _ => {}
             },
             State::Human { node } => match (event, &self.set.nodes[node].kind) {
-                (Event::QueueTimedOut, NodeKind::Queue(q)) => {
+                (Event::QueueTimedOut, NodeKind::Queue(q) | NodeKind::Owner(q)) => {
                     self.go("timeout", target(&q.on_timeout), now, &mut out)
                 }
                 (Event::TransferFailed, NodeKind::Transfer(t)) => {
                     self.go("failure", target(&t.on_failure), now, &mut out)
                 }
-                (Event::CallbackChosen, NodeKind::Queue(_)) => {
+                (Event::CallbackChosen, NodeKind::Queue(_) | NodeKind::Owner(_)) => {
                     self.path.push("callback".into());
                     self.outcome = Some((Outcome::Callback, node, now));
                     self.state = State::FollowUp { node };
@@ -877,6 +925,59 @@ impl<'a> Call<'a> {
                 NodeKind::Menu(_) | NodeKind::Collect(_) => {
                     return self.start_attempt(node, 0, Vec::new(), now, out);
                 }
+                NodeKind::Returning(r) => {
+                    self.path.push(n.full_name.clone());
+                    let (label, next) = match self.item.clone() {
+                        Some(item) => {
+                            let at = item
+                                .created_at
+                                .parse::<Timestamp>()
+                                .map(|t| {
+                                    let local = t.to_zoned(self.timezone.clone());
+                                    format!("{:02}:{:02}", local.hour(), local.minute())
+                                })
+                                .unwrap_or_default();
+                            for (name, value) in crate::flow::node::FOLLOW_UP_VARIABLES
+                                .iter()
+                                .zip([item.kind, item.state, item.owner.unwrap_or_default(), at])
+                            {
+                                self.vars.insert(name.to_string(), value);
+                            }
+                            ("open", &r.open)
+                        }
+                        None => ("none", &r.none),
+                    };
+                    self.path.push(label.to_string());
+                    target = self::target(next);
+                }
+                NodeKind::Withdraw(w) => {
+                    self.path.push(n.full_name.clone());
+                    if let Some(item) = self.item.take() {
+                        out.push(Action::Withdraw { follow_up: item.id });
+                    }
+                    self.path.push("withdrawn".to_string());
+                    target = self::target(&w.next);
+                }
+                NodeKind::Owner(q) => {
+                    self.reach(node, Outcome::Queue, now);
+                    self.human_offered.get_or_insert((self.steps, now));
+                    self.state = State::Human { node };
+                    let queue = q.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default();
+                    out.push(Action::EnterQueue {
+                        first: self.item.as_ref().map(|i| First {
+                            follow_up: i.id,
+                            owner: i.owner.clone(),
+                            queue: i.queue.clone(),
+                        }),
+                        queue,
+                        priority: q.priority,
+                        max_wait_s: q.max_wait_s,
+                        announce_position_every_s: q.announce_position_every_s,
+                        offer_callback_after_s: q.offer_callback_after_s,
+                        record: q.record,
+                    });
+                    return;
+                }
                 NodeKind::Queue(q) => {
                     self.reach(node, Outcome::Queue, now);
                     self.human_offered.get_or_insert((self.steps, now));
@@ -888,6 +989,7 @@ impl<'a> Call<'a> {
                         announce_position_every_s: q.announce_position_every_s,
                         offer_callback_after_s: q.offer_callback_after_s,
                         record: q.record,
+                        first: None,
                     });
                     return;
                 }

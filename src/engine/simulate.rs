@@ -111,6 +111,8 @@ pub struct World<'a> {
     pub answers: HashMap<String, Assumed>,
     /// Switches' positions; one not named here is as the config sets it.
     pub switches: std::collections::BTreeMap<String, bool>,
+    /// The caller's open follow-up, for a returning caller.
+    pub returning: Option<super::OpenItem>,
 }
 
 /// What a simulated lookup gets.
@@ -132,6 +134,7 @@ impl<'a> World<'a> {
             timezone: jiff::tz::TimeZone::UTC,
             answers: HashMap::new(),
             switches: std::collections::BTreeMap::new(),
+            returning: None,
         }
     }
 }
@@ -156,7 +159,8 @@ pub fn run(
     let mut call = Call::new(set, world.calendars, line)
         .with_caller(&world.caller_number, &line_name)
         .with_timezone(world.timezone.clone())
-        .with_switches(world.switches.clone());
+        .with_switches(world.switches.clone())
+        .with_follow_up(world.returning.clone());
     if !watchdog {
         call = call.without_watchdog();
     }
@@ -255,6 +259,40 @@ pub fn run(
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect(),
     }
+}
+
+/// Reads `--returning KIND[:STATE[:OWNER]]` (`voicemail:taken:alice`, `callback`): a caller
+/// with that open follow-up, left an hour before the call, in `queue`.
+pub fn parse_returning(s: &str, queue: &str, wall: Timestamp) -> Result<super::OpenItem, String> {
+    let bad = || {
+        format!(
+            "--returning \"{s}\": KIND[:STATE[:OWNER]], KIND voicemail or callback, STATE new, taken or failed (voicemail:taken:alice)"
+        )
+    };
+    let mut parts = s.split(':');
+    let kind = parts
+        .next()
+        .filter(|k| ["voicemail", "callback"].contains(k))
+        .ok_or_else(bad)?;
+    let state = parts.next().unwrap_or("new");
+    if !["new", "taken", "failed"].contains(&state) {
+        return Err(bad());
+    }
+    let owner = parts.next().filter(|o| !o.is_empty()).map(str::to_string);
+    if parts.next().is_some() || (state == "taken" && owner.is_none()) {
+        return Err(bad());
+    }
+    Ok(super::OpenItem {
+        id: 1,
+        kind: kind.to_string(),
+        state: state.to_string(),
+        owner,
+        queue: queue.to_string(),
+        created_at: wall
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap_or(wall)
+            .to_string(),
+    })
 }
 
 #[cfg(test)]

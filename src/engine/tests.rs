@@ -806,3 +806,127 @@ fn a_lookup_asks_then_takes_its_answer_its_failure_or_its_timeout() {
     assert!(call.escape_used());
     assert_eq!(node(&call, &set), "id.agents");
 }
+
+const RETURNING: &str = r##"
+[flow]
+entry = "returning"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.returning]
+type = "returning"
+open = "taken"
+none = "agents"
+
+[nodes.taken]
+type = "branch"
+variable = "follow_up.state"
+cases = { "taken" = "menu" }
+default = "menu"
+
+[nodes.menu]
+type = "menu"
+prompt = "main_menu"
+options = { "1" = "owner", "2" = "withdraw" }
+on_exhausted = "owner"
+
+[nodes.owner]
+type = "owner"
+queue = "support"
+priority = 3
+on_timeout = "vm"
+
+[nodes.withdraw]
+type = "withdraw"
+next = "bye"
+
+[nodes.bye]
+type = "hangup"
+prompt = "goodbye"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+"##;
+
+/// A returning caller: the `open` way knows the item; `owner` asks for its owner first in
+/// its queue; `withdraw` closes it once and the caller is a stranger after. Without an item
+/// `returning` goes `none` and `owner` is a plain queue.
+#[test]
+fn a_returning_caller_is_known_put_through_to_the_owner_or_withdraws() {
+    let mut set = FlowSet::default();
+    let mut diags = Vec::new();
+    load::load_text(&mut set, Path::new("flows/r.toml"), RETURNING, &mut diags);
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    load::finish(&mut set, Some(&prompts), &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    let cals = HashMap::new();
+    let item = super::OpenItem {
+        id: 42,
+        kind: "voicemail".into(),
+        state: "taken".into(),
+        owner: Some("alice".into()),
+        queue: "billing".into(),
+        created_at: "2026-12-07T08:14:00Z".into(),
+    };
+    #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+    let t0 = Instant::now();
+    let begin = |item: Option<super::OpenItem>| {
+        let mut call = Call::new(&set, &cals, 0)
+            .with_follow_up(item)
+            .with_timezone(jiff::tz::TimeZone::get("Europe/Madrid").unwrap());
+        call.handle(
+            Event::Start {
+                wall: jiff::Timestamp::UNIX_EPOCH,
+            },
+            t0,
+        );
+        call.handle(Event::PromptFinished, t0);
+        call
+    };
+    let mut call = begin(Some(item.clone()));
+    assert_eq!(
+        call.path()[..4],
+        ["r.returning", "open", "r.taken", "case:taken"]
+    );
+    assert_eq!(call.variables()["follow_up.owner"], "alice");
+    assert_eq!(call.variables()["follow_up.at"], "09:14");
+    assert_eq!(call.variables()["follow_up.kind"], "voicemail");
+    let out = call.handle(Event::Digit('1'), t0);
+    let first = out.iter().find_map(|a| match a {
+        Action::EnterQueue {
+            queue,
+            priority,
+            first,
+            ..
+        } => Some((queue.clone(), *priority, first.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        first,
+        Some((
+            "support".to_string(),
+            3,
+            Some(super::First {
+                follow_up: 42,
+                owner: Some("alice".into()),
+                queue: "billing".into()
+            })
+        ))
+    );
+    // "No longer needed": closed once, then the goodbye the caller chose.
+    let mut call = begin(Some(item));
+    let out = call.handle(Event::Digit('2'), t0);
+    assert!(out.contains(&Action::Withdraw { follow_up: 42 }), "{out:?}");
+    assert!(call.follow_up().is_none());
+    assert_eq!(node(&call, &set), "r.bye");
+    // A stranger.
+    let call = begin(None);
+    assert_eq!(call.path()[..3], ["r.returning", "none", "r.agents"]);
+    assert!(call.variables().is_empty());
+}

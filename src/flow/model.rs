@@ -42,9 +42,9 @@ pub struct Prompt {
 pub enum Class {
     /// play, menu, collect: each visit or retry is a step.
     CallerFacing,
-    /// schedule, branch, lookup, switch: the caller does not notice them.
+    /// schedule, branch, lookup, switch, returning, withdraw: the caller does not notice them.
     Invisible,
-    /// queue, transfer.
+    /// queue, owner, transfer.
     LiveHuman,
     /// voicemail, callback: a human calls back.
     FollowUp,
@@ -79,6 +79,10 @@ pub enum Action<'a> {
     /// A switch is on, or off.
     On,
     Off,
+    /// The caller has no open follow-up.
+    NoItem,
+    /// The caller's follow-up was closed at their word.
+    Withdrawn,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +242,8 @@ impl fmt::Display for Action<'_> {
             Action::Error => f.write_str("error"),
             Action::On => f.write_str("on"),
             Action::Off => f.write_str("off"),
+            Action::NoItem => f.write_str("none"),
+            Action::Withdrawn => f.write_str("withdrawn"),
         }
     }
 }

@@ -83,6 +83,12 @@ fn summary(set: &FlowSet, id: NodeId) -> String {
         ),
         NodeKind::Lookup(l) => format!("lookup {}", l.endpoint()),
         NodeKind::Switch(s) => format!("switch {}", s.name()),
+        NodeKind::Returning(_) => "returning caller?".to_string(),
+        NodeKind::Withdraw(_) => "close the caller's follow-up".to_string(),
+        NodeKind::Owner(q) => format!(
+            "LIVE HUMAN: the owner of the caller's follow-up, then queue {}",
+            q.queue.as_ref().map_or("", |c| c.0.as_str())
+        ),
         NodeKind::Queue(q) => format!(
             "LIVE HUMAN: queue {}",
             q.queue.as_ref().map_or("", |c| c.0.as_str())

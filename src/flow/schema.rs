@@ -258,6 +258,65 @@ pub fn flow_schema() -> String {
             &["queue", "on_timeout"],
         ),
         node(
+            "owner",
+            "A LIVE HUMAN: a returning caller's follow-up owner is rung first (the queue's ring time), then the caller waits at the head of its queue.",
+            vec![
+                (
+                    "queue",
+                    string(
+                        "The queue when the caller has no open follow-up, or its queue is not in hotline.toml.",
+                    ),
+                ),
+                ("priority", number("Higher is served first.", 0, 1000)),
+                (
+                    "max_wait_s",
+                    number("The longest wait before on_timeout.", 600, 86_400),
+                ),
+                (
+                    "announce_position_every_s",
+                    number("Position and wait announcements; 0 = never.", 0, 86_400),
+                ),
+                (
+                    "offer_callback_after_s",
+                    number(
+                        "After this wait the caller may press 1 to be called back; 0 = never.",
+                        0,
+                        86_400,
+                    ),
+                ),
+                (
+                    "record",
+                    json!({
+                        "enum": ["off", "on", "on-demand"],
+                        "description": "Whether this line's callers are recorded once an agent answers, over the queue's own record of hotline.toml (on-demand: once she asks)."
+                    }),
+                ),
+                (
+                    "on_timeout",
+                    target("After max_wait_s, or at once when no agent is logged in."),
+                ),
+            ],
+            &["queue", "on_timeout"],
+        ),
+        node(
+            "returning",
+            "Invisible to the caller: open when the caller has an open voicemail or callback request; sets follow_up.kind, follow_up.state, follow_up.owner, follow_up.at.",
+            vec![
+                (
+                    "open",
+                    target("Where a caller with an open follow-up goes."),
+                ),
+                ("none", target("Where any other caller goes.")),
+            ],
+            &[],
+        ),
+        node(
+            "withdraw",
+            "Invisible to the caller: closes the caller's open follow-up (they no longer need it), then goes on.",
+            vec![("next", target("Where the call goes next."))],
+            &[],
+        ),
+        node(
             "transfer",
             "A LIVE HUMAN elsewhere: dials a SIP URI.",
             vec![
@@ -308,6 +367,9 @@ pub fn flow_schema() -> String {
         "branch",
         "lookup",
         "queue",
+        "owner",
+        "returning",
+        "withdraw",
         "transfer",
         "voicemail",
         "callback",

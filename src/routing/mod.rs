@@ -155,6 +155,15 @@ pub enum RouterEvent {
         queue: QueueId,
         priority: u32,
     },
+    /// A caller with an open follow-up (a voicemail or callback request of theirs) asks for
+    /// whoever has it: they wait at the head of `queue` (they have waited once already), and
+    /// `owner`, when given, free and serving the queue, is rung first, alone, for the queue's
+    /// ring time; then (or when the owner cannot take it) the queue's agents as usual.
+    EnqueueReturning {
+        call: CallId,
+        queue: QueueId,
+        owner: Option<AgentId>,
+    },
     /// An agent calls someone back now (from a follow-up on the desk): ring that agent for
     /// `call`, a callback of `queue`, if they serve it and are available; otherwise nothing
     /// happens. Not answered, it waits first in line for the queue's other agents.
@@ -762,6 +771,50 @@ impl Router {
                 );
                 self.queues[queue].waiting.insert(place, call);
                 self.dispatch(queue, now, &mut out);
+            }
+            RouterEvent::EnqueueReturning { call, queue, owner } => {
+                if queue >= self.queues.len()
+                    || self.queues[queue].retired
+                    || self.calls.contains_key(&call)
+                {
+                    return out;
+                }
+                self.seq += 1;
+                let place = (Reverse(u32::MAX), self.seq);
+                let owner = owner.filter(|&agent| {
+                    self.agents.get(agent).is_some_and(|a| {
+                        a.state == AgentState::Available && !a.retired && a.queues.contains(&queue)
+                    })
+                });
+                let state = match owner {
+                    Some(agent) => CallState::Ringing {
+                        agents: vec![agent],
+                        until: now + self.queues[queue].config.ring_timeout,
+                    },
+                    None => CallState::Waiting,
+                };
+                self.calls.insert(
+                    call,
+                    Call {
+                        queue,
+                        place,
+                        state,
+                        callback: false,
+                        tried: Vec::new(),
+                        entered: now,
+                        told: Pending::default(),
+                    },
+                );
+                match owner {
+                    Some(agent) => {
+                        let until = now + self.queues[queue].config.ring_timeout;
+                        self.ring(call, agent, (until, false), now, &mut out);
+                    }
+                    None => {
+                        self.queues[queue].waiting.insert(place, call);
+                        self.dispatch(queue, now, &mut out);
+                    }
+                }
             }
             RouterEvent::CallBackNow { call, queue, agent } => {
                 let free = self.agents.get(agent).is_some_and(|a| {

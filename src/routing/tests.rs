@@ -1349,3 +1349,64 @@ fn a_consultation_that_ends_leaves_the_caller_with_their_agent() {
     );
     assert_eq!(r.agent_state(0).unwrap().0, AgentState::WrapUp);
 }
+
+/// A returning caller asking for whoever has their follow-up: that agent is rung first, alone,
+/// even when another has been free longer; unanswered, the caller waits ahead of everyone and
+/// the others are rung. With the owner not ready, the caller waits at the head at once.
+#[test]
+fn a_returning_caller_rings_the_owner_first_then_waits_at_the_head() {
+    let not_ready = |r: &mut Router, a: AgentId, at: Instant| {
+        r.handle(
+            RouterEvent::SetState {
+                agent: a,
+                state: Requested::NotReady,
+                reason: None,
+            },
+            at,
+        )
+    };
+    let available = |r: &mut Router, a: AgentId, at: Instant| {
+        r.handle(
+            RouterEvent::SetState {
+                agent: a,
+                state: Requested::Available,
+                reason: None,
+            },
+            at,
+        )
+    };
+    // Agent 2 ("c") has the follow-up and is the only one ready, though not free longest.
+    let (mut r, t) = three(Strategy::LongestIdle);
+    not_ready(&mut r, 0, t.at(4));
+    not_ready(&mut r, 1, t.at(4));
+    let out = r.handle(
+        RouterEvent::EnqueueReturning {
+            call: 7,
+            queue: 0,
+            owner: Some(2),
+        },
+        t.at(8),
+    );
+    assert_eq!(out, vec![ring(7, 2)]);
+    // A later caller with a high priority; the owner does not answer within the ring time.
+    enqueue(&mut r, 3, 100, t.at(9));
+    r.handle(RouterEvent::Timer, t.at(8 + 15));
+    // The next agent free takes the returning caller first: they were at the head.
+    assert_eq!(available(&mut r, 0, t.at(30)), vec![ring(7, 0)]);
+    // The owner not ready: no ring for them; the caller waits ahead of earlier callers.
+    let (mut r, t) = three(Strategy::LongestIdle);
+    for a in 0..3 {
+        not_ready(&mut r, a, t.at(4));
+    }
+    enqueue(&mut r, 1, 50, t.at(5));
+    let out = r.handle(
+        RouterEvent::EnqueueReturning {
+            call: 7,
+            queue: 0,
+            owner: Some(2),
+        },
+        t.at(6),
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(available(&mut r, 0, t.at(7)), vec![ring(7, 0)]);
+}

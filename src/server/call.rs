@@ -190,7 +190,20 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         .unwrap_or_default();
     let law = agreed.law;
     let caller_number = flows.callbacks.numbering.e164(&caller).unwrap_or_default();
+    // A returning caller: their newest open follow-up, when the line asks (a `returning` or
+    // `owner` node).
+    let item = if flows.set.nodes.iter().any(|n| {
+        matches!(
+            n.kind,
+            crate::flow::node::NodeKind::Returning(_) | crate::flow::node::NodeKind::Owner(_)
+        )
+    }) {
+        open_item(&shared, &flows, &caller).await
+    } else {
+        None
+    };
     let mut call = Call::new(&flows.set, &flows.calendars, line.flow)
+        .with_follow_up(item)
         .with_caller(&caller_number, &line.dialled)
         .with_timezone(flows.timezone.clone())
         .with_switches(
@@ -300,7 +313,15 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         announce_position_every_s,
                         offer_callback_after_s,
                         record: line_record,
+                        first,
                     } => {
+                        if let Some(f) = &first {
+                            tracing::info!(
+                                follow_up = f.follow_up,
+                                owner = f.owner.as_deref().unwrap_or("nobody yet"),
+                                "a returning caller asks for whoever has their follow-up"
+                            );
+                        }
                         tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
                         tag += 1;
                         last_queue = Some(name.clone());
@@ -340,6 +361,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             queue: name,
                             priority,
                             record: line_record,
+                            first,
                             context: CallerContext {
                                 caller: caller.clone(),
                                 path: call.path().to_vec(),
@@ -351,6 +373,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 probe: line.probe,
                             },
                         });
+                    }
+                    Action::Withdraw { follow_up } => {
+                        withdraw(&shared, follow_up, line.probe);
                     }
                     Action::Lookup {
                         endpoint,
@@ -1199,6 +1224,116 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         Err(e) => tracing::error!(row, "callback request not withdrawn: {e}"),
     }
     Offer::TooLate
+}
+
+/// The caller's newest follow-up still open (or failed within `[desk] returning_failed_days`):
+/// the same number (E.164, as `[numbers]` reads it), else the same user at the same host.
+async fn open_item(
+    shared: &Arc<Shared>,
+    flows: &crate::line::Flows,
+    caller: &str,
+) -> Option<crate::engine::OpenItem> {
+    let numbering = flows.callbacks.numbering.clone();
+    let number = numbering.e164(caller);
+    let key = crate::store::caller_key(caller);
+    if number.is_none() && key.is_none() {
+        return None; // withheld: nobody to recognise
+    }
+    let days = i64::from(shared.config.desk.returning_failed_days);
+    let since = Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24 * days))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string();
+    let store = Arc::clone(&shared.store);
+    let found = tokio::task::spawn_blocking(move || {
+        let same = |other: &str| match (&number, numbering.e164(other)) {
+            (Some(a), Some(b)) => *a == b,
+            _ => key.is_some() && crate::store::caller_key(other) == key,
+        };
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_string())
+            .and_then(|s| s.open_followup_of(same, &since).map_err(|e| e.to_string()))
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(f))) => {
+            tracing::info!(
+                follow_up = f.id,
+                kind = f.kind.as_str(),
+                state = f.state.as_str(),
+                owner = f.owner.as_deref().unwrap_or(""),
+                "a returning caller: they have an open follow-up"
+            );
+            Some(crate::engine::OpenItem {
+                id: f.id,
+                kind: f.kind.as_str().to_string(),
+                state: f.state.as_str().to_string(),
+                owner: f.owner,
+                queue: f.queue,
+                created_at: f.created_at,
+            })
+        }
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::warn!("open follow-ups could not be read: {e}; the caller is not recognised");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("open follow-ups could not be read: {e}");
+            None
+        }
+    }
+}
+
+/// The caller no longer needs their follow-up: it is closed with that reason (kept), and the
+/// pages are told. A probe's word closes nothing.
+fn withdraw(shared: &Arc<Shared>, id: i64, probe: bool) {
+    if probe {
+        tracing::info!(
+            follow_up = id,
+            "a probe call withdrew a follow-up: nothing is closed"
+        );
+        return;
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let store = Arc::clone(&shared.store);
+        let now = Timestamp::now().to_string();
+        let done = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+            let s = store
+                .lock()
+                .map_err(|_| "the store lock is poisoned".to_string())?;
+            let Some(before) = s.followup(id).map_err(|e| e.to_string())? else {
+                return Ok(false);
+            };
+            let after = before
+                .apply(
+                    &crate::store::followup::Action::Withdraw,
+                    "caller",
+                    true,
+                    &now,
+                )
+                .map_err(|e| e.to_string())?;
+            s.change_followup(&before, &after)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match done {
+            Ok(Ok(true)) => {
+                tracing::info!(follow_up = id, "follow-up withdrawn by its caller");
+                shared
+                    .events
+                    .publish(crate::status::events::Event::FollowUps);
+            }
+            Ok(Ok(false)) => tracing::warn!(
+                follow_up = id,
+                "follow-up not withdrawn: it changed meanwhile"
+            ),
+            Ok(Err(e)) => tracing::warn!(follow_up = id, "follow-up not withdrawn: {e}"),
+            Err(e) => tracing::error!(follow_up = id, "follow-up not withdrawn: {e}"),
+        }
+    });
 }
 
 /// A lookup under way: the fields it answered, or `None` when it failed.

@@ -58,6 +58,8 @@ pub enum SipCommand {
         priority: u32,
         /// The line's recording rule (its queue node's `record`), over the queue's.
         record: Option<crate::config::RecordMode>,
+        /// A returning caller asking for whoever has their follow-up (an `owner` node).
+        first: Option<crate::engine::First>,
         context: CallerContext,
     },
     /// The caller's wait ran out: the flow takes them on.
@@ -1306,8 +1308,9 @@ impl Signalling {
                 queue,
                 priority,
                 record,
+                first,
                 context,
-            } => self.enqueue(id, call_id, (queue, priority, record), context, now),
+            } => self.enqueue(id, call_id, (queue, priority, record), first, context, now),
             SipCommand::LeaveQueue { id } => self.leave(id, now),
             SipCommand::QueueStatus { id, reply } => {
                 let _ = reply.send(self.queue_status(id, now));

@@ -96,6 +96,8 @@ pub enum Action {
     Fail {
         reason: String,
     },
+    /// Its caller said they no longer need it: done, with that reason, whoever had it.
+    Withdraw,
 }
 
 impl Action {
@@ -140,6 +142,17 @@ impl FollowUp {
         supervisor: bool,
         now: &str,
     ) -> Result<FollowUp, Refused> {
+        if *action == Action::Withdraw {
+            // A failed item the caller still counted as theirs may be withdrawn too.
+            if !self.state.is_open() && self.state != State::Failed {
+                return Err(Refused::Closed(self.state.as_str()));
+            }
+            let mut next = self.clone();
+            next.changed_at = now.to_string();
+            next.state = State::Done;
+            next.reason = Some(crate::flow::node::WITHDRAWN_REASON.to_string());
+            return Ok(next);
+        }
         if !self.state.is_open() {
             return Err(Refused::Closed(self.state.as_str()));
         }
@@ -164,6 +177,7 @@ impl FollowUp {
                 next.state = State::New;
                 next.owner = None;
             }
+            Action::Withdraw => {}
             Action::Done | Action::Fail { .. } => {
                 // Done straight from new: whoever did it owns it.
                 if self.state == State::New {

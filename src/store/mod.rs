@@ -776,6 +776,28 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// The newest follow-up of a caller that is still open, or failed since `failed_since`
+    /// (RFC 3339): `same` says whether an item's caller is this one.
+    pub fn open_followup_of(
+        &self,
+        same: impl Fn(&str) -> bool,
+        failed_since: &str,
+    ) -> Result<Option<followup::FollowUp>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "{} WHERE state IN ('new', 'taken') OR (state = 'failed' AND changed_at >= ?1)
+             ORDER BY created_at DESC",
+            followup::SELECT
+        ))?;
+        let mut rows = st.query_map(params![failed_since], followup::from_row)?;
+        for row in rows.by_ref() {
+            let row = row?;
+            if same(&row.caller) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
     /// A voicemail's file and length in milliseconds.
     pub fn voicemail_file(&self, row: i64) -> Result<Option<(String, u64)>, StoreError> {
         let mut st = self

@@ -25,6 +25,12 @@ pub(crate) fn check(c: &mut Checker) {
             NodeKind::Switch(n) if n.on.is_none() || n.off.is_none() => {
                 Some("a switch needs `on` and `off`")
             }
+            NodeKind::Returning(n) if n.open.is_none() || n.none.is_none() => {
+                Some("a returning node needs `open` (the caller has an open follow-up) and `none`")
+            }
+            NodeKind::Withdraw(n) if n.next.is_none() => {
+                Some("a withdraw needs `next`: where the call goes once the item is closed")
+            }
             NodeKind::Branch(n) if n.default.is_none() => {
                 Some("a branch needs `default`: where calls that match no case go")
             }

@@ -11,7 +11,7 @@ pub(crate) fn check(c: &mut Checker) {
     let mut w = Walker::new(c.g, Caller::Fallback, Cost::Steps);
     for (id, node) in c.set.nodes.iter().enumerate() {
         let (target, label) = match &node.kind {
-            NodeKind::Queue(q) => (&q.on_timeout, "timeout"),
+            NodeKind::Queue(q) | NodeKind::Owner(q) => (&q.on_timeout, "timeout"),
             NodeKind::Transfer(t) => (&t.on_failure, "failure"),
             _ => continue,
         };

@@ -21,6 +21,8 @@ fn cause(label: Option<Label>) -> &'static str {
         Some(Label::Case(_) | Label::Default) => "a branch sends the call there",
         Some(Label::Answer | Label::Error) => "a lookup sends the call there",
         Some(Label::On | Label::Off) => "a switch sends the call there",
+        Some(Label::NoItem) => "a returning node sends the call there",
+        Some(Label::Withdrawn) => "the caller withdrew their follow-up",
         Some(Label::Escape(_)) => "the escape digit is pressed",
         Some(Label::Key(_) | Label::Done) => "the caller chose it",
     }
@@ -57,7 +59,9 @@ pub(crate) fn check(c: &mut Checker) {
             }
             for &(u, label) in &rev[x as usize] {
                 match label {
-                    Label::Done if is_play(u) => {
+                    // Plays, and closing the caller's follow-up at their word, pass the choice
+                    // on.
+                    Label::Done | Label::Withdrawn if is_play(u) || label == Label::Withdrawn => {
                         if in_chain.insert(u) {
                             chain.push(u);
                         }
@@ -82,7 +86,11 @@ pub(crate) fn check(c: &mut Checker) {
             // On through the plays to the hangup.
             let mut v = x;
             while v != h && walk.hops.len() < 2 * chain.len() + 8 {
-                let Some(e) = g.edges(v).iter().find(|e| e.label == Label::Done) else {
+                let Some(e) = g
+                    .edges(v)
+                    .iter()
+                    .find(|e| matches!(e.label, Label::Done | Label::Withdrawn))
+                else {
                     break;
                 };
                 walk.hops.push((Label::Done, e.to));

@@ -33,6 +33,9 @@ pub enum Label<'a> {
     /// A switch's position.
     On,
     Off,
+    /// No open follow-up; one closed at the caller's word.
+    NoItem,
+    Withdrawn,
 }
 
 impl fmt::Display for Label<'_> {
@@ -53,6 +56,8 @@ impl fmt::Display for Label<'_> {
             Label::Error => f.write_str("error"),
             Label::On => f.write_str("on"),
             Label::Off => f.write_str("off"),
+            Label::NoItem => f.write_str("none"),
+            Label::Withdrawn => f.write_str("withdrawn"),
         }
     }
 }
@@ -72,6 +77,8 @@ impl Label<'_> {
                 | Label::Error
                 | Label::On
                 | Label::Off
+                | Label::NoItem
+                | Label::Withdrawn
         )
     }
 
@@ -87,6 +94,8 @@ impl Label<'_> {
                 | Label::Error
                 | Label::On
                 | Label::Off
+                | Label::NoItem
+                | Label::Withdrawn
         )
     }
 
@@ -104,6 +113,8 @@ impl Label<'_> {
                 | Label::Error
                 | Label::On
                 | Label::Off
+                | Label::NoItem
+                | Label::Withdrawn
         )
     }
 }
@@ -212,6 +223,8 @@ impl<'a> Graph<'a> {
                         Action::Error => Label::Error,
                         Action::On => Label::On,
                         Action::Off => Label::Off,
+                        Action::NoItem => Label::NoItem,
+                        Action::Withdrawn => Label::Withdrawn,
                         // Caller-facing actions are handled above.
                         _ => continue,
                     };

@@ -30,7 +30,9 @@ pub(crate) fn check(c: &mut Checker) {
     }
     for node in &c.set.nodes {
         let (rule, name, known, what) = match &node.kind {
-            NodeKind::Queue(q) => (Rule::UnknownQueue, &q.queue, &c.ctx.queues, "queue"),
+            NodeKind::Queue(q) | NodeKind::Owner(q) => {
+                (Rule::UnknownQueue, &q.queue, &c.ctx.queues, "queue")
+            }
             NodeKind::Callback(q) => (Rule::UnknownQueue, &q.queue, &c.ctx.queues, "queue"),
             NodeKind::Schedule(s) => (
                 Rule::UnknownCalendar,

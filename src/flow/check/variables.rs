@@ -31,6 +31,9 @@ fn sets(set: &FlowSet, node: &Node, label: Label, var: &str) -> bool {
     }
     match (&node.kind, label) {
         (NodeKind::Collect(col), Label::Digits) => col.variable.as_deref() == Some(var),
+        (NodeKind::Returning(_), Label::Open) => {
+            crate::flow::node::FOLLOW_UP_VARIABLES.contains(&var)
+        }
         (NodeKind::Lookup(l), Label::Answer) => var
             .strip_prefix(l.endpoint())
             .and_then(|f| f.strip_prefix('.'))
@@ -63,6 +66,11 @@ pub(crate) fn check(c: &mut Checker) {
                 let mut own: Vec<String> = n.set.iter().map(|(k, _)| k.clone()).collect();
                 match &n.kind {
                     NodeKind::Collect(col) => own.extend(col.variable.clone()),
+                    NodeKind::Returning(_) => own.extend(
+                        crate::flow::node::FOLLOW_UP_VARIABLES
+                            .iter()
+                            .map(|v| v.to_string()),
+                    ),
                     NodeKind::Lookup(l) => {
                         if let Some(e) = c.set.lookups.get(l.endpoint()) {
                             own.extend(e.variables(l.endpoint()));

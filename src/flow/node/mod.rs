@@ -9,10 +9,12 @@ mod lookup;
 mod menu;
 mod play;
 mod queue;
+mod returning;
 mod schedule;
 mod switch;
 mod transfer;
 mod voicemail;
+mod withdraw;
 
 pub use branch::{Branch, CaseMatch};
 pub use callback::Callback;
@@ -22,17 +24,19 @@ pub use lookup::Lookup;
 pub use menu::Menu;
 pub use play::Play;
 pub use queue::Queue;
+pub use returning::{Returning, VARIABLES as FOLLOW_UP_VARIABLES};
 pub use schedule::Schedule;
 pub use switch::Switch;
 pub use transfer::Transfer;
 pub use voicemail::Voicemail;
+pub use withdraw::{REASON as WITHDRAWN_REASON, Withdraw};
 
 use super::fields::Fields;
 use super::model::{Class, Edge, Prompt, Target};
 use super::source::Pos;
 
 /// The `type` names, in the order the contract lists them.
-pub const TYPES: [&str; 12] = [
+pub const TYPES: [&str; 15] = [
     "play",
     "menu",
     "collect",
@@ -40,7 +44,10 @@ pub const TYPES: [&str; 12] = [
     "switch",
     "branch",
     "lookup",
+    "returning",
+    "withdraw",
     "queue",
+    "owner",
     "transfer",
     "voicemail",
     "callback",
@@ -56,7 +63,11 @@ pub enum NodeKind {
     Switch(Switch),
     Branch(Branch),
     Lookup(Lookup),
+    Returning(Returning),
+    Withdraw(Withdraw),
     Queue(Queue),
+    /// A queue whose first choice is the agent who has the caller's open follow-up.
+    Owner(Queue),
     Transfer(Transfer),
     Voicemail(Voicemail),
     Callback(Callback),
@@ -74,6 +85,9 @@ impl NodeKind {
             "switch" => NodeKind::Switch(Switch::parse(f, at)),
             "branch" => NodeKind::Branch(Branch::parse(f, at)),
             "lookup" => NodeKind::Lookup(Lookup::parse(f, at)),
+            "returning" => NodeKind::Returning(Returning::parse(f, at)),
+            "withdraw" => NodeKind::Withdraw(Withdraw::parse(f, at)),
+            "owner" => NodeKind::Owner(Queue::parse(f, at)),
             "queue" => NodeKind::Queue(Queue::parse(f, at)),
             "transfer" => NodeKind::Transfer(Transfer::parse(f, at)),
             "voicemail" => NodeKind::Voicemail(Voicemail::parse(f, at)),
@@ -103,6 +117,9 @@ impl NodeKind {
             NodeKind::Switch(_) => "switch",
             NodeKind::Branch(_) => "branch",
             NodeKind::Lookup(_) => "lookup",
+            NodeKind::Returning(_) => "returning",
+            NodeKind::Withdraw(_) => "withdraw",
+            NodeKind::Owner(_) => "owner",
             NodeKind::Queue(_) => "queue",
             NodeKind::Transfer(_) => "transfer",
             NodeKind::Voicemail(_) => "voicemail",
@@ -117,8 +134,10 @@ impl NodeKind {
             NodeKind::Schedule(_)
             | NodeKind::Switch(_)
             | NodeKind::Branch(_)
-            | NodeKind::Lookup(_) => Class::Invisible,
-            NodeKind::Queue(_) | NodeKind::Transfer(_) => Class::LiveHuman,
+            | NodeKind::Lookup(_)
+            | NodeKind::Returning(_)
+            | NodeKind::Withdraw(_) => Class::Invisible,
+            NodeKind::Queue(_) | NodeKind::Owner(_) | NodeKind::Transfer(_) => Class::LiveHuman,
             NodeKind::Voicemail(_) | NodeKind::Callback(_) => Class::FollowUp,
             NodeKind::Hangup(_) => Class::Hangup,
         }
@@ -134,7 +153,9 @@ impl NodeKind {
             NodeKind::Switch(n) => n.edges(),
             NodeKind::Branch(n) => n.edges(),
             NodeKind::Lookup(n) => n.edges(),
-            NodeKind::Queue(n) => n.edges(),
+            NodeKind::Returning(n) => n.edges(),
+            NodeKind::Withdraw(n) => n.edges(),
+            NodeKind::Queue(n) | NodeKind::Owner(n) => n.edges(),
             NodeKind::Transfer(n) => n.edges(),
             NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => Vec::new(),
         }
@@ -170,7 +191,12 @@ impl NodeKind {
                 out.extend(n.on.as_mut());
                 out.extend(n.off.as_mut());
             }
-            NodeKind::Queue(n) => out.extend(n.on_timeout.as_mut()),
+            NodeKind::Returning(n) => {
+                out.extend(n.open.as_mut());
+                out.extend(n.none.as_mut());
+            }
+            NodeKind::Withdraw(n) => out.extend(n.next.as_mut()),
+            NodeKind::Queue(n) | NodeKind::Owner(n) => out.extend(n.on_timeout.as_mut()),
             NodeKind::Transfer(n) => out.extend(n.on_failure.as_mut()),
             NodeKind::Voicemail(_) | NodeKind::Callback(_) | NodeKind::Hangup(_) => {}
         }
@@ -189,8 +215,10 @@ impl NodeKind {
             NodeKind::Schedule(_)
             | NodeKind::Switch(_)
             | NodeKind::Branch(_)
-            | NodeKind::Lookup(_) => Vec::new(),
-            NodeKind::Queue(_) | NodeKind::Transfer(_) => Vec::new(),
+            | NodeKind::Lookup(_)
+            | NodeKind::Returning(_)
+            | NodeKind::Withdraw(_) => Vec::new(),
+            NodeKind::Queue(_) | NodeKind::Owner(_) | NodeKind::Transfer(_) => Vec::new(),
         }
     }
 

@@ -739,9 +739,16 @@ impl Signalling {
         id: u64,
         call_id: String,
         (queue, priority, record): (String, u32, Option<RecordMode>),
+        first: Option<crate::engine::First>,
         context: CallerContext,
         now: Instant,
     ) {
+        // A returning caller waits in their follow-up's queue when the config has it (a
+        // mailbox no queue is named after: the node's own queue).
+        let queue = match &first {
+            Some(f) if self.agents.queue_ids.contains_key(&f.queue) => f.queue.clone(),
+            _ => queue,
+        };
         let to_call = match self.calls.get(&call_id).map(|c| &c.phase) {
             Some(super::Phase::Answered { to_call }) => to_call.clone(),
             _ => return, // the caller is already gone
@@ -777,14 +784,31 @@ impl Signalling {
                 callback: None,
             },
         );
-        self.route(
-            RouterEvent::Enqueue {
+        let event = match first {
+            Some(f) => {
+                let owner = f
+                    .owner
+                    .as_ref()
+                    .and_then(|o| self.agents.ids.iter().position(|i| i == o));
+                if f.owner.is_some() && owner.is_none() {
+                    tracing::info!(
+                        owner = f.owner.as_deref().unwrap_or(""),
+                        "the follow-up's owner is no agent any more: its queue takes the caller"
+                    );
+                }
+                RouterEvent::EnqueueReturning {
+                    call: id,
+                    queue: q,
+                    owner,
+                }
+            }
+            None => RouterEvent::Enqueue {
                 call: id,
                 queue: q,
                 priority,
             },
-            now,
-        );
+        };
+        self.route(event, now);
     }
 
     /// The caller left the queue (its wait ran out) or the call ended: stop ringing for it,
