@@ -42,6 +42,7 @@ fn ringing() -> Event {
                     "main.account: typed their digits".into(),
                     "main.agents: reached".into(),
                 ],
+                returning: Some("returning: voicemail from 09:14, taken by alice".into()),
                 variables: vec![Variable {
                     name: "account".into(),
                     value: "12345678".into(),

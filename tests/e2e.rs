@@ -25,6 +25,8 @@ mod operations;
 mod phones;
 #[path = "e2e/probe.rs"]
 mod probe;
+#[path = "e2e/returning.rs"]
+mod returning;
 #[path = "e2e/switches.rs"]
 mod switches;
 #[path = "e2e/transfers.rs"]

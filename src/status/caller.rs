@@ -25,6 +25,8 @@ pub struct CallerCard {
     /// The agent who passed them on to this one, and her note, when one did.
     pub transferred_by: Option<String>,
     pub note: Option<String>,
+    /// A returning caller: "returning: voicemail from 09:14, taken by alice".
+    pub returning: Option<String>,
 }
 
 /// A caller waiting for or talking to a human, for the wall.
@@ -41,6 +43,8 @@ pub struct LiveCall {
     /// Since they joined the queue (until answered, once talking).
     pub waited_s: u64,
     pub steps: Vec<String>,
+    /// A returning caller, as on the card.
+    pub returning: Option<String>,
 }
 
 /// The wall lists at most this many live calls (the longest waiting first).
@@ -50,6 +54,35 @@ pub const LIVE_CALLS_SHOWN: usize = 100;
 pub struct Variable {
     pub name: String,
     pub value: String,
+}
+
+/// What a `returning` node learnt of the caller's open follow-up (its `follow_up.*`
+/// variables), in words: "returning: voicemail from 09:14, taken by alice" / "…, not yet
+/// taken".
+pub fn returning<'a>(variables: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let mut kind = None;
+    let (mut state, mut owner, mut at) = ("", "", "");
+    for (name, value) in variables {
+        match name {
+            "follow_up.kind" => kind = Some(value),
+            "follow_up.state" => state = value,
+            "follow_up.owner" => owner = value,
+            "follow_up.at" => at = value,
+            _ => {}
+        }
+    }
+    let kind = kind?;
+    let who = match (state, owner) {
+        ("taken", o) if !o.is_empty() => format!("taken by {o}"),
+        ("failed", _) => "failed lately".to_string(),
+        _ => "not yet taken".to_string(),
+    };
+    let from = if at.is_empty() {
+        String::new()
+    } else {
+        format!(" from {at}")
+    };
+    Some(format!("returning: {kind}{from}, {who}"))
 }
 
 /// A call's path (nodes alternating with what the caller did there) as readable steps.

@@ -122,6 +122,10 @@ pub struct Report {
     pub wait_estimates: Vec<WaitEstimates>,
     /// Voicemails and callback requests, against `[desk] follow_up_within_h`.
     pub follow_ups: FollowUpFigures,
+    /// Calls from callers with an open follow-up (contacts about one issue, beyond the
+    /// first), and how many of them reached the agent who had it.
+    pub returning_calls: usize,
+    pub returning_reached_owner: usize,
 }
 
 /// How the follow-ups that came in the period went.
@@ -384,6 +388,19 @@ impl Report {
             longest_paths,
             wait_estimates: wait_estimates(&done),
             follow_ups: FollowUpFigures::default(),
+            returning_calls: done
+                .iter()
+                .filter(|c| c.variables.contains_key("follow_up.kind"))
+                .count(),
+            returning_reached_owner: done
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        (c.variables.get("follow_up.owner"), &c.agent),
+                        (Some(o), Some(a)) if !o.is_empty() && o == a
+                    )
+                })
+                .count(),
         }
     }
 
@@ -533,6 +550,13 @@ impl Report {
                 out,
                 "\nfollow-ups (voicemails and callback requests, due within {} h): {}\n  done in time {}, done late {}, failed {}, still open {} ({} overdue)",
                 f.within_h, f.total, f.done_in_time, f.done_late, f.failed, f.open, f.overdue
+            );
+        }
+        if self.returning_calls > 0 {
+            let _ = writeln!(
+                out,
+                "calls again about an open follow-up: {} ({} reached the agent who had it)",
+                self.returning_calls, self.returning_reached_owner
             );
         }
         if !self.longest_paths.is_empty() {

@@ -207,6 +207,7 @@ pub fn desk(viewer: &Viewer, d: &Desk) -> Markup {
                     " " span id="caller-callback" {}
                 }
                 p id="caller-passed" hidden {}
+                p id="caller-returning" hidden {}
                 h2 { "Their way through the line" }
                 ol id="caller-steps" {}
                 h2 { "What they typed" }
@@ -386,7 +387,10 @@ pub fn wall(
                     tbody {
                         @for c in calls {
                             tr data-call=(c.call) class=(c.state) {
-                                td.caller { (c.name) @if c.number != c.name { " " (c.number) } }
+                                td.caller {
+                                    (c.name) @if c.number != c.name { " " (c.number) }
+                                    @if let Some(r) = &c.returning { " (" (r) ")" }
+                                }
                                 td.queue { (c.queue) }
                                 td.state { (c.state) }
                                 td.agent { (c.agent.as_deref().unwrap_or("")) }

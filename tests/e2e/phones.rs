@@ -630,7 +630,7 @@ fn get_bytes(server: &Server, path: &str, headers: &str) -> (u16, Vec<u8>) {
 }
 
 /// A desk login's session cookie (`name=value`), as the login page sets it.
-fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
+pub(super) fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
     use std::io::Read;
     let body = format!("agent={agent}&password={password}&next=%2Fdesk");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", server.ports.http)).unwrap();
@@ -655,7 +655,7 @@ fn login_cookie(server: &Server, agent: &str, password: &str) -> String {
 
 /// A POST from the desk page as its script sends it (session cookie and the page's CSRF
 /// token): (status, body).
-fn desk_post(server: &Server, cookie: &str, path: &str, body: &str) -> (u16, String) {
+pub(super) fn desk_post(server: &Server, cookie: &str, path: &str, body: &str) -> (u16, String) {
     let (status, page) = get_bytes(server, "/desk", &format!("Cookie: {cookie}\r\n"));
     assert_eq!(status, 200);
     let page = String::from_utf8(page).unwrap();

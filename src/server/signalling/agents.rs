@@ -698,6 +698,7 @@ impl Signalling {
                     agent: agent.and_then(|a| self.agents.names.get(a).cloned()),
                     waited_s: card.waited_s,
                     steps: card.steps,
+                    returning: card.returning,
                 })
             })
             .collect()
@@ -1477,6 +1478,12 @@ impl Signalling {
             callback: w.callback.is_some(),
             transferred_by: w.transferred_by.clone(),
             note: w.note.clone(),
+            returning: crate::status::caller::returning(
+                w.context
+                    .variables
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
         })
     }
 

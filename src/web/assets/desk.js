@@ -71,6 +71,10 @@
     passed.textContent = c.transferred_by
       ? "Passed on by " + c.transferred_by + (c.note ? ": " + c.note : ".")
       : "";
+    // A returning caller: their open voicemail or callback request, and who has it.
+    const returning = el("caller-returning");
+    returning.hidden = !c.returning;
+    returning.textContent = c.returning || "";
     const steps = el("caller-steps");
     clear(steps);
     for (const s of c.steps) item(steps, s);

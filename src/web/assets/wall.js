@@ -92,7 +92,7 @@
       row.dataset.call = c.call;
       row.className = c.state;
       const cells = {
-        caller: c.number !== c.name ? c.name + " " + c.number : c.name,
+        caller: (c.number !== c.name ? c.name + " " + c.number : c.name) + (c.returning ? " (" + c.returning + ")" : ""),
         queue: c.queue,
         state: c.state,
         agent: c.agent || "",
