@@ -643,6 +643,31 @@ fn the_demo_line_answers_callers() {
     assert_eq!(sim("")["node"], "main.agents");
     assert_eq!(sim("2,123456#")["node"], "billing.billing_queue");
     assert_eq!(sim("2,100000#")["node"], "billing.priority_queue");
+    // A returning caller: put through to whoever has their message, or withdrawing it.
+    let returning = |input: &str| {
+        let out = run_in(
+            &repo(),
+            &[
+                "simulate",
+                "main",
+                "--input",
+                input,
+                "--at",
+                OPEN,
+                "--returning",
+                "voicemail:taken:alice",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()
+    };
+    assert_eq!(returning("")["node"], "main.owner");
+    assert_eq!(returning("1")["node"], "main.owner");
+    let withdrawn = returning("2");
+    assert_eq!(withdrawn["node"], "main.withdrawn");
+    assert_eq!(withdrawn["outcome"], "hangup");
 }
 
 /// `diff` between two versions of the line, each in its own folder (as a CI job checks out the

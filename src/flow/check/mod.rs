@@ -85,6 +85,7 @@ impl<'a> Checker<'_, 'a> {
         let n = &self.set.nodes[node];
         let what = match n.kind.type_name() {
             "queue" | "transfer" => format!("a {}, a live human", n.kind.type_name()),
+            "owner" => "an owner, a live human".to_string(),
             "menu" => "a menu".to_string(),
             t => format!("a {t}"),
         };
