@@ -42,6 +42,15 @@ enum Gen {
         on: usize,
         off: usize,
     },
+    /// Does the caller have an open follow-up?
+    Returning {
+        open: usize,
+        none: usize,
+    },
+    /// The caller withdraws it.
+    Withdraw(usize),
+    /// Its owner first, then the queue.
+    Owner(usize),
     /// A branch on variable `var` (an index into `VARS`) with that variable's case.
     Branch {
         var: usize,
@@ -102,7 +111,10 @@ fn gen_node(n: usize) -> impl Strategy<Value = Gen> {
         1 => (1u32..4, t.clone(), human, 0u32..3).prop_map(|(min, next, exhausted, retries)| Gen::Collect { min, next, exhausted, retries }),
         1 => (any::<bool>(), t.clone(), t.clone()).prop_map(|(open_cal, open, closed)| Gen::Schedule { open_cal, open, closed }),
         2 => prop_oneof![3 => Just(n + 1), 1 => t.clone()].prop_map(Gen::Queue),
-        1 => t.prop_map(Gen::Transfer),
+        1 => t.clone().prop_map(Gen::Transfer),
+        1 => (t.clone(), t.clone()).prop_map(|(open, none)| Gen::Returning { open, none }),
+        1 => t.clone().prop_map(Gen::Withdraw),
+        1 => prop_oneof![3 => Just(n + 1), 1 => t].prop_map(Gen::Owner),
         1 => Just(Gen::Voicemail),
         1 => Just(Gen::Callback),
         1 => Just(Gen::Hangup),
@@ -215,6 +227,16 @@ impl GenFlow {
                     name(*open),
                     name(*closed)
                 ),
+                Gen::Returning { open, none } => format!(
+                    "type = \"returning\"\nopen = \"{}\"\nnone = \"{}\"\n",
+                    name(*open),
+                    name(*none)
+                ),
+                Gen::Withdraw(t) => format!("type = \"withdraw\"\nnext = \"{}\"\n", name(*t)),
+                Gen::Owner(t) => format!(
+                    "type = \"owner\"\nqueue = \"q\"\non_timeout = \"{}\"\n",
+                    name(*t)
+                ),
                 Gen::Queue(t) => format!(
                     "type = \"queue\"\nqueue = \"q\"\non_timeout = \"{}\"\n",
                     name(*t)
@@ -324,6 +346,8 @@ struct Assume {
     answer: Option<Assumed>,
     switch_on: bool,
     caller: String,
+    /// The caller has an open follow-up.
+    returning: bool,
 }
 
 /// Worlds a valid line must serve, each: the CRM knows a VIP, knows nothing, fails, or is
@@ -335,21 +359,25 @@ fn worlds() -> Vec<Assume> {
             answer: tier("vip"),
             switch_on: true,
             caller: "+34600111222".into(),
+            returning: true,
         },
         Assume {
             answer: tier(""),
             switch_on: false,
             caller: String::new(),
+            returning: false,
         },
         Assume {
             answer: Some(Assumed::Error),
             switch_on: false,
             caller: "+44207000000".into(),
+            returning: true,
         },
         Assume {
             answer: None,
             switch_on: true,
             caller: String::new(),
+            returning: false,
         },
     ]
 }
@@ -363,6 +391,14 @@ fn simulate_in(set: &FlowSet, flow: usize, script: &[Token], watchdog: bool, a: 
         world.answers.insert("crm".into(), answer.clone());
     }
     world.switches.insert("sw".into(), a.switch_on);
+    world.returning = a.returning.then(|| hotline::engine::OpenItem {
+        id: 1,
+        kind: "voicemail".into(),
+        state: "taken".into(),
+        owner: Some("alice".into()),
+        queue: "q".into(),
+        created_at: "1970-01-01T00:00:00Z".into(),
+    });
     run(
         set,
         &world,
@@ -384,14 +420,15 @@ fn token() -> impl Strategy<Value = Token> {
     ]
 }
 
-/// A hangup the caller chose: the last action before it, past any plays, is a key they pressed.
+/// A hangup the caller chose: the last action before it, past any plays (and a withdrawal of
+/// their follow-up), is a key they pressed.
 fn chosen_hangup(set: &FlowSet, path: &[String]) -> bool {
     let mut i = path.len() - 1;
     while i >= 2 {
         let (node, action) = (&path[i - 2], &path[i - 1]);
         let kind = &set.nodes[set.find(0, node).unwrap()].kind;
         match (kind, action.as_str()) {
-            (NodeKind::Play(_), "done") => i -= 2,
+            (NodeKind::Play(_), "done") | (NodeKind::Withdraw(_), "withdrawn") => i -= 2,
             (NodeKind::Menu(_), a) => return a.len() == 1 && a.chars().all(|c| c.is_ascii_digit()),
             _ => return false,
         }
@@ -421,6 +458,8 @@ fn replay(set: &FlowSet, path: &[String]) -> Option<(Vec<Token>, Assume)> {
     let (mut answer, mut switch, mut caller): (Option<&str>, Option<bool>, Option<bool>) =
         (None, None, None);
     let mut tier: Option<bool> = None;
+    let mut item: Option<bool> = None;
+    let mut withdrawn = false;
     let mut vars: HashMap<String, String> = HashMap::new();
     fn agree<T: PartialEq + Copy>(slot: &mut Option<T>, v: T) -> Option<()> {
         match *slot {
@@ -442,6 +481,14 @@ fn replay(set: &FlowSet, path: &[String]) -> Option<(Vec<Token>, Assume)> {
                 agree(&mut answer, if a == "answer" { "answer" } else { "error" })?
             }
             (NodeKind::Switch(_), a) => agree(&mut switch, a == "on")?,
+            // Withdrawn once, the caller has no open item after.
+            (NodeKind::Returning(_), a) if withdrawn => {
+                if a == "open" {
+                    return None;
+                }
+            }
+            (NodeKind::Returning(_), a) => agree(&mut item, a == "open")?,
+            (NodeKind::Withdraw(_), _) => withdrawn = true,
             (NodeKind::Branch(b), a) => {
                 let var = b.variable.as_ref()?.0.as_str();
                 let case = a != "default";
@@ -493,6 +540,7 @@ fn replay(set: &FlowSet, path: &[String]) -> Option<(Vec<Token>, Assume)> {
         None => None,
     };
     world.switch_on = switch.unwrap_or(false);
+    world.returning = item.unwrap_or(false);
     world.caller = if caller == Some(true) {
         "+34600111222".into()
     } else {

@@ -93,7 +93,7 @@ pub(crate) fn check(c: &mut Checker) {
                 else {
                     break;
                 };
-                walk.hops.push((Label::Done, e.to));
+                walk.hops.push((e.label, e.to));
                 v = e.to;
             }
             let via = c.set.nodes[g.node_of(from)].full_name.clone();
