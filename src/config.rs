@@ -33,6 +33,8 @@ pub struct Config {
     pub lookups: BTreeMap<String, crate::lookup::Endpoint>,
     /// `[switches.NAME]`: on/off positions the API flips and flows branch on.
     pub switches: BTreeMap<String, SwitchConfig>,
+    /// `[tts]`: how text prompts (`{ say = "…" }`) are rendered.
+    pub tts: crate::tts::Tts,
 }
 
 /// `[switches.NAME]`: a named on/off a supervisor flips (an outage message, a closure).
@@ -131,6 +133,7 @@ impl Default for Config {
             variables: Variables::default(),
             lookups: BTreeMap::new(),
             switches: BTreeMap::new(),
+            tts: crate::tts::Tts::default(),
         }
     }
 }

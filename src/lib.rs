@@ -18,4 +18,5 @@ pub mod sip;
 pub mod status;
 pub mod store;
 pub mod switch;
+pub mod tts;
 pub mod web;

@@ -84,7 +84,8 @@ pub fn validate_against(
     max_steps: Option<u32>,
 ) -> Result<Validated, load::LoadError> {
     let files = load::collect_files(paths)?;
-    let (mut set, mut diagnostics) = load::load_files(&files, prompts);
+    let tts = config.map(|c| c.config.tts.clone()).unwrap_or_default();
+    let (mut set, mut diagnostics) = load::load_files(&files, prompts, &tts);
     if let Some(c) = config {
         set.lookups = c.config.lookups.clone();
         set.switches = c.config.switches.clone();

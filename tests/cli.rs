@@ -1304,3 +1304,55 @@ fn simulate_a_returning_caller() {
         bad.stderr
     );
 }
+
+/// A prompt written as text is rendered by the configured engine and judged like any other:
+/// its length counts in the timings. With no engine installed, validate names the prompt and
+/// how to get one, and serve refuses to start rather than play silence.
+#[test]
+fn text_prompts_are_rendered_or_refused_with_how_to_fix_it() {
+    let fx = Fixture::new();
+    let flow = LINE.replacen(
+        "prompt = \"hello\"",
+        "prompt = { say = \"Hello, and welcome to the test line.\" }",
+        1,
+    );
+    fx.flow("main", &flow).config(CONFIG);
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0, "{v}");
+    let out = fx.run(&["graph", "flows/main.toml"]);
+    assert!(
+        out.stdout.contains("Hello, and welcome to the test line."),
+        "{}",
+        out.stdout
+    );
+    let sim = fx.run(&[
+        "simulate", "main", "--at", OPEN, "--input", "1", "--format", "json",
+    ]);
+    // The rendered welcome takes more than the 1 s the recorded "hello" did.
+    assert!(
+        sim.json()["seconds"].as_f64().unwrap() > 3.5,
+        "{}",
+        sim.stdout
+    );
+    let broken = Fixture::new();
+    broken.flow("main", &flow).config(&format!(
+        "{CONFIG}\n[tts]\ncommand = \"no-such-tts-engine -w {{out}} {{text}}\"\n"
+    ));
+    let out = broken.run(&["validate", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let d = &out.json()["diagnostics"][0];
+    assert_eq!(d["rule"], "missing-prompt");
+    assert_eq!(d["node"], "main.welcome");
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"Hello, and welcome") && msg.contains("apt-get install espeak-ng"),
+        "{msg}"
+    );
+    let serve = broken.run(&["serve"]);
+    assert_eq!(serve.code, 2, "{}", serve.stderr);
+    assert!(
+        serve.stderr.contains("apt-get install espeak-ng"),
+        "{}",
+        serve.stderr
+    );
+}

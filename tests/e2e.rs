@@ -631,6 +631,34 @@ fn call(codec: &str, rtp: Option<u16>, middle: &[String], end: &str) -> String {
     scenario(&steps)
 }
 
+/// Places the call `xml` whose media comes to `listen`, and keeps up to `n` RTP packets (when
+/// each came, and the whole packet) within `limit`; SIPp must succeed.
+fn listen_to_call(
+    server: &Server,
+    listen: &UdpSocket,
+    xml: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<(Instant, Vec<u8>)> {
+    let file = server.path().join("listen.xml");
+    std::fs::write(&file, xml).unwrap();
+    let mut sipp = sipp_command(server, &file, "main", &[], 0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut packets: Vec<(Instant, Vec<u8>)> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && packets.len() < n {
+        if let Ok((n, _)) = listen.recv_from(&mut buf) {
+            packets.push((Instant::now(), buf[..n].to_vec()));
+        }
+    }
+    let status = sipp.wait().unwrap();
+    assert!(status.success(), "SIPp failed:\n{}", server.log());
+    packets
+}
+
 fn path_of(v: &Value) -> Vec<String> {
     v["path"]
         .as_array()
@@ -656,22 +684,7 @@ fn a_caller_hears_the_prompt_paced_at_20_ms() {
         &[pause(2600)],
         CALLER_BYE,
     );
-    let file = server.path().join("listen.xml");
-    std::fs::write(&file, xml).unwrap();
-    let mut sipp = sipp_command(&server, &file, "main", &[], 0)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut packets: Vec<(Instant, Vec<u8>)> = Vec::new();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while Instant::now() < deadline && packets.len() < 110 {
-        if let Ok((n, _)) = listen.recv_from(&mut buf) {
-            packets.push((Instant::now(), buf[..n].to_vec()));
-        }
-    }
-    let status = sipp.wait().unwrap();
-    assert!(status.success(), "SIPp failed:\n{}", server.log());
+    let packets = listen_to_call(&server, &listen, &xml, 110, Duration::from_secs(8));
     assert!(packets.len() >= 100, "only {} RTP packets", packets.len());
 
     // The first 100 packets are the 2 s welcome prompt, encoded µ-law, frame by frame.

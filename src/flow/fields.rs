@@ -158,7 +158,39 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
-    /// A prompt name or a list of them, played in order.
+    /// A text prompt, `{ say = "…" }`.
+    fn say(&mut self, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Prompt> {
+        let pos = self.pos_of(v);
+        let table = v.get_ref().as_table()?;
+        let owner = self.owner.clone();
+        let text = match (table.get("say").map(|t| t.get_ref()), table.len()) {
+            (Some(DeValue::String(s)), 1) => s.trim().to_string(),
+            _ => {
+                self.error(
+                    pos,
+                    format!("{owner}: `{key}` takes a prompt name or {{ say = \"text\" }}, and nothing else in the table"),
+                );
+                return None;
+            }
+        };
+        if text.is_empty() || text.chars().count() > crate::tts::MAX_TEXT_CHARS {
+            self.error(
+                pos,
+                format!(
+                    "{owner}: `{key}`: a text prompt says 1 to {} characters",
+                    crate::tts::MAX_TEXT_CHARS
+                ),
+            );
+            return None;
+        }
+        Some(Prompt {
+            name: String::new(),
+            pos,
+            say: Some(text),
+        })
+    }
+
+    /// A prompt name or a list of them, played in order; any may be `{ say = "text" }`.
     pub fn prompts(&mut self, key: &'static str) -> Vec<Prompt> {
         let Some(v) = self.take(key) else {
             return Vec::new();
@@ -168,16 +200,20 @@ impl<'a, 'i> Fields<'a, 'i> {
             DeValue::String(s) => vec![Prompt {
                 name: s.to_string(),
                 pos,
+                say: None,
             }],
+            DeValue::Table(_) => self.say(key, v).into_iter().collect(),
             DeValue::Array(items) => {
                 let mut out = Vec::new();
                 for item in items.iter() {
-                    match item.get_ref().as_str() {
-                        Some(s) => out.push(Prompt {
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push(Prompt {
                             name: s.to_string(),
                             pos: self.pos_of(item),
+                            say: None,
                         }),
-                        None => self.wrong_type(key, item, "a prompt name"),
+                        DeValue::Table(_) => out.extend(self.say(key, item)),
+                        _ => self.wrong_type(key, item, "a prompt name or { say = \"text\" }"),
                     }
                 }
                 if out.is_empty() && items.is_empty() {
@@ -187,7 +223,11 @@ impl<'a, 'i> Fields<'a, 'i> {
                 out
             }
             _ => {
-                self.wrong_type(key, v, "a prompt name or a list of them");
+                self.wrong_type(
+                    key,
+                    v,
+                    "a prompt name, { say = \"text\" }, or a list of them",
+                );
                 Vec::new()
             }
         }

@@ -82,6 +82,7 @@ fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn load_files(
     files: &[(PathBuf, bool)],
     prompts_dir: Option<&Path>,
+    tts: &crate::tts::Tts,
 ) -> (FlowSet, Vec<Diagnostic>) {
     let mut set = FlowSet::default();
     let mut diags = Vec::new();
@@ -96,6 +97,7 @@ pub fn load_files(
     }
     let mut later = Vec::new();
     resolve(&mut set, &mut later);
+    render_says(&mut set, prompts_dir, tts);
     check_prompts(&mut set, prompts_dir, &mut later);
     later.retain(|d| !unreported.iter().any(|s| Arc::ptr_eq(s, &d.source)));
     diags.extend(later);
@@ -108,10 +110,41 @@ pub fn load_text(set: &mut FlowSet, path: &Path, text: &str, diags: &mut Vec<Dia
     parse_flow(set, &source, true, diags);
 }
 
-/// Resolves references and reads prompts once every flow of the set is loaded.
+/// Resolves references and reads prompts once every flow of the set is loaded (text prompts
+/// rendered by the default engine).
 pub fn finish(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<Diagnostic>) {
     resolve(set, diags);
+    render_says(set, prompts_dir, &crate::tts::Tts::default());
     check_prompts(set, prompts_dir, diags);
+}
+
+/// Each flow's prompts folder: `prompts_dir`, or the nearest `prompts/` beside the file.
+fn prompt_dirs(set: &FlowSet, prompts_dir: Option<&Path>) -> Vec<PathBuf> {
+    set.flows
+        .iter()
+        .map(|f| prompts_dir.map_or_else(|| default_prompts_dir(&f.source.path), Path::to_path_buf))
+        .collect()
+}
+
+/// Renders every text prompt (once: the cache keeps it) and names it by its rendering; one
+/// that cannot be rendered is kept in `unrendered` with why, for its diagnostic.
+fn render_says(set: &mut FlowSet, prompts_dir: Option<&Path>, tts: &crate::tts::Tts) {
+    let dirs = prompt_dirs(set, prompts_dir);
+    for id in 0..set.nodes.len() {
+        let flow = set.nodes[id].flow;
+        let mut failed = Vec::new();
+        for p in set.nodes[id].kind.prompts_mut() {
+            let Some(text) = p.say.clone() else { continue };
+            p.name = match tts.ensure(&dirs[flow], &text) {
+                Ok(name) => name,
+                Err(why) => {
+                    failed.push((text.clone(), why));
+                    tts.name(&text)
+                }
+            };
+        }
+        set.unrendered.extend(failed);
+    }
 }
 
 fn load_file(
@@ -563,11 +596,7 @@ pub fn read_prompt(dir: &Path, name: &str) -> PromptFile {
 
 fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<Diagnostic>) {
     let mut seen: HashSet<(usize, String)> = HashSet::new();
-    let dirs: Vec<PathBuf> = set
-        .flows
-        .iter()
-        .map(|f| prompts_dir.map_or_else(|| default_prompts_dir(&f.source.path), Path::to_path_buf))
-        .collect();
+    let dirs = prompt_dirs(set, prompts_dir);
     for id in 0..set.nodes.len() {
         let node = &set.nodes[id];
         let flow = &set.flows[node.flow];
@@ -584,14 +613,27 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
                     Rule::MissingPrompt,
                     format!("prompt \"{}\" is outside the prompts folder", p.name),
                 ),
-                PromptFile::Missing => (
-                    Rule::MissingPrompt,
-                    format!(
-                        "prompt \"{}\": no file {}",
-                        p.name,
-                        dir.join(format!("{}.wav", p.name)).display()
+                PromptFile::Missing => match p
+                    .say
+                    .as_ref()
+                    .and_then(|t| set.unrendered.get(t).map(|why| (t, why)))
+                {
+                    Some((text, why)) => {
+                        let shown: String = text.chars().take(60).collect();
+                        (
+                            Rule::MissingPrompt,
+                            format!("text prompt \"{shown}\" could not be rendered: {why}"),
+                        )
+                    }
+                    None => (
+                        Rule::MissingPrompt,
+                        format!(
+                            "prompt \"{}\": no file {}",
+                            p.name,
+                            dir.join(format!("{}.wav", p.name)).display()
+                        ),
                     ),
-                ),
+                },
                 PromptFile::Bad(why) => (Rule::BadPrompt, format!("prompt \"{}\": {why}", p.name)),
             };
             if seen.insert((id, p.name.clone())) {

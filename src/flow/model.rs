@@ -33,8 +33,11 @@ impl Target {
 /// A prompt name as written: `prompts/<name>.wav`.
 #[derive(Debug, Clone)]
 pub struct Prompt {
+    /// `prompts/NAME.wav`; for a text prompt, its rendering (`.tts/KEY`) once rendered.
     pub name: String,
     pub pos: Pos,
+    /// What a text prompt says (`{ say = "…" }`).
+    pub say: Option<String>,
 }
 
 /// What a node is to the caller.
@@ -152,6 +155,8 @@ pub struct FlowSet {
     /// be (already reported): references to them are left unresolved without a second
     /// diagnostic.
     pub unreadable: Vec<String>,
+    /// Text prompts that could not be rendered, by their text: why.
+    pub unrendered: HashMap<String, String>,
     /// The config's lookup endpoints (`[lookups.NAME]`): their timeouts and fields.
     pub lookups: std::collections::BTreeMap<String, crate::lookup::Endpoint>,
     /// The config's switches (`[switches.NAME]`), by name: `simulate` takes their positions

@@ -60,7 +60,10 @@ fn summary(set: &FlowSet, id: NodeId) -> String {
     let n = &set.nodes[id];
     let prompts = |p: &[super::model::Prompt]| {
         p.iter()
-            .map(|p| p.name.as_str())
+            .map(|p| match &p.say {
+                Some(text) => format!("\"{text}\""),
+                None => p.name.clone(),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -38,9 +38,16 @@ fn key(description: &str) -> Value {
 
 fn prompts(description: &str) -> Value {
     let name = json!({ "type": "string", "minLength": 1, "pattern": "^[^/\\\\]" });
+    let say = json!({
+        "type": "object",
+        "properties": { "say": { "type": "string", "minLength": 1, "maxLength": 2000 } },
+        "required": ["say"],
+        "additionalProperties": false
+    });
+    let one = json!({ "oneOf": [name, say] });
     json!({
-        "description": format!("{description} A prompt name (prompts/NAME.wav: 8 kHz mono 16-bit PCM), or a list played in order."),
-        "oneOf": [name, { "type": "array", "items": name, "minItems": 1 }]
+        "description": format!("{description} A prompt name (prompts/NAME.wav: 8 kHz mono 16-bit PCM), {{ say = \"text\" }} (rendered by [tts]), or a list played in order."),
+        "oneOf": [name, say, { "type": "array", "items": one, "minItems": 1 }]
     })
 }
 

@@ -1165,3 +1165,54 @@ fn a_guesser_from_many_addresses_is_stopped_but_the_known_phone_gets_in() {
     );
     assert!(server.log().contains("SIP auth lockout of the username"));
 }
+
+/// A prompt written as text is rendered by espeak-ng when the server starts (never on the
+/// caller's time) and heard on the call as its rendering, frame for frame.
+#[test]
+fn a_text_prompt_is_rendered_at_start_and_heard_on_the_call() {
+    let mut server = Server::start();
+    server.kill();
+    let text = "Welcome. You can press zero for a person.";
+    std::fs::write(
+        server.path().join("flows/main.toml"),
+        MAIN.replacen(
+            "prompt = \"welcome\"",
+            &format!("prompt = {{ say = \"{text}\" }}"),
+            1,
+        ),
+    )
+    .unwrap();
+    server.spawn();
+    let rendered = server
+        .path()
+        .join("prompts")
+        .join(format!("{}.wav", hotline::tts::Tts::default().name(text)));
+    assert!(rendered.is_file(), "{}", server.log());
+    let listen = UdpSocket::bind(("127.0.0.1", server.ports.listen_rtp)).unwrap();
+    listen
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let xml = call(
+        "PCMU",
+        Some(server.ports.listen_rtp),
+        &[pause(1500)],
+        CALLER_BYE,
+    );
+    let payloads: Vec<Vec<u8>> =
+        super::listen_to_call(&server, &listen, &xml, 50, Duration::from_secs(6))
+            .into_iter()
+            .map(|(_, p)| p[12..].to_vec())
+            .collect();
+    let expected: Vec<u8> = read_wav(&rendered)
+        .iter()
+        .map(|&s| hotline::media::g711::ulaw_encode(s))
+        .collect();
+    assert!(payloads.len() >= 50, "only {} packets", payloads.len());
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(
+            p[..],
+            expected[i * 160..(i + 1) * 160],
+            "frame {i} is the rendering"
+        );
+    }
+}

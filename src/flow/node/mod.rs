@@ -222,6 +222,19 @@ impl NodeKind {
         }
     }
 
+    /// The same, to name a text prompt's rendering.
+    pub fn prompts_mut(&mut self) -> Vec<&mut Prompt> {
+        match self {
+            NodeKind::Play(n) => n.prompts.iter_mut().collect(),
+            NodeKind::Menu(n) => n.prompts.iter_mut().chain(&mut n.invalid_prompt).collect(),
+            NodeKind::Collect(n) => n.prompts.iter_mut().collect(),
+            NodeKind::Voicemail(n) => n.prompts.iter_mut().collect(),
+            NodeKind::Callback(n) => n.prompts.iter_mut().collect(),
+            NodeKind::Hangup(n) => n.prompts.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// How often a menu or collect plays its prompt again (0 for other nodes).
     pub fn retries(&self) -> u32 {
         match self {
