@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod simulate;
+pub mod spanish;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
