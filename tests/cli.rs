@@ -1356,3 +1356,39 @@ fn text_prompts_are_rendered_or_refused_with_how_to_fix_it() {
         serve.stderr
     );
 }
+
+/// A changed text prompt shows in `diff` as what the caller now hears, with its new length.
+#[test]
+fn diff_shows_a_changed_text_prompt() {
+    let say = |text: &str| {
+        LINE.replacen(
+            "prompt = \"menu\"\noptions",
+            &format!("prompt = {{ say = \"{text}\" }}\noptions"),
+            1,
+        )
+    };
+    let old = say("For an agent, press 1.");
+    let new = say("For an agent, press 1. For your account, press 2. To hear our hours, press 3.");
+    assert_ne!(old, LINE);
+    let out = diff(&old, &new, "text");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "main.menu now says \"For an agent, press 1. For your account, press 2. To hear our hours, press 3.\", hello (was \"For an agent, press 1.\", hello)"
+        ),
+        "{}",
+        out.stdout
+    );
+    let menu = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("main.menu ") && l.contains("->"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(menu.contains("worse"), "{menu}");
+    let md = diff(&old, &new, "markdown");
+    assert!(
+        md.stdout.contains("- `main.menu` now says"),
+        "{}",
+        md.stdout
+    );
+}

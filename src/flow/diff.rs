@@ -63,6 +63,8 @@ pub struct NodeDistance {
     pub node: String,
     pub distance: Distance,
     pub bound: Bound,
+    /// What the caller hears there: prompt names, and the text of text prompts in quotes.
+    pub hears: Vec<String>,
 }
 
 /// Every caller-facing node of the reported flows, with its distance to a human.
@@ -98,6 +100,15 @@ pub fn distances(set: &FlowSet, max_steps: Option<u32>) -> Vec<NodeDistance> {
             };
             let (st, ms, lo) = (steps.eval(s), millis.eval(s), lost.eval(s));
             out.push(NodeDistance {
+                hears: node
+                    .kind
+                    .prompts()
+                    .iter()
+                    .map(|p| match &p.say {
+                        Some(text) => format!("\"{text}\""),
+                        None => p.name.clone(),
+                    })
+                    .collect(),
                 node: node.full_name.clone(),
                 distance: Distance {
                     silent_steps: st.ok().then_some(st.cost),
@@ -118,6 +129,8 @@ pub struct Change {
     pub before: Distance,
     pub after: Distance,
     pub bound: Bound,
+    /// What the caller heard there before, when it changed.
+    pub heard: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Change {
@@ -155,6 +168,7 @@ impl Diff {
                     before: o.distance,
                     after: n.distance,
                     bound: n.bound,
+                    heard: (o.hears != n.hears).then(|| (o.hears.clone(), n.hears.clone())),
                 }),
                 None => d.added.push(n.clone()),
             }
@@ -302,6 +316,17 @@ pub fn text(diff: &Diff, old: &str, new: &str) -> String {
             verdict(c)
         );
     }
+    for c in &diff.changes {
+        if let Some((before, after)) = &c.heard {
+            let _ = writeln!(
+                out,
+                "{} now says {} (was {})",
+                c.node,
+                after.join(", "),
+                before.join(", ")
+            );
+        }
+    }
     for a in &diff.added {
         let _ = writeln!(out, "new node {}: {}", a.node, summary(&a.distance));
     }
@@ -358,6 +383,17 @@ pub fn markdown(diff: &Diff, old: &str, new: &str) -> String {
         }
         out.push('\n');
     }
+    for c in &diff.changes {
+        if let Some((before, after)) = &c.heard {
+            let _ = writeln!(
+                out,
+                "- `{}` now says {} (was {})",
+                c.node,
+                after.join(", "),
+                before.join(", ")
+            );
+        }
+    }
     for a in &diff.added {
         let _ = writeln!(out, "- new node `{}`: {}", a.node, summary(&a.distance));
     }
@@ -367,7 +403,11 @@ pub fn markdown(diff: &Diff, old: &str, new: &str) -> String {
     for d in &diff.new_diagnostics {
         let _ = writeln!(out, "- new {}", diagnostic_line(d));
     }
-    if !(diff.added.is_empty() && diff.removed.is_empty() && diff.new_diagnostics.is_empty()) {
+    if !(diff.added.is_empty()
+        && diff.removed.is_empty()
+        && diff.new_diagnostics.is_empty()
+        && diff.changes.iter().all(|c| c.heard.is_none()))
+    {
         out.push('\n');
     }
     if failures.is_empty() {
