@@ -959,30 +959,19 @@ impl<'a> Call<'a> {
                     self.path.push("withdrawn".to_string());
                     target = self::target(&w.next);
                 }
-                NodeKind::Owner(q) => {
+                NodeKind::Queue(q) | NodeKind::Owner(q) => {
                     self.reach(node, Outcome::Queue, now);
                     self.human_offered.get_or_insert((self.steps, now));
                     self.state = State::Human { node };
-                    let queue = q.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default();
-                    out.push(Action::EnterQueue {
-                        first: self.item.as_ref().map(|i| First {
+                    // An owner node asks first for whoever has the caller's open follow-up.
+                    let first = match (&n.kind, &self.item) {
+                        (NodeKind::Owner(_), Some(i)) => Some(First {
                             follow_up: i.id,
                             owner: i.owner.clone(),
                             queue: i.queue.clone(),
                         }),
-                        queue,
-                        priority: q.priority,
-                        max_wait_s: q.max_wait_s,
-                        announce_position_every_s: q.announce_position_every_s,
-                        offer_callback_after_s: q.offer_callback_after_s,
-                        record: q.record,
-                    });
-                    return;
-                }
-                NodeKind::Queue(q) => {
-                    self.reach(node, Outcome::Queue, now);
-                    self.human_offered.get_or_insert((self.steps, now));
-                    self.state = State::Human { node };
+                        _ => None,
+                    };
                     out.push(Action::EnterQueue {
                         queue: q.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
                         priority: q.priority,
@@ -990,7 +979,7 @@ impl<'a> Call<'a> {
                         announce_position_every_s: q.announce_position_every_s,
                         offer_callback_after_s: q.offer_callback_after_s,
                         record: q.record,
-                        first: None,
+                        first,
                     });
                     return;
                 }

@@ -98,9 +98,14 @@ fn a_queue_nodes_record_is_one_of_three() {
 }
 
 fn set() -> FlowSet {
+    valid_set("flows/main.toml", FLOW)
+}
+
+/// A flow that loads without a diagnostic, with the repository's prompts.
+fn valid_set(file: &str, text: &str) -> FlowSet {
     let mut set = FlowSet::default();
     let mut diags = Vec::new();
-    load::load_text(&mut set, Path::new("flows/main.toml"), FLOW, &mut diags);
+    load::load_text(&mut set, Path::new(file), text, &mut diags);
     let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
     load::finish(&mut set, Some(&prompts), &mut diags);
     assert!(diags.is_empty(), "{diags:?}");
@@ -472,12 +477,7 @@ fn a_collect_whose_escape_is_alone_reads_entries_beginning_with_the_escape_digit
         "variable = \"account\"\nescape = \"alone\"",
         1,
     );
-    let mut set = FlowSet::default();
-    let mut diags = Vec::new();
-    load::load_text(&mut set, Path::new("flows/main.toml"), &flow, &mut diags);
-    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
-    load::finish(&mut set, Some(&prompts), &mut diags);
-    assert!(diags.is_empty(), "{diags:?}");
+    let set = valid_set("flows/main.toml", &flow);
     let cals = HashMap::new();
     // 0, 1, 2, then the terminator: the account is 012.
     let (mut call, c, _) = start(&set, &cals);
@@ -603,17 +603,7 @@ mailbox = "support"
 
 #[test]
 fn branches_read_built_ins_sets_and_typed_cases() {
-    let mut set = FlowSet::default();
-    let mut diags = Vec::new();
-    load::load_text(
-        &mut set,
-        Path::new("flows/sorting.toml"),
-        SORTING,
-        &mut diags,
-    );
-    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
-    load::finish(&mut set, Some(&prompts), &mut diags);
-    assert!(diags.is_empty(), "{diags:?}");
+    let set = valid_set("flows/sorting.toml", SORTING);
     let cals = HashMap::new();
     #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
     let t0 = Instant::now();
@@ -734,12 +724,7 @@ mailbox = "support"
 /// escape digit works while the caller waits for it.
 #[test]
 fn a_lookup_asks_then_takes_its_answer_its_failure_or_its_timeout() {
-    let mut set = FlowSet::default();
-    let mut diags = Vec::new();
-    load::load_text(&mut set, Path::new("flows/id.toml"), LOOKING_UP, &mut diags);
-    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
-    load::finish(&mut set, Some(&prompts), &mut diags);
-    assert!(diags.is_empty(), "{diags:?}");
+    let mut set = valid_set("flows/id.toml", LOOKING_UP);
     set.lookups.insert(
         "crm".into(),
         toml::from_str(
@@ -859,12 +844,7 @@ mailbox = "support"
 /// `returning` goes `none` and `owner` is a plain queue.
 #[test]
 fn a_returning_caller_is_known_put_through_to_the_owner_or_withdraws() {
-    let mut set = FlowSet::default();
-    let mut diags = Vec::new();
-    load::load_text(&mut set, Path::new("flows/r.toml"), RETURNING, &mut diags);
-    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
-    load::finish(&mut set, Some(&prompts), &mut diags);
-    assert!(diags.is_empty(), "{diags:?}");
+    let set = valid_set("flows/r.toml", RETURNING);
     let cals = HashMap::new();
     let item = super::OpenItem {
         id: 42,

@@ -90,6 +90,41 @@ fn node(kind: &str, description: &str, fields: Vec<(&str, Value)>, required: &[&
     })
 }
 
+/// The fields of a `queue` node, which an `owner` node has too; `queue` says what its queue is.
+fn queue_fields(queue: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("queue", string(queue)),
+        ("priority", number("Higher is served first.", 0, 1000)),
+        (
+            "max_wait_s",
+            number("The longest wait before on_timeout.", 600, 86_400),
+        ),
+        (
+            "announce_position_every_s",
+            number("Position and wait announcements; 0 = never.", 0, 86_400),
+        ),
+        (
+            "offer_callback_after_s",
+            number(
+                "After this wait the caller may press 1 to be called back; 0 = never.",
+                0,
+                86_400,
+            ),
+        ),
+        (
+            "record",
+            json!({
+                "enum": ["off", "on", "on-demand"],
+                "description": "Whether this line's callers are recorded once an agent answers, over the queue's own record of hotline.toml (on-demand: once she asks)."
+            }),
+        ),
+        (
+            "on_timeout",
+            target("After max_wait_s, or at once when no agent is logged in."),
+        ),
+    ]
+}
+
 /// The schema, pretty-printed.
 pub fn flow_schema() -> String {
     let retries = || number("The prompt plays at most 1 + max_retries times.", 2, 20);
@@ -231,78 +266,15 @@ pub fn flow_schema() -> String {
         node(
             "queue",
             "A LIVE HUMAN: waits for an agent of the queue.",
-            vec![
-                ("queue", string("A [[queues]] name of hotline.toml.")),
-                ("priority", number("Higher is served first.", 0, 1000)),
-                (
-                    "max_wait_s",
-                    number("The longest wait before on_timeout.", 600, 86_400),
-                ),
-                (
-                    "announce_position_every_s",
-                    number("Position and wait announcements; 0 = never.", 0, 86_400),
-                ),
-                (
-                    "offer_callback_after_s",
-                    number(
-                        "After this wait the caller may press 1 to be called back; 0 = never.",
-                        0,
-                        86_400,
-                    ),
-                ),
-                (
-                    "record",
-                    json!({
-                        "enum": ["off", "on", "on-demand"],
-                        "description": "Whether this line's callers are recorded once an agent answers, over the queue's own record of hotline.toml (on-demand: once she asks)."
-                    }),
-                ),
-                (
-                    "on_timeout",
-                    target("After max_wait_s, or at once when no agent is logged in."),
-                ),
-            ],
+            queue_fields("A [[queues]] name of hotline.toml."),
             &["queue", "on_timeout"],
         ),
         node(
             "owner",
             "A LIVE HUMAN: a returning caller's follow-up owner is rung first (the queue's ring time), then the caller waits at the head of its queue.",
-            vec![
-                (
-                    "queue",
-                    string(
-                        "The queue when the caller has no open follow-up, or its queue is not in hotline.toml.",
-                    ),
-                ),
-                ("priority", number("Higher is served first.", 0, 1000)),
-                (
-                    "max_wait_s",
-                    number("The longest wait before on_timeout.", 600, 86_400),
-                ),
-                (
-                    "announce_position_every_s",
-                    number("Position and wait announcements; 0 = never.", 0, 86_400),
-                ),
-                (
-                    "offer_callback_after_s",
-                    number(
-                        "After this wait the caller may press 1 to be called back; 0 = never.",
-                        0,
-                        86_400,
-                    ),
-                ),
-                (
-                    "record",
-                    json!({
-                        "enum": ["off", "on", "on-demand"],
-                        "description": "Whether this line's callers are recorded once an agent answers, over the queue's own record of hotline.toml (on-demand: once she asks)."
-                    }),
-                ),
-                (
-                    "on_timeout",
-                    target("After max_wait_s, or at once when no agent is logged in."),
-                ),
-            ],
+            queue_fields(
+                "The queue when the caller has no open follow-up, or its queue is not in hotline.toml.",
+            ),
             &["queue", "on_timeout"],
         ),
         node(
