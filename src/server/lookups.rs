@@ -17,6 +17,21 @@ use hyper_util::rt::TokioExecutor;
 use crate::lookup::{Endpoint, MAX_ANSWER_BYTES, read_answer};
 use crate::status::metrics::Metrics;
 
+/// An error with its causes: "client error (Connect): tcp connect error: Connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 pub struct Lookups {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     metrics: Arc<Metrics>,
@@ -114,7 +129,7 @@ impl Lookups {
         })?;
         let response = self.client.request(request).await.map_err(|e| Failure {
             reason: "unreachable",
-            detail: format!("{e}"),
+            detail: chain(&e),
         })?;
         let status = response.status();
         if !status.is_success() {
