@@ -113,13 +113,9 @@ pub async fn change(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = if state.bearer_ok(&headers) {
-        Who::Token
-    } else {
-        match state.page_change(&headers) {
-            Ok(s) => Who::Desk(s),
-            Err((status, why)) => return error(status, why),
-        }
+    let who = match state.writer(&headers) {
+        Ok(w) => w,
+        Err(e) => return *e,
     };
     let Ok(b) = serde_json::from_slice::<ChangeBody>(&body) else {
         return error(

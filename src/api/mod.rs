@@ -182,6 +182,17 @@ impl ApiState {
         Ok((s, form))
     }
 
+    /// Who makes a change: the bearer token, or a page with its token (`page_change`); the
+    /// JSON error to answer otherwise.
+    pub fn writer(&self, headers: &HeaderMap) -> Result<Who, Box<Response>> {
+        if self.bearer_ok(headers) {
+            return Ok(Who::Token);
+        }
+        self.page_change(headers)
+            .map(Who::Desk)
+            .map_err(|(status, why)| Box::new(error(status, why)))
+    }
+
     /// Who the request comes from, if anyone known.
     pub fn who(&self, headers: &HeaderMap) -> Option<Who> {
         if self.bearer_ok(headers) {

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiState, Who, error, wall_now, with_store};
+use super::{ApiState, error, wall_now, with_store};
 use crate::status::events::Event;
 use crate::status::switches::Flip;
 
@@ -41,13 +41,9 @@ pub async fn flip(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = if state.bearer_ok(&headers) {
-        Who::Token
-    } else {
-        match state.page_change(&headers) {
-            Ok(s) => Who::Desk(s),
-            Err((status, why)) => return error(status, why),
-        }
+    let who = match state.writer(&headers) {
+        Ok(w) => w,
+        Err(e) => return *e,
     };
     if !who.sees_all() {
         return error(StatusCode::FORBIDDEN, "only a supervisor flips a switch");

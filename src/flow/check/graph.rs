@@ -65,24 +65,11 @@ impl fmt::Display for Label<'_> {
 impl Label<'_> {
     /// Whether a caller who presses nothing more can take this edge.
     pub fn silent(self) -> bool {
-        matches!(
-            self,
-            Label::Silence
-                | Label::Done
-                | Label::Open
-                | Label::Closed
-                | Label::Case(_)
-                | Label::Default
-                | Label::Answer
-                | Label::Error
-                | Label::On
-                | Label::Off
-                | Label::NoItem
-                | Label::Withdrawn
-        )
+        matches!(self, Label::Silence | Label::Done) || self.invisible()
     }
 
-    /// Whether the edge is taken by a schedule, branch or lookup, without the caller.
+    /// Whether the edge is taken by a schedule, branch, lookup, switch or follow-up node,
+    /// without the caller.
     pub fn invisible(self) -> bool {
         matches!(
             self,
@@ -101,21 +88,7 @@ impl Label<'_> {
 
     /// Whether a caller who presses only wrong keys can take this edge.
     pub fn lost(self) -> bool {
-        matches!(
-            self,
-            Label::Wrong
-                | Label::Done
-                | Label::Open
-                | Label::Closed
-                | Label::Case(_)
-                | Label::Default
-                | Label::Answer
-                | Label::Error
-                | Label::On
-                | Label::Off
-                | Label::NoItem
-                | Label::Withdrawn
-        )
+        matches!(self, Label::Wrong | Label::Done) || self.invisible()
     }
 }
 

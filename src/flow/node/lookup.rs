@@ -35,14 +35,9 @@ impl Lookup {
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {
-        let answer = self.next.iter().map(|target| Edge {
-            action: Action::Answer,
-            target,
-        });
-        let error = self.on_error.iter().map(|target| Edge {
-            action: Action::Error,
-            target,
-        });
-        answer.chain(error).collect()
+        super::edges_of([
+            (Action::Answer, &self.next),
+            (Action::Error, &self.on_error),
+        ])
     }
 }

@@ -32,7 +32,7 @@ pub use voicemail::Voicemail;
 pub use withdraw::{REASON as WITHDRAWN_REASON, Withdraw};
 
 use super::fields::Fields;
-use super::model::{Class, Edge, Prompt, Target};
+use super::model::{Action, Class, Edge, Prompt, Target};
 use super::source::Pos;
 
 /// The `type` names, in the order the contract lists them.
@@ -243,6 +243,13 @@ impl NodeKind {
             _ => 0,
         }
     }
+}
+
+/// The edges of a node whose ways are optional targets, each taken by its action.
+fn edges_of<'a, const N: usize>(ways: [(Action<'a>, &'a Option<Target>); N]) -> Vec<Edge<'a>> {
+    ways.into_iter()
+        .filter_map(|(action, t)| t.as_ref().map(|target| Edge { action, target }))
+        .collect()
 }
 
 /// A required prompt: missing is a schema error.

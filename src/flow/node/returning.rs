@@ -31,14 +31,6 @@ impl Returning {
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {
-        let open = self.open.iter().map(|target| Edge {
-            action: Action::Open,
-            target,
-        });
-        let none = self.none.iter().map(|target| Edge {
-            action: Action::NoItem,
-            target,
-        });
-        open.chain(none).collect()
+        super::edges_of([(Action::Open, &self.open), (Action::NoItem, &self.none)])
     }
 }

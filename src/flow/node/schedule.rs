@@ -21,14 +21,6 @@ impl Schedule {
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {
-        let open = self.open.iter().map(|target| Edge {
-            action: Action::Open,
-            target,
-        });
-        let closed = self.closed.iter().map(|target| Edge {
-            action: Action::Closed,
-            target,
-        });
-        open.chain(closed).collect()
+        super::edges_of([(Action::Open, &self.open), (Action::Closed, &self.closed)])
     }
 }

@@ -26,14 +26,6 @@ impl Switch {
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {
-        let on = self.on.iter().map(|target| Edge {
-            action: Action::On,
-            target,
-        });
-        let off = self.off.iter().map(|target| Edge {
-            action: Action::Off,
-            target,
-        });
-        on.chain(off).collect()
+        super::edges_of([(Action::On, &self.on), (Action::Off, &self.off)])
     }
 }

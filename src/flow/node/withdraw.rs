@@ -22,12 +22,6 @@ impl Withdraw {
     }
 
     pub fn edges(&self) -> Vec<Edge<'_>> {
-        self.next
-            .iter()
-            .map(|target| Edge {
-                action: Action::Withdrawn,
-                target,
-            })
-            .collect()
+        super::edges_of([(Action::Withdrawn, &self.next)])
     }
 }

@@ -46,9 +46,10 @@ const hotline = {
     return s >= 60 ? Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") : s + " s";
   },
 
-  // Sets an agent's state; resolves to the JSON answer, or throws its error message.
-  async setState(body) {
-    const res = await fetch("/desk/state", {
+  // A change sent with the page's token; resolves to the JSON answer, or throws its error
+  // message.
+  async post(path, body) {
+    const res = await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
       body: JSON.stringify(body),
@@ -57,6 +58,11 @@ const hotline = {
     const json = await res.json().catch(() => ({ error: "the server answered " + res.status }));
     if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
     return json;
+  },
+
+  // Sets an agent's state: the agent's new row.
+  setState(body) {
+    return hotline.post("/desk/state", body);
   },
 
   // Follows /api/events from the event the page was rendered after; `handlers` by event name.

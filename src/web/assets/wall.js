@@ -173,15 +173,7 @@
       const forS = row.querySelector("select.for").value;
       const body = forS ? { on, for_s: Number(forS) } : { on };
       try {
-        const res = await fetch("/api/switches/" + encodeURIComponent(row.dataset.switch), {
-          method: "POST",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": hotline.csrf },
-          body: JSON.stringify(body),
-          credentials: "same-origin",
-        });
-        const json = await res.json().catch(() => ({ error: "the server answered " + res.status }));
-        if (!res.ok) throw new Error(json.error || "refused (" + res.status + ")");
-        showSwitches([json]);
+        showSwitches([await hotline.post("/api/switches/" + encodeURIComponent(row.dataset.switch), body)]);
       } catch (e) {
         message.textContent = e.message;
       }
