@@ -50,6 +50,82 @@ mkdir -p followup
 say followup/saved "Your message is saved. We will call you back. Goodbye."
 say followup/not_saved "Sorry, we could not keep your request. Please stay on the line for the next available person."
 say followup/call_later "Sorry, we could not keep your request. Please call again later. Goodbye."
+# Spanish (prompts/es/): the queue announcements, the numbers they are built from as Spanish
+# says them (engine/spanish.rs names each file), and the follow-up confirmations.
+say_es() {
+  local name=$1 text=$2 tmp
+  tmp=$(mktemp --suffix=.wav)
+  espeak-ng -v es -s 160 -w "$tmp" "$text"
+  sox -D "$tmp" -r 8000 -c 1 -b 16 -e signed-integer "es/$name.wav"
+  rm -f "$tmp"
+}
+mkdir -p es/queue es/digits es/followup
+say_es queue/you_are_number "Es usted el número"
+say_es queue/in_line "en la fila."
+say_es queue/wait_about "Su tiempo de espera aproximado es de"
+say_es queue/minute "minuto."
+say_es queue/minutes "minutos."
+say_es queue/less_than_a_minute "menos de un minuto."
+say_es queue/callback_offer "Para conservar su lugar en la fila y que le devolvamos la llamada, pulse uno."
+say_es queue/callback_kept "Gracias. Conserva su lugar en la fila, y le llamaremos cuando sea su turno. Adiós."
+say_es followup/saved "Su mensaje se ha guardado. Le devolveremos la llamada. Adiós."
+say_es followup/not_saved "Lo sentimos, no hemos podido guardar su solicitud. Por favor, permanezca en línea para hablar con la próxima persona disponible."
+say_es followup/call_later "Lo sentimos, no hemos podido guardar su solicitud. Por favor, vuelva a llamar más tarde. Adiós."
+while read -r name word; do
+  say_es "digits/$name" "$word"
+done <<'WORDS'
+0 cero
+1 uno
+2 dos
+3 tres
+4 cuatro
+5 cinco
+6 seis
+7 siete
+8 ocho
+9 nueve
+10 diez
+11 once
+12 doce
+13 trece
+14 catorce
+15 quince
+16 dieciséis
+17 diecisiete
+18 dieciocho
+19 diecinueve
+20 veinte
+21 veintiuno
+21un veintiún
+22 veintidós
+23 veintitrés
+24 veinticuatro
+25 veinticinco
+26 veintiséis
+27 veintisiete
+28 veintiocho
+29 veintinueve
+30 treinta
+40 cuarenta
+50 cincuenta
+60 sesenta
+70 setenta
+80 ochenta
+90 noventa
+y y
+100 cien
+ciento ciento
+200 doscientos
+300 trescientos
+400 cuatrocientos
+500 quinientos
+600 seiscientos
+700 setecientos
+800 ochocientos
+900 novecientos
+mil mil
+un un
+WORDS
 # Ringback an agent hears while a callback dials the caller: 425 Hz, 1 s on, 4 s off.
 sox -D -n -r 8000 -c 1 -b 16 -e signed-integer queue/ringback.wav \
   synth 1 sine 425 gain -12 pad 0 4

@@ -316,6 +316,12 @@ pub fn simulate(flow: &str, args: &SimulateArgs) -> Exit {
         if run.watchdog {
             s.push_str("the watchdog stepped in and sent the caller to a live human\n");
         }
+        if run.language != crate::flow::language::DEFAULT {
+            s.push_str(&format!(
+                "the caller heard {}\n",
+                crate::flow::language::display(&run.language)
+            ));
+        }
         for (k, val) in &run.variables {
             s.push_str(&format!("variable {k} = {val}\n"));
         }

@@ -118,6 +118,7 @@ pub fn validate_against(
         }
     }
     diagnostics.extend(load::check_server_prompts(&set, prompts, &server_prompts));
+    diagnostics.extend(language_prompts(&set, prompts));
     let report = check::check(&set, &context(config, max_steps));
     diagnostics.extend(report.diagnostics);
     check::sort(&mut diagnostics);
@@ -132,6 +133,79 @@ pub fn validate_against(
         summaries: report.summaries,
         files,
     })
+}
+
+/// What a caller speaking another language than the default hears from the server where they
+/// wait or leave a message — the queue announcements, the callback offer, the follow-up
+/// confirmations — must be there in their language (`prompts/es/queue/…`): each node where
+/// such a caller would meet a missing one is an error naming the first file and the count.
+fn language_prompts(set: &FlowSet, prompts: Option<&Path>) -> Vec<crate::flow::Diagnostic> {
+    use crate::engine::announce;
+    use crate::flow::language;
+    use crate::flow::node::NodeKind;
+    let mut out = Vec::new();
+    for (id, node) in set.nodes.iter().enumerate() {
+        let (needs, what): (Vec<String>, &str) = match &node.kind {
+            NodeKind::Queue(_) | NodeKind::Owner(_) => (
+                announce::prompt_names(),
+                "their place in line, their wait and the callback offer",
+            ),
+            NodeKind::Voicemail(_) | NodeKind::Callback(_) => (
+                announce::FOLLOW_UP.map(String::from).to_vec(),
+                "whether their request was kept",
+            ),
+            _ => continue,
+        };
+        let flow = set.flow_of(id);
+        let dir = prompts.map_or_else(
+            || load::default_prompts_dir(&flow.source.path),
+            Path::to_path_buf,
+        );
+        for lang in set.languages.get(id).into_iter().flatten() {
+            if lang == language::DEFAULT {
+                continue;
+            }
+            let names: Vec<String> = match &node.kind {
+                NodeKind::Queue(_) | NodeKind::Owner(_) => announce::prompt_names_in(lang),
+                _ => needs
+                    .iter()
+                    .map(|n| announce::in_language(lang, n))
+                    .collect(),
+            };
+            // (Words only: the ringback tone is the same in every language.)
+            let missing: Vec<String> = names
+                .iter()
+                .filter(|n| n.starts_with(&format!("{lang}/")))
+                .filter(|n| {
+                    !matches!(
+                        load::read_prompt(&dir, n),
+                        crate::flow::model::PromptFile::Ok { .. }
+                    )
+                })
+                .map(|n| dir.join(format!("{n}.wav")).display().to_string())
+                .collect();
+            let Some(first) = missing.first() else {
+                continue;
+            };
+            let more = match missing.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            out.push(
+                crate::flow::Diagnostic::new(
+                    crate::flow::diagnostic::Rule::MissingPrompt,
+                    &flow.source,
+                    node.pos,
+                    format!(
+                        "a caller speaking {} is told {what} here, but {first} is missing{more}",
+                        language::display(lang)
+                    ),
+                )
+                .at_node(node.full_name.clone()),
+            );
+        }
+    }
+    out
 }
 
 /// Why a set of flows cannot go live.
@@ -232,6 +306,19 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
             names.push(n);
         }
     }
+    // The same in every other language a caller may speak (the validator proved them there).
+    let spoken: std::collections::BTreeSet<&String> = v.set.languages.iter().flatten().collect();
+    let mut other = Vec::new();
+    for lang in spoken {
+        if lang != crate::flow::language::DEFAULT {
+            other.extend(
+                crate::engine::announce::caller_prompts_in(lang)
+                    .into_iter()
+                    .filter(|n| prompts_dir.join(format!("{n}.wav")).is_file()),
+            );
+        }
+    }
+    names.extend(other.iter().map(String::as_str));
     // What a caller hears after a voicemail, or when a follow-up could not be saved.
     let mut missing = Vec::new();
     for n in crate::engine::announce::FOLLOW_UP {

@@ -26,8 +26,11 @@ pub struct Tts {
     /// The command, its arguments separated by spaces; `{text}`, `{voice}` and `{out}` (the
     /// WAV file to write) are replaced, each as one argument (no shell).
     pub command: String,
-    /// The voice (`en-us`, `es`, a Piper model path…).
+    /// The voice of the default language, English (`en-us`, a Piper model path…).
     pub voice: String,
+    /// The voice of each other language (`[tts.voices] es = "es"`); a language not listed is
+    /// spoken by the voice named by its code (espeak-ng has `es`, `fr`, …).
+    pub voices: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Tts {
@@ -35,15 +38,27 @@ impl Default for Tts {
         Tts {
             command: "espeak-ng -v {voice} -s 165 -w {out} {text}".to_string(),
             voice: "en-us".to_string(),
+            voices: std::collections::BTreeMap::new(),
         }
     }
 }
 
 impl Tts {
-    /// The cache key of `text` with this command and voice.
-    pub fn key(&self, text: &str) -> String {
+    /// The voice that speaks `language`.
+    pub fn voice_for<'a>(&'a self, language: &'a str) -> &'a str {
+        match self.voices.get(language) {
+            Some(v) => v,
+            None if language.is_empty() || language == crate::flow::language::DEFAULT => {
+                &self.voice
+            }
+            None => language,
+        }
+    }
+
+    /// The cache key of `text` in `language` with this command and its voice.
+    pub fn key(&self, language: &str, text: &str) -> String {
         let mut h = Sha256::new();
-        for part in [self.command.as_str(), self.voice.as_str(), text] {
+        for part in [self.command.as_str(), self.voice_for(language), text] {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
@@ -54,14 +69,15 @@ impl Tts {
             .collect()
     }
 
-    /// The prompt name `text` renders to (`.tts/KEY`).
-    pub fn name(&self, text: &str) -> String {
-        format!("{CACHE}/{}", self.key(text))
+    /// The prompt name `text` in `language` renders to (`.tts/KEY`).
+    pub fn name(&self, language: &str, text: &str) -> String {
+        format!("{CACHE}/{}", self.key(language, text))
     }
 
-    /// Renders `text` into `prompts/.tts/KEY.wav` unless it is there already; its name.
-    pub fn ensure(&self, prompts: &Path, text: &str) -> Result<String, String> {
-        let name = self.name(text);
+    /// Renders `text` in `language` into `prompts/.tts/KEY.wav` unless it is there already;
+    /// its name.
+    pub fn ensure(&self, prompts: &Path, language: &str, text: &str) -> Result<String, String> {
+        let name = self.name(language, text);
         let file = prompts.join(format!("{name}.wav"));
         if file.is_file() {
             return Ok(name);
@@ -69,18 +85,20 @@ impl Tts {
         let dir = prompts.join(CACHE);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot make the cache {}: {e}", dir.display()))?;
-        let raw = dir.join(format!("{}.raw.wav", self.key(text)));
-        let result = self.run(text, &raw).and_then(|()| convert(&raw, &file));
+        let raw = dir.join(format!("{}.raw.wav", self.key(language, text)));
+        let result = self
+            .run(self.voice_for(language), text, &raw)
+            .and_then(|()| convert(&raw, &file));
         let _ = std::fs::remove_file(&raw);
         result.map(|()| name)
     }
 
-    fn run(&self, text: &str, out: &Path) -> Result<(), String> {
+    fn run(&self, voice: &str, text: &str, out: &Path) -> Result<(), String> {
         let args: Vec<String> = self
             .command
             .split_whitespace()
             .map(|a| {
-                a.replace("{voice}", &self.voice)
+                a.replace("{voice}", voice)
                     .replace("{out}", &out.to_string_lossy())
                     .replace("{text}", text)
             })
@@ -222,14 +240,29 @@ mod tests {
     #[test]
     fn the_key_changes_with_the_text_the_voice_and_the_command() {
         let t = Tts::default();
-        assert_eq!(t.key("For sales, press 1."), t.key("For sales, press 1."));
-        assert_ne!(t.key("For sales, press 1."), t.key("For sales, press 2."));
-        let es = Tts {
-            voice: "es".into(),
+        assert_eq!(
+            t.key("en", "For sales, press 1."),
+            t.key("en", "For sales, press 1.")
+        );
+        assert_ne!(
+            t.key("en", "For sales, press 1."),
+            t.key("en", "For sales, press 2.")
+        );
+        let other = Tts {
+            voice: "en-gb".into(),
             ..Tts::default()
         };
-        assert_ne!(t.key("Hola"), es.key("Hola"));
-        assert!(t.name("x").starts_with(".tts/"));
+        assert_ne!(t.key("en", "Hola"), other.key("en", "Hola"));
+        // Each language its voice: the same words in Spanish are another rendering.
+        assert_ne!(t.key("en", "Hola"), t.key("es", "Hola"));
+        assert_eq!(t.voice_for("es"), "es");
+        assert_eq!(t.voice_for("en"), "en-us");
+        let mexican = Tts {
+            voices: [("es".to_string(), "es-419".to_string())].into(),
+            ..Tts::default()
+        };
+        assert_eq!(mexican.voice_for("es"), "es-419");
+        assert!(t.name("en", "x").starts_with(".tts/"));
     }
 
     #[test]
@@ -255,13 +288,16 @@ mod tests {
     fn espeak_renders_once_into_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let t = Tts::default();
-        let name = t.ensure(dir.path(), "For sales, press 1.").unwrap();
+        let name = t.ensure(dir.path(), "en", "For sales, press 1.").unwrap();
         let file = dir.path().join(format!("{name}.wav"));
         let r = hound::WavReader::open(&file).unwrap();
         assert_eq!((r.spec().sample_rate, r.spec().channels), (8000, 1));
         assert!(r.duration() > 8000 / 2, "{}", r.duration());
         let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
-        assert_eq!(t.ensure(dir.path(), "For sales, press 1.").unwrap(), name);
+        assert_eq!(
+            t.ensure(dir.path(), "en", "For sales, press 1.").unwrap(),
+            name
+        );
         assert_eq!(
             std::fs::metadata(&file).unwrap().modified().unwrap(),
             modified
@@ -270,7 +306,7 @@ mod tests {
             command: "no-such-tts-engine {out} {text}".into(),
             ..Tts::default()
         };
-        let e = missing.ensure(dir.path(), "Hello").unwrap_err();
+        let e = missing.ensure(dir.path(), "en", "Hello").unwrap_err();
         assert!(e.contains("apt-get install espeak-ng"), "{e}");
     }
 }

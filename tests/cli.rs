@@ -611,16 +611,13 @@ fn the_demo_line_validates_with_and_without_its_config() {
         );
     }
     std::fs::remove_dir_all(fx.path().join("prompts")).unwrap();
-    let copy = |from: &std::path::Path, to: &std::path::Path| {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.path().extension().is_some_and(|x| x == "wav") {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    };
-    copy(&repo().join("prompts"), &fx.path().join("prompts"));
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("prompts"))
+        .arg(fx.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let (code, v) = fx.validate();
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["errors"], 0);
@@ -638,11 +635,16 @@ fn the_demo_line_answers_callers() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         out.json()
     };
-    assert_eq!(sim("1")["node"], "main.sales");
+    // The welcome offers Spanish on 2; silence (or any other key) goes on in English.
+    assert_eq!(sim("_,1")["node"], "main.sales");
     assert_eq!(sim("0")["node"], "main.agents");
     assert_eq!(sim("")["node"], "main.agents");
-    assert_eq!(sim("2,123456#")["node"], "billing.billing_queue");
-    assert_eq!(sim("2,100000#")["node"], "billing.priority_queue");
+    assert_eq!(sim("_,2,123456#")["node"], "billing.billing_queue");
+    assert_eq!(sim("_,2,100000#")["node"], "billing.priority_queue");
+    let spanish = sim("2,1");
+    assert_eq!(spanish["node"], "main.sales");
+    assert_eq!(spanish["language"], "es", "{spanish}");
+    assert_eq!(sim("_,1")["language"], "en");
     // A returning caller: put through to whoever has their message, or withdrawing it.
     let returning = |input: &str| {
         let out = run_in(
@@ -664,8 +666,8 @@ fn the_demo_line_answers_callers() {
         out.json()
     };
     assert_eq!(returning("")["node"], "main.owner");
-    assert_eq!(returning("1")["node"], "main.owner");
-    let withdrawn = returning("2");
+    assert_eq!(returning("_,1")["node"], "main.owner");
+    let withdrawn = returning("_,2");
     assert_eq!(withdrawn["node"], "main.withdrawn");
     assert_eq!(withdrawn["outcome"], "hangup");
 }

@@ -13,6 +13,8 @@ mod carrier;
 mod common;
 #[path = "e2e/desk.rs"]
 mod desk;
+#[path = "e2e/languages.rs"]
+mod languages;
 #[path = "e2e/linphone.rs"]
 mod linphone;
 #[path = "e2e/lookups.rs"]

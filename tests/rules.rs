@@ -1040,3 +1040,176 @@ fn a_returning_callers_way_is_proven() {
     let f = findings(&with_returning("menu").replace("none = \"menu\"\n", ""));
     assert!(f.iter().any(|(r, _)| r == "dead-end"), "{f:?}");
 }
+
+/// A caller who chose Spanish at the menu (`set = { language = "es" }`): the line must have
+/// every prompt they meet in Spanish — the flow's own (`prompts/es/…`, or text per language)
+/// and the server's where they wait (`prompts/es/queue/…`) — and the time to a person counts
+/// the slower language.
+const SPANISH: &str = "\n[nodes.spanish]\ntype = \"play\"\nset = { language = \"es\" }\nprompt = \"hello\"\nnext = \"agents\"\n";
+
+fn bilingual() -> String {
+    edit(
+        "\"9\" = \"goodbye\" }",
+        "\"9\" = \"goodbye\", \"3\" = \"spanish\" }",
+    ) + SPANISH
+}
+
+#[test]
+fn every_prompt_a_spanish_caller_meets_is_there_in_spanish() {
+    let fx = Fixture::new();
+    fx.flow("main", &bilingual());
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1, "{v}");
+    let missing: Vec<(String, String)> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rule"] == "missing-prompt")
+        .map(|d| {
+            (
+                d["node"].as_str().unwrap_or("").to_string(),
+                d["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let at = |node: &str| {
+        missing
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| panic!("nothing missing at {node}: {missing:?}"))
+    };
+    assert!(
+        at("main.spanish").contains("in Spanish (es): no file")
+            && at("main.spanish").contains("prompts/es/hello.wav"),
+        "{missing:?}"
+    );
+    assert!(at("main.agents").contains("es/queue/"), "{missing:?}");
+    assert!(at("main.vm").contains("es/followup/saved"), "{missing:?}");
+    // An English-only node the Spanish caller never meets needs nothing in Spanish.
+    assert!(
+        !missing
+            .iter()
+            .any(|(n, _)| n == "main.menu" || n == "main.welcome")
+    );
+
+    // With the Spanish files there, the line is clean.
+    let es = fx.path().join("prompts/es");
+    std::fs::create_dir_all(&es).unwrap();
+    common::write_wav(&es.join("hello.wav"), 8000, 1, 1.0);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/es");
+    for d in ["queue", "digits", "followup"] {
+        let ok = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(repo.join(d))
+            .arg(&es)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+
+    // A Spanish prompt three times as long breaks the bound, and the message says where.
+    common::write_wav(&es.join("hello.wav"), 8000, 1, 30.0);
+    fx.flow(
+        "main",
+        &bilingual().replace(
+            "escape_to = \"agents\"",
+            "escape_to = \"agents\"\nmax_seconds_to_human = 25",
+        ),
+    );
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1, "{v}");
+    let slow = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "too-slow")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        slow["message"]
+            .as_str()
+            .unwrap()
+            .contains("main.spanish 30.0 s in Spanish (es)"),
+        "{slow}"
+    );
+}
+
+#[test]
+fn a_language_is_one_hotline_speaks() {
+    let f = fires(
+        &(bilingual().replace("language = \"es\"", "language = \"fr\"")),
+        "invalid-flow",
+        Some("main.spanish"),
+    );
+    assert!(!f.iter().any(|(r, _)| r == "missing-prompt"), "{f:?}");
+    fires(
+        &edit(
+            "escape_to = \"agents\"",
+            "escape_to = \"agents\"\nlanguage = \"klingon\"",
+        ),
+        "invalid-flow",
+        None,
+    );
+    // A text prompt in a language hotline does not speak.
+    fires(
+        &edit(
+            "prompt = \"bye\"",
+            "prompt = { say = { en = \"Bye.\", xx = \"Adieu.\" } }",
+        ),
+        "invalid-flow",
+        Some("main.goodbye"),
+    );
+}
+
+/// Text in the caller's language: a node Spanish callers reach with English text only is an
+/// error naming the language to add; given per language, the line is clean; an offer said
+/// in Spanish to everyone (`language = "es"`) needs no English.
+#[test]
+fn a_text_prompt_gives_its_words_in_every_language_that_reaches_it() {
+    let fx = Fixture::new();
+    fx.flow(
+        "main",
+        &bilingual().replace(
+            "prompt = \"hello\"\nnext = \"agents\"",
+            "prompt = { say = \"Hello.\" }\nnext = \"agents\"",
+        ),
+    );
+    let (_, v) = fx.validate();
+    let d = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["node"] == "main.spanish" && d["rule"] == "missing-prompt")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("no text in Spanish (es): add it (say = { es = \"…\" })"),
+        "{d}"
+    );
+    fx.flow(
+        "main",
+        &bilingual()
+            .replace(
+                "prompt = \"hello\"\nnext = \"agents\"",
+                "prompt = { say = { en = \"Hello.\", es = \"Hola.\" } }\nnext = \"agents\"",
+            )
+            .replace(
+                "prompt = \"menu\"",
+                "prompt = [\"menu\", { say = \"Para español, pulse dos.\", language = \"es\" }]",
+            ),
+    );
+    let (_, v) = fx.validate();
+    assert!(
+        !v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["node"] == "main.spanish" || d["node"] == "main.menu"),
+        "{v}"
+    );
+}

@@ -1,6 +1,10 @@
 //! What a caller waiting in a queue hears about their place — "You are number 3 in line.
 //! Your expected wait is about 4 minutes." — built from the phrases in `prompts/queue/` and
 //! the numbers in `prompts/digits/`, and the callback offer made to a caller who has waited.
+//! In Spanish from `prompts/es/queue/` and `prompts/es/digits/` ("Es usted el número
+//! veintiuno en la fila. Su tiempo de espera aproximado es de veintiún minutos."), the
+//! numbers said as Spanish says them (`spanish`). Every name here is the English one;
+//! `in_language` gives it in the caller's.
 
 use std::time::Duration;
 
@@ -35,6 +39,67 @@ pub const AGENT_NOT_READY: &str = "agent/not_ready";
 
 /// Numbers up to this are spoken; longer lines are announced as this many.
 const MAX_SPOKEN: u64 = 999_999;
+
+/// A server prompt in the caller's language (`queue/in_line` → `es/queue/in_line`).
+pub fn in_language(language: &str, name: &str) -> String {
+    crate::flow::language::file_in(language, name)
+}
+
+/// Every prompt announcements use in `language`: a server loads them all, or announces
+/// nothing.
+pub fn prompt_names_in(language: &str) -> Vec<String> {
+    let phrases = [
+        YOU_ARE_NUMBER,
+        IN_LINE,
+        WAIT_ABOUT,
+        MINUTE,
+        MINUTES,
+        LESS_THAN_A_MINUTE,
+        CALLBACK_OFFER,
+        CALLBACK_KEPT,
+    ];
+    if language == "es" {
+        let mut names: Vec<String> = phrases.iter().map(|p| in_language("es", p)).collect();
+        names.extend(super::spanish::prompt_names());
+        names.push(RINGBACK.to_string());
+        return names;
+    }
+    prompt_names()
+}
+
+/// Every prompt the server may play to a caller speaking `language` besides the flows' own:
+/// the queue announcements and the follow-up confirmations (hold music has no words).
+pub fn caller_prompts_in(language: &str) -> Vec<String> {
+    let mut names = prompt_names_in(language);
+    names.extend(FOLLOW_UP.map(|p| in_language(language, p)));
+    names
+}
+
+/// The announcement in the caller's language (see `position`).
+pub fn position_in(language: &str, ahead: usize, wait: Option<Duration>) -> Vec<String> {
+    if language != "es" {
+        return position(ahead, wait);
+    }
+    let es = |p: &str| in_language("es", p);
+    let mut out = vec![es(YOU_ARE_NUMBER)];
+    out.extend(super::spanish::number(ahead as u64 + 1, false));
+    out.push(es(IN_LINE));
+    if let Some(wait) = wait {
+        out.push(es(WAIT_ABOUT));
+        match spoken_minutes(wait) {
+            0 => out.push(es(LESS_THAN_A_MINUTE)),
+            1 => {
+                out.extend(super::spanish::number(1, true));
+                out.push(es(MINUTE));
+            }
+            m => {
+                out.extend(super::spanish::number(m, true));
+                out.push(es(MINUTES));
+            }
+        }
+    }
+    out
+}
 
 /// Every prompt announcements use: a server loads them all, or announces nothing.
 pub fn prompt_names() -> Vec<String> {
@@ -164,6 +229,47 @@ mod tests {
         assert_eq!(said(&number(3004)), "3 thousand 4");
         assert_eq!(said(&number(99_999)), "90 9 thousand 9 hundred 90 9");
         assert_eq!(said(&number(5_000_000)), said(&number(999_999)));
+    }
+
+    #[test]
+    fn the_spanish_announcement_says_spanish_numbers_before_its_nouns() {
+        let words = |p: Vec<String>| -> String {
+            p.iter()
+                .map(|s| {
+                    let key = s.rsplit('/').next().unwrap_or(s);
+                    super::super::spanish::WORDS
+                        .iter()
+                        .chain(std::iter::once(&super::super::spanish::VEINTIUN))
+                        .find(|(w, _)| s.starts_with("es/digits/") && *w == key)
+                        .map_or(key, |(_, word)| word)
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            words(position_in("es", 20, Some(Duration::from_secs(21 * 60)))),
+            "you_are_number veintiuno in_line wait_about veintiún minutes"
+        );
+        assert_eq!(
+            words(position_in("es", 0, Some(Duration::from_secs(61)))),
+            "you_are_number uno in_line wait_about un minute"
+        );
+        assert_eq!(
+            words(position_in("es", 100, Some(Duration::from_secs(20)))),
+            "you_are_number ciento uno in_line wait_about less_than_a_minute"
+        );
+        let p = position_in("es", 4, Some(Duration::from_secs(300)));
+        assert!(p.iter().all(|n| n.starts_with("es/")), "{p:?}");
+        let names = prompt_names_in("es");
+        for ahead in (0..2000).chain([99_999, 999_999]) {
+            for p in position_in("es", ahead, Some(Duration::from_secs(ahead as u64 * 60))) {
+                assert!(names.contains(&p), "{ahead}: {p}");
+            }
+        }
+        // English callers hear what they always heard.
+        assert_eq!(position_in("en", 2, None), position(2, None));
+        assert!(caller_prompts_in("es").contains(&"es/followup/saved".to_string()));
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub struct Call<'a> {
     switches: BTreeMap<String, bool>,
     /// The caller's open follow-up, when they have one (until they withdraw it).
     item: Option<OpenItem>,
+    /// The language the caller hears: the line's, then as `set` changes it.
+    language: String,
 }
 
 impl<'a> Call<'a> {
@@ -261,7 +263,22 @@ impl<'a> Call<'a> {
             timezone: jiff::tz::TimeZone::system(),
             switches: BTreeMap::new(),
             item: None,
+            language: set.flows.get(line).map_or_else(
+                || crate::flow::language::DEFAULT.to_string(),
+                |f| f.language.clone(),
+            ),
         }
+    }
+
+    /// The language the caller hears now.
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// The language of the line the caller dialled, when it is not the flow's own.
+    pub fn with_language(mut self, language: &str) -> Self {
+        self.language = language.to_string();
+        self
     }
 
     /// The caller's open follow-up, found when the call came.
@@ -308,6 +325,7 @@ impl<'a> Call<'a> {
         use crate::flow::variables as v;
         match name {
             v::CALLER_NUMBER => Some(self.caller_number.clone()),
+            v::LANGUAGE => Some(self.language.clone()),
             v::LINE => Some(self.line_name.clone()),
             v::TIME | v::WEEKDAY => {
                 let local = self.wall(now).to_zoned(self.timezone.clone());
@@ -511,7 +529,10 @@ impl<'a> Call<'a> {
                     if matches!(self.set.nodes[node].kind, NodeKind::Voicemail(_)) {
                         // Told only now that the message is on disk.
                         self.state = State::Goodbye { node };
-                        out.push(Action::Play(vec![announce::MESSAGE_SAVED.to_string()]));
+                        out.push(Action::Play(vec![announce::in_language(
+                            &self.language,
+                            announce::MESSAGE_SAVED,
+                        )]));
                     } else {
                         self.end(&mut out);
                     }
@@ -570,7 +591,10 @@ impl<'a> Call<'a> {
             announce::CALL_LATER
         };
         self.state = State::Apology { node, then };
-        out.push(Action::Play(vec![prompt.to_string()]));
+        out.push(Action::Play(vec![announce::in_language(
+            &self.language,
+            prompt,
+        )]));
     }
 
     fn prompt_done(&mut self, node: NodeId, now: Instant) {
@@ -726,7 +750,7 @@ impl<'a> Call<'a> {
         }
         self.path.push(label.to_string());
         let before: Vec<String> = if label == "wrong" {
-            names(invalid)
+            names(invalid, &self.language)
         } else {
             Vec::new()
         };
@@ -753,7 +777,7 @@ impl<'a> Call<'a> {
             _ => return,
         };
         let mut play = before;
-        play.extend(names(prompts));
+        play.extend(names(prompts, &self.language));
         self.deadline = None;
         self.state = if is_menu {
             State::Menu {
@@ -856,7 +880,11 @@ impl<'a> Call<'a> {
                 return self.watchdog(node, now, out);
             }
             for (name, value) in &n.set {
-                self.vars.insert(name.clone(), value.clone());
+                if name == crate::flow::variables::LANGUAGE {
+                    self.language = value.clone();
+                } else {
+                    self.vars.insert(name.clone(), value.clone());
+                }
             }
             match &n.kind {
                 NodeKind::Schedule(s) => {
@@ -920,7 +948,7 @@ impl<'a> Call<'a> {
                     self.path.push(n.full_name.clone());
                     self.step();
                     self.state = State::Play { node };
-                    out.push(Action::Play(names(&p.prompts)));
+                    out.push(Action::Play(names(&p.prompts, &self.language)));
                     return;
                 }
                 NodeKind::Menu(_) | NodeKind::Collect(_) => {
@@ -998,7 +1026,7 @@ impl<'a> Call<'a> {
                     self.state = State::FollowUp { node };
                     out.push(Action::RecordVoicemail {
                         mailbox: v.mailbox.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
-                        prompts: names(&v.prompts),
+                        prompts: names(&v.prompts, &self.language),
                         max_length_s: v.max_length_s,
                     });
                     return;
@@ -1008,7 +1036,7 @@ impl<'a> Call<'a> {
                     self.state = State::FollowUp { node };
                     out.push(Action::RegisterCallback {
                         queue: c.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
-                        prompts: names(&c.prompts),
+                        prompts: names(&c.prompts, &self.language),
                     });
                     return;
                 }
@@ -1018,7 +1046,7 @@ impl<'a> Call<'a> {
                         return self.end(out);
                     }
                     self.state = State::Goodbye { node };
-                    out.push(Action::Play(names(&h.prompts)));
+                    out.push(Action::Play(names(&h.prompts, &self.language)));
                     return;
                 }
             }
@@ -1038,8 +1066,13 @@ fn target(t: &Option<Target>) -> Option<NodeId> {
     t.as_ref().and_then(|t| t.node)
 }
 
-fn names(prompts: &[Prompt]) -> Vec<String> {
-    prompts.iter().map(|p| p.name.clone()).collect()
+/// The prompts as a caller speaking `language` hears them (the validator proved each exists;
+/// one that does not is played as written).
+fn names(prompts: &[Prompt], language: &str) -> Vec<String> {
+    prompts
+        .iter()
+        .map(|p| p.name_in(language).unwrap_or_else(|| p.name.clone()))
+        .collect()
 }
 
 #[cfg(test)]

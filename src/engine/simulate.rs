@@ -53,6 +53,8 @@ pub struct Run {
     pub watchdog: bool,
     pub escape: bool,
     pub variables: Vec<(String, String)>,
+    /// The language the caller heard last.
+    pub language: String,
 }
 
 impl Run {
@@ -63,6 +65,7 @@ impl Run {
             "steps": self.steps,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "path": self.path,
+            "language": self.language,
         });
         if self.watchdog {
             v["watchdog"] = serde_json::Value::Bool(true);
@@ -258,6 +261,7 @@ pub fn run(
             .iter()
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect(),
+        language: call.language().to_string(),
     }
 }
 

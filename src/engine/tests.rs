@@ -910,3 +910,97 @@ fn a_returning_caller_is_known_put_through_to_the_owner_or_withdraws() {
     assert_eq!(call.path()[..3], ["r.returning", "none", "r.agents"]);
     assert!(call.variables().is_empty());
 }
+
+const BILINGUAL: &str = r##"
+[flow]
+entry = "offer"
+escape_digit = "0"
+escape_to = "agents"
+
+[nodes.offer]
+type = "menu"
+prompt = [{ say = "Hello." }, { say = "Para español, pulse dos.", language = "es" }]
+options = { "2" = "spanish" }
+timeout_s = 2
+max_retries = 0
+on_exhausted = "menu"
+
+[nodes.spanish]
+type = "play"
+set = { language = "es" }
+prompt = { say = { es = "Hola." } }
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompt = { say = { en = "Press 1.", es = "Pulse uno." } }
+options = { "1" = "vm" }
+on_exhausted = "agents"
+
+[nodes.agents]
+type = "queue"
+queue = "support"
+on_timeout = "vm"
+
+[nodes.vm]
+type = "voicemail"
+mailbox = "support"
+prompt = { say = { en = "Speak after the tone.", es = "Hable después del tono." } }
+"##;
+
+/// A caller who presses 2 hears Spanish from there on: the flow's text in Spanish, and the
+/// server's words (the voicemail's confirmation) from `prompts/es/`; one who does not stays
+/// in English. The offer itself is said in Spanish to both.
+#[test]
+fn a_caller_who_chooses_spanish_hears_spanish_from_then_on() {
+    let set = valid_set("flows/main.toml", BILINGUAL);
+    let cals = HashMap::new();
+    let tts = crate::tts::Tts::default();
+    let said = |language: &str, text: &str| tts.name(language, text);
+    for (keys, language) in [("2", "es"), ("", "en")] {
+        let (mut call, c, out) = start(&set, &cals);
+        assert_eq!(
+            out,
+            vec![Action::Play(vec![
+                said("en", "Hello."),
+                said("es", "Para español, pulse dos.")
+            ])]
+        );
+        assert_eq!(call.language(), "en");
+        let mut t = 1.0;
+        call.handle(Event::PromptFinished, c.at(t));
+        let out = if keys.is_empty() {
+            t += 2.0;
+            call.handle(Event::Timeout, c.at(t))
+        } else {
+            let out = call.handle(Event::Digit('2'), c.at(t));
+            assert_eq!(out, vec![Action::Play(vec![said("es", "Hola.")])]);
+            t += 1.0;
+            call.handle(Event::PromptFinished, c.at(t))
+        };
+        let menu = if language == "es" {
+            "Pulse uno."
+        } else {
+            "Press 1."
+        };
+        assert!(
+            out.contains(&Action::Play(vec![said(language, menu)])),
+            "{out:?}"
+        );
+        assert_eq!(call.language(), language);
+        assert_eq!(call.value("language", c.at(t)).as_deref(), Some(language));
+        let out = call.handle(Event::Digit('1'), c.at(t + 1.0));
+        assert!(
+            matches!(&out[..], [.., Action::RecordVoicemail { prompts, .. }]
+                if *prompts == vec![said(language, if language == "es" { "Hable después del tono." } else { "Speak after the tone." })]),
+            "{out:?}"
+        );
+        let out = call.handle(Event::Finished, c.at(t + 30.0));
+        let saved = announce::in_language(language, announce::MESSAGE_SAVED);
+        assert!(
+            out.contains(&Action::Play(vec![saved.clone()])),
+            "{language}: {out:?}"
+        );
+        assert_eq!(saved.starts_with("es/"), language == "es");
+    }
+}

@@ -100,15 +100,7 @@ pub fn distances(set: &FlowSet, max_steps: Option<u32>) -> Vec<NodeDistance> {
             };
             let (st, ms, lo) = (steps.eval(s), millis.eval(s), lost.eval(s));
             out.push(NodeDistance {
-                hears: node
-                    .kind
-                    .prompts()
-                    .iter()
-                    .map(|p| match &p.say {
-                        Some(text) => format!("\"{text}\""),
-                        None => p.name.clone(),
-                    })
-                    .collect(),
+                hears: node.kind.prompts().iter().map(|p| p.shown()).collect(),
                 node: node.full_name.clone(),
                 distance: Distance {
                     silent_steps: st.ok().then_some(st.cost),

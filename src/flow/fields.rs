@@ -158,35 +158,80 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
-    /// A text prompt, `{ say = "…" }`.
+    /// A text prompt: `{ say = "…" }` in the flow's language, `{ say = "…", language = "es" }`
+    /// said so to every caller, or `{ say = { en = "…", es = "…" } }` per caller language.
     fn say(&mut self, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Prompt> {
         let pos = self.pos_of(v);
         let table = v.get_ref().as_table()?;
         let owner = self.owner.clone();
-        let text = match (table.get("say").map(|t| t.get_ref()), table.len()) {
-            (Some(DeValue::String(s)), 1) => s.trim().to_string(),
-            _ => {
-                self.error(
-                    pos,
-                    format!("{owner}: `{key}` takes a prompt name or {{ say = \"text\" }}, and nothing else in the table"),
-                );
+        let shape = format!(
+            "{owner}: `{key}` takes a prompt name, {{ say = \"text\" }}, {{ say = \"text\", language = \"es\" }} or {{ say = {{ en = \"…\", es = \"…\" }} }}"
+        );
+        let language = match table.get("language").map(|l| l.get_ref()) {
+            None => None,
+            Some(DeValue::String(l)) => Some(l.to_string()),
+            Some(_) => {
+                self.error(pos, shape);
                 return None;
             }
         };
-        if text.is_empty() || text.chars().count() > crate::tts::MAX_TEXT_CHARS {
-            self.error(
-                pos,
-                format!(
-                    "{owner}: `{key}`: a text prompt says 1 to {} characters",
-                    crate::tts::MAX_TEXT_CHARS
-                ),
-            );
-            return None;
+        let extra = table
+            .len()
+            .saturating_sub(1 + usize::from(language.is_some()));
+        let mut texts: Vec<(String, String)> = match table.get("say").map(|t| t.get_ref()) {
+            Some(DeValue::String(s)) if extra == 0 => {
+                vec![(language.clone().unwrap_or_default(), s.trim().to_string())]
+            }
+            Some(DeValue::Table(by)) if extra == 0 && language.is_none() && !by.is_empty() => {
+                let mut out = Vec::new();
+                for (l, s) in by.iter() {
+                    match s.get_ref() {
+                        DeValue::String(s) => {
+                            out.push((l.get_ref().to_string(), s.trim().to_string()))
+                        }
+                        _ => {
+                            self.error(pos, shape);
+                            return None;
+                        }
+                    }
+                }
+                out
+            }
+            _ => {
+                self.error(pos, shape);
+                return None;
+            }
+        };
+        for (l, text) in &texts {
+            if !l.is_empty() && !super::language::is_spoken(l) {
+                self.error(
+                    pos,
+                    format!("{owner}: `{key}`: {}", super::language::unknown(l)),
+                );
+                return None;
+            }
+            if text.is_empty() || text.chars().count() > crate::tts::MAX_TEXT_CHARS {
+                self.error(
+                    pos,
+                    format!(
+                        "{owner}: `{key}`: a text prompt says 1 to {} characters",
+                        crate::tts::MAX_TEXT_CHARS
+                    ),
+                );
+                return None;
+            }
         }
+        let (first_language, first) = texts.remove(0);
         Some(Prompt {
-            name: String::new(),
             pos,
-            say: Some(text),
+            say: Some(first),
+            language: first_language,
+            fixed: language.is_some(),
+            others: texts
+                .into_iter()
+                .map(|(l, text)| (l, (text, String::new())))
+                .collect(),
+            ..Prompt::default()
         })
     }
 
@@ -197,21 +242,13 @@ impl<'a, 'i> Fields<'a, 'i> {
         };
         let pos = self.pos_of(v);
         match v.get_ref() {
-            DeValue::String(s) => vec![Prompt {
-                name: s.to_string(),
-                pos,
-                say: None,
-            }],
+            DeValue::String(s) => vec![Prompt::file(s, pos)],
             DeValue::Table(_) => self.say(key, v).into_iter().collect(),
             DeValue::Array(items) => {
                 let mut out = Vec::new();
                 for item in items.iter() {
                     match item.get_ref() {
-                        DeValue::String(s) => out.push(Prompt {
-                            name: s.to_string(),
-                            pos: self.pos_of(item),
-                            say: None,
-                        }),
+                        DeValue::String(s) => out.push(Prompt::file(s, self.pos_of(item))),
                         DeValue::Table(_) => out.extend(self.say(key, item)),
                         _ => self.wrong_type(key, item, "a prompt name or { say = \"text\" }"),
                     }

@@ -97,6 +97,7 @@ pub fn load_files(
     }
     let mut later = Vec::new();
     resolve(&mut set, &mut later);
+    set.languages = super::language::reachable(&set);
     render_says(&mut set, prompts_dir, tts);
     check_prompts(&mut set, prompts_dir, &mut later);
     later.retain(|d| !unreported.iter().any(|s| Arc::ptr_eq(s, &d.source)));
@@ -114,6 +115,7 @@ pub fn load_text(set: &mut FlowSet, path: &Path, text: &str, diags: &mut Vec<Dia
 /// rendered by the default engine).
 pub fn finish(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<Diagnostic>) {
     resolve(set, diags);
+    set.languages = super::language::reachable(set);
     render_says(set, prompts_dir, &crate::tts::Tts::default());
     check_prompts(set, prompts_dir, diags);
 }
@@ -135,13 +137,18 @@ fn render_says(set: &mut FlowSet, prompts_dir: Option<&Path>, tts: &crate::tts::
         let mut failed = Vec::new();
         for p in set.nodes[id].kind.prompts_mut() {
             let Some(text) = p.say.clone() else { continue };
-            p.name = match tts.ensure(&dirs[flow], &text) {
-                Ok(name) => name,
-                Err(why) => {
-                    failed.push((text.clone(), why));
-                    tts.name(&text)
-                }
-            };
+            let mut render =
+                |language: &str, text: &str| match tts.ensure(&dirs[flow], language, text) {
+                    Ok(name) => name,
+                    Err(why) => {
+                        failed.push((text.to_string(), why));
+                        tts.name(language, text)
+                    }
+                };
+            p.name = render(&p.language, &text);
+            for (language, (text, name)) in p.others.iter_mut() {
+                *name = render(language, text);
+            }
         }
         set.unrendered.extend(failed);
     }
@@ -276,6 +283,7 @@ fn parse_flow(
         max_steps_to_human: 5,
         max_seconds_to_human: 120,
         description: None,
+        language: super::language::DEFAULT.to_string(),
         nodes: Vec::new(),
         reported,
     };
@@ -307,6 +315,16 @@ fn parse_flow(
                 flow.max_steps_to_human = f.number("max_steps_to_human", 5, 1000).max(1);
                 flow.max_seconds_to_human = f.number("max_seconds_to_human", 120, 86_400);
                 flow.description = f.string("description").map(|(d, _)| d);
+                if let Some((language, pos)) = f.string("language") {
+                    if super::language::is_spoken(&language) {
+                        flow.language = language;
+                    } else {
+                        f.error(
+                            pos,
+                            format!("[flow]: {}", super::language::unknown(&language)),
+                        );
+                    }
+                }
                 f.finish(&[]);
             }
         },
@@ -396,6 +414,24 @@ fn parse_flow(
                     format!("unknown node type \"{ty}\" (one of {})", TYPES.join(", ")),
                 );
                 set.unreadable.push(full_name);
+            }
+        }
+    }
+    // A text given without a language is in the flow's; one given per language is shown
+    // (graph, diff) in the flow's when it has that.
+    for &id in &flow.nodes {
+        for p in set.nodes[id].kind.prompts_mut() {
+            if p.say.is_some() && p.language.is_empty() {
+                p.language = flow.language.clone();
+            }
+            if let Some((text, _)) = p.others.remove(&flow.language) {
+                let was = (
+                    std::mem::take(&mut p.language),
+                    p.say.take().unwrap_or_default(),
+                );
+                p.others.insert(was.0, (was.1, String::new()));
+                p.language = flow.language.clone();
+                p.say = Some(text);
             }
         }
     }
@@ -601,45 +637,75 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
         let node = &set.nodes[id];
         let flow = &set.flows[node.flow];
         let dir = &dirs[node.flow];
+        // Every language a caller may hear the node in; the flow's own where none reaches it.
+        let languages: Vec<String> = match set.languages.get(id) {
+            Some(l) if !l.is_empty() => l.iter().cloned().collect(),
+            _ => vec![flow.language.clone()],
+        };
         for p in node.kind.prompts() {
-            let file = set
-                .prompts
-                .entry(p.name.clone())
-                .or_insert_with(|| read_prompt(dir, &p.name))
-                .clone();
-            let (rule, msg) = match file {
-                PromptFile::Ok { .. } => continue,
-                PromptFile::Escapes => (
-                    Rule::MissingPrompt,
-                    format!("prompt \"{}\" is outside the prompts folder", p.name),
-                ),
-                PromptFile::Missing => match p
-                    .say
-                    .as_ref()
-                    .and_then(|t| set.unrendered.get(t).map(|why| (t, why)))
-                {
-                    Some((text, why)) => {
-                        let shown: String = text.chars().take(60).collect();
-                        (
-                            Rule::MissingPrompt,
-                            format!("text prompt \"{shown}\" could not be rendered: {why}"),
-                        )
+            for language in &languages {
+                let in_language = if languages.len() > 1 || language != super::language::DEFAULT {
+                    format!(" in {}", super::language::display(language))
+                } else {
+                    String::new()
+                };
+                let Some(name) = p.name_in(language) else {
+                    let shown: String = p.say.as_deref().unwrap_or("").chars().take(40).collect();
+                    let msg = format!(
+                        "a caller speaking {} hears text prompt \"{shown}\", which has no text in {}: add it (say = {{ {language} = \"…\" }})",
+                        super::language::display(language),
+                        super::language::display(language),
+                    );
+                    if seen.insert((id, format!("{language}:{shown}"))) {
+                        diags.push(
+                            Diagnostic::new(Rule::MissingPrompt, &flow.source, p.pos, msg)
+                                .at_node(node.full_name.clone()),
+                        );
                     }
-                    None => (
+                    continue;
+                };
+                let file = set
+                    .prompts
+                    .entry(name.clone())
+                    .or_insert_with(|| read_prompt(dir, &name))
+                    .clone();
+                let (rule, msg) = match file {
+                    PromptFile::Ok { .. } => continue,
+                    PromptFile::Escapes => (
                         Rule::MissingPrompt,
-                        format!(
-                            "prompt \"{}\": no file {}",
-                            p.name,
-                            dir.join(format!("{}.wav", p.name)).display()
-                        ),
+                        format!("prompt \"{}\" is outside the prompts folder", p.name),
                     ),
-                },
-                PromptFile::Bad(why) => (Rule::BadPrompt, format!("prompt \"{}\": {why}", p.name)),
-            };
-            if seen.insert((id, p.name.clone())) {
-                diags.push(
-                    Diagnostic::new(rule, &flow.source, p.pos, msg).at_node(node.full_name.clone()),
-                );
+                    PromptFile::Missing => match p
+                        .text_in(language)
+                        .and_then(|t| set.unrendered.get(t).map(|why| (t, why)))
+                    {
+                        Some((text, why)) => {
+                            let shown: String = text.chars().take(60).collect();
+                            (
+                                Rule::MissingPrompt,
+                                format!("text prompt \"{shown}\" could not be rendered: {why}"),
+                            )
+                        }
+                        None => (
+                            Rule::MissingPrompt,
+                            format!(
+                                "prompt \"{}\"{in_language}: no file {}",
+                                p.name,
+                                dir.join(format!("{name}.wav")).display()
+                            ),
+                        ),
+                    },
+                    PromptFile::Bad(why) => (
+                        Rule::BadPrompt,
+                        format!("prompt \"{}\"{in_language}: {why}", p.name),
+                    ),
+                };
+                if seen.insert((id, name.clone())) {
+                    diags.push(
+                        Diagnostic::new(rule, &flow.source, p.pos, msg)
+                            .at_node(node.full_name.clone()),
+                    );
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod diff;
 pub mod fields;
+pub mod language;
 pub mod load;
 pub mod model;
 pub mod node;

@@ -30,14 +30,67 @@ impl Target {
     }
 }
 
-/// A prompt name as written: `prompts/<name>.wav`.
-#[derive(Debug, Clone)]
+/// A prompt as written: a name (`prompts/<name>.wav`, per language `prompts/es/<name>.wav`) or
+/// a text (`{ say = "…" }`, per language `{ say = { en = "…", es = "…" } }`).
+#[derive(Debug, Clone, Default)]
 pub struct Prompt {
     /// `prompts/NAME.wav`; for a text prompt, its rendering (`.tts/KEY`) once rendered.
     pub name: String,
     pub pos: Pos,
-    /// What a text prompt says (`{ say = "…" }`).
+    /// What a text prompt says (`{ say = "…" }`) in `language`.
     pub say: Option<String>,
+    /// The language of `say`: the flow's unless the prompt names one (empty for a file).
+    pub language: String,
+    /// `{ say = "…", language = "es" }`: said so to every caller, whatever their language
+    /// (the offer of another language).
+    pub fixed: bool,
+    /// The text for callers of other languages, by language: what it says and, once
+    /// rendered, its prompt name.
+    pub others: std::collections::BTreeMap<String, (String, String)>,
+}
+
+impl Prompt {
+    /// A prompt file, `prompts/NAME.wav`.
+    pub fn file(name: &str, pos: Pos) -> Prompt {
+        Prompt {
+            name: name.to_string(),
+            pos,
+            ..Prompt::default()
+        }
+    }
+
+    /// The prompt a caller speaking `language` hears: a file in that language's folder, or
+    /// the text given in it (none when the flow gives no text in that language).
+    pub fn name_in(&self, language: &str) -> Option<String> {
+        if self.say.is_none() {
+            return Some(super::language::file_in(language, &self.name));
+        }
+        if self.fixed || language == self.language {
+            return Some(self.name.clone());
+        }
+        self.others.get(language).map(|(_, name)| name.clone())
+    }
+
+    /// As `graph` and `diff` show it: a file's name, or the text (`"…"`), then each other
+    /// language's (`es: "…"`).
+    pub fn shown(&self) -> String {
+        let Some(text) = &self.say else {
+            return self.name.clone();
+        };
+        let mut out = format!("\"{text}\"");
+        for (language, (text, _)) in &self.others {
+            out.push_str(&format!(" / {language}: \"{text}\""));
+        }
+        out
+    }
+
+    /// What a text prompt says to a caller speaking `language`.
+    pub fn text_in(&self, language: &str) -> Option<&str> {
+        if self.fixed || language == self.language {
+            return self.say.as_deref();
+        }
+        self.others.get(language).map(|(text, _)| text.as_str())
+    }
 }
 
 /// What a node is to the caller.
@@ -127,6 +180,8 @@ pub struct Flow {
     pub max_steps_to_human: u32,
     pub max_seconds_to_human: u32,
     pub description: Option<String>,
+    /// `language`: what a call starting here speaks (`language::DEFAULT` unless given).
+    pub language: String,
     pub nodes: Vec<NodeId>,
     /// False for flows loaded only to resolve references: their diagnostics are not reported.
     pub reported: bool,
@@ -162,6 +217,8 @@ pub struct FlowSet {
     /// The config's switches (`[switches.NAME]`), by name: `simulate` takes their positions
     /// as the config sets them unless told otherwise.
     pub switches: std::collections::BTreeMap<String, crate::config::SwitchConfig>,
+    /// Per node, the languages a caller may speak there (`language::reachable`).
+    pub languages: Vec<std::collections::BTreeSet<String>>,
     /// Per flow, node name to id.
     by_name: Vec<HashMap<String, NodeId>>,
 }
@@ -217,15 +274,36 @@ impl FlowSet {
         )
     }
 
-    /// Length of a prompt in seconds, 0 when unknown (a missing prompt is its own diagnostic).
-    pub fn prompt_seconds(&self, prompts: &[Prompt]) -> f64 {
-        prompts
+    /// Length of `node`'s prompts in seconds in the slowest language a caller may hear them
+    /// in, 0 when unknown (a missing prompt is its own diagnostic).
+    pub fn prompt_seconds(&self, node: NodeId, prompts: &[Prompt]) -> f64 {
+        self.slowest_language(node, prompts).1
+    }
+
+    /// The language in which `node`'s `prompts` take longest, and how long.
+    pub fn slowest_language(&self, node: NodeId, prompts: &[Prompt]) -> (String, f64) {
+        let seconds = |language: &str| -> f64 {
+            prompts
+                .iter()
+                .filter_map(|p| p.name_in(language))
+                .map(|name| match self.prompts.get(&name) {
+                    Some(PromptFile::Ok { seconds }) => *seconds,
+                    _ => 0.0,
+                })
+                .sum()
+        };
+        let default = std::collections::BTreeSet::from([self.flow_of(node).language.clone()]);
+        let languages = match self.languages.get(node) {
+            Some(l) if !l.is_empty() => l,
+            _ => &default,
+        };
+        languages
             .iter()
-            .map(|p| match self.prompts.get(&p.name) {
-                Some(PromptFile::Ok { seconds }) => *seconds,
-                _ => 0.0,
-            })
-            .sum()
+            .map(|l| (l.clone(), seconds(l)))
+            .fold(
+                (String::new(), -1.0),
+                |best, x| if x.1 > best.1 { x } else { best },
+            )
     }
 }
 

@@ -58,15 +58,8 @@ pub fn steps_to_human(g: &Graph) -> Vec<Option<u32>> {
 
 fn summary(set: &FlowSet, id: NodeId) -> String {
     let n = &set.nodes[id];
-    let prompts = |p: &[super::model::Prompt]| {
-        p.iter()
-            .map(|p| match &p.say {
-                Some(text) => format!("\"{text}\""),
-                None => p.name.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let prompts =
+        |p: &[super::model::Prompt]| p.iter().map(|p| p.shown()).collect::<Vec<_>>().join(", ");
     match &n.kind {
         NodeKind::Play(p) => format!("play: {}", prompts(&p.prompts)),
         NodeKind::Menu(m) => format!(

@@ -19,8 +19,13 @@ pub const WEEKDAY: &str = "weekday";
 /// Variables every call has from its start: a branch may test them anywhere.
 pub const BUILTINS: [&str; 4] = [CALLER_NUMBER, LINE, TIME, WEEKDAY];
 
+/// The caller's language (`en`, `es`): every call has one; `set` may change it.
+pub const LANGUAGE: &str = super::language::VARIABLE;
+
+/// Whether every call has the variable from its start (the read-only built-ins, and the
+/// language).
 pub fn is_builtin(name: &str) -> bool {
-    BUILTINS.contains(&name)
+    BUILTINS.contains(&name) || name == LANGUAGE
 }
 
 /// A name a flow may set: letters, digits and `_`, starting with a letter, at most 64
@@ -49,7 +54,7 @@ pub fn parse_set(f: &mut Fields, owner: &str) -> Vec<(String, String)> {
             );
             continue;
         }
-        if is_builtin(&name) {
+        if BUILTINS.contains(&name.as_str()) {
             f.error(
                 kpos,
                 format!(
@@ -79,6 +84,17 @@ pub fn parse_set(f: &mut Fields, owner: &str) -> Vec<(String, String)> {
                 continue;
             }
         };
+        if name == LANGUAGE && !super::language::is_spoken(&value) {
+            let vpos = f.pos_of(v);
+            f.error(
+                vpos,
+                format!(
+                    "{owner}: `set.language`: {}",
+                    super::language::unknown(&value)
+                ),
+            );
+            continue;
+        }
         out.push((name, value));
     }
     out

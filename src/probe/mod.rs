@@ -176,7 +176,7 @@ pub fn plan(
                     prompt: first_prompt(&node.kind),
                     keys,
                     label: label.clone(),
-                    takes_s: set.prompt_seconds(prompts) + waits,
+                    takes_s: set.prompt_seconds(id, prompts) + waits,
                 });
             }
             i += 2;
@@ -205,7 +205,15 @@ pub fn plan(
             NodeKind::Hangup(h) => h.prompts.first(),
             _ => None,
         })
-        .map(|p| p.name.clone())
+        // In every language a caller may hear it.
+        .flat_map(|p| {
+            crate::flow::language::SPOKEN
+                .iter()
+                .filter_map(|(l, _)| p.name_in(l))
+                .chain([p.name.clone()])
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| set.prompts.contains_key(name))
         .collect();
     not_human.sort();
     not_human.dedup();

@@ -136,6 +136,8 @@ struct InQueue {
     offered: bool,
     /// The tag of an announcement playing instead of the hold music.
     announcing: Option<u64>,
+    /// The caller's language: what the announcements speak.
+    language: String,
 }
 
 impl InQueue {
@@ -328,7 +330,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
                         play(&shared, id, hold, true, tag);
                         // Without the announcement prompts, the caller hears hold music only.
-                        let speaks = flows.prompts.get(announce::YOU_ARE_NUMBER).is_some();
+                        let language = call.language().to_string();
+                        let speaks = flows
+                            .prompts
+                            .get(&announce::in_language(&language, announce::YOU_ARE_NUMBER))
+                            .is_some();
                         let every = (speaks && announce_position_every_s > 0)
                             .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
                         // A callback is offered only to a caller the [callbacks] policy lets
@@ -354,6 +360,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             ),
                             offered: false,
                             announcing: None,
+                            language,
                         });
                         let _ = shared.sip.send(SipCommand::Enqueue {
                             id,
@@ -572,18 +579,21 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         {
                             // Told at once, then back to the hold music, in line as before.
                             tag += 1;
-                            let sorry = flows.prompts.frames(&[announce::NOT_SAVED.to_string()], law);
+                            let sorry = announce::in_language(&q.language, announce::NOT_SAVED);
+                            let sorry = flows.prompts.frames(&[sorry], law);
                             play(&shared, id, sorry, false, tag);
                             q.announcing = Some(tag);
                         }
                         if kept == Offer::Taken {
+                            let language = call.language().to_string();
                             if let Some(q) = &queue {
                                 shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                             }
                             queue = None;
                             pending = call.handle(Event::CallbackChosen, now);
                             tag += 1;
-                            let kept = flows.prompts.frames(&[announce::CALLBACK_KEPT.to_string()], law);
+                            let kept = announce::in_language(&language, announce::CALLBACK_KEPT);
+                            let kept = flows.prompts.frames(&[kept], law);
                             play(&shared, id, kept, false, tag);
                             confirming = Some(tag);
                         }
@@ -678,6 +688,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             offer_at: None,
                             offered: false,
                             announcing: None,
+                            language: call.language().to_string(),
                         });
                     }
                     Some(CallInput::Transferred { .. }) => {}
@@ -709,6 +720,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             offer_at: None,
                             offered: false,
                             announcing: None,
+                            language: call.language().to_string(),
                         });
                     }
                     Some(CallInput::PassedOutside { to }) if passing => {
@@ -1113,7 +1125,7 @@ async fn announcement(
     let mut prompts = Vec::new();
     if position_due {
         q.next_announce = q.every.map(|every| now + every);
-        prompts = announce::position(ahead, wait);
+        prompts = announce::position_in(&q.language, ahead, wait);
         tracing::debug!(
             ahead,
             wait_s = wait.map(|w| w.as_secs()),
@@ -1139,7 +1151,7 @@ async fn announcement(
         tracing::info!("offering a callback");
     }
     if offer_due || (position_due && q.offered) {
-        prompts.push(announce::CALLBACK_OFFER.to_string());
+        prompts.push(announce::in_language(&q.language, announce::CALLBACK_OFFER));
     }
     (!prompts.is_empty()).then_some(prompts)
 }

@@ -523,8 +523,11 @@ impl Listener {
     }
 
     /// Presses a key from this endpoint, as a phone does: RFC 4733 events (payload type
-    /// 101) to where the server's audio comes from, three of them marking the end.
-    fn press(&self, digit: char) {
+    /// 101) to where the server's audio comes from, three of them marking the end. Each
+    /// press is a new event (its own timestamp), as a phone's next key is.
+    pub(super) fn press(&self, digit: char) {
+        static PRESSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PRESSES.fetch_add(1, Ordering::Relaxed);
         let event = digit.to_digit(10).expect("a digit key") as u8;
         let to = self
             .peer
@@ -534,8 +537,8 @@ impl Listener {
         for (i, end) in [false, false, true, true, true].into_iter().enumerate() {
             let duration: u16 = 400 * (i as u16 + 1);
             let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
-            p.extend_from_slice(&(1000 + i as u16).to_be_bytes());
-            p.extend_from_slice(&160_000u32.to_be_bytes());
+            p.extend_from_slice(&(1000 + (n as u16).wrapping_mul(8) + i as u16).to_be_bytes());
+            p.extend_from_slice(&(160_000 + n.wrapping_mul(16_000)).to_be_bytes());
             p.extend_from_slice(&0x7e57_u32.to_be_bytes());
             p.extend_from_slice(&[event, if end { 0x8a } else { 0x0a }]);
             p.extend_from_slice(&duration.to_be_bytes());

@@ -227,8 +227,8 @@ fn the_demo_line_knows_its_vips_through_the_crm_stand_in() {
         env: Vec::new(),
     };
     server.spawn();
-    // The welcome plays 5 s first.
-    let vip = call_for(&server, "+34600111222", 1, 7000);
+    // The welcome and the offer of Spanish play 7 s first, then 2 s for the key.
+    let vip = call_for(&server, "+34600111222", 1, 11_000);
     let path = path_of(&vip);
     assert!(
         path.windows(2).any(|w| w == ["main.vip", "case:vip"]),
@@ -236,7 +236,7 @@ fn the_demo_line_knows_its_vips_through_the_crm_stand_in() {
     );
     assert!(path.contains(&"main.priority".to_string()), "{vip}");
     assert_eq!(vip["variables"]["crm.name"], "Ana García");
-    let stranger = call_for(&server, "+34911000999", 2, 7000);
+    let stranger = call_for(&server, "+34911000999", 2, 11_000);
     assert!(
         path_of(&stranger)
             .windows(2)

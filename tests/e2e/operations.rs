@@ -1183,10 +1183,10 @@ fn a_text_prompt_is_rendered_at_start_and_heard_on_the_call() {
     )
     .unwrap();
     server.spawn();
-    let rendered = server
-        .path()
-        .join("prompts")
-        .join(format!("{}.wav", hotline::tts::Tts::default().name(text)));
+    let rendered = server.path().join("prompts").join(format!(
+        "{}.wav",
+        hotline::tts::Tts::default().name("en", text)
+    ));
     assert!(rendered.is_file(), "{}", server.log());
     let listen = UdpSocket::bind(("127.0.0.1", server.ports.listen_rtp)).unwrap();
     listen

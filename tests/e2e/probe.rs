@@ -115,13 +115,15 @@ fn the_probe_proves_the_escape_on_the_demo_line_and_names_a_node_that_broke() {
         "probe calls are not callers: {figures}"
     );
 
-    // Behind the probe's back, the served welcome now plays another prompt: the probe waits
+    // Behind the probe's back, the served welcome now says other words: the probe waits
     // for the welcome it knows, never hears it, and says so for that node. (Over TCP this
     // time: the silent caller's call still reaches the queue.)
     let file = server.path().join("flows/main.toml");
-    let flow = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("prompt = \"welcome\"", "prompt = \"hours\"");
+    let flow = std::fs::read_to_string(&file).unwrap().replace(
+        "say = \"Welcome to Acme support.",
+        "say = \"Hello from Acme.",
+    );
+    assert!(flow.contains("Hello from Acme."));
     std::fs::write(&file, flow).unwrap();
     server.signal("-HUP");
     super::agents::eventually("the changed line is served", || {

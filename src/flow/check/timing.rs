@@ -30,7 +30,7 @@ fn edge_millis(g: &Graph, v: Vertex, label: Label) -> u64 {
     let Some((prompts, timeout)) = node.kind.prompts_and_timeout() else {
         return 0;
     };
-    let prompt = (g.set.prompt_seconds(prompts) * 1000.0).round() as u64;
+    let prompt = (g.set.prompt_seconds(g.node_of(v), prompts) * 1000.0).round() as u64;
     match label {
         Label::Silence => prompt + u64::from(timeout) * 1000,
         _ => prompt,
@@ -240,14 +240,24 @@ fn per_node(g: &Graph, walk: &Walk) -> Vec<(usize, u64)> {
 }
 
 /// `node by node: main.welcome 1.0 s, main.menu 21.0 s; most in main.menu` (the nodes that
-/// take any time).
+/// take any time; a node whose prompts are slowest in another language than the default says
+/// which: `main.menu 21.0 s in Spanish (es)`).
 fn node_by_node(c: &Checker, times: &[(usize, u64)]) -> Option<String> {
     let taking: Vec<&(usize, u64)> = times.iter().filter(|t| t.1 > 0).collect();
     let most = taking.iter().max_by_key(|t| t.1)?;
     let name = |n: usize| c.set.nodes[n].full_name.as_str();
     let list: Vec<String> = taking
         .iter()
-        .map(|&&(n, ms)| format!("{} {:.1} s", name(n), ms as f64 / 1000.0))
+        .map(|&&(n, ms)| {
+            let language = c.set.nodes[n]
+                .kind
+                .prompts_and_timeout()
+                .map(|(prompts, _)| c.set.slowest_language(n, prompts).0)
+                .filter(|l| l != crate::flow::language::DEFAULT && !l.is_empty())
+                .map(|l| format!(" in {}", crate::flow::language::display(&l)))
+                .unwrap_or_default();
+            format!("{} {:.1} s{language}", name(n), ms as f64 / 1000.0)
+        })
         .collect();
     Some(format!(
         "node by node: {}; most in {}",

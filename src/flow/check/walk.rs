@@ -342,7 +342,8 @@ fn vertex_cost(g: &Graph, v: Vertex, cost: Cost) -> u64 {
             let Some((prompts, timeout)) = node.kind.prompts_and_timeout() else {
                 return 0;
             };
-            (g.set.prompt_seconds(prompts) * 1000.0).round() as u64 + u64::from(timeout) * 1000
+            (g.set.prompt_seconds(g.node_of(v), prompts) * 1000.0).round() as u64
+                + u64::from(timeout) * 1000
         }
     }
 }
