@@ -311,8 +311,18 @@ pub fn load_flows(loaded: &Loaded) -> Result<Flows, FlowsRefused> {
     let mut other = Vec::new();
     for lang in spoken {
         if lang != crate::flow::language::DEFAULT {
+            let mut theirs = crate::engine::announce::caller_prompts_in(lang);
+            // The recording announcement, where the line has it in their language.
+            theirs.extend(
+                loaded
+                    .config
+                    .recording
+                    .announcement
+                    .iter()
+                    .map(|n| crate::engine::announce::in_language(lang, n)),
+            );
             other.extend(
-                crate::engine::announce::caller_prompts_in(lang)
+                theirs
                     .into_iter()
                     .filter(|n| prompts_dir.join(format!("{n}.wav")).is_file()),
             );

@@ -1394,3 +1394,71 @@ fn diff_shows_a_changed_text_prompt() {
         md.stdout
     );
 }
+
+/// A number of its own for Spanish callers: a flow in Spanish (`language = "es"`), named by
+/// that number in `[lines]`, going on into the main line. Its callers start in Spanish, and
+/// the validator holds every main node they meet to Spanish: the files in `prompts/es/`, the
+/// queue's words where they wait.
+#[test]
+fn a_line_in_spanish_starts_its_callers_in_spanish() {
+    let fx = Fixture::new();
+    fx.config(CONFIG);
+    fx.flow("main", LINE);
+    fx.flow(
+        "espanol",
+        "[flow]\nentry = \"hola\"\nescape_digit = \"0\"\nescape_to = \"main.agents\"\nlanguage = \"es\"\n\n[nodes.hola]\ntype = \"play\"\nprompt = \"hello\"\nnext = \"main.menu\"\n",
+    );
+    let (code, v) = fx.validate();
+    assert_eq!(code, 1, "{v}");
+    let missing: Vec<String> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rule"] == "missing-prompt")
+        .map(|d| format!("{} {}", d["node"], d["message"]))
+        .collect();
+    for (node, what) in [
+        ("espanol.hola", "prompts/es/hello.wav"),
+        ("main.menu", "prompts/es/menu.wav"),
+        ("main.agents", "es/queue/you_are_number.wav"),
+    ] {
+        assert!(
+            missing
+                .iter()
+                .any(|m| m.contains(node) && m.contains(what) && m.contains("Spanish (es)")),
+            "{node}: {what} in {missing:#?}"
+        );
+    }
+    // The English line's own callers need nothing in Spanish before the menu.
+    assert!(
+        !missing.iter().any(|m| m.contains("main.welcome")),
+        "{missing:#?}"
+    );
+    // With the Spanish files there, the line validates, and its callers are simulated.
+    let es = fx.path().join("prompts/es");
+    std::fs::create_dir_all(&es).unwrap();
+    for name in ["hello", "menu", "bye"] {
+        common::write_wav(&es.join(format!("{name}.wav")), 8000, 1, 1.0);
+    }
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .args(["queue", "digits", "followup"].map(|d| repo().join("prompts/es").join(d)))
+        .arg(&es)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (code, v) = fx.validate();
+    assert_eq!(code, 0, "{v}");
+    let sim = fx.run(&[
+        "simulate", "espanol", "--input", "1", "--at", OPEN, "--format", "json",
+    ]);
+    let run = sim.json();
+    assert_eq!(run["language"], "es", "{}", sim.stdout);
+    assert_eq!(run["node"], "main.agents", "{}", sim.stdout);
+    let text = fx.run(&["simulate", "espanol", "--input", "1", "--at", OPEN]);
+    assert!(
+        text.stdout.contains("the caller heard Spanish (es)"),
+        "{}",
+        text.stdout
+    );
+}

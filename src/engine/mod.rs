@@ -236,7 +236,7 @@ impl<'a> Call<'a> {
         calendars: &'a HashMap<String, Calendar>,
         line: usize,
     ) -> Call<'a> {
-        Call {
+        let mut call = Call {
             set,
             calendars,
             line,
@@ -267,18 +267,20 @@ impl<'a> Call<'a> {
                 || crate::flow::language::DEFAULT.to_string(),
                 |f| f.language.clone(),
             ),
+        };
+        // A line in another language says so to the agent who answers, as `set` would.
+        if call.language != crate::flow::language::DEFAULT {
+            call.vars.insert(
+                crate::flow::variables::LANGUAGE.to_string(),
+                call.language.clone(),
+            );
         }
+        call
     }
 
     /// The language the caller hears now.
     pub fn language(&self) -> &str {
         &self.language
-    }
-
-    /// The language of the line the caller dialled, when it is not the flow's own.
-    pub fn with_language(mut self, language: &str) -> Self {
-        self.language = language.to_string();
-        self
     }
 
     /// The caller's open follow-up, found when the call came.
@@ -882,9 +884,9 @@ impl<'a> Call<'a> {
             for (name, value) in &n.set {
                 if name == crate::flow::variables::LANGUAGE {
                     self.language = value.clone();
-                } else {
-                    self.vars.insert(name.clone(), value.clone());
                 }
+                // (The language too: the agent who answers sees it, and the call's record.)
+                self.vars.insert(name.clone(), value.clone());
             }
             match &n.kind {
                 NodeKind::Schedule(s) => {

@@ -627,7 +627,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         tag += 1; // the hold music's end, if it comes, means nothing now
                         if start && recording.is_none() {
                             recording = Some(start_recording(&shared, id, &uid, &mut record));
-                            announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                            announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
                         }
                         // On record now, not at hang-up: supervisors see who took the call.
                         shared.records.save(&uid, &record);
@@ -646,7 +646,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 tracing::info!("the agent starts the recording");
                                 recording = Some(start_recording(&shared, id, &uid, &mut record));
                                 shared.records.save(&uid, &record);
-                                announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                                announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
                             }
                             Some(Ok(step @ (Step::Pause | Step::Resume))) => {
                                 tracing::info!(paused = step == Step::Pause, "the agent pauses or resumes the recording");
@@ -754,7 +754,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         let start = rec.is_some_and(|rec| taping.answered(rec) == Step::Start);
                         if start && recording.is_none() {
                             recording = Some(start_recording(&shared, id, &uid, &mut record));
-                            announced = announce_recording(&shared, &flows, id, law, &mut tag);
+                            announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
                         }
                         shared.records.save(&uid, &record);
                     }
@@ -904,13 +904,21 @@ fn announce_recording(
     id: u64,
     law: crate::media::g711::Law,
     tag: &mut u64,
+    language: &str,
 ) -> Option<u64> {
     let name = shared.config.recording.announcement.as_ref()?;
+    // In the caller's language where the line has it (`prompts/es/NAME.wav`).
+    let theirs = announce::in_language(language, name);
+    let name = if flows.prompts.get(&theirs).is_some() {
+        theirs
+    } else {
+        name.clone()
+    };
     *tag += 1;
     play(
         shared,
         id,
-        flows.prompts.frames(std::slice::from_ref(name), law),
+        flows.prompts.frames(std::slice::from_ref(&name), law),
         false,
         *tag,
     );

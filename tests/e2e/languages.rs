@@ -88,5 +88,7 @@ fn a_caller_who_presses_2_then_0_hears_the_queue_in_spanish() {
             .any(|w| w == ["main.welcome", "2", "main.spanish"]),
         "{calls}"
     );
+    // The agent who answers (and the record) sees the caller's language.
+    assert_eq!(calls[0]["variables"]["language"], "es", "{calls}");
     server.kill();
 }
