@@ -201,7 +201,8 @@ fn language_prompts(set: &FlowSet, prompts: Option<&Path>) -> Vec<crate::flow::D
                         language::display(lang)
                     ),
                 )
-                .at_node(node.full_name.clone()),
+                .at_node(node.full_name.clone())
+                .with_path(language::way_to(set, id, lang)),
             );
         }
     }

@@ -1085,6 +1085,29 @@ fn every_prompt_a_spanish_caller_meets_is_there_in_spanish() {
         "{missing:?}"
     );
     assert!(at("main.agents").contains("es/queue/"), "{missing:?}");
+    // Each says how a Spanish caller gets there.
+    let way = |node: &str| -> Vec<String> {
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["rule"] == "missing-prompt" && d["node"] == node)
+            .map(|d| serde_json::from_value(d["path"].clone()).unwrap())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        way("main.agents"),
+        [
+            "main.welcome",
+            "done",
+            "main.menu",
+            "3",
+            "main.spanish",
+            "done",
+            "main.agents"
+        ],
+        "{v}"
+    );
     assert!(at("main.vm").contains("es/followup/saved"), "{missing:?}");
     // An English-only node the Spanish caller never meets needs nothing in Spanish.
     assert!(

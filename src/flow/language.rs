@@ -10,7 +10,7 @@
 //! over the flows' edges): every prompt must exist in each, and the time to a human counts
 //! each node's prompts in its slowest language.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::model::{Class, FlowSet, NodeId};
 
@@ -73,32 +73,69 @@ pub fn set_at(set: &FlowSet, node: NodeId) -> Option<&str> {
 /// (the escape too). A node no call reaches has none.
 pub fn reachable(set: &FlowSet) -> Vec<BTreeSet<String>> {
     let mut at: Vec<BTreeSet<String>> = vec![BTreeSet::new(); set.nodes.len()];
-    let mut queue: VecDeque<(NodeId, String)> = VecDeque::new();
-    for (f, flow) in set.flows.iter().enumerate() {
-        if let Some(entry) = set.entry(f) {
-            queue.push_back((entry, flow.language.clone()));
+    for (node, language) in search(set).into_keys() {
+        at[node].insert(language);
+    }
+    at
+}
+
+/// The shortest way (in nodes) a caller speaking `language` arrives at `node`, as diagnostics
+/// print paths: `main.welcome`, `2`, `main.spanish`, … `node`.
+pub fn way_to(set: &FlowSet, node: NodeId, language: &str) -> Vec<String> {
+    let preds = search(set);
+    let mut path = Vec::new();
+    let mut at = Some((node, language.to_string()));
+    while let Some(key) = at.take() {
+        path.push(set.nodes[key.0].full_name.clone());
+        if let Some(Some((from, label))) = preds.get(&key) {
+            path.push(label.clone());
+            at = Some(from.clone());
+        }
+        if path.len() > 2 * (set.nodes.len() * SPOKEN.len() + 1) {
+            break;
         }
     }
-    while let Some((node, arriving)) = queue.pop_front() {
+    path.reverse();
+    path
+}
+
+/// Where each (node, language) a caller may be at was first reached from, breadth first from
+/// the entries: the (node, language) before and the action taken there.
+type Seen = HashMap<(NodeId, String), Option<Step>>;
+/// A (node, language) and the action taken there.
+type Step = ((NodeId, String), String);
+
+fn search(set: &FlowSet) -> Seen {
+    let mut seen: Seen = HashMap::new();
+    let mut queue: VecDeque<(NodeId, String, Option<Step>)> = VecDeque::new();
+    for (f, flow) in set.flows.iter().enumerate() {
+        if let Some(entry) = set.entry(f) {
+            queue.push_back((entry, flow.language.clone(), None));
+        }
+    }
+    while let Some((node, arriving, from)) = queue.pop_front() {
         let language = set_at(set, node).map_or(arriving, str::to_string);
-        if !at[node].insert(language.clone()) {
+        let key = (node, language);
+        if seen.contains_key(&key) {
             continue;
         }
+        seen.insert(key.clone(), from);
         let n = &set.nodes[node];
-        let mut next: Vec<NodeId> = n
+        let mut next: Vec<(NodeId, String)> = n
             .kind
             .edges()
             .iter()
-            .filter_map(|e| e.target.node)
+            .filter_map(|e| e.target.node.map(|t| (t, e.action.to_string())))
             .collect();
         if n.class() == Class::CallerFacing {
-            next.extend(set.escape_to(n.flow));
+            let escape = set.flows[n.flow].escape_digit.to_string();
+            next.extend(set.escape_to(n.flow).map(|t| (t, escape)));
         }
-        for to in next {
-            queue.push_back((to, language.clone()));
+        for (to, label) in next {
+            queue.push_back((to, key.1.clone(), Some((key.clone(), label))));
         }
     }
-    at
+    seen
 }
 
 #[cfg(test)]

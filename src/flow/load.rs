@@ -659,7 +659,8 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
                     if seen.insert((id, format!("{language}:{shown}"))) {
                         diags.push(
                             Diagnostic::new(Rule::MissingPrompt, &flow.source, p.pos, msg)
-                                .at_node(node.full_name.clone()),
+                                .at_node(node.full_name.clone())
+                                .with_path(super::language::way_to(set, id, language)),
                         );
                     }
                     continue;
@@ -701,9 +702,16 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
                     ),
                 };
                 if seen.insert((id, name.clone())) {
+                    // How a caller speaking another language gets here.
+                    let way = if in_language.is_empty() {
+                        Vec::new()
+                    } else {
+                        super::language::way_to(set, id, language)
+                    };
                     diags.push(
                         Diagnostic::new(rule, &flow.source, p.pos, msg)
-                            .at_node(node.full_name.clone()),
+                            .at_node(node.full_name.clone())
+                            .with_path(way),
                     );
                 }
             }
