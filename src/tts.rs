@@ -5,7 +5,7 @@
 //! a caller's time. The rendered file is an ordinary 8 kHz mono 16-bit prompt: the validator
 //! reads its length like any other's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,10 +85,21 @@ impl Tts {
         let dir = prompts.join(CACHE);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot make the cache {}: {e}", dir.display()))?;
-        let raw = dir.join(format!("{}.raw.wav", self.key(language, text)));
+        // Files of this render alone (another process may render the same text at once: a
+        // `validate` in CI beside a `serve` reloading); the finished file is renamed into
+        // place, so a reader never sees half of one.
+        static RENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mine = format!(
+            "{}.{}.{}",
+            self.key(language, text),
+            std::process::id(),
+            RENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let raw = dir.join(format!("{mine}.raw.wav"));
+        let part = dir.join(format!("{mine}.part"));
         let result = self
             .run(self.voice_for(language), text, &raw)
-            .and_then(|()| convert(&raw, &file));
+            .and_then(|()| convert(&raw, &part, &file));
         let _ = std::fs::remove_file(&raw);
         result.map(|()| name)
     }
@@ -150,8 +161,8 @@ impl Tts {
 }
 
 /// Reads any PCM WAV (rate, channels, 8/16/24/32-bit or float) and writes it as 8 kHz mono
-/// 16-bit PCM, through a temporary file so a reader never sees half of it.
-fn convert(from: &Path, to: &Path) -> Result<(), String> {
+/// 16-bit PCM, through the temporary file `tmp` so a reader never sees half of it.
+fn convert(from: &Path, tmp: &Path, to: &Path) -> Result<(), String> {
     let mut reader = hound::WavReader::open(from)
         .map_err(|e| format!("the engine wrote no readable WAV: {e}"))?;
     let spec = reader.spec();
@@ -175,7 +186,6 @@ fn convert(from: &Path, to: &Path) -> Result<(), String> {
         .map(|c| c.iter().sum::<f32>() / c.len() as f32)
         .collect();
     let samples = resample(&mono, spec.sample_rate, 8000);
-    let tmp: PathBuf = to.with_extension("part");
     let out_spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -183,14 +193,21 @@ fn convert(from: &Path, to: &Path) -> Result<(), String> {
         sample_format: hound::SampleFormat::Int,
     };
     let write = || -> Result<(), hound::Error> {
-        let mut w = hound::WavWriter::create(&tmp, out_spec)?;
+        let mut w = hound::WavWriter::create(tmp, out_spec)?;
         for s in &samples {
             w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
         }
         w.finalize()
     };
-    write().map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, to).map_err(|e| format!("cannot write {}: {e}", to.display()))
+    let written = write()
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(tmp, to).map_err(|e| format!("cannot write {}: {e}", to.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Band-limited resampling: each output sample is a Hann-windowed sinc of the input around
@@ -282,6 +299,34 @@ mod tests {
         let out = resample(&high, 22050, 8000);
         let rms = (out[100..7900].iter().map(|x| x * x).sum::<f32>() / 7800.0).sqrt();
         assert!(rms < 0.05, "{rms}");
+    }
+
+    /// Processes rendering the same text at once (a `validate` beside a `serve`): each gets
+    /// the whole file, and nothing is left behind but it.
+    #[test]
+    fn renders_of_the_same_text_at_once_do_not_trip_over_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Para ventas, pulse uno. Para facturación, pulse dos.";
+        let names: Vec<Result<String, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| Tts::default().ensure(dir.path(), "es", text)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for n in &names {
+            assert_eq!(n.as_deref(), Ok(Tts::default().name("es", text).as_str()));
+        }
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(CACHE))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        let r = hound::WavReader::open(
+            dir.path()
+                .join(format!("{}.wav", names[0].as_ref().unwrap())),
+        )
+        .unwrap();
+        assert!(r.duration() > 8000, "{}", r.duration());
     }
 
     #[test]
