@@ -32,6 +32,18 @@ pub(super) fn demo(dir: &Path, ports: &Ports) {
             &format!("ports = [{}, {}]", ports.rtp.0, ports.rtp.1),
         );
     std::fs::write(dir.join("hotline.toml"), config).unwrap();
+    // The demo speaks text: rendered here (the cache copied along is used when it is there),
+    // not on the clock of a server's start.
+    let rendered = Command::new(common::bin())
+        .args(["validate", "flows"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stdout)
+    );
 }
 
 fn probe(dir: &Path, uri: &str, extra: &[&str]) -> (i32, Value, String) {
