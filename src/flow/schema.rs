@@ -38,15 +38,33 @@ fn key(description: &str) -> Value {
 
 fn prompts(description: &str) -> Value {
     let name = json!({ "type": "string", "minLength": 1, "pattern": "^[^/\\\\]" });
+    let text = json!({ "type": "string", "minLength": 1, "maxLength": 2000 });
+    let languages: Vec<&str> = crate::flow::language::SPOKEN
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    let by_language = json!({
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": { "enum": languages },
+        "additionalProperties": text,
+        "description": "The text per caller language."
+    });
     let say = json!({
         "type": "object",
-        "properties": { "say": { "type": "string", "minLength": 1, "maxLength": 2000 } },
+        "properties": {
+            "say": { "oneOf": [text, by_language] },
+            "language": {
+                "enum": languages,
+                "description": "Said in this language to every caller (with a single text)."
+            }
+        },
         "required": ["say"],
         "additionalProperties": false
     });
     let one = json!({ "oneOf": [name, say] });
     json!({
-        "description": format!("{description} A prompt name (prompts/NAME.wav: 8 kHz mono 16-bit PCM), {{ say = \"text\" }} (rendered by [tts]), or a list played in order."),
+        "description": format!("{description} A prompt name (prompts/NAME.wav: 8 kHz mono 16-bit PCM; prompts/es/NAME.wav for a Spanish caller), {{ say = \"text\" }} (rendered by [tts]), {{ say = {{ en = \"…\", es = \"…\" }} }}, or a list played in order."),
         "oneOf": [name, say, { "type": "array", "items": one, "minItems": 1 }]
     })
 }
@@ -376,7 +394,12 @@ pub fn flow_schema() -> String {
                         "description": "The bound the validator proves."
                     },
                     "max_seconds_to_human": number("Bound on IVR time before a live human is offered.", 120, 86_400),
-                    "description": { "type": "string" }
+                    "description": { "type": "string" },
+                    "language": {
+                        "enum": crate::flow::language::SPOKEN.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                        "default": crate::flow::language::DEFAULT,
+                        "description": "What a call starting here speaks; `set = { language = \"es\" }` changes it."
+                    }
                 }
             },
             "nodes": {
@@ -420,6 +443,22 @@ mod tests {
         assert_eq!(
             queue["then"]["properties"]["max_wait_s"]["default"],
             json!(600)
+        );
+        // The languages: a flow's, and a text given per language.
+        assert_eq!(
+            s["properties"]["flow"]["properties"]["language"]["enum"],
+            json!(["en", "es"])
+        );
+        let play = all["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["if"]["properties"]["type"]["const"] == "play")
+            .unwrap();
+        let say = &play["then"]["properties"]["prompt"]["oneOf"][1]["properties"]["say"];
+        assert_eq!(
+            say["oneOf"][1]["propertyNames"]["enum"],
+            json!(["en", "es"])
         );
     }
 }
