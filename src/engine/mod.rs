@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod simulate;
 pub mod spanish;
+pub mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

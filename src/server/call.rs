@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::pacer::{HoldMusic, PacerCommand};
-use super::signalling::{CallerContext, SipCommand, Standing};
+use super::signalling::{CallerContext, SipCommand};
 use crate::engine::announce;
+use crate::engine::waiting::{Rules, Standing, Waiting};
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
@@ -118,41 +119,6 @@ pub struct CallSetup {
 /// Ends a voicemail recording.
 const END_RECORDING: char = '#';
 
-/// The first position announcement comes this soon after the caller enters the queue.
-const FIRST_ANNOUNCEMENT: Duration = Duration::from_secs(1);
-/// An announcement or offer due while an agent's phone rings for the caller waits this long.
-const ANNOUNCE_LATER: Duration = Duration::from_secs(5);
-
-/// A caller waiting in a queue: when the wait runs out, when they next hear their place, and
-/// the callback offer.
-struct InQueue {
-    queue: String,
-    entered: Instant,
-    until: Instant,
-    every: Option<Duration>,
-    next_announce: Option<Instant>,
-    offer_at: Option<Instant>,
-    /// The offer was made: the callback key now keeps the caller's place as a callback.
-    offered: bool,
-    /// The tag of an announcement playing instead of the hold music.
-    announcing: Option<u64>,
-    /// The caller's language: what the announcements speak.
-    language: String,
-}
-
-impl InQueue {
-    fn next_wake(&self) -> Option<Instant> {
-        [Some(self.until), self.next_announce, self.offer_at]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    fn announcement_due(&self, now: Instant) -> bool {
-        self.next_announce.is_some_and(|t| t <= now) || self.offer_at.is_some_and(|t| t <= now)
-    }
-}
-
 enum Voicemail {
     Greeting {
         mailbox: String,
@@ -214,13 +180,13 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 .positions(&flows.set.switches, Timestamp::now()),
         );
     let mut tag: u64 = 0;
-    let mut queue: Option<InQueue> = None;
+    let mut queue: Option<Waiting> = None;
     // The queue the caller last waited in: its hold music is theirs while they wait or
     // are held.
     let mut last_queue: Option<String> = None;
     // How long the caller's queue node lets them wait, and how often they hear their place:
     // a caller an agent passes on to another queue waits there by the same rules.
-    let mut wait_rules: (Duration, Option<Duration>) = (Duration::ZERO, None);
+    let mut wait_rules = Rules::default();
     // The conversation's recording being written, when the queue records.
     let mut recording: Option<tokio::task::JoinHandle<super::recordings::Written>> = None;
     // When it starts, pauses and resumes (the queue's mode, the agent's keys and desk).
@@ -335,8 +301,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             .prompts
                             .get(&announce::in_language(&language, announce::YOU_ARE_NUMBER))
                             .is_some();
-                        let every = (speaks && announce_position_every_s > 0)
-                            .then(|| Duration::from_secs(u64::from(announce_position_every_s)));
                         // A callback is offered only to a caller the [callbacks] policy lets
                         // us dial: a promise to call back a number we may not is no promise.
                         let dialable = match shared.flows().callbacks.target(&caller) {
@@ -348,20 +312,18 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 false
                             }
                         };
-                        wait_rules = (Duration::from_secs(u64::from(max_wait_s)), every);
-                        queue = Some(InQueue {
-                            entered: now,
-                            queue: name.clone(),
-                            until: now + Duration::from_secs(u64::from(max_wait_s)),
-                            every,
-                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
-                            offer_at: (speaks && dialable && offer_callback_after_s > 0).then(
-                                || now + Duration::from_secs(u64::from(offer_callback_after_s)),
-                            ),
-                            offered: false,
-                            announcing: None,
-                            language,
-                        });
+                        let (waiting, rules) = Waiting::enter(
+                            &name,
+                            now,
+                            max_wait_s,
+                            announce_position_every_s,
+                            offer_callback_after_s,
+                            speaks,
+                            dialable,
+                            &language,
+                        );
+                        wait_rules = rules;
+                        queue = Some(waiting);
                         let _ = shared.sip.send(SipCommand::Enqueue {
                             id,
                             call_id: call_id.clone(),
@@ -507,7 +469,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         };
         let deadline = [
             call.poll_timeout(),
-            queue.as_ref().and_then(InQueue::next_wake),
+            queue.as_ref().and_then(Waiting::next_wake),
             recording_until,
         ]
         .into_iter()
@@ -541,9 +503,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 match input {
 
                     Some(CallInput::PromptDone(t)) if t == tag => {
-                        if let Some(q) = queue.as_mut().filter(|q| q.announcing == Some(t)) {
+                        if let Some(q) = queue.as_mut().and_then(|q| q.spoken(t).then_some(q)) {
                             // Back to the hold music.
-                            q.announcing = None;
                             tag += 1;
                             let hold = flows.prompts.frames(&flows.hold(Some(&q.queue)), law);
                             play(&shared, id, hold, true, tag);
@@ -566,8 +527,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::PromptDone(t)) if announced == Some(t) => announced = None,
                     Some(CallInput::PromptDone(_)) => {}
                     Some(CallInput::Digit(_)) if bridged => {}
-                    Some(CallInput::Digit(announce::CALLBACK_KEY))
-                        if queue.as_ref().is_some_and(|q| q.offered) =>
+                    Some(CallInput::Digit(d))
+                        if queue.as_ref().is_some_and(|q| q.takes_callback_key(d)) =>
                     {
                         let name = queue.as_ref().map(|q| q.queue.clone()).unwrap_or_default();
                         let mut request =
@@ -582,7 +543,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             let sorry = announce::in_language(&q.language, announce::NOT_SAVED);
                             let sorry = flows.prompts.frames(&[sorry], law);
                             play(&shared, id, sorry, false, tag);
-                            q.announcing = Some(tag);
+                            q.speaking(tag);
                         }
                         if kept == Offer::Taken {
                             let language = call.language().to_string();
@@ -678,18 +639,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         last_queue = Some(name.clone());
                         let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
                         play(&shared, id, hold, true, tag);
-                        let (max_wait, every) = wait_rules;
-                        queue = Some(InQueue {
-                            entered: now,
-                            queue: name,
-                            until: now + max_wait,
-                            every,
-                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
-                            offer_at: None,
-                            offered: false,
-                            announcing: None,
-                            language: call.language().to_string(),
-                        });
+                        queue = Some(Waiting::again(&name, now, wait_rules, call.language()));
                     }
                     Some(CallInput::Transferred { .. }) => {}
                     Some(CallInput::Passing { to, by, note }) if bridged => {
@@ -710,18 +660,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     Some(CallInput::Requeued { queue: name }) if passing => {
                         tracing::info!(queue = name, "their agent is gone: first in line again");
                         passing = false;
-                        let (max_wait, every) = wait_rules;
-                        queue = Some(InQueue {
-                            entered: now,
-                            queue: name,
-                            until: now + max_wait,
-                            every,
-                            next_announce: every.map(|_| now + FIRST_ANNOUNCEMENT),
-                            offer_at: None,
-                            offered: false,
-                            announcing: None,
-                            language: call.language().to_string(),
-                        });
+                        queue = Some(Waiting::again(&name, now, wait_rules, call.language()));
                     }
                     Some(CallInput::PassedOutside { to }) if passing => {
                         tracing::info!(to, "the number outside answered: connected");
@@ -827,7 +766,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             _ = sleep => {
                 let now = Instant::now();
-                if let Some(q) = queue.as_ref().filter(|q| q.until <= now) {
+                if let Some(q) = queue.as_ref().filter(|q| q.timed_out(now)) {
                     shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                     queue = None;
                     let _ = shared.sip.send(SipCommand::LeaveQueue { id });
@@ -836,7 +775,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     if let Some(prompts) = announcement(&shared, id, q, &mut record, now).await {
                         tag += 1;
                         play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
-                        q.announcing = Some(tag);
+                        q.speaking(tag);
                     }
                 } else if recording_until.is_some_and(|t| t <= now) {
                     pending = finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, now).await;
@@ -1106,62 +1045,41 @@ async fn consult(shared: &Arc<Shared>, setup: CallSetup, colleague: u64) {
 async fn announcement(
     shared: &Shared,
     id: u64,
-    q: &mut InQueue,
+    q: &mut Waiting,
     record: &mut CallRecord,
     now: Instant,
 ) -> Option<Vec<String>> {
     let (reply, answer) = oneshot::channel();
     let _ = shared.sip.send(SipCommand::QueueStatus { id, reply });
     let status = answer.await.ok().flatten();
-    let position_due = q.next_announce.is_some_and(|t| t <= now);
-    let offer_due = q.offer_at.is_some_and(|t| t <= now);
-    let Some(Standing {
-        ahead,
-        wait,
-        baseline,
-    }) = status
-    else {
-        // Being rung (or already gone): try again shortly.
-        if position_due {
-            q.next_announce = Some(now + ANNOUNCE_LATER);
-        }
-        if offer_due {
-            q.offer_at = Some(now + ANNOUNCE_LATER);
-        }
-        return None;
-    };
-    let mut prompts = Vec::new();
-    if position_due {
-        q.next_announce = q.every.map(|every| now + every);
-        prompts = announce::position_in(&q.language, ahead, wait);
+    let standing = status.as_ref().map(|s| Standing {
+        ahead: s.ahead,
+        wait: s.wait,
+    });
+    let said = q.announce(now, standing)?;
+    if let Some(s) = &status {
         tracing::debug!(
-            ahead,
-            wait_s = wait.map(|w| w.as_secs()),
+            ahead = s.ahead,
+            wait_s = s.wait.map(|w| w.as_secs()),
             "announcing the caller's place"
         );
-        // What the caller hears is a promise: it is scored against the wait that follows.
-        if let Some(wait) = wait {
-            let spoken = announce::spoken_wait(wait);
-            let _ = shared.sip.send(SipCommand::WaitTold { id, wait: spoken });
-            if record.waits_told.len() < crate::routing::audit::TOLD_PER_CALL {
-                record.waits_told.push(WaitTold {
-                    queue: q.queue.clone(),
-                    at: Timestamp::now().to_string(),
-                    told_s: spoken.as_secs(),
-                    baseline_s: baseline.map(|b| b.as_secs()),
-                });
-            }
-        }
     }
-    if offer_due {
-        q.offer_at = None;
-        q.offered = true;
+    if said.offers {
         tracing::info!("offering a callback");
     }
-    if offer_due || (position_due && q.offered) {
-        prompts.push(announce::in_language(&q.language, announce::CALLBACK_OFFER));
+    // What the caller hears is a promise: it is scored against the wait that follows.
+    if let Some(told) = said.told {
+        let _ = shared.sip.send(SipCommand::WaitTold { id, wait: told });
+        if record.waits_told.len() < crate::routing::audit::TOLD_PER_CALL {
+            record.waits_told.push(WaitTold {
+                queue: q.queue.clone(),
+                at: Timestamp::now().to_string(),
+                told_s: told.as_secs(),
+                baseline_s: status.and_then(|s| s.baseline).map(|b| b.as_secs()),
+            });
+        }
     }
-    (!prompts.is_empty()).then_some(prompts)
+    Some(said.prompts)
 }
 
 /// The request a callback stores: who to call, for which queue, and what the caller already said.
