@@ -23,11 +23,25 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PER_ADDRESS: usize = 256;
 pub const MAX_CONNECTIONS: usize = 2048;
 
-/// Serves `app` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, app: axum::Router) {
+/// How long a request being answered at shutdown has to finish (an event stream is closed
+/// after it).
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves `app` on `listener` until told to stop; then takes no more connections, lets the
+/// requests being answered finish (within `STOP_GRACE`), and returns once every connection
+/// has closed.
+pub async fn serve(listener: TcpListener, app: axum::Router, stop: super::stop::Stop) {
     let open: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stopping = stop.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        // Finished connections are reaped as they go.
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = stopping.requested() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors, typically: wait rather than spin.
@@ -53,8 +67,9 @@ pub async fn serve(listener: TcpListener, app: axum::Router) {
         }
         let open = Arc::clone(&open);
         let app = app.clone();
-        tokio::spawn(async move {
-            connection(stream, peer, app).await;
+        let stop = stop.clone();
+        connections.spawn(async move {
+            connection(stream, peer, app, stop).await;
             if let Ok(mut m) = open.lock()
                 && let Some(n) = m.get_mut(&ip)
             {
@@ -65,9 +80,16 @@ pub async fn serve(listener: TcpListener, app: axum::Router) {
             }
         });
     }
+    // Each open connection heard the stop too: they end on their own, soon.
+    while connections.join_next().await.is_some() {}
 }
 
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: axum::Router) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    mut stop: super::stop::Stop,
+) {
     let started = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let io = TokioIo::new(Watched {
@@ -91,6 +113,12 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: axum::
     loop {
         tokio::select! {
             _ = &mut conn => return,
+            _ = stop.requested() => {
+                // The request being answered finishes; no other is read.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(STOP_GRACE, &mut conn).await;
+                return;
+            }
             _ = tokio::time::sleep(IDLE_TIMEOUT / 4) => {
                 let idle = started.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
                 if idle >= IDLE_TIMEOUT {
@@ -149,5 +177,45 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A request being answered when the stop comes is answered; the server then returns,
+    /// and takes no new connection.
+    #[tokio::test]
+    async fn a_request_under_way_at_the_stop_is_answered_then_the_server_returns() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let (stop_all, stop) = super::super::stop::channel();
+        let server = tokio::spawn(serve(listener, app, stop));
+        let mut client = tokio::net::TcpStream::connect(at).await.unwrap();
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_all.now();
+        let mut answer = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server returns once its connections are done")
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(at).await.is_err());
     }
 }

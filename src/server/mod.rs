@@ -15,6 +15,7 @@ pub mod reload;
 mod rtp_io;
 pub mod saves;
 pub mod signalling;
+mod stop;
 pub(crate) mod tls;
 
 use std::hash::{BuildHasher, Hasher};
@@ -280,6 +281,10 @@ pub fn release_free_memory() {
 /// How long a stop waits for the calls it ended to write their final records.
 const DRAIN_RECORDS: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How long the tasks have to finish what they are doing once told to stop (a page's last
+/// request, a reload being validated).
+const TASKS_STOP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the server until `shutdown` resolves and the live calls have drained. `http` builds
 /// what `[http] listen` serves (the API, the desk and the wall) from what the server shows.
 pub async fn run(
@@ -440,11 +445,13 @@ pub async fn run(
         queries: queries_tx,
         switches: Arc::clone(&shared.switches),
     });
-    let api_task = tokio::spawn(http::serve(http, http_app(status)));
-    let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared)));
+    let (stop_all, stop) = stop::channel();
+    let api_task = tokio::spawn(http::serve(http, http_app(status), stop.clone()));
+    let reload_task = tokio::spawn(reload::watch(Arc::clone(&shared), stop.clone()));
     let purge_task = tokio::spawn(recordings::purge_daily(
         shared.data.clone(),
         shared.config.recording.retention_days,
+        stop,
     ));
     signalling::Signalling::new(Arc::clone(&shared), transport)
         .run(inbound_rx, sip_rx, queries_rx, shutdown)
@@ -466,9 +473,17 @@ pub async fn run(
     if !shared.records.flush().await {
         tracing::error!("call records NOT all saved at exit: the disk refused them");
     }
-    api_task.abort();
-    reload_task.abort();
-    purge_task.abort();
+    // Every task is told, finishes what it is doing, and is awaited.
+    stop_all.now();
+    for (name, task) in [
+        ("the HTTP API", api_task),
+        ("the reload watcher", reload_task),
+        ("the recordings' purge", purge_task),
+    ] {
+        if tokio::time::timeout(TASKS_STOP, task).await.is_err() {
+            tracing::error!("{name} did not stop within {} s", TASKS_STOP.as_secs());
+        }
+    }
     let _ = shared.pacer.send(pacer::PacerCommand::Shutdown);
     let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
     tracing::info!(

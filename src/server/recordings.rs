@@ -155,14 +155,17 @@ pub fn purge(data: &Path, today: jiff::civil::Date, days: u32) -> usize {
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Deletes the recordings past their retention at start, then every day.
-pub async fn purge_daily(data: PathBuf, days: u32) {
+pub async fn purge_daily(data: PathBuf, days: u32, mut stop: super::stop::Stop) {
     loop {
         let data = data.clone();
         let today = jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date();
         let _ = tokio::task::spawn_blocking(move || purge(&data, today, days)).await;
-        tokio::time::sleep(PURGE_EVERY).await;
+        tokio::select! {
+            _ = stop.requested() => return,
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+        }
     }
 }
 

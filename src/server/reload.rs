@@ -56,7 +56,7 @@ fn watched(dir: &Path, config: Option<&Path>) -> Vec<(PathBuf, u64, Option<Syste
 
 /// Watches for SIGHUP and for changes in the flows folder or the config until the server
 /// stops.
-pub async fn watch(shared: Arc<Shared>) {
+pub async fn watch(shared: Arc<Shared>, mut stop: super::stop::Stop) {
     let dir = shared.config.paths.flows.clone();
     let config_file = shared.config_file.clone();
     let fingerprint = |dir: &Path| watched(dir, config_file.as_deref());
@@ -75,7 +75,9 @@ pub async fn watch(shared: Arc<Shared>) {
         };
         #[cfg(not(unix))]
         let signalled = std::future::pending::<Option<()>>();
+        // A reload under way is finished before the stop is heard.
         let trigger = tokio::select! {
+            _ = stop.requested() => return,
             _ = signalled => "signal",
             _ = tick.tick() => {
                 let now = fingerprint(&dir);
