@@ -126,6 +126,14 @@ impl Sim {
         self.pump();
     }
 
+    /// A message from the network as the server hands it over: to the switch when it is one
+    /// of its legs', else dropped (a stray response, a request for a leg long gone).
+    fn offer(&mut self, msg: Message, from: SocketAddr) {
+        if self.switch.owns(&msg) {
+            self.deliver(msg, from);
+        }
+    }
+
     fn place(&mut self, port: u16, context: Option<Context>) -> String {
         let dial = Dial {
             uri: format!("sip:alice@127.0.0.1:{port}"),
@@ -2194,4 +2202,176 @@ fn the_switch_reads_no_clock_opens_no_socket_and_imports_nothing_above_it() {
         }
     }
     assert!(files >= 5, "{files} files read");
+}
+
+/// What the phone at the far end of a leg does, at one step of a script.
+#[derive(Debug, Clone)]
+enum PeerStep {
+    /// Time passes (ms).
+    Wait(u64),
+    Trying,
+    Ringing,
+    /// 200 with its SDP (again, when it missed our ACK).
+    Answer,
+    /// A final refusal.
+    Refuse(u16),
+    /// The phone hangs up (BYE in the dialog, if there is one).
+    Bye,
+    /// Our side stops it ringing (the ring timed out, another phone answered).
+    Cancel,
+    /// Our side hangs up, whatever state the leg is in.
+    HangUp,
+}
+
+fn peer_step() -> impl proptest::strategy::Strategy<Value = PeerStep> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0u64..40_000).prop_map(PeerStep::Wait),
+        1 => Just(PeerStep::Trying),
+        2 => Just(PeerStep::Ringing),
+        2 => Just(PeerStep::Answer),
+        1 => prop::sample::select(vec![404u16, 480, 486, 500, 503, 603]).prop_map(PeerStep::Refuse),
+        1 => Just(PeerStep::Bye),
+        1 => Just(PeerStep::Cancel),
+        1 => Just(PeerStep::HangUp),
+    ]
+}
+
+/// The phone answers what the switch sent it since `seen` (when it answers at all): 200 to a
+/// CANCEL with 487 to the INVITE when no final answer went yet, 200 to a BYE.
+fn phone_reacts(
+    sim: &mut Sim,
+    seen: &mut usize,
+    answers_cancel: bool,
+    answers_bye: bool,
+    final_sent: &mut bool,
+) {
+    let invite = sim.invite_to(phone(DESK));
+    while *seen < sim.wire.len() {
+        let sent = &sim.wire[*seen];
+        *seen += 1;
+        if sent.peer != phone(DESK) || sent.resend {
+            continue;
+        }
+        let msg = sent.msg.clone();
+        match msg.method() {
+            Some("CANCEL") if answers_cancel => {
+                sim.offer(answer(&msg, 200, "OK", None), phone(DESK));
+                if !*final_sent {
+                    *final_sent = true;
+                    sim.offer(
+                        answer(&invite, 487, "Request Terminated", None),
+                        phone(DESK),
+                    );
+                }
+            }
+            Some("BYE") if answers_bye => sim.offer(answer(&msg, 200, "OK", None), phone(DESK)),
+            _ => {}
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+    /// Every leg hotline places is freed, with its timers, within its deadline, whatever the
+    /// phone does: silence, ringing forever, answers crossing our CANCEL, a 200 again after
+    /// our ACK, refusals after an answer, BYE at any time, a CANCEL or BYE of ours never
+    /// answered. And its user hears of its end exactly once.
+    #[test]
+    fn every_placed_leg_is_freed_within_its_deadline_whatever_the_phone_does(
+        script in proptest::collection::vec(peer_step(), 0..10),
+        answers_cancel in proptest::bool::ANY,
+        answers_bye in proptest::bool::ANY,
+    ) {
+        let mut sim = Sim::new();
+        let leg = sim.place(DESK, None);
+        let invite = sim.invite_to(phone(DESK));
+        let mut seen = 0;
+        let mut final_sent = false;
+        for step in &script {
+            match step {
+                PeerStep::Wait(ms) => sim.advance(*ms),
+                PeerStep::Trying => sim.offer(answer(&invite, 100, "Trying", None), phone(DESK)),
+                PeerStep::Ringing => sim.offer(answer(&invite, 180, "Ringing", None), phone(DESK)),
+                PeerStep::Answer => {
+                    final_sent = true;
+                    sim.offer(answer(&invite, 200, "OK", Some(phone_sdp(40_000))), phone(DESK));
+                }
+                PeerStep::Refuse(code) => {
+                    final_sent = true;
+                    sim.offer(answer(&invite, *code, "No", None), phone(DESK));
+                }
+                PeerStep::Bye => {
+                    let bye = from_phone(&sim, phone(DESK), "BYE", 7, "");
+                    sim.offer(bye, phone(DESK));
+                }
+                PeerStep::Cancel => {
+                    sim.switch.cancel(&leg, false, sim.now);
+                    sim.pump();
+                }
+                PeerStep::HangUp => {
+                    sim.switch.hang_up(&leg, sim.now);
+                    sim.pump();
+                }
+            }
+            phone_reacts(&mut sim, &mut seen, answers_cancel, answers_bye, &mut final_sent);
+        }
+        // The call ends: our side lets go of the leg, whatever it is doing.
+        sim.switch.hang_up(&leg, sim.now);
+        sim.pump();
+        phone_reacts(&mut sim, &mut seen, answers_cancel, answers_bye, &mut final_sent);
+        // Every deadline of RFC 3261 is within 64·T1 (32 s) of the last request: two minutes
+        // covers them all.
+        sim.advance(120_000);
+        let events = sim.take_events();
+        let ends = events
+            .iter()
+            .filter(|e| matches!(e, Event::Closed { leg: l, .. } if *l == leg))
+            .count();
+        proptest::prop_assert_eq!(ends, 1, "{:?}", events);
+        proptest::prop_assert!(sim.switch.is_empty(), "left: {:?}", sim.switch.leg_ids());
+        proptest::prop_assert!(!sim.switch.requests_pending());
+        proptest::prop_assert_eq!(sim.switch.poll_timeout(), None, "a timer left");
+    }
+}
+
+/// A phone that rang, then answers neither our CANCEL nor the INVITE: the leg is given up
+/// 64·T1 after the CANCEL (RFC 3261 §9.1), not kept for ever.
+#[test]
+fn a_ringing_phone_that_ignores_our_cancel_is_given_up_after_64_t1() {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(answer(&invite, 180, "Ringing", None), phone(DESK));
+    sim.advance(5_000);
+    sim.switch.cancel(&leg, false, sim.now);
+    sim.pump();
+    sim.advance(31_000);
+    assert!(
+        !sim.switch.is_empty(),
+        "still waiting for the INVITE's answer"
+    );
+    sim.advance(2_000);
+    assert!(sim.switch.is_empty(), "given up at 32 s");
+    assert_eq!(closed(&sim.take_events(), &leg), Some(false));
+    assert_eq!(sim.switch.poll_timeout(), None);
+}
+
+/// Timer B is for a phone that says nothing: one that rings may ring as long as its user
+/// lets it (a transfer's `ring_timeout_s` of 60), then answer.
+#[test]
+fn a_phone_that_rings_may_ring_past_timer_b_then_answer() {
+    let mut sim = Sim::new();
+    let leg = sim.place(DESK, None);
+    let invite = sim.invite_to(phone(DESK));
+    sim.deliver(answer(&invite, 180, "Ringing", None), phone(DESK));
+    sim.advance(50_000);
+    assert!(sim.take_events().is_empty(), "still ringing at 50 s");
+    sim.deliver(
+        answer(&invite, 200, "OK", Some(phone_sdp(40_000))),
+        phone(DESK),
+    );
+    assert!(answered(&sim.take_events(), &leg).is_some());
+    assert_eq!(sim.switch.phase(&leg), Some(Phase::Up));
 }

@@ -304,8 +304,11 @@ impl Transaction {
         let mut out = Vec::new();
         match (self.kind, self.state, code) {
             (Kind::ClientInvite, State::Calling | State::Proceeding, 100..=199) => {
+                // A phone that rings may ring as long as its user lets it (§17.1.1.2: Timer
+                // B is for the Calling state only); the user's ring timeout ends it.
                 self.state = State::Proceeding;
                 self.stop(Timer::A);
+                self.stop(Timer::B);
                 out.push(Output::Response(Box::new(response)));
             }
             (Kind::ClientInvite, State::Calling | State::Proceeding, 200..=299) => {

@@ -262,6 +262,8 @@ enum Deadline {
     Connect(String),
     /// A phone whose transfer succeeded has had its time to hang up.
     Transferor(String),
+    /// A leg we cancelled has had 64·T1 to answer its INVITE (RFC 3261 §9.1): given up.
+    Cancelled(String),
 }
 
 struct Tx {
@@ -432,6 +434,7 @@ impl Switch {
             return self.close(id, now);
         }
         leg.state = State::Cancelled;
+        let give_up = now + self.local.timers.t1 * 64;
         let mut cancel = leg::same_transaction(&leg.invite, "CANCEL", None);
         if elsewhere {
             cancel.headers.push(header(
@@ -441,6 +444,24 @@ impl Switch {
         }
         let (link, peer) = (leg.link, leg.peer);
         self.send_request(&cancel, link, peer, Owner::Nobody, now);
+        self.at(give_up, Deadline::Cancelled(id.to_string()));
+    }
+
+    /// The phone answered neither our CANCEL nor its INVITE: the INVITE is considered
+    /// cancelled and the leg is gone (a late answer is then nobody's, and dropped).
+    fn give_up_cancelled(&mut self, id: &str, now: Instant) {
+        if !self
+            .legs
+            .get(id)
+            .is_some_and(|l| matches!(l.state, State::Cancelled))
+        {
+            return;
+        }
+        self.transactions.retain(|_, t| {
+            !(matches!(&t.owner, Owner::Leg(l) if l == id)
+                && t.tx.kind() == transaction::Kind::ClientInvite)
+        });
+        self.close(id, now);
     }
 
     /// Ends a leg: BYE when it is up (it is gone at once), CANCEL while it rings.
@@ -725,6 +746,7 @@ impl Switch {
                 Deadline::Register(trunk) => self.send_register(&trunk, now),
                 Deadline::Connect(leg) => self.connected(&leg, None, now),
                 Deadline::Transferor(leg) => self.hang_up(&leg, now),
+                Deadline::Cancelled(leg) => self.give_up_cancelled(&leg, now),
             }
         }
         while let Some(entry) = self.timers.first_entry() {
