@@ -4,6 +4,7 @@ pub mod bridge;
 pub mod dtmf;
 pub mod g711;
 pub mod latch;
+pub mod leg;
 pub mod player;
 pub mod recorder;
 pub mod recording_control;

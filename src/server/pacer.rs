@@ -13,6 +13,7 @@
 //! quality is counted as it arrives (`media::rtcp`); its RTCP socket (the RTP port + 1) is
 //! read as reports arrive, and every few seconds our report is sent.
 
+use crate::media::leg::{MediaLeg, Taken, Told};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -22,14 +23,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::call::CallInput;
-use crate::media::bridge::BridgeSide;
-use crate::media::dtmf::{EventReceiver, ToneDetector};
+
 use crate::media::g711::Law;
-use crate::media::latch::{Latch, Verdict};
+use crate::media::latch::Latch;
 use crate::media::player::Playback;
 use crate::media::recorder::Recorder;
 use crate::media::rtcp::{self, Reception, ReportBlock, SenderReport};
-use crate::media::rtp::{self, MAX_PACKET, SAMPLES_PER_PACKET, Stream};
+use crate::media::rtp::{MAX_PACKET, SAMPLES_PER_PACKET, Stream};
 use crate::media::srtp::Srtp;
 use crate::media::stereo::{Side, Stereo};
 use crate::sip::sdp::Sdes;
@@ -285,7 +285,7 @@ fn send_report(id: u64, leg: &mut Leg, clock: u64, stats: &PacerStats) {
         return;
     };
     let due = q.reports_sent == 0 || phase.is_multiple_of(TICKS_PER_S * REPORT_EVERY_S);
-    if !due || !leg.latch.is_latched() {
+    if !due || !leg.media.latch.is_latched() {
         return;
     }
     let now = Instant::now();
@@ -319,20 +319,13 @@ struct Leg {
     notify: mpsc::UnboundedSender<CallInput>,
     sending: bool,
     silence: [u8; SAMPLES_PER_PACKET],
-    telephone_event: Option<u8>,
-    /// An agent's phone: its keys are reported as `AgentDigit`.
-    agent_keys: bool,
-    events: EventReceiver,
-    tones: Option<ToneDetector>,
-    /// Whose packets the leg takes, and where it sends (symmetric RTP, RFC 4961, learnt only
-    /// at the start: see `media::latch`).
-    latch: Latch,
-    recording: Option<Recorder>,
+    /// What it does with what the far end sends: whose packets count (symmetric RTP, RFC
+    /// 4961), keys, the voice for the bridge and a recorder (`media::leg`).
+    media: MediaLeg,
     /// The conversation recorded on a caller's leg (`RecordCall`).
     call_recording: Option<CallRecording>,
     /// The leg this one is bridged to.
     peer: Option<u64>,
-    bridge: BridgeSide,
     stream_law: Law,
     /// Whether the kernel drops the audio this leg does not use (see [`fit_filter`]).
     filtered: bool,
@@ -341,8 +334,7 @@ struct Leg {
     /// Whether the far end should be sending now: not after it offered `recvonly` or
     /// `inactive` (see `PacerCommand::Media`).
     expects_media: bool,
-    /// Something arrived since the last silence check; ticks of silence before it.
-    heard: bool,
+    /// Ticks of silence before the last thing heard.
     silent_ticks: u32,
     /// SRTP: what we send is protected, what arrives must authenticate.
     srtp: Option<Box<SrtpLeg>>,
@@ -370,7 +362,7 @@ impl Leg {
     /// Counts `elapsed` ticks of silence unless something arrived meanwhile; reports the
     /// leg once when the silence reaches `limit`.
     fn check_silence(&mut self, elapsed: u32, limit: u32) {
-        if std::mem::take(&mut self.heard) || !self.expects_media || !self.timed {
+        if std::mem::take(&mut self.media.heard) || !self.expects_media || !self.timed {
             self.silent_ticks = 0;
             return;
         }
@@ -547,7 +539,7 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
                 &leg.silence
             }
         },
-        None => match leg.bridge.next_frame(leg.stream_law) {
+        None => match leg.media.bridge.next_frame(leg.stream_law) {
             Some(f) => f,
             None => &leg.silence,
         },
@@ -678,57 +670,37 @@ fn take_batch(leg: &mut Leg, batch: &Batch, (now, arrival): (u64, u64)) -> (u64,
             }
             None => bytes,
         };
-        let Some(p) = rtp::parse(bytes) else {
+        let notify = &leg.notify;
+        let taken = leg
+            .media
+            .take(bytes, from, now, leg.peer.is_some(), &mut |told| {
+                let _ = notify.send(match told {
+                    Told::Digit(d) => CallInput::Digit(d),
+                    Told::AgentDigit(d) => CallInput::AgentDigit(d),
+                    Told::RecordingFull => CallInput::RecordingFull,
+                });
+            });
+        let Taken::Used {
+            ssrc,
+            sequence,
+            timestamp,
+            audio,
+            moved,
+        } = taken
+        else {
+            if taken == Taken::Refused {
+                refused += 1;
+            }
             continue;
         };
-        let was_latched = leg.latch.is_latched();
-        let verdict = leg.latch.on_packet(from, now);
-        let keys = Some(p.payload_type) == leg.telephone_event;
-        match verdict {
-            Verdict::Media => {}
-            Verdict::KeysOnly if keys => {}
-            Verdict::KeysOnly | Verdict::Refused => {
-                refused += 1;
-                continue;
-            }
-        }
-        leg.heard = true;
         if !leg.filtered {
             leg.quality
                 .rx
-                .on_packet(p.ssrc, p.sequence, p.timestamp, arrival, !keys);
+                .on_packet(ssrc, sequence, timestamp, arrival, audio);
         }
-        if leg.remote != leg.latch.remote() || !was_latched {
-            leg.remote = leg.latch.remote();
+        if moved || leg.remote != leg.media.latch.remote() {
+            leg.remote = leg.media.latch.remote();
             fit_filter(leg);
-        }
-        if keys {
-            if let Some(d) = leg.events.on_packet(p.timestamp, p.payload) {
-                let _ = leg.notify.send(if leg.agent_keys {
-                    CallInput::AgentDigit(d)
-                } else {
-                    CallInput::Digit(d)
-                });
-            }
-            continue;
-        }
-        let Some(law) = Law::from_payload_type(p.payload_type) else {
-            continue;
-        };
-        if leg.peer.is_some() {
-            leg.bridge.hear(law, p.payload);
-        }
-        if let Some(r) = leg.recording.as_mut().filter(|r| !r.is_full()) {
-            r.push(p.sequence, law, p.payload);
-            if r.is_full() {
-                let _ = leg.notify.send(CallInput::RecordingFull);
-            }
-        }
-        if let Some(t) = &mut leg.tones {
-            let samples: Vec<i16> = p.payload.iter().map(|&b| law.decode(b)).collect();
-            for d in t.feed(&samples) {
-                let _ = leg.notify.send(CallInput::Digit(d));
-            }
         }
     }
     (refused, srtp_refused)
@@ -741,13 +713,12 @@ fn take_batch(leg: &mut Leg, batch: &Batch, (now, arrival): (u64, u64)) -> (u64,
 /// [`rtp_io::SAMPLED`]. Until the far end's first packet is seen (symmetric RTP) everything
 /// is kept, so the leg latches on it at once.
 fn fit_filter(leg: &mut Leg) {
-    let uses_audio = leg.peer.is_some() || leg.recording.is_some() || leg.tones.is_some();
-    let drop = leg.latch.is_latched() && !uses_audio;
+    let drop = leg.media.latch.is_latched() && !leg.media.uses_audio(leg.peer.is_some());
     if drop == leg.filtered {
         return;
     }
     if drop {
-        leg.filtered = rtp_io::drop_unheard_audio(&leg.socket, leg.telephone_event);
+        leg.filtered = rtp_io::drop_unheard_audio(&leg.socket, leg.media.telephone_event);
         if leg.filtered {
             // What the kernel drops now is not lost on the way.
             leg.quality.rx.skip_gap();
@@ -760,12 +731,13 @@ fn fit_filter(leg: &mut Leg) {
 
 /// Hands what each bridged leg heard to its peer.
 fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
-    pairs.extend(
-        legs.iter()
-            .filter_map(|(&id, l)| l.peer.filter(|_| l.bridge.has_heard()).map(|p| (id, p))),
-    );
+    pairs.extend(legs.iter().filter_map(|(&id, l)| {
+        l.peer
+            .filter(|_| l.media.bridge.has_heard())
+            .map(|p| (id, p))
+    }));
     for (from, to) in pairs.drain(..) {
-        let Some(mut heard) = legs.get_mut(&from).map(|l| l.bridge.take_heard()) else {
+        let Some(mut heard) = legs.get_mut(&from).map(|l| l.media.bridge.take_heard()) else {
             continue;
         };
         // A recorded call: the caller's leg keeps the recording, of both sides.
@@ -775,10 +747,10 @@ fn relay(legs: &mut BTreeMap<u64, Leg>, pairs: &mut Vec<(u64, u64)>) {
             r.stereo.push(Side::Agent, &heard);
         }
         if let Some(p) = legs.get_mut(&to) {
-            p.bridge.receive(&mut heard);
+            p.media.bridge.receive(&mut heard);
         }
         if let Some(l) = legs.get_mut(&from) {
-            l.bridge.give_back(heard);
+            l.media.bridge.give_back(heard);
         }
     }
     // Whole 20 ms of recorded calls go to their writers.
@@ -854,23 +826,21 @@ fn apply(
                     notify,
                     sending: true,
                     silence: [law.encode(0); SAMPLES_PER_PACKET],
-                    telephone_event: telephone_event.filter(|_| keys != Keys::None),
-                    agent_keys: keys == Keys::Agent,
-                    events: EventReceiver::default(),
-                    // In-band detection only for callers that offered no telephone-event
-                    // (gateways that leave tones in the audio): decoding every packet of
-                    // every call costs CPU.
-                    tones: (listen_keys && telephone_event.is_none()).then(ToneDetector::default),
-                    latch: Latch::new(remote, sip_host, clock),
-                    recording: None,
+                    media: MediaLeg::new(
+                        Latch::new(remote, sip_host, clock),
+                        telephone_event.filter(|_| keys != Keys::None),
+                        keys == Keys::Agent,
+                        // In-band detection only for callers that offered no
+                        // telephone-event (gateways that leave tones in the audio):
+                        // decoding every packet of every call costs CPU.
+                        listen_keys && telephone_event.is_none(),
+                    ),
                     call_recording: None,
                     peer: None,
-                    bridge: BridgeSide::default(),
                     stream_law: law,
                     filtered: false,
                     timed: listen_keys,
                     expects_media: true,
-                    heard: false,
                     silent_ticks: 0,
                     srtp: srtp.as_ref().map(SrtpLeg::new),
                     quality,
@@ -934,7 +904,7 @@ fn apply(
             leg.sending = sending;
             leg.expects_media = expects_media;
             leg.silent_ticks = 0;
-            leg.latch.moved(remote, clock);
+            leg.media.latch.moved(remote, clock);
             fit_filter(leg);
             // The other side of a bridge hears music while this one holds, not silence.
             let Some(peer) = leg.peer.and_then(|p| legs.get_mut(&p)) else {
@@ -959,13 +929,13 @@ fn apply(
         }
         PacerCommand::Record { id, recorder } => {
             if let Some(leg) = legs.get_mut(&id) {
-                leg.recording = Some(recorder);
+                leg.media.recording = Some(recorder);
                 fit_filter(leg);
             }
         }
         PacerCommand::TakeRecording { id, reply } => {
             if let Some(leg) = legs.get_mut(&id)
-                && let Some(r) = leg.recording.take()
+                && let Some(r) = leg.media.recording.take()
             {
                 fit_filter(leg);
                 let _ = reply.send(r);
@@ -986,7 +956,7 @@ fn apply(
                     if let Some(leg) = legs.get_mut(&this) {
                         leg.peer = Some(other);
                         leg.playing = None;
-                        leg.recording = None;
+                        leg.media.recording = None;
                         fit_filter(leg);
                     }
                 }
@@ -1018,7 +988,7 @@ fn apply(
             for this in [id, other] {
                 if let Some(leg) = legs.get_mut(&this) {
                     leg.peer = None;
-                    leg.bridge.clear();
+                    leg.media.bridge.clear();
                     fit_filter(leg);
                 }
             }
@@ -1063,7 +1033,7 @@ fn apply(
                 && let Some(p) = legs.get_mut(&peer)
             {
                 p.peer = None;
-                p.bridge.clear();
+                p.media.bridge.clear();
                 fit_filter(p);
             }
         }
