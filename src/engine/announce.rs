@@ -40,6 +40,18 @@ pub const AGENT_NOT_READY: &str = "agent/not_ready";
 /// Numbers up to this are spoken; longer lines are announced as this many.
 const MAX_SPOKEN: u64 = 999_999;
 
+/// The words of the announcements and the offer, around the numbers.
+const PHRASES: [&str; 8] = [
+    YOU_ARE_NUMBER,
+    IN_LINE,
+    WAIT_ABOUT,
+    MINUTE,
+    MINUTES,
+    LESS_THAN_A_MINUTE,
+    CALLBACK_OFFER,
+    CALLBACK_KEPT,
+];
+
 /// A server prompt in the caller's language (`queue/in_line` → `es/queue/in_line`).
 pub fn in_language(language: &str, name: &str) -> String {
     crate::flow::language::file_in(language, name)
@@ -48,18 +60,8 @@ pub fn in_language(language: &str, name: &str) -> String {
 /// Every prompt announcements use in `language`: a server loads them all, or announces
 /// nothing.
 pub fn prompt_names_in(language: &str) -> Vec<String> {
-    let phrases = [
-        YOU_ARE_NUMBER,
-        IN_LINE,
-        WAIT_ABOUT,
-        MINUTE,
-        MINUTES,
-        LESS_THAN_A_MINUTE,
-        CALLBACK_OFFER,
-        CALLBACK_KEPT,
-    ];
     if language == "es" {
-        let mut names: Vec<String> = phrases.iter().map(|p| in_language("es", p)).collect();
+        let mut names: Vec<String> = PHRASES.iter().map(|p| in_language("es", p)).collect();
         names.extend(super::spanish::prompt_names());
         names.push(RINGBACK.to_string());
         return names;
@@ -103,20 +105,11 @@ pub fn position_in(language: &str, ahead: usize, wait: Option<Duration>) -> Vec<
 
 /// Every prompt announcements use: a server loads them all, or announces nothing.
 pub fn prompt_names() -> Vec<String> {
-    let mut names: Vec<String> = [
-        YOU_ARE_NUMBER,
-        IN_LINE,
-        WAIT_ABOUT,
-        MINUTE,
-        MINUTES,
-        LESS_THAN_A_MINUTE,
-        CALLBACK_OFFER,
-        CALLBACK_KEPT,
-        RINGBACK,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut names: Vec<String> = PHRASES
+        .iter()
+        .chain([&RINGBACK])
+        .map(|s| s.to_string())
+        .collect();
     names.extend((0..20).map(|n| format!("digits/{n}")));
     names.extend((2..10).map(|n| format!("digits/{}", n * 10)));
     names.push("digits/hundred".into());

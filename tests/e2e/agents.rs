@@ -1559,19 +1559,25 @@ fn agent_rings_for_callback(caller_port: u16) -> String {
 /// their phone rings first for the callback (with the caller's number and path), hears
 /// ringback, and then the caller's phone rings; once it answers they hear each other, and the
 /// caller hanging up ends the agent's side too. The callback is marked done in SQLite.
-#[test]
-fn a_waiting_caller_hears_their_place_and_is_called_back() {
-    let server = server();
-    let ports = AgentPorts::take();
-    register_agent(&server, &ports, 0, "alice", "alice-pw", "200");
+/// Alice's phone registered (as agent 0 of `ports`), and alice not ready: callers wait in line
+/// and hear their place.
+pub(super) fn alice_logged_in_not_ready(server: &Server, ports: &AgentPorts, password: &str) {
+    register_agent(server, ports, 0, "alice", password, "200");
     let (status, body) = http(
-        &server,
+        server,
         "POST",
         "/api/agents/alice/state",
         Some("test-token"),
         r#"{"state":"not-ready"}"#,
     );
     assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_waiting_caller_hears_their_place_and_is_called_back() {
+    let server = server();
+    let ports = AgentPorts::take();
+    alice_logged_in_not_ready(&server, &ports, "alice-pw");
 
     // Caller 1 waits, presses 1 once offered, and is hung up on after the confirmation.
     let caller_port = ports.register(2);

@@ -3,7 +3,7 @@
 //! place in line is announced in Spanish, from `prompts/es/`, byte for byte as the prompts
 //! are, and never in English.
 
-use super::agents::{AgentPorts, Listener, finish, http, register_agent, sipp_at};
+use super::agents::{AgentPorts, Listener, finish, sipp_at};
 use super::*;
 use hotline::media::g711::Law;
 
@@ -34,15 +34,7 @@ fn a_caller_who_presses_2_then_0_hears_the_queue_in_spanish() {
     server.spawn();
     // Alice logged in but not ready: the caller waits in line, and is told their place.
     let agents = AgentPorts::take();
-    register_agent(&server, &agents, 0, "alice", "change-me", "200");
-    let (status, body) = http(
-        &server,
-        "POST",
-        "/api/agents/alice/state",
-        Some("test-token"),
-        r#"{"state":"not-ready"}"#,
-    );
-    assert_eq!(status, 200, "{body}");
+    super::agents::alice_logged_in_not_ready(&server, &agents, "change-me");
 
     let hears = Listener::bind(agents.listen(1), false);
     let caller = sipp_at(
