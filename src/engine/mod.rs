@@ -49,6 +49,8 @@ pub enum Event {
     LookupAnswered(Vec<(String, String)>),
     /// The lookup failed: unreachable, an HTTP error, or an answer that does not read.
     LookupFailed,
+    /// The voicemail being recorded holds all it may.
+    RecordingFull,
 }
 
 /// What the call needs done, in order.
@@ -84,11 +86,20 @@ pub enum Action {
         params: Vec<(String, String)>,
         timeout_ms: u32,
     },
+    /// Play the voicemail's greeting (`prompts`) and the beep; report `PromptFinished`.
     RecordVoicemail {
         mailbox: String,
         prompts: Vec<String>,
         max_length_s: u32,
     },
+    /// The beep ended: record the caller's message, at most `max_length_s`.
+    StartRecording {
+        mailbox: String,
+        max_length_s: u32,
+    },
+    /// The message ends (the caller pressed #, or its time or room ran out): store it
+    /// durably, then report `Finished` (or `SaveFailed`).
+    StopRecording,
     /// Store the request durably, then play `prompts`, then report `Finished`.
     RegisterCallback {
         queue: String,
@@ -173,9 +184,14 @@ enum State {
     Lookup {
         node: NodeId,
     },
-    /// Recording, or storing a callback and confirming it.
+    /// Storing a callback and confirming it.
     FollowUp {
         node: NodeId,
+    },
+    /// A voicemail: its greeting, the message being recorded, then being stored.
+    Voicemail {
+        node: NodeId,
+        phase: Message,
     },
     /// A hangup node's goodbye prompt, or the confirmation that a message is saved.
     Goodbye {
@@ -189,6 +205,17 @@ enum State {
     },
     Ended,
 }
+
+/// Where a voicemail is: its greeting plays, the caller speaks (recorded), it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    Greeting,
+    Speaking,
+    Storing,
+}
+
+/// The key that ends a voicemail message.
+pub const END_RECORDING: char = '#';
 
 /// Most keys kept for the next menu while a play runs.
 const MAX_TYPEAHEAD: usize = 32;
@@ -408,6 +435,7 @@ impl<'a> Call<'a> {
             | State::Human { node }
             | State::Lookup { node }
             | State::FollowUp { node }
+            | State::Voicemail { node, .. }
             | State::Goodbye { node }
             | State::Apology { node, .. } => Some(node),
             _ => self.outcome.map(|o| o.1),
@@ -528,19 +556,44 @@ impl<'a> Call<'a> {
                 }
             }
             State::FollowUp { node } => match event {
-                Event::Finished => {
-                    if matches!(self.set.nodes[node].kind, NodeKind::Voicemail(_)) {
-                        // Told only now that the message is on disk.
-                        self.state = State::Goodbye { node };
-                        out.push(Action::Play(vec![announce::in_language(
-                            &self.language,
-                            announce::MESSAGE_SAVED,
-                        )]));
-                    } else {
-                        self.end(&mut out);
-                    }
-                }
+                Event::Finished => self.end(&mut out),
                 Event::SaveFailed => self.save_failed(node, now, &mut out),
+                _ => {}
+            },
+            State::Voicemail { node, phase } => match (phase, event) {
+                (Message::Greeting, Event::PromptFinished) => {
+                    let NodeKind::Voicemail(v) = &self.set.nodes[node].kind else {
+                        return out;
+                    };
+                    self.state = State::Voicemail {
+                        node,
+                        phase: Message::Speaking,
+                    };
+                    self.deadline = Some(now + Duration::from_secs(u64::from(v.max_length_s)));
+                    out.push(Action::StartRecording {
+                        mailbox: v.mailbox.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
+                        max_length_s: v.max_length_s,
+                    });
+                }
+                (Message::Speaking, Event::Digit(END_RECORDING) | Event::RecordingFull) => {
+                    self.stop_recording(node, &mut out)
+                }
+                (Message::Speaking, Event::Timeout) if self.due(now) => {
+                    self.stop_recording(node, &mut out)
+                }
+                (_, Event::Finished) => {
+                    // Told only now that the message is on disk.
+                    self.deadline = None;
+                    self.state = State::Goodbye { node };
+                    out.push(Action::Play(vec![announce::in_language(
+                        &self.language,
+                        announce::MESSAGE_SAVED,
+                    )]));
+                }
+                (_, Event::SaveFailed) => {
+                    self.deadline = None;
+                    self.save_failed(node, now, &mut out)
+                }
                 _ => {}
             },
             State::Apology { node, then } => match event {
@@ -563,6 +616,26 @@ impl<'a> Call<'a> {
             State::NotStarted | State::Ended => {}
         }
         out
+    }
+
+    fn stop_recording(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.deadline = None;
+        self.state = State::Voicemail {
+            node,
+            phase: Message::Storing,
+        };
+        out.push(Action::StopRecording);
+    }
+
+    /// Whether the caller's message is being recorded.
+    pub fn is_recording(&self) -> bool {
+        matches!(
+            self.state,
+            State::Voicemail {
+                phase: Message::Speaking,
+                ..
+            }
+        )
     }
 
     fn due(&self, now: Instant) -> bool {
@@ -1026,7 +1099,10 @@ impl<'a> Call<'a> {
                 }
                 NodeKind::Voicemail(v) => {
                     self.reach(node, Outcome::Voicemail, now);
-                    self.state = State::FollowUp { node };
+                    self.state = State::Voicemail {
+                        node,
+                        phase: Message::Greeting,
+                    };
                     out.push(Action::RecordVoicemail {
                         mailbox: v.mailbox.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
                         prompts: names(&v.prompts, &self.language),

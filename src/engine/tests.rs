@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Action, Call, Event, Outcome, announce};
+use super::{Action, Call, END_RECORDING, Event, Outcome, announce};
 use crate::flow::load;
 use crate::flow::model::FlowSet;
 
@@ -1002,5 +1002,58 @@ fn a_caller_who_chooses_spanish_hears_spanish_from_then_on() {
             "{language}: {out:?}"
         );
         assert_eq!(saved.starts_with("es/"), language == "es");
+    }
+}
+
+/// A voicemail on the caller's clock: the greeting and beep, then the message is recorded
+/// until the caller presses # or its time or room runs out, then stored; told "saved" only
+/// once it is. Other keys while speaking are part of the message.
+#[test]
+fn a_message_is_recorded_after_the_greeting_until_hash_its_limit_or_a_full_recorder() {
+    let (set, cals) = (set(), HashMap::new());
+    for end in ["#", "limit", "full"] {
+        let (mut call, c, _) = start(&set, &cals);
+        call.handle(Event::PromptFinished, c.at(1.0));
+        let out = call.handle(Event::Digit('5'), c.at(2.0));
+        assert!(
+            matches!(&out[..], [.., Action::RecordVoicemail { mailbox, max_length_s: 120, .. }] if mailbox == "support"),
+            "{out:?}"
+        );
+        assert!(!call.is_recording(), "the greeting plays first");
+        assert_eq!(call.handle(Event::Digit(END_RECORDING), c.at(3.0)), vec![]);
+        let out = call.handle(Event::PromptFinished, c.at(6.0));
+        assert_eq!(
+            out,
+            vec![Action::StartRecording {
+                mailbox: "support".into(),
+                max_length_s: 120
+            }]
+        );
+        assert!(call.is_recording());
+        assert_eq!(call.poll_timeout(), Some(c.at(126.0)));
+        assert_eq!(call.handle(Event::Digit('7'), c.at(10.0)), vec![]);
+        assert_eq!(
+            call.handle(Event::Timeout, c.at(20.0)),
+            vec![],
+            "not yet due"
+        );
+        let stop = match end {
+            "#" => call.handle(Event::Digit(END_RECORDING), c.at(30.0)),
+            "limit" => call.handle(Event::Timeout, c.at(126.0)),
+            _ => call.handle(Event::RecordingFull, c.at(50.0)),
+        };
+        assert_eq!(stop, vec![Action::StopRecording], "{end}");
+        assert!(!call.is_recording());
+        assert_eq!(call.poll_timeout(), None);
+        // Nothing is said until the message is stored.
+        assert_eq!(
+            call.handle(Event::Digit(END_RECORDING), c.at(130.0)),
+            vec![]
+        );
+        assert_eq!(
+            call.handle(Event::Finished, c.at(131.0)),
+            vec![Action::Play(vec![announce::MESSAGE_SAVED.to_string()])]
+        );
+        assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Voicemail));
     }
 }

@@ -116,21 +116,6 @@ pub struct CallSetup {
     pub notify: mpsc::UnboundedSender<CallInput>,
 }
 
-/// Ends a voicemail recording.
-const END_RECORDING: char = '#';
-
-enum Voicemail {
-    Greeting {
-        mailbox: String,
-        max_length_s: u32,
-    },
-    Recording {
-        mailbox: String,
-        started: Timestamp,
-        until: Instant,
-    },
-}
-
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     if let Some(prompts) = setup.line.announce.clone() {
         return announce_and_hang_up(&shared, setup, &prompts).await;
@@ -196,7 +181,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut transferring = false;
     // The lookup the engine waits for, asked in its own task.
     let mut looking_up: Option<Asking> = None;
-    let mut voicemail: Option<Voicemail> = None;
+    // The voicemail being recorded: its mailbox, and when it started.
+    let mut message: Option<(String, Timestamp)> = None;
     let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
     // With an agent: the engine's part is done, the call lasts until either side hangs up.
@@ -398,14 +384,25 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             next.extend(call.handle(Event::SaveFailed, now));
                             continue;
                         }
+                        tracing::debug!(mailbox, max_length_s, "voicemail greeting");
                         tag += 1;
                         let mut names = prompts;
                         names.push(BEEP.to_string());
                         play(&shared, id, flows.prompts.frames(&names, law), false, tag);
-                        voicemail = Some(Voicemail::Greeting {
-                            mailbox,
-                            max_length_s,
-                        });
+                    }
+                    Action::StartRecording {
+                        mailbox,
+                        max_length_s,
+                    } => {
+                        tracing::info!(mailbox, "recording a voicemail");
+                        let recorder = Recorder::new(max_length_s);
+                        let _ = shared.pacer.send(PacerCommand::Record { id, recorder });
+                        message = Some((mailbox, Timestamp::now()));
+                    }
+                    Action::StopRecording => {
+                        next.extend(
+                            finish_voicemail(&shared, id, &mut call, &mut message, ids, now).await,
+                        );
                     }
                     Action::RegisterCallback { queue, prompts } => {
                         if line.probe {
@@ -463,14 +460,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             break;
         }
 
-        let recording_until = match &voicemail {
-            Some(Voicemail::Recording { until, .. }) => Some(*until),
-            _ => None,
-        };
         let deadline = [
             call.poll_timeout(),
             queue.as_ref().and_then(Waiting::next_wake),
-            recording_until,
         ]
         .into_iter()
         .flatten()
@@ -508,15 +500,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             tag += 1;
                             let hold = flows.prompts.frames(&flows.hold(Some(&q.queue)), law);
                             play(&shared, id, hold, true, tag);
-                        } else if let Some(Voicemail::Greeting { mailbox, max_length_s, .. }) = voicemail.take() {
-                            tracing::info!(mailbox, "recording a voicemail");
-                            let recorder = Recorder::new(max_length_s);
-                            let _ = shared.pacer.send(PacerCommand::Record { id, recorder });
-                            voicemail = Some(Voicemail::Recording {
-                                mailbox,
-                                started: Timestamp::now(),
-                                until: now + Duration::from_secs(u64::from(max_length_s)),
-                            });
                         } else if confirming == Some(t) {
                             confirming = None;
                             pending = call.handle(Event::Finished, now);
@@ -561,7 +544,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     }
                     Some(CallInput::Digit(d)) => {
                         tracing::debug!(digit = %d, "key pressed");
-                        pending = digit(&mut call, &mut voicemail, d, now);
+                        pending = call.handle(Event::Digit(d), now);
                     }
                     Some(CallInput::NoAgents) => {
                         tracing::info!("no agent is logged in to the queue");
@@ -729,10 +712,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         break;
                     }
                     Some(CallInput::RecordingFull) => {
-                        // Ends the recording at the next wake-up, through the same path as its limit.
-                        if let Some(Voicemail::Recording { until, .. }) = &mut voicemail {
-                            *until = now;
-                        }
+                        pending = call.handle(Event::RecordingFull, now);
                     }
                     Some(CallInput::Media { remote, direction, srtp }) => {
                         sending(&shared, id, remote, direction, last_queue.as_deref());
@@ -777,8 +757,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                         q.speaking(tag);
                     }
-                } else if recording_until.is_some_and(|t| t <= now) {
-                    pending = finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, now).await;
                 } else {
                     pending = call.handle(Event::Timeout, now);
                 }
@@ -786,8 +764,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         }
     }
     // A caller who hangs up while recording has left a message: keep it.
-    if matches!(voicemail, Some(Voicemail::Recording { .. })) {
-        finish_voicemail(&shared, id, &mut call, &mut voicemail, ids, Instant::now()).await;
+    if message.is_some() {
+        finish_voicemail(&shared, id, &mut call, &mut message, ids, Instant::now()).await;
     }
     // How the audio went, on the caller's leg and every leg bridged to it.
     let (reply, quality) = tokio::sync::oneshot::channel();
@@ -1395,19 +1373,6 @@ pub(super) fn sending(
     });
 }
 
-fn digit(call: &mut Call, voicemail: &mut Option<Voicemail>, d: char, now: Instant) -> Vec<Action> {
-    match voicemail {
-        Some(Voicemail::Recording { until, .. }) => {
-            if d == END_RECORDING {
-                // Ends the recording at the next wake-up, through the same path as its limit.
-                *until = now;
-            }
-            Vec::new()
-        }
-        _ => call.handle(Event::Digit(d), now),
-    }
-}
-
 /// Who a call is: its SIP Call-ID, its record's id, the caller.
 #[derive(Clone, Copy)]
 struct CallIds<'a> {
@@ -1423,7 +1388,7 @@ async fn finish_voicemail(
     shared: &Arc<Shared>,
     id: u64,
     call: &mut Call<'_>,
-    voicemail: &mut Option<Voicemail>,
+    message: &mut Option<(String, Timestamp)>,
     ids: CallIds<'_>,
     now: Instant,
 ) -> Vec<Action> {
@@ -1433,10 +1398,7 @@ async fn finish_voicemail(
         caller,
         probe,
     } = ids;
-    let Some(Voicemail::Recording {
-        mailbox, started, ..
-    }) = voicemail.take()
-    else {
+    let Some((mailbox, started)) = message.take() else {
         return Vec::new();
     };
     let (reply, recording) = oneshot::channel();
