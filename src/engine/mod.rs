@@ -36,14 +36,13 @@ pub enum Event {
     TransferFailed,
     /// A live human answered (queue or transfer).
     Connected,
-    /// The voicemail was recorded and is durable (the caller is then told it is saved), or
-    /// the callback was stored and confirmed.
+    /// The voicemail or the callback request is durable: the caller is then told so.
     Finished,
     /// The voicemail or callback request could not be made durable (a full or failing
     /// disk): the caller is told, and offered a live human instead of a promise.
     SaveFailed,
     /// The caller waiting in a queue took the callback offer: their place is kept as a
-    /// callback, stored before this event; the server confirms, then reports `Finished`.
+    /// callback, stored before this event; the caller is told so, then the call ends.
     CallbackChosen,
     /// The lookup asked for answered: its declared fields, read (`lookup::read_answer`).
     LookupAnswered(Vec<(String, String)>),
@@ -100,10 +99,10 @@ pub enum Action {
     /// The message ends (the caller pressed #, or its time or room ran out): store it
     /// durably, then report `Finished` (or `SaveFailed`).
     StopRecording,
-    /// Store the request durably, then play `prompts`, then report `Finished`.
+    /// Store the request durably, then report `Finished` (the caller is then told, in the
+    /// node's prompts) or `SaveFailed`.
     RegisterCallback {
         queue: String,
-        prompts: Vec<String>,
     },
     Hangup,
 }
@@ -184,8 +183,12 @@ enum State {
     Lookup {
         node: NodeId,
     },
-    /// Storing a callback and confirming it.
+    /// Storing a callback request.
     FollowUp {
+        node: NodeId,
+    },
+    /// Telling the caller their callback is kept; the call ends after it.
+    Confirming {
         node: NodeId,
     },
     /// A voicemail: its greeting, the message being recorded, then being stored.
@@ -422,7 +425,10 @@ impl<'a> Call<'a> {
     pub fn prompting(&self) -> bool {
         match self.state {
             State::Menu { prompting, .. } | State::Collect { prompting, .. } => prompting,
-            State::Play { .. } | State::Goodbye { .. } | State::Apology { .. } => true,
+            State::Play { .. }
+            | State::Goodbye { .. }
+            | State::Apology { .. }
+            | State::Confirming { .. } => true,
             _ => false,
         }
     }
@@ -435,6 +441,7 @@ impl<'a> Call<'a> {
             | State::Human { node }
             | State::Lookup { node }
             | State::FollowUp { node }
+            | State::Confirming { node }
             | State::Voicemail { node, .. }
             | State::Goodbye { node }
             | State::Apology { node, .. } => Some(node),
@@ -521,7 +528,11 @@ impl<'a> Call<'a> {
                 (Event::CallbackChosen, NodeKind::Queue(_) | NodeKind::Owner(_)) => {
                     self.path.push("callback".into());
                     self.outcome = Some((Outcome::Callback, node, now));
-                    self.state = State::FollowUp { node };
+                    self.state = State::Confirming { node };
+                    out.push(Action::Play(vec![announce::in_language(
+                        &self.language,
+                        announce::CALLBACK_KEPT,
+                    )]));
                 }
                 // Connected: the human has the call; the server bridges and ends it.
                 _ => {}
@@ -556,10 +567,22 @@ impl<'a> Call<'a> {
                 }
             }
             State::FollowUp { node } => match event {
-                Event::Finished => self.end(&mut out),
+                // Told only now that the request is kept.
+                Event::Finished => match &self.set.nodes[node].kind {
+                    NodeKind::Callback(c) if !c.prompts.is_empty() => {
+                        self.state = State::Confirming { node };
+                        out.push(Action::Play(names(&c.prompts, &self.language)));
+                    }
+                    _ => self.end(&mut out),
+                },
                 Event::SaveFailed => self.save_failed(node, now, &mut out),
                 _ => {}
             },
+            State::Confirming { .. } => {
+                if event == Event::PromptFinished {
+                    self.end(&mut out);
+                }
+            }
             State::Voicemail { node, phase } => match (phase, event) {
                 (Message::Greeting, Event::PromptFinished) => {
                     let NodeKind::Voicemail(v) = &self.set.nodes[node].kind else {
@@ -1115,7 +1138,6 @@ impl<'a> Call<'a> {
                     self.state = State::FollowUp { node };
                     out.push(Action::RegisterCallback {
                         queue: c.queue.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
-                        prompts: names(&c.prompts, &self.language),
                     });
                     return;
                 }

@@ -359,9 +359,21 @@ fn queue_timeout_transfer_failure_and_follow_ups() {
     call.handle(Event::PromptFinished, c.at(1.0));
     let out = call.handle(Event::Digit('6'), c.at(2.0));
     assert!(
-        matches!(&out[1], Action::RegisterCallback { queue, prompts } if queue == "support" && prompts == &["callback_confirm"]),
+        matches!(&out[1], Action::RegisterCallback { queue } if queue == "support"),
         "{out:?}"
     );
+    // Told only once the request is stored, and the call ends after the confirmation.
+    assert_eq!(call.handle(Event::Digit('0'), c.at(2.5)), vec![]);
+    assert_eq!(
+        call.handle(Event::Finished, c.at(3.0)),
+        vec![play(&["callback_confirm"])]
+    );
+    assert!(!call.is_ended());
+    assert_eq!(
+        call.handle(Event::PromptFinished, c.at(6.0)),
+        vec![Action::Hangup]
+    );
+    assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Callback));
 }
 
 #[test]
@@ -371,15 +383,19 @@ fn a_waiting_caller_who_takes_the_callback_offer_ends_as_a_callback() {
     call.handle(Event::PromptFinished, c.at(1.0));
     call.handle(Event::Digit('0'), c.at(2.0));
     assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Queue));
-    assert!(call.handle(Event::CallbackChosen, c.at(130.0)).is_empty());
+    // Stored before this event: the caller is told their place is kept.
+    assert_eq!(
+        call.handle(Event::CallbackChosen, c.at(130.0)),
+        vec![play(&[announce::CALLBACK_KEPT])]
+    );
     assert_eq!(call.outcome().map(|o| o.0), Some(Outcome::Callback));
     assert_eq!(call.path().last().map(String::as_str), Some("callback"));
     assert!(
-        call.handle(Event::QueueTimedOut, c.at(600.0)).is_empty(),
+        call.handle(Event::QueueTimedOut, c.at(131.0)).is_empty(),
         "no longer waiting"
     );
     assert_eq!(
-        call.handle(Event::Finished, c.at(135.0)),
+        call.handle(Event::PromptFinished, c.at(135.0)),
         vec![Action::Hangup]
     );
     assert!(call.is_ended());

@@ -183,7 +183,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let mut looking_up: Option<Asking> = None;
     // The voicemail being recorded: its mailbox, and when it started.
     let mut message: Option<(String, Timestamp)> = None;
-    let mut confirming: Option<u64> = None;
     let mut we_hang_up = false;
     // With an agent: the engine's part is done, the call lasts until either side hangs up.
     let mut bridged = false;
@@ -404,13 +403,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             finish_voicemail(&shared, id, &mut call, &mut message, ids, now).await,
                         );
                     }
-                    Action::RegisterCallback { queue, prompts } => {
+                    Action::RegisterCallback { queue } => {
                         if line.probe {
                             // Confirmed as to any caller, but nobody will call a probe back.
                             tracing::info!(queue, "a probe call's callback request is not kept");
-                            tag += 1;
-                            play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
-                            confirming = Some(tag);
+                            next.extend(call.handle(Event::Finished, now));
                             continue;
                         }
                         if crate::sip::identity::is_anonymous(&caller) {
@@ -435,9 +432,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                     .events
                                     .publish(crate::status::events::Event::FollowUps);
                                 let _ = shared.sip.send(SipCommand::NewCallback { row, request });
-                                tag += 1;
-                                play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
-                                confirming = Some(tag);
+                                next.extend(call.handle(Event::Finished, now));
                             }
                             Err(e) => {
                                 tracing::error!(queue, "callback request NOT stored: {e}");
@@ -500,9 +495,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             tag += 1;
                             let hold = flows.prompts.frames(&flows.hold(Some(&q.queue)), law);
                             play(&shared, id, hold, true, tag);
-                        } else if confirming == Some(t) {
-                            confirming = None;
-                            pending = call.handle(Event::Finished, now);
                         } else {
                             pending = call.handle(Event::PromptFinished, now);
                         }
@@ -529,17 +521,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             q.speaking(tag);
                         }
                         if kept == Offer::Taken {
-                            let language = call.language().to_string();
                             if let Some(q) = &queue {
                                 shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                             }
                             queue = None;
                             pending = call.handle(Event::CallbackChosen, now);
-                            tag += 1;
-                            let kept = announce::in_language(&language, announce::CALLBACK_KEPT);
-                            let kept = flows.prompts.frames(&[kept], law);
-                            play(&shared, id, kept, false, tag);
-                            confirming = Some(tag);
                         }
                     }
                     Some(CallInput::Digit(d)) => {
