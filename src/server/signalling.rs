@@ -213,7 +213,7 @@ pub struct Signalling {
     /// `[sip] trace` or `HOTLINE_SIP_TRACE=1`: every message in and out is logged.
     trace: bool,
     /// New calls admitted by the rate limit: tokens left, and when they were counted.
-    admission: (f64, Instant),
+    admission: crate::switch::admission::Admission,
 }
 
 /// One SIP message as the trace shows it: direction, transport, peer, then the message.
@@ -259,8 +259,9 @@ impl Signalling {
             agents: agents::Agents::new(&shared.config, Instant::now()),
             trace: shared.config.sip.trace
                 || std::env::var("HOTLINE_SIP_TRACE").is_ok_and(|v| v == "1"),
-            admission: (
-                f64::from(shared.config.sip.max_new_calls_per_s),
+            admission: crate::switch::admission::Admission::new(
+                shared.config.sip.max_calls,
+                shared.config.sip.max_new_calls_per_s,
                 Instant::now(),
             ),
             shared,
@@ -876,26 +877,13 @@ impl Signalling {
 
     /// Admission control: why a new call is refused now (`None`: it may come in).
     fn admit(&mut self, now: Instant) -> Option<&'static str> {
-        let max_calls = self.shared.config.sip.max_calls as usize;
-        if max_calls > 0 && self.calls.len() >= max_calls {
+        if self.admission.full(self.calls.len()) {
             self.evict_unconfirmed(now);
         }
-        let sip = &self.shared.config.sip;
-        if sip.max_calls > 0 && self.calls.len() >= sip.max_calls as usize {
-            return Some("Too Many Calls");
-        }
-        if sip.max_new_calls_per_s > 0 {
-            let rate = f64::from(sip.max_new_calls_per_s);
-            let (tokens, at) = self.admission;
-            let tokens =
-                (tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(rate);
-            if tokens < 1.0 {
-                self.admission = (tokens, now);
-                return Some("Too Many New Calls");
-            }
-            self.admission = (tokens - 1.0, now);
-        }
-        None
+        self.admission
+            .admit(self.calls.len(), now)
+            .err()
+            .map(|r| r.reason())
     }
 
     fn contact(&self, link: Link) -> String {

@@ -12,6 +12,7 @@
 //! what it means ([`Event`]). Which agent takes which caller stays with the router
 //! (`crate::routing`), which the server drives beside the switch, as `tests/switch.rs` does.
 
+pub mod admission;
 pub mod agents;
 pub mod callbacks;
 pub mod leg;

@@ -1,0 +1,110 @@
+//! Admission: whether a new call may come in now (`[sip] max_calls` at once, and
+//! `max_new_calls_per_s` as a token bucket: that many in any burst, refilled at that rate), or
+//! is turned away with a 503 and why. Decided before any state is kept for the call, so a
+//! refused INVITE costs one answer. Pure: the clock is handed in.
+
+use std::time::Instant;
+
+/// Why a new call is turned away (the 503's reason phrase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyCalls,
+    TooManyNewCalls,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::TooManyCalls => "Too Many Calls",
+            Refusal::TooManyNewCalls => "Too Many New Calls",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// Calls at once (0: no limit).
+    max_calls: usize,
+    /// New calls a second (0: no limit).
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Admission {
+    pub fn new(max_calls: u32, max_new_calls_per_s: u32, now: Instant) -> Admission {
+        let rate = f64::from(max_new_calls_per_s);
+        Admission {
+            max_calls: max_calls as usize,
+            rate,
+            tokens: rate,
+            at: now,
+        }
+    }
+
+    /// Whether the line is full with `live` calls (the driver may then end calls whose 200 was
+    /// never acknowledged, and ask again).
+    pub fn full(&self, live: usize) -> bool {
+        self.max_calls > 0 && live >= self.max_calls
+    }
+
+    /// A new call, with `live` calls up now: let in (taking a token) or turned away.
+    pub fn admit(&mut self, live: usize, now: Instant) -> Result<(), Refusal> {
+        if self.full(live) {
+            return Err(Refusal::TooManyCalls);
+        }
+        if self.rate > 0.0 {
+            let refilled =
+                self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+            self.tokens = refilled.min(self.rate);
+            self.at = now;
+            if self.tokens < 1.0 {
+                return Err(Refusal::TooManyNewCalls);
+            }
+            self.tokens -= 1.0;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_up_to_the_rate_then_one_per_refill() {
+        #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+        let t0 = Instant::now();
+        let mut a = Admission::new(0, 10, t0);
+        for _ in 0..10 {
+            assert_eq!(a.admit(0, t0), Ok(()));
+        }
+        assert_eq!(a.admit(0, t0), Err(Refusal::TooManyNewCalls));
+        // A tenth of a second refills one.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(a.admit(0, t1), Ok(()));
+        assert_eq!(a.admit(0, t1), Err(Refusal::TooManyNewCalls));
+        // A quiet minute refills the burst, never more.
+        let t2 = t1 + Duration::from_secs(60);
+        for _ in 0..10 {
+            assert_eq!(a.admit(0, t2), Ok(()));
+        }
+        assert_eq!(a.admit(0, t2), Err(Refusal::TooManyNewCalls));
+    }
+
+    #[test]
+    fn a_full_line_turns_calls_away_without_taking_a_token() {
+        #[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+        let t0 = Instant::now();
+        let mut a = Admission::new(2, 1, t0);
+        assert!(!a.full(1) && a.full(2));
+        assert_eq!(a.admit(2, t0), Err(Refusal::TooManyCalls));
+        assert_eq!(a.admit(1, t0), Ok(()), "the token was still there");
+        assert_eq!(a.admit(1, t0), Err(Refusal::TooManyNewCalls));
+        assert_eq!(Refusal::TooManyCalls.reason(), "Too Many Calls");
+        // No limits: everyone in.
+        let mut open = Admission::new(0, 0, t0);
+        assert!((0..10_000).all(|_| open.admit(5_000, t0).is_ok()));
+    }
+}
