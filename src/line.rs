@@ -144,6 +144,7 @@ fn language_prompts(set: &FlowSet, prompts: Option<&Path>) -> Vec<crate::flow::D
     use crate::flow::language;
     use crate::flow::node::NodeKind;
     let mut out = Vec::new();
+    let ways = language::Ways::of(set);
     for (id, node) in set.nodes.iter().enumerate() {
         let (needs, what): (Vec<String>, &str) = match &node.kind {
             NodeKind::Queue(_) | NodeKind::Owner(_) => (
@@ -202,7 +203,7 @@ fn language_prompts(set: &FlowSet, prompts: Option<&Path>) -> Vec<crate::flow::D
                     ),
                 )
                 .at_node(node.full_name.clone())
-                .with_path(language::way_to(set, id, lang)),
+                .with_path(ways.to(set, id, lang)),
             );
         }
     }

@@ -79,10 +79,23 @@ pub fn reachable(set: &FlowSet) -> Vec<BTreeSet<String>> {
     at
 }
 
-/// The shortest way (in nodes) a caller speaking `language` arrives at `node`, as diagnostics
-/// print paths: `main.welcome`, `2`, `main.spanish`, … `node`.
-pub fn way_to(set: &FlowSet, node: NodeId, language: &str) -> Vec<String> {
-    let preds = search(set);
+/// How a caller speaking each language first arrives at each node (one search for all the
+/// diagnostics of a line).
+pub struct Ways(Seen);
+
+impl Ways {
+    pub fn of(set: &FlowSet) -> Ways {
+        Ways(search(set))
+    }
+
+    /// The shortest way (in nodes) a caller speaking `language` arrives at `node`, as
+    /// diagnostics print paths: `main.welcome`, `2`, `main.spanish`, … `node`.
+    pub fn to(&self, set: &FlowSet, node: NodeId, language: &str) -> Vec<String> {
+        way_to(&self.0, set, node, language)
+    }
+}
+
+fn way_to(preds: &Seen, set: &FlowSet, node: NodeId, language: &str) -> Vec<String> {
     let mut path = Vec::new();
     let mut at = Some((node, language.to_string()));
     while let Some(key) = at.take() {

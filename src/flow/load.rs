@@ -633,6 +633,7 @@ pub fn read_prompt(dir: &Path, name: &str) -> PromptFile {
 fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<Diagnostic>) {
     let mut seen: HashSet<(usize, String)> = HashSet::new();
     let dirs = prompt_dirs(set, prompts_dir);
+    let ways = super::language::Ways::of(set);
     for id in 0..set.nodes.len() {
         let node = &set.nodes[id];
         let flow = &set.flows[node.flow];
@@ -660,7 +661,7 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
                         diags.push(
                             Diagnostic::new(Rule::MissingPrompt, &flow.source, p.pos, msg)
                                 .at_node(node.full_name.clone())
-                                .with_path(super::language::way_to(set, id, language)),
+                                .with_path(ways.to(set, id, language)),
                         );
                     }
                     continue;
@@ -706,7 +707,7 @@ fn check_prompts(set: &mut FlowSet, prompts_dir: Option<&Path>, diags: &mut Vec<
                     let way = if in_language.is_empty() {
                         Vec::new()
                     } else {
-                        super::language::way_to(set, id, language)
+                        ways.to(set, id, language)
                     };
                     diags.push(
                         Diagnostic::new(rule, &flow.source, p.pos, msg)
