@@ -9,7 +9,7 @@ use hotline::sip::sdp;
 use hotline::sip::transaction;
 use hotline::sip::wire::{self, Message, Start};
 use hotline::switch::{
-    Context, Dial, Entropy, Event, Input, Local, Output, Party, Phase, Switch, Unreached,
+    Context, Dial, Entropy, Event, Input, Local, Output, Party, Phase, Switch, Unreached, admission,
 };
 
 /// Counts instead of guessing: every run of a test sees the same tags and branches.
@@ -2374,4 +2374,42 @@ fn a_phone_that_rings_may_ring_past_timer_b_then_answer() {
     );
     assert!(answered(&sim.take_events(), &leg).is_some());
     assert_eq!(sim.switch.phase(&leg), Some(Phase::Up));
+}
+
+/// Admission: a burst of new calls up to the rate, then one per refill.
+#[test]
+#[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+fn a_burst_up_to_the_rate_then_one_per_refill() {
+    let t0 = Instant::now();
+    let mut a = admission::Admission::new(0, 10, t0);
+    for _ in 0..10 {
+        assert_eq!(a.admit(0, t0), Ok(()));
+    }
+    assert_eq!(a.admit(0, t0), Err(admission::Refusal::TooManyNewCalls));
+    // A tenth of a second refills one.
+    let t1 = t0 + Duration::from_millis(100);
+    assert_eq!(a.admit(0, t1), Ok(()));
+    assert_eq!(a.admit(0, t1), Err(admission::Refusal::TooManyNewCalls));
+    // A quiet minute refills the burst, never more.
+    let t2 = t1 + Duration::from_secs(60);
+    for _ in 0..10 {
+        assert_eq!(a.admit(0, t2), Ok(()));
+    }
+    assert_eq!(a.admit(0, t2), Err(admission::Refusal::TooManyNewCalls));
+}
+
+/// Admission: a full line turns calls away before any token is taken.
+#[test]
+#[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
+fn a_full_line_turns_calls_away_without_taking_a_token() {
+    let t0 = Instant::now();
+    let mut a = admission::Admission::new(2, 1, t0);
+    assert!(!a.full(1) && a.full(2));
+    assert_eq!(a.admit(2, t0), Err(admission::Refusal::TooManyCalls));
+    assert_eq!(a.admit(1, t0), Ok(()), "the token was still there");
+    assert_eq!(a.admit(1, t0), Err(admission::Refusal::TooManyNewCalls));
+    assert_eq!(admission::Refusal::TooManyCalls.reason(), "Too Many Calls");
+    // No limits: everyone in.
+    let mut open = admission::Admission::new(0, 0, t0);
+    assert!((0..10_000).all(|_| open.admit(5_000, t0).is_ok()));
 }
