@@ -1291,6 +1291,29 @@ fn agent<'a>(agents: &'a Value, id: &str) -> &'a Value {
 }
 
 /// Polls `f` for up to 10 s.
+/// The newest call record once `n` calls have ended (the API lists the newest first).
+pub(super) fn ended_record(server: &Server, n: usize) -> Value {
+    let mut record = Value::Null;
+    eventually("the call is on record as ended", || {
+        let calls = json(server, "/api/calls?limit=50");
+        let ended: Vec<Value> = calls
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["ended"].is_string())
+            .collect();
+        match ended.first() {
+            Some(newest) if ended.len() >= n => {
+                record = newest.clone();
+                true
+            }
+            _ => false,
+        }
+    });
+    record
+}
+
 pub(super) fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

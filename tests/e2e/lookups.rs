@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use super::agents::{eventually, http, json};
+use super::agents::http;
 use super::*;
 
 /// Who is calling decides the queue: the CRM's `tier`.
@@ -89,19 +89,7 @@ fn call_for(server: &Server, number: &str, n: usize, ms: u32) -> Value {
     );
     let r = server.sipp(&format!("crm{n}"), &xml, "main", &[]);
     assert!(r.ok, "{}", r.text);
-    let mut record = Value::Null;
-    eventually("the call is on record as ended", || {
-        let calls = json(server, "/api/calls?limit=20");
-        let list = calls.as_array().cloned().unwrap_or_default();
-        let ended: Vec<&Value> = list.iter().filter(|c| c["ended"].is_string()).collect();
-        if ended.len() >= n {
-            record = ended[0].clone();
-            true
-        } else {
-            false
-        }
-    });
-    record
+    super::agents::ended_record(server, n)
 }
 
 fn metric(server: &Server, line_start: &str) -> Option<f64> {

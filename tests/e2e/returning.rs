@@ -107,27 +107,6 @@ fn caller_ending(number: &str, key_at_menu: char, ms: u32, end: &str) -> String 
     )
 }
 
-fn record_of(server: &Server, n: usize) -> Value {
-    let mut record = Value::Null;
-    eventually("the call is on record as ended", || {
-        let calls = json(server, "/api/calls?limit=50");
-        let ended: Vec<Value> = calls
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c["ended"].is_string())
-            .collect();
-        if ended.len() >= n {
-            record = ended[0].clone();
-            true
-        } else {
-            false
-        }
-    });
-    record
-}
-
 fn follow_up(server: &Server) -> Value {
     let (status, body) = http(server, "GET", "/api/followups", Some("test-token"), "");
     assert_eq!(status, 200, "{body}");
@@ -207,7 +186,7 @@ fn a_returning_caller_is_put_through_to_whoever_has_their_message() {
     // 4. Ana calls again, is recognised, presses 1: alice's phone rings first.
     let r = server.sipp("again", &caller(ANA, '1', 5000), "main", &[]);
     assert!(r.ok, "{}", r.text);
-    let again = record_of(&server, 2);
+    let again = super::agents::ended_record(&server, 2);
     let path = path_of(&again);
     assert_eq!(
         &path[..4],
@@ -291,6 +270,6 @@ fn a_returning_caller_is_put_through_to_whoever_has_their_message() {
     // Then she is a stranger again.
     let r = server.sipp("stranger_again", &caller(ANA, '9', 1500), "main", &[]);
     assert!(r.ok, "{}", r.text);
-    let last = record_of(&server, 6);
+    let last = super::agents::ended_record(&server, 6);
     assert_eq!(&path_of(&last)[..2], ["main.returning", "none"], "{last}");
 }

@@ -1,7 +1,7 @@
 //! A `[switches]` switch flipped through the API changes the next call's way: real calls
 //! before and after, the flip kept through a restart, and refused without the token.
 
-use super::agents::{eventually, http, json};
+use super::agents::{http, json};
 use super::*;
 
 const LINE: &str = r#"
@@ -39,24 +39,10 @@ fn way(server: &Server, n: usize) -> Vec<String> {
     let xml = call("PCMU", None, &[pause(1000)], CALLER_BYE);
     let r = server.sipp(&format!("sw{n}"), &xml, "main", &[]);
     assert!(r.ok, "{}", r.text);
-    let mut path = Vec::new();
-    eventually("the call is on record as ended", || {
-        let calls = json(server, "/api/calls?limit=20");
-        let ended: Vec<Value> = calls
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c["ended"].is_string())
-            .collect();
-        if ended.len() >= n {
-            path = path_of(&ended[0]).into_iter().take(3).collect();
-            true
-        } else {
-            false
-        }
-    });
-    path
+    path_of(&super::agents::ended_record(server, n))
+        .into_iter()
+        .take(3)
+        .collect()
 }
 
 #[test]
