@@ -18,6 +18,7 @@ pub mod callbacks;
 pub mod leg;
 pub mod registrations;
 pub mod transfers;
+pub mod uas;
 
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, HashMap, VecDeque};

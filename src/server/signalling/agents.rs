@@ -255,14 +255,12 @@ impl Signalling {
         } else if answer.status != 401 {
             tracing::info!(%peer, status = answer.status, reason = answer.reason, "REGISTER refused");
         }
-        self.respond(
+        self.uas.respond(
             &key,
             &req,
             answer.status,
             answer.reason,
-            None,
             &answer.headers,
-            Vec::new(),
             now,
         );
         if let Some(agent) = answer.agent.filter(|_| answer.status == 200) {
@@ -356,16 +354,8 @@ impl Signalling {
                 if let Some(r) = &answer.refusal {
                     self.log_refusal(r, "SIP auth");
                 }
-                self.respond(
-                    key,
-                    req,
-                    answer.status,
-                    answer.reason,
-                    None,
-                    &answer.headers,
-                    Vec::new(),
-                    now,
-                );
+                self.uas
+                    .respond(key, req, answer.status, answer.reason, &answer.headers, now);
                 self.schedule_registrar();
                 None
             }
@@ -750,9 +740,8 @@ impl Signalling {
             Some(f) if self.agents.queue_ids.contains_key(&f.queue) => f.queue.clone(),
             _ => queue,
         };
-        let to_call = match self.calls.get(&call_id).map(|c| &c.phase) {
-            Some(super::Phase::Answered { to_call }) => to_call.clone(),
-            _ => return, // the caller is already gone
+        let Some(to_call) = self.running.get(&call_id).cloned() else {
+            return; // the caller is already gone
         };
         let staffed = self
             .agents
@@ -875,10 +864,7 @@ impl Signalling {
         let caller_call = w.call_id.clone();
         // The phone shows who calls: the caller's own From (a callback's caller has no call
         // left, so their stored URI).
-        let from = self
-            .calls
-            .get(&caller_call)
-            .and_then(|c| c.invite_request.get("From"));
+        let from = self.uas.invite(&caller_call).and_then(|i| i.get("From"));
         let (mut display, mut uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
         // Called by a colleague about the caller: his phone shows her, the headers the
         // caller.
@@ -1392,7 +1378,7 @@ impl Signalling {
                     }
                 }
                 let _ = reply.send(Gauges {
-                    active_calls: self.calls.len(),
+                    active_calls: self.uas.len(),
                     sip_dropped: self.transport.dropped(),
                     sip_banned_messages: self.transport.gate().dropped.load(Ordering::Relaxed),
                     sip_bans: self.transport.gate().bans.load(Ordering::Relaxed),
@@ -1452,10 +1438,7 @@ impl Signalling {
     /// What the desk shows of the caller an agent rings for or talks to.
     fn caller_card(&self, call: u64, now: Instant) -> Option<CallerCard> {
         let w = self.agents.waiting.get(&call)?;
-        let from = self
-            .calls
-            .get(&w.call_id)
-            .and_then(|c| c.invite_request.get("From"));
+        let from = self.uas.invite(&w.call_id).and_then(|i| i.get("From"));
         let (name, uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
         let until = self.agents.router.answered_at(call).unwrap_or(now);
         Some(CallerCard {

@@ -113,7 +113,7 @@ impl Signalling {
             self.record_callback(row, CallbackState::Manual, attempts);
             return;
         }
-        let caller_on_line = self.calls.contains_key(&request.call_id);
+        let caller_on_line = self.uas.contains(&request.call_id);
         let Some(&q) = self.agents.queue_ids.get(&request.queue) else {
             tracing::warn!(
                 row,

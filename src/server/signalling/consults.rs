@@ -20,10 +20,10 @@
 
 use std::time::Instant;
 
+use super::Signalling;
 use super::agents::LegKind;
 use super::refers::{NotPassed, OUTSIDE_RING, Pass, Passer};
 use super::transfers::{PassedBy, Transfer};
-use super::{Phase, Signalling};
 use crate::routing::{AgentId, PassKind, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
@@ -489,11 +489,11 @@ impl Signalling {
                 .send(PacerCommand::Bridge { a: hers, b: media });
             return true;
         };
-        match self.calls.get_mut(call_id).map(|c| &mut c.phase) {
-            Some(Phase::Ringing { line, .. }) => line.consult = Some(media),
+        match self.pending.get_mut(call_id) {
+            Some(p) if self.uas.is_ringing(call_id) => p.line.consult = Some(media),
             _ => return false,
         }
-        self.answer(call_id, now);
+        self.uas.answer(call_id, now);
         true
     }
 
@@ -594,11 +594,8 @@ impl Signalling {
             return Err(NotPassed::new(603, "not an agent's call"));
         };
         let names = |c: &Consult| {
-            let entry = c.call_id.as_ref().and_then(|id| self.calls.get(id));
-            entry.is_some_and(|entry| {
-                let d = &entry.dialog;
-                replaces.names(&d.call_id, &d.local_tag, &d.remote_tag)
-            })
+            let dialog = c.call_id.as_ref().and_then(|id| self.uas.dialog(id));
+            dialog.is_some_and(|d| replaces.names(&d.call_id, &d.local_tag, &d.remote_tag))
         };
         let colleague = self
             .agents
@@ -754,32 +751,15 @@ impl Signalling {
     /// Ends an agent's call to a colleague: refused with `status` while it rings (he did
     /// not take it), hung up once answered.
     pub(super) fn end_consult_call(&mut self, call_id: &str, status: (u16, &str), now: Instant) {
-        let ringing = self
-            .calls
-            .get(call_id)
-            .is_some_and(|c| matches!(c.phase, Phase::Ringing { .. }));
-        if ringing {
-            if let Some(entry) = self.calls.remove(call_id) {
-                let tag = entry.dialog.local_tag.clone();
-                self.respond(
-                    &entry.invite,
-                    &entry.invite_request,
-                    status.0,
-                    status.1,
-                    Some(&tag),
-                    &[],
-                    Vec::new(),
-                    now,
-                );
-            }
+        if self.uas.refuse(call_id, status.0, status.1, now) {
+            self.pending.remove(call_id);
             return;
         }
-        match self.calls.get(call_id).map(|c| &c.phase) {
-            Some(Phase::Answered { to_call }) => {
+        match self.running.get(call_id) {
+            Some(to_call) => {
                 let _ = to_call.send(CallInput::AgentHungUp);
             }
-            Some(_) => self.bye(call_id, now),
-            None => {}
+            None => self.uas.hang_up(call_id, now),
         }
     }
 

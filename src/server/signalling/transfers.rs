@@ -64,9 +64,8 @@ impl Signalling {
         ring_timeout_s: u32,
         context: CallerContext,
     ) {
-        let to_call = match self.calls.get(call_id).map(|c| &c.phase) {
-            Some(super::Phase::Answered { to_call }) => to_call.clone(),
-            _ => return, // the caller is already gone
+        let Some(to_call) = self.running.get(call_id).cloned() else {
+            return; // the caller is already gone
         };
         // A sip: target at its host (or its carrier's trunk proxy), a tel: number through
         // the trunk or gateway the dial policy names for it.
@@ -158,9 +157,8 @@ impl Signalling {
         let trunk = crate::sip::dial::sip_target(&t.uri)
             .and_then(|u| flows.callbacks.trunks.iter().find(|r| r.serves(&u.host)))
             .cloned();
-        let private = self.calls.get(&t.call_id).is_some_and(|c| {
-            crate::sip::identity::caller(&c.invite_request, false, &flows.callbacks.numbering)
-                .private
+        let private = self.uas.invite(&t.call_id).is_some_and(|invite| {
+            crate::sip::identity::caller(invite, false, &flows.callbacks.numbering).private
         });
         let from = match &trunk {
             // Through a carrier: the caller's own number where the trunk lets us present it
