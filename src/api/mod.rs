@@ -275,7 +275,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 
 pub async fn ask<T>(state: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> ApiQuery) -> Option<T> {
     let (tx, rx) = oneshot::channel();
-    state.status.queries.send(q(tx)).ok()?;
+    state.status.queries.send(q(tx)).await.ok()?;
     rx.await.ok()
 }
 

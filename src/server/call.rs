@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::Shared;
 use super::pacer::{HoldMusic, PacerCommand};
@@ -112,8 +112,8 @@ pub struct CallSetup {
     pub agreed: Agreed,
     /// Where the caller's SIP came from (their RTP may come from that host too: NAT).
     pub sip_host: std::net::IpAddr,
-    pub inputs: mpsc::UnboundedReceiver<CallInput>,
-    pub notify: mpsc::UnboundedSender<CallInput>,
+    pub inputs: super::call_inputs::CallRx,
+    pub notify: super::call_inputs::CallTx,
 }
 
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
@@ -309,24 +309,27 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         );
                         wait_rules = rules;
                         queue = Some(waiting);
-                        let _ = shared.sip.send(SipCommand::Enqueue {
-                            id,
-                            call_id: call_id.clone(),
-                            queue: name,
-                            priority,
-                            record: line_record,
-                            first,
-                            context: CallerContext {
-                                caller: caller.clone(),
-                                path: call.path().to_vec(),
-                                variables: call
-                                    .variables()
-                                    .iter()
-                                    .map(|(k, v)| (k.clone(), v.clone()))
-                                    .collect(),
-                                probe: line.probe,
-                            },
-                        });
+                        let _ = shared
+                            .sip
+                            .send(SipCommand::Enqueue {
+                                id,
+                                call_id: call_id.clone(),
+                                queue: name,
+                                priority,
+                                record: line_record,
+                                first,
+                                context: CallerContext {
+                                    caller: caller.clone(),
+                                    path: call.path().to_vec(),
+                                    variables: call
+                                        .variables()
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect(),
+                                    probe: line.probe,
+                                },
+                            })
+                            .await;
                     }
                     Action::Withdraw { follow_up } => {
                         withdraw(&shared, follow_up, line.probe);
@@ -352,22 +355,25 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         // Ringback while it rings, when the queue prompts are installed.
                         let ringback = flows.prompts.frames(&[announce::RINGBACK.to_string()], law);
                         play(&shared, id, ringback, true, tag);
-                        let _ = shared.sip.send(SipCommand::Transfer {
-                            id,
-                            call_id: call_id.clone(),
-                            to,
-                            ring_timeout_s,
-                            context: CallerContext {
-                                caller: caller.clone(),
-                                path: call.path().to_vec(),
-                                variables: call
-                                    .variables()
-                                    .iter()
-                                    .map(|(k, v)| (k.clone(), v.clone()))
-                                    .collect(),
-                                probe: line.probe,
-                            },
-                        });
+                        let _ = shared
+                            .sip
+                            .send(SipCommand::Transfer {
+                                id,
+                                call_id: call_id.clone(),
+                                to,
+                                ring_timeout_s,
+                                context: CallerContext {
+                                    caller: caller.clone(),
+                                    path: call.path().to_vec(),
+                                    variables: call
+                                        .variables()
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect(),
+                                    probe: line.probe,
+                                },
+                            })
+                            .await;
                     }
                     Action::RecordVoicemail {
                         mailbox,
@@ -431,7 +437,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 shared
                                     .events
                                     .publish(crate::status::events::Event::FollowUps);
-                                let _ = shared.sip.send(SipCommand::NewCallback { row, request });
+                                let _ = shared
+                                    .sip
+                                    .send(SipCommand::NewCallback { row, request })
+                                    .await;
                                 next.extend(call.handle(Event::Finished, now));
                             }
                             Err(e) => {
@@ -735,7 +744,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 if let Some(q) = queue.as_ref().filter(|q| q.timed_out(now)) {
                     shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
                     queue = None;
-                    let _ = shared.sip.send(SipCommand::LeaveQueue { id });
+                    let _ = shared.sip.send(SipCommand::LeaveQueue { id }).await;
                     pending = call.handle(Event::QueueTimedOut, now);
                 } else if let Some(q) = queue.as_mut().filter(|q| q.announcement_due(now)) {
                     if let Some(prompts) = announcement(&shared, id, q, &mut record, now).await {
@@ -761,9 +770,12 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });
     if we_hang_up {
-        let _ = shared.sip.send(SipCommand::Hangup {
-            call_id: call_id.clone(),
-        });
+        let _ = shared
+            .sip
+            .send(SipCommand::Hangup {
+                call_id: call_id.clone(),
+            })
+            .await;
     }
     // The media loop let go of the recording with the leg: its file is closed once written.
     if let (Some(task), Some(meta)) = (recording, record.recording.as_mut()) {
@@ -797,7 +809,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         watchdog = call.watchdog_used(),
         "call ended"
     );
-    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
 /// Plays `[recording] announcement` to the caller, when there is one: its tag.
@@ -948,11 +960,14 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });
     if !hung_up {
-        let _ = shared.sip.send(SipCommand::Hangup {
-            call_id: call_id.clone(),
-        });
+        let _ = shared
+            .sip
+            .send(SipCommand::Hangup {
+                call_id: call_id.clone(),
+            })
+            .await;
     }
-    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
 /// An agent's call to a colleague about her caller: bridged to his leg (`colleague`) until
@@ -996,11 +1011,14 @@ async fn consult(shared: &Arc<Shared>, setup: CallSetup, colleague: u64) {
     }
     let _ = shared.pacer.send(PacerCommand::Remove { id });
     if !hung_up {
-        let _ = shared.sip.send(SipCommand::Hangup {
-            call_id: call_id.clone(),
-        });
+        let _ = shared
+            .sip
+            .send(SipCommand::Hangup {
+                call_id: call_id.clone(),
+            })
+            .await;
     }
-    let _ = shared.sip.send(SipCommand::Ended { call_id, id });
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
 /// What a waiting caller hears now: their place and wait when one is due, and the callback
@@ -1014,7 +1032,7 @@ async fn announcement(
     now: Instant,
 ) -> Option<Vec<String>> {
     let (reply, answer) = oneshot::channel();
-    let _ = shared.sip.send(SipCommand::QueueStatus { id, reply });
+    let _ = shared.sip.send(SipCommand::QueueStatus { id, reply }).await;
     let status = answer.await.ok().flatten();
     let standing = status.as_ref().map(|s| Standing {
         ahead: s.ahead,
@@ -1033,7 +1051,10 @@ async fn announcement(
     }
     // What the caller hears is a promise: it is scored against the wait that follows.
     if let Some(told) = said.told {
-        let _ = shared.sip.send(SipCommand::WaitTold { id, wait: told });
+        let _ = shared
+            .sip
+            .send(SipCommand::WaitTold { id, wait: told })
+            .await;
         if record.waits_told.len() < crate::routing::audit::TOLD_PER_CALL {
             record.waits_told.push(WaitTold {
                 queue: q.queue.clone(),
@@ -1105,7 +1126,10 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         }
     };
     let (reply, answer) = oneshot::channel();
-    let _ = shared.sip.send(SipCommand::ToCallback { id, row, reply });
+    let _ = shared
+        .sip
+        .send(SipCommand::ToCallback { id, row, reply })
+        .await;
     if answer.await.unwrap_or(false) {
         tracing::info!(queue, row, "the caller keeps their place as a callback");
         return Offer::Taken;
@@ -1294,7 +1318,7 @@ fn start_media(
     socket: Arc<std::net::UdpSocket>,
     agreed: &Agreed,
     sip_host: std::net::IpAddr,
-    notify: mpsc::UnboundedSender<CallInput>,
+    notify: super::call_inputs::CallTx,
     listen_keys: bool,
 ) {
     let remote = SocketAddr::new(agreed.remote.0, agreed.remote.1);

@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // the one place the clock is read
 
 pub mod call;
+pub mod call_inputs;
 mod dns;
 mod http;
 pub mod lookups;
@@ -80,8 +81,8 @@ pub struct Shared {
     /// Voicemails and callback requests, durable before the caller is told.
     pub saves: saves::Saves,
     pub data: PathBuf,
-    pub pacer: mpsc::UnboundedSender<pacer::PacerCommand>,
-    pub sip: mpsc::UnboundedSender<signalling::SipCommand>,
+    pub pacer: pacer::PacerTx,
+    pub sip: mpsc::Sender<signalling::SipCommand>,
     pub ports: Ports,
     pub media_ip: IpAddr,
     pub tx_config: transaction::Config,
@@ -284,6 +285,10 @@ const DRAIN_RECORDS: std::time::Duration = std::time::Duration::from_secs(20);
 /// How long the tasks have to finish what they are doing once told to stop (a page's last
 /// request, a reload being validated).
 const TASKS_STOP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Commands waiting for the signalling task at most (from call tasks, reloads, lookups).
+const SIGNALLING_QUEUE: usize = 16_384;
+/// The API's questions waiting for the signalling task at most.
+const API_QUEUE: usize = 1024;
 
 /// Runs the server until `shutdown` resolves and the live calls have drained. `http` builds
 /// what `[http] listen` serves (the API, the desk and the wall) from what the server shows.
@@ -359,9 +364,11 @@ pub async fn run(
     let token = std::env::var(&config.http.token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    let (pacer_tx, pacer_rx) = mpsc::unbounded_channel();
-    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
-    let (queries_tx, queries_rx) = mpsc::unbounded_channel();
+    let (pacer_tx, pacer_rx) = pacer::channel();
+    // Bounded (senders wait: call tasks, the API, lookups of hosts), and the signalling task
+    // never waits on anyone, so a full queue slows its senders and blocks nothing.
+    let (sip_tx, sip_rx) = mpsc::channel(SIGNALLING_QUEUE);
+    let (queries_tx, queries_rx) = mpsc::channel(API_QUEUE);
     // Detached: each call task waits for its final record, so nothing is left to flush.
     let disk = Arc::new(health::DiskHealth::default());
     let (records, _writer) = records::Records::start(&config.paths.data, Arc::clone(&disk))

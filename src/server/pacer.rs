@@ -52,6 +52,41 @@ pub enum Keys {
     Agent,
 }
 
+/// Commands waiting for the media loop at most. The loop drains them all every tick (20 ms)
+/// and never waits, so only a stopped loop could fill this.
+pub const QUEUE: usize = 1 << 16;
+
+use super::call_inputs::NotDelivered;
+
+/// Where the media loop's commands are sent, without waiting (from the signalling task and
+/// the call tasks alike).
+#[derive(Clone, Debug)]
+pub struct PacerTx(mpsc::Sender<PacerCommand>);
+
+/// The media loop's command queue.
+pub fn channel() -> (PacerTx, mpsc::Receiver<PacerCommand>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    (PacerTx(tx), rx)
+}
+
+impl PacerTx {
+    /// Queues a command; `Err` when the loop is gone or (never in practice) behind by a
+    /// whole queue, which is logged.
+    pub fn send(&self, command: PacerCommand) -> Result<(), NotDelivered> {
+        match self.0.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::error!(
+                    queue = QUEUE,
+                    "the media loop is behind by a whole queue: a command is dropped"
+                );
+                Err(NotDelivered)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotDelivered),
+        }
+    }
+}
+
 pub enum PacerCommand {
     Add {
         id: u64,
@@ -66,7 +101,7 @@ pub enum PacerCommand {
         ssrc: u32,
         sequence: u16,
         timestamp: u32,
-        notify: mpsc::UnboundedSender<CallInput>,
+        notify: super::call_inputs::CallTx,
         /// Which keys pressed on this leg are reported.
         keys: Keys,
         /// SRTP keys, when the leg's audio is encrypted.
@@ -316,7 +351,7 @@ struct Leg {
     remote: SocketAddr,
     stream: Stream,
     playing: Option<(Playback, u64)>,
-    notify: mpsc::UnboundedSender<CallInput>,
+    notify: super::call_inputs::CallTx,
     sending: bool,
     silence: [u8; SAMPLES_PER_PACKET],
     /// What it does with what the far end sends: whose packets count (symmetric RTP, RFC
@@ -382,7 +417,7 @@ pub use crate::status::PacerStats;
 /// `media_timeout`: a caller's leg from which nothing arrives this long, while its far end
 /// should be sending, is reported (`CallInput::MediaTimeout`); `None` never.
 pub fn spawn(
-    commands: mpsc::UnboundedReceiver<PacerCommand>,
+    commands: mpsc::Receiver<PacerCommand>,
     stats: Arc<PacerStats>,
     media_timeout: Option<Duration>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -411,7 +446,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 const READ_GAP: Duration = Duration::from_millis(2);
 
 fn run(
-    mut commands: mpsc::UnboundedReceiver<PacerCommand>,
+    mut commands: mpsc::Receiver<PacerCommand>,
     stats: Arc<PacerStats>,
     media_timeout: Option<u32>,
 ) {
@@ -1061,12 +1096,12 @@ mod tests {
 
     #[test]
     fn an_ended_call_keeps_its_port_a_while_and_takes_late_packets_quietly() {
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (commands, rx) = channel();
         let pacer = spawn(rx, Arc::default(), None).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let port = socket.local_addr().unwrap().port();
-        let (notify, _calls) = mpsc::unbounded_channel();
+        let (notify, _calls) = crate::server::call_inputs::channel();
         commands
             .send(PacerCommand::Add {
                 id: 1,

@@ -130,7 +130,8 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
                     tracing::info!("TLS certificate reloaded: new connections get it");
                     let _ = shared
                         .sip
-                        .send(super::signalling::SipCommand::Certificate(c));
+                        .send(super::signalling::SipCommand::Certificate(c))
+                        .await;
                 }
                 Some(Err(e)) => {
                     tracing::error!("TLS certificate NOT reloaded, the running one stays: {e}")
@@ -147,7 +148,8 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) {
                 .sip
                 .send(super::signalling::SipCommand::Reconfigure(Box::new(
                     loaded.config,
-                )));
+                )))
+                .await;
             let before = shared.flows();
             let changed = changes(&before, &flows);
             tracing::info!(

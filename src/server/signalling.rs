@@ -156,7 +156,7 @@ pub struct Signalling {
     /// Calls taken whose media is not yet agreed.
     pending: HashMap<String, Pending>,
     /// The started calls' tasks, by Call-ID.
-    running: HashMap<String, mpsc::UnboundedSender<CallInput>>,
+    running: HashMap<String, super::call_inputs::CallTx>,
     next_call: u64,
     draining: bool,
     agents: agents::Agents,
@@ -231,8 +231,8 @@ impl Signalling {
     pub async fn run(
         mut self,
         mut inbound: InboxRx,
-        mut commands: mpsc::UnboundedReceiver<SipCommand>,
-        mut queries: mpsc::UnboundedReceiver<crate::status::ApiQuery>,
+        mut commands: mpsc::Receiver<SipCommand>,
+        mut queries: mpsc::Receiver<crate::status::ApiQuery>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -478,7 +478,7 @@ impl Signalling {
         let Some(Pending { socket, line }) = self.pending.remove(&call_id) else {
             return;
         };
-        let (tx_in, rx_in) = mpsc::unbounded_channel();
+        let (tx_in, rx_in) = super::call_inputs::channel();
         self.running.insert(call_id.clone(), tx_in.clone());
         let from_trunk = self.shared.config.trunks.iter().any(|t| {
             t.addresses
@@ -718,7 +718,7 @@ impl Signalling {
                             None
                         }
                     };
-                    let _ = sip.send(SipCommand::LegConnected { leg, link });
+                    let _ = sip.send(SipCommand::LegConnected { leg, link }).await;
                 });
             }
         }

@@ -38,7 +38,7 @@ pub struct Status {
     /// Call tasks still running.
     pub call_tasks: Arc<CallTasks>,
     /// Questions for the signalling task (which owns the routing core).
-    pub queries: mpsc::UnboundedSender<ApiQuery>,
+    pub queries: mpsc::Sender<ApiQuery>,
     /// The `[switches]`' positions, as flipped.
     pub switches: Arc<switches::Switches>,
 }

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use super::{CallerContext, Signalling, TimerRef, random};
 use crate::config::{Config, RecordMode, Role};
 use crate::engine::announce;
@@ -42,7 +40,7 @@ pub(super) struct Waiting {
     pub(super) queue: String,
     pub(super) priority: u32,
     /// The caller's call task; none for a callback (the caller has hung up).
-    pub(super) to_call: Option<mpsc::UnboundedSender<CallInput>>,
+    pub(super) to_call: Option<crate::server::call_inputs::CallTx>,
     pub(super) context: CallerContext,
     pub(super) entered: Instant,
     /// The answered agent leg (its Call-ID).
@@ -1544,7 +1542,7 @@ pub(super) fn add_leg_media(
     shared: &crate::server::Shared,
     leg: &Leg,
     agreed: &sdp::Agreed,
-    notify: mpsc::UnboundedSender<CallInput>,
+    notify: crate::server::call_inputs::CallTx,
 ) {
     let keys = if leg.kind == LegKind::Agent {
         crate::server::pacer::Keys::Agent
@@ -1568,6 +1566,6 @@ pub(super) fn add_leg_media(
 }
 
 /// The media loop's notifications for a leg no call task follows (a callback's legs).
-pub(super) fn no_one_listens() -> mpsc::UnboundedSender<CallInput> {
-    mpsc::unbounded_channel().0
+pub(super) fn no_one_listens() -> crate::server::call_inputs::CallTx {
+    crate::server::call_inputs::channel().0
 }

@@ -295,10 +295,12 @@ impl Signalling {
                 }
                 None => None,
             };
-            let _ = sip.send(SipCommand::CallbackResolved {
-                id: call,
-                target: resolved,
-            });
+            let _ = sip
+                .send(SipCommand::CallbackResolved {
+                    id: call,
+                    target: resolved,
+                })
+                .await;
         });
     }
 

@@ -11,8 +11,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use super::agents::{Leg, LegKind, add_leg_media};
 use super::{CallerContext, Signalling, SipCommand};
 use crate::server::call::CallInput;
@@ -23,7 +21,7 @@ use crate::switch::{Context, Dial, Party};
 
 /// A caller being transferred.
 pub(in crate::server) struct Transfer {
-    pub to_call: mpsc::UnboundedSender<CallInput>,
+    pub to_call: crate::server::call_inputs::CallTx,
     pub call_id: String,
     /// The URI dialled (without header fields).
     pub uri: String,
@@ -120,7 +118,7 @@ impl Signalling {
         let dns = std::sync::Arc::clone(&self.dns);
         tokio::spawn(async move {
             let target = super::trunks::reach(transport, &dns, hop, open).await;
-            let _ = sip.send(SipCommand::TransferResolved { id, target });
+            let _ = sip.send(SipCommand::TransferResolved { id, target }).await;
         });
     }
 

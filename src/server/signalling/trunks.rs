@@ -120,7 +120,7 @@ impl Signalling {
                 proto: route.proto,
             };
             let target = reach(transport, &dns, hop, open).await;
-            let _ = sip.send(SipCommand::TrunkResolved { name, target });
+            let _ = sip.send(SipCommand::TrunkResolved { name, target }).await;
         });
     }
 

@@ -1,0 +1,218 @@
+//! A call task's inputs: a bounded queue that never loses how the call ends.
+//!
+//! Whoever tells a call task something (the signalling task, the media loop, the API) does so
+//! without waiting, so nothing that drives many calls can be held up by one. A call whose
+//! queue is full (its task stuck behind a slow save while its caller floods keys) loses the
+//! surplus, logged and counted; never the news that ends it (the caller hung up, the shutdown,
+//! the media gone, the agent hung up), which goes on a path of its own that holds at most one
+//! of each, and is read after every input sent before it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use super::call::CallInput;
+
+/// Inputs waiting for a call task at most (a key, a prompt's end, an agent's answer...).
+pub const CAPACITY: usize = 256;
+
+/// Where a call's inputs are sent; cloned by each sender.
+#[derive(Clone, Debug)]
+pub struct CallTx {
+    inputs: mpsc::Sender<CallInput>,
+    ends: mpsc::UnboundedSender<(CallInput, u64)>,
+    shared: Arc<Counts>,
+}
+
+/// Where the call task reads them.
+#[derive(Debug)]
+pub struct CallRx {
+    inputs: mpsc::Receiver<CallInput>,
+    ends: mpsc::UnboundedReceiver<(CallInput, u64)>,
+    /// Ends read, waiting for the inputs sent before them.
+    held: VecDeque<(CallInput, u64)>,
+    received: u64,
+    inputs_open: bool,
+    ends_open: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Inputs queued so far.
+    sent: AtomicU64,
+    /// Inputs lost to a full queue.
+    lost: AtomicU64,
+    /// The kinds of end sent (one bit each): each goes at most once.
+    ended: AtomicU8,
+}
+
+/// The input could not be queued: the call is gone, or its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotDelivered;
+
+pub fn channel() -> (CallTx, CallRx) {
+    let (inputs_tx, inputs) = mpsc::channel(CAPACITY);
+    let (ends_tx, ends) = mpsc::unbounded_channel();
+    (
+        CallTx {
+            inputs: inputs_tx,
+            ends: ends_tx,
+            shared: Arc::default(),
+        },
+        CallRx {
+            inputs,
+            ends,
+            held: VecDeque::new(),
+            received: 0,
+            inputs_open: true,
+            ends_open: true,
+        },
+    )
+}
+
+/// The bit of an input that ends the call, `None` for any other.
+fn end_bit(input: &CallInput) -> Option<u8> {
+    match input {
+        CallInput::Hangup => Some(1),
+        CallInput::Shutdown => Some(2),
+        CallInput::MediaTimeout => Some(4),
+        CallInput::AgentHungUp => Some(8),
+        _ => None,
+    }
+}
+
+impl CallTx {
+    /// Queues `input` for the call, without waiting.
+    pub fn send(&self, input: CallInput) -> Result<(), NotDelivered> {
+        if let Some(bit) = end_bit(&input) {
+            if self.shared.ended.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+                return Ok(()); // told already
+            }
+            let after = self.shared.sent.load(Ordering::Acquire);
+            return self.ends.send((input, after)).map_err(|_| NotDelivered);
+        }
+        match self.inputs.try_send(input) {
+            Ok(()) => {
+                self.shared.sent.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                let lost = self.shared.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                if lost == 1 || lost.is_power_of_two() {
+                    tracing::warn!(
+                        lost,
+                        ?input,
+                        "a call's inputs are full (its task is behind): input dropped"
+                    );
+                }
+                Err(NotDelivered)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotDelivered),
+        }
+    }
+}
+
+impl CallRx {
+    /// The next input: in the order sent, an end after every input sent before it; `None`
+    /// once every sender is gone and all is read. Cancel-safe (used in `select!`).
+    pub async fn recv(&mut self) -> Option<CallInput> {
+        loop {
+            loop {
+                match self.ends.try_recv() {
+                    Ok(end) => self.held.push_back(end),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.ends_open = false;
+                        break;
+                    }
+                }
+            }
+            let due = self
+                .held
+                .front()
+                .is_some_and(|(_, after)| *after <= self.received || !self.inputs_open);
+            if due {
+                return self.held.pop_front().map(|(input, _)| input);
+            }
+            if !self.inputs_open && !self.ends_open {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                input = self.inputs.recv(), if self.inputs_open => match input {
+                    Some(input) => {
+                        self.received += 1;
+                        return Some(input);
+                    }
+                    None => self.inputs_open = false,
+                },
+                end = self.ends.recv(), if self.ends_open => match end {
+                    Some(end) => self.held.push_back(end),
+                    None => self.ends_open = false,
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+    }
+
+    #[test]
+    fn a_full_queue_drops_keys_but_never_the_hang_up_which_comes_after_what_was_sent_first() {
+        let (tx, mut rx) = channel();
+        for _ in 0..CAPACITY {
+            assert_eq!(tx.send(CallInput::Digit('5')), Ok(()));
+        }
+        assert_eq!(tx.send(CallInput::Digit('6')), Err(NotDelivered), "full");
+        assert_eq!(tx.send(CallInput::Hangup), Ok(()), "an end always goes");
+        rt().block_on(async {
+            for _ in 0..CAPACITY {
+                assert!(matches!(rx.recv().await, Some(CallInput::Digit('5'))));
+            }
+            assert!(matches!(rx.recv().await, Some(CallInput::Hangup)));
+        });
+    }
+
+    #[test]
+    fn each_end_goes_once_and_in_order_with_the_inputs() {
+        let (tx, mut rx) = channel();
+        tx.send(CallInput::AgentAnswered {
+            agent: "alice".into(),
+            record: crate::config::RecordMode::Off,
+        })
+        .expect("queued");
+        tx.send(CallInput::AgentHungUp).expect("queued");
+        tx.send(CallInput::AgentHungUp).expect("told already: fine");
+        tx.send(CallInput::Digit('1')).expect("queued");
+        tx.send(CallInput::Hangup).expect("queued");
+        drop(tx);
+        rt().block_on(async {
+            assert!(matches!(
+                rx.recv().await,
+                Some(CallInput::AgentAnswered { .. })
+            ));
+            assert!(matches!(rx.recv().await, Some(CallInput::AgentHungUp)));
+            assert!(matches!(rx.recv().await, Some(CallInput::Digit('1'))));
+            assert!(matches!(rx.recv().await, Some(CallInput::Hangup)));
+            assert!(rx.recv().await.is_none(), "every sender gone, all read");
+        });
+    }
+
+    #[test]
+    fn a_call_task_gone_is_not_delivered_to() {
+        let (tx, rx) = channel();
+        drop(rx);
+        assert_eq!(tx.send(CallInput::Digit('1')), Err(NotDelivered));
+        assert_eq!(tx.send(CallInput::Hangup), Err(NotDelivered));
+    }
+}
