@@ -4,6 +4,7 @@
 //! so the validator's promises hold on a live line. No clock, no IO.
 
 pub mod announce;
+pub mod session;
 pub mod simulate;
 pub mod spanish;
 pub mod waiting;

@@ -16,12 +16,12 @@ use super::Shared;
 use super::pacer::{HoldMusic, PacerCommand};
 use super::signalling::{CallerContext, SipCommand};
 use crate::engine::announce;
-use crate::engine::waiting::{Rules, Standing, Waiting};
+use crate::engine::session::{Do, Heard, Kept, Session};
+use crate::engine::waiting::{Standing, Waiting};
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
 use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
-use crate::media::recording_control::{Control, Step};
 use crate::sip::sdp::{Agreed, Direction};
 use crate::store::{
     CallOutcome, CallRecord, CallbackRequest, CallbackState, EndReason, VoicemailRecord, WaitTold,
@@ -164,30 +164,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 .switches
                 .positions(&flows.set.switches, Timestamp::now()),
         );
-    let mut tag: u64 = 0;
-    let mut queue: Option<Waiting> = None;
-    // The queue the caller last waited in: its hold music is theirs while they wait or
-    // are held.
-    let mut last_queue: Option<String> = None;
-    // How long the caller's queue node lets them wait, and how often they hear their place:
-    // a caller an agent passes on to another queue waits there by the same rules.
-    let mut wait_rules = Rules::default();
+    // Where the caller is with respect to the humans, the current playback, the queue wait,
+    // the recording's control: decided in `engine::session`, carried out here.
+    let mut session = Session::new();
     // The conversation's recording being written, when the queue records.
     let mut recording: Option<tokio::task::JoinHandle<super::recordings::Written>> = None;
-    // When it starts, pauses and resumes (the queue's mode, the agent's keys and desk).
-    let mut taping = Control::default();
-    // The tag of the "this call is recorded" announcement while it plays.
-    let mut announced: Option<u64> = None;
-    let mut transferring = false;
     // The lookup the engine waits for, asked in its own task.
     let mut looking_up: Option<Asking> = None;
     // The voicemail being recorded: its mailbox, and when it started.
     let mut message: Option<(String, Timestamp)> = None;
     let mut we_hang_up = false;
-    // With an agent: the engine's part is done, the call lasts until either side hangs up.
-    let mut bridged = false;
-    // Its agent passes the caller on to another: on hold until one of them has them.
-    let mut passing = false;
     let started_wall = Timestamp::now();
     let started = Instant::now();
     // The call's record, written at each transition (and awaited at the end).
@@ -252,11 +238,11 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             for action in pending.drain(..) {
                 match action {
                     Action::Play(prompts) => {
-                        tag += 1;
+                        let tag = session.playback();
                         play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                     }
                     Action::StopPlayback => {
-                        tag += 1;
+                        session.playback();
                         let _ = shared.pacer.send(PacerCommand::Stop { id });
                     }
                     Action::EnterQueue {
@@ -276,10 +262,6 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             );
                         }
                         tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
-                        tag += 1;
-                        last_queue = Some(name.clone());
-                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
-                        play(&shared, id, hold, true, tag);
                         // Without the announcement prompts, the caller hears hold music only.
                         let language = call.language().to_string();
                         let speaks = flows
@@ -307,8 +289,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             dialable,
                             &language,
                         );
-                        wait_rules = rules;
-                        queue = Some(waiting);
+                        let tag = session.enter_queue(waiting, rules);
+                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
+                        play(&shared, id, hold, true, tag);
                         let _ = shared
                             .sip
                             .send(SipCommand::Enqueue {
@@ -350,8 +333,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             ring_timeout_s,
                             "transferring to a live human elsewhere"
                         );
-                        transferring = true;
-                        tag += 1;
+                        let tag = session.transfer();
                         // Ringback while it rings, when the queue prompts are installed.
                         let ringback = flows.prompts.frames(&[announce::RINGBACK.to_string()], law);
                         play(&shared, id, ringback, true, tag);
@@ -390,7 +372,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                             continue;
                         }
                         tracing::debug!(mailbox, max_length_s, "voicemail greeting");
-                        tag += 1;
+                        let tag = session.playback();
                         let mut names = prompts;
                         names.push(BEEP.to_string());
                         play(&shared, id, flows.prompts.frames(&names, law), false, tag);
@@ -459,18 +441,15 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         if progress(&shared, &call, &mut record, started_wall, started) {
             shared.records.save(&uid, &record);
         }
-        if (call.is_ended() && !bridged) || we_hang_up {
+        if (call.is_ended() && !session.bridged()) || we_hang_up {
             end_reason = EndReason::Line;
             break;
         }
 
-        let deadline = [
-            call.poll_timeout(),
-            queue.as_ref().and_then(Waiting::next_wake),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let deadline = [call.poll_timeout(), session.next_wake()]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -483,6 +462,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 None => std::future::pending().await,
             }
         };
+        let mut todo = Vec::new();
         tokio::select! {
             answer = looked => {
                 looking_up = None;
@@ -496,210 +476,39 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             }
             input = inputs.recv() => {
                 let now = Instant::now();
-                match input {
-
-                    Some(CallInput::PromptDone(t)) if t == tag => {
-                        if let Some(q) = queue.as_mut().and_then(|q| q.spoken(t).then_some(q)) {
-                            // Back to the hold music.
-                            tag += 1;
-                            let hold = flows.prompts.frames(&flows.hold(Some(&q.queue)), law);
-                            play(&shared, id, hold, true, tag);
-                        } else {
-                            pending = call.handle(Event::PromptFinished, now);
-                        }
-                    }
-                    Some(CallInput::PromptDone(t)) if announced == Some(t) => announced = None,
-                    Some(CallInput::PromptDone(_)) => {}
-                    Some(CallInput::Digit(_)) if bridged => {}
-                    Some(CallInput::Digit(d))
-                        if queue.as_ref().is_some_and(|q| q.takes_callback_key(d)) =>
-                    {
-                        let name = queue.as_ref().map(|q| q.queue.clone()).unwrap_or_default();
-                        let mut request =
-                            callback_request(&call, &call_id, &caller, &name, &flow_name);
-                        request.path.push("callback".into());
-                        let kept = keep_place_as_callback(&shared, id, request).await;
-                        if kept == Offer::NotSaved
-                            && let Some(q) = queue.as_mut()
-                        {
-                            // Told at once, then back to the hold music, in line as before.
-                            tag += 1;
-                            let sorry = announce::in_language(&q.language, announce::NOT_SAVED);
-                            let sorry = flows.prompts.frames(&[sorry], law);
-                            play(&shared, id, sorry, false, tag);
-                            q.speaking(tag);
-                        }
-                        if kept == Offer::Taken {
-                            if let Some(q) = &queue {
-                                shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
-                            }
-                            queue = None;
-                            pending = call.handle(Event::CallbackChosen, now);
-                        }
-                    }
-                    Some(CallInput::Digit(d)) => {
-                        tracing::debug!(digit = %d, "key pressed");
-                        pending = call.handle(Event::Digit(d), now);
-                    }
+                let heard = match input {
+                    Some(CallInput::PromptDone(t)) => Some(Heard::PromptDone(t)),
+                    Some(CallInput::Digit(d)) => Some(Heard::Digit(d)),
                     Some(CallInput::NoAgents) => {
                         tracing::info!("no agent is logged in to the queue");
-                        if let Some(q) = &queue {
-                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
-                        }
-                        queue = None;
-                        pending = call.handle(Event::QueueTimedOut, now);
+                        Some(Heard::NoAgents)
                     }
-                    Some(CallInput::AgentAnswered { agent, record: rec }) if queue.is_some() || passing => {
-                        tracing::info!(agent, "connected to an agent");
-                        if let Some(q) = &queue {
-                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
-                        }
-                        passing = false;
-                        // The first answer stays the caller's: their wait ended there.
-                        if record.agent_answered_at.is_none() {
-                            record.agent_answered_at = Some(Timestamp::now().to_string());
-                        }
-                        record.agent = Some(agent);
-                        let start = taping.answered(rec) == Step::Start;
-                        queue = None;
-                        bridged = true;
-                        tag += 1; // the hold music's end, if it comes, means nothing now
-                        if start && recording.is_none() {
-                            recording = Some(start_recording(&shared, id, &uid, &mut record));
-                            announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
-                        }
-                        // On record now, not at hang-up: supervisors see who took the call.
-                        shared.records.save(&uid, &record);
-                        pending = call.handle(Event::Connected, now);
+                    Some(CallInput::AgentAnswered { agent, record }) => {
+                        Some(Heard::AgentAnswered { agent, record })
                     }
-                    Some(input @ (CallInput::AgentDigit(_) | CallInput::Recording { .. })) => {
-                        let (asked, reply) = match input {
-                            CallInput::AgentDigit(d) => {
-                                (taping.key(d, &shared.config.recording.pause_keys, now), None)
-                            }
-                            CallInput::Recording { want, reply } => (Some(taping.want(want, now)), Some(reply)),
-                            _ => (None, None),
-                        };
-                        match asked {
-                            Some(Ok(Step::Start)) if recording.is_none() => {
-                                tracing::info!("the agent starts the recording");
-                                recording = Some(start_recording(&shared, id, &uid, &mut record));
-                                shared.records.save(&uid, &record);
-                                announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
-                            }
-                            Some(Ok(step @ (Step::Pause | Step::Resume))) => {
-                                tracing::info!(paused = step == Step::Pause, "the agent pauses or resumes the recording");
-                                let _ = shared.pacer.send(PacerCommand::PauseRecording {
-                                    id,
-                                    paused: step == Step::Pause,
-                                });
-                            }
-                            Some(Err(why)) => tracing::info!(why, "the agent's recording keys do nothing"),
-                            _ => {}
-                        }
-                        if let Some(reply) = reply {
-                            let now_on = taping.recording();
-                            let _ = reply.send(asked.unwrap_or(Ok(Step::Nothing)).map(|_| now_on).map_err(String::from));
-                        }
+                    Some(CallInput::Transferred { queue, by, note }) => {
+                        Some(Heard::Transferred { queue, by, note })
                     }
-                    Some(CallInput::AgentAnswered { .. }) => {}
-                    Some(CallInput::Transferred { queue: name, by, note }) if bridged => {
-                        tracing::info!(queue = name, by, "passed on to another queue: waiting again");
-                        record.transfers.push(crate::store::Transfer {
-                            at: Timestamp::now().to_string(),
-                            by,
-                            to: format!("queue:{name}"),
-                            note,
-                        });
-                        shared.records.save(&uid, &record);
-                        bridged = false;
-                        tag += 1;
-                        last_queue = Some(name.clone());
-                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
-                        play(&shared, id, hold, true, tag);
-                        queue = Some(Waiting::again(&name, now, wait_rules, call.language()));
+                    Some(CallInput::Passing { to, by, note }) => Some(Heard::Passing { to, by, note }),
+                    Some(CallInput::Requeued { queue }) => Some(Heard::Requeued { queue }),
+                    Some(CallInput::PassedOutside { to }) => Some(Heard::PassedOutside { to }),
+                    Some(CallInput::Held) => Some(Heard::Held),
+                    Some(CallInput::Handed { to, agent, by, record }) => {
+                        Some(Heard::Handed { to, agent, by, record })
                     }
-                    Some(CallInput::Transferred { .. }) => {}
-                    Some(CallInput::Passing { to, by, note }) if bridged => {
-                        tracing::info!(to, by, "passed on: on hold while they ring");
-                        record.transfers.push(crate::store::Transfer {
-                            at: Timestamp::now().to_string(),
-                            by,
-                            to,
-                            note,
-                        });
-                        shared.records.save(&uid, &record);
-                        bridged = false;
-                        passing = true;
-                        tag += 1;
-                        let hold = flows.prompts.frames(&flows.hold(last_queue.as_deref()), law);
-                        play(&shared, id, hold, true, tag);
+                    Some(CallInput::TransferAnswered { to }) => Some(Heard::TransferAnswered { to }),
+                    Some(CallInput::TransferFailed) => Some(Heard::TransferFailed),
+                    Some(CallInput::AgentDigit(d)) => {
+                        let keys = &shared.config.recording.pause_keys;
+                        todo = session.agent_key(d, keys, now);
+                        None
                     }
-                    Some(CallInput::Requeued { queue: name }) if passing => {
-                        tracing::info!(queue = name, "their agent is gone: first in line again");
-                        passing = false;
-                        queue = Some(Waiting::again(&name, now, wait_rules, call.language()));
+                    Some(CallInput::Recording { want, reply }) => {
+                        let answer;
+                        (todo, answer) = session.want_recording(want, now);
+                        let _ = reply.send(answer);
+                        None
                     }
-                    Some(CallInput::PassedOutside { to }) if passing => {
-                        tracing::info!(to, "the number outside answered: connected");
-                        passing = false;
-                        bridged = true;
-                        tag += 1; // the hold music's end, if it comes, means nothing now
-                    }
-                    Some(CallInput::Held) if bridged => {
-                        tracing::info!("on hold while the agent calls someone about them");
-                        bridged = false;
-                        passing = true;
-                        tag += 1;
-                        let hold = flows.prompts.frames(&flows.hold(last_queue.as_deref()), law);
-                        play(&shared, id, hold, true, tag);
-                    }
-                    Some(CallInput::Handed { to, agent, by, record: rec }) if bridged || passing => {
-                        tracing::info!(to, by, "handed over to whom the agent called about them");
-                        record.transfers.push(crate::store::Transfer {
-                            at: Timestamp::now().to_string(),
-                            by,
-                            to,
-                            note: None,
-                        });
-                        if agent.is_some() {
-                            record.agent = agent;
-                        }
-                        bridged = true;
-                        passing = false;
-                        tag += 1; // the hold music's end, if it comes, means nothing now
-                        let start = rec.is_some_and(|rec| taping.answered(rec) == Step::Start);
-                        if start && recording.is_none() {
-                            recording = Some(start_recording(&shared, id, &uid, &mut record));
-                            announced = announce_recording(&shared, &flows, id, law, &mut tag, call.language());
-                        }
-                        shared.records.save(&uid, &record);
-                    }
-                    Some(
-                        CallInput::Passing { .. }
-                        | CallInput::Requeued { .. }
-                        | CallInput::PassedOutside { .. }
-                        | CallInput::Held
-                        | CallInput::Handed { .. },
-                    ) => {}
-                    Some(CallInput::TransferAnswered { to }) if transferring => {
-                        tracing::info!(to, "connected to the transfer target");
-                        record.agent_answered_at = Some(Timestamp::now().to_string());
-                        record.agent = Some(to);
-                        shared.records.save(&uid, &record);
-                        transferring = false;
-                        bridged = true;
-                        tag += 1;
-                        pending = call.handle(Event::Connected, now);
-                    }
-                    Some(CallInput::TransferFailed) if transferring => {
-                        tracing::info!("the transfer did not connect: on_failure");
-                        transferring = false;
-                        tag += 1;
-                        let _ = shared.pacer.send(PacerCommand::Stop { id });
-                        pending = call.handle(Event::TransferFailed, now);
-                    }
-                    Some(CallInput::TransferAnswered { .. } | CallInput::TransferFailed) => {}
                     Some(CallInput::AgentHungUp) => {
                         tracing::info!("the agent hung up");
                         we_hang_up = true;
@@ -708,16 +517,20 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     }
                     Some(CallInput::RecordingFull) => {
                         pending = call.handle(Event::RecordingFull, now);
+                        None
                     }
                     Some(CallInput::Media { remote, direction, srtp }) => {
-                        sending(&shared, id, remote, direction, last_queue.as_deref());
+                        let queue = session.last_queue().map(str::to_string);
+                        sending(&shared, id, remote, direction, queue.as_deref());
                         rekey(&shared, id, srtp);
+                        None
                     }
                     Some(CallInput::Hangup) | None => {
-                        if let Some(q) = &queue {
-                            shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
+                        let (waited_since, abandoned) = session.caller_left();
+                        if let Some(since) = waited_since {
+                            shared.metrics.queue_wait.observe((now - since).as_secs_f64());
                         }
-                        if (queue.is_some() || transferring) && !bridged {
+                        if abandoned {
                             shared.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
                         }
                         call.handle(Event::CallerHangup, now);
@@ -737,24 +550,96 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                         end_reason = EndReason::NoMedia;
                         break;
                     }
+                };
+                if let Some(heard) = heard {
+                    todo = session.heard(heard, call.language(), now);
                 }
             }
-            _ = sleep => {
-                let now = Instant::now();
-                if let Some(q) = queue.as_ref().filter(|q| q.timed_out(now)) {
-                    shared.metrics.queue_wait.observe((now - q.entered).as_secs_f64());
-                    queue = None;
-                    let _ = shared.sip.send(SipCommand::LeaveQueue { id }).await;
-                    pending = call.handle(Event::QueueTimedOut, now);
-                } else if let Some(q) = queue.as_mut().filter(|q| q.announcement_due(now)) {
-                    if let Some(prompts) = announcement(&shared, id, q, &mut record, now).await {
-                        tag += 1;
-                        play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
-                        q.speaking(tag);
+            _ = sleep => todo = session.time(Instant::now()),
+        }
+        // Carry out what the session decided, feeding back what it asked.
+        let mut todo = std::collections::VecDeque::from(todo);
+        while let Some(d) = todo.pop_front() {
+            let now = Instant::now();
+            match d {
+                Do::Engine(e) => {
+                    if let Event::Digit(d) = &e {
+                        tracing::debug!(digit = %d, "key pressed");
                     }
-                } else {
-                    pending = call.handle(Event::Timeout, now);
+                    pending.extend(call.handle(e, now));
                 }
+                Do::Hold { queue, tag } => {
+                    let hold = flows.prompts.frames(&flows.hold(queue.as_deref()), law);
+                    play(&shared, id, hold, true, tag);
+                }
+                Do::Say { prompts, tag } => {
+                    play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
+                }
+                Do::Stop => {
+                    let _ = shared.pacer.send(PacerCommand::Stop { id });
+                }
+                Do::Waited { since } => {
+                    shared
+                        .metrics
+                        .queue_wait
+                        .observe((now - since).as_secs_f64());
+                }
+                Do::LeaveQueue => {
+                    let _ = shared.sip.send(SipCommand::LeaveQueue { id }).await;
+                }
+                Do::KeepAsCallback { queue } => {
+                    let mut request =
+                        callback_request(&call, &call_id, &caller, &queue, &flow_name);
+                    request.path.push("callback".into());
+                    let kept = keep_place_as_callback(&shared, id, request).await;
+                    todo.extend(session.callback(kept));
+                }
+                Do::AskStanding => {
+                    let prompts = match session.waiting_mut() {
+                        Some(q) => announcement(&shared, id, q, &mut record, now).await,
+                        None => None,
+                    };
+                    if let Some(prompts) = prompts {
+                        todo.extend(session.announce(prompts));
+                    }
+                }
+                Do::StartRecording { notice } => {
+                    recording = Some(start_recording(&shared, id, &uid, &mut record));
+                    announce_recording(&shared, &flows, id, law, notice, call.language());
+                }
+                Do::PauseRecording(paused) => {
+                    let _ = shared
+                        .pacer
+                        .send(PacerCommand::PauseRecording { id, paused });
+                }
+                Do::Passed { to, by, note } => {
+                    tracing::info!(to, by, "passed on");
+                    record.transfers.push(crate::store::Transfer {
+                        at: Timestamp::now().to_string(),
+                        by,
+                        to,
+                        note,
+                    });
+                }
+                Do::Answered { agent } => {
+                    tracing::info!(agent, "connected to an agent");
+                    // The first answer stays the caller's: their wait ended there.
+                    if record.agent_answered_at.is_none() {
+                        record.agent_answered_at = Some(Timestamp::now().to_string());
+                    }
+                    record.agent = Some(agent);
+                }
+                Do::HandedTo { agent } => {
+                    if agent.is_some() {
+                        record.agent = agent;
+                    }
+                }
+                Do::TransferConnected { to } => {
+                    tracing::info!(to, "connected to the transfer target");
+                    record.agent_answered_at = Some(Timestamp::now().to_string());
+                    record.agent = Some(to);
+                }
+                Do::SaveRecord => shared.records.save(&uid, &record),
             }
         }
     }
@@ -783,7 +668,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             Ok(Ok(written)) => {
                 meta.seconds = Some((written.seconds * 100.0).round() / 100.0);
                 meta.complete = written.complete;
-                let paused = taping.paused(Instant::now()).as_secs_f64();
+                let paused = session.paused(Instant::now()).as_secs_f64();
                 meta.paused_s = (paused * 100.0).round() / 100.0;
             }
             _ => {
@@ -812,16 +697,18 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
-/// Plays `[recording] announcement` to the caller, when there is one: its tag.
+/// Plays `[recording] announcement` to the caller as `tag`, when there is one.
 fn announce_recording(
     shared: &Shared,
     flows: &super::Flows,
     id: u64,
     law: crate::media::g711::Law,
-    tag: &mut u64,
+    tag: u64,
     language: &str,
-) -> Option<u64> {
-    let name = shared.config.recording.announcement.as_ref()?;
+) {
+    let Some(name) = shared.config.recording.announcement.as_ref() else {
+        return;
+    };
     // In the caller's language where the line has it (`prompts/es/NAME.wav`).
     let theirs = announce::in_language(language, name);
     let name = if flows.prompts.get(&theirs).is_some() {
@@ -829,15 +716,13 @@ fn announce_recording(
     } else {
         name.clone()
     };
-    *tag += 1;
     play(
         shared,
         id,
         flows.prompts.frames(std::slice::from_ref(&name), law),
         false,
-        *tag,
+        tag,
     );
-    Some(*tag)
 }
 
 /// Starts recording the conversation on the caller's leg (`<data>/recordings/<day>/<uid>.wav`),
@@ -1091,20 +976,9 @@ fn callback_request(
 }
 
 /// The caller pressed the callback key: store the request, then turn their place in line into
-/// a callback. False (the caller keeps waiting) when the store fails or an agent is already
-/// ringing for them.
-/// What became of a waiting caller's "call me back".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Offer {
-    /// Stored, and their place in line is now the callback's.
-    Taken,
-    /// Not stored (the disk): they keep waiting, and are told so.
-    NotSaved,
-    /// An agent is already ringing for them: they keep waiting.
-    TooLate,
-}
-
-async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> Offer {
+/// a callback (not when the store fails, or an agent already rings for them: they keep
+/// waiting).
+async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: CallbackRequest) -> Kept {
     let queue = request.queue.clone();
     let row = match shared
         .saves
@@ -1122,7 +996,7 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
                 queue,
                 "callback request NOT stored, the caller keeps waiting: {e}"
             );
-            return Offer::NotSaved;
+            return Kept::NotSaved;
         }
     };
     let (reply, answer) = oneshot::channel();
@@ -1132,7 +1006,7 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
         .await;
     if answer.await.unwrap_or(false) {
         tracing::info!(queue, row, "the caller keeps their place as a callback");
-        return Offer::Taken;
+        return Kept::Taken;
     }
     tracing::info!(
         queue,
@@ -1149,7 +1023,7 @@ async fn keep_place_as_callback(shared: &Arc<Shared>, id: u64, request: Callback
             .publish(crate::status::events::Event::FollowUps),
         Err(e) => tracing::error!(row, "callback request not withdrawn: {e}"),
     }
-    Offer::TooLate
+    Kept::TooLate
 }
 
 /// The caller's newest follow-up still open (or failed within `[desk] returning_failed_days`):
