@@ -2204,6 +2204,72 @@ fn the_switch_reads_no_clock_opens_no_socket_and_imports_nothing_above_it() {
     assert!(files >= 5, "{files} files read");
 }
 
+/// Every `.rs` file under `src/<dir>`, with its text.
+fn sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(dir),
+    ];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                out.push((path, text));
+            }
+        }
+    }
+    out
+}
+
+/// The layers point down: api → server → switch → sip, routing, engine, media → flow. The
+/// cores below the switch open no socket and start no task: the per-call session
+/// (`engine/session.rs`) and the media leg (`media/leg.rs`) included.
+#[test]
+fn the_cores_import_nothing_above_them_and_open_no_socket() {
+    let above_cores = ["crate::api", "crate::web", "crate::server", "crate::switch"];
+    let io = ["tokio", "UdpSocket", "TcpStream", "TcpListener"];
+    let mut files = 0;
+    for dir in ["sip", "routing", "engine", "media"] {
+        for (path, text) in sources(dir) {
+            files += 1;
+            for banned in above_cores
+                .iter()
+                .chain(if dir == "sip" { &[][..] } else { &io[..] })
+            {
+                assert!(
+                    !text.contains(banned),
+                    "{} mentions {banned}",
+                    path.display()
+                );
+            }
+        }
+    }
+    // The flow language is the bottom layer. One arrow still points up: the validator reads
+    // the dial policy (`sip::dial`, whom hotline may dial) to check transfer targets.
+    for (path, text) in sources("flow") {
+        files += 1;
+        let text = text.replace("crate::sip::dial::", "");
+        for banned in above_cores.iter().chain(&[
+            "crate::sip",
+            "crate::engine",
+            "crate::media",
+            "crate::routing",
+        ]) {
+            assert!(
+                !text.contains(banned),
+                "{} mentions {banned}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 40, "{files} files read");
+}
+
 /// What the phone at the far end of a leg does, at one step of a script.
 #[derive(Debug, Clone)]
 enum PeerStep {
