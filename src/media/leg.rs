@@ -1,8 +1,10 @@
-//! What one leg does with each packet its far end sends, as pure logic: whose packets count
-//! (symmetric RTP latching, `latch`), key presses (RFC 4733 events, or tones in the audio),
-//! the far end's voice for the leg it is bridged to and for a voicemail recorder — and what
-//! the leg's owner must be told. No socket, no clock, no channel: the media loop reads and
-//! decrypts each packet, hands it in with the tick, and carries out what comes back.
+//! One leg's media as pure logic. Receiving: what it does with each packet its far end sends
+//! (whose packets count, symmetric RTP latching, `latch`; key presses, RFC 4733 events or
+//! tones in the audio; the far end's voice for the leg it is bridged to and for a voicemail
+//! recorder), and when its silence means the far end is gone. Sending ([`Outgoing`]): what
+//! goes out each 20 ms, a playback, the bridged leg's voice or silence. No socket, no clock, no
+//! channel: the media loop reads and decrypts each packet, hands it in with the tick, sends
+//! the frame it is given, and carries out what comes back.
 
 use std::net::SocketAddr;
 
@@ -10,8 +12,10 @@ use super::bridge::BridgeSide;
 use super::dtmf::{EventReceiver, ToneDetector};
 use super::g711::Law;
 use super::latch::{Latch, Verdict};
+use super::player::Playback;
 use super::recorder::Recorder;
 use super::rtp;
+use super::rtp::SAMPLES_PER_PACKET;
 
 /// What the leg's owner is told of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +64,13 @@ pub struct MediaLeg {
     pub bridge: BridgeSide,
     /// Something came from the far end since the last silence check.
     pub heard: bool,
+    /// A caller's leg, whose silence ends the call.
+    timed: bool,
+    /// Whether the far end should be sending now: not after it offered `recvonly` or
+    /// `inactive`.
+    expects_media: bool,
+    /// Ticks of silence before the last thing heard.
+    silent_ticks: u32,
 }
 
 impl MediaLeg {
@@ -78,7 +89,34 @@ impl MediaLeg {
             recording: None,
             bridge: BridgeSide::default(),
             heard: false,
+            timed: false,
+            expects_media: true,
+            silent_ticks: 0,
         }
+    }
+
+    /// A caller's leg: its silence ends the call (see [`MediaLeg::silence`]).
+    pub fn timed(mut self, timed: bool) -> MediaLeg {
+        self.timed = timed;
+        self
+    }
+
+    /// Whether the far end should be sending (a re-INVITE said): its silence counts afresh.
+    pub fn expect_media(&mut self, expects: bool) {
+        self.expects_media = expects;
+        self.silent_ticks = 0;
+    }
+
+    /// Counts `elapsed` ticks of silence unless something arrived meanwhile: `true` once,
+    /// when the silence of a timed leg whose far end should be sending reaches `limit`.
+    pub fn silence(&mut self, elapsed: u32, limit: u32) -> bool {
+        if std::mem::take(&mut self.heard) || !self.expects_media || !self.timed {
+            self.silent_ticks = 0;
+            return false;
+        }
+        let before = self.silent_ticks;
+        self.silent_ticks = self.silent_ticks.saturating_add(elapsed);
+        before < limit && self.silent_ticks >= limit
     }
 
     /// Whether the leg has any use for the far end's audio (else the kernel may drop it).
@@ -144,6 +182,59 @@ impl MediaLeg {
             }
         }
         used
+    }
+}
+
+/// What a leg sends each 20 ms: its playback (a prompt, the hold music) while there is one,
+/// else the voice of the leg bridged to it, else silence (which keeps its RTP clock and any NAT
+/// binding alive).
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The playback, and the tag its end is reported with.
+    playing: Option<(Playback, u64)>,
+    silence: [u8; SAMPLES_PER_PACKET],
+}
+
+impl Outgoing {
+    pub fn new(law: Law) -> Outgoing {
+        Outgoing {
+            playing: None,
+            silence: [law.encode(0); SAMPLES_PER_PACKET],
+        }
+    }
+
+    pub fn play(&mut self, playback: Playback, tag: u64) {
+        self.playing = Some((playback, tag));
+    }
+
+    pub fn stop(&mut self) {
+        self.playing = None;
+    }
+
+    /// The tag of what plays, if anything does.
+    pub fn playing(&self) -> Option<u64> {
+        self.playing.as_ref().map(|p| p.1)
+    }
+
+    /// The next 20 ms to send in `law`, and the tag of a playback that has just ended (its
+    /// last frame went before: this one is silence).
+    pub fn next_frame<'a>(
+        &'a mut self,
+        bridge: &'a mut BridgeSide,
+        law: Law,
+    ) -> (&'a [u8], Option<u64>) {
+        let at = self.playing.as_mut().map(|(p, _)| p.advance());
+        match at {
+            Some(Some(at)) => {
+                let frame = self.playing.as_ref().and_then(|(p, _)| p.frame(at));
+                (frame.unwrap_or(&self.silence), None)
+            }
+            Some(None) => {
+                let ended = self.playing.take().map(|(_, tag)| tag);
+                (&self.silence, ended)
+            }
+            None => (bridge.next_frame(law).unwrap_or(&self.silence), None),
+        }
     }
 }
 
@@ -282,5 +373,59 @@ mod tests {
             told.append(&mut t);
         }
         assert_eq!(told, vec![Told::Digit('1')]);
+    }
+
+    #[test]
+    fn a_caller_leg_is_reported_once_after_its_silence_unless_it_should_not_be_sending() {
+        let mut l = leg(false).timed(true);
+        let audio = packet(0, 1, 160, &[0xff; 160]);
+        take(&mut l, &audio, PHONE, false);
+        assert!(!l.silence(50, 100), "heard something this second");
+        assert!(!l.silence(50, 100));
+        assert!(l.silence(50, 100), "100 ticks of silence");
+        assert!(!l.silence(50, 100), "reported once");
+        // On hold (the far end said recvonly): its silence is no sign it is gone.
+        l.expect_media(false);
+        assert!((0..10).all(|_| !l.silence(50, 100)));
+        // An agent's leg (not timed) is never reported.
+        let mut agent = leg(false);
+        assert!((0..10).all(|_| !agent.silence(50, 100)));
+    }
+
+    #[test]
+    fn a_leg_sends_its_playback_then_reports_its_end_then_the_bridged_voice_or_silence() {
+        let law = Law::Pcmu;
+        let mut out = Outgoing::new(law);
+        let mut bridge = BridgeSide::default();
+        let silence = [law.encode(0); SAMPLES_PER_PACKET];
+        // Nothing plays, nobody is bridged: silence.
+        assert_eq!(out.next_frame(&mut bridge, law), (&silence[..], None));
+        // Two frames of a prompt, then its end is told with the silence after it.
+        let prompt: std::sync::Arc<[u8]> = (0..2 * SAMPLES_PER_PACKET)
+            .map(|i| (i / SAMPLES_PER_PACKET) as u8 + 1)
+            .collect();
+        out.play(Playback::new(vec![prompt], false), 7);
+        assert_eq!(out.playing(), Some(7));
+        let (f, ended) = out.next_frame(&mut bridge, law);
+        assert_eq!((f[0], ended), (1, None));
+        let (f, ended) = out.next_frame(&mut bridge, law);
+        assert_eq!((f[0], ended), (2, None));
+        assert_eq!(out.next_frame(&mut bridge, law), (&silence[..], Some(7)));
+        assert_eq!(out.playing(), None);
+        // Bridged: the other side's voice, once 20 ms of it arrived.
+        let mut heard = vec![1000i16; SAMPLES_PER_PACKET];
+        bridge.receive(&mut heard);
+        let (f, ended) = out.next_frame(&mut bridge, law);
+        assert_eq!(f.len(), SAMPLES_PER_PACKET);
+        assert_ne!(f, &silence[..]);
+        assert_eq!(ended, None);
+        // A playback goes before the bridged voice; stopped, it is never told as ended.
+        out.play(
+            Playback::new(vec![vec![9u8; SAMPLES_PER_PACKET].into()], true),
+            8,
+        );
+        assert_eq!(out.next_frame(&mut bridge, law).0[0], 9);
+        out.stop();
+        assert_eq!(out.next_frame(&mut bridge, law), (&silence[..], None));
     }
 }

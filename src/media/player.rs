@@ -133,12 +133,19 @@ impl Playback {
 
     /// The next 20 ms frame, or `None` when the last prompt has ended.
     pub fn next_frame(&mut self) -> Option<&[u8]> {
+        let at = self.advance()?;
+        self.frame(at)
+    }
+
+    /// Moves on to the next 20 ms frame: where it is (see [`Playback::frame`]), or `None`
+    /// when the last prompt has ended.
+    pub fn advance(&mut self) -> Option<(usize, usize)> {
         loop {
             let len = self.items.get(self.item)?.len();
             if self.offset + SAMPLES_PER_PACKET <= len {
                 let at = self.offset;
                 self.offset += SAMPLES_PER_PACKET;
-                return self.items[self.item].get(at..at + SAMPLES_PER_PACKET);
+                return Some((self.item, at));
             }
             self.item += 1;
             self.offset = 0;
@@ -149,6 +156,11 @@ impl Playback {
                 return None;
             }
         }
+    }
+
+    /// The frame [`Playback::advance`] moved to.
+    pub fn frame(&self, (item, at): (usize, usize)) -> Option<&[u8]> {
+        self.items.get(item)?.get(at..at + SAMPLES_PER_PACKET)
     }
 }
 

@@ -13,7 +13,7 @@
 //! quality is counted as it arrives (`media::rtcp`); its RTCP socket (the RTP port + 1) is
 //! read as reports arrive, and every few seconds our report is sent.
 
-use crate::media::leg::{MediaLeg, Taken, Told};
+use crate::media::leg::{MediaLeg, Outgoing, Taken, Told};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -350,10 +350,10 @@ struct Leg {
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
     stream: Stream,
-    playing: Option<(Playback, u64)>,
+    /// What it sends: a playback, the bridged leg's voice, or silence (`media::leg`).
+    outgoing: Outgoing,
     notify: super::call_inputs::CallTx,
     sending: bool,
-    silence: [u8; SAMPLES_PER_PACKET],
     /// What it does with what the far end sends: whose packets count (symmetric RTP, RFC
     /// 4961), keys, the voice for the bridge and a recorder (`media::leg`).
     media: MediaLeg,
@@ -364,13 +364,6 @@ struct Leg {
     stream_law: Law,
     /// Whether the kernel drops the audio this leg does not use (see [`fit_filter`]).
     filtered: bool,
-    /// A caller's leg, whose silence ends the call (see [`spawn`]).
-    timed: bool,
-    /// Whether the far end should be sending now: not after it offered `recvonly` or
-    /// `inactive` (see `PacerCommand::Media`).
-    expects_media: bool,
-    /// Ticks of silence before the last thing heard.
-    silent_ticks: u32,
     /// SRTP: what we send is protected, what arrives must authenticate.
     srtp: Option<Box<SrtpLeg>>,
     quality: Quality,
@@ -395,15 +388,9 @@ impl SrtpLeg {
 
 impl Leg {
     /// Counts `elapsed` ticks of silence unless something arrived meanwhile; reports the
-    /// leg once when the silence reaches `limit`.
+    /// leg once when the silence reaches `limit` (`MediaLeg::silence`).
     fn check_silence(&mut self, elapsed: u32, limit: u32) {
-        if std::mem::take(&mut self.media.heard) || !self.expects_media || !self.timed {
-            self.silent_ticks = 0;
-            return;
-        }
-        let before = self.silent_ticks;
-        self.silent_ticks = self.silent_ticks.saturating_add(elapsed);
-        if before < limit && self.silent_ticks >= limit {
+        if self.media.silence(elapsed, limit) {
             let _ = self.notify.send(CallInput::MediaTimeout);
         }
     }
@@ -565,20 +552,9 @@ const SEND_CHUNK: usize = outbox::CAPACITY;
 
 /// Sends one leg its next 20 ms (prompt, relayed audio or silence), through `outbox`.
 fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
-    let mut finished = None;
-    let frame: &[u8] = match &mut leg.playing {
-        Some((playback, tag)) => match playback.next_frame() {
-            Some(f) => f,
-            None => {
-                finished = Some(*tag);
-                &leg.silence
-            }
-        },
-        None => match leg.media.bridge.next_frame(leg.stream_law) {
-            Some(f) => f,
-            None => &leg.silence,
-        },
-    };
+    let (frame, finished) = leg
+        .outgoing
+        .next_frame(&mut leg.media.bridge, leg.stream_law);
     if leg.sending {
         let buf = outbox.buffer();
         let n = leg
@@ -595,7 +571,6 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
         leg.stream.skip(SAMPLES_PER_PACKET as u32);
     }
     if let Some(tag) = finished {
-        leg.playing = None;
         let _ = leg.notify.send(CallInput::PromptDone(tag));
     }
 }
@@ -857,10 +832,9 @@ fn apply(
                     socket,
                     remote,
                     stream: Stream::new(ssrc, law.payload_type(), sequence, timestamp),
-                    playing: None,
+                    outgoing: Outgoing::new(law),
                     notify,
                     sending: true,
-                    silence: [law.encode(0); SAMPLES_PER_PACKET],
                     media: MediaLeg::new(
                         Latch::new(remote, sip_host, clock),
                         telephone_event.filter(|_| keys != Keys::None),
@@ -869,14 +843,12 @@ fn apply(
                         // telephone-event (gateways that leave tones in the audio):
                         // decoding every packet of every call costs CPU.
                         listen_keys && telephone_event.is_none(),
-                    ),
+                    )
+                    .timed(listen_keys),
                     call_recording: None,
                     peer: None,
                     stream_law: law,
                     filtered: false,
-                    timed: listen_keys,
-                    expects_media: true,
-                    silent_ticks: 0,
                     srtp: srtp.as_ref().map(SrtpLeg::new),
                     quality,
                 },
@@ -898,12 +870,12 @@ fn apply(
             tag,
         } => {
             if let Some(leg) = legs.get_mut(&id) {
-                leg.playing = Some((Playback::new(items, looped), tag));
+                leg.outgoing.play(Playback::new(items, looped), tag);
             }
         }
         PacerCommand::Stop { id } => {
             if let Some(leg) = legs.get_mut(&id) {
-                leg.playing = None;
+                leg.outgoing.stop();
             }
         }
         PacerCommand::Keys { id, keys } => {
@@ -937,8 +909,7 @@ fn apply(
             };
             leg.remote = remote;
             leg.sending = sending;
-            leg.expects_media = expects_media;
-            leg.silent_ticks = 0;
+            leg.media.expect_media(expects_media);
             leg.media.latch.moved(remote, clock);
             fit_filter(leg);
             // The other side of a bridge hears music while this one holds, not silence.
@@ -952,12 +923,12 @@ fn apply(
                         Law::Pcma => music.pcma,
                     };
                     if !items.is_empty() {
-                        peer.playing = Some((Playback::new(items, true), HOLD_TAG));
+                        peer.outgoing.play(Playback::new(items, true), HOLD_TAG);
                     }
                 }
                 None => {
-                    if peer.playing.as_ref().is_some_and(|p| p.1 == HOLD_TAG) {
-                        peer.playing = None;
+                    if peer.outgoing.playing() == Some(HOLD_TAG) {
+                        peer.outgoing.stop();
                     }
                 }
             }
@@ -990,7 +961,7 @@ fn apply(
                 for (this, other) in [(a, b), (b, a)] {
                     if let Some(leg) = legs.get_mut(&this) {
                         leg.peer = Some(other);
-                        leg.playing = None;
+                        leg.outgoing.stop();
                         leg.media.recording = None;
                         fit_filter(leg);
                     }
