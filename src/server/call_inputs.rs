@@ -8,10 +8,10 @@
 //! of each, and is read after every input sent before it.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::call::CallInput;
 
@@ -22,30 +22,41 @@ pub const CAPACITY: usize = 256;
 #[derive(Clone, Debug)]
 pub struct CallTx {
     inputs: mpsc::Sender<CallInput>,
-    ends: mpsc::UnboundedSender<(CallInput, u64)>,
-    shared: Arc<Counts>,
+    shared: Arc<Shared>,
 }
 
 /// Where the call task reads them.
 #[derive(Debug)]
 pub struct CallRx {
     inputs: mpsc::Receiver<CallInput>,
-    ends: mpsc::UnboundedReceiver<(CallInput, u64)>,
-    /// Ends read, waiting for the inputs sent before them.
-    held: VecDeque<(CallInput, u64)>,
+    shared: Arc<Shared>,
     received: u64,
     inputs_open: bool,
-    ends_open: bool,
 }
 
 #[derive(Debug, Default)]
-struct Counts {
+struct Shared {
     /// Inputs queued so far.
     sent: AtomicU64,
     /// Inputs lost to a full queue.
     lost: AtomicU64,
-    /// The kinds of end sent (one bit each): each goes at most once.
-    ended: AtomicU8,
+    ends: Mutex<Ends>,
+    /// Wakes the call task when an end is told.
+    wake: Notify,
+}
+
+/// The ends told, each with how many inputs were sent before it.
+#[derive(Debug, Default)]
+struct Ends {
+    /// The kinds told (one bit each): each goes at most once.
+    told: u8,
+    queue: VecDeque<(CallInput, u64)>,
+}
+
+impl Shared {
+    fn ends(&self) -> MutexGuard<'_, Ends> {
+        self.ends.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The input could not be queued: the call is gone, or its queue is full.
@@ -54,20 +65,17 @@ pub struct NotDelivered;
 
 pub fn channel() -> (CallTx, CallRx) {
     let (inputs_tx, inputs) = mpsc::channel(CAPACITY);
-    let (ends_tx, ends) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::default());
     (
         CallTx {
             inputs: inputs_tx,
-            ends: ends_tx,
-            shared: Arc::default(),
+            shared: Arc::clone(&shared),
         },
         CallRx {
             inputs,
-            ends,
-            held: VecDeque::new(),
+            shared,
             received: 0,
             inputs_open: true,
-            ends_open: true,
         },
     )
 }
@@ -87,11 +95,18 @@ impl CallTx {
     /// Queues `input` for the call, without waiting.
     pub fn send(&self, input: CallInput) -> Result<(), NotDelivered> {
         if let Some(bit) = end_bit(&input) {
-            if self.shared.ended.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
-                return Ok(()); // told already
+            if self.inputs.is_closed() {
+                return Err(NotDelivered);
             }
-            let after = self.shared.sent.load(Ordering::Acquire);
-            return self.ends.send((input, after)).map_err(|_| NotDelivered);
+            let mut ends = self.shared.ends();
+            if ends.told & bit == 0 {
+                ends.told |= bit;
+                let after = self.shared.sent.load(Ordering::Acquire);
+                ends.queue.push_back((input, after));
+                drop(ends);
+                self.shared.wake.notify_one();
+            }
+            return Ok(());
         }
         match self.inputs.try_send(input) {
             Ok(()) => {
@@ -116,42 +131,33 @@ impl CallTx {
 
 impl CallRx {
     /// The next input: in the order sent, an end after every input sent before it; `None`
-    /// once every sender is gone and all is read. Cancel-safe (used in `select!`).
+    /// once every sender is gone and all is read. Cancel-safe (used in `select!`): an end
+    /// told while a dropped call waited is found by the next.
     pub async fn recv(&mut self) -> Option<CallInput> {
         loop {
-            loop {
-                match self.ends.try_recv() {
-                    Ok(end) => self.held.push_back(end),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.ends_open = false;
-                        break;
-                    }
+            {
+                let mut ends = self.shared.ends();
+                let due = ends
+                    .queue
+                    .front()
+                    .is_some_and(|(_, after)| *after <= self.received || !self.inputs_open);
+                if due {
+                    return ends.queue.pop_front().map(|(input, _)| input);
                 }
             }
-            let due = self
-                .held
-                .front()
-                .is_some_and(|(_, after)| *after <= self.received || !self.inputs_open);
-            if due {
-                return self.held.pop_front().map(|(input, _)| input);
-            }
-            if !self.inputs_open && !self.ends_open {
+            if !self.inputs_open {
                 return None;
             }
             tokio::select! {
                 biased;
-                input = self.inputs.recv(), if self.inputs_open => match input {
+                input = self.inputs.recv() => match input {
                     Some(input) => {
                         self.received += 1;
                         return Some(input);
                     }
                     None => self.inputs_open = false,
                 },
-                end = self.ends.recv(), if self.ends_open => match end {
-                    Some(end) => self.held.push_back(end),
-                    None => self.ends_open = false,
-                },
+                () = self.shared.wake.notified() => {}
             }
         }
     }
@@ -214,5 +220,17 @@ mod tests {
         drop(rx);
         assert_eq!(tx.send(CallInput::Digit('1')), Err(NotDelivered));
         assert_eq!(tx.send(CallInput::Hangup), Err(NotDelivered));
+    }
+
+    #[test]
+    fn an_end_told_while_the_task_waits_wakes_it() {
+        let (tx, mut rx) = channel();
+        rt().block_on(async {
+            let waiting = tokio::spawn(async move { rx.recv().await });
+            tokio::task::yield_now().await;
+            tx.send(CallInput::Shutdown).expect("told");
+            let got = waiting.await.expect("the task ends");
+            assert!(matches!(got, Some(CallInput::Shutdown)), "{got:?}");
+        });
     }
 }
