@@ -301,16 +301,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 priority,
                                 record: line_record,
                                 first,
-                                context: CallerContext {
-                                    caller: caller.clone(),
-                                    path: call.path().to_vec(),
-                                    variables: call
-                                        .variables()
-                                        .iter()
-                                        .map(|(k, v)| (k.clone(), v.clone()))
-                                        .collect(),
-                                    probe: line.probe,
-                                },
+                                context: context(&call, &caller, line.probe),
                             })
                             .await;
                     }
@@ -344,16 +335,7 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                                 call_id: call_id.clone(),
                                 to,
                                 ring_timeout_s,
-                                context: CallerContext {
-                                    caller: caller.clone(),
-                                    path: call.path().to_vec(),
-                                    variables: call
-                                        .variables()
-                                        .iter()
-                                        .map(|(k, v)| (k.clone(), v.clone()))
-                                        .collect(),
-                                    probe: line.probe,
-                                },
+                                context: context(&call, &caller, line.probe),
                             })
                             .await;
                     }
@@ -697,6 +679,16 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
+/// What the caller already told the line, for whoever they are put through to.
+fn context(call: &Call, caller: &str, probe: bool) -> CallerContext {
+    CallerContext {
+        caller: caller.to_string(),
+        path: call.path().to_vec(),
+        variables: variables(call),
+        probe,
+    }
+}
+
 /// Plays `[recording] announcement` to the caller as `tag`, when there is one.
 fn announce_recording(
     shared: &Shared,
@@ -967,12 +959,16 @@ fn callback_request(
         flow: flow.to_string(),
         requested_at: Timestamp::now().to_string(),
         path: call.path().to_vec(),
-        variables: call
-            .variables()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        variables: variables(call),
     }
+}
+
+/// The call's variables so far, in order.
+fn variables(call: &Call) -> Vec<(String, String)> {
+    call.variables()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The caller pressed the callback key: store the request, then turn their place in line into

@@ -747,17 +747,7 @@ impl Uas {
         }
         self.tx_peak = self.tx_peak.max(self.transactions.len() + 1);
         let (tx, out) = Transaction::server(&req, self.tx_config(link), now);
-        self.started += 1;
-        self.transactions.insert(
-            key.clone(),
-            Tx {
-                tx,
-                link,
-                peer,
-                call_id: None,
-            },
-        );
-        self.emit(link, peer, out);
+        self.track(key.clone(), tx, (link, peer), out);
 
         if to_tag.is_some() {
             return self.in_dialog(key, req, method, now);
@@ -1172,16 +1162,26 @@ impl Uas {
             return;
         };
         let (tx, out) = Transaction::client(false, bye.to_bytes(), self.tx_config(link), now);
+        self.track(key, tx, (link, peer), out);
+    }
+
+    /// Keeps a new transaction, sends its first message and sets its timer.
+    fn track(
+        &mut self,
+        key: Key,
+        tx: Transaction,
+        (link, peer): (Link, SocketAddr),
+        out: Vec<transaction::Output>,
+    ) {
         self.started += 1;
-        self.transactions.insert(
-            key.clone(),
-            Tx {
-                tx,
-                link,
-                peer,
-                call_id: None,
-            },
-        );
+        let call_id = None;
+        let entry = Tx {
+            tx,
+            link,
+            peer,
+            call_id,
+        };
+        self.transactions.insert(key.clone(), entry);
         self.emit(link, peer, out);
         self.settle(&key);
     }
