@@ -679,6 +679,19 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
 }
 
+/// A short call's last words (an announcement's, a colleague's): its media gone, a BYE when
+/// the far end is still on (`bye`), and the signalling task told it has ended.
+async fn let_go(shared: &Shared, id: u64, call_id: String, bye: bool) {
+    let _ = shared.pacer.send(PacerCommand::Remove { id });
+    if bye {
+        let hangup = SipCommand::Hangup {
+            call_id: call_id.clone(),
+        };
+        let _ = shared.sip.send(hangup).await;
+    }
+    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
+}
+
 /// What the caller already told the line, for whoever they are put through to.
 fn context(call: &Call, caller: &str, probe: bool) -> CallerContext {
     CallerContext {
@@ -835,16 +848,7 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
             _ = &mut done => break,
         }
     }
-    let _ = shared.pacer.send(PacerCommand::Remove { id });
-    if !hung_up {
-        let _ = shared
-            .sip
-            .send(SipCommand::Hangup {
-                call_id: call_id.clone(),
-            })
-            .await;
-    }
-    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
+    let_go(shared, id, call_id, !hung_up).await;
 }
 
 /// An agent's call to a colleague about her caller: bridged to his leg (`colleague`) until
@@ -886,16 +890,7 @@ async fn consult(shared: &Arc<Shared>, setup: CallSetup, colleague: u64) {
             Some(_) => {}
         }
     }
-    let _ = shared.pacer.send(PacerCommand::Remove { id });
-    if !hung_up {
-        let _ = shared
-            .sip
-            .send(SipCommand::Hangup {
-                call_id: call_id.clone(),
-            })
-            .await;
-    }
-    let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
+    let_go(shared, id, call_id, !hung_up).await;
 }
 
 /// What a waiting caller hears now: their place and wait when one is due, and the callback
