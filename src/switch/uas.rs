@@ -514,16 +514,21 @@ impl Uas {
         if let Some(o) = offer {
             self.start(call_id, o.1);
         }
-        self.reply(
-            &key,
-            &req,
-            200,
-            "OK",
-            Some(&local_tag),
-            &extra,
-            sdp.into_bytes(),
-            now,
-        );
+        self.ok_with_sdp(&key, &req, &local_tag, &extra, sdp, now);
+    }
+
+    /// 200 OK in the call's dialog, with our SDP.
+    fn ok_with_sdp(
+        &mut self,
+        key: &Key,
+        req: &Message,
+        local_tag: &str,
+        extra: &[(String, String)],
+        sdp: String,
+        now: Instant,
+    ) {
+        let body = sdp.into_bytes();
+        self.reply(key, req, 200, "OK", Some(local_tag), extra, body, now);
     }
 
     /// Refuses a call that still rings (a colleague who did not take it): `false` when it
@@ -1137,16 +1142,7 @@ impl Uas {
             self.tell_session(call_id, signal);
         }
         let extra = [("Contact".to_string(), self.local.contact(link))];
-        self.reply(
-            &key,
-            &req,
-            200,
-            "OK",
-            Some(&local_tag),
-            &extra,
-            sdp.into_bytes(),
-            now,
-        );
+        self.ok_with_sdp(&key, &req, &local_tag, &extra, sdp, now);
     }
 
     /// Sends BYE in a call's dialog, through a new client transaction.
