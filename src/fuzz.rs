@@ -144,7 +144,9 @@ pub fn flow_toml(data: &[u8]) {
         switches: None,
         calendars: None,
         // The embedded policy: a transfer's URI, whatever the fuzzer writes, is judged too.
-        dial: Some(crate::config::Loaded::embedded().config.dial_policy()),
+        dial: Some(std::sync::Arc::new(
+            crate::config::Loaded::embedded().config.dial_policy(),
+        )),
         max_steps: None,
     };
     let _ = crate::flow::check::check(&set, &ctx);

@@ -53,7 +53,10 @@ fn context(config: Option<&Loaded>, max_steps: Option<u32>) -> Context {
         calendars: config.map(|c| c.calendars.keys().cloned().collect()),
         lookups: config.map(|c| c.config.lookups.keys().cloned().collect()),
         switches: config.map(|c| c.config.switches.keys().cloned().collect()),
-        dial: config.map(|c| c.config.dial_policy()),
+        dial: config.map(|c| {
+            std::sync::Arc::new(c.config.dial_policy())
+                as std::sync::Arc<dyn crate::flow::check::Dialable>
+        }),
         max_steps,
     }
 }

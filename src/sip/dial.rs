@@ -20,6 +20,13 @@ pub struct DialPolicy {
     pub trunks: Vec<Route>,
 }
 
+/// The validator's question: could a flow's `transfer` be placed?
+impl crate::flow::check::Dialable for DialPolicy {
+    fn refuses(&self, to: &str) -> Option<String> {
+        self.transfer_target(to).err()
+    }
+}
+
 /// A trunk, as a call placed through it needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

@@ -35,9 +35,16 @@ pub struct Context {
     /// Switches from the config (`[switches.NAME]`).
     pub switches: Option<HashSet<String>>,
     /// The config's dial policy (`[callbacks]`, `[[trunks]]`): what a `transfer` can reach.
-    pub dial: Option<crate::sip::dial::DialPolicy>,
+    pub dial: Option<std::sync::Arc<dyn Dialable>>,
     /// `--max-steps`: overrides every flow's `max_steps_to_human`.
     pub max_steps: Option<u32>,
+}
+
+/// Whom the server can dial, as the validator asks it: the config's dial policy implements
+/// it (`sip::dial`), so the flow language depends on nothing above it.
+pub trait Dialable: std::fmt::Debug + Send + Sync {
+    /// Why a `transfer` to `to` could not be placed, if it could not.
+    fn refuses(&self, to: &str) -> Option<String>;
 }
 
 /// One line per flow in the text report.

@@ -14,7 +14,7 @@ pub(crate) fn check(c: &mut Checker) {
                 continue;
             };
             let Some((to, pos)) = &t.to else { continue };
-            if let Err(why) = policy.transfer_target(to) {
+            if let Some(why) = policy.refuses(to) {
                 let source = &c.set.flows[node.flow].source;
                 c.diags.push(
                     Diagnostic::new(
