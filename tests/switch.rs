@@ -2478,3 +2478,456 @@ fn a_full_line_turns_calls_away_without_taking_a_token() {
     let mut open = admission::Admission::new(0, 0, t0);
     assert!((0..10_000).all(|_| open.admit(5_000, t0).is_ok()));
 }
+
+/// Agents' phones (`switch::phones`): rung while registered and answering their OPTIONS.
+mod phones {
+    use hotline::sip::link::Link;
+    use hotline::sip::qualify::Mode;
+    use hotline::sip::registrar::{Binding, Registrar, User};
+    use hotline::switch::phones::{Phones, Reach};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    #[allow(clippy::disallowed_methods)] // an origin only: the core is given every time
+    fn origin() -> Instant {
+        Instant::now()
+    }
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    fn phones(mode: Mode) -> Phones {
+        let users = ["alice", "bob"]
+            .iter()
+            .map(|id| User {
+                id: id.to_string(),
+                password: "secret".into(),
+            })
+            .collect();
+        Phones::new(
+            Registrar::new("example.com", &[], users, [3; 16]),
+            s(30),
+            mode,
+        )
+    }
+
+    /// A phone registered until `t + 3600 s`: behind a NAT when its Contact is not where its
+    /// REGISTER came from.
+    fn binding(uri: &str, from: &str, t: Instant) -> Binding {
+        let from: SocketAddr = from.parse().expect("an address");
+        Binding {
+            uri: uri.into(),
+            source: from,
+            target: from,
+            link: Link::Udp,
+            expires: t + s(3600),
+            since: t,
+        }
+    }
+
+    fn register(p: &mut Phones, agent: usize, b: Binding, now: Instant) -> Option<Reach> {
+        let change = p.registrar.restore(agent, b);
+        let reach = change.and_then(|c| p.registration(c, now));
+        reach.or_else(|| p.changed(agent, now))
+    }
+
+    #[test]
+    fn a_phone_behind_a_nat_is_asked_and_its_agent_is_not_rung_while_it_is_silent() {
+        let t = origin();
+        let mut p = phones(Mode::Nat);
+        let nat = binding("sip:alice@192.168.1.20:5060", "203.0.113.9:40000", t);
+        assert_eq!(register(&mut p, 0, nat, t), Some(Reach::Gained(0)));
+        assert!(p.is_reachable(0), "reachable until asked");
+        assert_eq!(p.poll_timeout(), Some(t + s(30)));
+        assert!(p.tick(t + s(29)).pings.is_empty());
+
+        let tick = p.tick(t + s(30));
+        assert_eq!(tick.pings.len(), 1);
+        let ping = tick.pings[0].clone();
+        assert_eq!(ping.uri, "sip:alice@192.168.1.20:5060");
+        assert_eq!(
+            ping.target,
+            "203.0.113.9:40000".parse().expect("an address")
+        );
+        // It answers: nothing changes.
+        assert_eq!(p.answered(&ping.phone, true, t + s(31)), None);
+        // Next time it is silent: Alice is not rung.
+        let ping = p.tick(t + s(61)).pings.remove(0);
+        let silent = p.answered(&ping.phone, false, t + s(93)).expect("a change");
+        assert_eq!((silent.agent, silent.reachable), (0, false));
+        assert_eq!(silent.reach, Some(Reach::Lost(0)));
+        assert!(!p.is_reachable(0));
+        assert!(p.ringable(0).is_empty());
+        // It answers again: she is rung again.
+        let ping = p.tick(t + s(123)).pings.remove(0);
+        let back = p.answered(&ping.phone, true, t + s(124)).expect("a change");
+        assert_eq!(back.reach, Some(Reach::Gained(0)));
+        assert_eq!(p.ringable(0).len(), 1);
+        // A name we never gave is ignored.
+        assert_eq!(p.answered("7 sip:x@y", false, t + s(125)), None);
+        assert_eq!(p.answered("nonsense", false, t + s(125)), None);
+    }
+
+    #[test]
+    fn only_the_silent_phone_of_two_is_left_out_and_the_agent_stays_reachable() {
+        let t = origin();
+        let mut p = phones(Mode::All);
+        register(
+            &mut p,
+            1,
+            binding("sip:bob@10.0.0.5:5060", "10.0.0.5:5060", t),
+            t,
+        );
+        register(
+            &mut p,
+            1,
+            binding("sip:bob@10.0.0.6:5060", "10.0.0.6:5060", t),
+            t,
+        );
+        let pings = p.tick(t + s(30)).pings;
+        assert_eq!(pings.len(), 2, "every phone is asked in mode all");
+        let desk = pings
+            .iter()
+            .find(|g| g.uri.contains("10.0.0.5"))
+            .expect("the desk phone");
+        let gone = p.answered(&desk.phone, false, t + s(62)).expect("a change");
+        assert_eq!(gone.reach, None, "the other phone still answers");
+        assert!(p.is_reachable(1));
+        let ring: Vec<String> = p.ringable(1).into_iter().map(|b| b.uri).collect();
+        assert_eq!(ring, ["sip:bob@10.0.0.6:5060"]);
+    }
+
+    #[test]
+    fn phones_on_their_contact_are_not_asked_unless_told_and_expiry_loses_the_agent() {
+        let t = origin();
+        for (mode, asked) in [(Mode::Nat, 0), (Mode::All, 1), (Mode::Off, 0)] {
+            let mut p = phones(mode);
+            let direct = binding("sip:alice@10.0.0.5:5060", "10.0.0.5:5060", t);
+            assert_eq!(register(&mut p, 0, direct, t), Some(Reach::Gained(0)));
+            assert_eq!(p.tick(t + s(30)).pings.len(), asked, "{mode:?}");
+            let tick = p.tick(t + s(3601));
+            assert_eq!(tick.expired, [0]);
+            assert_eq!(tick.reach, [Reach::Lost(0)]);
+            assert!(!p.is_reachable(0));
+            assert!(
+                p.tick(t + s(4000)).pings.is_empty(),
+                "a gone phone is not asked"
+            );
+        }
+        // A qualify interval of 0 asks nobody.
+        let mut p = Phones::new(phones(Mode::All).registrar, Duration::ZERO, Mode::All);
+        let nat = binding("sip:alice@192.168.1.20:5060", "203.0.113.9:40000", t);
+        register(&mut p, 0, nat, t);
+        assert!(p.tick(t + s(60)).pings.is_empty());
+    }
+}
+
+/// What the desk and the wall show (`switch::status`), from the routing core as it stands.
+mod status {
+    use hotline::routing::{AgentConfig, QueueConfig, Router, RouterEvent, Strategy};
+    use hotline::sip::registrar::{Registrar, User};
+    use hotline::status::ConsultRow;
+    use hotline::switch::status::{Caller, Callers, ServiceLevels, View};
+    use std::collections::{HashMap, HashSet};
+    use std::time::{Duration, Instant};
+
+    struct Clock(Instant);
+
+    impl Clock {
+        /// A fake clock: a real origin, then only offsets from it.
+        #[allow(clippy::disallowed_methods)]
+        fn new() -> Clock {
+            Clock(Instant::now())
+        }
+
+        fn at(&self, s: u64) -> Instant {
+            self.0 + Duration::from_secs(s)
+        }
+    }
+
+    struct Held {
+        call_id: String,
+        entered: Instant,
+        from: String,
+        path: Vec<String>,
+        variables: Vec<(String, String)>,
+        callback: bool,
+    }
+
+    struct Fake(HashMap<u64, Held>);
+
+    impl Callers for &Fake {
+        fn caller(&self, call: u64) -> Option<Caller<'_>> {
+            let h = self.0.get(&call)?;
+            Some(Caller {
+                call_id: &h.call_id,
+                queue: "support",
+                entered: h.entered,
+                number: "sip:anonymous@anonymous.invalid",
+                from: Some(&h.from),
+                path: &h.path,
+                variables: &h.variables,
+                callback: h.callback,
+                transferred_by: None,
+                note: None,
+            })
+        }
+
+        fn live(&self) -> Vec<u64> {
+            let mut ids: Vec<u64> = self
+                .0
+                .iter()
+                .filter(|(_, h)| !h.callback)
+                .map(|(&id, _)| id)
+                .collect();
+            ids.sort_unstable();
+            ids
+        }
+    }
+
+    fn held(call_id: &str, entered: Instant, from: &str, callback: bool) -> Held {
+        Held {
+            call_id: call_id.into(),
+            entered,
+            from: from.into(),
+            path: vec!["main.menu: pressed 2".into()],
+            variables: vec![("account".into(), "12345".into())],
+            callback,
+        }
+    }
+
+    struct Line {
+        router: Router,
+        registrar: Registrar,
+        reachable: HashSet<usize>,
+        ids: Vec<String>,
+        names: Vec<String>,
+        queue_names: Vec<String>,
+        queue_ids: HashMap<String, usize>,
+        levels: ServiceLevels,
+        callers: Fake,
+    }
+
+    impl Line {
+        fn view(&self) -> View<'_, &Fake> {
+            View {
+                router: &self.router,
+                registrar: &self.registrar,
+                reachable: &self.reachable,
+                ids: &self.ids,
+                names: &self.names,
+                queue_names: &self.queue_names,
+                queue_ids: &self.queue_ids,
+                levels: &self.levels,
+                callers: &self.callers,
+            }
+        }
+    }
+
+    /// Alice and Bob serve "support"; Alice's phone is registered at t=1, Bob is offline.
+    fn line(t: &Clock) -> Line {
+        let agents: Vec<AgentConfig> = ["alice", "bob"]
+            .iter()
+            .map(|id| AgentConfig {
+                id: id.to_string(),
+                skills: [("support".into(), 1)].into(),
+            })
+            .collect();
+        let queues = [QueueConfig {
+            name: "support".into(),
+            skills: vec!["support".into()],
+            strategy: Strategy::LongestIdle,
+            ring_timeout: Duration::from_secs(15),
+            wrap_up: Duration::from_secs(10),
+            retry: Duration::from_secs(5),
+        }];
+        let mut router = Router::new(&agents, &queues, true, t.at(0));
+        router.handle(RouterEvent::Registered { agent: 0 }, t.at(1));
+        let users = ["alice", "bob"]
+            .iter()
+            .map(|id| User {
+                id: id.to_string(),
+                password: "right".into(),
+            })
+            .collect();
+        Line {
+            router,
+            registrar: Registrar::new("example.com", &[], users, [7; 16]),
+            reachable: HashSet::from([0]),
+            ids: vec!["alice".into(), "bob".into()],
+            names: vec!["Alice".into(), "Bob".into()],
+            queue_names: vec!["support".into()],
+            queue_ids: HashMap::from([("support".into(), 0)]),
+            levels: ServiceLevels::new(vec![Duration::from_secs(30)]),
+            callers: Fake(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn the_service_level_counts_the_last_hour_only() {
+        let t = Clock::new();
+        let mut levels = ServiceLevels::new(vec![Duration::from_secs(30)]);
+        assert_eq!(levels.level(0, t.at(0)), None, "nobody has left yet");
+        levels.served(0, true, t.at(0));
+        levels.served(0, false, t.at(600));
+        levels.served(0, true, t.at(1200));
+        assert_eq!(levels.level(0, t.at(1200)), Some(2.0 / 3.0));
+        // An hour on, the first caller no longer counts.
+        assert_eq!(levels.level(0, t.at(3601)), Some(0.5));
+        levels.served(0, true, t.at(4000));
+        assert_eq!(levels.level(0, t.at(4000)), Some(2.0 / 3.0));
+        assert_eq!(
+            levels.level(0, t.at(4201)),
+            Some(1.0),
+            "the late answer aged out"
+        );
+        assert_eq!(levels.level(0, t.at(9000)), None, "the hour is empty");
+        assert_eq!(levels.threshold_s(0), 30);
+        // A queue the levels do not know of: nothing counted, the default threshold.
+        levels.served(3, true, t.at(0));
+        assert_eq!(levels.level(3, t.at(0)), None);
+        assert_eq!(levels.threshold_s(3), 20);
+        assert!(levels.in_time(0, Duration::from_secs(30)));
+        assert!(!levels.in_time(0, Duration::from_secs(31)));
+        // A queue added by a reload.
+        levels.set(2, Duration::from_secs(60));
+        assert!(levels.in_time(2, Duration::from_secs(60)));
+        levels.served(2, false, t.at(0));
+        assert_eq!(levels.level(2, t.at(0)), Some(0.0));
+        assert_eq!(levels.threshold_s(1), 0);
+    }
+
+    #[test]
+    fn the_wall_shows_each_queue_by_agent_state_and_its_callers_longest_waiting_first() {
+        let t = Clock::new();
+        let mut l = line(&t);
+        l.callers.0.insert(
+            1,
+            held(
+                "first@x",
+                t.at(5),
+                "\"Ann Smith\" <sip:+34600111222@example.com>",
+                false,
+            ),
+        );
+        l.callers.0.insert(
+            2,
+            held("second@x", t.at(8), "<sip:+34911@example.com>", false),
+        );
+        l.callers
+            .0
+            .insert(3, held("callback@x", t.at(1), "<sip:+1@example.com>", true));
+        for (call, at) in [(1, 5), (2, 8)] {
+            l.router.handle(
+                RouterEvent::Enqueue {
+                    call,
+                    queue: 0,
+                    priority: 0,
+                },
+                t.at(at),
+            );
+        }
+        let rows = l.view().queue_rows(t.at(10));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, "support");
+        assert_eq!(rows[0].waiting, 1, "the first caller's agent rings");
+        assert_eq!(rows[0].agents.ringing, 1);
+        assert_eq!(rows[0].agents.available, 0);
+        assert_eq!(rows[0].service_level_s, 30);
+
+        let live = l.view().live_calls(t.at(10));
+        let shown: Vec<(&str, &str)> = live.iter().map(|c| (c.call.as_str(), c.state)).collect();
+        assert_eq!(
+            shown,
+            [("first@x", "ringing"), ("second@x", "waiting")],
+            "a callback is not a live call"
+        );
+        assert_eq!(live[0].name, "Ann Smith");
+        assert_eq!(live[0].number, "+34600111222");
+        assert_eq!(live[1].waited_s, 2);
+
+        l.router
+            .handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(20));
+        let live = l.view().live_calls(t.at(100));
+        assert_eq!(live[0].state, "talking");
+        assert_eq!(live[0].agent.as_deref(), Some("Alice"));
+        assert_eq!(live[0].waited_s, 15, "the wait stops when an agent answers");
+        let rows = l.view().queue_rows(t.at(100));
+        assert_eq!(rows[0].agents.busy, 1);
+
+        // A queue taken out of the config is no longer listed.
+        l.queue_ids.clear();
+        assert!(l.view().queue_rows(t.at(100)).is_empty());
+    }
+
+    #[test]
+    fn an_agents_row_shows_her_caller_her_wrong_passwords_and_since_when() {
+        let t = Clock::new();
+        let mut l = line(&t);
+        l.callers.0.insert(
+            1,
+            held(
+                "first@x",
+                t.at(5),
+                "\"Ann Smith\" <sip:+34600111222@example.com>",
+                false,
+            ),
+        );
+        l.router.handle(
+            RouterEvent::Enqueue {
+                call: 1,
+                queue: 0,
+                priority: 0,
+            },
+            t.at(5),
+        );
+        l.router
+            .handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(20));
+        let source = "192.0.2.7".parse().expect("an address");
+        for _ in 0..2 {
+            assert!(
+                l.registrar
+                    .login("alice", "wrong", source, t.at(21))
+                    .is_err()
+            );
+        }
+        let wall: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().expect("a time");
+        let consulting = Some(ConsultRow {
+            to: "agent:bob".into(),
+            answered: false,
+        });
+        let row = l
+            .view()
+            .agent_row(0, t.at(50), wall, consulting)
+            .expect("alice's row");
+        assert_eq!(row.state, "busy");
+        assert_eq!(row.since_s, 30);
+        assert_eq!(row.since, "2026-12-08T09:59:30Z");
+        assert_eq!(row.call.as_deref(), Some("first@x"));
+        assert_eq!(row.auth_failures, 2);
+        let card = row.caller.expect("her caller's card");
+        assert_eq!(card.name, "Ann Smith");
+        assert_eq!(card.waited_s, 15);
+        assert_eq!(card.steps.len(), 1);
+        assert_eq!(card.variables[0].value, "12345");
+        assert_eq!(row.consulting.map(|c| c.to).as_deref(), Some("agent:bob"));
+
+        let bob = l
+            .view()
+            .agent_row(1, t.at(50), wall, None)
+            .expect("bob's row");
+        assert_eq!(
+            (bob.state, bob.call, bob.caller.is_none()),
+            ("offline", None, true)
+        );
+        assert_eq!(l.view().listed_agents().count(), 2);
+        let mut by_state = l.view().agents_by_state();
+        by_state.sort_unstable();
+        assert_eq!(by_state, [("busy", 1), ("offline", 1)]);
+        assert!(
+            l.view().agent_row(2, t.at(50), wall, None).is_none(),
+            "no third agent"
+        );
+    }
+}

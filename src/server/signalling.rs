@@ -133,9 +133,8 @@ enum TimerRef {
     Router,
     /// The wall's queue figures are due (see `publish_changes`).
     Queues,
-    Registrar,
-    /// OPTIONS to agents' phones are due (`sip::qualify`).
-    Qualify,
+    /// Agents' phones: registrations expire, OPTIONS are due (`switch::phones`).
+    Phones,
     /// Registered TCP trunks' connections are checked.
     Trunks,
     /// The switch's `poll_timeout()`.
@@ -572,8 +571,7 @@ impl Signalling {
             match entry.remove() {
                 TimerRef::Router => self.on_router_timer(now),
                 TimerRef::Queues => self.publish_queues(now),
-                TimerRef::Registrar => self.on_registrar_timer(now),
-                TimerRef::Qualify => self.on_qualify_timer(now),
+                TimerRef::Phones => self.on_phones_timer(now),
                 TimerRef::Trunks => self.on_trunks_timer(now),
                 TimerRef::Switch => {
                     if self.switch_due.is_some_and(|t| t <= now) {

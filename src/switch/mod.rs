@@ -16,7 +16,9 @@ pub mod admission;
 pub mod agents;
 pub mod callbacks;
 pub mod leg;
+pub mod phones;
 pub mod registrations;
+pub mod status;
 pub mod transfers;
 pub mod uas;
 

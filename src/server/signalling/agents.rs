@@ -3,7 +3,7 @@
 //! to the agent's registered contact carrying the caller's context, CANCEL when the ring
 //! stops, ACK and BYE — bridged to the caller in the media loop once answered.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,25 +12,21 @@ use std::time::{Duration, Instant};
 use super::{CallerContext, Signalling, TimerRef, random};
 use crate::config::{Config, RecordMode, Role};
 use crate::engine::announce;
-use crate::routing::estimate;
 use crate::routing::{
     AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent,
 };
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
-use crate::sip::qualify::{self, Qualify};
 use crate::sip::registrar::{Algorithm, Binding, Change, Lockout, Refusal, Registrar, User};
 use crate::sip::sdp;
 use crate::sip::transaction::Key;
 use crate::sip::transport::Link;
 use crate::sip::wire::Message;
-use crate::status::caller::{CallerCard, LIVE_CALLS_SHOWN, LiveCall, Variable};
 use crate::status::events::Event;
-use crate::status::{
-    AgentCounts, AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, NextState, QueueRow,
-    StateReply,
-};
+use crate::status::{AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, StateReply};
 use crate::store::StoredBinding;
+use crate::switch::phones::{Phones, Reach};
+use crate::switch::status::{Caller, Callers, ServiceLevels, View};
 use crate::switch::{Context, Dial, Event as LegEvent, Party, Phone, Ring};
 
 /// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
@@ -81,7 +77,8 @@ pub(super) struct Leg {
 
 pub(super) struct Agents {
     pub router: Router,
-    pub registrar: Registrar,
+    /// Their registrations, and whether they answer when asked.
+    pub phones: Phones,
     pub ids: Vec<String>,
     pub names: Vec<String>,
     /// Whether each agent is a supervisor (`role = "supervisor"`): opens the wall.
@@ -97,20 +94,11 @@ pub(super) struct Agents {
     /// Callbacks held unrung while their caller (by Call-ID) still hears the confirmation.
     pub held_callbacks: HashMap<String, u64>,
     router_timer: Option<Instant>,
-    registrar_timer: Option<Instant>,
-    /// OPTIONS to agents' phones, and which answered (`sip::qualify`).
-    pub qualify: Qualify,
-    qualify_mode: qualify::Mode,
-    qualify_timer: Option<Instant>,
-    /// The agents with a phone that can be rung (registered, and answering when asked).
-    pub reachable: std::collections::HashSet<usize>,
-    /// Per queue, the callers who left it in the last hour: when, and whether an agent
-    /// answered within `SERVICE_LEVEL_S`.
-    served: Vec<VecDeque<(Instant, bool)>>,
+    phones_timer: Option<Instant>,
+    /// Per queue, the callers who left it in the last hour, answered in time or not.
+    levels: ServiceLevels,
     /// A queues event is scheduled.
     queues_due: bool,
-    /// Per queue, the wait within which an answer counts for the service level.
-    service_levels: Vec<Duration>,
     /// How each queue's calls are recorded once an agent answers (`record`).
     pub recorded: HashMap<String, RecordMode>,
 }
@@ -167,9 +155,6 @@ fn routing_config(config: &Config) -> (Vec<AgentConfig>, Vec<QueueConfig>, Vec<U
     (agents, queues, users)
 }
 
-/// The service-level threshold: answered within 20 s.
-const SERVICE_WINDOW: Duration = Duration::from_secs(3600);
-
 impl Agents {
     pub fn new(config: &Config, now: Instant) -> Agents {
         let (agents, queues, users) = routing_config(config);
@@ -178,31 +163,27 @@ impl Agents {
         secret[8..].copy_from_slice(&random().to_be_bytes());
         Agents {
             router: Router::new(&agents, &queues, config.routing.ready_on_register, now),
-            registrar: Registrar::new(
-                &config.sip.domain,
-                &config
-                    .sip
-                    .digest_algorithms
-                    .iter()
-                    .filter_map(|a| Algorithm::parse(a))
-                    .collect::<Vec<_>>(),
-                users,
-                secret,
-            )
-            .with_lockout(Lockout {
-                max_failures: config.sip.max_auth_failures,
-                max_failures_per_user: config.sip.max_auth_failures_per_user,
-                window: Duration::from_secs(u64::from(config.sip.auth_failure_window_s)),
-            })
-            .with_nat(config.sip.agents_nat, config.sip.max_expires),
-            qualify: Qualify::new(Duration::from_secs(u64::from(config.sip.qualify_s.max(1)))),
-            qualify_mode: if config.sip.qualify_s == 0 {
-                qualify::Mode::Off
-            } else {
-                config.sip.qualify
-            },
-            qualify_timer: None,
-            reachable: std::collections::HashSet::new(),
+            phones: Phones::new(
+                Registrar::new(
+                    &config.sip.domain,
+                    &config
+                        .sip
+                        .digest_algorithms
+                        .iter()
+                        .filter_map(|a| Algorithm::parse(a))
+                        .collect::<Vec<_>>(),
+                    users,
+                    secret,
+                )
+                .with_lockout(Lockout {
+                    max_failures: config.sip.max_auth_failures,
+                    max_failures_per_user: config.sip.max_auth_failures_per_user,
+                    window: Duration::from_secs(u64::from(config.sip.auth_failure_window_s)),
+                })
+                .with_nat(config.sip.agents_nat, config.sip.max_expires),
+                Duration::from_secs(u64::from(config.sip.qualify_s)),
+                config.sip.qualify,
+            ),
             ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             names: config.agents.iter().map(|a| a.name.clone()).collect(),
             supervisors: config
@@ -222,13 +203,14 @@ impl Agents {
             legs: HashMap::new(),
             held_callbacks: HashMap::new(),
             router_timer: None,
-            registrar_timer: None,
-            served: vec![VecDeque::new(); config.queues.len()],
-            service_levels: config
-                .queues
-                .iter()
-                .map(|q| Duration::from_secs(u64::from(q.service_level_s)))
-                .collect(),
+            phones_timer: None,
+            levels: ServiceLevels::new(
+                config
+                    .queues
+                    .iter()
+                    .map(|q| Duration::from_secs(u64::from(q.service_level_s)))
+                    .collect(),
+            ),
             queues_due: false,
             recorded: recorded_queues(config),
         }
@@ -245,7 +227,7 @@ impl Signalling {
         peer: SocketAddr,
         now: Instant,
     ) {
-        let answer = self.agents.registrar.register(&req, peer, link, now);
+        let answer = self.agents.phones.registrar.register(&req, peer, link, now);
         if let Some(agent) = answer.agent {
             tracing::info!(agent = self.agents.ids[agent], %peer, status = answer.status, "REGISTER");
         } else if let Some(r) = &answer.refusal {
@@ -268,7 +250,7 @@ impl Signalling {
         if let Some(change) = answer.change {
             self.registration_changed(change, now);
         }
-        self.schedule_registrar();
+        self.schedule_phones();
     }
 
     /// Keeps the agent's registered phones in the store, so a restart finds them registered
@@ -277,6 +259,7 @@ impl Signalling {
         let wall = jiff::Timestamp::now().as_second();
         let stored: Vec<StoredBinding> = self
             .agents
+            .phones
             .registrar
             .bindings(agent)
             .into_iter()
@@ -324,7 +307,7 @@ impl Signalling {
                 since: now,
             };
             restored += 1;
-            if let Some(change) = self.agents.registrar.restore(agent, binding) {
+            if let Some(change) = self.agents.phones.registrar.restore(agent, binding) {
                 self.registration_changed(change, now);
             }
         }
@@ -334,7 +317,7 @@ impl Signalling {
                 "registrations restored from before the restart"
             );
         }
-        self.schedule_registrar();
+        self.schedule_phones();
     }
 
     /// The agent an INVITE of theirs (a feature code) authenticates as, digest like a
@@ -346,7 +329,7 @@ impl Signalling {
         peer: SocketAddr,
         now: Instant,
     ) -> Option<usize> {
-        match self.agents.registrar.authenticate(req, peer, now) {
+        match self.agents.phones.registrar.authenticate(req, peer, now) {
             Ok(agent) => Some(agent),
             Err(answer) => {
                 if let Some(r) = &answer.refusal {
@@ -354,7 +337,7 @@ impl Signalling {
                 }
                 self.uas
                     .respond(key, req, answer.status, answer.reason, &answer.headers, now);
-                self.schedule_registrar();
+                self.schedule_phones();
                 None
             }
         }
@@ -431,114 +414,78 @@ impl Signalling {
     }
 
     fn registration_changed(&mut self, change: Change, now: Instant) {
-        let agent = match change {
-            Change::Registered(agent) => agent,
-            Change::Unregistered(agent) => {
-                tracing::info!(agent = self.agents.ids[agent], "agent phone unregistered");
-                agent
-            }
-        };
-        self.phones_changed(agent, now);
+        if let Change::Unregistered(agent) = change {
+            tracing::info!(agent = self.agents.ids[agent], "agent phone unregistered");
+        }
+        let reach = self.agents.phones.registration(change, now);
+        self.reach(reach, now);
     }
 
-    /// The agent's phones changed (registered, gone, or answering OPTIONS or not): which to
-    /// ask from now, and the router told when she has a phone to ring or no longer has.
+    /// The agent's phones changed (registered, gone, or answering OPTIONS or not).
     fn phones_changed(&mut self, agent: usize, now: Instant) {
-        let bindings = self.agents.registrar.bindings(agent);
-        let mode = self.agents.qualify_mode;
-        let asked: Vec<String> = bindings
-            .iter()
-            .filter(|b| match mode {
-                qualify::Mode::Off => false,
-                qualify::Mode::All => true,
-                // Reached through a NAT's mapping, not at its Contact.
-                qualify::Mode::Nat => {
-                    b.link == Link::Udp
-                        && crate::sip::registrar::contact_address(&b.uri) != Some(b.target)
-                }
-            })
-            .map(|b| b.uri.clone())
-            .collect();
-        let reachable = {
-            let q = &mut self.agents.qualify;
-            q.track(agent, &asked, now);
-            bindings.iter().any(|b| q.is_reachable(agent, &b.uri))
-        };
-        let was = self.agents.reachable.contains(&agent);
-        if reachable && !was {
-            self.agents.reachable.insert(agent);
-            self.route(RouterEvent::Registered { agent }, now);
-        } else if !reachable && was {
-            self.agents.reachable.remove(&agent);
-            self.route(RouterEvent::Unregistered { agent }, now);
-        }
-        self.schedule_qualify();
+        let reach = self.agents.phones.changed(agent, now);
+        self.reach(reach, now);
     }
 
-    fn schedule_qualify(&mut self) {
-        let next = self.agents.qualify.poll_timeout();
-        if next.is_some() && next != self.agents.qualify_timer {
-            self.agents.qualify_timer = next;
+    /// The router is told when an agent has a phone to ring, or no longer has.
+    fn reach(&mut self, reach: Option<Reach>, now: Instant) {
+        match reach {
+            Some(Reach::Gained(agent)) => self.route(RouterEvent::Registered { agent }, now),
+            Some(Reach::Lost(agent)) => self.route(RouterEvent::Unregistered { agent }, now),
+            None => {}
+        }
+        self.schedule_phones();
+    }
+
+    fn schedule_phones(&mut self) {
+        let next = self.agents.phones.poll_timeout();
+        if next.is_some() && next != self.agents.phones_timer {
+            self.agents.phones_timer = next;
             if let Some(t) = next {
-                self.schedule(t, TimerRef::Qualify);
+                self.schedule(t, TimerRef::Phones);
             }
         }
     }
 
-    /// OPTIONS to the phones due to be asked.
-    pub(super) fn on_qualify_timer(&mut self, now: Instant) {
-        self.agents.qualify_timer = None;
-        for (agent, uri) in self.agents.qualify.due(now) {
-            let binding = self
-                .agents
-                .registrar
-                .bindings(agent)
-                .into_iter()
-                .find(|b| b.uri == uri)
-                .cloned();
-            match binding {
-                Some(b) => {
-                    let phone = format!("{agent} {uri}");
-                    self.switch.ping(&phone, &uri, b.link, b.target, now);
-                }
-                None => self.phones_changed(agent, now), // gone meanwhile
-            }
+    /// Registrations expire, challenges go unanswered, OPTIONS to the phones due are sent.
+    pub(super) fn on_phones_timer(&mut self, now: Instant) {
+        self.agents.phones_timer = None;
+        let tick = self.agents.phones.tick(now);
+        for agent in tick.expired {
+            tracing::info!(agent = self.agents.ids[agent], "agent phone unregistered");
         }
-        self.schedule_qualify();
+        for u in tick.unanswered {
+            tracing::warn!(
+                user = ?u.user,
+                source = %u.source,
+                "a phone never answered its digest challenge (wrong realm or algorithm, or no password set?)"
+            );
+        }
+        for p in tick.pings {
+            self.switch.ping(&p.phone, &p.uri, p.link, p.target, now);
+        }
+        for reach in tick.reach {
+            self.reach(Some(reach), now);
+        }
+        self.schedule_phones();
     }
 
     /// A phone answered its OPTIONS, or never did.
     pub(super) fn pong(&mut self, phone: &str, reached: bool, now: Instant) {
-        let Some((agent, uri)) = phone
-            .split_once(' ')
-            .and_then(|(a, u)| Some((a.parse::<usize>().ok()?, u.to_string())))
-        else {
+        let Some(a) = self.agents.phones.answered(phone, reached, now) else {
             return;
         };
-        let Some(changed) = self.agents.qualify.answered(&(agent, uri.clone()), reached) else {
-            return;
-        };
-        let id = self.agents.ids.get(agent).cloned().unwrap_or_default();
-        if changed {
-            tracing::info!(agent = id, uri, "agent phone answers again");
+        let id = self.agents.ids.get(a.agent).cloned().unwrap_or_default();
+        if a.reachable {
+            tracing::info!(agent = id, uri = a.uri, "agent phone answers again");
         } else {
             tracing::warn!(
                 agent = id,
-                uri,
+                uri = a.uri,
                 "agent phone does not answer OPTIONS: unreachable, not rung until it answers"
             );
         }
-        self.phones_changed(agent, now);
-    }
-
-    fn schedule_registrar(&mut self) {
-        let next = self.agents.registrar.poll_timeout();
-        if next.is_some() && next != self.agents.registrar_timer {
-            self.agents.registrar_timer = next;
-            if let Some(t) = next {
-                self.schedule(t, TimerRef::Registrar);
-            }
-        }
+        self.reach(a.reach, now);
     }
 
     fn schedule_router(&mut self) {
@@ -549,21 +496,6 @@ impl Signalling {
                 self.schedule(t, TimerRef::Router);
             }
         }
-    }
-
-    pub(super) fn on_registrar_timer(&mut self, now: Instant) {
-        self.agents.registrar_timer = None;
-        for change in self.agents.registrar.expire(now) {
-            self.registration_changed(change, now);
-        }
-        for u in self.agents.registrar.unanswered(now) {
-            tracing::warn!(
-                user = ?u.user,
-                source = %u.source,
-                "a phone never answered its digest challenge (wrong realm or algorithm, or no password set?)"
-            );
-        }
-        self.schedule_registrar();
     }
 
     pub(super) fn on_router_timer(&mut self, now: Instant) {
@@ -596,15 +528,15 @@ impl Signalling {
                 Some(i) => i,
                 None => {
                     self.agents.queue_names.push(q.name.clone());
-                    self.agents.served.push(VecDeque::new());
-                    self.agents.service_levels.push(Duration::ZERO);
                     self.agents.queue_names.len() - 1
                 }
             };
-            self.agents.service_levels[i] = Duration::from_secs(u64::from(q.service_level_s));
+            self.agents
+                .levels
+                .set(i, Duration::from_secs(u64::from(q.service_level_s)));
             self.agents.queue_ids.insert(q.name.clone(), i);
         }
-        for change in self.agents.registrar.set_users(users) {
+        for change in self.agents.phones.registrar.set_users(users) {
             self.registration_changed(change, now);
         }
         let actions = self.agents.router.reconfigure(&agents, &queues, now);
@@ -647,49 +579,68 @@ impl Signalling {
     /// The queues' figures for the wall, when their timer comes.
     pub(super) fn publish_queues(&mut self, now: Instant) {
         self.agents.queues_due = false;
-        let queues = self.queue_rows(now);
+        let queues = self.view().queue_rows(now);
         self.shared.events.publish(Event::Queues { queues });
-        let calls = self.live_calls(now);
+        let calls = self.view().live_calls(now);
         self.shared.events.publish(Event::Calls { calls });
     }
+}
 
-    /// The callers in a queue or with an agent, longest waiting first (at most
-    /// `LIVE_CALLS_SHOWN`).
-    fn live_calls(&self, now: Instant) -> Vec<LiveCall> {
-        let mut waiting: Vec<(&u64, &Waiting)> = self
-            .agents
-            .waiting
+/// The callers the signalling task holds, as the desk and the wall see them.
+pub(super) struct Held<'a> {
+    waiting: &'a HashMap<u64, Waiting>,
+    uas: &'a crate::switch::uas::Uas,
+}
+
+impl Callers for Held<'_> {
+    fn caller(&self, call: u64) -> Option<Caller<'_>> {
+        let w = self.waiting.get(&call)?;
+        Some(Caller {
+            call_id: &w.call_id,
+            queue: &w.queue,
+            entered: w.entered,
+            number: &w.context.caller,
+            from: self.uas.invite(&w.call_id).and_then(|i| i.get("From")),
+            path: &w.context.path,
+            variables: &w.context.variables,
+            callback: w.callback.is_some(),
+            transferred_by: w.transferred_by.as_deref(),
+            note: w.note.as_deref(),
+        })
+    }
+
+    fn live(&self) -> Vec<u64> {
+        self.waiting
             .iter()
             .filter(|(_, w)| w.callback.is_none())
-            .collect();
-        waiting.sort_by_key(|(_, w)| w.entered);
-        waiting
-            .into_iter()
-            .take(LIVE_CALLS_SHOWN)
-            .filter_map(|(&id, w)| {
-                let card = self.caller_card(id, now)?;
-                let router = &self.agents.router;
-                let agent = router.connected_agent(id);
-                let state = if agent.is_some() {
-                    "talking"
-                } else if router.is_waiting(id) {
-                    "waiting"
-                } else {
-                    "ringing"
-                };
-                Some(LiveCall {
-                    call: w.call_id.clone(),
-                    name: card.name,
-                    number: card.number,
-                    queue: card.queue,
-                    state,
-                    agent: agent.and_then(|a| self.agents.names.get(a).cloned()),
-                    waited_s: card.waited_s,
-                    steps: card.steps,
-                    returning: card.returning,
-                })
-            })
+            .map(|(&id, _)| id)
             .collect()
+    }
+}
+
+impl Signalling {
+    /// The agents and queues as the desk and the wall see them (`switch::status`).
+    pub(super) fn view(&self) -> View<'_, Held<'_>> {
+        View {
+            router: &self.agents.router,
+            registrar: &self.agents.phones.registrar,
+            reachable: self.agents.phones.reachable(),
+            ids: &self.agents.ids,
+            names: &self.agents.names,
+            queue_names: &self.agents.queue_names,
+            queue_ids: &self.agents.queue_ids,
+            levels: &self.agents.levels,
+            callers: Held {
+                waiting: &self.agents.waiting,
+                uas: &self.uas,
+            },
+        }
+    }
+
+    /// Agent `i`'s row for the desk and the wall, with her consultation if she makes one.
+    pub(super) fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
+        self.view()
+            .agent_row(i, now, jiff::Timestamp::now(), self.consult_row(i))
     }
 
     fn carry_out(&mut self, actions: Vec<RouterAction>, now: Instant) {
@@ -829,32 +780,16 @@ impl Signalling {
 
     /// Counts a caller leaving a queue for the service level.
     pub(super) fn served(&mut self, queue: &str, in_time: bool, now: Instant) {
-        let Some(&q) = self.agents.queue_ids.get(queue) else {
-            return;
-        };
-        let list = &mut self.agents.served[q];
-        while list
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > SERVICE_WINDOW)
-        {
-            list.pop_front();
+        if let Some(&q) = self.agents.queue_ids.get(queue) {
+            self.agents.levels.served(q, in_time, now);
         }
-        list.push_back((now, in_time));
     }
 
     /// Rings the agent: an INVITE to each of their registered contacts at once (a desk phone
     /// and a softphone ring together); the first to answer takes the call, the others are
     /// cancelled.
     fn ring(&mut self, call: u64, agent: usize, now: Instant) {
-        let qualify = &self.agents.qualify;
-        let bindings: Vec<Binding> = self
-            .agents
-            .registrar
-            .bindings(agent)
-            .into_iter()
-            .filter(|b| qualify.is_reachable(agent, &b.uri))
-            .cloned()
-            .collect();
+        let bindings: Vec<Binding> = self.agents.phones.ringable(agent);
         let Some(w) = self.agents.waiting.get(&call) else {
             tracing::warn!(agent, call, "cannot ring the agent: the caller is gone");
             return self.route(RouterEvent::Declined { call, agent }, now);
@@ -963,7 +898,7 @@ impl Signalling {
             self.route(RouterEvent::Declined { call, agent }, now);
         }
         for link in gone {
-            if let Some(change) = self.agents.registrar.drop_link(agent, link) {
+            if let Some(change) = self.agents.phones.registrar.drop_link(agent, link) {
                 self.registration_changed(change, now);
             }
         }
@@ -1116,14 +1051,12 @@ impl Signalling {
         if w.callback.is_some() {
             return self.callback_agent_answered(leg_id, call, agent, agreed, now);
         }
-        let within = self
+        let waited = now.saturating_duration_since(w.entered);
+        let in_time = self
             .agents
             .queue_ids
             .get(&w.queue)
-            .and_then(|&q| self.agents.service_levels.get(q))
-            .copied()
-            .unwrap_or(Duration::from_secs(20));
-        let in_time = now.saturating_duration_since(w.entered) <= within;
+            .is_none_or(|&q| self.agents.levels.in_time(q, waited));
         let queue = w.queue.clone();
         if !passed {
             // Passed on by another agent: the caller was served when first answered.
@@ -1234,13 +1167,9 @@ impl Signalling {
     pub(super) fn api(&mut self, q: ApiQuery, now: Instant) {
         match q {
             ApiQuery::Agents(reply) => {
-                // A removed agent is listed until the call it was on has ended.
-                let rows = (0..self.agents.ids.len())
-                    .filter(|&i| {
-                        !self.agents.router.is_retired(i)
-                            || self.agents.router.agent_state(i).map(|s| s.0)
-                                != Some(AgentState::Offline)
-                    })
+                let listed: Vec<usize> = self.view().listed_agents().collect();
+                let rows = listed
+                    .into_iter()
                     .filter_map(|i| self.agent_row(i, now))
                     .collect();
                 let _ = reply.send(rows);
@@ -1261,7 +1190,7 @@ impl Signalling {
                     let _ = reply.send(StateReply::NoSuchAgent);
                     return;
                 };
-                if state == Requested::Available && !self.agents.reachable.contains(&i) {
+                if state == Requested::Available && !self.agents.phones.is_reachable(i) {
                     tracing::info!(agent, "agent state refused: available with no phone");
                     if let Some(row) = self.agent_row(i, now) {
                         let _ = reply.send(StateReply::NoPhone(row));
@@ -1282,10 +1211,10 @@ impl Signalling {
                 }
             }
             ApiQuery::Queues(reply) => {
-                let _ = reply.send(self.queue_rows(now));
+                let _ = reply.send(self.view().queue_rows(now));
             }
             ApiQuery::LiveCalls(reply) => {
-                let _ = reply.send(self.live_calls(now));
+                let _ = reply.send(self.view().live_calls(now));
             }
             ApiQuery::CallBackNow {
                 agent,
@@ -1348,7 +1277,12 @@ impl Signalling {
                 source,
                 reply,
             } => {
-                let answer = match self.agents.registrar.login(&user, &password, source, now) {
+                let answer = match self
+                    .agents
+                    .phones
+                    .registrar
+                    .login(&user, &password, source, now)
+                {
                     Ok(i) => Ok(LoggedIn {
                         id: self.agents.ids[i].clone(),
                         name: self.agents.names[i].clone(),
@@ -1366,23 +1300,15 @@ impl Signalling {
                 let _ = reply.send(answer);
             }
             ApiQuery::Gauges(reply) => {
-                let mut agents: Vec<(&'static str, usize)> = Vec::new();
-                for i in 0..self.agents.ids.len() {
-                    if let Some((s, ..)) = self.agents.router.agent_state(i) {
-                        match agents.iter_mut().find(|(n, _)| *n == s.as_str()) {
-                            Some(e) => e.1 += 1,
-                            None => agents.push((s.as_str(), 1)),
-                        }
-                    }
-                }
+                let view = self.view();
                 let _ = reply.send(Gauges {
                     active_calls: self.uas.len(),
                     sip_dropped: self.transport.dropped(),
                     sip_banned_messages: self.transport.gate().dropped.load(Ordering::Relaxed),
                     sip_bans: self.transport.gate().bans.load(Ordering::Relaxed),
                     sip_banned_addresses: self.transport.gate().banned(),
-                    agents,
-                    queues: self.queue_rows(now),
+                    agents: view.agents_by_state(),
+                    queues: view.queue_rows(now),
                     trunks: self.trunk_rows(),
                 });
             }
@@ -1390,150 +1316,6 @@ impl Signalling {
                 let _ = reply.send(self.trunk_rows());
             }
         }
-    }
-
-    pub(super) fn agent_row(&self, i: usize, now: Instant) -> Option<AgentRow> {
-        let (state, since, call) = self.agents.router.agent_state(i)?;
-        let (auth_failures, locked_out) = self.agents.registrar.failures(i, now);
-        let unreachable =
-            self.agents.registrar.is_registered(i) && !self.agents.reachable.contains(&i);
-        let ago = now.saturating_duration_since(since);
-        let wall = jiff::Timestamp::now();
-        let since_wall = wall
-            .checked_sub(jiff::SignedDuration::from_millis(ago.as_millis() as i64))
-            .unwrap_or(wall);
-        Some(AgentRow {
-            id: self.agents.ids[i].clone(),
-            name: self.agents.names[i].clone(),
-            state: state.as_str(),
-            since: since_wall.to_string(),
-            since_s: ago.as_secs(),
-            reason: if unreachable {
-                Some("unreachable".to_string())
-            } else {
-                self.agents.router.agent_reason(i).map(str::to_string)
-            },
-            registered: self.agents.registrar.is_registered(i),
-            unreachable,
-            auth_failures,
-            locked_out: locked_out.iter().map(ToString::to_string).collect(),
-            call: call
-                .and_then(|c| self.agents.waiting.get(&c))
-                .map(|w| w.call_id.clone()),
-            next_state: self.agents.router.next_state(i).map(|(r, why)| NextState {
-                state: r.as_str(),
-                reason: why.map(str::to_string),
-            }),
-            caller: call.and_then(|c| self.caller_card(c, now)),
-            consulting: self.consult_row(i),
-            wrap_up_left_s: (state == AgentState::WrapUp)
-                .then(|| self.agents.router.wrap_up_left(i, now))
-                .flatten()
-                .map(|d| d.as_secs_f64().ceil() as u64),
-        })
-    }
-
-    /// What the desk shows of the caller an agent rings for or talks to.
-    fn caller_card(&self, call: u64, now: Instant) -> Option<CallerCard> {
-        let w = self.agents.waiting.get(&call)?;
-        let from = self.uas.invite(&w.call_id).and_then(|i| i.get("From"));
-        let (name, uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
-        let until = self.agents.router.answered_at(call).unwrap_or(now);
-        Some(CallerCard {
-            call: w.call_id.clone(),
-            number: crate::sip::dialog::uri_user(&uri).to_string(),
-            name,
-            uri,
-            queue: w.queue.clone(),
-            waited_s: until.saturating_duration_since(w.entered).as_secs(),
-            steps: crate::status::caller::steps(&w.context.path),
-            variables: w
-                .context
-                .variables
-                .iter()
-                .map(|(name, value)| Variable {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            callback: w.callback.is_some(),
-            transferred_by: w.transferred_by.clone(),
-            note: w.note.clone(),
-            returning: crate::status::caller::returning(
-                w.context
-                    .variables
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
-        })
-    }
-
-    fn queue_rows(&self, now: Instant) -> Vec<QueueRow> {
-        // Each queue's agents by state: one pass over the agents.
-        let mut counts = vec![AgentCounts::default(); self.agents.queue_names.len()];
-        for i in 0..self.agents.ids.len() {
-            let Some((state, ..)) = self.agents.router.agent_state(i) else {
-                continue;
-            };
-            for &q in self.agents.router.agent_queues(i) {
-                let Some(c) = counts.get_mut(q) else { continue };
-                match state {
-                    AgentState::Available => c.available += 1,
-                    AgentState::Ringing => c.ringing += 1,
-                    AgentState::Busy => c.busy += 1,
-                    AgentState::WrapUp => c.wrap_up += 1,
-                    AgentState::NotReady => c.not_ready += 1,
-                    AgentState::Offline => {}
-                }
-            }
-        }
-        self.agents
-            .queue_names
-            .iter()
-            .enumerate()
-            .filter(|(_, name)| self.agents.queue_ids.contains_key(*name))
-            .filter_map(|(q, name)| {
-                let f = self.agents.router.queue_figures(q, now)?;
-                let ewt = f
-                    .average_handle
-                    .filter(|_| f.staffed > 0)
-                    .map(|aht| estimate::position_wait(f.waiting, f.staffed, aht).as_secs_f64());
-                let recent: Vec<bool> = self.agents.served[q]
-                    .iter()
-                    .filter(|(t, _)| now.saturating_duration_since(*t) <= SERVICE_WINDOW)
-                    .map(|(_, ok)| *ok)
-                    .collect();
-                let service_level = (!recent.is_empty())
-                    .then(|| recent.iter().filter(|ok| **ok).count() as f64 / recent.len() as f64);
-                Some(QueueRow {
-                    name: name.clone(),
-                    waiting: f.waiting,
-                    longest_wait_s: f.longest_wait.as_secs_f64(),
-                    agents_available: f.available,
-                    agents_logged_in: f.staffed,
-                    ewt_s: ewt,
-                    service_level,
-                    wait_estimates: self
-                        .agents
-                        .router
-                        .wait_audit(q)
-                        .map(|f| crate::status::WaitEstimateRow {
-                            scored: f.samples,
-                            mean_abs_error_s: f.mean_abs_error(),
-                            waited_over_1_5x: f.overruns,
-                            baseline_better: f.baseline_better(),
-                            figures: f.clone(),
-                        })
-                        .unwrap_or_default(),
-                    agents: counts.get(q).cloned().unwrap_or_default(),
-                    service_level_s: self
-                        .agents
-                        .service_levels
-                        .get(q)
-                        .map_or(20, |d| d.as_secs()),
-                })
-            })
-            .collect()
     }
 }
 
