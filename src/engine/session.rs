@@ -1,16 +1,18 @@
 //! A call's session around its flow: where the caller is with respect to the humans (led by
 //! the flow, waiting in a queue, ringing a transfer target, talking, or on hold while their
 //! agent passes them on), which playback is current, the queue wait's announcements and
-//! callback offer, and the conversation's recording as the agent controls it. Pure: what
-//! reached the call goes in ([`Heard`], or the time), what to do comes out ([`Do`]); the call
-//! task carries it out (the media loop, the routing core, the call record) and feeds the
-//! flow engine the events meant for it ([`Do::Engine`]).
+//! callback offer, the conversation's recording as the agent controls it, and what the flow
+//! engine's actions need of the line (a voicemail only onto a disk that takes it, a callback
+//! only to a number). Pure: what reached the call goes in ([`Heard`], the time, or the
+//! engine's [`Action`]s with the line's [`Facts`]), what to do comes out ([`Do`]); the call
+//! task carries it out (the media loop, the routing core, the store, the call record) and
+//! feeds the flow engine the events meant for it ([`Do::Engine`]).
 
 use std::time::{Duration, Instant};
 
-use super::Event;
 use super::announce;
 use super::waiting::{Rules, Waiting};
+use super::{Action, Event, First};
 use crate::config::RecordMode;
 use crate::media::recording_control::{Control, Step, Want};
 
@@ -106,6 +108,47 @@ pub enum Do {
     TransferConnected { to: String },
     /// Save the call record as it now is.
     SaveRecord,
+    /// Put the caller in the routing core's queue (the hold music comes as `Hold`).
+    Enqueue {
+        queue: String,
+        priority: u32,
+        record: Option<RecordMode>,
+        first: Option<First>,
+    },
+    /// Close the returning caller's follow-up.
+    Withdraw { follow_up: i64 },
+    /// Ask a lookup endpoint; its answer is an engine event.
+    Lookup {
+        endpoint: String,
+        params: Vec<(String, String)>,
+    },
+    /// Play the ringback, looped, as `tag`.
+    Ringback { tag: u64 },
+    /// Place the flow's transfer; its outcome comes back as `Heard`.
+    Transfer { to: String, ring_timeout_s: u32 },
+    /// Record the caller's message into `mailbox`.
+    RecordMessage { mailbox: String, max_length_s: u32 },
+    /// The message is over: keep it, and tell the engine (`Finished`, or `SaveFailed`).
+    FinishMessage,
+    /// Store a callback request for `queue` before the caller is told: then
+    /// `Engine(Finished)`, or `Engine(SaveFailed)` when it could not be stored.
+    SaveCallback { queue: String },
+    /// Hang up on the caller.
+    HangUp,
+}
+
+/// What the session asks of the line when the flow acts.
+pub trait Facts {
+    /// The queue announcements are installed in `language`.
+    fn speaks(&self, language: &str) -> bool;
+    /// Why the `[callbacks]` policy forbids calling this caller back, if it does.
+    fn undialable(&self) -> Option<String>;
+    /// The data folder takes writes (a voicemail can be kept).
+    fn disk_ok(&self) -> bool;
+    /// A `hotline probe` call: nobody calls it back.
+    fn probe(&self) -> bool;
+    /// The caller gave no number to call back.
+    fn anonymous(&self) -> bool;
 }
 
 /// The session's state.
@@ -177,6 +220,126 @@ impl Session {
     pub fn transfer(&mut self) -> u64 {
         self.transferring = true;
         self.playback()
+    }
+
+    /// What the flow engine asked, as things to do; `language` is the caller's.
+    pub fn act(
+        &mut self,
+        action: Action,
+        line: &impl Facts,
+        language: &str,
+        now: Instant,
+    ) -> Vec<Do> {
+        match action {
+            Action::Play(prompts) => {
+                let tag = self.playback();
+                vec![Do::Say { prompts, tag }]
+            }
+            Action::StopPlayback => {
+                self.playback();
+                vec![Do::Stop]
+            }
+            Action::EnterQueue {
+                queue,
+                priority,
+                max_wait_s,
+                announce_position_every_s,
+                offer_callback_after_s,
+                record,
+                first,
+            } => {
+                if let Some(f) = &first {
+                    tracing::info!(
+                        follow_up = f.follow_up,
+                        owner = f.owner.as_deref().unwrap_or("nobody yet"),
+                        "a returning caller asks for whoever has their follow-up"
+                    );
+                }
+                tracing::info!(queue, max_wait_s, "caller waits for a live human");
+                // A callback is offered only to a caller the [callbacks] policy lets us dial:
+                // a promise to call back a number we may not is no promise.
+                let why = line.undialable();
+                if let Some(why) = &why
+                    && offer_callback_after_s > 0
+                {
+                    tracing::info!("no callback offer: {why}");
+                }
+                // Without the announcement prompts, the caller hears hold music only.
+                let (waiting, rules) = Waiting::enter(
+                    &queue,
+                    now,
+                    max_wait_s,
+                    announce_position_every_s,
+                    offer_callback_after_s,
+                    line.speaks(language),
+                    why.is_none(),
+                    language,
+                );
+                let tag = self.enter_queue(waiting, rules);
+                vec![
+                    Do::Hold {
+                        queue: Some(queue.clone()),
+                        tag,
+                    },
+                    Do::Enqueue {
+                        queue,
+                        priority,
+                        record,
+                        first,
+                    },
+                ]
+            }
+            Action::Withdraw { follow_up } => vec![Do::Withdraw { follow_up }],
+            Action::Lookup {
+                endpoint, params, ..
+            } => vec![Do::Lookup { endpoint, params }],
+            Action::Transfer { to, ring_timeout_s } => {
+                tracing::info!(to, ring_timeout_s, "transferring to a live human elsewhere");
+                let tag = self.transfer();
+                vec![Do::Ringback { tag }, Do::Transfer { to, ring_timeout_s }]
+            }
+            Action::RecordVoicemail {
+                mailbox,
+                mut prompts,
+                max_length_s,
+            } => {
+                if !line.disk_ok() {
+                    // Not asked to speak into a disk known to refuse the message.
+                    tracing::warn!(mailbox, "no voicemail: the data folder cannot be written");
+                    return vec![Do::Engine(Event::SaveFailed)];
+                }
+                tracing::debug!(mailbox, max_length_s, "voicemail greeting");
+                prompts.push(crate::media::player::BEEP.to_string());
+                let tag = self.playback();
+                vec![Do::Say { prompts, tag }]
+            }
+            Action::StartRecording {
+                mailbox,
+                max_length_s,
+            } => {
+                tracing::info!(mailbox, "recording a voicemail");
+                vec![Do::RecordMessage {
+                    mailbox,
+                    max_length_s,
+                }]
+            }
+            Action::StopRecording => vec![Do::FinishMessage],
+            Action::RegisterCallback { queue } => {
+                if line.probe() {
+                    // Confirmed as to any caller, but nobody will call a probe back.
+                    tracing::info!(queue, "a probe call's callback request is not kept");
+                    return vec![Do::Engine(Event::Finished)];
+                }
+                if line.anonymous() {
+                    // No number to call: promising a callback would be a black hole. Told
+                    // so, and put through to a human instead.
+                    tracing::info!(queue, "an anonymous caller cannot be called back");
+                    return vec![Do::Engine(Event::SaveFailed)];
+                }
+                vec![Do::SaveCallback { queue }]
+            }
+            Action::Hangup => vec![Do::HangUp],
+        }
     }
 
     /// The caller hung up: when their queue wait began (if they waited), and whether they
@@ -748,5 +911,241 @@ mod tests {
         assert_eq!(s.caller_left(), (None, false), "talked to someone");
         // Not transferring any more: a late failure means nothing.
         assert!(s.heard(Heard::TransferFailed, "en", t0).is_empty());
+    }
+
+    /// The line as a call finds it.
+    #[derive(Default)]
+    struct Given {
+        silent: bool,
+        undialable: bool,
+        disk_full: bool,
+        probe: bool,
+        anonymous: bool,
+    }
+
+    impl Facts for Given {
+        fn speaks(&self, language: &str) -> bool {
+            !self.silent && language == "en"
+        }
+        fn undialable(&self) -> Option<String> {
+            self.undialable.then(|| "not in [callbacks]".to_string())
+        }
+        fn disk_ok(&self) -> bool {
+            !self.disk_full
+        }
+        fn probe(&self) -> bool {
+            self.probe
+        }
+        fn anonymous(&self) -> bool {
+            self.anonymous
+        }
+    }
+
+    /// "support": its place told every `every` s, a callback offered after 30 s, a
+    /// 10-minute wait.
+    fn enter_support(every: u32) -> Action {
+        Action::EnterQueue {
+            queue: "support".into(),
+            priority: 2,
+            max_wait_s: 600,
+            announce_position_every_s: every,
+            offer_callback_after_s: 30,
+            record: None,
+            first: None,
+        }
+    }
+
+    #[test]
+    fn entering_a_queue_plays_its_hold_music_and_announces_only_what_the_line_can_keep() {
+        let t0 = t0();
+        let mut s = Session::new();
+        let out = s.act(enter_support(60), &Given::default(), "en", t0);
+        assert_eq!(
+            out,
+            vec![
+                Do::Hold {
+                    queue: Some("support".into()),
+                    tag: 1
+                },
+                Do::Enqueue {
+                    queue: "support".into(),
+                    priority: 2,
+                    record: None,
+                    first: None
+                }
+            ]
+        );
+        assert_eq!(s.last_queue(), Some("support"));
+        assert_eq!(
+            s.next_wake(),
+            Some(t0 + Duration::from_secs(1)),
+            "told their place"
+        );
+
+        // No announcement prompts in the caller's language, a number we may not call back:
+        // hold music until the wait runs out, no offer.
+        for facts in [
+            Given {
+                silent: true,
+                undialable: true,
+                ..Given::default()
+            },
+            Given {
+                undialable: true,
+                ..Given::default()
+            },
+        ] {
+            let mut s = Session::new();
+            s.act(enter_support(60), &facts, "es", t0);
+            assert_eq!(s.next_wake(), Some(t0 + Duration::from_secs(600)));
+        }
+        // A queue that announces no place but offers a callback after 30 s: offered only
+        // to a number we may call back.
+        for (undialable, wake) in [(false, 30), (true, 600)] {
+            let mut s = Session::new();
+            let facts = Given {
+                undialable,
+                ..Given::default()
+            };
+            s.act(enter_support(0), &facts, "en", t0);
+            assert_eq!(s.next_wake(), Some(t0 + Duration::from_secs(wake)));
+        }
+    }
+
+    #[test]
+    fn a_voicemail_is_not_offered_onto_a_full_disk_and_a_callback_only_to_a_number() {
+        let t0 = t0();
+        let greeting = || Action::RecordVoicemail {
+            mailbox: "sales".into(),
+            prompts: vec!["vm/greeting".into()],
+            max_length_s: 120,
+        };
+        let mut s = Session::new();
+        assert_eq!(
+            s.act(greeting(), &Given::default(), "en", t0),
+            vec![Do::Say {
+                prompts: vec!["vm/greeting".into(), crate::media::player::BEEP.into()],
+                tag: 1
+            }]
+        );
+        let full = Given {
+            disk_full: true,
+            ..Given::default()
+        };
+        assert_eq!(
+            s.act(greeting(), &full, "en", t0),
+            vec![Do::Engine(Event::SaveFailed)],
+            "told at once, not after speaking into nothing"
+        );
+        assert_eq!(
+            s.act(
+                Action::StartRecording {
+                    mailbox: "sales".into(),
+                    max_length_s: 120
+                },
+                &Given::default(),
+                "en",
+                t0
+            ),
+            vec![Do::RecordMessage {
+                mailbox: "sales".into(),
+                max_length_s: 120
+            }]
+        );
+        assert_eq!(
+            s.act(Action::StopRecording, &Given::default(), "en", t0),
+            vec![Do::FinishMessage]
+        );
+
+        let callback = || Action::RegisterCallback {
+            queue: "support".into(),
+        };
+        assert_eq!(
+            s.act(callback(), &Given::default(), "en", t0),
+            vec![Do::SaveCallback {
+                queue: "support".into()
+            }]
+        );
+        let probe = Given {
+            probe: true,
+            ..Given::default()
+        };
+        assert_eq!(
+            s.act(callback(), &probe, "en", t0),
+            vec![Do::Engine(Event::Finished)],
+            "a probe hears the confirmation; nothing is kept"
+        );
+        let anonymous = Given {
+            anonymous: true,
+            ..Given::default()
+        };
+        assert_eq!(
+            s.act(callback(), &anonymous, "en", t0),
+            vec![Do::Engine(Event::SaveFailed)],
+            "no number: put through to a human instead"
+        );
+    }
+
+    #[test]
+    fn a_flow_transfer_rings_back_and_a_new_prompt_makes_the_old_ones_end_meaningless() {
+        let t0 = t0();
+        let mut s = Session::new();
+        let play = s.act(
+            Action::Play(vec!["menu".into()]),
+            &Given::default(),
+            "en",
+            t0,
+        );
+        assert_eq!(
+            play,
+            vec![Do::Say {
+                prompts: vec!["menu".into()],
+                tag: 1
+            }]
+        );
+        assert_eq!(
+            s.act(Action::StopPlayback, &Given::default(), "en", t0),
+            vec![Do::Stop]
+        );
+        assert!(
+            s.heard(Heard::PromptDone(1), "en", t0).is_empty(),
+            "the stopped menu's end is not the flow's"
+        );
+        let out = s.act(
+            Action::Transfer {
+                to: "sip:desk@example.com".into(),
+                ring_timeout_s: 20,
+            },
+            &Given::default(),
+            "en",
+            t0,
+        );
+        assert_eq!(
+            out,
+            vec![
+                Do::Ringback { tag: 3 },
+                Do::Transfer {
+                    to: "sip:desk@example.com".into(),
+                    ring_timeout_s: 20
+                }
+            ]
+        );
+        assert_eq!(
+            s.heard(Heard::TransferFailed, "en", t0),
+            vec![Do::Stop, Do::Engine(Event::TransferFailed)]
+        );
+        assert_eq!(
+            s.act(Action::Hangup, &Given::default(), "en", t0),
+            vec![Do::HangUp]
+        );
+        assert_eq!(
+            s.act(
+                Action::Withdraw { follow_up: 9 },
+                &Given::default(),
+                "en",
+                t0
+            ),
+            vec![Do::Withdraw { follow_up: 9 }]
+        );
     }
 }

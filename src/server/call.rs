@@ -16,11 +16,10 @@ use super::Shared;
 use super::pacer::{HoldMusic, PacerCommand};
 use super::signalling::{CallerContext, SipCommand};
 use crate::engine::announce;
-use crate::engine::session::{Do, Heard, Kept, Session};
+use crate::engine::session::{Do, Facts, Heard, Kept, Session};
 use crate::engine::waiting::{Standing, Waiting};
 use crate::engine::{Action, Call, Event, Outcome};
 use crate::media::g711::Law;
-use crate::media::player::BEEP;
 use crate::media::recorder::{Recorder, wav_bytes};
 use crate::sip::sdp::{Agreed, Direction};
 use crate::store::{
@@ -221,326 +220,29 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     );
     let mut end_reason = EndReason::Caller;
 
-    let mut pending = call.handle(
+    let line_facts = LineFacts {
+        shared: &shared,
+        flows: &flows,
+        caller: &caller,
+        probe: line.probe,
+    };
+    // What to do next: the session's decisions, the flow engine's actions among them.
+    let mut todo = std::collections::VecDeque::new();
+    let started_flow = call.handle(
         Event::Start {
             wall: Timestamp::now(),
         },
         Instant::now(),
     );
+    for action in started_flow {
+        todo.extend(session.act(action, &line_facts, call.language(), Instant::now()));
+    }
     // The media starts here, right before the first prompt is queued, so the caller's first
     // packet is the prompt rather than silence.
     start_media(&shared, id, socket, &agreed, sip_host, notify, true);
     loop {
-        // Carry out what the engine asked, feeding back what finishes at once.
-        while !pending.is_empty() {
-            let now = Instant::now();
-            let mut next = Vec::new();
-            for action in pending.drain(..) {
-                match action {
-                    Action::Play(prompts) => {
-                        let tag = session.playback();
-                        play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
-                    }
-                    Action::StopPlayback => {
-                        session.playback();
-                        let _ = shared.pacer.send(PacerCommand::Stop { id });
-                    }
-                    Action::EnterQueue {
-                        queue: name,
-                        priority,
-                        max_wait_s,
-                        announce_position_every_s,
-                        offer_callback_after_s,
-                        record: line_record,
-                        first,
-                    } => {
-                        if let Some(f) = &first {
-                            tracing::info!(
-                                follow_up = f.follow_up,
-                                owner = f.owner.as_deref().unwrap_or("nobody yet"),
-                                "a returning caller asks for whoever has their follow-up"
-                            );
-                        }
-                        tracing::info!(queue = name, max_wait_s, "caller waits for a live human");
-                        // Without the announcement prompts, the caller hears hold music only.
-                        let language = call.language().to_string();
-                        let speaks = flows
-                            .prompts
-                            .get(&announce::in_language(&language, announce::YOU_ARE_NUMBER))
-                            .is_some();
-                        // A callback is offered only to a caller the [callbacks] policy lets
-                        // us dial: a promise to call back a number we may not is no promise.
-                        let dialable = match shared.flows().callbacks.target(&caller) {
-                            Ok(_) => true,
-                            Err(why) => {
-                                if offer_callback_after_s > 0 {
-                                    tracing::info!("no callback offer: {why}");
-                                }
-                                false
-                            }
-                        };
-                        let (waiting, rules) = Waiting::enter(
-                            &name,
-                            now,
-                            max_wait_s,
-                            announce_position_every_s,
-                            offer_callback_after_s,
-                            speaks,
-                            dialable,
-                            &language,
-                        );
-                        let tag = session.enter_queue(waiting, rules);
-                        let hold = flows.prompts.frames(&flows.hold(Some(&name)), law);
-                        play(&shared, id, hold, true, tag);
-                        let _ = shared
-                            .sip
-                            .send(SipCommand::Enqueue {
-                                id,
-                                call_id: call_id.clone(),
-                                queue: name,
-                                priority,
-                                record: line_record,
-                                first,
-                                context: context(&call, &caller, line.probe),
-                            })
-                            .await;
-                    }
-                    Action::Withdraw { follow_up } => {
-                        withdraw(&shared, follow_up, line.probe);
-                    }
-                    Action::Lookup {
-                        endpoint,
-                        params,
-                        timeout_ms: _,
-                    } => {
-                        if let Some(old) = looking_up.take() {
-                            old.abort();
-                        }
-                        looking_up = Some(ask(&shared, &flows, &endpoint, params));
-                    }
-                    Action::Transfer { to, ring_timeout_s } => {
-                        tracing::info!(
-                            to,
-                            ring_timeout_s,
-                            "transferring to a live human elsewhere"
-                        );
-                        let tag = session.transfer();
-                        // Ringback while it rings, when the queue prompts are installed.
-                        let ringback = flows.prompts.frames(&[announce::RINGBACK.to_string()], law);
-                        play(&shared, id, ringback, true, tag);
-                        let _ = shared
-                            .sip
-                            .send(SipCommand::Transfer {
-                                id,
-                                call_id: call_id.clone(),
-                                to,
-                                ring_timeout_s,
-                                context: context(&call, &caller, line.probe),
-                            })
-                            .await;
-                    }
-                    Action::RecordVoicemail {
-                        mailbox,
-                        prompts,
-                        max_length_s,
-                    } => {
-                        if !shared.disk.ok() {
-                            // Not asked to speak into a disk known to refuse the message.
-                            tracing::warn!(
-                                mailbox,
-                                "no voicemail: the data folder cannot be written"
-                            );
-                            next.extend(call.handle(Event::SaveFailed, now));
-                            continue;
-                        }
-                        tracing::debug!(mailbox, max_length_s, "voicemail greeting");
-                        let tag = session.playback();
-                        let mut names = prompts;
-                        names.push(BEEP.to_string());
-                        play(&shared, id, flows.prompts.frames(&names, law), false, tag);
-                    }
-                    Action::StartRecording {
-                        mailbox,
-                        max_length_s,
-                    } => {
-                        tracing::info!(mailbox, "recording a voicemail");
-                        let recorder = Recorder::new(max_length_s);
-                        let _ = shared.pacer.send(PacerCommand::Record { id, recorder });
-                        message = Some((mailbox, Timestamp::now()));
-                    }
-                    Action::StopRecording => {
-                        next.extend(
-                            finish_voicemail(&shared, id, &mut call, &mut message, ids, now).await,
-                        );
-                    }
-                    Action::RegisterCallback { queue } => {
-                        if line.probe {
-                            // Confirmed as to any caller, but nobody will call a probe back.
-                            tracing::info!(queue, "a probe call's callback request is not kept");
-                            next.extend(call.handle(Event::Finished, now));
-                            continue;
-                        }
-                        if crate::sip::identity::is_anonymous(&caller) {
-                            // No number to call: promising a callback would be a black hole.
-                            // Told so, and put through to a human instead.
-                            tracing::info!(queue, "an anonymous caller cannot be called back");
-                            next.extend(call.handle(Event::SaveFailed, now));
-                            continue;
-                        }
-                        let request =
-                            callback_request(&call, &call_id, &caller, &queue, &flow_name);
-                        // Committed before the caller hears the confirmation.
-                        let r = request.clone();
-                        match shared
-                            .saves
-                            .save(Vec::new(), move |s| s.add_callback(&r))
-                            .await
-                        {
-                            Ok(row) => {
-                                tracing::info!(queue, row, "callback request stored");
-                                shared
-                                    .events
-                                    .publish(crate::status::events::Event::FollowUps);
-                                let _ = shared
-                                    .sip
-                                    .send(SipCommand::NewCallback { row, request })
-                                    .await;
-                                next.extend(call.handle(Event::Finished, now));
-                            }
-                            Err(e) => {
-                                tracing::error!(queue, "callback request NOT stored: {e}");
-                                next.extend(call.handle(Event::SaveFailed, now));
-                            }
-                        }
-                    }
-                    Action::Hangup => {
-                        we_hang_up = true;
-                    }
-                }
-            }
-            pending = next;
-        }
-        if progress(&shared, &call, &mut record, started_wall, started) {
-            shared.records.save(&uid, &record);
-        }
-        if (call.is_ended() && !session.bridged()) || we_hang_up {
-            end_reason = EndReason::Line;
-            break;
-        }
-
-        let deadline = [call.poll_timeout(), session.next_wake()]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let looked = async {
-            match looking_up.as_mut() {
-                Some(task) => task.await.ok().flatten(),
-                None => std::future::pending().await,
-            }
-        };
-        let mut todo = Vec::new();
-        tokio::select! {
-            answer = looked => {
-                looking_up = None;
-                pending = call.handle(
-                    match answer {
-                        Some(fields) => Event::LookupAnswered(fields),
-                        None => Event::LookupFailed,
-                    },
-                    Instant::now(),
-                );
-            }
-            input = inputs.recv() => {
-                let now = Instant::now();
-                let heard = match input {
-                    Some(CallInput::PromptDone(t)) => Some(Heard::PromptDone(t)),
-                    Some(CallInput::Digit(d)) => Some(Heard::Digit(d)),
-                    Some(CallInput::NoAgents) => {
-                        tracing::info!("no agent is logged in to the queue");
-                        Some(Heard::NoAgents)
-                    }
-                    Some(CallInput::AgentAnswered { agent, record }) => {
-                        Some(Heard::AgentAnswered { agent, record })
-                    }
-                    Some(CallInput::Transferred { queue, by, note }) => {
-                        Some(Heard::Transferred { queue, by, note })
-                    }
-                    Some(CallInput::Passing { to, by, note }) => Some(Heard::Passing { to, by, note }),
-                    Some(CallInput::Requeued { queue }) => Some(Heard::Requeued { queue }),
-                    Some(CallInput::PassedOutside { to }) => Some(Heard::PassedOutside { to }),
-                    Some(CallInput::Held) => Some(Heard::Held),
-                    Some(CallInput::Handed { to, agent, by, record }) => {
-                        Some(Heard::Handed { to, agent, by, record })
-                    }
-                    Some(CallInput::TransferAnswered { to }) => Some(Heard::TransferAnswered { to }),
-                    Some(CallInput::TransferFailed) => Some(Heard::TransferFailed),
-                    Some(CallInput::AgentDigit(d)) => {
-                        let keys = &shared.config.recording.pause_keys;
-                        todo = session.agent_key(d, keys, now);
-                        None
-                    }
-                    Some(CallInput::Recording { want, reply }) => {
-                        let answer;
-                        (todo, answer) = session.want_recording(want, now);
-                        let _ = reply.send(answer);
-                        None
-                    }
-                    Some(CallInput::AgentHungUp) => {
-                        tracing::info!("the agent hung up");
-                        we_hang_up = true;
-                        end_reason = EndReason::Agent;
-                        break;
-                    }
-                    Some(CallInput::RecordingFull) => {
-                        pending = call.handle(Event::RecordingFull, now);
-                        None
-                    }
-                    Some(CallInput::Media { remote, direction, srtp }) => {
-                        let queue = session.last_queue().map(str::to_string);
-                        sending(&shared, id, remote, direction, queue.as_deref());
-                        rekey(&shared, id, srtp);
-                        None
-                    }
-                    Some(CallInput::Hangup) | None => {
-                        let (waited_since, abandoned) = session.caller_left();
-                        if let Some(since) = waited_since {
-                            shared.metrics.queue_wait.observe((now - since).as_secs_f64());
-                        }
-                        if abandoned {
-                            shared.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
-                        }
-                        call.handle(Event::CallerHangup, now);
-                        break;
-                    }
-                    Some(CallInput::Shutdown) => {
-                        we_hang_up = true;
-                        end_reason = EndReason::Shutdown;
-                        break;
-                    }
-                    Some(CallInput::MediaTimeout) => {
-                        tracing::info!(
-                            timeout_s = shared.config.rtp.timeout_s,
-                            "no media from the caller: hanging up"
-                        );
-                        we_hang_up = true;
-                        end_reason = EndReason::NoMedia;
-                        break;
-                    }
-                };
-                if let Some(heard) = heard {
-                    todo = session.heard(heard, call.language(), now);
-                }
-            }
-            _ = sleep => todo = session.time(Instant::now()),
-        }
-        // Carry out what the session decided, feeding back what it asked.
-        let mut todo = std::collections::VecDeque::from(todo);
+        // Carry out what the session decided, feeding the engine what it asked and the session
+        // what the engine asked.
         while let Some(d) = todo.pop_front() {
             let now = Instant::now();
             match d {
@@ -548,7 +250,9 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                     if let Event::Digit(d) = &e {
                         tracing::debug!(digit = %d, "key pressed");
                     }
-                    pending.extend(call.handle(e, now));
+                    for action in call.handle(e, now) {
+                        todo.extend(session.act(action, &line_facts, call.language(), now));
+                    }
                 }
                 Do::Hold { queue, tag } => {
                     let hold = flows.prompts.frames(&flows.hold(queue.as_deref()), law);
@@ -557,6 +261,91 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 Do::Say { prompts, tag } => {
                     play(&shared, id, flows.prompts.frames(&prompts, law), false, tag);
                 }
+                Do::Ringback { tag } => {
+                    // While the transfer rings, when the queue prompts are installed.
+                    let ringback = flows.prompts.frames(&[announce::RINGBACK.to_string()], law);
+                    play(&shared, id, ringback, true, tag);
+                }
+                Do::Enqueue {
+                    queue,
+                    priority,
+                    record: line_record,
+                    first,
+                } => {
+                    let _ = shared
+                        .sip
+                        .send(SipCommand::Enqueue {
+                            id,
+                            call_id: call_id.clone(),
+                            queue,
+                            priority,
+                            record: line_record,
+                            first,
+                            context: context(&call, &caller, line.probe),
+                        })
+                        .await;
+                }
+                Do::Transfer { to, ring_timeout_s } => {
+                    let _ = shared
+                        .sip
+                        .send(SipCommand::Transfer {
+                            id,
+                            call_id: call_id.clone(),
+                            to,
+                            ring_timeout_s,
+                            context: context(&call, &caller, line.probe),
+                        })
+                        .await;
+                }
+                Do::Withdraw { follow_up } => withdraw(&shared, follow_up, line.probe),
+                Do::Lookup { endpoint, params } => {
+                    if let Some(old) = looking_up.take() {
+                        old.abort();
+                    }
+                    looking_up = Some(ask(&shared, &flows, &endpoint, params));
+                }
+                Do::RecordMessage {
+                    mailbox,
+                    max_length_s,
+                } => {
+                    let recorder = Recorder::new(max_length_s);
+                    let _ = shared.pacer.send(PacerCommand::Record { id, recorder });
+                    message = Some((mailbox, Timestamp::now()));
+                }
+                Do::FinishMessage => {
+                    let told =
+                        finish_voicemail(&shared, id, &mut call, &mut message, ids, now).await;
+                    for action in told {
+                        todo.extend(session.act(action, &line_facts, call.language(), now));
+                    }
+                }
+                Do::SaveCallback { queue } => {
+                    let request = callback_request(&call, &call_id, &caller, &queue, &flow_name);
+                    // Committed before the caller hears the confirmation.
+                    let r = request.clone();
+                    let saved = shared
+                        .saves
+                        .save(Vec::new(), move |s| s.add_callback(&r))
+                        .await;
+                    todo.push_back(Do::Engine(match saved {
+                        Ok(row) => {
+                            tracing::info!(queue, row, "callback request stored");
+                            shared
+                                .events
+                                .publish(crate::status::events::Event::FollowUps);
+                            let _ = shared
+                                .sip
+                                .send(SipCommand::NewCallback { row, request })
+                                .await;
+                            Event::Finished
+                        }
+                        Err(e) => {
+                            tracing::error!(queue, "callback request NOT stored: {e}");
+                            Event::SaveFailed
+                        }
+                    }));
+                }
+                Do::HangUp => we_hang_up = true,
                 Do::Stop => {
                     let _ = shared.pacer.send(PacerCommand::Stop { id });
                 }
@@ -624,6 +413,122 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
                 Do::SaveRecord => shared.records.save(&uid, &record),
             }
         }
+        if progress(&shared, &call, &mut record, started_wall, started) {
+            shared.records.save(&uid, &record);
+        }
+        if (call.is_ended() && !session.bridged()) || we_hang_up {
+            end_reason = EndReason::Line;
+            break;
+        }
+        let deadline = [call.poll_timeout(), session.next_wake()]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let looked = async {
+            match looking_up.as_mut() {
+                Some(task) => task.await.ok().flatten(),
+                None => std::future::pending().await,
+            }
+        };
+        let mut got = Vec::new();
+        tokio::select! {
+            answer = looked => {
+                looking_up = None;
+                got.push(Do::Engine(match answer {
+                    Some(fields) => Event::LookupAnswered(fields),
+                    None => Event::LookupFailed,
+                }));
+            }
+            input = inputs.recv() => {
+                let now = Instant::now();
+                let heard = match input {
+                    Some(CallInput::PromptDone(t)) => Some(Heard::PromptDone(t)),
+                    Some(CallInput::Digit(d)) => Some(Heard::Digit(d)),
+                    Some(CallInput::NoAgents) => {
+                        tracing::info!("no agent is logged in to the queue");
+                        Some(Heard::NoAgents)
+                    }
+                    Some(CallInput::AgentAnswered { agent, record }) => {
+                        Some(Heard::AgentAnswered { agent, record })
+                    }
+                    Some(CallInput::Transferred { queue, by, note }) => {
+                        Some(Heard::Transferred { queue, by, note })
+                    }
+                    Some(CallInput::Passing { to, by, note }) => Some(Heard::Passing { to, by, note }),
+                    Some(CallInput::Requeued { queue }) => Some(Heard::Requeued { queue }),
+                    Some(CallInput::PassedOutside { to }) => Some(Heard::PassedOutside { to }),
+                    Some(CallInput::Held) => Some(Heard::Held),
+                    Some(CallInput::Handed { to, agent, by, record }) => {
+                        Some(Heard::Handed { to, agent, by, record })
+                    }
+                    Some(CallInput::TransferAnswered { to }) => Some(Heard::TransferAnswered { to }),
+                    Some(CallInput::TransferFailed) => Some(Heard::TransferFailed),
+                    Some(CallInput::AgentDigit(d)) => {
+                        let keys = &shared.config.recording.pause_keys;
+                        got = session.agent_key(d, keys, now);
+                        None
+                    }
+                    Some(CallInput::Recording { want, reply }) => {
+                        let answer;
+                        (got, answer) = session.want_recording(want, now);
+                        let _ = reply.send(answer);
+                        None
+                    }
+                    Some(CallInput::AgentHungUp) => {
+                        tracing::info!("the agent hung up");
+                        we_hang_up = true;
+                        end_reason = EndReason::Agent;
+                        break;
+                    }
+                    Some(CallInput::RecordingFull) => {
+                        got.push(Do::Engine(Event::RecordingFull));
+                        None
+                    }
+                    Some(CallInput::Media { remote, direction, srtp }) => {
+                        let queue = session.last_queue().map(str::to_string);
+                        sending(&shared, id, remote, direction, queue.as_deref());
+                        rekey(&shared, id, srtp);
+                        None
+                    }
+                    Some(CallInput::Hangup) | None => {
+                        let (waited_since, abandoned) = session.caller_left();
+                        if let Some(since) = waited_since {
+                            shared.metrics.queue_wait.observe((now - since).as_secs_f64());
+                        }
+                        if abandoned {
+                            shared.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+                        }
+                        call.handle(Event::CallerHangup, now);
+                        break;
+                    }
+                    Some(CallInput::Shutdown) => {
+                        we_hang_up = true;
+                        end_reason = EndReason::Shutdown;
+                        break;
+                    }
+                    Some(CallInput::MediaTimeout) => {
+                        tracing::info!(
+                            timeout_s = shared.config.rtp.timeout_s,
+                            "no media from the caller: hanging up"
+                        );
+                        we_hang_up = true;
+                        end_reason = EndReason::NoMedia;
+                        break;
+                    }
+                };
+                if let Some(heard) = heard {
+                    got = session.heard(heard, call.language(), now);
+                }
+            }
+            _ = sleep => got = session.time(Instant::now()),
+        }
+        todo.extend(got);
     }
     // A caller who hangs up while recording has left a message: keep it.
     if message.is_some() {
@@ -677,6 +582,37 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         "call ended"
     );
     let _ = shared.sip.send(SipCommand::Ended { call_id, id }).await;
+}
+
+/// What the session asks of the line, as this call finds it.
+struct LineFacts<'a> {
+    shared: &'a Shared,
+    flows: &'a crate::line::Flows,
+    caller: &'a str,
+    probe: bool,
+}
+
+impl Facts for LineFacts<'_> {
+    fn speaks(&self, language: &str) -> bool {
+        let words = announce::in_language(language, announce::YOU_ARE_NUMBER);
+        self.flows.prompts.get(&words).is_some()
+    }
+
+    fn undialable(&self) -> Option<String> {
+        self.shared.flows().callbacks.target(self.caller).err()
+    }
+
+    fn disk_ok(&self) -> bool {
+        self.shared.disk.ok()
+    }
+
+    fn probe(&self) -> bool {
+        self.probe
+    }
+
+    fn anonymous(&self) -> bool {
+        crate::sip::identity::is_anonymous(self.caller)
+    }
 }
 
 /// A short call's last words (an announcement's, a colleague's): its media gone, a BYE when
