@@ -29,11 +29,9 @@ use crate::store::{
 /// What reaches a call task from outside.
 #[derive(Debug)]
 pub enum CallInput {
-    /// The pacer finished the playback with this tag.
-    PromptDone(u64),
-
-    /// A key: RFC 4733 or in-band (from the media loop), or SIP INFO.
-    Digit(char),
+    /// What the session decides on: a prompt's end, a key, an agent's answer, a transfer's
+    /// outcome (`engine::session::Heard`).
+    Heard(Heard),
     /// The voicemail being recorded holds all it may.
     RecordingFull,
     /// The caller hung up (BYE), or the INVITE timed out waiting for the ACK.
@@ -49,13 +47,6 @@ pub enum CallInput {
     Shutdown,
     /// Nothing has arrived from the caller for `[rtp] timeout_s`: their phone is gone.
     MediaTimeout,
-    /// Nobody is logged in to serve the queue: the caller moves on at once.
-    NoAgents,
-    /// An agent answered: the media loop bridges the caller to them.
-    AgentAnswered {
-        agent: String,
-        record: crate::config::RecordMode,
-    },
     /// A key from the agent's phone (the recording's pause keys).
     AgentDigit(char),
     /// The desk asks to record, pause or toggle: whether it records now, or why not.
@@ -63,42 +54,8 @@ pub enum CallInput {
         want: crate::media::recording_control::Want,
         reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
     },
-    /// The number outside an agent passed the caller on to answered: they talk now.
-    PassedOutside { to: String },
     /// The agent (or the transfer target) hung up: the call ends.
     AgentHungUp,
-    /// The transfer target answered: the media loop bridges the caller to it.
-    TransferAnswered { to: String },
-    /// The transfer did not connect (declined, no answer, unreachable).
-    TransferFailed,
-    /// The agent passed the caller on to `queue`: they wait there again, with the hold
-    /// music, as long as their queue node lets them wait.
-    Transferred {
-        queue: String,
-        by: String,
-        note: Option<String>,
-    },
-    /// The agent passes the caller on to `to` (`agent:bob`): the hold music while he rings;
-    /// then `AgentAnswered` (his, or hers again when he did not take the call) or `Requeued`.
-    Passing {
-        to: String,
-        by: String,
-        note: Option<String>,
-    },
-    /// The caller waits in `queue` again, first in line (their agent is gone).
-    Requeued { queue: String },
-    /// The agent, at her desk, calls someone about the caller first: the caller holds
-    /// (hold music) until she hands them over (`Handed`) or has them back (`AgentAnswered`).
-    Held,
-    /// The agent handed the caller over to whom she called about them first (an attended
-    /// transfer; `agent:bob` or `tel:+34…` as the record shows it): the media loop bridges
-    /// them already. For a colleague, his name and the call's recording rule.
-    Handed {
-        to: String,
-        agent: Option<String>,
-        by: String,
-        record: Option<crate::config::RecordMode>,
-    },
 }
 
 pub struct CallSetup {
@@ -448,27 +405,12 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             input = inputs.recv() => {
                 let now = Instant::now();
                 let heard = match input {
-                    Some(CallInput::PromptDone(t)) => Some(Heard::PromptDone(t)),
-                    Some(CallInput::Digit(d)) => Some(Heard::Digit(d)),
-                    Some(CallInput::NoAgents) => {
-                        tracing::info!("no agent is logged in to the queue");
-                        Some(Heard::NoAgents)
+                    Some(CallInput::Heard(heard)) => {
+                        if heard == Heard::NoAgents {
+                            tracing::info!("no agent is logged in to the queue");
+                        }
+                        Some(heard)
                     }
-                    Some(CallInput::AgentAnswered { agent, record }) => {
-                        Some(Heard::AgentAnswered { agent, record })
-                    }
-                    Some(CallInput::Transferred { queue, by, note }) => {
-                        Some(Heard::Transferred { queue, by, note })
-                    }
-                    Some(CallInput::Passing { to, by, note }) => Some(Heard::Passing { to, by, note }),
-                    Some(CallInput::Requeued { queue }) => Some(Heard::Requeued { queue }),
-                    Some(CallInput::PassedOutside { to }) => Some(Heard::PassedOutside { to }),
-                    Some(CallInput::Held) => Some(Heard::Held),
-                    Some(CallInput::Handed { to, agent, by, record }) => {
-                        Some(Heard::Handed { to, agent, by, record })
-                    }
-                    Some(CallInput::TransferAnswered { to }) => Some(Heard::TransferAnswered { to }),
-                    Some(CallInput::TransferFailed) => Some(Heard::TransferFailed),
                     Some(CallInput::AgentDigit(d)) => {
                         let keys = &shared.config.recording.pause_keys;
                         got = session.agent_key(d, keys, now);
@@ -773,7 +715,7 @@ async fn announce_and_hang_up(shared: &Arc<Shared>, setup: CallSetup, prompts: &
     loop {
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(CallInput::PromptDone(1)) => break,
+                Some(CallInput::Heard(Heard::PromptDone(1))) => break,
                 Some(CallInput::Hangup) | None => {
                     hung_up = true;
                     break;

@@ -166,6 +166,7 @@ impl CallRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::session::Heard;
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -177,13 +178,20 @@ mod tests {
     fn a_full_queue_drops_keys_but_never_the_hang_up_which_comes_after_what_was_sent_first() {
         let (tx, mut rx) = channel();
         for _ in 0..CAPACITY {
-            assert_eq!(tx.send(CallInput::Digit('5')), Ok(()));
+            assert_eq!(tx.send(CallInput::Heard(Heard::Digit('5'))), Ok(()));
         }
-        assert_eq!(tx.send(CallInput::Digit('6')), Err(NotDelivered), "full");
+        assert_eq!(
+            tx.send(CallInput::Heard(Heard::Digit('6'))),
+            Err(NotDelivered),
+            "full"
+        );
         assert_eq!(tx.send(CallInput::Hangup), Ok(()), "an end always goes");
         rt().block_on(async {
             for _ in 0..CAPACITY {
-                assert!(matches!(rx.recv().await, Some(CallInput::Digit('5'))));
+                assert!(matches!(
+                    rx.recv().await,
+                    Some(CallInput::Heard(Heard::Digit('5')))
+                ));
             }
             assert!(matches!(rx.recv().await, Some(CallInput::Hangup)));
         });
@@ -192,23 +200,27 @@ mod tests {
     #[test]
     fn each_end_goes_once_and_in_order_with_the_inputs() {
         let (tx, mut rx) = channel();
-        tx.send(CallInput::AgentAnswered {
+        tx.send(CallInput::Heard(Heard::AgentAnswered {
             agent: "alice".into(),
             record: crate::config::RecordMode::Off,
-        })
+        }))
         .expect("queued");
         tx.send(CallInput::AgentHungUp).expect("queued");
         tx.send(CallInput::AgentHungUp).expect("told already: fine");
-        tx.send(CallInput::Digit('1')).expect("queued");
+        tx.send(CallInput::Heard(Heard::Digit('1')))
+            .expect("queued");
         tx.send(CallInput::Hangup).expect("queued");
         drop(tx);
         rt().block_on(async {
             assert!(matches!(
                 rx.recv().await,
-                Some(CallInput::AgentAnswered { .. })
+                Some(CallInput::Heard(Heard::AgentAnswered { .. }))
             ));
             assert!(matches!(rx.recv().await, Some(CallInput::AgentHungUp)));
-            assert!(matches!(rx.recv().await, Some(CallInput::Digit('1'))));
+            assert!(matches!(
+                rx.recv().await,
+                Some(CallInput::Heard(Heard::Digit('1')))
+            ));
             assert!(matches!(rx.recv().await, Some(CallInput::Hangup)));
             assert!(rx.recv().await.is_none(), "every sender gone, all read");
         });
@@ -218,7 +230,10 @@ mod tests {
     fn a_call_task_gone_is_not_delivered_to() {
         let (tx, rx) = channel();
         drop(rx);
-        assert_eq!(tx.send(CallInput::Digit('1')), Err(NotDelivered));
+        assert_eq!(
+            tx.send(CallInput::Heard(Heard::Digit('1'))),
+            Err(NotDelivered)
+        );
         assert_eq!(tx.send(CallInput::Hangup), Err(NotDelivered));
     }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::call::CallInput;
+use crate::engine::session::Heard;
 
 use crate::media::g711::Law;
 use crate::media::latch::Latch;
@@ -571,7 +572,7 @@ fn send_frame(leg: &mut Leg, outbox: &mut Outbox) {
         leg.stream.skip(SAMPLES_PER_PACKET as u32);
     }
     if let Some(tag) = finished {
-        let _ = leg.notify.send(CallInput::PromptDone(tag));
+        let _ = leg.notify.send(CallInput::Heard(Heard::PromptDone(tag)));
     }
 }
 
@@ -685,7 +686,7 @@ fn take_batch(leg: &mut Leg, batch: &Batch, (now, arrival): (u64, u64)) -> (u64,
             .media
             .take(bytes, from, now, leg.peer.is_some(), &mut |told| {
                 let _ = notify.send(match told {
-                    Told::Digit(d) => CallInput::Digit(d),
+                    Told::Digit(d) => CallInput::Heard(Heard::Digit(d)),
                     Told::AgentDigit(d) => CallInput::AgentDigit(d),
                     Told::RecordingFull => CallInput::RecordingFull,
                 });

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use super::call::{self, CallInput, CallSetup};
+use crate::engine::session::Heard;
 use crate::sip::dialog;
 use crate::sip::sdp::Agreed;
 use crate::sip::transaction::Key;
@@ -672,7 +673,7 @@ impl Signalling {
             uas::Output::Session { call_id, signal } => {
                 let input = match signal {
                     Signal::Hangup => CallInput::Hangup,
-                    Signal::Digit(d) => CallInput::Digit(d),
+                    Signal::Digit(d) => CallInput::Heard(Heard::Digit(d)),
                     Signal::Media {
                         remote,
                         direction,

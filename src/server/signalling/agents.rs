@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::{CallerContext, Signalling, TimerRef, random};
 use crate::config::{Config, RecordMode, Role};
 use crate::engine::announce;
+use crate::engine::session::Heard;
 use crate::routing::{
     AgentConfig, AgentState, QueueConfig, Requested, Router, RouterAction, RouterEvent,
 };
@@ -699,7 +700,7 @@ impl Signalling {
             .and_then(|&q| self.agents.router.queue_figures(q, now))
             .is_some_and(|f| f.staffed > 0);
         let Some(&q) = self.agents.queue_ids.get(&queue).filter(|_| staffed) else {
-            let _ = to_call.send(CallInput::NoAgents);
+            let _ = to_call.send(CallInput::Heard(Heard::NoAgents));
             return;
         };
         if context.probe {
@@ -1085,12 +1086,12 @@ impl Signalling {
             b: leg.media,
         });
         if let Some(to_call) = &w.to_call {
-            let _ = to_call.send(CallInput::AgentAnswered {
+            let _ = to_call.send(CallInput::Heard(Heard::AgentAnswered {
                 agent: self.agents.ids[agent].clone(),
                 record: w
                     .record
                     .unwrap_or_else(|| self.agents.record_mode(&w.queue)),
-            });
+            }));
         }
     }
     /// BYE to an answered leg (the caller hung up, or left); the leg is forgotten.

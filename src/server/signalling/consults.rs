@@ -24,6 +24,7 @@ use super::Signalling;
 use super::agents::LegKind;
 use super::refers::{NotPassed, OUTSIDE_RING, Pass, Passer};
 use super::transfers::{PassedBy, Transfer};
+use crate::engine::session::Heard;
 use crate::routing::{AgentId, PassKind, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
@@ -180,7 +181,7 @@ impl Signalling {
                 .get(&call)
                 .and_then(|w| w.to_call.as_ref())
             {
-                let _ = to_call.send(CallInput::Held);
+                let _ = to_call.send(CallInput::Heard(Heard::Held));
             }
             let hers = self.agents.legs.get(&her_leg).map(|l| l.media);
             let law = self.switch.leg(&her_leg).and_then(|l| l.law());
@@ -529,10 +530,10 @@ impl Signalling {
                 .shared
                 .pacer
                 .send(PacerCommand::Bridge { a: call, b: hers });
-            let _ = to_call.send(CallInput::AgentAnswered {
+            let _ = to_call.send(CallInput::Heard(Heard::AgentAnswered {
                 agent: self.agents.ids[passer.agent].clone(),
                 record: mode,
-            });
+            }));
         }
         self.publish_agent(passer.agent, now);
     }
@@ -659,12 +660,12 @@ impl Signalling {
             .shared
             .pacer
             .send(PacerCommand::Bridge { a: call, b: media });
-        let _ = to_call.send(CallInput::Handed {
+        let _ = to_call.send(CallInput::Heard(Heard::Handed {
             to: by.shown.clone(),
             agent: None,
             by: agent,
             record: None,
-        });
+        }));
         // The caller is no longer hers: she wraps up.
         self.agents.waiting.remove(&call);
         self.route(RouterEvent::Ended { call }, now);
@@ -718,12 +719,12 @@ impl Signalling {
             .pacer
             .send(PacerCommand::Bridge { a: call, b: media });
         if let Some(to_call) = &w.to_call {
-            let _ = to_call.send(CallInput::Handed {
+            let _ = to_call.send(CallInput::Heard(Heard::Handed {
                 to: format!("agent:{to}"),
                 agent: Some(to),
                 by,
                 record: Some(mode),
-            });
+            }));
         }
         if let Some(consult) = &pass.consult {
             self.end_her_side(&pass.by, consult, now);

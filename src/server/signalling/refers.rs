@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::Signalling;
 use super::agents::LegKind;
+use crate::engine::session::Heard;
 use crate::routing::{AgentId, RouterEvent};
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
@@ -238,11 +239,11 @@ impl Signalling {
         w.transferred_by = Some(by.clone());
         w.note.clone_from(&note);
         if let Some(to_call) = &w.to_call {
-            let _ = to_call.send(CallInput::Transferred {
+            let _ = to_call.send(CallInput::Heard(Heard::Transferred {
                 queue: queue.clone(),
                 by,
                 note,
-            });
+            }));
         }
         let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
         self.route(RouterEvent::Transfer { call, queue: q }, now);
@@ -308,11 +309,11 @@ impl Signalling {
             .get(&call)
             .and_then(|w| w.to_call.as_ref())
         {
-            let _ = to_call.send(CallInput::Passing {
+            let _ = to_call.send(CallInput::Heard(Heard::Passing {
                 to: format!("agent:{name}"),
                 by,
                 note,
-            });
+            }));
         }
         Ok(Passed::Ringing(name))
     }
@@ -371,11 +372,11 @@ impl Signalling {
         );
         let _ = self.shared.pacer.send(PacerCommand::Unbridge { id: call });
         // The note stays home: it is for the record, not for a carrier.
-        let _ = to_call.send(CallInput::Passing {
+        let _ = to_call.send(CallInput::Heard(Heard::Passing {
             to: shown.clone(),
             by,
             note,
-        });
+        }));
         self.resolve_transfer(call, target.host, target.port, target.trunk);
         Ok(Passed::Dialling(shown))
     }
@@ -479,10 +480,10 @@ impl Signalling {
                     a: call,
                     b: leg.media,
                 });
-                let _ = to_call.send(CallInput::AgentAnswered {
+                let _ = to_call.send(CallInput::Heard(Heard::AgentAnswered {
                     agent: by,
                     record: mode,
-                });
+                }));
             }
             _ => {
                 tracing::info!(
@@ -492,9 +493,9 @@ impl Signalling {
                 );
                 w.connected = None;
                 if let Some(to_call) = &w.to_call {
-                    let _ = to_call.send(CallInput::Requeued {
+                    let _ = to_call.send(CallInput::Heard(Heard::Requeued {
                         queue: w.queue.clone(),
-                    });
+                    }));
                 }
                 self.route(RouterEvent::Requeue { call }, now);
             }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::agents::{Leg, LegKind, add_leg_media};
 use super::{CallerContext, Signalling, SipCommand};
+use crate::engine::session::Heard;
 use crate::server::call::CallInput;
 use crate::server::pacer::PacerCommand;
 use crate::sip::link::Link;
@@ -77,7 +78,7 @@ impl Signalling {
             Ok(t) => t,
             Err(why) => {
                 tracing::warn!(to, why, "cannot transfer");
-                let _ = to_call.send(CallInput::TransferFailed);
+                let _ = to_call.send(CallInput::Heard(Heard::TransferFailed));
                 return;
             }
         };
@@ -256,14 +257,14 @@ impl Signalling {
             b: leg.media,
         });
         let Some(by) = &t.by else {
-            let _ = t
-                .to_call
-                .send(CallInput::TransferAnswered { to: t.uri.clone() });
+            let _ = t.to_call.send(CallInput::Heard(Heard::TransferAnswered {
+                to: t.uri.clone(),
+            }));
             return;
         };
-        let _ = t.to_call.send(CallInput::PassedOutside {
+        let _ = t.to_call.send(CallInput::Heard(Heard::PassedOutside {
             to: by.shown.clone(),
-        });
+        }));
         let p = &by.passer;
         let (leg, gone, refer) = (p.leg.clone(), p.gone, p.refer);
         if let Some(t) = self.agents.transfers.get_mut(&call) {
@@ -287,7 +288,7 @@ impl Signalling {
         };
         match t.by {
             None => {
-                let _ = t.to_call.send(CallInput::TransferFailed);
+                let _ = t.to_call.send(CallInput::Heard(Heard::TransferFailed));
             }
             Some(by) => {
                 let reason = if code == 486 {
