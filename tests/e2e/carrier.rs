@@ -552,6 +552,9 @@ fn line_on_a_carrier(over: Over) {
     if over == Over::Udp {
         let browser = super::desk::Browser::open(server.ports.http);
         browser.log_in("sam", "sam-pw");
+        // The login's own navigation first: a page asked for meanwhile would cut it short,
+        // and without its cookie the wall sends the browser back to the login.
+        assert_eq!(browser.path_after("/desk"), "/desk", "logged in");
         browser.goto("/wall");
         let shown = browser.wait_text("#trunks tr[data-trunk='carrier'] td.state", "registered");
         assert!(shown.starts_with("registered"), "the wall says {shown:?}");

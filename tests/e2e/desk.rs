@@ -109,7 +109,7 @@ impl Browser {
 
     /// The page's path once it is `want` (a form's navigation may still be under way), or
     /// whatever it is after 10 s.
-    fn path_after(&self, want: &str) -> String {
+    pub(super) fn path_after(&self, want: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let p = self.path();
