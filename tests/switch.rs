@@ -2443,9 +2443,8 @@ fn a_phone_that_rings_may_ring_past_timer_b_then_answer() {
 
 /// Admission: a burst of new calls up to the rate, then one per refill.
 #[test]
-#[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
 fn a_burst_up_to_the_rate_then_one_per_refill() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut a = admission::Admission::new(0, 10, t0);
     for _ in 0..10 {
         assert_eq!(a.admit(0, t0), Ok(()));
@@ -2465,9 +2464,8 @@ fn a_burst_up_to_the_rate_then_one_per_refill() {
 
 /// Admission: a full line turns calls away before any token is taken.
 #[test]
-#[allow(clippy::disallowed_methods)] // any instant will do: the clock is the test's
 fn a_full_line_turns_calls_away_without_taking_a_token() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut a = admission::Admission::new(2, 1, t0);
     assert!(!a.full(1) && a.full(2));
     assert_eq!(a.admit(2, t0), Err(admission::Refusal::TooManyCalls));
@@ -2479,6 +2477,12 @@ fn a_full_line_turns_calls_away_without_taking_a_token() {
     assert!((0..10_000).all(|_| open.admit(5_000, t0).is_ok()));
 }
 
+/// The origin of a virtual clock: any instant will do, the cores are given every time.
+#[allow(clippy::disallowed_methods)]
+fn origin() -> Instant {
+    Instant::now()
+}
+
 /// Agents' phones (`switch::phones`): rung while registered and answering their OPTIONS.
 mod phones {
     use hotline::sip::link::Link;
@@ -2487,11 +2491,6 @@ mod phones {
     use hotline::switch::phones::{Phones, Reach};
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
-
-    #[allow(clippy::disallowed_methods)] // an origin only: the core is given every time
-    fn origin() -> Instant {
-        Instant::now()
-    }
 
     fn s(secs: u64) -> Duration {
         Duration::from_secs(secs)
@@ -2534,7 +2533,7 @@ mod phones {
 
     #[test]
     fn a_phone_behind_a_nat_is_asked_and_its_agent_is_not_rung_while_it_is_silent() {
-        let t = origin();
+        let t = super::origin();
         let mut p = phones(Mode::Nat);
         let nat = binding("sip:alice@192.168.1.20:5060", "203.0.113.9:40000", t);
         assert_eq!(register(&mut p, 0, nat, t), Some(Reach::Gained(0)));
@@ -2571,7 +2570,7 @@ mod phones {
 
     #[test]
     fn only_the_silent_phone_of_two_is_left_out_and_the_agent_stays_reachable() {
-        let t = origin();
+        let t = super::origin();
         let mut p = phones(Mode::All);
         register(
             &mut p,
@@ -2600,7 +2599,7 @@ mod phones {
 
     #[test]
     fn phones_on_their_contact_are_not_asked_unless_told_and_expiry_loses_the_agent() {
-        let t = origin();
+        let t = super::origin();
         for (mode, asked) in [(Mode::Nat, 0), (Mode::All, 1), (Mode::Off, 0)] {
             let mut p = phones(mode);
             let direct = binding("sip:alice@10.0.0.5:5060", "10.0.0.5:5060", t);
@@ -2632,18 +2631,9 @@ mod status {
     use std::collections::{HashMap, HashSet};
     use std::time::{Duration, Instant};
 
-    struct Clock(Instant);
-
-    impl Clock {
-        /// A fake clock: a real origin, then only offsets from it.
-        #[allow(clippy::disallowed_methods)]
-        fn new() -> Clock {
-            Clock(Instant::now())
-        }
-
-        fn at(&self, s: u64) -> Instant {
-            self.0 + Duration::from_secs(s)
-        }
+    /// `s` seconds after `t`.
+    fn after(t: Instant, s: u64) -> Instant {
+        t + Duration::from_secs(s)
     }
 
     struct Held {
@@ -2697,6 +2687,16 @@ mod status {
         }
     }
 
+    /// Ann, who has waited since t=5 s.
+    fn ann(t: Instant) -> Held {
+        held(
+            "first@x",
+            after(t, 5),
+            "\"Ann Smith\" <sip:+34600111222@example.com>",
+            false,
+        )
+    }
+
     struct Line {
         router: Router,
         registrar: Registrar,
@@ -2726,7 +2726,7 @@ mod status {
     }
 
     /// Alice and Bob serve "support"; Alice's phone is registered at t=1, Bob is offline.
-    fn line(t: &Clock) -> Line {
+    fn line(t: Instant) -> Line {
         let agents: Vec<AgentConfig> = ["alice", "bob"]
             .iter()
             .map(|id| AgentConfig {
@@ -2742,8 +2742,8 @@ mod status {
             wrap_up: Duration::from_secs(10),
             retry: Duration::from_secs(5),
         }];
-        let mut router = Router::new(&agents, &queues, true, t.at(0));
-        router.handle(RouterEvent::Registered { agent: 0 }, t.at(1));
+        let mut router = Router::new(&agents, &queues, true, after(t, 0));
+        router.handle(RouterEvent::Registered { agent: 0 }, after(t, 1));
         let users = ["alice", "bob"]
             .iter()
             .map(|id| User {
@@ -2766,58 +2766,51 @@ mod status {
 
     #[test]
     fn the_service_level_counts_the_last_hour_only() {
-        let t = Clock::new();
+        let t = super::origin();
         let mut levels = ServiceLevels::new(vec![Duration::from_secs(30)]);
-        assert_eq!(levels.level(0, t.at(0)), None, "nobody has left yet");
-        levels.served(0, true, t.at(0));
-        levels.served(0, false, t.at(600));
-        levels.served(0, true, t.at(1200));
-        assert_eq!(levels.level(0, t.at(1200)), Some(2.0 / 3.0));
+        assert_eq!(levels.level(0, after(t, 0)), None, "nobody has left yet");
+        levels.served(0, true, after(t, 0));
+        levels.served(0, false, after(t, 600));
+        levels.served(0, true, after(t, 1200));
+        assert_eq!(levels.level(0, after(t, 1200)), Some(2.0 / 3.0));
         // An hour on, the first caller no longer counts.
-        assert_eq!(levels.level(0, t.at(3601)), Some(0.5));
-        levels.served(0, true, t.at(4000));
-        assert_eq!(levels.level(0, t.at(4000)), Some(2.0 / 3.0));
+        assert_eq!(levels.level(0, after(t, 3601)), Some(0.5));
+        levels.served(0, true, after(t, 4000));
+        assert_eq!(levels.level(0, after(t, 4000)), Some(2.0 / 3.0));
         assert_eq!(
-            levels.level(0, t.at(4201)),
+            levels.level(0, after(t, 4201)),
             Some(1.0),
             "the late answer aged out"
         );
-        assert_eq!(levels.level(0, t.at(9000)), None, "the hour is empty");
+        assert_eq!(levels.level(0, after(t, 9000)), None, "the hour is empty");
         assert_eq!(levels.threshold_s(0), 30);
         // A queue the levels do not know of: nothing counted, the default threshold.
-        levels.served(3, true, t.at(0));
-        assert_eq!(levels.level(3, t.at(0)), None);
+        levels.served(3, true, after(t, 0));
+        assert_eq!(levels.level(3, after(t, 0)), None);
         assert_eq!(levels.threshold_s(3), 20);
         assert!(levels.in_time(0, Duration::from_secs(30)));
         assert!(!levels.in_time(0, Duration::from_secs(31)));
         // A queue added by a reload.
         levels.set(2, Duration::from_secs(60));
         assert!(levels.in_time(2, Duration::from_secs(60)));
-        levels.served(2, false, t.at(0));
-        assert_eq!(levels.level(2, t.at(0)), Some(0.0));
+        levels.served(2, false, after(t, 0));
+        assert_eq!(levels.level(2, after(t, 0)), Some(0.0));
         assert_eq!(levels.threshold_s(1), 0);
     }
 
     #[test]
     fn the_wall_shows_each_queue_by_agent_state_and_its_callers_longest_waiting_first() {
-        let t = Clock::new();
-        let mut l = line(&t);
-        l.callers.0.insert(
-            1,
-            held(
-                "first@x",
-                t.at(5),
-                "\"Ann Smith\" <sip:+34600111222@example.com>",
-                false,
-            ),
-        );
+        let t = super::origin();
+        let mut l = line(t);
+        l.callers.0.insert(1, ann(t));
         l.callers.0.insert(
             2,
-            held("second@x", t.at(8), "<sip:+34911@example.com>", false),
+            held("second@x", after(t, 8), "<sip:+34911@example.com>", false),
         );
-        l.callers
-            .0
-            .insert(3, held("callback@x", t.at(1), "<sip:+1@example.com>", true));
+        l.callers.0.insert(
+            3,
+            held("callback@x", after(t, 1), "<sip:+1@example.com>", true),
+        );
         for (call, at) in [(1, 5), (2, 8)] {
             l.router.handle(
                 RouterEvent::Enqueue {
@@ -2825,10 +2818,10 @@ mod status {
                     queue: 0,
                     priority: 0,
                 },
-                t.at(at),
+                after(t, at),
             );
         }
-        let rows = l.view().queue_rows(t.at(10));
+        let rows = l.view().queue_rows(after(t, 10));
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].name, "support");
         assert_eq!(rows[0].waiting, 1, "the first caller's agent rings");
@@ -2836,7 +2829,7 @@ mod status {
         assert_eq!(rows[0].agents.available, 0);
         assert_eq!(rows[0].service_level_s, 30);
 
-        let live = l.view().live_calls(t.at(10));
+        let live = l.view().live_calls(after(t, 10));
         let shown: Vec<(&str, &str)> = live.iter().map(|c| (c.call.as_str(), c.state)).collect();
         assert_eq!(
             shown,
@@ -2848,47 +2841,39 @@ mod status {
         assert_eq!(live[1].waited_s, 2);
 
         l.router
-            .handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(20));
-        let live = l.view().live_calls(t.at(100));
+            .handle(RouterEvent::Answered { call: 1, agent: 0 }, after(t, 20));
+        let live = l.view().live_calls(after(t, 100));
         assert_eq!(live[0].state, "talking");
         assert_eq!(live[0].agent.as_deref(), Some("Alice"));
         assert_eq!(live[0].waited_s, 15, "the wait stops when an agent answers");
-        let rows = l.view().queue_rows(t.at(100));
+        let rows = l.view().queue_rows(after(t, 100));
         assert_eq!(rows[0].agents.busy, 1);
 
         // A queue taken out of the config is no longer listed.
         l.queue_ids.clear();
-        assert!(l.view().queue_rows(t.at(100)).is_empty());
+        assert!(l.view().queue_rows(after(t, 100)).is_empty());
     }
 
     #[test]
     fn an_agents_row_shows_her_caller_her_wrong_passwords_and_since_when() {
-        let t = Clock::new();
-        let mut l = line(&t);
-        l.callers.0.insert(
-            1,
-            held(
-                "first@x",
-                t.at(5),
-                "\"Ann Smith\" <sip:+34600111222@example.com>",
-                false,
-            ),
-        );
+        let t = super::origin();
+        let mut l = line(t);
+        l.callers.0.insert(1, ann(t));
         l.router.handle(
             RouterEvent::Enqueue {
                 call: 1,
                 queue: 0,
                 priority: 0,
             },
-            t.at(5),
+            after(t, 5),
         );
         l.router
-            .handle(RouterEvent::Answered { call: 1, agent: 0 }, t.at(20));
+            .handle(RouterEvent::Answered { call: 1, agent: 0 }, after(t, 20));
         let source = "192.0.2.7".parse().expect("an address");
         for _ in 0..2 {
             assert!(
                 l.registrar
-                    .login("alice", "wrong", source, t.at(21))
+                    .login("alice", "wrong", source, after(t, 21))
                     .is_err()
             );
         }
@@ -2899,7 +2884,7 @@ mod status {
         });
         let row = l
             .view()
-            .agent_row(0, t.at(50), wall, consulting)
+            .agent_row(0, after(t, 50), wall, consulting)
             .expect("alice's row");
         assert_eq!(row.state, "busy");
         assert_eq!(row.since_s, 30);
@@ -2915,7 +2900,7 @@ mod status {
 
         let bob = l
             .view()
-            .agent_row(1, t.at(50), wall, None)
+            .agent_row(1, after(t, 50), wall, None)
             .expect("bob's row");
         assert_eq!(
             (bob.state, bob.call, bob.caller.is_none()),
@@ -2926,7 +2911,7 @@ mod status {
         by_state.sort_unstable();
         assert_eq!(by_state, [("busy", 1), ("offline", 1)]);
         assert!(
-            l.view().agent_row(2, t.at(50), wall, None).is_none(),
+            l.view().agent_row(2, after(t, 50), wall, None).is_none(),
             "no third agent"
         );
     }
