@@ -2916,3 +2916,143 @@ mod status {
         );
     }
 }
+
+/// A caller joining a queue (`switch::queueing`): which queue, whether anyone serves it, and
+/// what the routing core is told.
+mod queueing {
+    use hotline::engine::First;
+    use hotline::routing::{AgentConfig, QueueConfig, Router, RouterEvent, Strategy};
+    use hotline::switch::queueing::{Joining, join};
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn queue(name: &str) -> QueueConfig {
+        QueueConfig {
+            name: name.into(),
+            skills: vec![name.into()],
+            strategy: Strategy::LongestIdle,
+            ring_timeout: Duration::from_secs(15),
+            wrap_up: Duration::from_secs(10),
+            retry: Duration::from_secs(5),
+        }
+    }
+
+    /// Alice serves support and is logged in; Bob serves sales and is not.
+    fn centre() -> (
+        Router,
+        HashMap<String, usize>,
+        Vec<String>,
+        std::time::Instant,
+    ) {
+        let t = super::origin();
+        let agents: Vec<AgentConfig> = [("alice", "support"), ("bob", "sales")]
+            .iter()
+            .map(|(id, skill)| AgentConfig {
+                id: id.to_string(),
+                skills: [(skill.to_string(), 1)].into(),
+            })
+            .collect();
+        let mut router = Router::new(&agents, &[queue("support"), queue("sales")], true, t);
+        router.handle(RouterEvent::Registered { agent: 0 }, t);
+        let ids = HashMap::from([("support".into(), 0), ("sales".into(), 1)]);
+        (router, ids, vec!["alice".into(), "bob".into()], t)
+    }
+
+    fn first(queue: &str, owner: Option<&str>) -> First {
+        First {
+            follow_up: 7,
+            owner: owner.map(str::to_string),
+            queue: queue.into(),
+        }
+    }
+
+    #[test]
+    fn a_caller_waits_in_a_served_queue_and_moves_on_at_once_from_an_empty_one() {
+        let (router, ids, agents, t) = centre();
+        let j = |queue: &str, probe: bool| {
+            join(&router, &ids, &agents, 9, queue.into(), 3, None, probe, t)
+        };
+        assert_eq!(
+            j("support", false),
+            Joining::Join {
+                queue: "support".into(),
+                event: RouterEvent::Enqueue {
+                    call: 9,
+                    queue: 0,
+                    priority: 3
+                },
+                owner_gone: None
+            }
+        );
+        assert_eq!(j("sales", false), Joining::NoAgents, "nobody logged in");
+        assert_eq!(j("billing", false), Joining::NoAgents, "no such queue");
+        assert_eq!(
+            j("support", true),
+            Joining::Probe {
+                queue: "support".into()
+            },
+            "a probe hears the hold music, nobody is rung"
+        );
+        assert_eq!(
+            j("sales", true),
+            Joining::NoAgents,
+            "a probe finds the queue empty too"
+        );
+    }
+
+    #[test]
+    fn a_returning_caller_waits_at_the_head_of_their_follow_ups_queue_for_its_owner() {
+        let (router, ids, agents, t) = centre();
+        let j = |node_queue: &str, f: First| {
+            join(
+                &router,
+                &ids,
+                &agents,
+                9,
+                node_queue.into(),
+                0,
+                Some(&f),
+                false,
+                t,
+            )
+        };
+        // Their voicemail was left for support: they wait there, whatever the node's queue.
+        assert_eq!(
+            j("sales", first("support", Some("alice"))),
+            Joining::Join {
+                queue: "support".into(),
+                event: RouterEvent::EnqueueReturning {
+                    call: 9,
+                    queue: 0,
+                    owner: Some(0)
+                },
+                owner_gone: None
+            }
+        );
+        // A mailbox no queue is named after: the node's own queue.
+        let Joining::Join { queue, event, .. } = j("support", first("front-desk", None)) else {
+            panic!("support is served");
+        };
+        assert_eq!(queue, "support");
+        assert_eq!(
+            event,
+            RouterEvent::EnqueueReturning {
+                call: 9,
+                queue: 0,
+                owner: None
+            }
+        );
+        // Its owner has left the config: the queue takes them, and it is said.
+        let Joining::Join {
+            event, owner_gone, ..
+        } = j("support", first("support", Some("carol")))
+        else {
+            panic!("support is served");
+        };
+        assert_eq!(owner_gone.as_deref(), Some("carol"));
+        assert!(matches!(
+            event,
+            RouterEvent::EnqueueReturning { owner: None, .. }
+        ));
+    }
+}

@@ -17,6 +17,7 @@ pub mod agents;
 pub mod callbacks;
 pub mod leg;
 pub mod phones;
+pub mod queueing;
 pub mod registrations;
 pub mod status;
 pub mod transfers;

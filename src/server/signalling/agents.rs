@@ -27,6 +27,7 @@ use crate::status::events::Event;
 use crate::status::{AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, StateReply};
 use crate::store::StoredBinding;
 use crate::switch::phones::{Phones, Reach};
+use crate::switch::queueing::Joining;
 use crate::switch::status::{Caller, Callers, ServiceLevels, View};
 use crate::switch::{Context, Dial, Event as LegEvent, Party, Phone, Ring};
 
@@ -684,30 +685,44 @@ impl Signalling {
         context: CallerContext,
         now: Instant,
     ) {
-        // A returning caller waits in their follow-up's queue when the config has it (a
-        // mailbox no queue is named after: the node's own queue).
-        let queue = match &first {
-            Some(f) if self.agents.queue_ids.contains_key(&f.queue) => f.queue.clone(),
-            _ => queue,
-        };
         let Some(to_call) = self.running.get(&call_id).cloned() else {
             return; // the caller is already gone
         };
-        let staffed = self
-            .agents
-            .queue_ids
-            .get(&queue)
-            .and_then(|&q| self.agents.router.queue_figures(q, now))
-            .is_some_and(|f| f.staffed > 0);
-        let Some(&q) = self.agents.queue_ids.get(&queue).filter(|_| staffed) else {
-            let _ = to_call.send(CallInput::Heard(Heard::NoAgents));
-            return;
+        let joining = crate::switch::queueing::join(
+            &self.agents.router,
+            &self.agents.queue_ids,
+            &self.agents.ids,
+            id,
+            queue,
+            priority,
+            first.as_ref(),
+            context.probe,
+            now,
+        );
+        let (queue, event) = match joining {
+            Joining::NoAgents => {
+                let _ = to_call.send(CallInput::Heard(Heard::NoAgents));
+                return;
+            }
+            Joining::Probe { queue } => {
+                // A probe proves the caller got this far (the hold music); nobody is rung for it.
+                tracing::info!(queue, "a probe call waits: no agent is offered it");
+                return;
+            }
+            Joining::Join {
+                queue,
+                event,
+                owner_gone,
+            } => {
+                if let Some(owner) = owner_gone {
+                    tracing::info!(
+                        owner,
+                        "the follow-up's owner is no agent any more: its queue takes the caller"
+                    );
+                }
+                (queue, event)
+            }
         };
-        if context.probe {
-            // A probe proves the caller got this far (the hold music); nobody is rung for it.
-            tracing::info!(queue, "a probe call waits: no agent is offered it");
-            return;
-        }
         self.agents.waiting.insert(
             id,
             Waiting {
@@ -724,30 +739,6 @@ impl Signalling {
                 callback: None,
             },
         );
-        let event = match first {
-            Some(f) => {
-                let owner = f
-                    .owner
-                    .as_ref()
-                    .and_then(|o| self.agents.ids.iter().position(|i| i == o));
-                if f.owner.is_some() && owner.is_none() {
-                    tracing::info!(
-                        owner = f.owner.as_deref().unwrap_or(""),
-                        "the follow-up's owner is no agent any more: its queue takes the caller"
-                    );
-                }
-                RouterEvent::EnqueueReturning {
-                    call: id,
-                    queue: q,
-                    owner,
-                }
-            }
-            None => RouterEvent::Enqueue {
-                call: id,
-                queue: q,
-                priority,
-            },
-        };
         self.route(event, now);
     }
 
