@@ -66,7 +66,7 @@ impl Phones {
     pub fn new(registrar: Registrar, every: Duration, mode: Mode) -> Phones {
         Phones {
             registrar,
-            qualify: Qualify::new(every.max(Duration::from_secs(1))),
+            qualify: Qualify::new(every),
             mode: if every.is_zero() { Mode::Off } else { mode },
             reachable: HashSet::new(),
         }

@@ -135,6 +135,7 @@ impl<C: Callers> View<'_, C> {
         consulting: Option<ConsultRow>,
     ) -> Option<AgentRow> {
         let (state, since, call) = self.router.agent_state(i)?;
+        let card = call.and_then(|c| self.caller_card(c, now));
         let (auth_failures, locked_out) = self.registrar.failures(i, now);
         let registered = self.registrar.is_registered(i);
         let unreachable = registered && !self.reachable.contains(&i);
@@ -159,14 +160,12 @@ impl<C: Callers> View<'_, C> {
             unreachable,
             auth_failures,
             locked_out: locked_out.iter().map(ToString::to_string).collect(),
-            call: call
-                .and_then(|c| self.callers.caller(c))
-                .map(|c| c.call_id.to_string()),
+            call: card.as_ref().map(|c| c.call.clone()),
             next_state: self.router.next_state(i).map(|(r, why)| NextState {
                 state: r.as_str(),
                 reason: why.map(str::to_string),
             }),
-            caller: call.and_then(|c| self.caller_card(c, now)),
+            caller: card,
             consulting,
             wrap_up_left_s: (state == AgentState::WrapUp)
                 .then(|| self.router.wrap_up_left(i, now))
