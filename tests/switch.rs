@@ -3056,3 +3056,94 @@ mod queueing {
         ));
     }
 }
+
+/// What an agent's ring carries (`switch::agents::Ringing`): who her phone shows, and the
+/// caller's context.
+mod ringing {
+    use hotline::switch::agents::Ringing;
+    use hotline::switch::status::Caller;
+    use std::time::Duration;
+
+    #[test]
+    fn an_agents_phone_shows_the_caller_or_the_colleague_calling_about_them() {
+        let t = super::origin();
+        let path = vec!["main.menu: pressed 2".to_string()];
+        let variables = vec![("account".to_string(), "12345".to_string())];
+        let ann = Caller {
+            call_id: "c1@x",
+            queue: "support",
+            entered: t,
+            number: "sip:+34600111222@carrier.example",
+            from: Some("\"Ann Smith\" <sip:+34600111222@carrier.example>;tag=9"),
+            path: &path,
+            variables: &variables,
+            callback: false,
+            transferred_by: Some("bob"),
+            note: Some("wants a refund"),
+        };
+        let ring = Ringing {
+            caller: &ann,
+            callback_attempt: None,
+            colleague: None,
+            agent: "alice",
+            domain: "example.com",
+        };
+        let d = ring.dial(t + Duration::from_secs(42));
+        assert_eq!(d.to, "sip:alice@example.com");
+        assert_eq!(
+            (d.from.display.as_str(), d.from.uri.as_str()),
+            ("Ann Smith", "sip:+34600111222@carrier.example")
+        );
+        assert!(d.assert_identity, "our own agents' phones trust us");
+        let c = d.context.expect("the caller's context");
+        assert_eq!(c.caller, "sip:+34600111222@carrier.example");
+        assert_eq!(c.queue.as_deref(), Some("support"));
+        assert_eq!(c.waited, Some(Duration::from_secs(42)));
+        assert_eq!(c.path, path);
+        assert_eq!(c.variables, variables);
+        assert_eq!(c.transferred_by.as_deref(), Some("bob"));
+        assert_eq!(c.transfer_note.as_deref(), Some("wants a refund"));
+        assert_eq!(c.callback_attempt, None);
+
+        // A colleague calls about Ann: his phone shows her, the context stays Ann's.
+        let d = Ringing {
+            colleague: Some(("Alice Adams", "alice")),
+            agent: "carol",
+            ..ring
+        }
+        .dial(t);
+        assert_eq!(
+            (d.from.display.as_str(), d.from.uri.as_str()),
+            ("Alice Adams", "sip:alice@example.com")
+        );
+        assert_eq!(d.to, "sip:carol@example.com");
+        let c = d.context.expect("the caller's context");
+        assert_eq!(c.caller, "sip:+34600111222@carrier.example");
+
+        // A callback: Ann has hung up, so her stored number is shown, with the attempt.
+        let gone = Caller { from: None, ..ann };
+        let d = Ringing {
+            caller: &gone,
+            callback_attempt: Some(2),
+            ..ring
+        }
+        .dial(t);
+        assert_eq!(
+            (d.from.display.as_str(), d.from.uri.as_str()),
+            ("+34600111222", "sip:+34600111222@carrier.example")
+        );
+        assert_eq!(d.context.and_then(|c| c.callback_attempt), Some(2));
+
+        // A From header no phone should show is not passed on.
+        let forged = Caller {
+            from: Some("\"x\" <javascript:alert(1)>"),
+            ..ann
+        };
+        let d = Ringing {
+            caller: &forged,
+            ..ring
+        }
+        .dial(t);
+        assert_eq!(d.from.uri, "sip:anonymous@anonymous.invalid");
+    }
+}

@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{Dial, Event, Phase, Switch};
+use super::{Context, Dial, Event, Party, Phase, Switch};
 use crate::sip::link::Link;
 use crate::sip::sdp;
 
@@ -30,6 +30,57 @@ pub struct Phone {
     pub rtp_port: u16,
     pub media: u64,
     pub srtp: sdp::OfferSrtp,
+}
+
+/// Who rings an agent's phones, and what every INVITE of the ring carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Ringing<'a> {
+    /// The caller, as the desk sees them.
+    pub caller: &'a crate::switch::status::Caller<'a>,
+    /// Their place is a callback: the call to them this will be.
+    pub callback_attempt: Option<u32>,
+    /// A colleague calling about the caller (an attended transfer): his display name and id.
+    pub colleague: Option<(&'a str, &'a str)>,
+    /// The agent rung, and the domain of our agents' addresses.
+    pub agent: &'a str,
+    pub domain: &'a str,
+}
+
+impl Ringing<'_> {
+    /// What every INVITE of the ring carries: the phone shows the caller (their own From's
+    /// name and URI, a callback's stored number), or the colleague who calls about them, while
+    /// the context (`X-Hotline-*`) is always the caller's, with how long they have waited.
+    /// The driver fills in each phone's contact, link, port and media.
+    pub fn dial(&self, now: Instant) -> Dial {
+        let c = self.caller;
+        let (display, uri) = match self.colleague {
+            Some((name, id)) => (name.to_string(), format!("sip:{id}@{}", self.domain)),
+            None => crate::sip::dialog::caller_identity(c.from, c.number),
+        };
+        Dial {
+            uri: String::new(),
+            to: format!("sip:{}@{}", self.agent, self.domain),
+            from: Party { display, uri },
+            assert_identity: true,
+            link: Link::Udp,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            rtp_port: 0,
+            srtp: sdp::OfferSrtp::No,
+            context: Some(Context {
+                caller: c.number.to_string(),
+                queue: Some(c.queue.to_string()),
+                path: c.path.to_vec(),
+                waited: Some(now.saturating_duration_since(c.entered)),
+                callback_attempt: self.callback_attempt,
+                variables: c.variables.to_vec(),
+                transferred_by: c.transferred_by.map(str::to_string),
+                transfer_note: c.note.map(str::to_string),
+            }),
+            media: 0,
+            auth: None,
+            redirect: None,
+        }
+    }
 }
 
 /// Which legs ring for which agent and caller.

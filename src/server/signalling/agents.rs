@@ -26,10 +26,11 @@ use crate::sip::wire::Message;
 use crate::status::events::Event;
 use crate::status::{AgentRow, ApiQuery, Gauges, LoggedIn, LoginRefused, StateReply};
 use crate::store::StoredBinding;
+use crate::switch::agents::Ringing;
 use crate::switch::phones::{Phones, Reach};
 use crate::switch::queueing::Joining;
 use crate::switch::status::{Caller, Callers, ServiceLevels, View};
-use crate::switch::{Context, Dial, Event as LegEvent, Party, Phone, Ring};
+use crate::switch::{Dial, Event as LegEvent, Phone, Ring};
 
 /// A caller in a queue, or connected to an agent through it; or a callback keeping a caller's
 /// place.
@@ -782,44 +783,37 @@ impl Signalling {
     /// cancelled.
     fn ring(&mut self, call: u64, agent: usize, now: Instant) {
         let bindings: Vec<Binding> = self.agents.phones.ringable(agent);
-        let Some(w) = self.agents.waiting.get(&call) else {
+        let held = Held {
+            waiting: &self.agents.waiting,
+            uas: &self.uas,
+        };
+        let Some(caller) = held.caller(call) else {
             tracing::warn!(agent, call, "cannot ring the agent: the caller is gone");
             return self.route(RouterEvent::Declined { call, agent }, now);
         };
-        let caller_call = w.call_id.clone();
-        // The phone shows who calls: the caller's own From (a callback's caller has no call
-        // left, so their stored URI).
-        let from = self.uas.invite(&caller_call).and_then(|i| i.get("From"));
-        let (mut display, mut uri) = crate::sip::dialog::caller_identity(from, &w.context.caller);
-        // Called by a colleague about the caller: his phone shows her, the headers the
-        // caller.
-        if let Some(by) = self
+        let caller_call = caller.call_id.to_string();
+        let callback_attempt = self
+            .agents
+            .waiting
+            .get(&call)
+            .and_then(|w| w.callback.as_ref())
+            .map(|cb| cb.attempts + 1);
+        // Called by a colleague about the caller: his phone shows her.
+        let colleague = self
             .agents
             .passes
             .get(&call)
             .filter(|p| p.to == agent && p.consult.is_some())
-            .map(|p| p.by.agent)
-        {
-            display = self.agents.names[by].clone();
-            uri = format!(
-                "sip:{}@{}",
-                self.agents.ids[by], self.shared.config.sip.domain
-            );
+            .map(|p| p.by.agent);
+        let dial = Ringing {
+            caller: &caller,
+            callback_attempt,
+            colleague: colleague
+                .map(|by| (self.agents.names[by].as_str(), self.agents.ids[by].as_str())),
+            agent: &self.agents.ids[agent],
+            domain: &self.shared.config.sip.domain,
         }
-        let context = Context {
-            caller: w.context.caller.clone(),
-            queue: Some(w.queue.clone()),
-            path: w.context.path.clone(),
-            waited: Some(now.saturating_duration_since(w.entered)),
-            callback_attempt: w.callback.as_ref().map(|cb| cb.attempts + 1),
-            variables: w.context.variables.clone(),
-            transferred_by: w.transferred_by.clone(),
-            transfer_note: w.note.clone(),
-        };
-        let to = format!(
-            "sip:{}@{}",
-            self.agents.ids[agent], self.shared.config.sip.domain
-        );
+        .dial(now);
         let mut phones = Vec::new();
         let mut sockets = Vec::new();
         let mut gone = Vec::new();
@@ -857,20 +851,6 @@ impl Signalling {
             });
             sockets.push(socket);
         }
-        let dial = Dial {
-            uri: String::new(),
-            to,
-            from: Party { display, uri },
-            assert_identity: true,
-            link: Link::Udp,
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            rtp_port: 0,
-            srtp: sdp::OfferSrtp::No,
-            context: Some(context),
-            media: 0,
-            auth: None,
-            redirect: None,
-        };
         let placed = phones.len();
         let ring = Ring { call, agent };
         let legs = self.switch.ring(ring, phones.clone(), &dial, now);
